@@ -1,0 +1,130 @@
+// THE table of quantization types (house rule 1 of DESIGN.md). UI labels, size math,
+// GGUF type codes, shader choice and the test loops all read it: adding a type means one
+// row here and one codec.
+import { GGML_TYPES, type GgmlTypeInfo } from '../formats/gguf/constants.ts';
+import type { Codec } from './codec.ts';
+import * as float from './codecs/float.ts';
+import * as legacy from './codecs/legacy.ts';
+import * as kquants from './codecs/kquants.ts';
+import * as iquants from './codecs/iquants.ts';
+import * as ternary from './codecs/ternary.ts';
+import * as mxfp4 from './codecs/mxfp4.ts';
+import * as intn from './codecs/intn.ts';
+import * as nf4 from './codecs/nf4.ts';
+
+export type TypeFamily = 'float' | 'legacy' | 'k-quant' | 'i-quant' | 'ternary' | 'microscaling' | 'integer' | 'bitsandbytes';
+
+export interface QuantType {
+  /** The contract id (INTERFACES.md): ggml's spelling for GGUF types. */
+  readonly id: string;
+  /** ggml's traits when GGUF can store the type; absent otherwise. */
+  readonly ggml?: GgmlTypeInfo;
+  /** Elements per block: a tensor's row length must be a multiple of it. */
+  readonly blockSize: number;
+  /** Bytes per block. */
+  readonly typeSize: number;
+  readonly family: TypeFamily;
+  readonly codec: Codec;
+  /** Storage of a rows x rowLength tensor, in bytes (nominal for data-dependent layouts). */
+  readonly bytesFor: (rows: number, rowLength: number) => number;
+  /** WGSL codec, shaders/codecs/<wgsl>.wgsl. */
+  readonly wgsl: string;
+  /** True when the GGUF/llama.cpp quantizer uses importance weights for this type. */
+  readonly usesImportance: boolean;
+  readonly description: string;
+}
+
+interface Row {
+  id: string;
+  family: TypeFamily;
+  codec: Codec;
+  description: string;
+  /** For types GGUF cannot store. */
+  blockSize?: number;
+  typeSize?: number;
+  bytesFor?: (rows: number, rowLength: number) => number;
+  usesImportance?: boolean;
+}
+
+const GGML_BY_NAME = new Map([...GGML_TYPES.values()].map((t) => [t.name, t]));
+
+function defineType(row: Row): QuantType {
+  const ggml = GGML_BY_NAME.get(row.id);
+  const blockSize = ggml?.blockSize ?? row.blockSize;
+  const typeSize = ggml?.typeSize ?? row.typeSize;
+  if (blockSize === undefined || typeSize === undefined) throw new Error(`type ${row.id}: no block layout`);
+  return {
+    id: row.id,
+    ggml,
+    blockSize,
+    typeSize,
+    family: row.family,
+    codec: row.codec,
+    bytesFor: row.bytesFor ?? ((rows, rowLength) => (rows * rowLength * typeSize) / blockSize),
+    wgsl: row.id.toLowerCase(),
+    usesImportance: row.usesImportance ?? false,
+    description: row.description,
+  };
+}
+
+export const QUANT_TYPES: readonly QuantType[] = [
+  { id: 'f32', family: 'float', codec: float.F32, description: 'IEEE single precision: the reference' },
+  { id: 'f16', family: 'float', codec: float.F16, description: 'IEEE half precision, round to nearest even' },
+  { id: 'bf16', family: 'float', codec: float.BF16, description: 'bfloat16: f32 exponent, 7-bit mantissa, round to nearest even' },
+  { id: 'q8_0', family: 'legacy', codec: legacy.Q8_0, description: '8-bit, blocks of 32 with an f16 scale' },
+  { id: 'q5_1', family: 'legacy', codec: legacy.Q5_1, usesImportance: true, description: '5-bit, blocks of 32 with f16 scale and min' },
+  { id: 'q5_0', family: 'legacy', codec: legacy.Q5_0, usesImportance: true, description: '5-bit, blocks of 32 with an f16 scale' },
+  { id: 'q4_1', family: 'legacy', codec: legacy.Q4_1, usesImportance: true, description: '4-bit, blocks of 32 with f16 scale and min' },
+  { id: 'q4_0', family: 'legacy', codec: legacy.Q4_0, usesImportance: true, description: '4-bit, blocks of 32 with an f16 scale' },
+  { id: 'q6_K', family: 'k-quant', codec: kquants.Q6_K, usesImportance: true, description: '6-bit super-blocks of 256: 16 sub-blocks with 8-bit scales' },
+  { id: 'q5_K', family: 'k-quant', codec: kquants.Q5_K, usesImportance: true, description: '5-bit super-blocks of 256: 8 sub-blocks with 6-bit scales and mins' },
+  { id: 'q4_K', family: 'k-quant', codec: kquants.Q4_K, usesImportance: true, description: '4-bit super-blocks of 256: 8 sub-blocks with 6-bit scales and mins' },
+  { id: 'q3_K', family: 'k-quant', codec: kquants.Q3_K, usesImportance: true, description: '3-bit super-blocks of 256: 16 sub-blocks with 6-bit scales' },
+  { id: 'q2_K', family: 'k-quant', codec: kquants.Q2_K, usesImportance: true, description: '2-bit super-blocks of 256: 16 sub-blocks with 4-bit scales and mins' },
+  { id: 'q8_K', family: 'k-quant', codec: kquants.Q8_K, description: '8-bit super-blocks of 256 with an f32 scale: matmul activations only' },
+  { id: 'iq4_nl', family: 'i-quant', codec: iquants.IQ4_NL, usesImportance: true, description: '4-bit non-linear grid, blocks of 32 with an f16 scale' },
+  { id: 'iq4_xs', family: 'i-quant', codec: iquants.IQ4_XS, usesImportance: true, description: '4-bit non-linear grid, super-blocks of 256 with 6-bit sub-block scales' },
+  { id: 'tq2_0', family: 'ternary', codec: ternary.TQ2_0, description: 'ternary {-1,0,1}, 2 bits each, super-blocks of 256' },
+  { id: 'tq1_0', family: 'ternary', codec: ternary.TQ1_0, description: 'ternary {-1,0,1}, 1.6875 bits each (5 trits per byte)' },
+  { id: 'mxfp4', family: 'microscaling', codec: mxfp4.MXFP4, description: 'OCP MX FP4 (E2M1), blocks of 32 with an E8M0 scale' },
+  { id: 'fp8_e4m3', family: 'float', codec: float.FP8_E4M3, blockSize: 1, typeSize: 1, bytesFor: float.fp8Bytes, description: 'FP8 E4M3 with one f32 scale per tensor' },
+  { id: 'fp8_e5m2', family: 'float', codec: float.FP8_E5M2, blockSize: 1, typeSize: 1, bytesFor: float.fp8Bytes, description: 'FP8 E5M2 with one f32 scale per tensor' },
+  { id: 'int8', family: 'integer', codec: intn.INT8, blockSize: 1, typeSize: 1, bytesFor: intn.int8Bytes, description: 'INT8 absmax per output channel (row)' },
+  { id: 'int8_outlier', family: 'integer', codec: intn.INT8_OUTLIER, blockSize: 1, typeSize: 1, bytesFor: intn.int8Bytes, description: 'LLM.int8: INT8 per row, outlier input columns (|x| >= 6) kept in f16' },
+  ...([32, 64, 128] as const).flatMap((group) =>
+    (['sym', 'asym'] as const).map((mode): Row => {
+      const codec = intn.int4Codec(group, mode);
+      return {
+        id: `int4_g${group}_${mode}`,
+        family: 'integer',
+        codec,
+        blockSize: group,
+        typeSize: intn.int4BlockBytes(group, mode),
+        description: `INT4, groups of ${group}, ${mode === 'sym' ? 'symmetric (scale only)' : 'asymmetric (scale and zero-point)'}, as GPTQ/AWQ`,
+      };
+    }),
+  ),
+  { id: 'nf4', family: 'bitsandbytes', codec: nf4.NF4, blockSize: 64, typeSize: nf4.NF4_BLOCK_BYTES, description: 'bitsandbytes NormalFloat4, blocks of 64 with an f32 absmax' },
+  { id: 'nf4_dq', family: 'bitsandbytes', codec: nf4.NF4_DQ, blockSize: 64, typeSize: nf4.DQ_BLOCK_BYTES, bytesFor: nf4.dqBytes, description: 'NF4 with double quantization: absmax in 8 bits, blocks of 256' },
+  { id: 'fp4', family: 'bitsandbytes', codec: nf4.FP4, blockSize: 64, typeSize: nf4.NF4_BLOCK_BYTES, description: 'bitsandbytes FP4 (E2M1), blocks of 64 with an f32 absmax' },
+  { id: 'fp4_dq', family: 'bitsandbytes', codec: nf4.FP4_DQ, blockSize: 64, typeSize: nf4.DQ_BLOCK_BYTES, bytesFor: nf4.dqBytes, description: 'FP4 with double quantization: absmax in 8 bits, blocks of 256' },
+].map(defineType);
+
+const BY_ID = new Map(QUANT_TYPES.map((t) => [t.id.toLowerCase(), t]));
+
+/** Find a type by id, case-insensitively (INTERFACES.md: `Q4_K` = `q4_K`). */
+export function quantType(id: string): QuantType | undefined {
+  return BY_ID.get(id.toLowerCase());
+}
+
+/** Bits per weight of a type on rows of `rowLength` (default: a typical 4096-wide row). */
+export function bitsPerWeight(type: QuantType, rowLength = 4096, rows = 1): number {
+  return (type.bytesFor(rows, rowLength) * 8) / (rows * rowLength);
+}
+
+/** Why a type cannot apply to a tensor with this row length, or null if it can. */
+export function whyNotApplicable(type: QuantType, rowLength: number): string | null {
+  return rowLength % type.blockSize === 0
+    ? null
+    : `row length ${rowLength} is not a multiple of ${type.id}'s block size ${type.blockSize}`;
+}
