@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every test of quantlab: type check, unit tests (vitest, Node + Dawn WebGPU on SwiftShader)
+# and browser tests (Playwright, Debian's Chromium with WebGPU). Installs what a fresh
+# Debian machine lacks first. `.ci/run` runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian's Chromium: the browser for Playwright (which cannot download its own here) and,
+# through its SwiftShader Vulkan driver, the GPU for Dawn in Node.
+if [ ! -x /usr/bin/chromium ] || ! ldconfig -p | grep -q libvulkan.so.1; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libvulkan1 >/dev/null
+fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+# Dawn (npm `webgpu`) on Chromium's SwiftShader Vulkan ICD: see ../shared/webgpu.md.
+export VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-/usr/lib/chromium/vk_swiftshader_icd.json}
+
+results=$(mktemp -d)
+npx tsc --noEmit -p .
+npx vitest run --reporter=default --reporter=json --outputFile="$results/unit.json"
+npm run build --silent
+PLAYWRIGHT_JSON_OUTPUT_NAME="$results/e2e.json" npx playwright test --reporter=list,json
+node scripts/summarize-tests.mjs "$results/unit.json" "$results/e2e.json"

@@ -1,0 +1,114 @@
+// The reference peer for tests: the real llama.cpp that ships prebuilt inside
+// @node-llama-cpp/linux-x64 (see ../shared/INTERFACES.md), called through koffi.
+// - llamaQuantize: llama-quantize's own output file for any input GGUF and preset.
+// - ggmlQuantizeChunk: ggml's quantizer on any floats (what llama-quantize calls per tensor).
+// Struct layout from the squashed llama.cpp source that node-llama-cpp bundles
+// (node_modules/node-llama-cpp/llama/gitRelease.bundle: include/llama.h).
+// Test support only: nothing under src/ outside tests imports this.
+import koffi from 'koffi';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** Folder of the prebuilt libllama/libggml for this platform. */
+export function llamaBinDir(): string {
+  // The package exports no paths: find it in node_modules as Node's resolution would.
+  for (let dir = import.meta.dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const bins = join(dir, 'node_modules', '@node-llama-cpp', 'linux-x64', 'bins', 'linux-x64');
+    if (existsSync(bins)) return bins;
+  }
+  throw new Error('llama-peer: @node-llama-cpp/linux-x64 is not installed (npm i -D node-llama-cpp@3.22.1)');
+}
+
+/** llama.cpp's llama_ftype numbers (= general.file_type), by llama-quantize's preset name. */
+export const LLAMA_FTYPE: Readonly<Record<string, number>> = {
+  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K_S: 11, Q3_K_M: 12,
+  Q3_K_L: 13, Q4_K_S: 14, Q4_K_M: 15, Q5_K_S: 16, Q5_K_M: 17, Q6_K: 18, Q2_K_S: 21, IQ4_NL: 25,
+  IQ4_XS: 30, BF16: 32, TQ1_0: 36, TQ2_0: 37,
+};
+
+const GGML_TYPE_COUNT = 43;
+
+interface Lib {
+  quantize: (inp: string, out: string, params: unknown) => number;
+  defaultParams: () => Record<string, unknown>;
+  quantizeChunk: (type: number, src: Float32Array, dst: Uint8Array, start: bigint, nrows: bigint, nPerRow: bigint, imatrix: Float32Array | null) => bigint;
+  rowSize: (type: number, ne: bigint) => bigint;
+  backendInit: () => void;
+  logSet: (cb: unknown, data: null) => void;
+}
+
+let lib: Lib | undefined;
+
+function load(): Lib {
+  if (lib) return lib;
+  const dir = llamaBinDir();
+  // libggml-base first: libllama resolves its ggml symbols against the loaded copies.
+  const ggmlBase = koffi.load(join(dir, 'libggml-base.so'));
+  koffi.load(join(dir, 'libggml.v0.5.0.so'));
+  const llama = koffi.load(join(dir, 'libllama.v0.5.0.so'));
+  const Params = koffi.struct('llama_model_quantize_params', {
+    nthread: 'int32_t',
+    ftype: 'int',
+    output_tensor_type: 'int',
+    token_embedding_type: 'int',
+    allow_requantize: 'bool',
+    quantize_output_tensor: 'bool',
+    only_copy: 'bool',
+    pure: 'bool',
+    keep_split: 'bool',
+    dry_run: 'bool',
+    imatrix: 'void *',
+    kv_overrides: 'void *',
+    tt_overrides: 'void *',
+    prune_layers: 'void *',
+    max_buf_size: 'size_t',
+  });
+  const LogCallback = koffi.proto('void llama_peer_log(int level, const char *text, void *data)');
+  lib = {
+    quantize: llama.func('uint32_t llama_model_quantize(const char *, const char *, const llama_model_quantize_params *)') as Lib['quantize'],
+    defaultParams: llama.func('llama_model_quantize_params llama_model_quantize_default_params()') as Lib['defaultParams'],
+    quantizeChunk: ggmlBase.func('size_t ggml_quantize_chunk(int, const float *, _Out_ uint8_t *, int64_t, int64_t, int64_t, const float *)') as Lib['quantizeChunk'],
+    rowSize: ggmlBase.func('size_t ggml_row_size(int, int64_t)') as Lib['rowSize'],
+    backendInit: llama.func('void llama_backend_init()') as Lib['backendInit'],
+    logSet: llama.func('llama_log_set', 'void', [koffi.pointer(LogCallback), 'void *']) as Lib['logSet'],
+  };
+  const silence = koffi.register(() => {}, koffi.pointer(LogCallback));
+  lib.logSet(silence, null);
+  lib.backendInit();
+  return lib;
+}
+
+export interface QuantizeOptions {
+  /** llama-quantize --pure: every quantizable tensor in the preset's base type. */
+  pure?: boolean;
+  allowRequantize?: boolean;
+  threads?: number;
+}
+
+/** Run llama.cpp's llama_model_quantize(input, output, preset). Throws on failure. */
+export function llamaQuantize(input: string, output: string, preset: string, options: QuantizeOptions = {}): void {
+  const ftype = LLAMA_FTYPE[preset.toUpperCase()];
+  if (ftype === undefined) throw new Error(`llama-peer: unknown preset ${preset}`);
+  const l = load();
+  const params = {
+    ...l.defaultParams(),
+    nthread: options.threads ?? 2,
+    ftype,
+    output_tensor_type: GGML_TYPE_COUNT,
+    token_embedding_type: GGML_TYPE_COUNT,
+    allow_requantize: options.allowRequantize ?? true,
+    pure: options.pure ?? false,
+  };
+  const rc = l.quantize(input, output, params);
+  if (rc !== 0) throw new Error(`llama_model_quantize(${input}, ${preset}) failed with ${rc}`);
+}
+
+/** ggml_quantize_chunk on `rows` rows of `nPerRow` floats: ggml's own bytes. */
+export function ggmlQuantizeChunk(ggmlType: number, src: Float32Array, nPerRow: number, importance?: Float32Array): Uint8Array {
+  const l = load();
+  const rows = src.length / nPerRow;
+  const dst = new Uint8Array(Number(l.rowSize(ggmlType, BigInt(nPerRow))) * rows);
+  const written = l.quantizeChunk(ggmlType, src, dst, 0n, BigInt(rows), BigInt(nPerRow), importance ?? null);
+  if (Number(written) !== dst.length) throw new Error(`ggml_quantize_chunk wrote ${written} of ${dst.length} bytes`);
+  return dst;
+}
