@@ -67,7 +67,7 @@ function defineType(row: Row): QuantType {
   };
 }
 
-export const QUANT_TYPES: readonly QuantType[] = [
+const ROWS: Row[] = [
   { id: 'f32', family: 'float', codec: float.F32, description: 'IEEE single precision: the reference' },
   { id: 'f16', family: 'float', codec: float.F16, description: 'IEEE half precision, round to nearest even' },
   { id: 'bf16', family: 'float', codec: float.BF16, description: 'bfloat16: f32 exponent, 7-bit mantissa, round to nearest even' },
@@ -108,7 +108,9 @@ export const QUANT_TYPES: readonly QuantType[] = [
   { id: 'nf4_dq', family: 'bitsandbytes', codec: nf4.NF4_DQ, blockSize: 64, typeSize: nf4.DQ_BLOCK_BYTES, bytesFor: nf4.dqBytes, description: 'NF4 with double quantization: absmax in 8 bits, blocks of 256' },
   { id: 'fp4', family: 'bitsandbytes', codec: nf4.FP4, blockSize: 64, typeSize: nf4.NF4_BLOCK_BYTES, description: 'bitsandbytes FP4 (E2M1), blocks of 64 with an f32 absmax' },
   { id: 'fp4_dq', family: 'bitsandbytes', codec: nf4.FP4_DQ, blockSize: 64, typeSize: nf4.DQ_BLOCK_BYTES, bytesFor: nf4.dqBytes, description: 'FP4 with double quantization: absmax in 8 bits, blocks of 256' },
-].map(defineType);
+];
+
+export const QUANT_TYPES: readonly QuantType[] = ROWS.map(defineType);
 
 const BY_ID = new Map(QUANT_TYPES.map((t) => [t.id.toLowerCase(), t]));
 
@@ -127,4 +129,18 @@ export function whyNotApplicable(type: QuantType, rowLength: number): string | n
   return rowLength % type.blockSize === 0
     ? null
     : `row length ${rowLength} is not a multiple of ${type.id}'s block size ${type.blockSize}`;
+}
+
+const BY_GGML_ID = new Map(QUANT_TYPES.filter((t) => t.ggml).map((t) => [t.ggml!.id, t]));
+
+/** The table row of a ggml type id, if quantlab has a codec for it. */
+export function quantTypeByGgmlId(id: number): QuantType | undefined {
+  return BY_GGML_ID.get(id);
+}
+
+/** Decode `count` values of ggml type `ggmlType` read as one flat run (formats' GgmlDequantizer). */
+export function dequantizeGgml(ggmlType: number, bytes: Uint8Array, count: number): Float32Array {
+  const type = quantTypeByGgmlId(ggmlType);
+  if (!type) throw new Error(`ggml type ${ggmlType} cannot be decoded by quantlab yet`);
+  return type.codec.decode(bytes, 1, count);
 }

@@ -1,6 +1,7 @@
 // The reference peer for tests: the real llama.cpp that ships prebuilt inside
 // @node-llama-cpp/linux-x64 (see ../shared/INTERFACES.md), called through koffi.
-// - llamaQuantize: llama-quantize's own output file for any input GGUF and preset.
+// - llamaQuantize: llama-quantize's own output file for any input GGUF and preset, with
+//   its options (--pure, --tensor-type, --imatrix, --output-tensor-type, ...).
 // - ggmlQuantizeChunk: ggml's quantizer on any floats (what llama-quantize calls per tensor).
 // Struct layout from the squashed llama.cpp source that node-llama-cpp bundles
 // (node_modules/node-llama-cpp/llama/gitRelease.bundle: include/llama.h).
@@ -8,6 +9,7 @@
 import koffi from 'koffi';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { ggmlTypeByName } from '../formats/gguf/constants.ts';
 
 /** Folder of the prebuilt libllama/libggml for this platform. */
 export function llamaBinDir(): string {
@@ -23,7 +25,7 @@ export function llamaBinDir(): string {
 export const LLAMA_FTYPE: Readonly<Record<string, number>> = {
   F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K_S: 11, Q3_K_M: 12,
   Q3_K_L: 13, Q4_K_S: 14, Q4_K_M: 15, Q5_K_S: 16, Q5_K_M: 17, Q6_K: 18, Q2_K_S: 21, IQ4_NL: 25,
-  IQ4_XS: 30, BF16: 32, TQ1_0: 36, TQ2_0: 37,
+  IQ4_XS: 30, BF16: 32, TQ1_0: 36, TQ2_0: 37, MXFP4_MOE: 38,
 };
 
 const GGML_TYPE_COUNT = 43;
@@ -38,6 +40,8 @@ interface Lib {
 }
 
 let lib: Lib | undefined;
+/** llama.cpp's error log since the last llamaQuantize call began. */
+let errorLog = '';
 
 function load(): Lib {
   if (lib) return lib;
@@ -63,6 +67,9 @@ function load(): Lib {
     prune_layers: 'void *',
     max_buf_size: 'size_t',
   });
+  // Arrays that llama_model_quantize_params points to (llama.h), ended by a null name.
+  koffi.struct('llama_model_tensor_override', { pattern: 'const char *', type: 'int' });
+  koffi.struct('llama_model_imatrix_data', { name: 'const char *', data: 'float *', size: 'size_t' });
   const LogCallback = koffi.proto('void llama_peer_log(int level, const char *text, void *data)');
   lib = {
     quantize: llama.func('uint32_t llama_model_quantize(const char *, const char *, const llama_model_quantize_params *)') as Lib['quantize'],
@@ -72,8 +79,13 @@ function load(): Lib {
     backendInit: llama.func('void llama_backend_init()') as Lib['backendInit'],
     logSet: llama.func('llama_log_set', 'void', [koffi.pointer(LogCallback), 'void *']) as Lib['logSet'],
   };
-  const silence = koffi.register(() => {}, koffi.pointer(LogCallback));
-  lib.logSet(silence, null);
+  // Quiet, but keep the errors (ggml_log_level: 4 = ERROR, 5 = CONT) for the thrown message.
+  let lastLevel = 0;
+  const keepErrors = koffi.register((level: number, text: string) => {
+    if (level !== 5) lastLevel = level;
+    if (lastLevel === 4) errorLog += text;
+  }, koffi.pointer(LogCallback));
+  lib.logSet(keepErrors, null);
   lib.backendInit();
   return lib;
 }
@@ -83,6 +95,21 @@ export interface QuantizeOptions {
   pure?: boolean;
   allowRequantize?: boolean;
   threads?: number;
+  /** llama-quantize --tensor-type PATTERN=TYPE (pattern used as given: the CLI lower-cases it). */
+  overrides?: readonly { pattern: string; type: string }[];
+  /** llama-quantize --imatrix: importance per column, by tensor name (ne0 x ne2 values). */
+  imatrix?: ReadonlyMap<string, Float32Array>;
+  /** --output-tensor-type / --token-embedding-type (ggml type names). */
+  outputTensorType?: string;
+  tokenEmbeddingType?: string;
+  /** --leave-output-tensor. */
+  leaveOutputTensor?: boolean;
+}
+
+function ggmlTypeId(name: string): number {
+  const t = ggmlTypeByName(name);
+  if (!t) throw new Error(`llama-peer: unknown ggml type ${name}`);
+  return t.id;
 }
 
 /** Run llama.cpp's llama_model_quantize(input, output, preset). Throws on failure. */
@@ -90,17 +117,49 @@ export function llamaQuantize(input: string, output: string, preset: string, opt
   const ftype = LLAMA_FTYPE[preset.toUpperCase()];
   if (ftype === undefined) throw new Error(`llama-peer: unknown preset ${preset}`);
   const l = load();
-  const params = {
-    ...l.defaultParams(),
-    nthread: options.threads ?? 2,
-    ftype,
-    output_tensor_type: GGML_TYPE_COUNT,
-    token_embedding_type: GGML_TYPE_COUNT,
-    allow_requantize: options.allowRequantize ?? true,
-    pure: options.pure ?? false,
+  const allocated: unknown[] = [];
+  const alloc = (type: string, n: number) => {
+    const ptr = koffi.alloc(type, n);
+    allocated.push(ptr);
+    return ptr;
   };
-  const rc = l.quantize(input, output, params);
-  if (rc !== 0) throw new Error(`llama_model_quantize(${input}, ${preset}) failed with ${rc}`);
+  try {
+    let ttOverrides = null;
+    if (options.overrides?.length) {
+      const list = [...options.overrides.map((o) => ({ pattern: o.pattern, type: ggmlTypeId(o.type) })), { pattern: null, type: 0 }];
+      ttOverrides = alloc('llama_model_tensor_override', list.length);
+      koffi.encode(ttOverrides, 'llama_model_tensor_override', list, list.length);
+    }
+    let imatrix = null;
+    if (options.imatrix?.size) {
+      const list: { name: string | null; data: unknown; size: number }[] = [];
+      for (const [name, values] of options.imatrix) {
+        const data = alloc('float', values.length);
+        koffi.encode(data, 'float', Array.from(values), values.length);
+        list.push({ name, data, size: values.length });
+      }
+      list.push({ name: null, data: null, size: 0 });
+      imatrix = alloc('llama_model_imatrix_data', list.length);
+      koffi.encode(imatrix, 'llama_model_imatrix_data', list, list.length);
+    }
+    const params = {
+      ...l.defaultParams(),
+      nthread: options.threads ?? 2,
+      ftype,
+      output_tensor_type: options.outputTensorType ? ggmlTypeId(options.outputTensorType) : GGML_TYPE_COUNT,
+      token_embedding_type: options.tokenEmbeddingType ? ggmlTypeId(options.tokenEmbeddingType) : GGML_TYPE_COUNT,
+      allow_requantize: options.allowRequantize ?? true,
+      quantize_output_tensor: !(options.leaveOutputTensor ?? false),
+      pure: options.pure ?? false,
+      imatrix,
+      tt_overrides: ttOverrides,
+    };
+    errorLog = '';
+    const rc = l.quantize(input, output, params);
+    if (rc !== 0) throw new Error(`llama_model_quantize(${input}, ${preset}) failed with ${rc}: ${errorLog.trim()}`);
+  } finally {
+    for (const ptr of allocated) koffi.free(ptr);
+  }
 }
 
 /** ggml_quantize_chunk on `rows` rows of `nPerRow` floats: ggml's own bytes. */

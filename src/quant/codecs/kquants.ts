@@ -1,6 +1,888 @@
-import type { Codec } from '../codec.ts';
-const todo = (name: string): Codec => ({
-  encode() { throw new Error(`${name}: not implemented yet`); },
-  decode() { throw new Error(`${name}: not implemented yet`); },
-});
-export const Q2_K = todo('q2_K'), Q3_K = todo('q3_K'), Q4_K = todo('q4_K'), Q5_K = todo('q5_K'), Q6_K = todo('q6_K'), Q8_K = todo('q8_K');
+// K-quants: ggml's super-blocks of QK_K = 256 values, byte for byte as ggml_quantize_chunk
+// writes them and as the dequantize_row_* functions read them back.
+//
+// Followed (ggml-org/ggml d99724f2b141fed9e1a9f402213506c081433465):
+//   src/ggml-quants.c  nearest_int, make_qx_quants, make_q3_quants, make_qkx2_quants,
+//                      make_qkx3_quants, make_qp_quants, get_scale_min_k4,
+//                      quantize_row_qN_K_ref, quantize_row_qN_K_impl, dequantize_row_qN_K,
+//                      quantize_row_q8_K_ref, dequantize_row_q8_K
+//   src/ggml-common.h  block_q2_K .. block_q8_K
+//   src/ggml.c         ggml_quantize_chunk -> quantize_qN_K: the _ref function without
+//                      importance weights, the _impl function with them.
+//
+// Byte maps, little-endian; "element e" is value e of the super-block (0..255).
+//
+// Q2_K, 84 bytes                                   value = d*sc_j*q - dmin*m_j, q in 0..3
+//   0..15    scales[16]  sub-block j (16 values): low nibble sc_j, high nibble m_j
+//   16..79   qs[64]      byte 32h+l, bits 2s..2s+1: element 128h + 32s + l
+//   80..81   d           f16, scale of the 4-bit scales
+//   82..83   dmin        f16, scale of the 4-bit mins
+// Q3_K, 110 bytes                                  value = d*(sc_j-32)*(q-4), q in 0..7
+//   0..31    hmask[32]   bit h of byte l: bit 2 of q for element 32h + l
+//   32..95   qs[64]      bits 0..1 of q, laid out as Q2_K's qs
+//   96..107  scales[12]  16 6-bit sc_j: bits 0..3 in the low (j<8) or high (j>=8) nibble
+//                        of byte j%8, bits 4..5 in byte 8 + j%4 at bit 2*(j/4)
+//   108..109 d           f16
+// Q4_K, 144 bytes                                  value = d*sc_j*q - dmin*m_j, q in 0..15
+//   0..1 d f16, 2..3 dmin f16
+//   4..15    scales[12]  8 6-bit sc_j and m_j (sub-blocks of 32), get_scale_min_k4:
+//                        j<4: sc_j = byte j & 63, m_j = byte j+4 & 63;
+//                        j>=4: low nibbles in byte j+4 (sc low, m high), bits 4..5 in the
+//                        top 2 bits of byte j-4 (sc) and byte j (m)
+//   16..143  qs[128]     byte 32c+l: low nibble element 64c + l, high nibble 64c + 32 + l
+// Q5_K, 176 bytes                                  as Q4_K with q in 0..31
+//   0..1 d, 2..3 dmin, 4..15 scales[12] as Q4_K
+//   16..47   qh[32]      byte l: bit 2c = bit 4 of element 64c + l, bit 2c+1 of 64c + 32 + l
+//   48..175  qs[128]     bits 0..3 of q, as Q4_K's qs
+// Q6_K, 210 bytes                                  value = d*sc_j*(q-32), q in 0..63
+//   0..127   ql[128]     byte 64h+l (l<32): low nibble element 128h+l, high 128h+64+l;
+//                        byte 64h+32+l: low nibble 128h+32+l, high 128h+96+l
+//   128..191 qh[64]      byte 32h+l, bits 2s..2s+1: bits 4..5 of element 128h + 32s + l
+//   192..207 scales[16]  int8 sc_j, sub-blocks of 16
+//   208..209 d           f16
+// Q8_K, 292 bytes (matmul activations; no imatrix) value = d*q
+//   0..3     d           f32
+//   4..259   qs[256]     int8
+//   260..291 bsums[16]   int16, sum of qs over each 16 values
+//
+// C float semantics: every float operation is rounded to single precision with f32()
+// (gcc -O3, no FMA, no reassociation: sums accumulate in the C order); C's `if (!d)` is
+// `d === 0` here because !NaN is true in JS but false in C; stores into uint8_t/int8_t
+// truncate as Uint8Array/Int8Array stores do.
+import { checkRows, dataView, type Codec } from '../codec.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../formats/float16.ts';
+import { f32, nearestInt } from './rounding.ts';
+
+export const QK_K = 256;
+export const Q2_K_BLOCK_BYTES = 2 + 2 + QK_K / 16 + QK_K / 4; // 84
+export const Q3_K_BLOCK_BYTES = QK_K / 8 + QK_K / 4 + 12 + 2; // 110
+export const Q4_K_BLOCK_BYTES = 2 + 2 + 12 + QK_K / 2; // 144
+export const Q5_K_BLOCK_BYTES = 2 + 2 + 12 + QK_K / 8 + QK_K / 2; // 176
+export const Q6_K_BLOCK_BYTES = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2; // 210
+export const Q8_K_BLOCK_BYTES = 4 + QK_K + (QK_K / 16) * 2; // 292
+
+/** ggml's GROUP_MAX_EPS (1e-15f): below this absmax a group counts as all zero. */
+const GROUP_MAX_EPS = f32(1e-15);
+const ONE_TENTH = f32(0.1);
+// Search grids of the qkx quantizers (rmin, rdelta, nstep), as the C literals in float.
+const RMIN_NEG_0_5 = -0.5;
+const RMIN_NEG_0_9 = f32(-0.9);
+const RDELTA_0_05 = f32(0.05);
+
+// ---------------------------------------------------------------------------------------
+// Rounding helpers
+
+/** ggml's nearest_int for every input, even past the |x| <= 4194303 its assert assumes. */
+function nearestIntC(x: number): number {
+  const n = nearestInt(x);
+  if (n >= -4194304 && n < 4194304) return n;
+  return nearestIntFromBits(x);
+}
+
+const bitsF32 = new Float32Array(1);
+const bitsI32 = new Int32Array(bitsF32.buffer);
+/** The literal C: read the integer from the mantissa of x + 1.5*2^23 (NaN -> 0, etc.). */
+function nearestIntFromBits(x: number): number {
+  bitsF32[0] = x + 12582912;
+  return (bitsI32[0] & 0x007fffff) - 0x00400000;
+}
+
+/** C's MAX(lo, MIN(hi, v)) on ints. */
+function clampInt(v: number, lo: number, hi: number): number {
+  return v > hi ? hi : v < lo ? lo : v;
+}
+
+const f16 = (x: number) => f32ToF16Bits(x);
+
+// ---------------------------------------------------------------------------------------
+// Scratch: one set per module (a worker has its own), so no block allocates.
+
+const xShifted = new Float32Array(32); // x - min of the current qkx group
+const wTimesX = new Float32Array(32); // w*x of the current group (same value each use)
+const groupWeights = new Float32Array(32); // per-value weights handed to the make_* helpers
+const symWeights = new Float32Array(16); // the weights make_qx_quants/make_q3_quants use
+const candidateL = new Uint8Array(32); // Laux
+const candidateLSigned = new Int8Array(32);
+const quantsU = new Uint8Array(QK_K); // L of the unsigned quantizers
+const quantsS = new Int8Array(QK_K); // L of make_qx_quants / make_q3_quants
+const subScales = new Float32Array(16);
+const subMins = new Float32Array(16);
+const subWeightSums = new Float32Array(16); // sw
+const scaleLevels = new Uint8Array(16); // Ls
+const minLevels = new Uint8Array(16); // Lm
+const scaleLevelsSigned = new Int8Array(16);
+const packedScales = new Uint8Array(12); // Q3_K/Q4_K/Q5_K scale bytes under construction
+
+// ---------------------------------------------------------------------------------------
+// Quantizers shared by the K types (pure but for the scratch they write)
+
+/**
+ * make_qx_quants with rmse_type 1: symmetric quants L in 0..2*nmax-1 (stored + nmax), the
+ * scale from a weighted least-squares fit over 18 trial inverse scales. Weights are
+ * `weights[w0+i]`, or x^2 when `weights` is null.
+ */
+function makeQxQuants(
+  n: number, nmax: number, x: Float32Array, x0: number, L: Int8Array, l0: number,
+  weights: Float32Array | null, w0: number,
+): number {
+  let max = 0;
+  let amax = 0;
+  for (let i = 0; i < n; i++) {
+    const ax = Math.abs(x[x0 + i]);
+    if (ax > amax) { amax = ax; max = x[x0 + i]; }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    L.fill(0, l0, l0 + n);
+    return 0;
+  }
+  const w = symWeights;
+  for (let i = 0; i < n; i++) {
+    const xi = x[x0 + i];
+    w[i] = weights ? weights[w0 + i] : f32(xi * xi);
+    wTimesX[i] = f32(w[i] * xi);
+  }
+  let iscale = f32(-nmax / max);
+  let sumlx = 0;
+  let suml2 = 0;
+  for (let i = 0; i < n; i++) {
+    const l = clampInt(nearestIntC(f32(iscale * x[x0 + i])), -nmax, nmax - 1);
+    L[l0 + i] = l + nmax;
+    sumlx = f32(sumlx + f32(wTimesX[i] * l));
+    suml2 = f32(suml2 + f32(f32(w[i] * l) * l));
+  }
+  let scale = suml2 !== 0 ? f32(sumlx / suml2) : 0;
+  let best = f32(scale * sumlx);
+  for (let is = -9; is <= 9; is++) {
+    if (is === 0) continue;
+    iscale = f32(-f32(nmax + f32(ONE_TENTH * is)) / max);
+    sumlx = 0;
+    suml2 = 0;
+    for (let i = 0; i < n; i++) {
+      const l = clampInt(nearestIntC(f32(iscale * x[x0 + i])), -nmax, nmax - 1);
+      candidateLSigned[i] = l;
+      sumlx = f32(sumlx + f32(wTimesX[i] * l));
+      suml2 = f32(suml2 + f32(f32(w[i] * l) * l));
+    }
+    if (suml2 > 0 && f32(sumlx * sumlx) > f32(best * suml2)) {
+      for (let i = 0; i < n; i++) L[l0 + i] = candidateLSigned[i] + nmax;
+      scale = f32(sumlx / suml2);
+      best = f32(scale * sumlx);
+    }
+  }
+  return scale;
+}
+
+/**
+ * make_q3_quants with do_rmse: symmetric quants refined one value at a time (up to 5
+ * sweeps) under x^2 weights; L stored + nmax.
+ */
+function makeQ3Quants(n: number, nmax: number, x: Float32Array, x0: number, L: Int8Array, l0: number): number {
+  let max = 0;
+  let amax = 0;
+  for (let i = 0; i < n; i++) {
+    const ax = Math.abs(x[x0 + i]);
+    if (ax > amax) { amax = ax; max = x[x0 + i]; }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    L.fill(0, l0, l0 + n);
+    return 0;
+  }
+  const w = symWeights;
+  for (let i = 0; i < n; i++) {
+    const xi = x[x0 + i];
+    w[i] = f32(xi * xi);
+    wTimesX[i] = f32(w[i] * xi);
+  }
+  const iscale = f32(-nmax / max);
+  let sumlx = 0;
+  let suml2 = 0;
+  for (let i = 0; i < n; i++) {
+    const l = clampInt(nearestIntC(f32(iscale * x[x0 + i])), -nmax, nmax - 1);
+    L[l0 + i] = l;
+    sumlx = f32(sumlx + f32(wTimesX[i] * l));
+    suml2 = f32(suml2 + f32(f32(w[i] * l) * l));
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = 0;
+    for (let i = 0; i < n; i++) {
+      const li = L[l0 + i];
+      let slx = f32(sumlx - f32(wTimesX[i] * li));
+      if (slx > 0) {
+        let sl2 = f32(suml2 - f32(f32(w[i] * li) * li));
+        const newL = clampInt(nearestIntC(f32(f32(x[x0 + i] * sl2) / slx)), -nmax, nmax - 1);
+        if (newL !== li) {
+          slx = f32(slx + f32(wTimesX[i] * newL));
+          sl2 = f32(sl2 + f32(f32(w[i] * newL) * newL));
+          if (sl2 > 0 && f32(f32(slx * slx) * suml2) > f32(f32(sumlx * sumlx) * sl2)) {
+            L[l0 + i] = newL;
+            sumlx = slx;
+            suml2 = sl2;
+            changed++;
+          }
+        }
+      }
+    }
+    if (changed === 0) break;
+  }
+  for (let i = 0; i < n; i++) L[l0 + i] += nmax;
+  return suml2 > 0 ? f32(sumlx / suml2) : 0;
+}
+
+/**
+ * make_qkx2_quants / make_qkx3_quants (identical when weights are given, as in every K
+ * caller: their `max == min` vs `max <= min` tests agree since max >= min): asymmetric
+ * quants L in 0..nmax of x = scale*L - theMin, searching nstep+1 inverse scales around
+ * nmax/(max-min) and keeping the weighted least-squares fit with the least error
+ * (absolute with useMad, squared otherwise). Writes L[l0..], mins[minIndex]; returns scale.
+ */
+function makeQkxQuants(
+  n: number, nmax: number, x: Float32Array, x0: number, weights: Float32Array,
+  L: Uint8Array, l0: number, mins: Float32Array, minIndex: number,
+  rmin: number, rdelta: number, nstep: number, useMad: boolean,
+): number {
+  let min = x[x0];
+  let max = x[x0];
+  let sumW = weights[0];
+  let sumX = f32(sumW * x[x0]);
+  for (let i = 1; i < n; i++) {
+    const xi = x[x0 + i];
+    if (xi < min) min = xi;
+    if (xi > max) max = xi;
+    const w = weights[i];
+    sumW = f32(sumW + w);
+    sumX = f32(sumX + f32(w * xi));
+  }
+  if (min > 0) min = 0;
+  if (max === min) {
+    L.fill(0, l0, l0 + n);
+    mins[minIndex] = -min;
+    return 0;
+  }
+  // C recomputes x - min and max - min from the current best min, which moves as the
+  // search improves: cache them and refresh on each improvement.
+  let range = f32(max - min);
+  for (let i = 0; i < n; i++) xShifted[i] = f32(x[x0 + i] - min);
+  let iscale = f32(nmax / range);
+  let scale = f32(1 / iscale);
+  let bestError = 0;
+  for (let i = 0; i < n; i++) {
+    const l = clampInt(nearestIntC(f32(iscale * xShifted[i])), 0, nmax);
+    L[l0 + i] = l;
+    let diff = f32(f32(f32(scale * l) + min) - x[x0 + i]);
+    diff = useMad ? Math.abs(diff) : f32(diff * diff);
+    bestError = f32(bestError + f32(weights[i] * diff));
+  }
+  for (let is = 0; is <= nstep; is++) {
+    iscale = f32(f32(f32(rmin + f32(rdelta * is)) + nmax) / range);
+    let sumL = 0;
+    let sumL2 = 0;
+    let sumXL = 0;
+    for (let i = 0; i < n; i++) {
+      const l = clampInt(nearestIntC(f32(iscale * xShifted[i])), 0, nmax);
+      candidateL[i] = l;
+      const wl = f32(weights[i] * l);
+      sumL = f32(sumL + wl);
+      sumL2 = f32(sumL2 + f32(wl * l));
+      sumXL = f32(sumXL + f32(wl * x[x0 + i]));
+    }
+    const D = f32(f32(sumW * sumL2) - f32(sumL * sumL));
+    if (!(D > 0)) continue;
+    let thisScale = f32(f32(f32(sumW * sumXL) - f32(sumX * sumL)) / D);
+    let thisMin = f32(f32(f32(sumL2 * sumX) - f32(sumL * sumXL)) / D);
+    if (thisMin > 0) {
+      thisMin = 0;
+      thisScale = f32(sumXL / sumL2);
+    }
+    let error = 0;
+    for (let i = 0; i < n; i++) {
+      let diff = f32(f32(f32(thisScale * candidateL[i]) + thisMin) - x[x0 + i]);
+      diff = useMad ? Math.abs(diff) : f32(diff * diff);
+      error = f32(error + f32(weights[i] * diff));
+    }
+    if (error < bestError) {
+      for (let i = 0; i < n; i++) L[l0 + i] = candidateL[i];
+      bestError = error;
+      scale = thisScale;
+      min = thisMin;
+      range = f32(max - min);
+      for (let i = 0; i < n; i++) xShifted[i] = f32(x[x0 + i] - min);
+    }
+  }
+  mins[minIndex] = -min;
+  return scale;
+}
+
+/**
+ * make_qp_quants: non-negative levels L in 0..nmax for the sub-block scales (or mins) x,
+ * weighted by `weights` (the sub-blocks' weight sums); returns the super-block scale.
+ * L is uint8_t in C: out-of-range ints wrap exactly as the Uint8Array store does.
+ */
+function makeQpQuants(n: number, nmax: number, x: Float32Array, L: Uint8Array, weights: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < n; i++) max = max > x[i] ? max : x[i]; // C MAX, NaN included
+  if (max < GROUP_MAX_EPS) {
+    L.fill(0, 0, n);
+    return 0;
+  }
+  let iscale = f32(nmax / max);
+  for (let i = 0; i < n; i++) L[i] = nearestIntC(f32(iscale * x[i]));
+  const scale = f32(1 / iscale);
+  let bestMse = 0;
+  for (let i = 0; i < n; i++) {
+    const diff = f32(x[i] - f32(scale * L[i]));
+    bestMse = f32(bestMse + f32(f32(weights[i] * diff) * diff));
+  }
+  for (let is = -4; is <= 4; is++) {
+    if (is === 0) continue;
+    const iscaleIs = f32(f32(f32(ONE_TENTH * is) + nmax) / max);
+    const scaleIs = f32(1 / iscaleIs);
+    let mse = 0;
+    for (let i = 0; i < n; i++) {
+      const l = Math.min(nmax, nearestIntC(f32(iscaleIs * x[i])));
+      const diff = f32(x[i] - f32(scaleIs * l));
+      mse = f32(mse + f32(f32(weights[i] * diff) * diff));
+    }
+    if (mse < bestMse) {
+      bestMse = mse;
+      iscale = iscaleIs;
+    }
+  }
+  let sumlx = 0;
+  let suml2 = 0;
+  for (let i = 0; i < n; i++) {
+    const l = Math.min(nmax, nearestIntC(f32(iscale * x[i])));
+    L[i] = l;
+    const w = weights[i];
+    sumlx = f32(sumlx + f32(f32(w * x[i]) * l)); // the int l, not the wrapped L[i]
+    suml2 = f32(suml2 + f32(f32(w * l) * l));
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = 0;
+    for (let i = 0; i < n; i++) {
+      const w = weights[i];
+      const li = L[i];
+      let slx = f32(sumlx - f32(f32(w * x[i]) * li));
+      let sl2 = f32(suml2 - f32(f32(w * li) * li));
+      if (slx > 0 && sl2 > 0) {
+        const newL = Math.min(nmax, nearestIntC(f32(f32(x[i] * sl2) / slx)));
+        if (newL !== li) {
+          slx = f32(slx + f32(f32(w * x[i]) * newL));
+          sl2 = f32(sl2 + f32(f32(w * newL) * newL));
+          if (f32(f32(slx * slx) * suml2) > f32(f32(sumlx * sumlx) * sl2)) {
+            L[i] = newL;
+            sumlx = slx;
+            suml2 = sl2;
+            changed++;
+          }
+        }
+      }
+    }
+    if (changed === 0) break;
+  }
+  return suml2 > 0 ? f32(sumlx / suml2) : 0;
+}
+
+/** Sum of x^2 over one super-block, in C order. */
+function sumOfSquares(x: Float32Array, x0: number, n: number): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum = f32(sum + f32(x[x0 + i] * x[x0 + i]));
+  return sum;
+}
+
+/** The importance-weighted K quantizers' per-value weight: qw * sqrt(sigma2 + x^2). */
+function fillImportanceWeights(
+  out: Float32Array, n: number, x: Float32Array, x0: number, qw: Float32Array, q0: number, sigma2: number,
+): number {
+  let sum = 0;
+  for (let l = 0; l < n; l++) {
+    const xl = x[x0 + l];
+    out[l] = f32(qw[q0 + l] * f32(Math.sqrt(f32(sigma2 + f32(xl * xl)))));
+    sum = f32(sum + out[l]);
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared packing
+
+/** Pack 2-bit values L[0..255] into 64 bytes (Q2_K's and Q3_K's qs). */
+function pack2Bit(L: Uint8Array | Int8Array, out: Uint8Array, o: number): void {
+  for (let j = 0; j < QK_K; j += 128) {
+    for (let l = 0; l < 32; l++) {
+      out[o + j / 4 + l] = L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6);
+    }
+  }
+}
+
+/** Q4_K/Q5_K scale bytes from 6-bit scale and min levels, in the C's store order. */
+function packScalesMinsK4(ls: Uint8Array, lm: Uint8Array, s: Uint8Array): void {
+  for (let j = 0; j < 8; j++) {
+    if (j < 4) {
+      s[j] = ls[j];
+      s[j + 4] = lm[j];
+    } else {
+      s[j + 4] = (ls[j] & 0xf) | ((lm[j] & 0xf) << 4);
+      s[j - 4] |= (ls[j] >> 4) << 6;
+      s[j] |= (lm[j] >> 4) << 6;
+    }
+  }
+}
+
+/** get_scale_min_k4: sub-block j's 6-bit scale (low 8 bits) and min (high 8 bits). */
+function scaleMinK4(j: number, q: Uint8Array, o: number): number {
+  if (j < 4) return (q[o + j] & 63) | ((q[o + j + 4] & 63) << 8);
+  const sc = (q[o + j + 4] & 0xf) | ((q[o + j - 4] >> 6) << 4);
+  const m = (q[o + j + 4] >> 4) | ((q[o + j] >> 6) << 4);
+  return sc | (m << 8);
+}
+
+/** Q3_K sub-block j's 6-bit scale (biased by 32) from its 12 scale bytes. */
+function scaleQ3K(j: number, s: Uint8Array, o: number): number {
+  const low = j < 8 ? s[o + j] & 0xf : s[o + j - 8] >> 4;
+  return low | (((s[o + 8 + (j % 4)] >> (2 * (j >> 2))) & 3) << 4);
+}
+
+/** Q3_K's 12 scale bytes from 16 levels (0..63, biased by 32); s must start zeroed. */
+function packScalesQ3K(levels: Int8Array, s: Uint8Array, o: number): void {
+  for (let j = 0; j < 16; j++) {
+    let l = levels[j];
+    if (j < 8) s[o + j] = l & 0xf;
+    else s[o + j - 8] |= (l & 0xf) << 4;
+    l >>= 4;
+    s[o + 8 + (j % 4)] |= l << (2 * (j >> 2));
+  }
+}
+
+/**
+ * Final quants of the scale-and-min types: with the stored (f16 and 4/6-bit) scales,
+ * L = clamp(round((x + dm)/d)) per sub-block; sub-blocks with d == 0 keep their L.
+ */
+function requantizeWithMins(
+  x: Float32Array, x0: number, L: Uint8Array, j: number, groupSize: number, nmax: number, d: number, dm: number,
+): void {
+  if (d === 0) return;
+  for (let ii = 0; ii < groupSize; ii++) {
+    const v = groupSize * j + ii;
+    L[v] = clampInt(nearestIntC(f32(f32(x[x0 + v] + dm) / d)), 0, nmax);
+  }
+}
+
+/** Symmetric final quants: L = clamp(round(x/d)) + bias; sub-blocks with d == 0 keep L. */
+function requantizeSymmetric(
+  x: Float32Array, x0: number, L: Int8Array, j: number, nmin: number, nmax: number, d: number,
+): void {
+  if (d === 0) return;
+  for (let ii = 0; ii < 16; ii++) {
+    const v = 16 * j + ii;
+    L[v] = clampInt(nearestIntC(f32(x[x0 + v] / d)), nmin, nmax) - nmin;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Q2_K
+
+function encodeBlockQ2K(x: Float32Array, x0: number, qw: Float32Array | undefined, q0: number, out: Uint8Array, view: DataView, o: number): void {
+  const L = quantsU;
+  let dmBits: number;
+  let mmBits: number;
+  if (!qw) {
+    // quantize_row_q2_K_ref
+    let maxScale = 0;
+    let maxMin = 0;
+    for (let j = 0; j < 16; j++) {
+      for (let l = 0; l < 16; l++) groupWeights[l] = Math.abs(x[x0 + 16 * j + l]);
+      const scale = makeQkxQuants(16, 3, x, x0 + 16 * j, groupWeights, L, 16 * j, subMins, j, RMIN_NEG_0_5, ONE_TENTH, 15, true);
+      subScales[j] = scale;
+      if (subScales[j] > maxScale) maxScale = subScales[j];
+      if (subMins[j] > maxMin) maxMin = subMins[j];
+    }
+    if (maxScale > 0) {
+      const iscale = f32(15 / maxScale);
+      for (let j = 0; j < 16; j++) out[o + j] = nearestIntC(f32(iscale * subScales[j]));
+      dmBits = f16(f32(maxScale / 15));
+    } else {
+      out.fill(0, o, o + 16);
+      dmBits = f16(0);
+    }
+    if (maxMin > 0) {
+      const iscale = f32(15 / maxMin);
+      for (let j = 0; j < 16; j++) out[o + j] |= nearestIntC(f32(iscale * subMins[j])) << 4;
+      mmBits = f16(f32(maxMin / 15));
+    } else {
+      mmBits = f16(0);
+    }
+  } else {
+    // quantize_row_q2_K_impl
+    const sigma2 = f32(sumOfSquares(x, x0, QK_K) / QK_K);
+    for (let j = 0; j < 16; j++) {
+      subWeightSums[j] = fillImportanceWeights(groupWeights, 16, x, x0 + 16 * j, qw, q0 + 16 * j, sigma2);
+      subScales[j] = makeQkxQuants(16, 3, x, x0 + 16 * j, groupWeights, L, 16 * j, subMins, j, RMIN_NEG_0_9, RDELTA_0_05, 36, false);
+    }
+    dmBits = f16(makeQpQuants(16, 15, subScales, scaleLevels, subWeightSums));
+    mmBits = f16(makeQpQuants(16, 15, subMins, minLevels, subWeightSums));
+    for (let j = 0; j < 16; j++) out[o + j] = scaleLevels[j] | (minLevels[j] << 4);
+  }
+  view.setUint16(o + 80, dmBits, true);
+  view.setUint16(o + 82, mmBits, true);
+  const dAll = f16BitsToF32(dmBits);
+  const mAll = f16BitsToF32(mmBits);
+  for (let j = 0; j < 16; j++) {
+    const sc = out[o + j];
+    requantizeWithMins(x, x0, L, j, 16, 3, f32(dAll * (sc & 0xf)), f32(mAll * (sc >> 4)));
+  }
+  pack2Bit(L, out, o + 16);
+}
+
+function decodeBlockQ2K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
+  const d = f16BitsToF32(view.getUint16(o + 80, true));
+  const min = f16BitsToF32(view.getUint16(o + 82, true));
+  for (let j = 0; j < 16; j++) {
+    const sc = q[o + j];
+    const dl = f32(d * (sc & 0xf));
+    const ml = f32(min * (sc >> 4));
+    // Sub-block j: 16 values at 128h + 32s + 16*(j%2) + l, j = 8h + 2s + j%2.
+    const base = o + 16 + 32 * (j >> 3) + 16 * (j & 1);
+    const shift = 2 * ((j >> 1) & 3);
+    for (let l = 0; l < 16; l++) y[y0 + 16 * j + l] = f32(f32(dl * ((q[base + l] >> shift) & 3)) - ml);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Q3_K
+
+function encodeBlockQ3K(x: Float32Array, x0: number, qw: Float32Array | undefined, q0: number, out: Uint8Array, view: DataView, o: number): void {
+  const L = quantsS;
+  const s = packedScales;
+  s.fill(0);
+  let dBits: number;
+  if (!qw) {
+    // quantize_row_q3_K_ref
+    let maxScale = 0;
+    let amax = 0;
+    for (let j = 0; j < 16; j++) {
+      subScales[j] = makeQ3Quants(16, 4, x, x0 + 16 * j, L, 16 * j);
+      const scale = Math.abs(subScales[j]);
+      if (scale > amax) { amax = scale; maxScale = subScales[j]; }
+    }
+    if (maxScale !== 0) {
+      const iscale = f32(-32 / maxScale);
+      for (let j = 0; j < 16; j++) {
+        const l = (nearestIntC(f32(iscale * subScales[j])) << 24) >> 24; // int8_t l = ...
+        scaleLevelsSigned[j] = clampInt(l, -32, 31) + 32;
+      }
+      packScalesQ3K(scaleLevelsSigned, s, 0);
+      dBits = f16(f32(1 / iscale));
+    } else {
+      dBits = f16(0);
+    }
+  } else {
+    // quantize_row_q3_K_impl
+    const sigma2 = f32(f32(2 * sumOfSquares(x, x0, QK_K)) / QK_K);
+    for (let j = 0; j < 16; j++) {
+      subWeightSums[j] = fillImportanceWeights(groupWeights, 16, x, x0 + 16 * j, qw, q0 + 16 * j, sigma2);
+      subScales[j] = makeQxQuants(16, 4, x, x0 + 16 * j, L, 16 * j, groupWeights, 0);
+    }
+    const dBlock = makeQxQuants(16, 32, subScales, 0, scaleLevelsSigned, 0, subWeightSums, 0);
+    packScalesQ3K(scaleLevelsSigned, s, 0);
+    dBits = f16(dBlock);
+  }
+  out.set(s, o + 96);
+  view.setUint16(o + 108, dBits, true);
+  const dAll = f16BitsToF32(dBits);
+  for (let j = 0; j < 16; j++) {
+    requantizeSymmetric(x, x0, L, j, -4, 3, f32(dAll * (scaleQ3K(j, s, 0) - 32)));
+  }
+  // hmask: the high bit of value 32h + m goes to bit h of byte m.
+  out.fill(0, o, o + 32);
+  for (let j = 0; j < QK_K; j++) {
+    if (L[j] > 3) {
+      out[o + (j & 31)] |= 1 << (j >> 5);
+      L[j] -= 4;
+    }
+  }
+  pack2Bit(L, out, o + 32);
+}
+
+function decodeBlockQ3K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
+  const dAll = f16BitsToF32(view.getUint16(o + 108, true));
+  for (let j = 0; j < 16; j++) {
+    const dl = f32(dAll * (scaleQ3K(j, q, o + 96) - 32));
+    const h = j >> 3; // 128-value half
+    const s = (j >> 1) & 3; // 2-bit shift index
+    const qs = o + 32 + 32 * h + 16 * (j & 1);
+    const hm = o + 16 * (j & 1); // hmask bytes are shared by both halves, by bit
+    const hmBit = 1 << (4 * h + s);
+    for (let l = 0; l < 16; l++) {
+      const low = (q[qs + l] >> (2 * s)) & 3;
+      const quant = low - (q[hm + l] & hmBit ? 0 : 4);
+      y[y0 + 16 * j + l] = f32(dl * quant);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins
+
+/**
+ * Sub-block scales and mins of Q4_K/Q5_K into subScales/subMins (L into quantsU), and
+ * the super-block scale and min as f16 bits into `out` (d at o, dmin at o + 2); the packed
+ * 6-bit levels go to packedScales.
+ */
+function chooseScalesMinsK4(
+  x: Float32Array, x0: number, qw: Float32Array | undefined, q0: number, nmax: number,
+  refSearch: readonly [number, number, number], clampImpl: boolean, view: DataView, o: number,
+): void {
+  const L = quantsU;
+  let dBits: number;
+  let mBits: number;
+  if (!qw) {
+    // quantize_row_q4_K_ref / quantize_row_q5_K_ref
+    let maxScale = 0;
+    let maxMin = 0;
+    for (let j = 0; j < 8; j++) {
+      const avX = f32(Math.sqrt(f32(sumOfSquares(x, x0 + 32 * j, 32) / 32)));
+      for (let l = 0; l < 32; l++) groupWeights[l] = f32(avX + Math.abs(x[x0 + 32 * j + l]));
+      subScales[j] = makeQkxQuants(32, nmax, x, x0 + 32 * j, groupWeights, L, 32 * j, subMins, j, refSearch[0], refSearch[1], refSearch[2], false);
+      if (subScales[j] > maxScale) maxScale = subScales[j];
+      if (subMins[j] > maxMin) maxMin = subMins[j];
+    }
+    const invScale = maxScale > 0 ? f32(63 / maxScale) : 0;
+    const invMin = maxMin > 0 ? f32(63 / maxMin) : 0;
+    for (let j = 0; j < 8; j++) {
+      scaleLevels[j] = Math.min(63, nearestIntC(f32(invScale * subScales[j])) & 0xff);
+      minLevels[j] = Math.min(63, nearestIntC(f32(invMin * subMins[j])) & 0xff);
+    }
+    dBits = f16(f32(maxScale / 63));
+    mBits = f16(f32(maxMin / 63));
+  } else {
+    // quantize_row_q4_K_impl / quantize_row_q5_K_impl
+    const sigma2 = f32(f32(2 * sumOfSquares(x, x0, QK_K)) / QK_K);
+    for (let j = 0; j < 8; j++) {
+      subWeightSums[j] = fillImportanceWeights(groupWeights, 32, x, x0 + 32 * j, qw, q0 + 32 * j, sigma2);
+      subScales[j] = makeQkxQuants(32, nmax, x, x0 + 32 * j, groupWeights, L, 32 * j, subMins, j, RMIN_NEG_0_9, RDELTA_0_05, 36, false);
+    }
+    dBits = f16(makeQpQuants(8, 63, subScales, scaleLevels, subWeightSums));
+    mBits = f16(makeQpQuants(8, 63, subMins, minLevels, subWeightSums));
+    if (clampImpl) {
+      // Only the Q5_K impl clamps to 63 (make_qp_quants already keeps L <= 63).
+      for (let j = 0; j < 8; j++) {
+        scaleLevels[j] = Math.min(63, scaleLevels[j]);
+        minLevels[j] = Math.min(63, minLevels[j]);
+      }
+    }
+  }
+  packScalesMinsK4(scaleLevels, minLevels, packedScales);
+  view.setUint16(o, dBits, true);
+  view.setUint16(o + 2, mBits, true);
+  const dAll = f16BitsToF32(dBits);
+  const mAll = f16BitsToF32(mBits);
+  for (let j = 0; j < 8; j++) {
+    const sm = scaleMinK4(j, packedScales, 0);
+    requantizeWithMins(x, x0, L, j, 32, nmax, f32(dAll * (sm & 0xff)), f32(mAll * (sm >> 8)));
+  }
+}
+
+const Q4_K_REF_SEARCH = [-1, ONE_TENTH, 20] as const;
+const Q5_K_REF_SEARCH = [RMIN_NEG_0_5, ONE_TENTH, 15] as const;
+
+function encodeBlockQ4K(x: Float32Array, x0: number, qw: Float32Array | undefined, q0: number, out: Uint8Array, view: DataView, o: number): void {
+  chooseScalesMinsK4(x, x0, qw, q0, 15, Q4_K_REF_SEARCH, false, view, o);
+  out.set(packedScales, o + 4);
+  const L = quantsU;
+  for (let c = 0; c < 4; c++) {
+    for (let l = 0; l < 32; l++) out[o + 16 + 32 * c + l] = L[64 * c + l] | (L[64 * c + 32 + l] << 4);
+  }
+}
+
+function encodeBlockQ5K(x: Float32Array, x0: number, qw: Float32Array | undefined, q0: number, out: Uint8Array, view: DataView, o: number): void {
+  chooseScalesMinsK4(x, x0, qw, q0, 31, Q5_K_REF_SEARCH, true, view, o);
+  out.set(packedScales, o + 4);
+  const L = quantsU;
+  const qh = o + 16;
+  const ql = o + 48;
+  out.fill(0, qh, qh + 32);
+  for (let c = 0; c < 4; c++) {
+    for (let l = 0; l < 32; l++) {
+      const lo = L[64 * c + l];
+      const hi = L[64 * c + 32 + l];
+      out[qh + l] |= ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1));
+      out[ql + 32 * c + l] = (lo & 0xf) | ((hi & 0xf) << 4);
+    }
+  }
+}
+
+function decodeBlockQ4K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
+  const d = f16BitsToF32(view.getUint16(o, true));
+  const min = f16BitsToF32(view.getUint16(o + 2, true));
+  for (let c = 0; c < 4; c++) {
+    const sm1 = scaleMinK4(2 * c, q, o + 4);
+    const sm2 = scaleMinK4(2 * c + 1, q, o + 4);
+    const d1 = f32(d * (sm1 & 0xff)), m1 = f32(min * (sm1 >> 8));
+    const d2 = f32(d * (sm2 & 0xff)), m2 = f32(min * (sm2 >> 8));
+    const qs = o + 16 + 32 * c;
+    const out = y0 + 64 * c;
+    for (let l = 0; l < 32; l++) {
+      y[out + l] = f32(f32(d1 * (q[qs + l] & 0xf)) - m1);
+      y[out + 32 + l] = f32(f32(d2 * (q[qs + l] >> 4)) - m2);
+    }
+  }
+}
+
+function decodeBlockQ5K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
+  const d = f16BitsToF32(view.getUint16(o, true));
+  const min = f16BitsToF32(view.getUint16(o + 2, true));
+  const qh = o + 16;
+  for (let c = 0; c < 4; c++) {
+    const sm1 = scaleMinK4(2 * c, q, o + 4);
+    const sm2 = scaleMinK4(2 * c + 1, q, o + 4);
+    const d1 = f32(d * (sm1 & 0xff)), m1 = f32(min * (sm1 >> 8));
+    const d2 = f32(d * (sm2 & 0xff)), m2 = f32(min * (sm2 >> 8));
+    const qs = o + 48 + 32 * c;
+    const out = y0 + 64 * c;
+    for (let l = 0; l < 32; l++) {
+      const lo = (q[qs + l] & 0xf) | (((q[qh + l] >> (2 * c)) & 1) << 4);
+      const hi = (q[qs + l] >> 4) | (((q[qh + l] >> (2 * c + 1)) & 1) << 4);
+      y[out + l] = f32(f32(d1 * lo) - m1);
+      y[out + 32 + l] = f32(f32(d2 * hi) - m2);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Q6_K: quantize_row_q6_K_ref and _impl are the same but for make_qx_quants' weights.
+
+function encodeBlockQ6K(x: Float32Array, x0: number, qw: Float32Array | undefined, q0: number, out: Uint8Array, view: DataView, o: number): void {
+  const L = quantsS;
+  let maxScale = 0;
+  let maxAbsScale = 0;
+  for (let j = 0; j < 16; j++) {
+    const scale = makeQxQuants(16, 32, x, x0 + 16 * j, L, 16 * j, qw ?? null, q0 + 16 * j);
+    subScales[j] = scale;
+    const absScale = Math.abs(subScales[j]);
+    if (absScale > maxAbsScale) { maxAbsScale = absScale; maxScale = subScales[j]; }
+  }
+  if (maxAbsScale < GROUP_MAX_EPS) {
+    out.fill(0, o, o + Q6_K_BLOCK_BYTES); // d = f16(0) is 0 too
+    return;
+  }
+  const iscale = f32(-128 / maxScale);
+  const dBits = f16(f32(1 / iscale));
+  view.setUint16(o + 208, dBits, true);
+  for (let j = 0; j < 16; j++) out[o + 192 + j] = Math.min(127, nearestIntC(f32(iscale * subScales[j])));
+  const dAll = f16BitsToF32(dBits);
+  for (let j = 0; j < 16; j++) {
+    const sc = (out[o + 192 + j] << 24) >> 24;
+    requantizeSymmetric(x, x0, L, j, -32, 31, f32(dAll * sc));
+  }
+  for (let h = 0; h < 2; h++) {
+    const ql = o + 64 * h;
+    const qh = o + 128 + 32 * h;
+    const v = 128 * h;
+    for (let l = 0; l < 32; l++) {
+      const a = L[v + l], b = L[v + l + 32], c = L[v + l + 64], e = L[v + l + 96];
+      out[ql + l] = (a & 0xf) | ((c & 0xf) << 4);
+      out[ql + l + 32] = (b & 0xf) | ((e & 0xf) << 4);
+      out[qh + l] = (a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((e >> 4) << 6);
+    }
+  }
+}
+
+function decodeBlockQ6K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
+  const d = f16BitsToF32(view.getUint16(o + 208, true));
+  for (let h = 0; h < 2; h++) {
+    const ql = o + 64 * h;
+    const qh = o + 128 + 32 * h;
+    const sc = o + 192 + 8 * h;
+    const out = y0 + 128 * h;
+    for (let l = 0; l < 32; l++) {
+      const is = l >> 4;
+      const q1 = ((q[ql + l] & 0xf) | (((q[qh + l] >> 0) & 3) << 4)) - 32;
+      const q2 = ((q[ql + l + 32] & 0xf) | (((q[qh + l] >> 2) & 3) << 4)) - 32;
+      const q3 = ((q[ql + l] >> 4) | (((q[qh + l] >> 4) & 3) << 4)) - 32;
+      const q4 = ((q[ql + l + 32] >> 4) | (((q[qh + l] >> 6) & 3) << 4)) - 32;
+      y[out + l] = f32(f32(d * ((q[sc + is] << 24) >> 24)) * q1);
+      y[out + l + 32] = f32(f32(d * ((q[sc + is + 2] << 24) >> 24)) * q2);
+      y[out + l + 64] = f32(f32(d * ((q[sc + is + 4] << 24) >> 24)) * q3);
+      y[out + l + 96] = f32(f32(d * ((q[sc + is + 6] << 24) >> 24)) * q4);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Q8_K: quantize_row_q8_K_ref (the importance weights do not apply)
+
+function encodeBlockQ8K(x: Float32Array, x0: number, _qw: Float32Array | undefined, _q0: number, out: Uint8Array, view: DataView, o: number): void {
+  let max = 0;
+  let amax = 0;
+  for (let j = 0; j < QK_K; j++) {
+    const ax = Math.abs(x[x0 + j]);
+    if (ax > amax) { amax = ax; max = x[x0 + j]; }
+  }
+  if (amax === 0) {
+    out.fill(0, o, o + Q8_K_BLOCK_BYTES); // C leaves bsums unwritten here; zero is their sum
+
+    return;
+  }
+  // -127, not -128: ggml keeps q in -127..127 for its IQ2_XXS dot products.
+  const iscale = f32(-127 / max);
+  for (let j = 0; j < QK_K; j++) out[o + 4 + j] = Math.min(127, nearestIntC(f32(iscale * x[x0 + j])));
+  for (let j = 0; j < 16; j++) {
+    let sum = 0;
+    for (let ii = 0; ii < 16; ii++) sum += (out[o + 4 + 16 * j + ii] << 24) >> 24;
+    view.setInt16(o + 4 + QK_K + 2 * j, sum, true);
+  }
+  view.setFloat32(o, f32(1 / iscale), true);
+}
+
+function decodeBlockQ8K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
+  const d = view.getFloat32(o, true);
+  for (let j = 0; j < QK_K; j++) y[y0 + j] = f32(d * ((q[o + 4 + j] << 24) >> 24));
+}
+
+// ---------------------------------------------------------------------------------------
+// Codecs
+
+type EncodeBlock = (x: Float32Array, x0: number, qw: Float32Array | undefined, q0: number, out: Uint8Array, view: DataView, o: number) => void;
+type DecodeBlock = (q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number) => void;
+
+function kQuantCodec(name: string, blockBytes: number, encodeBlock: EncodeBlock, decodeBlock: DecodeBlock): Codec {
+  return {
+    encode(src, rowLength, importance) {
+      const rows = checkRows(src, rowLength, QK_K, name);
+      if (importance && importance.length !== rowLength) {
+        throw new RangeError(`${name}: ${importance.length} importance weights for rows of ${rowLength}`);
+      }
+      const blocksPerRow = rowLength / QK_K;
+      const out = new Uint8Array(rows * blocksPerRow * blockBytes);
+      const view = dataView(out);
+      let o = 0;
+      for (let r = 0; r < rows; r++) {
+        for (let b = 0; b < blocksPerRow; b++, o += blockBytes) {
+          encodeBlock(src, r * rowLength + b * QK_K, importance, b * QK_K, out, view, o);
+        }
+      }
+      return out;
+    },
+    decode(data, rows, rowLength) {
+      if (rowLength <= 0 || rowLength % QK_K !== 0) {
+        throw new RangeError(`${name}: row length ${rowLength} is not a multiple of ${QK_K}`);
+      }
+      const blocks = (rows * rowLength) / QK_K;
+      if (data.length < blocks * blockBytes) {
+        throw new RangeError(`${name}: ${data.length} bytes hold fewer than ${blocks} blocks of ${blockBytes}`);
+      }
+      const y = new Float32Array(rows * rowLength);
+      const view = dataView(data);
+      for (let b = 0; b < blocks; b++) decodeBlock(data, view, b * blockBytes, y, b * QK_K);
+      return y;
+    },
+  };
+}
+
+export const Q2_K: Codec = kQuantCodec('q2_K', Q2_K_BLOCK_BYTES, encodeBlockQ2K, decodeBlockQ2K);
+export const Q3_K: Codec = kQuantCodec('q3_K', Q3_K_BLOCK_BYTES, encodeBlockQ3K, decodeBlockQ3K);
+export const Q4_K: Codec = kQuantCodec('q4_K', Q4_K_BLOCK_BYTES, encodeBlockQ4K, decodeBlockQ4K);
+export const Q5_K: Codec = kQuantCodec('q5_K', Q5_K_BLOCK_BYTES, encodeBlockQ5K, decodeBlockQ5K);
+export const Q6_K: Codec = kQuantCodec('q6_K', Q6_K_BLOCK_BYTES, encodeBlockQ6K, decodeBlockQ6K);
+/** Q8_K ignores importance weights: ggml only makes it from activations. */
+export const Q8_K: Codec = kQuantCodec('q8_K', Q8_K_BLOCK_BYTES, encodeBlockQ8K, decodeBlockQ8K);

@@ -1,0 +1,55 @@
+// Shared Playwright fixtures: every test fails if the page asks for anything outside its
+// own origin (nothing leaves the machine), and `app` is a page object over the UI.
+import { test as base, expect, type Page } from '@playwright/test';
+
+export const FIXTURES = new URL('../../shared/fixtures/models/', import.meta.url).pathname;
+
+export class AppPage {
+  constructor(readonly page: Page) {}
+
+  async open(hash = '') {
+    await this.page.goto(`./${hash}`);
+    await expect(this.page.getByRole('heading', { name: 'quantlab' })).toBeVisible();
+  }
+
+  async loadSample() {
+    await this.page.getByRole('button', { name: /Try the sample/ }).click();
+    await expect(this.page.getByRole('region', { name: 'Model overview' })).toBeVisible();
+  }
+
+  async loadFiles(paths: string[]) {
+    await this.page.getByLabel('Model files').setInputFiles(paths);
+  }
+
+  backendBadge() {
+    return this.page.getByLabel('Compute backend');
+  }
+
+  async selectTensor(name: string) {
+    await this.page.getByRole('searchbox', { name: 'Search tensors' }).fill(name);
+    await this.page.getByRole('region', { name: 'Tensors' }).getByRole('cell', { name, exact: true }).click();
+  }
+
+  async screenshot(name: string) {
+    await this.page.screenshot({ path: `test-results/screens/${name}.png`, fullPage: true });
+  }
+}
+
+export const test = base.extend<{ app: AppPage; foreignRequests: string[] }>({
+  foreignRequests: async ({ page, baseURL }, use) => {
+    const origin = new URL(baseURL!).origin;
+    const foreign: string[] = [];
+    page.on('request', (r) => {
+      const url = r.url();
+      if (!url.startsWith(origin) && !url.startsWith('data:') && !url.startsWith('blob:')) foreign.push(url);
+    });
+    await use(foreign);
+    expect(foreign, 'requests that left the page origin').toEqual([]);
+  },
+  app: async ({ page, foreignRequests }, use) => {
+    void foreignRequests;
+    await use(new AppPage(page));
+  },
+});
+
+export { expect };

@@ -1,0 +1,35 @@
+import { execFileSync } from 'node:child_process';
+import { test, expect, FIXTURES } from './fixtures.ts';
+
+test('loads the sample and compares four or more types on WebGPU, matching the CLI', async ({ app, page }) => {
+  await app.open();
+  await expect(app.backendBadge()).toContainText('WebGPU', { timeout: 60_000 });
+  await app.loadSample();
+  const overview = page.getByRole('region', { name: 'Model overview' });
+  await expect(overview).toContainText('llama');
+  await expect(overview).toContainText('GGUF v3');
+  await expect(page.getByRole('region', { name: 'Tensors' }).getByRole('row')).toHaveCount(49);
+  await app.screenshot('overview');
+
+  const tensor = 'blk.0.attn_q.weight';
+  await app.selectTensor(tensor);
+  const metrics = page.getByRole('table', { name: 'Error metrics' });
+  await expect(metrics.locator('tbody tr')).toHaveCount(8);
+  // Rows of 64: the two K-quants (blocks of 256) cannot apply and say why.
+  await expect(metrics.locator('td[data-metric="rmse"]')).toHaveCount(6, { timeout: 120_000 });
+  await app.screenshot('compare');
+
+  // The numbers shown are the engine's: equal to the CLI's `compare --json` on the same tensor.
+  const cli = JSON.parse(
+    execFileSync('node', ['bin/quantlab.js', 'compare', `${FIXTURES}/stories260K.gguf`, '--tensor', tensor, '--types', 'f16,bf16,q8_0,int8,q4_0,q4_K,nf4,q2_K', '--json', '--backend', 'webgpu'], { encoding: 'utf8' }),
+  ) as { results: { type: string; rmse: number; error?: string }[] };
+  for (const r of cli.results) {
+    const row = metrics.locator(`tr[data-type="${r.type}"]`);
+    if (r.error) {
+      await expect(row).toContainText('not a multiple');
+      continue;
+    }
+    const shown = Number(await row.locator('td[data-metric="rmse"]').getAttribute('data-value'));
+    expect(shown, r.type).toBeCloseTo(r.rmse, 12);
+  }
+});

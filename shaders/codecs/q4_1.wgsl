@@ -1,0 +1,42 @@
+// Q4_1: blocks of 32, 4-bit quants q with x = q * d + m; d = (max - min) / 15, m = min
+// (ggml quantize_row_q4_1_ref, dequantize_row_q4_1).
+// Byte map (20 bytes): [0..2) d f16 | [2..4) m f16 | [4..20) qs: byte j = q[j] | q[j + 16] << 4.
+const BLOCK_SIZE: u32 = 32u;
+const BLOCK_BYTES: u32 = 20u;
+
+fn quantize_block(base: u32) {
+  var mn = 0x7f7fffffu; // FLT_MAX
+  var mx = 0xff7fffffu; // -FLT_MAX
+  for (var j = 0u; j < 32u; j = j + 1u) {
+    let v = vals[j];
+    if (flt_lt(v, mn)) {
+      mn = v;
+    }
+    if (flt_lt(mx, v)) {
+      mx = v;
+    }
+  }
+  let fmin = bitcast<f32>(mn);
+  let d = div_rn(bitcast<f32>(mx) - fmin, 15.0);
+  let id = select(0.0, div_rn(1.0, d), is_nonzero(d));
+  st_u16(base, f32_to_f16_bits(d));
+  st_u16(base + 2u, f32_to_f16_bits(fmin));
+  for (var j = 0u; j < 16u; j = j + 1u) {
+    let x0 = no_fuse((val(j) - fmin) * id);
+    let x1 = no_fuse((val(j + 16u) - fmin) * id);
+    let q0 = u32(min(15, c_int8(x0 + 0.5)));
+    let q1 = u32(min(15, c_int8(x1 + 0.5)));
+    st_u8(base + 4u + j, (q0 & 0xfu) | ((q1 & 0xfu) << 4u));
+  }
+}
+
+fn dequantize_block(base: u32) {
+  let d = f16_bits_to_f32(ld_u16(base));
+  let m = f16_bits_to_f32(ld_u16(base + 2u));
+  for (var j = 0u; j < 16u; j = j + 1u) {
+    let b = ld_u8(base + 4u + j);
+    // q * d is exact (4-bit times 11-bit significand), so a fused q * d + m rounds the same.
+    set_val(j, f32(b & 0xfu) * d + m);
+    set_val(j + 16u, f32(b >> 4u) * d + m);
+  }
+}

@@ -1,0 +1,44 @@
+// Quantize f32 values into a codec's blocks. One invocation per group of GROUP_BLOCKS
+// blocks (lib/bytes.wgsl): it writes whole u32 words, so no word is shared. The dispatch
+// may be 2D (x capped by maxComputeWorkgroupsPerDimension): invocation index =
+// (workgroup y * workgroups x + workgroup x) * WG_SIZE + local index.
+
+struct Params {
+  n_blocks: u32,   // blocks in this chunk; the destination holds ceil(n/GROUP_BLOCKS) groups
+  zero: u32,       // always 0: feeds fp_barrier (lib/rounding.wgsl)
+  _pad0: u32,
+  _pad1: u32,
+}
+
+override WG_SIZE: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> src: array<u32>;        // f32 bits
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;  // the blocks, as words
+@group(0) @binding(2) var<uniform> params: Params;
+
+@compute @workgroup_size(WG_SIZE)
+fn main(@builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  fp_barrier = params.zero;
+  let g = (wid.y * nwg.x + wid.x) * WG_SIZE + lid;
+  let first = g * GROUP_BLOCKS;
+  if (first >= params.n_blocks) {
+    return;
+  }
+  for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
+    let blk = first + b;
+    if (blk >= params.n_blocks) {
+      break; // the tail of the last group stays zero
+    }
+    let at = blk * BLOCK_SIZE;
+    for (var i = 0u; i < BLOCK_SIZE; i = i + 1u) {
+      vals[i] = src[at + i];
+    }
+    quantize_block(b * BLOCK_BYTES);
+  }
+  let out = g * GROUP_WORDS;
+  for (var w = 0u; w < GROUP_WORDS; w = w + 1u) {
+    dst[out + w] = grp[w];
+  }
+}

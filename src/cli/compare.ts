@@ -1,0 +1,97 @@
+// `quantlab compare FILE... --tensor NAME --types T,T,... [--json] [--backend cpu|webgpu]`:
+// one tensor quantized into each type, with the error metrics of INTERFACES.md.
+import { parseArgs } from 'node:util';
+import { Engine } from '../engine/engine.ts';
+import type { CompareResult } from '../engine/types.ts';
+import { createNodeGpu } from '../gpu/node-gpu.ts';
+import { quantType } from '../quant/types.ts';
+import { type Command, UsageError } from './command.ts';
+import { openFiles } from './inspect.ts';
+import { toJson } from './json.ts';
+
+export type BackendChoice = 'cpu' | 'webgpu';
+
+export function parseBackend(value: string | undefined): BackendChoice {
+  const b = value ?? 'cpu';
+  if (b !== 'cpu' && b !== 'webgpu') throw new UsageError(`--backend must be cpu or webgpu, not '${b}'`);
+  return b;
+}
+
+/** An engine on the chosen backend; --backend webgpu fails here if there is no GPU. */
+export async function openEngine(backend: BackendChoice): Promise<Engine> {
+  const engine = new Engine(backend === 'webgpu' ? () => createNodeGpu() : null);
+  const status = await engine.gpuStatus();
+  if (backend === 'webgpu' && status.backend !== 'webgpu') throw new Error(`--backend webgpu: ${status.detail}`);
+  return engine;
+}
+
+export function parseTypes(list: string | undefined): string[] {
+  if (!list) throw new UsageError('--types T,T,... is required');
+  const ids = list.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const id of ids) if (!quantType(id)) throw new UsageError(`unknown type '${id}'`);
+  return ids.map((id) => quantType(id)!.id);
+}
+
+export const compareCommand: Command = {
+  name: 'compare',
+  summary: 'quantize one tensor into several types and report the error of each',
+  usage: 'quantlab compare FILE... --tensor NAME --types T,T,... [--json] [--backend cpu|webgpu]',
+  async run(args, io) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: [...args],
+        options: { tensor: { type: 'string' }, types: { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' } },
+        allowPositionals: true,
+      });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const { positionals, values } = parsed;
+    if (positionals.length === 0) throw new UsageError('no FILE given');
+    if (!values.tensor) throw new UsageError('--tensor NAME is required');
+    const types = parseTypes(values.types);
+    const engine = await openEngine(parseBackend(values.backend));
+    await engine.load(await openFiles(positionals));
+    const result = await engine.compare({ tensor: values.tensor, types });
+    io.stdout(values.json ? `${toJson(compareJson(result))}\n` : compareText(result));
+    return 0;
+  },
+};
+
+/** The `compare --json` shape of INTERFACES.md (plus each result's backend, and `error` for a type that cannot apply). */
+export function compareJson(r: CompareResult) {
+  return {
+    tensor: r.tensor,
+    shape: r.shape,
+    backend: r.backend,
+    results: r.results.map((t) =>
+      t.error
+        ? { type: t.type, error: t.error }
+        : {
+            type: t.type,
+            bpw: t.bpw,
+            bytes: t.bytes,
+            rmse: t.metrics.rmse,
+            max_abs: t.metrics.maxAbs,
+            mean_abs: t.metrics.meanAbs,
+            snr_db: t.metrics.snrDb,
+            cosine: t.metrics.cosine,
+            backend: t.backend,
+          },
+    ),
+  };
+}
+
+function compareText(r: CompareResult): string {
+  const head = `${r.tensor}  [${r.shape.join(', ')}]  backend ${r.backend}\n`;
+  const cols = ['type', 'bpw', 'bytes', 'rmse', 'max_abs', 'snr_db', 'cosine'];
+  const rows = r.results.map((t) =>
+    t.error
+      ? [t.type, t.error]
+      : [t.type, t.bpw.toFixed(3), String(t.bytes), t.metrics.rmse.toExponential(4), t.metrics.maxAbs.toExponential(4), t.metrics.snrDb.toFixed(2), t.metrics.cosine.toFixed(6)],
+  );
+  const widths = cols.map((c, i) => Math.max(c.length, ...rows.filter((x) => x.length > 2).map((x) => x[i].length)));
+  const line = (cells: string[]) => (cells.length === 2 ? `${cells[0].padEnd(widths[0])}  ${cells[1]}` : cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+  return head + [line(cols), ...rows.map(line)].join('\n') + '\n';
+}

@@ -1,0 +1,14 @@
+// The page's handle on the engine worker.
+import { proxy, wrap } from 'comlink';
+import type { WorkerApi } from './worker.ts';
+import type { CompareRequest, Progress } from './types.ts';
+
+const worker = wrap<WorkerApi>(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'quantlab-engine' }));
+
+export const engine = {
+  gpuStatus: () => worker.gpuStatus(),
+  load: (files: File[]) => worker.load(files),
+  compare: (request: CompareRequest, onProgress?: (p: Progress) => void) =>
+    worker.compare(request, onProgress ? proxy(onProgress) : undefined),
+  cancel: () => worker.cancel(),
+};

@@ -1,0 +1,58 @@
+// The two ways the engine computes: WebGPU kernels or the CPU reference codecs. One
+// interface, so every job is written once; each result records which one did the work.
+import type { GpuContext } from '../gpu/device.ts';
+import { dequantizeOnGpu, errorStatsOnGpu, gpuSupportsType, quantizeOnGpu } from '../gpu/quantize.ts';
+import { accumulateErrors, errorHistogram, type ErrorSums, type Histogram } from '../quant/metrics.ts';
+import type { QuantType } from '../quant/types.ts';
+import type { Backend } from './types.ts';
+
+export interface ErrorReport {
+  sums: ErrorSums;
+  histogram: Histogram | null;
+}
+
+export interface Compute {
+  readonly backend: Backend;
+  /** Whether this compute can run `type` itself. */
+  supports(type: QuantType): boolean;
+  quantize(type: QuantType, data: Float32Array, rowLength: number): Promise<Uint8Array>;
+  dequantize(type: QuantType, bytes: Uint8Array, rows: number, rowLength: number): Promise<Float32Array>;
+  errors(ref: Float32Array, approx: Float32Array, histogram?: { lo: number; hi: number; bins: number }): Promise<ErrorReport>;
+}
+
+export const cpuCompute: Compute = {
+  backend: 'cpu',
+  supports: () => true,
+  quantize: async (type, data, rowLength) => type.codec.encode(data, rowLength),
+  dequantize: async (type, bytes, rows, rowLength) => type.codec.decode(bytes, rows, rowLength),
+  errors: async (ref, approx, h) => ({
+    sums: accumulateErrors(ref, approx),
+    histogram: h ? errorHistogram(ref, approx, h.lo, h.hi, h.bins) : null,
+  }),
+};
+
+export function gpuCompute(gpu: GpuContext): Compute {
+  return {
+    backend: 'webgpu',
+    supports: (type) => gpuSupportsType(type),
+    quantize: (type, data, rowLength) => quantizeOnGpu(gpu, type, data, rowLength),
+    dequantize: (type, bytes, rows, rowLength) => dequantizeOnGpu(gpu, type, bytes, rows, rowLength),
+    errors: async (ref, approx, h) => {
+      const s = await errorStatsOnGpu(gpu, ref, approx, h ? { histogram: h } : {});
+      const sums: ErrorSums = {
+        count: s.count,
+        sumSqErr: s.sumSqErr,
+        sumAbsErr: s.sumAbsErr,
+        // A NaN or infinite value is an error the user must see, not one to drop.
+        maxAbsErr: s.nonFinite > 0 ? NaN : s.maxAbsErr,
+        sumSqRef: s.sumSqRef,
+        sumSqDeq: s.sumSqApprox,
+        dot: s.dot,
+      };
+      const histogram = s.histogram
+        ? { min: s.histogram.lo, max: s.histogram.hi, counts: [...s.histogram.counts], below: s.histogram.below, above: s.histogram.above }
+        : null;
+      return { sums, histogram };
+    },
+  };
+}

@@ -1,0 +1,242 @@
+// The engine: one API for the UI (inside a Web Worker) and the CLI (in Node). It owns the
+// loaded model's byte sources, reads tensors on demand, and runs every job on WebGPU when
+// it can, on the CPU reference codecs otherwise; each result says which did the work.
+import type { ByteSource } from '../formats/bytes.ts';
+import { loadModel, readTensorF32, type ModelIndex, type ModelTensor } from '../formats/model.ts';
+import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
+import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '../quant/metrics.ts';
+import { bitsPerWeight, dequantizeGgml, quantType, whyNotApplicable, type QuantType } from '../quant/types.ts';
+import { cpuCompute, gpuCompute, type Compute } from './compute.ts';
+import { summarizeModel } from './summary.ts';
+import type { BlockView, CompareRequest, CompareResult, GpuStatus, ModelSummary, Progress, TypeResult } from './types.ts';
+
+/** Dequantized copies kept between the two passes of a comparison, at most (bytes). */
+const MAX_KEPT_DEQUANTIZED_BYTES = 512 << 20;
+const DEFAULT_HISTOGRAM_BINS = 121;
+const WEIGHT_HISTOGRAM_BINS = 101;
+/** Elements shown by the block inspector for types without blocks (per-row / per-tensor scales). */
+const INSPECT_ELEMENTS_UNBLOCKED = 32;
+/** The block inspector's index counts windows of this many elements (a K-quant super-block). */
+const INSPECT_WINDOW = 256;
+
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+export type ProgressListener = (p: Progress) => void;
+
+export class Engine {
+  private model: ModelIndex | null = null;
+  private gpu: GpuContext | null = null;
+  private gpuError: string | null = null;
+  private gpuOpening: Promise<void> | null = null;
+  private generation = 0;
+
+  /** `openGpu` opens WebGPU (navigator.gpu in the browser, Dawn in Node); null for CPU only. */
+  constructor(private readonly openGpu: (() => Promise<GpuContext>) | null) {}
+
+  private async ensureGpu(): Promise<void> {
+    this.gpuOpening ??= (async () => {
+      if (!this.openGpu) {
+        this.gpuError = 'CPU backend requested';
+        return;
+      }
+      try {
+        this.gpu = await this.openGpu();
+        this.gpu.onLost((info) => {
+          this.gpuError = `GPU device lost (${info.reason}): ${info.message}`;
+        });
+      } catch (e) {
+        this.gpuError = e instanceof Error ? e.message : String(e);
+      }
+    })();
+    await this.gpuOpening;
+  }
+
+  async gpuStatus(): Promise<GpuStatus> {
+    await this.ensureGpu();
+    return this.gpu && !this.gpu.isLost()
+      ? { backend: 'webgpu', detail: this.gpu.description }
+      : { backend: 'cpu', detail: this.gpuError ?? 'no GPU' };
+  }
+
+  /** The compute for the next step: WebGPU while the device lives, else the CPU. */
+  private compute(): Compute {
+    return this.gpu && !this.gpu.isLost() ? gpuCompute(this.gpu) : cpuCompute;
+  }
+
+  /** Reads the files' headers; the previous model stays loaded if they are bad. */
+  async load(sources: readonly ByteSource[]): Promise<ModelSummary> {
+    const model = await loadModel(sources);
+    this.model = model;
+    return summarizeModel(model);
+  }
+
+  loadedModel(): ModelIndex {
+    if (!this.model) throw new Error('no model loaded');
+    return this.model;
+  }
+
+  /** Stops the running job at its next step (it rejects with CancelledError). */
+  cancel(): void {
+    this.generation++;
+  }
+
+  private tensor(name: string): ModelTensor {
+    const t = this.loadedModel().tensors.find((x) => x.name === name);
+    if (!t) throw new Error(`no tensor named '${name}' in this model`);
+    return t;
+  }
+
+  async readF32(tensor: ModelTensor): Promise<Float32Array> {
+    return readTensorF32(this.loadedModel(), tensor, { dequantize: dequantizeGgml });
+  }
+
+  /**
+   * Runs `step` on the GPU when it can, on the CPU otherwise; a device lost mid-step
+   * is retried on the CPU, so the job completes with the same result.
+   */
+  private async run<T>(type: QuantType, step: (c: Compute) => Promise<T>): Promise<{ value: T; backend: Compute['backend'] }> {
+    const c = this.compute();
+    const compute = c.supports(type) ? c : cpuCompute;
+    try {
+      return { value: await step(compute), backend: compute.backend };
+    } catch (e) {
+      if (!(e instanceof GpuDeviceLostError) || compute === cpuCompute) throw e;
+      this.gpuError = e.message;
+      return { value: await step(cpuCompute), backend: 'cpu' };
+    }
+  }
+
+  /** Quantize one tensor into each type and measure the error (two passes: stats, then histograms on a shared range). */
+  async compare(request: CompareRequest, onProgress?: ProgressListener): Promise<CompareResult> {
+    await this.ensureGpu();
+    const generation = ++this.generation;
+    const check = () => {
+      if (generation !== this.generation) throw new CancelledError();
+    };
+    const tensor = this.tensor(request.tensor);
+    const rowLength = tensor.shape[tensor.shape.length - 1] ?? 1;
+    const data = await this.readF32(tensor);
+    check();
+    const rows = data.length / rowLength;
+    const types = request.types.map((id) => {
+      const t = quantType(id);
+      if (!t) throw new Error(`unknown type '${id}'`);
+      return t;
+    });
+    const total = types.length * 2;
+    let done = 0;
+    const step = (label: string) => onProgress?.({ done: ++done, total, label });
+
+    interface Pass1 {
+      type: QuantType;
+      bytes: Uint8Array;
+      deq: Float32Array | null;
+      backend: Compute['backend'];
+      ms: number;
+      sums: ErrorSums | null;
+      error?: string;
+    }
+    const keep = data.byteLength * types.length <= MAX_KEPT_DEQUANTIZED_BYTES;
+    const first: Pass1[] = [];
+    for (const type of types) {
+      const why = whyNotApplicable(type, rowLength);
+      if (why) {
+        first.push({ type, bytes: new Uint8Array(), deq: null, backend: 'cpu', ms: 0, sums: null, error: why });
+        step(`${type.id}: skipped`);
+        continue;
+      }
+      const t0 = performance.now();
+      const { value, backend } = await this.run(type, async (c) => {
+        const bytes = await c.quantize(type, data, rowLength);
+        const deq = await c.dequantize(type, bytes, rows, rowLength);
+        const report = await c.errors(data, deq);
+        return { bytes, deq, report };
+      });
+      const ms = performance.now() - t0;
+      first.push({ type, bytes: value.bytes, deq: keep ? value.deq : null, backend, ms, sums: value.report.sums });
+      check();
+      step(`${type.id}: quantized`);
+    }
+
+    const maxErrors = first.flatMap((p) => (p.sums ? [p.sums.maxAbsErr] : []));
+    const [lo, hi] = sharedErrorRange(maxErrors);
+    const bins = request.histogramBins ?? DEFAULT_HISTOGRAM_BINS;
+    const results: TypeResult[] = [];
+    for (const p of first) {
+      if (p.error) {
+        results.push(emptyResult(p.type, p.error));
+        continue;
+      }
+      const { value: report, backend } = await this.run(p.type, async (c) => {
+        const deq = p.deq ?? (await c.dequantize(p.type, p.bytes, rows, rowLength));
+        return { deq, ...(await c.errors(data, deq, { lo, hi, bins })) };
+      });
+      check();
+      step(`${p.type.id}: histogram`);
+      results.push({
+        type: p.type.id,
+        bpw: (p.bytes.length * 8) / data.length,
+        bytes: p.bytes.length,
+        metrics: metricsFromSums(report.sums),
+        sums: report.sums,
+        histogram: report.histogram!,
+        block: blockView(p.type, data, report.deq, request.blockIndex ?? 0),
+        backend: p.backend === 'webgpu' && backend === 'webgpu' ? 'webgpu' : 'cpu',
+        ms: p.ms,
+      });
+    }
+    const [wlo, whi] = weightRange(data);
+    return {
+      tensor: tensor.name,
+      shape: [...tensor.shape],
+      backend: results.length && results.every((r) => r.error || r.backend === 'webgpu') ? 'webgpu' : 'cpu',
+      weightHistogram: histogram(data, wlo, whi, WEIGHT_HISTOGRAM_BINS),
+      results,
+    };
+  }
+}
+
+function emptyResult(type: QuantType, error: string): TypeResult {
+  const sums = { count: 0, sumSqErr: 0, sumAbsErr: 0, maxAbsErr: 0, sumSqRef: 0, sumSqDeq: 0, dot: 0 };
+  return {
+    type: type.id,
+    bpw: bitsPerWeight(type),
+    bytes: 0,
+    metrics: metricsFromSums(sums),
+    sums,
+    histogram: { min: 0, max: 0, counts: [], below: 0, above: 0 },
+    block: null,
+    backend: 'cpu',
+    ms: 0,
+    error,
+  };
+}
+
+function weightRange(data: Float32Array): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (!(hi > lo)) return [lo - 1e-6 || -1e-6, hi + 1e-6 || 1e-6];
+  return [lo, hi + (hi - lo) * 1e-6];
+}
+
+/** The type's block holding element windowIndex·256: original, dequantized, levels used. */
+export function blockView(type: QuantType, ref: Float32Array, deq: Float32Array, windowIndex: number): BlockView {
+  const size = type.blockSize > 1 ? type.blockSize : INSPECT_ELEMENTS_UNBLOCKED;
+  const blocks = Math.max(1, Math.floor(ref.length / size));
+  const index = Math.min(Math.floor((windowIndex * INSPECT_WINDOW) / size), blocks - 1);
+  const start = index * size;
+  const original = Array.from(ref.subarray(start, start + size));
+  const dequantized = Array.from(deq.subarray(start, start + size));
+  const levels = [...new Set(dequantized)].sort((a, b) => a - b);
+  const absmax = original.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  return { index, original, dequantized, levels, fields: { 'levels used': levels.length, absmax } };
+}

@@ -1,0 +1,43 @@
+// ModelIndex (formats/) -> ModelSummary (what the UI shows): serializable, no sources.
+import { elementCount, type ModelIndex } from '../formats/model.ts';
+import type { ModelSummary } from './types.ts';
+
+const MAX_SHOWN_ITEMS = 8;
+
+function describeValue(v: unknown): string {
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'string') return v;
+  if (ArrayBuffer.isView(v) || Array.isArray(v)) {
+    const items = Array.from(v as ArrayLike<unknown>);
+    const head = items.slice(0, MAX_SHOWN_ITEMS).map(describeValue).join(', ');
+    return items.length > MAX_SHOWN_ITEMS ? `[${items.length} items: ${head}, …]` : `[${head}]`;
+  }
+  if (v && typeof v === 'object') return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x)).slice(0, 400);
+  return String(v);
+}
+
+export function summarizeModel(model: ModelIndex): ModelSummary {
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(model.metadata)) metadata[k] = describeValue(v);
+  const config = model.metadata.config as { architectures?: string[]; model_type?: string } | undefined;
+  const architecture =
+    (model.metadata['general.architecture'] as string | undefined) ?? config?.model_type ?? config?.architectures?.[0] ?? null;
+  const tensors = model.tensors.map((t) => ({
+    name: t.name,
+    dtype: t.dtype,
+    shape: [...t.shape],
+    params: elementCount(t),
+    nbytes: t.nbytes,
+    file: t.file,
+  }));
+  return {
+    format: model.format,
+    version: model.version ?? 0,
+    files: model.files.map((f) => ({ name: f.source.name, size: f.source.size })),
+    architecture,
+    metadata,
+    tensors,
+    parameterCount: tensors.reduce((s, t) => s + t.params, 0),
+    totalBytes: tensors.reduce((s, t) => s + t.nbytes, 0),
+  };
+}

@@ -1,0 +1,81 @@
+// What crosses between the engine (a Web Worker in the browser, in-process in Node) and
+// its callers: plain serializable data, never tensor bytes (house rule 7).
+import type { ErrorMetrics, ErrorSums, Histogram } from '../quant/metrics.ts';
+
+export type Backend = 'webgpu' | 'cpu';
+
+export interface TensorSummary {
+  name: string;
+  /** ggml type name for GGUF, safetensors dtype name otherwise. */
+  dtype: string;
+  /** Row-major, outermost first; the last entry is the row length (GGUF ne0). */
+  shape: number[];
+  params: number;
+  nbytes: number;
+  file: string;
+}
+
+export interface ModelSummary {
+  format: 'gguf' | 'safetensors';
+  version: number;
+  files: { name: string; size: number }[];
+  architecture: string | null;
+  /** Display-ready metadata: long arrays shortened to their length and first values. */
+  metadata: Record<string, string>;
+  tensors: TensorSummary[];
+  parameterCount: number;
+  totalBytes: number;
+}
+
+export interface GpuStatus {
+  backend: Backend;
+  /** Adapter description when WebGPU is in use; why not, otherwise. */
+  detail: string;
+}
+
+/** One block of a tensor, original and after a round trip through a type. */
+export interface BlockView {
+  index: number;
+  original: number[];
+  dequantized: number[];
+  /** The distinct dequantized levels the block can take (its quantization grid), when known. */
+  levels: number[];
+  /** Scale / min fields of the block as decoded, for display. */
+  fields: Record<string, number>;
+}
+
+export interface TypeResult {
+  type: string;
+  bpw: number;
+  bytes: number;
+  metrics: ErrorMetrics;
+  sums: ErrorSums;
+  histogram: Histogram;
+  block: BlockView | null;
+  backend: Backend;
+  ms: number;
+  /** Set instead of metrics when the type cannot apply to this tensor. */
+  error?: string;
+}
+
+export interface CompareRequest {
+  tensor: string;
+  types: string[];
+  histogramBins?: number;
+  /** Block to show in the inspector (in units of the largest block size among the types). */
+  blockIndex?: number;
+}
+
+export interface CompareResult {
+  tensor: string;
+  shape: number[];
+  backend: Backend;
+  weightHistogram: Histogram;
+  results: TypeResult[];
+}
+
+export interface Progress {
+  done: number;
+  total: number;
+  label: string;
+}

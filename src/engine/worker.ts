@@ -1,0 +1,20 @@
+// The engine in a Web Worker: the page stays responsive while tensors are read and
+// quantized. Files (Blobs) are structured-cloned in; only summaries and results come out.
+import { expose, type ProxyMarked } from 'comlink';
+import { blobSource } from '../formats/bytes.ts';
+import { createGpu } from '../gpu/device.ts';
+import { Engine } from './engine.ts';
+import type { CompareRequest, Progress } from './types.ts';
+
+const engine = new Engine(() => createGpu());
+
+const api = {
+  gpuStatus: () => engine.gpuStatus(),
+  load: (files: File[]) => engine.load(files.map((f) => blobSource(f, f.name))),
+  compare: (request: CompareRequest, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.compare(request, onProgress),
+  cancel: () => engine.cancel(),
+};
+
+export type WorkerApi = typeof api;
+
+expose(api);

@@ -1,0 +1,39 @@
+// Node only: a ByteSource over a file path. Kept apart from bytes.ts so that the
+// browser bundle never imports node:fs.
+
+import { open } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { type ByteSource, checkRange } from './bytes.ts';
+
+/** Opens `path` for ranged reads; each read opens, reads at a position, and closes, so
+ *  no file handle outlives a call (a model may have hundreds of shards). */
+export async function fileSource(path: string): Promise<ByteSource> {
+  const handle = await open(path, 'r');
+  let size: number;
+  try {
+    size = (await handle.stat()).size;
+  } finally {
+    await handle.close();
+  }
+  const source: ByteSource = {
+    name: basename(path),
+    size,
+    async read(offset, length) {
+      checkRange(source, offset, length);
+      const bytes = new Uint8Array(length);
+      const file = await open(path, 'r');
+      try {
+        let done = 0;
+        while (done < length) {
+          const { bytesRead } = await file.read(bytes, done, length - done, offset + done);
+          if (bytesRead === 0) throw new Error(`${path}: file shrank while reading (at byte ${offset + done})`);
+          done += bytesRead;
+        }
+      } finally {
+        await file.close();
+      }
+      return bytes;
+    },
+  };
+  return source;
+}

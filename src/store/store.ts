@@ -1,0 +1,89 @@
+// The app's state as zustand slices. It holds metadata, settings and results, never
+// tensor bytes (house rule 7): those stay in the engine's worker.
+import { create, type StateCreator } from 'zustand';
+import type { CompareResult, GpuStatus, ModelSummary, Progress } from '../engine/types.ts';
+
+export const DEFAULT_COMPARE_TYPES = ['f16', 'bf16', 'q8_0', 'int8', 'q4_0', 'q4_K', 'nf4', 'q2_K'];
+
+export interface LoadError {
+  file: string;
+  message: string;
+}
+
+export interface ModelSlice {
+  model: ModelSummary | null;
+  loading: Progress | null;
+  loadErrors: LoadError[];
+  setModel: (model: ModelSummary) => void;
+  setLoading: (p: Progress | null) => void;
+  addLoadError: (e: LoadError) => void;
+  dismissLoadErrors: () => void;
+}
+
+export interface SelectionSlice {
+  tensor: string | null;
+  types: string[];
+  preset: string;
+  selectTensor: (name: string | null) => void;
+  toggleType: (id: string) => void;
+  setTypes: (ids: string[]) => void;
+  setPreset: (p: string) => void;
+}
+
+export interface ResultsSlice {
+  compare: CompareResult | null;
+  comparing: Progress | null;
+  compareError: string | null;
+  setCompare: (r: CompareResult | null) => void;
+  setComparing: (p: Progress | null) => void;
+  setCompareError: (e: string | null) => void;
+}
+
+export interface EnvSlice {
+  gpu: GpuStatus | null;
+  setGpu: (g: GpuStatus) => void;
+}
+
+export type AppState = ModelSlice & SelectionSlice & ResultsSlice & EnvSlice;
+
+const modelSlice: StateCreator<AppState, [], [], ModelSlice> = (set) => ({
+  model: null,
+  loading: null,
+  loadErrors: [],
+  // A new model replaces the old one only once it has loaded: a bad file loses nothing.
+  setModel: (model) => set({ model, tensor: null, compare: null, compareError: null, loadErrors: [] }),
+  setLoading: (loading) => set({ loading }),
+  addLoadError: (e) => set((s) => ({ loadErrors: [...s.loadErrors, e] })),
+  dismissLoadErrors: () => set({ loadErrors: [] }),
+});
+
+const selectionSlice: StateCreator<AppState, [], [], SelectionSlice> = (set) => ({
+  tensor: null,
+  types: DEFAULT_COMPARE_TYPES,
+  preset: 'Q4_K_M',
+  selectTensor: (tensor) => set({ tensor, compare: null, compareError: null }),
+  toggleType: (id) => set((s) => ({ types: s.types.includes(id) ? s.types.filter((t) => t !== id) : [...s.types, id] })),
+  setTypes: (types) => set({ types }),
+  setPreset: (preset) => set({ preset }),
+});
+
+const resultsSlice: StateCreator<AppState, [], [], ResultsSlice> = (set) => ({
+  compare: null,
+  comparing: null,
+  compareError: null,
+  setCompare: (compare) => set({ compare }),
+  setComparing: (comparing) => set({ comparing }),
+  setCompareError: (compareError) => set({ compareError }),
+});
+
+const envSlice: StateCreator<AppState, [], [], EnvSlice> = (set) => ({
+  gpu: null,
+  setGpu: (gpu) => set({ gpu }),
+});
+
+export const useApp = create<AppState>()((...a) => ({
+  ...modelSlice(...a),
+  ...selectionSlice(...a),
+  ...resultsSlice(...a),
+  ...envSlice(...a),
+}));

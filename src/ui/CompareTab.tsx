@@ -1,0 +1,60 @@
+import { useEffect, useState } from 'react';
+import { engine } from '../engine/client.ts';
+import { useApp } from '../store/store.ts';
+import { CompareView } from './CompareView.tsx';
+import { formatShape } from './format.ts';
+import { TypeChips } from './TypeChips.tsx';
+
+/** Pick a tensor and types; the engine quantizes it in each and the charts compare them. */
+export function CompareTab() {
+  const { model, tensor, types, compare, comparing, compareError, toggleType } = useApp();
+  const [blockIndex, setBlockIndex] = useState(0);
+  const info = model?.tensors.find((t) => t.name === tensor) ?? null;
+
+  useEffect(() => {
+    if (!info || types.length === 0) return;
+    const s = useApp.getState();
+    let current = true;
+    s.setComparing({ done: 0, total: types.length, label: `Quantizing ${info.name}…` });
+    s.setCompareError(null);
+    engine
+      .compare({ tensor: info.name, types, blockIndex }, (p) => current && useApp.getState().setComparing(p))
+      .then(
+        (r) => current && s.setCompare(r),
+        (e: unknown) => current && s.setCompareError(e instanceof Error ? e.message : String(e)),
+      )
+      .finally(() => current && s.setComparing(null));
+    return () => {
+      current = false;
+      engine.cancel();
+    };
+  }, [info, types, blockIndex]);
+
+  return (
+    <section className="panel" aria-label="Compare types">
+      <div className="row" style={{ justifyContent: 'space-between', marginBottom: 8 }}>
+        <div>
+          {info ? (
+            <>
+              <b className="mono">{info.name}</b> <span className="muted">{formatShape(info.shape)} · {info.dtype}</span>
+            </>
+          ) : (
+            <span className="muted">Pick a tensor in the table on the left.</span>
+          )}
+        </div>
+      </div>
+      <TypeChips selected={types} rowLength={info ? info.shape[info.shape.length - 1] : null} onToggle={toggleType} />
+      {comparing && (
+        <div className="progress" role="status" style={{ marginTop: 8 }}>
+          <progress value={comparing.done} max={comparing.total} /> {comparing.label}
+        </div>
+      )}
+      {compareError && (
+        <div className="errors" role="alert" style={{ marginTop: 8 }}>
+          {compareError}
+        </div>
+      )}
+      {compare && compare.tensor === info?.name && <CompareView compare={compare} blockIndex={blockIndex} onBlockIndex={setBlockIndex} />}
+    </section>
+  );
+}
