@@ -1,6 +1,8 @@
 // The page's handle on the engine worker.
 import { proxy, wrap } from 'comlink';
 import type { WorkerApi } from './worker.ts';
+import type { PlanMode } from '../quant/presets.ts';
+import type { OverrideSpec } from './plan.ts';
 import type { CompareRequest, Progress } from './types.ts';
 
 const worker = wrap<WorkerApi>(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'quantlab-engine' }));
@@ -10,5 +12,9 @@ export const engine = {
   load: (files: File[]) => worker.load(files),
   compare: (request: CompareRequest, onProgress?: (p: Progress) => void) =>
     worker.compare(request, onProgress ? proxy(onProgress) : undefined),
+  plan: (mode: PlanMode, overrides: OverrideSpec[]) => worker.plan(mode, overrides),
+  presetSizes: () => worker.presetSizes(),
+  planErrors: (mode: PlanMode, overrides: OverrideSpec[], onProgress?: (p: Progress) => void) =>
+    worker.planErrors(mode, overrides, onProgress ? proxy(onProgress) : undefined),
   cancel: () => worker.cancel(),
 };

@@ -7,6 +7,8 @@ import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
 import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '../quant/metrics.ts';
 import { bitsPerWeight, dequantizeGgml, quantType, whyNotApplicable, type QuantType } from '../quant/types.ts';
 import { cpuCompute, gpuCompute, type Compute } from './compute.ts';
+import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSpec, type PlanSummary, type PresetSize } from './plan.ts';
+import type { PlanMode } from '../quant/presets.ts';
 import { summarizeModel } from './summary.ts';
 import type { BlockView, CompareRequest, CompareResult, GpuStatus, ModelSummary, Progress, TypeResult } from './types.ts';
 
@@ -109,6 +111,37 @@ export class Engine {
       this.gpuError = e.message;
       return { value: await step(cpuCompute), backend: 'cpu' };
     }
+  }
+
+  plan(mode: PlanMode, overrides: readonly OverrideSpec[] = []): PlanSummary {
+    return planModel(this.loadedModel(), mode, overrides);
+  }
+
+  presetSizes(): PresetSize[] {
+    return presetSizes(this.loadedModel());
+  }
+
+  /** The error of every tensor the plan converts, and per layer (weighted by size). */
+  async planErrors(mode: PlanMode, overrides: readonly OverrideSpec[] = [], onProgress?: ProgressListener): Promise<{ tensors: { name: string; type: string; sums: ErrorSums }[]; layers: LayerError[]; backend: Compute['backend'] }> {
+    await this.ensureGpu();
+    const generation = ++this.generation;
+    const rows = this.plan(mode, overrides).rows.filter((r) => r.converted && quantType(r.type));
+    const tensors: { name: string; type: string; sums: ErrorSums }[] = [];
+    let allGpu = true;
+    for (const [i, row] of rows.entries()) {
+      const type = quantType(row.type)!;
+      const data = await this.readF32(this.tensor(row.name));
+      const rowLength = row.shape[row.shape.length - 1] ?? 1;
+      const { value, backend } = await this.run(type, async (c) => {
+        const bytes = await c.quantize(type, data, rowLength);
+        return (await c.errors(data, await c.dequantize(type, bytes, data.length / rowLength, rowLength))).sums;
+      });
+      allGpu &&= backend === 'webgpu';
+      if (generation !== this.generation) throw new CancelledError();
+      tensors.push({ name: row.name, type: row.type, sums: value });
+      onProgress?.({ done: i + 1, total: rows.length, label: `${row.name} → ${row.type}` });
+    }
+    return { tensors, layers: errorsByLayer(tensors), backend: allGpu ? 'webgpu' : 'cpu' };
   }
 
   /** Quantize one tensor into each type and measure the error (two passes: stats, then histograms on a shared range). */

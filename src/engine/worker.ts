@@ -4,6 +4,8 @@ import { expose, type ProxyMarked } from 'comlink';
 import { blobSource } from '../formats/bytes.ts';
 import { createGpu } from '../gpu/device.ts';
 import { Engine } from './engine.ts';
+import type { OverrideSpec } from './plan.ts';
+import type { PlanMode } from '../quant/presets.ts';
 import type { CompareRequest, Progress } from './types.ts';
 
 const engine = new Engine(() => createGpu());
@@ -12,6 +14,10 @@ const api = {
   gpuStatus: () => engine.gpuStatus(),
   load: (files: File[]) => engine.load(files.map((f) => blobSource(f, f.name))),
   compare: (request: CompareRequest, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.compare(request, onProgress),
+  plan: (mode: PlanMode, overrides: OverrideSpec[]) => engine.plan(mode, overrides),
+  presetSizes: () => engine.presetSizes(),
+  planErrors: (mode: PlanMode, overrides: OverrideSpec[], onProgress?: ((p: Progress) => void) & ProxyMarked) =>
+    engine.planErrors(mode, overrides, onProgress),
   cancel: () => engine.cancel(),
 };
 

@@ -80,6 +80,13 @@ export async function readWhole(source: ByteSource, maxBytes: number, what: stri
 // ignoreBOM keeps a leading U+FEFF (a real token in Llama's vocab) instead of dropping it.
 const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
+const SHORT_ASCII_BYTES = 32;
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) return false;
+  return true;
+}
+
 /**
  * A little-endian cursor over a ByteSource that buffers a chunk at a time. Call
  * `need(n)` (async) before reading n bytes with the synchronous getters; `need` checks
@@ -181,9 +188,15 @@ export class ByteReader {
 
   /** n bytes of UTF-8. Invalid sequences become U+FFFD, as in ggml's tools' printing. */
   text(n: number): string {
-    return utf8.decode(this.bytes(n));
+    const bytes = this.bytes(n);
+    // Vocabularies are hundreds of thousands of short, mostly ASCII strings, for which
+    // TextDecoder's per-call cost dominates.
+    if (n <= SHORT_ASCII_BYTES && isAscii(bytes)) return String.fromCharCode(...bytes);
+    return utf8.decode(bytes);
   }
 }
+
+const encoder = new TextEncoder();
 
 /** A growable little-endian byte buffer for building headers. */
 export class ByteWriter {
@@ -250,6 +263,13 @@ export class ByteWriter {
   bytes(b: Uint8Array): void {
     const at = this.reserve(b.length);
     this.buffer.set(b, at);
+  }
+  /** A GGUF string: u64 byte length, then UTF-8 (encoded in place, no temporary). */
+  string(text: string): void {
+    const at = this.reserve(8 + text.length * 3); // UTF-8 takes at most 3 bytes per UTF-16 unit
+    const { written } = encoder.encodeInto(text, this.buffer.subarray(at + 8));
+    this.view.setBigUint64(at, BigInt(written), true);
+    this.length = at + 8 + written; // the unused reserve was never written: still zeros
   }
   zeros(n: number): void {
     this.reserve(n); // new capacity is zero-filled; reused capacity never held data

@@ -319,6 +319,11 @@ describe('input checks and device loss', () => {
     await expect(dequantizeOnGpu(gpu, 'q4_0', new Uint8Array(17), 1, 32)).rejects.toThrow(/bytes, expected 18/);
   });
 
+  it('takes an empty tensor', async () => {
+    expect((await quantizeOnGpu(gpu, 'q5_0', new Float32Array(0), 32)).length).toBe(0);
+    expect((await dequantizeOnGpu(gpu, 'q5_0', new Uint8Array(0), 0, 32)).length).toBe(0);
+  });
+
   it('reports a lost device as GpuDeviceLostError, and `lost` resolves', async () => {
     const doomed = await createTestGpu({ label: 'test-lost' });
     let heard = false;

@@ -123,8 +123,8 @@ interface CodecRun {
   /** Bytes of input per group / of output per group, as the kernel reads / writes them. */
   inPerGroup: number;
   outPerGroup: number;
-  /** Copy chunk input (groups [g0, g0 + n)) into `staging` (length n * inPerGroup). */
-  fill: (staging: Uint8Array, firstBlock: number, blocks: number) => void;
+  /** The input bytes of blocks [firstBlock, firstBlock + blocks). */
+  source: (firstBlock: number, blocks: number) => Uint8Array;
   /** Take chunk output (padded to whole groups) for blocks [firstBlock, +blocks). */
   take: (out: Uint8Array, firstBlock: number, blocks: number) => void;
 }
@@ -137,6 +137,7 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
   const wgSize = Math.min(CODEC_WG_SIZE, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
   const nGroups = Math.ceil(run.nBlocks / g);
   const chunkGroups = Math.min(groupsPerChunk(run.inPerGroup, run.outPerGroup, wgSize, limits, label), nGroups);
+  if (run.nBlocks === 0) return;
   const pipeline = await codecPipeline(device, kernel, type.wgsl, wgSize);
 
   await withErrorScopes(gpu, label, async () => {
@@ -161,9 +162,15 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
         const blocks = Math.min(chunkGroups * g, run.nBlocks - first);
         const groups = Math.ceil(blocks / g);
         const used = groups * run.inPerGroup;
-        staging.fill(0, 0, used);
-        run.fill(staging, first, blocks);
-        device.queue.writeBuffer(src, 0, staging, 0, used);
+        const input = run.source(first, blocks);
+        if (input.length === used && input.buffer instanceof ArrayBuffer) {
+          device.queue.writeBuffer(src, 0, input as Uint8Array<ArrayBuffer>);
+        } else {
+          // A partial last group (or a shared buffer): pad with zeros to whole words.
+          staging.set(input);
+          staging.fill(0, input.length, used);
+          device.queue.writeBuffer(src, 0, staging, 0, used);
+        }
         device.queue.writeBuffer(params, 0, new Uint32Array([blocks, 0, 0, 0]));
         const [x, y] = dispatchSize(Math.ceil(groups / wgSize), limits);
         const enc = device.createCommandEncoder({ label: `${label}.encoder.${chunk}` });
@@ -210,7 +217,7 @@ export async function quantizeOnGpu(
     nBlocks,
     inPerGroup: g * valueBytes,
     outPerGroup: g * t.typeSize,
-    fill: (staging, first, blocks) => staging.set(input.subarray(first * valueBytes, (first + blocks) * valueBytes)),
+    source: (first, blocks) => input.subarray(first * valueBytes, (first + blocks) * valueBytes),
     take: (chunk, first, blocks) => out.set(chunk.subarray(0, blocks * t.typeSize), first * t.typeSize),
   });
   return out;
@@ -239,7 +246,7 @@ export async function dequantizeOnGpu(
     nBlocks,
     inPerGroup: g * t.typeSize,
     outPerGroup: g * valueBytes,
-    fill: (staging, first, blocks) => staging.set(bytes.subarray(first * t.typeSize, (first + blocks) * t.typeSize)),
+    source: (first, blocks) => bytes.subarray(first * t.typeSize, (first + blocks) * t.typeSize),
     take: (chunk, first, blocks) => outBytes.set(chunk.subarray(0, blocks * valueBytes), first * valueBytes),
   });
   return out;

@@ -6,6 +6,7 @@ import { CompareTab } from './CompareTab.tsx';
 import { DropZone } from './DropZone.tsx';
 import { ModelOverview } from './ModelOverview.tsx';
 import { TensorTable } from './TensorTable.tsx';
+import { WholeModelTab } from './WholeModelTab.tsx';
 
 const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output'] as const;
 type Tab = (typeof TABS)[number];
@@ -88,7 +89,8 @@ export function App() {
                 ))}
               </nav>
               {tab === 'Compare types' && <CompareTab />}
-              {tab !== 'Compare types' && <div className="panel empty">{tab}: coming in a later step.</div>}
+              {tab === 'Whole model' && <WholeModelTab />}
+              {(tab === 'Quantized matmul' || tab === 'Model output') && <div className="panel empty">{tab}: coming in a later step.</div>}
             </>
           ) : (
             <div className="panel empty">Load a model to see its tensors, then compare quantization types on any of them.</div>

@@ -14,16 +14,21 @@ export function CompareTab() {
   useEffect(() => {
     if (!info || types.length === 0) return;
     const s = useApp.getState();
+    // Progress messages come on their own channel and may arrive after the result.
     let current = true;
+    let finished = false;
     s.setComparing({ done: 0, total: types.length, label: `Quantizing ${info.name}…` });
     s.setCompareError(null);
     engine
-      .compare({ tensor: info.name, types, blockIndex }, (p) => current && useApp.getState().setComparing(p))
+      .compare({ tensor: info.name, types, blockIndex }, (p) => current && !finished && useApp.getState().setComparing(p))
       .then(
         (r) => current && s.setCompare(r),
         (e: unknown) => current && s.setCompareError(e instanceof Error ? e.message : String(e)),
       )
-      .finally(() => current && s.setComparing(null));
+      .finally(() => {
+        finished = true;
+        if (current) s.setComparing(null);
+      });
     return () => {
       current = false;
       engine.cancel();

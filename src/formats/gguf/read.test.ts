@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { memorySource } from '../bytes.ts';
 import { FormatError } from '../errors.ts';
 import { MAX_STRING_BYTES, MAX_TENSOR_COUNT, READ_CHUNK_BYTES } from '../limits.ts';
-import { RawGguf, fixture, spySource } from '../testing.ts';
+import { RawGguf, collect, fixture, spySource } from '../testing.ts';
 import { GGML_TYPE, GGUF_VALUE_TYPE } from './constants.ts';
-import { findEntry } from './metadata.ts';
+import { findEntry, ggufArray, ggufEntry } from './metadata.ts';
 import { readGguf } from './read.ts';
+import { planGguf, writeGguf } from './write.ts';
 
 describe('readGguf on the fixtures', () => {
   it('reads stories260K.gguf: v3, 48 f32 tensors, llama metadata, 512-token vocab', async () => {
@@ -42,6 +43,24 @@ describe('readGguf on the fixtures', () => {
     expect(tokens.items).toHaveLength(32000);
     expect(findEntry(header.metadata, 'llama.embedding_length')?.value).toBe(8);
     expect(header.tensors.find((t) => t.name === 'token_embd.weight')).toMatchObject({ ne: [8, 32000], nbytes: 8 * 32000 * 2 });
+  });
+});
+
+describe('readGguf on a big header', () => {
+  it('reads a 262k-token vocabulary (a multi-MB header) in chunks of at most 1 MiB', async () => {
+    const tokens = Array.from({ length: 262_144 }, (_, i) => `tok_${i}_▁ünï`);
+    const metadata = [
+      ggufEntry('tokenizer.ggml.tokens', GGUF_VALUE_TYPE.ARRAY, ggufArray(GGUF_VALUE_TYPE.STRING, tokens)),
+      ggufEntry('tokenizer.ggml.scores', GGUF_VALUE_TYPE.ARRAY, ggufArray(GGUF_VALUE_TYPE.FLOAT32, Float32Array.from(tokens, (_, i) => -i))),
+    ];
+    const layout = planGguf({ metadata, tensors: [{ name: 'w', type: GGML_TYPE.F32, ne: [4] }] });
+    const bytes = await collect(writeGguf(layout, (t) => new Uint8Array(t.nbytes)));
+    expect(layout.dataOffset).toBeGreaterThan(4 * READ_CHUNK_BYTES);
+    const source = spySource(bytes, 'big-vocab.gguf');
+    const header = await readGguf(source);
+    expect(source.largestRead).toBeLessThanOrEqual(READ_CHUNK_BYTES);
+    expect(header.metadata).toEqual(metadata);
+    expect(header.dataOffset).toBe(layout.dataOffset);
   });
 });
 

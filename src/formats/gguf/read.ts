@@ -134,16 +134,37 @@ async function readCount(r: ByteReader, what: string, max: number, minItemBytes:
 }
 
 async function readString(r: ByteReader, what: string, maxBytes = MAX_STRING_BYTES): Promise<string> {
-  if (!r.buffered(8)) await r.need(8, `${what} length`);
+  const fast = readBufferedString(r, what, maxBytes);
+  if (fast !== null) return fast;
+  await r.need(8, `${what} length`);
+  const n = readStringLength(r, what, maxBytes);
+  await r.need(n, what);
+  return r.text(n);
+}
+
+/** The next string if it is already buffered whole, else null (position unchanged).
+ *  Lets a 200k-token vocabulary be read without an await per token. */
+function readBufferedString(r: ByteReader, what: string, maxBytes: number): string | null {
+  if (!r.buffered(8)) return null;
   const at = r.position;
-  const length = r.u64();
-  if (length > BigInt(maxBytes)) throw r.error(`${what} is ${length} bytes long, above the limit of ${maxBytes}`, at);
-  const n = Number(length);
+  const n = readStringLength(r, what, maxBytes);
+  if (r.buffered(n)) return r.text(n);
+  r.seek(at);
+  return null;
+}
+
+function readStringLength(r: ByteReader, what: string, maxBytes: number): number {
+  const at = r.position;
+  const n = r.u32(); // u64 as two u32 halves: no BigInt per string
+  const high = r.u32();
+  if (high !== 0 || n > maxBytes) {
+    const length = (BigInt(high) << 32n) | BigInt(n);
+    throw r.error(`${what} is ${length} bytes long, above the limit of ${maxBytes}`, at);
+  }
   if (n > r.remaining) {
     throw r.error(`${what} is ${n} bytes long but only ${r.remaining} bytes are left in the file`, at);
   }
-  if (!r.buffered(n)) await r.need(n, what);
-  return r.text(n);
+  return n;
 }
 
 async function readValueType(r: ByteReader, what: string): Promise<GgufValueType> {
@@ -217,13 +238,19 @@ async function readArray(r: ByteReader, key: string, depth: number): Promise<Ggu
     await r.need(n, `metadata '${key}' bool array`);
     return { itemType, items: Array.from(r.bytes(n), (b) => b !== 0) };
   }
-  const items: (string | GgufArray)[] = [];
+  if (itemType === GGUF_VALUE_TYPE.STRING) return { itemType, items: await readStrings(r, key, n) };
+  const items: GgufArray[] = [];
+  for (let i = 0; i < n; i++) items.push(await readArray(r, key, depth + 1));
+  return { itemType, items };
+}
+
+async function readStrings(r: ByteReader, key: string, n: number): Promise<string[]> {
+  const items = new Array<string>(n);
+  const what = `metadata '${key}' item`;
   for (let i = 0; i < n; i++) {
-    items.push(itemType === GGUF_VALUE_TYPE.STRING
-      ? await readString(r, `metadata '${key}' item ${i}`)
-      : await readArray(r, key, depth + 1));
+    items[i] = readBufferedString(r, what, MAX_STRING_BYTES) ?? (await readString(r, `${what} ${i}`));
   }
-  return { itemType, items: items as string[] | GgufArray[] };
+  return items;
 }
 
 /** Copies n little-endian items straight into a typed array, a chunk at a time. */
@@ -258,7 +285,7 @@ function alignmentOf(r: ByteReader, metadata: readonly GgufMetadataEntry[], at: 
   return alignment;
 }
 
-interface RawTensorInfo extends Omit<GgufTensorInfo, 'offset'> {
+interface RawTensorInfo extends Omit<GgufTensorInfo, 'offset' | 'nbytes'> {
   /** Offset as stored (u64), checked later against the data section. */
   readonly storedOffset: bigint;
   /** File position of the stored offset, for errors about the data. */
@@ -297,8 +324,7 @@ async function readTensorInfo(r: ByteReader, names: Set<string>): Promise<RawTen
   const offsetAt = r.position;
   const storedOffset = r.u64();
   return {
-    name, ne, type: type.id, typeName: type.name, storedOffset, offsetAt,
-    nbytes: 0, nbytesBig: size.nbytes, flat: size.flat,
+    name, ne, type: type.id, typeName: type.name, storedOffset, offsetAt, nbytesBig: size.nbytes, flat: size.flat,
   };
 }
 

@@ -225,12 +225,12 @@ function encodeHeader(
   w.u64(BigInt(tensors.length));
   w.u64(BigInt(metadata.length));
   for (const { key, type, value } of metadata) {
-    writeString(w, key);
+    w.string(key);
     w.u32(type);
     writeValue(w, type, value);
   }
   for (const t of tensors) {
-    writeString(w, t.name);
+    w.string(t.name);
     w.u32(t.ne.length);
     for (const d of t.ne) w.i64(BigInt(d));
     w.u32(t.type);
@@ -238,12 +238,6 @@ function encodeHeader(
   }
   w.zeros(alignUp(w.length, alignment) - w.length);
   return w.finish();
-}
-
-function writeString(w: ByteWriter, text: string): void {
-  const bytes = encoder.encode(text);
-  w.u64(BigInt(bytes.length));
-  w.bytes(bytes);
 }
 
 function writeValue(w: ByteWriter, type: GgufValueType, value: GgufValue): void {
@@ -256,7 +250,7 @@ function writeValue(w: ByteWriter, type: GgufValueType, value: GgufValue): void 
     case GGUF_VALUE_TYPE.INT32: return w.i32(value as number);
     case GGUF_VALUE_TYPE.FLOAT32: return w.f32(value as number);
     case GGUF_VALUE_TYPE.BOOL: return w.u8(value ? 1 : 0);
-    case GGUF_VALUE_TYPE.STRING: return writeString(w, value as string);
+    case GGUF_VALUE_TYPE.STRING: return w.string(value as string);
     case GGUF_VALUE_TYPE.UINT64: return w.u64(value as bigint);
     case GGUF_VALUE_TYPE.INT64: return w.i64(value as bigint);
     case GGUF_VALUE_TYPE.FLOAT64: return w.f64(value as number);

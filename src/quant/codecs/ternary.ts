@@ -39,15 +39,23 @@ function absMax(src: Float32Array, off: number): number {
 }
 
 /**
+ * 1/d as the C code's `d ? 1.0f/d : 0.0f`, except that an infinite result (subnormal d)
+ * becomes 0. Then C's x * id is infinite or NaN, glibc's lroundf returns LONG_MIN on x86-64,
+ * and `int xi = LONG_MIN + 1` keeps the low 32 bits: 1, the middle trit for every weight.
+ * An id of 0 gives the same trits, and keeps trit() free of that case.
+ */
+function inverseScale(d: number): number {
+  const id = d ? f32(1 / d) : 0;
+  return id === Infinity ? 0 : id;
+}
+
+/**
  * lroundf(x * id) + 1: the trit 0, 1 or 2 of one weight. |x| <= amax keeps |x * id| < 1.5,
  * where lroundf (half away from zero) is two thresholds: branch-free, 2.5x faster than a
- * rounding call whose sign branch mispredicts. A subnormal absmax makes id infinite and
- * x * id infinite or NaN: glibc's lroundf then returns LONG_MIN on x86-64, and
- * `int xi = LONG_MIN + 1` keeps the low 32 bits, 1, so ggml stores the middle trit; so do we.
+ * rounding call whose sign branch mispredicts.
  */
 function trit(x: number, id: number): number {
   const v = f32(x * id);
-  if (!Number.isFinite(v)) return 1;
   return 1 + +(v >= 0.5) - +(v <= -0.5);
 }
 
@@ -80,7 +88,7 @@ function readF16(data: Uint8Array, at: number): number {
 
 function encodeTq1Block(src: Float32Array, off: number, out: Uint8Array, at: number): void {
   const d = absMax(src, off);
-  const id = d ? f32(1 / d) : 0;
+  const id = inverseScale(d);
   writeF16(out, at + TQ1_QS_BYTES + TQ1_QH_BYTES, d);
   for (let m = 0; m < 32; m++) out[at + m] = packTrits(src, off + m, 32, 5, id);
   for (let m = 0; m < 16; m++) out[at + 32 + m] = packTrits(src, off + 160 + m, 16, 5, id);
@@ -89,7 +97,7 @@ function encodeTq1Block(src: Float32Array, off: number, out: Uint8Array, at: num
 
 function encodeTq2Block(src: Float32Array, off: number, out: Uint8Array, at: number): void {
   const d = absMax(src, off);
-  const id = d ? f32(1 / d) : 0;
+  const id = inverseScale(d);
   writeF16(out, at + TQ_BLOCK / 4, d);
   for (let half = 0; half < 2; half++) {
     for (let m = 0; m < 32; m++) {

@@ -1,0 +1,199 @@
+import { useEffect, useMemo, useState } from 'react';
+import { Bar, BarChart, CartesianGrid, Cell, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { engine } from '../engine/client.ts';
+import type { LayerError, OverrideSpec, PlanSummary, PresetSize } from '../engine/plan.ts';
+import type { Progress } from '../engine/types.ts';
+import { PRESETS, type PlanMode } from '../quant/presets.ts';
+import { QUANT_TYPES } from '../quant/types.ts';
+import { useApp } from '../store/store.ts';
+import { formatBytes, formatMetric, formatShape } from './format.ts';
+
+const AXIS = { fontSize: 11 };
+const GGUF_TYPES = QUANT_TYPES.filter((t) => t.ggml && t.id !== 'q8_K').map((t) => t.id);
+
+/** 'Q4_K_M' is a preset; 'type:q4_0' is one type everywhere (llama-quantize --pure). */
+export function modeOf(choice: string): PlanMode {
+  return choice.startsWith('type:') ? { type: choice.slice(5) } : { preset: choice };
+}
+
+const exact = (name: string) => `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
+
+function PresetChart({ sizes, current }: { sizes: PresetSize[]; current: string }) {
+  return (
+    <figure className="chart" aria-label="Size per preset">
+      <figcaption>File size and bits per weight of this model under each preset</figcaption>
+      <ResponsiveContainer width="100%" height={220}>
+        <BarChart data={sizes} margin={{ top: 6, right: 12, bottom: 30, left: 4 }}>
+          <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
+          <XAxis dataKey="preset" tick={{ fontSize: 10 }} interval={0} angle={-40} textAnchor="end" />
+          <YAxis tickFormatter={(v: number) => formatBytes(v)} tick={AXIS} width={64} />
+          <Tooltip formatter={(v, _n, item) => [`${formatBytes(Number(v))} · ${(item.payload as PresetSize).bpw.toFixed(2)} bpw`, 'size']} />
+          <Bar dataKey="bytes" isAnimationActive={false}>
+            {sizes.map((s) => (
+              <Cell key={s.preset} fill={s.preset === current ? '#0f62fe' : '#94a3b8'} />
+            ))}
+          </Bar>
+        </BarChart>
+      </ResponsiveContainer>
+    </figure>
+  );
+}
+
+function LayerChart({ layers }: { layers: LayerError[] }) {
+  const data = layers.map((l) => ({ group: l.group, rel: l.metrics.relFrobenius, snr: l.metrics.snrDb }));
+  return (
+    <figure className="chart" aria-label="Error per layer">
+      <figcaption>Relative error ‖Ŵ − W‖ / ‖W‖ per layer under this plan</figcaption>
+      <ResponsiveContainer width="100%" height={220}>
+        <LineChart data={data} margin={{ top: 6, right: 12, bottom: 30, left: 4 }}>
+          <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
+          <XAxis dataKey="group" tick={{ fontSize: 10 }} interval={0} angle={-40} textAnchor="end" />
+          <YAxis tickFormatter={(v: number) => formatMetric(v)} tick={AXIS} width={56} />
+          <Tooltip formatter={(v) => formatMetric(Number(v))} />
+          <Line dataKey="rel" stroke="#D55E00" isAnimationActive={false} />
+        </LineChart>
+      </ResponsiveContainer>
+    </figure>
+  );
+}
+
+export function WholeModelTab() {
+  const { model, preset, setPreset } = useApp();
+  const [overrides, setOverrides] = useState<OverrideSpec[]>([]);
+  const [plan, setPlan] = useState<PlanSummary | null>(null);
+  const [sizes, setSizes] = useState<PresetSize[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [errors, setErrors] = useState<{ layers: LayerError[]; perTensor: Map<string, number>; backend: string } | null>(null);
+  const [progress, setProgress] = useState<Progress | null>(null);
+  const mode = useMemo(() => modeOf(preset), [preset]);
+
+  useEffect(() => {
+    setError(null);
+    setErrors(null);
+    engine.plan(mode, overrides).then(setPlan, (e: unknown) => {
+      setPlan(null);
+      setError(e instanceof Error ? e.message : String(e));
+    });
+  }, [model, mode, overrides]);
+
+  useEffect(() => {
+    engine.presetSizes().then(setSizes, () => setSizes([]));
+  }, [model]);
+
+  const measure = async () => {
+    setProgress({ done: 0, total: 1, label: 'Quantizing every tensor…' });
+    try {
+      const r = await engine.planErrors(mode, overrides, (p) => setProgress(p));
+      setErrors({ layers: r.layers, backend: r.backend, perTensor: new Map(r.tensors.map((t) => [t.name, Math.sqrt(t.sums.sumSqErr / t.sums.sumSqRef)])) });
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setProgress(null);
+    }
+  };
+
+  const override = (name: string, type: string) =>
+    setOverrides((o) => [...o.filter((x) => x.pattern !== exact(name)), ...(type ? [{ pattern: exact(name), type }] : [])]);
+  const overrideOf = (name: string) => overrides.find((o) => o.pattern === exact(name))?.type ?? '';
+
+  return (
+    <section className="panel" aria-label="Whole model">
+      <div className="row" style={{ marginBottom: 8 }}>
+        <label>
+          Preset{' '}
+          <select aria-label="Preset" value={preset} onChange={(e) => setPreset(e.target.value)}>
+            <optgroup label="llama.cpp presets">
+              {PRESETS.map((p) => (
+                <option key={p.name} value={p.name} title={p.description}>
+                  {p.name}
+                </option>
+              ))}
+            </optgroup>
+            <optgroup label="One type everywhere (--pure)">
+              {GGUF_TYPES.map((t) => (
+                <option key={t} value={`type:${t}`}>
+                  {t}
+                </option>
+              ))}
+            </optgroup>
+          </select>
+        </label>
+        {plan && (
+          <span data-testid="plan-size">
+            <b>{formatBytes(plan.totalBytes)}</b> · {plan.bpw.toFixed(2)} bits/weight · {plan.rows.filter((r) => r.converted).length} of {plan.rows.length} tensors converted
+          </span>
+        )}
+        <button type="button" onClick={measure} disabled={!plan || progress !== null}>
+          Measure error per layer
+        </button>
+        {overrides.length > 0 && (
+          <button type="button" onClick={() => setOverrides([])}>
+            Clear {overrides.length} override{overrides.length > 1 ? 's' : ''}
+          </button>
+        )}
+      </div>
+      {error && (
+        <div className="errors" role="alert">
+          {error}
+        </div>
+      )}
+      {progress && (
+        <div className="progress" role="status">
+          <progress value={progress.done} max={progress.total} /> {progress.label}
+          <button type="button" onClick={() => engine.cancel()}>
+            Cancel
+          </button>
+        </div>
+      )}
+      <div className="grid2">
+        <PresetChart sizes={sizes} current={preset} />
+        {errors ? <LayerChart layers={errors.layers} /> : <div className="chart empty">Measure the error to see it per layer.</div>}
+      </div>
+      {plan && (
+        <div className="scroll plan">
+          <table aria-label="Plan">
+            <thead>
+              <tr>
+                <th>Tensor</th>
+                <th>Shape</th>
+                <th>From</th>
+                <th>To</th>
+                <th className="num">Bytes</th>
+                {errors && <th className="num">Rel. error</th>}
+                <th>Rule</th>
+              </tr>
+            </thead>
+            <tbody>
+              {plan.rows.map((r) => (
+                <tr key={r.name} data-tensor={r.name}>
+                  <td className="name">{r.name}</td>
+                  <td>{formatShape(r.shape)}</td>
+                  <td>{r.sourceType}</td>
+                  <td>
+                    {r.quantized ? (
+                      <select aria-label={`Type of ${r.name}`} value={overrideOf(r.name)} onChange={(e) => override(r.name, e.target.value)}>
+                        <option value="">{overrideOf(r.name) ? 'rule' : r.type}</option>
+                        {GGUF_TYPES.map((t) => (
+                          <option key={t} value={t}>
+                            {t}
+                          </option>
+                        ))}
+                      </select>
+                    ) : (
+                      r.type
+                    )}
+                  </td>
+                  <td className="num">{formatBytes(r.bytes)}</td>
+                  {errors && <td className="num">{errors.perTensor.has(r.name) ? formatMetric(errors.perTensor.get(r.name)!) : '—'}</td>}
+                  <td className="muted reason" title={r.reason}>
+                    {r.reason}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
