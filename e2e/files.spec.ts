@@ -1,0 +1,43 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, expect, FIXTURES } from './fixtures.ts';
+
+test('loads the sharded safetensors model with its index and config', async ({ app, page }) => {
+  await app.open();
+  const dir = join(FIXTURES, 'stories260K-sharded');
+  await app.loadFiles([
+    join(dir, 'model-00001-of-00002.safetensors'),
+    join(dir, 'model-00002-of-00002.safetensors'),
+    join(dir, 'model.safetensors.index.json'),
+    join(FIXTURES, 'stories260K.config.json'),
+  ]);
+  const overview = page.getByRole('region', { name: 'Model overview' });
+  await expect(overview).toContainText('safetensors');
+  await expect(overview).toContainText('llama');
+  await expect(overview).toContainText('model-00002-of-00002.safetensors');
+  const tensors = page.getByRole('region', { name: 'Tensors' });
+  await expect(tensors.getByRole('cell', { name: 'model.layers.4.mlp.down_proj.weight', exact: true })).toBeVisible();
+  await app.screenshot('sharded');
+});
+
+test('a truncated file shows what is wrong and where, and the loaded model stays', async ({ app, page }, info) => {
+  await app.open();
+  await app.loadSample();
+  const overview = page.getByRole('region', { name: 'Model overview' });
+  await expect(overview).toContainText('stories260K.gguf');
+
+  const dir = info.outputPath('bad');
+  mkdirSync(dir, { recursive: true });
+  const truncated = join(dir, 'truncated.gguf');
+  writeFileSync(truncated, readFileSync(join(FIXTURES, 'stories260K.gguf')).subarray(0, 5000));
+  await app.loadFiles([truncated]);
+
+  const alert = page.getByRole('alert');
+  await expect(alert).toContainText('truncated.gguf');
+  await expect(alert).toContainText(/byte \d+/);
+  // The sample is still loaded and usable.
+  await expect(overview).toContainText('stories260K.gguf');
+  await app.selectTensor('blk.1.attn_k.weight');
+  await expect(page.getByRole('table', { name: 'Error metrics' }).locator('td[data-metric="rmse"]').first()).toBeVisible({ timeout: 120_000 });
+  await app.screenshot('bad-file');
+});
