@@ -5,6 +5,7 @@ import type { ByteSource } from '../formats/bytes.ts';
 import { loadModel, readTensorF32, type ModelIndex, type ModelTensor } from '../formats/model.ts';
 import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
 import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '../quant/metrics.ts';
+import { blockFields } from '../quant/block-fields.ts';
 import { bitsPerWeight, dequantizeGgml, quantType, whyNotApplicable, type QuantType } from '../quant/types.ts';
 import { cpuCompute, gpuCompute, type Compute } from './compute.ts';
 import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSpec, type PlanSummary, type PresetSize } from './plan.ts';
@@ -218,7 +219,7 @@ export class Engine {
         metrics: metricsFromSums(report.sums),
         sums: report.sums,
         histogram: report.histogram!,
-        block: blockView(p.type, data, report.deq, request.blockIndex ?? 0),
+        block: blockView(p.type, data, report.deq, p.bytes, request.blockIndex ?? 0),
         backend: p.backend === 'webgpu' && backend === 'webgpu' ? 'webgpu' : 'cpu',
         ms: p.ms,
       });
@@ -262,7 +263,7 @@ function weightRange(data: Float32Array): [number, number] {
 }
 
 /** The type's block holding element windowIndex·256: original, dequantized, levels used. */
-export function blockView(type: QuantType, ref: Float32Array, deq: Float32Array, windowIndex: number): BlockView {
+export function blockView(type: QuantType, ref: Float32Array, deq: Float32Array, bytes: Uint8Array, windowIndex: number): BlockView {
   const size = type.blockSize > 1 ? type.blockSize : INSPECT_ELEMENTS_UNBLOCKED;
   const blocks = Math.max(1, Math.floor(ref.length / size));
   const index = Math.min(Math.floor((windowIndex * INSPECT_WINDOW) / size), blocks - 1);
@@ -270,6 +271,8 @@ export function blockView(type: QuantType, ref: Float32Array, deq: Float32Array,
   const original = Array.from(ref.subarray(start, start + size));
   const dequantized = Array.from(deq.subarray(start, start + size));
   const levels = [...new Set(dequantized)].sort((a, b) => a - b);
-  const absmax = original.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  return { index, original, dequantized, levels, fields: { 'levels used': levels.length, absmax } };
+  // Blocks never cross rows, so block i of the flat tensor is at i·typeSize, where the layout is plain blocks.
+  const plainBlocks = type.blockSize > 1 && bytes.length === (ref.length / type.blockSize) * type.typeSize;
+  const fields = plainBlocks ? blockFields(type.id, bytes.subarray(index * type.typeSize, (index + 1) * type.typeSize)) : {};
+  return { index, original, dequantized, levels, fields: { ...fields, 'levels used': levels.length } };
 }

@@ -119,7 +119,7 @@ function BlockInspector({ result, index }: { result: TypeResult; index: number }
       <figcaption>
         <b style={{ color: colourOf(index) }}>{result.type}</b> block {block.index}:{' '}
         {Object.entries(block.fields)
-          .map(([k, v]) => `${k} = ${formatMetric(v)}`)
+          .map(([k, v]) => `${k} = ${Number.isInteger(v) ? v : formatMetric(v)}`)
           .join(', ')}
       </figcaption>
       <ResponsiveContainer width="100%" height={200}>
