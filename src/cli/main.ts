@@ -6,9 +6,11 @@
 import { FormatError } from '../formats/errors.ts';
 import { type CliIO, type Command, UsageError } from './command.ts';
 import { compareCommand } from './compare.ts';
+import { evalCommand } from './eval.ts';
 import { inspectCommand } from './inspect.ts';
+import { quantizeCommand } from './quantize.ts';
 
-export const COMMANDS: readonly Command[] = [inspectCommand, compareCommand];
+export const COMMANDS: readonly Command[] = [inspectCommand, quantizeCommand, compareCommand, evalCommand];
 
 const processIO: CliIO = {
   stdout: (text) => process.stdout.write(text),

@@ -3,6 +3,7 @@ import { proxy, wrap } from 'comlink';
 import type { WorkerApi } from './worker.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { OverrideSpec } from './plan.ts';
+import type { MatmulRequest } from './matmul-job.ts';
 import type { CompareRequest, Progress } from './types.ts';
 
 const worker = wrap<WorkerApi>(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'quantlab-engine' }));
@@ -16,5 +17,9 @@ export const engine = {
   presetSizes: () => worker.presetSizes(),
   planErrors: (mode: PlanMode, overrides: OverrideSpec[], onProgress?: (p: Progress) => void) =>
     worker.planErrors(mode, overrides, onProgress ? proxy(onProgress) : undefined),
+  matmulCheck: (request: MatmulRequest, onProgress?: (p: Progress) => void) =>
+    worker.matmulCheck(request, onProgress ? proxy(onProgress) : undefined),
+  exportGguf: (mode: PlanMode, overrides: OverrideSpec[], sink: (chunk: Uint8Array) => Promise<void>, onProgress?: (p: Progress) => void) =>
+    worker.exportGguf(mode, overrides, proxy(sink), onProgress ? proxy(onProgress) : undefined),
   cancel: () => worker.cancel(),
 };

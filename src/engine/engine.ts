@@ -2,14 +2,16 @@
 // loaded model's byte sources, reads tensors on demand, and runs every job on WebGPU when
 // it can, on the CPU reference codecs otherwise; each result says which did the work.
 import type { ByteSource } from '../formats/bytes.ts';
-import { loadModel, readTensorF32, type ModelIndex, type ModelTensor } from '../formats/model.ts';
+import { elementCount, loadModel, readTensorF32, type ModelIndex, type ModelTensor } from '../formats/model.ts';
 import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
 import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '../quant/metrics.ts';
 import { blockFields } from '../quant/block-fields.ts';
 import { bitsPerWeight, dequantizeGgml, quantType, whyNotApplicable, type QuantType } from '../quant/types.ts';
 import { cpuCompute, gpuCompute, type Compute } from './compute.ts';
+import { exportGguf, exportSourceFromModel, planExport, writeStream, type ExportOptions, type ExportProgress, type ExportRequest } from './export.ts';
+import { randomVector, runMatmulCheck, type MatmulRequest, type MatmulResult } from './matmul-job.ts';
 import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSpec, type PlanSummary, type PresetSize } from './plan.ts';
-import type { PlanMode } from '../quant/presets.ts';
+import type { PlanMode, TensorTypeOverride } from '../quant/presets.ts';
 import { summarizeModel } from './summary.ts';
 import type { BlockView, CompareRequest, CompareResult, GpuStatus, ModelSummary, Progress, TypeResult } from './types.ts';
 
@@ -37,6 +39,7 @@ export class Engine {
   private gpuError: string | null = null;
   private gpuOpening: Promise<void> | null = null;
   private generation = 0;
+  private exportAbort: AbortController | null = null;
 
   /** `openGpu` opens WebGPU (navigator.gpu in the browser, Dawn in Node); null for CPU only. */
   constructor(private readonly openGpu: (() => Promise<GpuContext>) | null) {}
@@ -86,6 +89,7 @@ export class Engine {
   /** Stops the running job at its next step (it rejects with CancelledError). */
   cancel(): void {
     this.generation++;
+    this.exportAbort?.abort(new CancelledError());
   }
 
   private tensor(name: string): ModelTensor {
@@ -143,6 +147,33 @@ export class Engine {
       onProgress?.({ done: i + 1, total: rows.length, label: `${row.name} → ${row.type}` });
     }
     return { tensors, layers: errorsByLayer(tensors), backend: allGpu ? 'webgpu' : 'cpu' };
+  }
+
+  /** y = W x with W packed in each type: product error, kernel exactness, time and GB/s. */
+  async matmulCheck(request: MatmulRequest, onProgress?: ProgressListener): Promise<MatmulResult> {
+    await this.ensureGpu();
+    const tensor = this.tensor(request.tensor);
+    if (tensor.shape.length !== 2) throw new Error(`${tensor.name} is not a matrix (shape ${tensor.shape.join(' x ')})`);
+    const [rows, cols] = tensor.shape;
+    const w = await this.readF32(tensor);
+    let x: Float32Array, input: string;
+    if (request.input.kind === 'random') {
+      x = randomVector(cols, request.input.seed);
+      input = `random normal x (seed ${request.input.seed})`;
+    } else {
+      const source = this.tensor(request.input.tensor);
+      const n = source.shape[source.shape.length - 1];
+      if (n !== cols) throw new Error(`rows of ${source.name} have ${n} values; ${tensor.name} needs ${cols}`);
+      const row = Math.min(request.input.row, elementCount(source) / n - 1);
+      x = await readTensorF32(this.loadedModel(), source, { elementOffset: row * n, elementCount: n, dequantize: dequantizeGgml });
+      input = `row ${row} of ${source.name}`;
+    }
+    let done = 0;
+    const gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
+    const results = await runMatmulCheck(w, rows, cols, x, request.types, gpu, (type) =>
+      onProgress?.({ done: ++done, total: request.types.length, label: `${type}: y = W x` }),
+    );
+    return { tensor: tensor.name, rows, cols, input, results };
   }
 
   /** Quantize one tensor into each type and measure the error (two passes: stats, then histograms on a shared range). */
@@ -232,6 +263,39 @@ export class Engine {
       weightHistogram: histogram(data, wlo, whi, WEIGHT_HISTOGRAM_BINS),
       results,
     };
+  }
+
+  /**
+   * Quantizes the loaded model to a GGUF file (export.ts: byte-identical to llama-quantize),
+   * handing the file to `sink` chunk by chunk; resolves with the bytes written. The GPU
+   * quantizes the types it has codecs for; cancel() stops it with CancelledError.
+   */
+  async exportGguf(
+    mode: PlanMode,
+    overrides: readonly TensorTypeOverride[] = [],
+    sink: (chunk: Uint8Array) => void | Promise<void>,
+    onProgress?: (p: ExportProgress) => void,
+    more: Omit<ExportRequest, 'mode' | 'overrides'> & Pick<ExportOptions, 'cpu' | 'onTensor' | 'measure'> = {},
+  ): Promise<number> {
+    await this.ensureGpu();
+    const source = exportSourceFromModel(this.loadedModel());
+    const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix });
+    const abort = new AbortController();
+    this.exportAbort = abort;
+    const gpu = this.compute();
+    try {
+      const chunks = exportGguf(source, plan, {
+        gpu: gpu.backend === 'webgpu' ? gpu : undefined,
+        cpu: more.cpu,
+        measure: more.measure,
+        onTensor: more.onTensor,
+        onProgress,
+        signal: abort.signal,
+      });
+      return await writeStream(chunks, sink);
+    } finally {
+      if (this.exportAbort === abort) this.exportAbort = null;
+    }
   }
 }
 

@@ -1,11 +1,12 @@
 // The engine in a Web Worker: the page stays responsive while tensors are read and
 // quantized. Files (Blobs) are structured-cloned in; only summaries and results come out.
-import { expose, type ProxyMarked } from 'comlink';
+import { expose, transfer, type ProxyMarked } from 'comlink';
 import { blobSource } from '../formats/bytes.ts';
 import { createGpu } from '../gpu/device.ts';
 import { Engine } from './engine.ts';
 import type { OverrideSpec } from './plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
+import type { MatmulRequest } from './matmul-job.ts';
 import type { CompareRequest, Progress } from './types.ts';
 
 const engine = new Engine(() => createGpu());
@@ -18,6 +19,20 @@ const api = {
   presetSizes: () => engine.presetSizes(),
   planErrors: (mode: PlanMode, overrides: OverrideSpec[], onProgress?: ((p: Progress) => void) & ProxyMarked) =>
     engine.planErrors(mode, overrides, onProgress),
+  matmulCheck: (request: MatmulRequest, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.matmulCheck(request, onProgress),
+  /** Streams the GGUF to `sink` on the page, chunk by chunk (each transferred, not copied). */
+  exportGguf: (
+    mode: PlanMode,
+    overrides: OverrideSpec[],
+    sink: ((chunk: Uint8Array) => Promise<void>) & ProxyMarked,
+    onProgress?: ((p: Progress) => void) & ProxyMarked,
+  ) =>
+    engine.exportGguf(
+      mode,
+      overrides,
+      (chunk) => sink(transfer(chunk, [chunk.buffer as ArrayBuffer])),
+      onProgress && ((p) => onProgress({ done: p.done, total: p.total, label: p.label })),
+    ),
   cancel: () => engine.cancel(),
 };
 

@@ -50,6 +50,8 @@ export interface GpuContext {
   readonly limits: GpuLimits;
   /** Optional features the device has enabled. */
   readonly features: ReadonlySet<OptionalFeature>;
+  /** WGSL language extensions of this implementation (GPU.wgslLanguageFeatures: 'subgroup_id'...). */
+  readonly wgslLanguageFeatures?: ReadonlySet<string>;
   /** Adapter description for logs and the UI ("google swiftshader (fallback)"). */
   readonly description: string;
   readonly isFallbackAdapter: boolean;
@@ -161,6 +163,7 @@ export async function createGpu(options: CreateGpuOptions = {}): Promise<GpuCont
     device,
     limits,
     features: new Set(requiredFeatures),
+    wgslLanguageFeatures: new Set(gpu.wgslLanguageFeatures ?? []),
     description: description || 'unknown adapter',
     isFallbackAdapter: fallback,
     lost,

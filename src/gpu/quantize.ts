@@ -88,7 +88,7 @@ const deviceQueues = new WeakMap<GPUDevice, Promise<unknown>>();
  * interleaved async operations would pop each other's scopes (and one chunk at a time
  * bounds the GPU memory in use).
  */
-function withErrorScopes<T>(gpu: GpuContext, what: string, fn: () => Promise<T>): Promise<T> {
+export function withErrorScopes<T>(gpu: GpuContext, what: string, fn: () => Promise<T>): Promise<T> {
   const prev = deviceQueues.get(gpu.device) ?? Promise.resolve();
   const next = prev.then(() => scoped(gpu, what, fn));
   deviceQueues.set(gpu.device, next.catch(() => undefined));

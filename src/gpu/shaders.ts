@@ -55,8 +55,20 @@ export function composeShader(paths: readonly string[]): string {
   return paths.map((p) => `// ---- shaders/${p} ----\n${shaderSource(p)}`).join('\n');
 }
 
-/** Libraries every codec may use. */
-const CODEC_LIBS = ['lib/rounding.wgsl', 'lib/f16.wgsl', 'lib/bf16.wgsl', 'lib/bytes.wgsl'];
+/**
+ * Libraries every codec may use (matmul.ts composes them too). lib/kquant.wgsl: the K-quant
+ * codecs' exact float ops and scale searches (needs rounding.wgsl and bytes.wgsl).
+ */
+export const CODEC_LIBS = [
+  'lib/rounding.wgsl',
+  'lib/f16.wgsl',
+  'lib/bf16.wgsl',
+  'lib/bytes.wgsl',
+  'lib/kquant.wgsl',
+  // IQ4_NL/IQ4_XS's scale search and TQ1_0/TQ2_0's trits (each shared by two codecs).
+  'lib/iq4.wgsl',
+  'lib/ternary.wgsl',
+];
 
 export type CodecKernel = 'quantize' | 'dequantize';
 

@@ -70,6 +70,13 @@ function load(): Lib {
   // Arrays that llama_model_quantize_params points to (llama.h), ended by a null name.
   koffi.struct('llama_model_tensor_override', { pattern: 'const char *', type: 'int' });
   koffi.struct('llama_model_imatrix_data', { name: 'const char *', data: 'float *', size: 'size_t' });
+  koffi.struct('llama_model_kv_override', {
+    tag: 'int',
+    key: koffi.array('char', 128, 'String'),
+    value: koffi.union('llama_model_kv_override_value', {
+      val_i64: 'int64_t', val_f64: 'double', val_bool: 'bool', val_str: koffi.array('char', 128, 'String'),
+    }),
+  });
   const LogCallback = koffi.proto('void llama_peer_log(int level, const char *text, void *data)');
   lib = {
     quantize: llama.func('uint32_t llama_model_quantize(const char *, const char *, const llama_model_quantize_params *)') as Lib['quantize'],
@@ -104,6 +111,22 @@ export interface QuantizeOptions {
   tokenEmbeddingType?: string;
   /** --leave-output-tensor. */
   leaveOutputTensor?: boolean;
+  /**
+   * llama_model_quantize_params.kv_overrides, set on the output after general.file_type:
+   * llama-quantize passes its quantize.imatrix.* keys this way (int -> u32, number -> f32).
+   */
+  kvOverrides?: readonly { key: string; value: string | boolean | { int: number } | { float: number } }[];
+}
+
+/** llama_model_kv_override_type. */
+const KV_OVERRIDE_TAG = { INT: 0, FLOAT: 1, BOOL: 2, STR: 3 } as const;
+
+function kvOverrideStruct(o: NonNullable<QuantizeOptions['kvOverrides']>[number]) {
+  const v = o.value;
+  if (typeof v === 'string') return { tag: KV_OVERRIDE_TAG.STR, key: o.key, value: { val_str: v } };
+  if (typeof v === 'boolean') return { tag: KV_OVERRIDE_TAG.BOOL, key: o.key, value: { val_bool: v } };
+  if ('int' in v) return { tag: KV_OVERRIDE_TAG.INT, key: o.key, value: { val_i64: BigInt(v.int) } };
+  return { tag: KV_OVERRIDE_TAG.FLOAT, key: o.key, value: { val_f64: v.float } };
 }
 
 function ggmlTypeId(name: string): number {
@@ -142,6 +165,13 @@ export function llamaQuantize(input: string, output: string, preset: string, opt
       imatrix = alloc('llama_model_imatrix_data', list.length);
       koffi.encode(imatrix, 'llama_model_imatrix_data', list, list.length);
     }
+    let kvOverrides = null;
+    if (options.kvOverrides?.length) {
+      // Ended by an entry whose key is empty.
+      const list = [...options.kvOverrides.map(kvOverrideStruct), { tag: 0, key: '', value: { val_i64: 0n } }];
+      kvOverrides = alloc('llama_model_kv_override', list.length);
+      koffi.encode(kvOverrides, 'llama_model_kv_override', list, list.length);
+    }
     const params = {
       ...l.defaultParams(),
       nthread: options.threads ?? 2,
@@ -152,6 +182,7 @@ export function llamaQuantize(input: string, output: string, preset: string, opt
       quantize_output_tensor: !(options.leaveOutputTensor ?? false),
       pure: options.pure ?? false,
       imatrix,
+      kv_overrides: kvOverrides,
       tt_overrides: ttOverrides,
     };
     errorLog = '';

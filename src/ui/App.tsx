@@ -4,6 +4,7 @@ import { useApp } from '../store/store.ts';
 import { useHashState } from '../store/hash.ts';
 import { CompareTab } from './CompareTab.tsx';
 import { DropZone } from './DropZone.tsx';
+import { MatmulTab } from './MatmulTab.tsx';
 import { ModelOverview } from './ModelOverview.tsx';
 import { TensorTable } from './TensorTable.tsx';
 import { WholeModelTab } from './WholeModelTab.tsx';
@@ -90,7 +91,8 @@ export function App() {
               </nav>
               {tab === 'Compare types' && <CompareTab />}
               {tab === 'Whole model' && <WholeModelTab />}
-              {(tab === 'Quantized matmul' || tab === 'Model output') && <div className="panel empty">{tab}: coming in a later step.</div>}
+              {tab === 'Quantized matmul' && <MatmulTab />}
+              {tab === 'Model output' && <div className="panel empty">{tab}: coming in a later step.</div>}
             </>
           ) : (
             <div className="panel empty">Load a model to see its tensors, then compare quantization types on any of them.</div>

@@ -6,6 +6,7 @@ import type { Progress } from '../engine/types.ts';
 import { PRESETS, type PlanMode } from '../quant/presets.ts';
 import { QUANT_TYPES } from '../quant/types.ts';
 import { useApp } from '../store/store.ts';
+import { ExportPanel } from './ExportPanel.tsx';
 import { formatBytes, formatMetric, formatShape } from './format.ts';
 
 const AXIS = { fontSize: 11 };
@@ -149,6 +150,7 @@ export function WholeModelTab() {
         <PresetChart sizes={sizes} current={preset} />
         {errors ? <LayerChart layers={errors.layers} /> : <div className="chart empty">Measure the error to see it per layer.</div>}
       </div>
+      {plan && <ExportPanel mode={mode} overrides={overrides} plan={plan} />}
       {plan && (
         <div className="scroll plan">
           <table aria-label="Plan">

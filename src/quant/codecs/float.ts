@@ -17,7 +17,12 @@
 // saturates: finite overflow and +-Inf go to +-largest finite (OCP "satfinite"); NaN
 // stays NaN (0x7f for E4M3, 0x7e for E5M2).
 import { checkRows, type Codec } from '../codec.ts';
-import { f16BitsToF32, f32ToF16Bits } from '../../formats/float16.ts';
+import * as float16 from '../../formats/float16.ts';
+
+// Local copies: transpiled modules (tsx, vitest) reach imports through getters, which V8
+// does not inline in hot loops.
+const f32ToF16Bits = float16.f32ToF16Bits;
+const f16BitsToF32 = float16.f16BitsToF32;
 
 // Typed arrays use the host's byte order; every platform this runs on (x86, ARM, the
 // browsers on them) is little-endian, which is what the byte maps above require.

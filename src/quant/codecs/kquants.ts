@@ -51,7 +51,11 @@
 // truncate as Uint8Array/Int8Array stores do.
 import { checkRows, dataView, type Codec } from '../codec.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../formats/float16.ts';
-import { f32, nearestInt } from './rounding.ts';
+import * as rounding from './rounding.ts';
+
+// Module-level copies: transpiled imports are getters that V8 does not inline (rounding.ts).
+const f32 = rounding.f32;
+const nearestInt = rounding.nearestInt;
 
 export const QK_K = 256;
 export const Q2_K_BLOCK_BYTES = 2 + 2 + QK_K / 16 + QK_K / 4; // 84
@@ -72,11 +76,14 @@ const RDELTA_0_05 = f32(0.05);
 // ---------------------------------------------------------------------------------------
 // Rounding helpers
 
-/** ggml's nearest_int for every input, even past the |x| <= 4194303 its assert assumes. */
+/**
+ * ggml's nearest_int for every f32 input, even past the |x| <= 4194303 its assert assumes
+ * (the release build does not check): round half to even while x + 1.5*2^23 stays in
+ * [2^23, 2^24), else the literal bit trick. The `* 1` keeps the result a plain number for
+ * V8, so the rare branch does not box the hot one.
+ */
 function nearestIntC(x: number): number {
-  const n = nearestInt(x);
-  if (n >= -4194304 && n < 4194304) return n;
-  return nearestIntFromBits(x);
+  return x > -4194304.5 && x < 4194303.5 ? nearestInt(x) : nearestIntFromBits(x) * 1;
 }
 
 const bitsF32 = new Float32Array(1);
@@ -102,6 +109,7 @@ const wTimesX = new Float32Array(32); // w*x of the current group (same value ea
 const groupWeights = new Float32Array(32); // per-value weights handed to the make_* helpers
 const symWeights = new Float32Array(16); // the weights make_qx_quants/make_q3_quants use
 const candidateL = new Uint8Array(32); // Laux
+const quantGrowthThresholds = new Float64Array(32);
 const candidateLSigned = new Int8Array(32);
 const quantsU = new Uint8Array(QK_K); // L of the unsigned quantizers
 const quantsS = new Int8Array(QK_K); // L of make_qx_quants / make_q3_quants
@@ -120,6 +128,11 @@ const packedScales = new Uint8Array(12); // Q3_K/Q4_K/Q5_K scale bytes under con
  * make_qx_quants with rmse_type 1: symmetric quants L in 0..2*nmax-1 (stored + nmax), the
  * scale from a weighted least-squares fit over 18 trial inverse scales. Weights are
  * `weights[w0+i]`, or x^2 when `weights` is null.
+ *
+ * A trial wins when sumlx^2 > best * suml2 in float. With non-negative weights every term
+ * of sumlx has the sign of the inverse scale, so double sums pin the float ones to within
+ * a relative (n+2)u and most trials are rejected without the float sums (qxTrialLoses);
+ * a trial with the previous trial's quants is skipped, as it cannot change the outcome.
  */
 function makeQxQuants(
   n: number, nmax: number, x: Float32Array, x0: number, L: Int8Array, l0: number,
@@ -136,10 +149,12 @@ function makeQxQuants(
     return 0;
   }
   const w = symWeights;
+  let weightsNonNegative = true;
   for (let i = 0; i < n; i++) {
     const xi = x[x0 + i];
     w[i] = weights ? weights[w0 + i] : f32(xi * xi);
     wTimesX[i] = f32(w[i] * xi);
+    if (!(w[i] >= 0)) weightsNonNegative = false;
   }
   let iscale = f32(-nmax / max);
   let sumlx = 0;
@@ -152,24 +167,51 @@ function makeQxQuants(
   }
   let scale = suml2 !== 0 ? f32(sumlx / suml2) : 0;
   let best = f32(scale * sumlx);
+  const Laux = candidateLSigned;
+  Laux[0] = 127; // no previous trial: never equal to a quant in -nmax..nmax-1
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
     iscale = f32(-f32(nmax + f32(ONE_TENTH * is)) / max);
+    let changes = 0;
+    let sxl = 0; // double sums of the float terms' exact values
+    let sl2 = 0;
+    for (let i = 0; i < n; i++) {
+      const l = clampInt(nearestIntC(f32(iscale * x[x0 + i])), -nmax, nmax - 1) | 0;
+      changes |= Laux[i] ^ l;
+      Laux[i] = l;
+      sxl += wTimesX[i] * l;
+      sl2 += w[i] * l * l;
+    }
+    if (changes === 0) continue;
+    if (weightsNonNegative && qxTrialLoses(n, sxl, sl2, best)) continue;
     sumlx = 0;
     suml2 = 0;
     for (let i = 0; i < n; i++) {
-      const l = clampInt(nearestIntC(f32(iscale * x[x0 + i])), -nmax, nmax - 1);
-      candidateLSigned[i] = l;
+      const l = Laux[i];
       sumlx = f32(sumlx + f32(wTimesX[i] * l));
       suml2 = f32(suml2 + f32(f32(w[i] * l) * l));
     }
     if (suml2 > 0 && f32(sumlx * sumlx) > f32(best * suml2)) {
-      for (let i = 0; i < n; i++) L[l0 + i] = candidateLSigned[i] + nmax;
+      for (let i = 0; i < n; i++) L[l0 + i] = Laux[i] + nmax;
       scale = f32(sumlx / suml2);
       best = f32(scale * sumlx);
     }
   }
   return scale;
+}
+
+/**
+ * True when make_qx_quants surely rejects a trial: fl(sumlx^2) > fl(best*suml2) cannot
+ * hold. The float sums of n same-signed terms (two roundings each) are within a relative
+ * gamma = (n+2)u of the double sums sxl and sl2, and each side's product rounds once
+ * more; kept clear of overflow and underflow, where relative bounds fail.
+ */
+function qxTrialLoses(n: number, sxl: number, sl2: number, best: number): boolean {
+  const u = F32_UNIT_ROUNDOFF;
+  const gamma = 1.01 * (n + 2) * u;
+  const lhs = sxl * sxl * (1 + gamma) ** 2 * (1 + u);
+  const rhs = best * sl2 * (1 - gamma) * (1 - u);
+  return lhs < rhs && rhs > 2 ** -100 && rhs < 2 ** 100;
 }
 
 /**
@@ -234,6 +276,14 @@ function makeQ3Quants(n: number, nmax: number, x: Float32Array, x0: number, L: I
  * quants L in 0..nmax of x = scale*L - theMin, searching nstep+1 inverse scales around
  * nmax/(max-min) and keeping the weighted least-squares fit with the least error
  * (absolute with useMad, squared otherwise). Writes L[l0..], mins[minIndex]; returns scale.
+ *
+ * Most trials lose, and the C spends its time proving it with float sums. Three
+ * shortcuts skip trials whose outcome is already certain, so the result stays exact:
+ * - a trial whose quants equal the previous trial's has the same fit and cannot win again;
+ * - a trial whose best possible error is provably above the best so far cannot win
+ *   (lossBoundExceeds, squared error only);
+ * - with non-negative weights the float error sum never decreases, so a trial stops as
+ *   soon as it reaches the best error.
  */
 function makeQkxQuants(
   n: number, nmax: number, x: Float32Array, x0: number, weights: Float32Array,
@@ -244,14 +294,29 @@ function makeQkxQuants(
   let max = x[x0];
   let sumW = weights[0];
   let sumX = f32(sumW * x[x0]);
-  for (let i = 1; i < n; i++) {
+  let weightsNonNegative = true;
+  let allFinite = true;
+  let boundUsable = !useMad;
+  // Exact-enough double sums for the bound: sum w, w*x, w*x^2, w*|x|.
+  let sw = 0, swx = 0, swxx = 0, swAbsX = 0;
+  for (let i = 0; i < n; i++) {
     const xi = x[x0 + i];
-    if (xi < min) min = xi;
-    if (xi > max) max = xi;
     const w = weights[i];
-    sumW = f32(sumW + w);
-    sumX = f32(sumX + f32(w * xi));
+    if (i > 0) {
+      if (xi < min) min = xi;
+      if (xi > max) max = xi;
+      sumW = f32(sumW + w);
+      sumX = f32(sumX + f32(w * xi));
+    }
+    if (!(w >= 0)) weightsNonNegative = false;
+    if (!Number.isFinite(xi)) allFinite = false;
+    if (!(w <= BOUND_MAX_INPUT && Math.abs(xi) <= BOUND_MAX_INPUT)) boundUsable = false;
+    sw += w;
+    swx += w * xi;
+    swxx += w * xi * xi;
+    swAbsX += w * Math.abs(xi);
   }
+  boundUsable &&= weightsNonNegative;
   if (min > 0) min = 0;
   if (max === min) {
     L.fill(0, l0, l0 + n);
@@ -272,14 +337,49 @@ function makeQkxQuants(
     diff = useMad ? Math.abs(diff) : f32(diff * diff);
     bestError = f32(bestError + f32(weights[i] * diff));
   }
+  const Laux = candidateL;
+  // Between improvements x - min is fixed and the trials' inverse scale only grows, so
+  // each quant only grows: a value keeps its quant while the inverse scale stays below
+  // growAt[i], and a trial re-rounds only the values past theirs.
+  const growAt = quantGrowthThresholds;
+  let thresholdsValid = false;
   for (let is = 0; is <= nstep; is++) {
     iscale = f32(f32(f32(rmin + f32(rdelta * is)) + nmax) / range);
+    let changes = 0;
+    if (thresholdsValid) {
+      for (let i = 0; i < n; i++) {
+        if (!(iscale >= growAt[i])) continue;
+        const l = quantAtIscale(iscale, xShifted[i], nmax);
+        changes |= Laux[i] ^ l;
+        Laux[i] = l;
+        growAt[i] = nextGrowthIscale(l, xShifted[i], nmax);
+      }
+    } else {
+      changes = 1; // after an improvement the previous trial's quants mean nothing
+      for (let i = 0; i < n; i++) {
+        const l = quantAtIscale(iscale, xShifted[i], nmax);
+        Laux[i] = l;
+        growAt[i] = nextGrowthIscale(l, xShifted[i], nmax);
+      }
+      thresholdsValid = allFinite && rdelta >= 0 && range > 0 && range < Infinity;
+    }
+    if (changes === 0) continue; // same quants as the previous trial
+    if (boundUsable) {
+      let swl = 0, swll = 0, swlx = 0;
+      for (let i = 0; i < n; i++) {
+        const wl = weights[i] * Laux[i];
+        swl += wl;
+        swll += wl * Laux[i];
+        swlx += wl * x[x0 + i];
+      }
+      // sum w*l*|x| <= nmax * sum w*|x|: loose, but only the tiny m bound uses it.
+      if (lossBoundExceeds(n, sw, swx, swxx, swAbsX, swl, swll, swlx, nmax * swAbsX, bestError)) continue;
+    }
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const l = clampInt(nearestIntC(f32(iscale * xShifted[i])), 0, nmax);
-      candidateL[i] = l;
+      const l = Laux[i];
       const wl = f32(weights[i] * l);
       sumL = f32(sumL + wl);
       sumL2 = f32(sumL2 + f32(wl * l));
@@ -295,21 +395,82 @@ function makeQkxQuants(
     }
     let error = 0;
     for (let i = 0; i < n; i++) {
-      let diff = f32(f32(f32(thisScale * candidateL[i]) + thisMin) - x[x0 + i]);
+      let diff = f32(f32(f32(thisScale * Laux[i]) + thisMin) - x[x0 + i]);
       diff = useMad ? Math.abs(diff) : f32(diff * diff);
       error = f32(error + f32(weights[i] * diff));
+      if (error >= bestError && weightsNonNegative) break;
     }
     if (error < bestError) {
-      for (let i = 0; i < n; i++) L[l0 + i] = candidateL[i];
+      for (let i = 0; i < n; i++) L[l0 + i] = Laux[i];
       bestError = error;
       scale = thisScale;
       min = thisMin;
       range = f32(max - min);
       for (let i = 0; i < n; i++) xShifted[i] = f32(x[x0 + i] - min);
+      thresholdsValid = false;
     }
   }
   mins[minIndex] = -min;
   return scale;
+}
+
+/** A qkx trial's quant: clamp(nearest_int(iscale * (x - min)), 0, nmax), as an int. */
+function quantAtIscale(iscale: number, xShifted: number, nmax: number): number {
+  const l = nearestIntC(f32(iscale * xShifted)) | 0;
+  return l > nmax ? nmax : l < 0 ? 0 : l;
+}
+
+/**
+ * An inverse scale below which quant l of xShifted surely stays l: under
+ * (l + 0.5)/xShifted the float product stays under l + 0.5 (2^-20 covers its rounding and
+ * this division's). Never for a quant at nmax or a value at or below the min.
+ */
+function nextGrowthIscale(l: number, xShifted: number, nmax: number): number {
+  return l < nmax && xShifted > 0 ? ((l + 0.5) / xShifted) * (1 - 2 ** -20) : Infinity;
+}
+
+/** Unit roundoff of IEEE single precision. */
+const F32_UNIT_ROUNDOFF = 2 ** -24;
+/** Inputs and weights up to 2^30 keep every float in the bound's proof finite. */
+const BOUND_MAX_INPUT = 2 ** 30;
+
+/**
+ * True when no float fit of the trial quants l can reach an error below `bestError`, so
+ * make_qkx*_quants would reject the trial. It bounds the float error the C would compute
+ * from below, using double sums over the group (weights w all in [0, 2^30], |x| <= 2^30):
+ *   sw = sum w, swx = sum w x, swxx = sum w x^2, swAbsX = sum w |x|,
+ *   swl = sum w l, swll = sum w l^2, swlx = sum w l x, swlAbsX >= sum w l |x|.
+ * 1. Any scale s and min m leave a weighted squared error of at least
+ *    eMin = swxx - b'A^-1 b (least squares of x on [l, 1]); evaluating it in double errs
+ *    by far less than the 1e-10 * swxx taken off.
+ * 2. The C's s and m come from float sums of n terms (relative error gamma each, no more
+ *    than gamma * sum |term| for the signed ones). With the fit well conditioned
+ *    (D >= sw*swll/100) the float D is within 0.2% of D, so |m| <= mBound.
+ * 3. Each float residual ((s*l + m) - x) is within 1.01u(2|x| + |m|) of the exact one,
+ *    relative (1 + 3.01u), plus 3*2^-150 of underflow; by Minkowski's inequality the
+ *    weighted norm of the residuals shrinks by at most c.
+ * 4. Squaring, weighting and summing n non-negative terms in float lose at most a factor
+ *    (1-u)^(n+2), plus 2^-150 per operation of underflow.
+ * Returns false (no claim) whenever a precondition fails; the caller then runs the C.
+ */
+function lossBoundExceeds(
+  n: number, sw: number, swx: number, swxx: number, swAbsX: number,
+  swl: number, swll: number, swlx: number, swlAbsX: number, bestError: number,
+): boolean {
+  const u = F32_UNIT_ROUNDOFF;
+  const D = sw * swll - swl * swl;
+  if (!(D >= 0.01 * sw * swll && sw * swll >= 2 ** -100)) return false;
+  const eMin = swxx - (sw * swlx * swlx - 2 * swl * swx * swlx + swll * swx * swx) / D - 1e-10 * swxx;
+  if (!(eMin > 0)) return false;
+  const gamma = 1.01 * (n + 2) * u;
+  const mNumerator = 1.01 * (swll * (Math.abs(swx) + gamma * swAbsX) + swl * (Math.abs(swlx) + gamma * swlAbsX));
+  const mBound = (mNumerator + 2 ** -140 * (1 + n * (swll + swl))) / (0.998 * D);
+  if (!(mBound <= 2 ** 31)) return false;
+  const c = 2.01 * u * (2 * Math.sqrt(swxx) + mBound * Math.sqrt(sw)) + 2 ** -146 * Math.sqrt(sw);
+  const root = Math.sqrt(eMin) - c;
+  if (!(root > 0)) return false;
+  const lower = (root * root * (1 - (n + 8) * u)) / (1 + 4.01 * u) ** 2 - (sw + 3 * n) * 2 ** -140;
+  return lower > bestError;
 }
 
 /**

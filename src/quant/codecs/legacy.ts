@@ -14,8 +14,15 @@
 // at a time. q8_0 ignores the weights. All arithmetic below is C float: every operation
 // is rounded with `f32`, in the C code's evaluation order (gcc -O3, no FMA contraction).
 import { checkRows, type Codec } from '../codec.ts';
-import { f16BitsToF32, f32ToF16Bits } from '../../formats/float16.ts';
-import { f32, nearestInt } from './rounding.ts';
+import * as float16 from '../../formats/float16.ts';
+import * as rounding from './rounding.ts';
+
+// Local copies of the helpers: transpiled modules (tsx, vitest) reach imports through
+// getters, which V8 does not inline; in the hot loops that cost 100x.
+const f32 = rounding.f32;
+const nearestInt = rounding.nearestInt;
+const f32ToF16Bits = float16.f32ToF16Bits;
+const f16BitsToF32 = float16.f16BitsToF32;
 
 const QK = 32;
 const FLT_MAX = 3.4028234663852886e38;
@@ -110,7 +117,6 @@ const TENTH = f32(0.1);
 /**
  * ggml's make_qx_quants(32, nmax, x, L, rmse_type = 1, qw = blockWeights): symmetric
  * scale search around -nmax/max. Leaves quants (offset by nmax) in bestL, returns the scale.
- * Trial quants are kept in trialL rather than recomputed: nearest_int is deterministic.
  */
 function makeQxQuants(x: Float32Array, start: number, nmax: number): number {
   let max = 0;
@@ -126,32 +132,20 @@ function makeQxQuants(x: Float32Array, start: number, nmax: number): number {
     bestL.fill(0);
     return 0;
   }
-  let sumlx = 0;
-  let suml2 = 0;
-  let iscale = f32(-nmax / max);
-  for (let i = 0; i < QK; i++) {
-    const xi = x[start + i];
-    const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(f32(iscale * xi))));
-    bestL[i] = l + nmax;
-    const w = blockWeights[i];
-    sumlx = f32(sumlx + f32(f32(w * xi) * l));
-    suml2 = f32(suml2 + f32(f32(w * l) * l));
-  }
+  quantizeSymmetric(x, start, nmax, f32(-nmax / max));
+  bestL.set(trialL);
+  let sumlx = weightedSumLX(x, start, nmax);
+  let suml2 = weightedSumL2(nmax);
   let scale = suml2 !== 0 ? f32(sumlx / suml2) : 0;
   let best = f32(scale * sumlx);
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
-    iscale = f32(-f32(nmax + f32(TENTH * is)) / max);
-    sumlx = 0;
-    suml2 = 0;
-    for (let i = 0; i < QK; i++) {
-      const xi = x[start + i];
-      const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(f32(iscale * xi))));
-      trialL[i] = l + nmax;
-      const w = blockWeights[i];
-      sumlx = f32(sumlx + f32(f32(w * xi) * l));
-      suml2 = f32(suml2 + f32(f32(w * l) * l));
-    }
+    const iscale = f32(-f32(nmax + f32(TENTH * is)) / max);
+    // Same quants as the trial before give the same sums, hence the same verdict (a
+    // repeat acceptance changes nothing): skip them. The C code evaluates every trial.
+    if (!quantizeSymmetric(x, start, nmax, iscale)) continue;
+    sumlx = weightedSumLX(x, start, nmax);
+    suml2 = weightedSumL2(nmax);
     if (suml2 > 0 && f32(sumlx * sumlx) > f32(best * suml2)) {
       bestL.set(trialL);
       scale = f32(sumlx / suml2);
@@ -161,9 +155,45 @@ function makeQxQuants(x: Float32Array, start: number, nmax: number): number {
   return scale;
 }
 
+/**
+ * trialL[i] = nmax + clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1); returns whether
+ * any quant differs from what trialL held before.
+ */
+function quantizeSymmetric(x: Float32Array, start: number, nmax: number, iscale: number): boolean {
+  let changed = false;
+  for (let i = 0; i < QK; i++) {
+    let l = nearestInt(f32(iscale * x[start + i]));
+    l = nmax + (l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l);
+    if (l !== trialL[i]) {
+      trialL[i] = l;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+/** make_qx_quants' sumlx += w*x[i]*l over trialL (l = trialL - nmax), in float, in order. */
+function weightedSumLX(x: Float32Array, start: number, nmax: number): number {
+  let sum = 0;
+  for (let i = 0; i < QK; i++) sum = f32(sum + f32(f32(blockWeights[i] * x[start + i]) * (trialL[i] - nmax)));
+  return sum;
+}
+
+/** make_qx_quants' suml2 += w*l*l over trialL. */
+function weightedSumL2(nmax: number): number {
+  let sum = 0;
+  for (let i = 0; i < QK; i++) {
+    const l = trialL[i] - nmax;
+    sum = f32(sum + f32(f32(blockWeights[i] * l) * l));
+  }
+  return sum;
+}
+
 const QKX3_RMIN = f32(-0.9);
 const QKX3_RDELTA = f32(0.05);
 const QKX3_NSTEP = 36;
+/** Not a quant (quants are <= 31): marks trialL as holding no trial yet. */
+const NO_QUANT = 255;
 
 /** The block minimum found by makeQkx3Quants (C's *the_min out-parameter). */
 let qkx3Min = 0;
@@ -179,12 +209,14 @@ function makeQkx3Quants(x: Float32Array, start: number, nmax: number): number {
   let max = x[start];
   let sumW = w[0];
   let sumX = f32(sumW * x[start]);
+  let weightsNonNegative = w[0] >= 0;
   for (let i = 1; i < QK; i++) {
     const xi = x[start + i];
     if (xi < min) min = xi;
     if (xi > max) max = xi;
     sumW = f32(sumW + w[i]);
     sumX = f32(sumX + f32(w[i] * xi));
+    if (!(w[i] >= 0)) weightsNonNegative = false;
   }
   if (min > 0) min = 0;
   if (max <= min) {
@@ -202,20 +234,22 @@ function makeQkx3Quants(x: Float32Array, start: number, nmax: number): number {
     const diff = f32(f32(f32(scale * l) + min) - xi);
     bestMad = f32(bestMad + f32(w[i] * f32(diff * diff)));
   }
+  trialL.fill(NO_QUANT);
   for (let is = 0; is <= QKX3_NSTEP; is++) {
     // `min` moves to each better candidate's min, so max - min (and x - min) move too.
     iscale = f32(f32(f32(QKX3_RMIN + f32(QKX3_RDELTA * is)) + nmax) / f32(max - min));
+    // The sums, D, this_scale, this_min and mad depend only on the quants: a trial with
+    // the previous trial's quants repeats its verdict (and a repeat win changes nothing).
+    if (!quantizeAffine(x, start, nmax, iscale, min)) continue;
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < QK; i++) {
-      const xi = x[start + i];
-      const l = Math.max(0, Math.min(nmax, nearestInt(f32(iscale * f32(xi - min)))));
-      trialL[i] = l;
+      const l = trialL[i];
       const wl = f32(w[i] * l);
       sumL = f32(sumL + wl);
       sumL2 = f32(sumL2 + f32(wl * l));
-      sumXL = f32(sumXL + f32(wl * xi));
+      sumXL = f32(sumXL + f32(wl * x[start + i]));
     }
     const D = f32(f32(sumW * sumL2) - f32(sumL * sumL));
     if (!(D > 0)) continue;
@@ -225,11 +259,7 @@ function makeQkx3Quants(x: Float32Array, start: number, nmax: number): number {
       thisMin = 0;
       thisScale = f32(sumXL / sumL2);
     }
-    let mad = 0;
-    for (let i = 0; i < QK; i++) {
-      const diff = f32(f32(f32(thisScale * trialL[i]) + thisMin) - x[start + i]);
-      mad = f32(mad + f32(w[i] * f32(diff * diff)));
-    }
+    const mad = weightedSquaredError(x, start, thisScale, thisMin, weightsNonNegative ? bestMad : Infinity);
     if (mad < bestMad) {
       bestL.set(trialL);
       bestMad = mad;
@@ -239,6 +269,49 @@ function makeQkx3Quants(x: Float32Array, start: number, nmax: number): number {
   }
   qkx3Min = -min;
   return scale;
+}
+
+/**
+ * trialL[i] = clamp(nearest_int(iscale * (x[i] - min)), 0, nmax); returns whether any
+ * quant differs from what trialL held before.
+ */
+function quantizeAffine(x: Float32Array, start: number, nmax: number, iscale: number, min: number): boolean {
+  let changed = false;
+  for (let i = 0; i < QK; i++) {
+    let l = nearestInt(f32(iscale * f32(x[start + i] - min)));
+    l = l < 0 ? 0 : l > nmax ? nmax : l;
+    if (l !== trialL[i]) {
+      trialL[i] = l;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+const madTerms = new Float64Array(QK);
+/** Relative slack covering f32 summation error of 32 terms (< 2^-19) with room to spare. */
+const SUM_SLACK = 2 ** -16;
+/** Absolute slack for the same when sums are subnormal (each f32 add errs by <= 2^-150). */
+const SUBNORMAL_SLACK = 2 ** -140;
+
+/**
+ * make_qkx3_quants' mad = sum of w[i] * (scale*L[i] + min - x[i])^2 over trialL, added in
+ * float in order, as C does. Most trials lose, so when the terms are >= 0 (`toBeat` is
+ * finite) a double sum first bounds the float sum from below: if even that bound reaches
+ * `toBeat`, the trial cannot win and Infinity is returned without the float chain.
+ */
+function weightedSquaredError(x: Float32Array, start: number, scale: number, min: number, toBeat: number): number {
+  let estimate = 0;
+  for (let i = 0; i < QK; i++) {
+    const diff = f32(f32(f32(scale * trialL[i]) + min) - x[start + i]);
+    const term = f32(blockWeights[i] * f32(diff * diff));
+    madTerms[i] = term;
+    estimate += term;
+  }
+  if (estimate * (1 - SUM_SLACK) - SUBNORMAL_SLACK >= toBeat) return Infinity;
+  let mad = 0;
+  for (let i = 0; i < QK; i++) mad = f32(mad + madTerms[i]);
+  return mad;
 }
 
 /**
@@ -524,25 +597,44 @@ const Q8_0_BYTES = 34;
 
 /** quantize_row_q8_0_ref: d = amax / 127, q = roundf(x / d). quantize_q8_0 ignores weights. */
 function encodeQ8_0(x: Float32Array): Uint8Array {
-  const blocks = x.length / QK;
-  const out = new Uint8Array(blocks * Q8_0_BYTES);
-  for (let b = 0, s = 0, o = 0; b < blocks; b++, s += QK, o += Q8_0_BYTES) {
-    let amax = 0;
-    for (let j = 0; j < QK; j++) {
-      const a = Math.abs(x[s + j]);
-      amax = amax > a ? amax : a; // C's MAX macro: a NaN propagates
-    }
-    const d = f32(amax / 127);
+  const qk = QK; // locals, not module consts, in the hottest loop: V8 reloads those
+  const typeSize = Q8_0_BYTES;
+  const blocks = x.length / qk;
+  const out = new Uint8Array(blocks * typeSize);
+  for (let b = 0, s = 0, o = 0; b < blocks; b++, s += qk, o += typeSize) {
+    const d = f32(absMax(x, s) / 127);
     const id = d !== 0 ? f32(1 / d) : 0;
     writeF16(out, o, d);
-    for (let j = 0; j < QK; j++) {
+    for (let j = 0; j < qk; j++) {
       const v = f32(x[s + j] * id);
-      // roundf (half away from zero): |v| <= 127.5 here, where v +- 0.5 is exact enough
-      // that truncation gives roundf's result; the Uint8Array store wraps to int8's byte.
-      out[o + 2 + j] = (v >= 0 ? v + 0.5 : v - 0.5) | 0;
+      // (int8_t)roundf(v), as rounding.roundfToInt, written out: this loop is the hottest
+      // of all. The Uint8Array store keeps int8's low byte.
+      out[o + 2 + j] = (v + (0.5 - +(v < 0))) | 0;
     }
   }
   return out;
+}
+
+/**
+ * The q8_0 block's amax = MAX(amax, fabsf(x[j])) over j in order. Max does not depend on
+ * order, so two independent chains (twice as fast) give the same value, unless there is
+ * a NaN: C's MAX then forgets everything before it, so replay the C loop exactly.
+ */
+function absMax(x: Float32Array, start: number): number {
+  let even = 0;
+  let odd = 0;
+  for (let j = 0; j < QK; j += 2) {
+    even = Math.max(even, Math.abs(x[start + j]));
+    odd = Math.max(odd, Math.abs(x[start + j + 1]));
+  }
+  const amax = Math.max(even, odd);
+  if (amax === amax) return amax;
+  let inOrder = 0;
+  for (let j = 0; j < QK; j++) {
+    const a = Math.abs(x[start + j]);
+    inOrder = inOrder > a ? inOrder : a;
+  }
+  return inOrder;
 }
 
 export const Q8_0: Codec = {

@@ -1,0 +1,41 @@
+// CPU side of the bench: the reference codecs, single thread, next to a plain
+// Float32Array copy of the same values measured in the same run.
+import type { QuantType } from '../src/quant/types.ts';
+
+export interface CpuResult {
+  /** MB/s of f32 input encoded (4 bytes per weight). */
+  encodeMBs: number;
+  /** MB/s of f32 output decoded. */
+  decodeMBs: number;
+  /** MB/s of a Float32Array copy (TypedArray.set) of the same values. */
+  copyMBs: number;
+}
+
+/** Seconds per call of fn: one warm-up call, then calls until minSeconds have passed (at least one). */
+function timeCpu(fn: () => void, minSeconds = 0.1): number {
+  fn();
+  let calls = 0;
+  const t0 = performance.now();
+  let t = t0;
+  do {
+    fn();
+    calls++;
+    t = performance.now();
+  } while ((t - t0) / 1000 < minSeconds);
+  return (t - t0) / 1000 / calls;
+}
+
+export function benchCpu(type: QuantType, values: Float32Array, cols: number): CpuResult {
+  const rows = values.length / cols;
+  const mb = (values.length * 4) / 1e6;
+  let packed = type.codec.encode(values.subarray(0, cols), cols); // warm the JIT on one row
+  const encode = timeCpu(() => {
+    packed = type.codec.encode(values, cols);
+  });
+  const decode = timeCpu(() => {
+    type.codec.decode(packed, rows, cols);
+  });
+  const dst = new Float32Array(values.length);
+  const copy = timeCpu(() => dst.set(values));
+  return { encodeMBs: mb / encode, decodeMBs: mb / decode, copyMBs: mb / copy };
+}

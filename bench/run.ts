@@ -1,0 +1,172 @@
+// npm run bench [-- --size 4096x1024] [--types q4_0,q8_0,...] [--cpu-values N] [--wall] [--no-subgroups]
+//
+// Per type: CPU reference codec encode / decode MB/s (single thread) next to a plain
+// Float32Array copy; GPU quantize, dequantize and matvec throughput next to a
+// copyBufferToBuffer of the tensor's f32 bytes, timed the same way on the same device in
+// the same run (the memory bound), as GB/s and % of that bound. Types without a WGSL
+// codec show '—' in the GPU columns. Timing: timestamp queries when the device has them
+// (else, or with --wall, wall time around submit + onSubmittedWorkDone); warm-up runs are
+// never counted.
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { WebGpuUnavailableError, type GpuContext } from '../src/gpu/device.ts';
+import { createNodeGpu } from '../src/gpu/node-gpu.ts';
+import { QUANT_TYPES, quantType, bitsPerWeight, type QuantType } from '../src/quant/types.ts';
+import { benchCpu, type CpuResult } from './cpu.ts';
+import { benchGpu, type GpuResult } from './gpu.ts';
+import { createGpuTimer } from './timing.ts';
+
+/** Chromium's SwiftShader Vulkan driver: the GPU of GPU-less machines (../shared/webgpu.md). */
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+interface Args {
+  rows: number;
+  cols: number;
+  types: QuantType[];
+  cpuValues: number;
+  wall: boolean;
+  subgroups: boolean;
+}
+
+function usage(msg?: string): never {
+  if (msg) console.error(`bench: ${msg}`);
+  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups]');
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 20, wall: false, subgroups: true };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => argv[++i] ?? usage(`${arg} needs a value`);
+    if (arg === '--size') {
+      const m = /^(\d+)x(\d+)$/.exec(value());
+      if (!m) usage('--size is ROWSxCOLS, e.g. 4096x1024');
+      [a.rows, a.cols] = [Number(m[1]), Number(m[2])];
+    } else if (arg === '--types') {
+      a.types = value().split(',').map((id) => quantType(id.trim()) ?? usage(`unknown type ${id}`));
+    } else if (arg === '--cpu-values') {
+      a.cpuValues = Number(value());
+    } else if (arg === '--wall') {
+      a.wall = true;
+    } else if (arg === '--no-subgroups') {
+      a.subgroups = false;
+    } else if (arg === '--help' || arg === '-h') {
+      usage();
+    } else {
+      usage(`unknown argument ${arg}`);
+    }
+  }
+  if (a.rows < 1 || a.cols < 1) usage('--size must be positive');
+  return a;
+}
+
+/** Deterministic Gaussian weights (mulberry32 + Box-Muller), std 0.02 like a trained layer. */
+function gaussians(n: number, seed: number): Float32Array {
+  const uniform = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform()) * 0.02;
+  return out;
+}
+
+/** A GPU, re-running this process on SwiftShader when Dawn finds no adapter and none was named. */
+async function openGpu(): Promise<GpuContext | undefined> {
+  try {
+    return await createNodeGpu({ label: 'bench' });
+  } catch (err) {
+    if (!(err instanceof WebGpuUnavailableError)) throw err;
+    if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD)) {
+      console.error(`bench: no GPU adapter; running again on SwiftShader (VK_ICD_FILENAMES=${SWIFTSHADER_ICD})`);
+      const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+        stdio: 'inherit',
+        env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD },
+      });
+      process.exit(r.status ?? 1);
+    }
+    console.error(`bench: ${(err as Error).message}: GPU columns stay empty`);
+    return undefined;
+  }
+}
+
+const DASH = '—';
+const fmt = (x: number | undefined, digits = 1) => (x === undefined ? DASH : x >= 100 ? x.toFixed(0) : x.toFixed(digits));
+const pct = (x: number | undefined) => (x === undefined ? DASH : `${(x * 100).toFixed(0)}%`);
+
+function row(cells: string[], widths: number[]): string {
+  return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const { rows, cols } = args;
+  const gpu = await openGpu();
+  const timer = gpu ? createGpuTimer(gpu, args.wall) : undefined;
+  const values = gaussians(rows * cols, 1234);
+  const cpuRows = Math.max(1, Math.min(rows, Math.floor(args.cpuValues / cols)));
+  const cpuValues = values.subarray(0, cpuRows * cols);
+
+  console.log(`quantlab bench: W ${rows} x ${cols} f32 (${((rows * cols * 4) / 2 ** 20).toFixed(0)} MiB); CPU codecs on ${cpuRows} x ${cols}, single thread`);
+  console.log(gpu ? `GPU: ${gpu.description}; timing: ${timer!.method}; features: ${[...gpu.features].join(', ') || 'none'}` : 'GPU: none');
+  console.log('GB/s = bytes read + written per second (copy: 2 x f32; quantize: f32 in + blocks out; dequantize: blocks in + f32 out;');
+  console.log('matvec: blocks + x in, y out); % = of the copyBufferToBuffer rate measured just before, same device.\n');
+  const widths = [9, 5, 8, 8, 8, 8, 12, 12, 12, 8, 7];
+  console.log(row(['type', 'bpw', 'cpu enc', 'cpu dec', 'cpu copy', 'gpu copy', 'quantize', 'dequantize', 'matvec', 'matvec', ''], widths));
+  console.log(row(['', '', 'MB/s', 'MB/s', 'MB/s', 'GB/s', 'GB/s (%)', 'GB/s (%)', 'GB/s (%)', 'GFLOP/s', ''], widths));
+
+  const t0 = performance.now();
+  const notes: string[] = [];
+  for (const type of args.types) {
+    if (cols % type.blockSize !== 0) {
+      console.log(row([type.id, DASH, `row length ${cols} is not a multiple of ${type.blockSize}`], [9, 5, 0]));
+      continue;
+    }
+    let cpu: CpuResult | undefined;
+    let gpuRes: GpuResult | undefined;
+    try {
+      cpu = benchCpu(type, cpuValues, cols);
+    } catch (err) {
+      notes.push(`${type.id}: CPU codec failed: ${(err as Error).message}`);
+    }
+    if (gpu && timer) {
+      try {
+        gpuRes = await benchGpu(gpu, timer, type, values, cols, { subgroups: args.subgroups });
+        if (gpuRes.skipped) notes.push(`${type.id}: ${gpuRes.skipped}`);
+        else if (gpuRes.matvec) notes.push(`${type.id}: matvec ${gpuRes.matvec.config}`);
+      } catch (err) {
+        notes.push(`${type.id}: GPU failed: ${(err as Error).message.split('\n')[0]}`);
+      }
+      if (gpu.uncapturedErrors.length) notes.push(`${type.id}: WebGPU errors: ${gpu.uncapturedErrors.splice(0).join('; ')}`);
+    }
+    const rate = (r?: { gbs: number; ofCopy: number }) => (r ? `${fmt(r.gbs, 2)} (${pct(r.ofCopy)})` : DASH);
+    console.log(
+      row(
+        [
+          type.id,
+          bitsPerWeight(type, cols).toFixed(2),
+          fmt(cpu?.encodeMBs),
+          fmt(cpu?.decodeMBs),
+          fmt(cpu?.copyMBs, 0),
+          fmt(gpuRes?.copyGBs, 2),
+          rate(gpuRes?.quantize),
+          rate(gpuRes?.dequantize),
+          rate(gpuRes?.matvec),
+          fmt(gpuRes?.matvec?.gflops, 2),
+          '',
+        ],
+        widths,
+      ),
+    );
+  }
+  if (notes.length) console.log(`\n${notes.join('\n')}`);
+  console.log(`\n${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  timer?.destroy();
+  gpu?.destroy();
+}
+
+await main();

@@ -1,0 +1,76 @@
+// Q2_K: super-blocks of 256 = 16 sub-blocks of 16, value = d*sc_j*q - dmin*m_j, q in 0..3
+// (ggml quantize_row_q2_K_ref, dequantize_row_q2_K; src/quant/codecs/kquants.ts).
+// Byte map (84 bytes): [0..16) scales: sub-block j's 4-bit sc_j (low) and m_j (high) |
+// [16..80) qs: byte 32h + l, bits 2s..2s+1 = q of value 128h + 32s + l |
+// [80..82) d f16 | [82..84) dmin f16. Uses lib/kquant.wgsl.
+const BLOCK_SIZE: u32 = 256u;
+const BLOCK_BYTES: u32 = 84u;
+
+fn quantize_block(base: u32) {
+  var max_scale = 0.0;
+  var max_min = 0.0;
+  for (var j = 0u; j < 16u; j = j + 1u) {
+    for (var l = 0u; l < 16u; l = l + 1u) {
+      let x = val(16u * j + l);
+      kq_x[l] = x;
+      kq_w[l] = kq_abs(x);
+    }
+    let scale = make_qkx_quants(16u, 3, -0.5, KQ_ONE_TENTH, 15, true);
+    for (var l = 0u; l < 16u; l = l + 1u) {
+      kq_L[16u * j + l] = kq_l[l];
+    }
+    kq_scales[j] = scale;
+    kq_mins[j] = kq_the_min;
+    if (kq_lt(max_scale, scale)) {
+      max_scale = scale;
+    }
+    if (kq_lt(max_min, kq_the_min)) {
+      max_min = kq_the_min;
+    }
+  }
+  var sc: array<u32, 16>;
+  var d_bits = 0u;
+  var m_bits = 0u;
+  if (kq_lt(0.0, max_scale)) {
+    let iscale = div_rn(15.0, max_scale);
+    for (var j = 0u; j < 16u; j = j + 1u) {
+      sc[j] = u32(kq_nearest_int(kq_mul(iscale, kq_scales[j]))) & 0xffu;
+    }
+    d_bits = f32_to_f16_bits(div_rn(max_scale, 15.0));
+  }
+  if (kq_lt(0.0, max_min)) {
+    let iscale = div_rn(15.0, max_min);
+    for (var j = 0u; j < 16u; j = j + 1u) {
+      sc[j] = (sc[j] | (u32(kq_nearest_int(kq_mul(iscale, kq_mins[j]))) << 4u)) & 0xffu;
+    }
+    m_bits = f32_to_f16_bits(div_rn(max_min, 15.0));
+  }
+  let d_all = f16_bits_to_f32(d_bits);
+  let m_all = f16_bits_to_f32(m_bits);
+  for (var j = 0u; j < 16u; j = j + 1u) {
+    st_u8(base + j, sc[j]);
+    let d = kq_mul(d_all, f32(sc[j] & 0xfu));
+    let dm = kq_mul(m_all, f32(sc[j] >> 4u));
+    kq_requantize_with_min(16u * j, 16u, 3, d, dm);
+  }
+  kq_pack_2bit(base + 16u);
+  st_u16(base + 80u, d_bits);
+  st_u16(base + 82u, m_bits);
+}
+
+fn dequantize_block(base: u32) {
+  let d = f16_bits_to_f32(ld_u16(base + 80u));
+  let mn = f16_bits_to_f32(ld_u16(base + 82u));
+  for (var j = 0u; j < 16u; j = j + 1u) {
+    let sc = ld_u8(base + j);
+    let dl = kq_mul(d, f32(sc & 0xfu));
+    let ml = kq_mul(mn, f32(sc >> 4u));
+    // Sub-block j = 8h + 2s + (j & 1): values 128h + 32s + 16(j & 1) + l.
+    let qs = base + 16u + 32u * (j >> 3u) + 16u * (j & 1u);
+    let shift = 2u * ((j >> 1u) & 3u);
+    for (var l = 0u; l < 16u; l = l + 1u) {
+      let q = (ld_u8(qs + l) >> shift) & 3u;
+      set_val(16u * j + l, kq_sub(kq_mul(dl, f32(q)), ml));
+    }
+  }
+}

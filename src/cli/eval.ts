@@ -1,0 +1,116 @@
+// `quantlab eval FILE... --presets P,P,... [--text FILE] [--json]`: what each preset does
+// to the model's predictions (src/model/eval.ts), on the CPU reference forward pass.
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { FormatError } from '../formats/errors.ts';
+import { loadModel } from '../formats/model.ts';
+import { evaluateModel, resolveEvalPreset, type ModelEval } from '../model/eval.ts';
+import { PRESETS } from '../quant/presets.ts';
+import { type Command, UsageError } from './command.ts';
+import { openFiles } from './inspect.ts';
+import { toJson } from './json.ts';
+
+const DEFAULT_GREEDY_TOKENS = 32;
+
+export function parsePresets(list: string | undefined): string[] {
+  if (!list) throw new UsageError('--presets P,P,... is required');
+  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError('--presets P,P,... is required');
+  return names.map((n) => {
+    try {
+      return resolveEvalPreset(n).name;
+    } catch {
+      throw new UsageError(`unknown preset '${n}' (one of F32 ${PRESETS.map((x) => x.name).join(' ')})`);
+    }
+  });
+}
+
+export const evalCommand: Command = {
+  name: 'eval',
+  summary: "score the F32 model and each preset's model on a text: perplexity, KL divergence, top-1 agreement",
+  usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json]',
+  async run(args, io) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: [...args],
+        options: {
+          presets: { type: 'string' },
+          text: { type: 'string' },
+          prompt: { type: 'string' },
+          tokens: { type: 'string' },
+          json: { type: 'boolean' },
+        },
+        allowPositionals: true,
+      });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const { positionals, values } = parsed;
+    if (positionals.length === 0) throw new UsageError('no FILE given');
+    const presets = parsePresets(values.presets);
+    const greedyTokens = values.tokens === undefined ? DEFAULT_GREEDY_TOKENS : Number(values.tokens);
+    if (!Number.isInteger(greedyTokens) || greedyTokens < 0) throw new UsageError(`--tokens must be a whole number, not '${values.tokens}'`);
+    let text: string | undefined;
+    if (values.text !== undefined) {
+      const bytes = await readFile(values.text).catch((e: NodeJS.ErrnoException) => {
+        throw new FormatError(values.text!, 0, `cannot read the text (${e.code ?? e.message})`);
+      });
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+      } catch {
+        throw new FormatError(values.text, 0, 'the text is not valid UTF-8');
+      }
+    }
+    const model = await loadModel(await openFiles(positionals));
+    const result = await evaluateModel(model, { presets, text, prompt: values.prompt, greedyTokens });
+    io.stdout(values.json ? `${toJson(evalJson(result))}\n` : evalText(result));
+    return 0;
+  },
+};
+
+/**
+ * The `eval --json` shape of INTERFACES.md; extensions: `f32_ppl` (the F32 model's
+ * perplexity on the same text) and `greedy` (prompt and continuation per model).
+ */
+export function evalJson(r: ModelEval) {
+  return {
+    model: r.model,
+    text_tokens: r.textTokens,
+    results: r.results.map((p) => ({
+      preset: p.preset,
+      bytes: p.bytes,
+      bpw: p.bpw,
+      ppl: p.ppl,
+      kl_mean: p.klMean,
+      kl_median: p.klMedian,
+      kl_p99: p.klP99,
+      top1_agree: p.top1Agree,
+    })),
+    f32_ppl: r.f32.ppl,
+    greedy: { prompt: r.prompt, F32: r.f32.greedy.text, ...Object.fromEntries(r.results.map((p) => [p.preset, p.greedy.text])) },
+  };
+}
+
+function evalText(r: ModelEval): string {
+  const head =
+    `${r.model}: ${r.textTokens} tokens of text (${r.positions} positions scored)\n` +
+    `baseline (the weights as stored, run in f32): ${r.f32.bytes} bytes, ${r.f32.bpw.toFixed(2)} bpw, ppl ${r.f32.ppl.toFixed(4)}\n\n`;
+  const cols = ['preset', 'bytes', 'bpw', 'ppl', 'kl_mean', 'kl_median', 'kl_p99', 'top1_agree'];
+  const rows = r.results.map((p) => [
+    p.preset,
+    String(p.bytes),
+    p.bpw.toFixed(3),
+    p.ppl.toFixed(4),
+    p.klMean.toExponential(3),
+    p.klMedian.toExponential(3),
+    p.klP99.toExponential(3),
+    `${(100 * p.top1Agree).toFixed(1)}%`,
+  ]);
+  const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((x) => x[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const width = Math.max(8, ...r.results.map((p) => p.preset.length));
+  const greedy = [`greedy continuation of ${JSON.stringify(r.prompt)}:`, `  ${'baseline'.padEnd(width)}  ${JSON.stringify(r.f32.greedy.text)}`];
+  for (const p of r.results) greedy.push(`  ${p.preset.padEnd(width)}  ${JSON.stringify(p.greedy.text)}`);
+  return `${head}${[line(cols), ...rows.map(line)].join('\n')}\n\n${greedy.join('\n')}\n`;
+}

@@ -1,0 +1,82 @@
+// The export's CPU quantizer in Node: worker threads, each given a share of a tensor's
+// rows. Rows quantize independently (quantize-rows.ts), so the bytes are the same as one
+// thread's; llama-quantize splits its work across threads the same way.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { TensorQuantizer } from '../engine/export.ts';
+import { type QuantizeJob, type QuantizeResult, joinResults, quantizeRows, splitJob } from '../engine/quantize-rows.ts';
+import type { WorkerReply, WorkerRequest } from './quantize-worker.ts';
+
+/** Below this many values per worker, posting the rows costs more than it saves: one thread does it. */
+const MIN_ELEMENTS_PER_WORKER = 1 << 15;
+
+/**
+ * tsx's ESM API (the `import` target of its "./esm/api" export), which the workers use to
+ * load TypeScript: loader hooks do not carry over to worker threads, and in Node 20 a
+ * `--import tsx` in a worker's execArgv does not reach its entry either.
+ */
+function tsxEsmApiUrl(): string {
+  const pkgJson = createRequire(import.meta.url).resolve('tsx/package.json');
+  const { exports } = JSON.parse(readFileSync(pkgJson, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
+  return pathToFileURL(join(dirname(pkgJson), exports['./esm/api'].import.default)).href;
+}
+
+export class WorkerPool implements TensorQuantizer {
+  private readonly workers: Worker[];
+  private readonly pending = new Map<number, { resolve: (r: QuantizeResult) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+
+  constructor(readonly threads = availableParallelism()) {
+    // A .ts file cannot be a Worker's main script: a one-line script imports it through tsx.
+    const entry = JSON.stringify(new URL('./quantize-worker.ts', import.meta.url).href);
+    const boot = `import(${JSON.stringify(tsxEsmApiUrl())}).then((tsx) => tsx.tsImport(${entry}, ${entry}))`;
+    this.workers = Array.from({ length: threads }, (_, i) => {
+      const worker = new Worker(boot, { eval: true, name: `quantlab-quantize-${i}` });
+      worker.on('message', (reply: WorkerReply) => this.settle(reply));
+      worker.on('error', (error) => this.failAll(error));
+      return worker;
+    });
+  }
+
+  async quantize(job: QuantizeJob, signal?: AbortSignal): Promise<QuantizeResult> {
+    signal?.throwIfAborted();
+    const minRows = Math.ceil(MIN_ELEMENTS_PER_WORKER / job.rowLength);
+    const parts = splitJob(job, this.workers.length, minRows);
+    if (parts.length === 1) return quantizeRows(job);
+    return joinResults(await Promise.all(parts.map((part, i) => this.post(this.workers[i], part))));
+  }
+
+  /** Ends the threads (the process cannot exit while they run). */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private post(worker: Worker, part: QuantizeJob): Promise<QuantizeResult> {
+    const id = this.nextId++;
+    // Copies: posting a view would clone its whole buffer (the entire tensor).
+    const data = part.data.slice();
+    const importance = part.importance?.slice() ?? null;
+    const request: WorkerRequest = { id, job: { ...part, data, importance } };
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage(request, [data.buffer]);
+    });
+  }
+
+  private settle(reply: WorkerReply): void {
+    const waiter = this.pending.get(reply.id);
+    if (!waiter) return;
+    this.pending.delete(reply.id);
+    if ('error' in reply) waiter.reject(new Error(reply.error));
+    else waiter.resolve({ bytes: reply.bytes, sums: reply.sums });
+  }
+
+  private failAll(error: Error): void {
+    for (const { reject } of this.pending.values()) reject(error);
+    this.pending.clear();
+  }
+}

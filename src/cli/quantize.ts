@@ -1,0 +1,217 @@
+// `quantlab quantize FILE... -o OUT.gguf (--preset P | --type T) [--tensor-type REGEX=T]...
+//  [--imatrix FILE] [--backend cpu|webgpu] [--threads N]`: the model quantized to a GGUF
+// file, byte for byte llama-quantize's (engine/export.ts), with a table of what each
+// tensor became and how far its values moved (RMSE against the f32 source).
+import { open, rename, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ExportProgress, TensorReport } from '../engine/export.ts';
+import { readImatrix } from '../engine/imatrix.ts';
+import { fileSource } from '../formats/node-source.ts';
+import { FormatError } from '../formats/errors.ts';
+import { type PlanMode, type TensorTypeOverride, fileTypeForPureType, parseTensorTypeOverride } from '../quant/presets.ts';
+import { QUANT_TYPES, quantType } from '../quant/types.ts';
+import { type CliIO, type Command, UsageError } from './command.ts';
+import { openEngine, parseBackend } from './compare.ts';
+import { openFiles } from './inspect.ts';
+import { WorkerPool } from './quantize-pool.ts';
+
+const USAGE =
+  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N]';
+
+/** Without a terminal, a progress line this often (ms); none for runs shorter than that. */
+const PROGRESS_LINE_INTERVAL_MS = 10_000;
+/** On a terminal, the progress line is redrawn at most this often (ms). */
+const PROGRESS_REDRAW_MS = 100;
+
+export interface QuantizeCommandOptions {
+  /** Whether stderr is a terminal (a live progress line) or not (a line every 10 s). */
+  readonly stderrIsTTY?: boolean;
+}
+
+export function quantizeCommandWith(env: QuantizeCommandOptions = {}): Command {
+  return {
+    name: 'quantize',
+    summary: "quantize a model to a GGUF file, byte-identical to llama-quantize's",
+    usage: USAGE,
+    run: (args, io) => runQuantize(args, io, env.stderrIsTTY ?? process.stderr.isTTY === true),
+  };
+}
+
+export const quantizeCommand: Command = quantizeCommandWith();
+
+interface QuantizeArgs {
+  inputs: string[];
+  output: string;
+  mode: PlanMode;
+  overrides: TensorTypeOverride[];
+  imatrix?: string;
+  backend: 'cpu' | 'webgpu';
+  threads: number;
+}
+
+function parseCommandLine(args: readonly string[]): QuantizeArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      options: {
+        output: { type: 'string', short: 'o' },
+        preset: { type: 'string' },
+        type: { type: 'string' },
+        'tensor-type': { type: 'string', multiple: true },
+        imatrix: { type: 'string' },
+        backend: { type: 'string' },
+        threads: { type: 'string' },
+      },
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { positionals, values } = parsed;
+  if (positionals.length === 0) throw new UsageError('no FILE given');
+  if (!values.output) throw new UsageError('-o OUT.gguf is required');
+  if ((values.preset === undefined) === (values.type === undefined)) throw new UsageError('give one of --preset P or --type T');
+  const threads = values.threads === undefined ? availableParallelism() : Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, not '${values.threads}'`);
+  return {
+    inputs: positionals,
+    output: values.output,
+    mode: values.preset !== undefined ? { preset: values.preset } : { type: ggufType(values.type!, '--type') },
+    overrides: (values['tensor-type'] ?? []).map(parseOverride),
+    imatrix: values.imatrix,
+    backend: parseBackend(values.backend),
+    threads,
+  };
+}
+
+/** The types `--type` can name: those with a llama.cpp file type (and so a GGUF type id). */
+function pureTypes(): string[] {
+  return QUANT_TYPES.filter((t) => t.ggml && fileTypeForPureType(t.id)).map((t) => t.id);
+}
+
+/** A type id GGUF can store, or a one-line reason why not. */
+function ggufType(id: string, what: string): string {
+  const t = quantType(id);
+  if (!t) throw new UsageError(`${what}: unknown type '${id}'`);
+  if (!t.ggml) throw new UsageError(`${what}: ${t.id} cannot be stored in GGUF (${t.description}); GGUF types: ${pureTypes().join(' ')}`);
+  if (what === '--type' && !fileTypeForPureType(t.id)) {
+    throw new UsageError(`${what}: llama.cpp has no file type whose tensors are ${t.id}; one of: ${pureTypes().join(' ')}`);
+  }
+  return t.id;
+}
+
+function parseOverride(arg: string): TensorTypeOverride {
+  const sep = arg.indexOf('=');
+  if (sep > 0 && sep < arg.length - 1) ggufType(arg.slice(sep + 1), `--tensor-type ${arg}`);
+  try {
+    return parseTensorTypeOverride(arg);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: boolean): Promise<number> {
+  const a = parseCommandLine(args);
+  if (a.inputs.some((p) => resolve(p) === resolve(a.output))) throw new UsageError('the output file is one of the inputs');
+  const engine = await openEngine(a.backend);
+  await engine.load(await openFiles(a.inputs));
+  const imatrix = a.imatrix === undefined ? undefined : { matrix: await readImatrix(await openImatrix(a.imatrix)), fileArgument: a.imatrix };
+
+  const reports: TensorReport[] = [];
+  const progress = progressLine(io, stderrIsTTY);
+  const out = new PartFile(a.output);
+  const pool = a.threads > 1 ? new WorkerPool(a.threads) : undefined;
+  const t0 = performance.now();
+  try {
+    const bytes = await engine.exportGguf(a.mode, a.overrides, (chunk) => out.write(chunk), progress.update, {
+      imatrix,
+      cpu: pool,
+      onTensor: (r) => reports.push(r),
+    });
+    await out.commit();
+    progress.clear();
+    io.stdout(reportTable(reports));
+    io.stdout(`${a.output}: ${bytes} bytes, ${reports.length} tensors, ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
+    return 0;
+  } catch (e) {
+    progress.clear();
+    await out.discard();
+    throw e;
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function openImatrix(path: string) {
+  return fileSource(path).catch((error: NodeJS.ErrnoException) => {
+    throw new FormatError(path, 0, `cannot open the importance matrix (${error.code ?? error.message})`);
+  });
+}
+
+/** The output, written to OUT.part and renamed when complete, so a failed run leaves no half file. */
+class PartFile {
+  private handle: Awaited<ReturnType<typeof open>> | null = null;
+  private readonly part: string;
+
+  constructor(private readonly path: string) {
+    this.part = `${path}.part`;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.handle ??= await open(this.part, 'w');
+    for (let done = 0; done < chunk.length; ) {
+      const { bytesWritten } = await this.handle.write(chunk, done, chunk.length - done);
+      done += bytesWritten;
+    }
+  }
+
+  async commit(): Promise<void> {
+    this.handle ??= await open(this.part, 'w');
+    await this.handle.close();
+    await rename(this.part, this.path);
+  }
+
+  async discard(): Promise<void> {
+    await this.handle?.close().catch(() => undefined);
+    await rm(this.part, { force: true });
+  }
+}
+
+/** stderr progress: a live line on a terminal, else a line every PROGRESS_LINE_INTERVAL_MS. */
+function progressLine(io: CliIO, isTTY: boolean) {
+  const started = performance.now();
+  let last = isTTY ? 0 : started;
+  let shown = false;
+  const text = (p: ExportProgress) =>
+    `quantize: ${p.tensorsDone}/${p.tensorCount} tensors, ${Math.floor((100 * p.done) / Math.max(p.total, 1))}% of ${p.total} bytes: ${p.label}`;
+  return {
+    update: (p: ExportProgress) => {
+      const now = performance.now();
+      if (now - last < (isTTY ? PROGRESS_REDRAW_MS : PROGRESS_LINE_INTERVAL_MS)) return;
+      last = now;
+      shown = true;
+      io.stderr(isTTY ? `\r\x1b[K${text(p)}` : `${text(p)}\n`);
+    },
+    clear: () => {
+      if (isTTY && shown) io.stderr('\r\x1b[K');
+    },
+  };
+}
+
+/** The per-tensor table: tensor, type, bytes, RMSE against the f32 source, backend. */
+export function reportTable(reports: readonly TensorReport[]): string {
+  const head = ['tensor', 'type', 'bytes', 'rmse', 'backend'];
+  const rows = reports.map((r) => [
+    r.name,
+    r.sourceType === r.type ? r.type : `${r.sourceType}->${r.type}`,
+    String(r.bytes),
+    r.rmse === null ? '-' : r.rmse === 0 ? '0' : r.rmse.toExponential(3),
+    r.backend,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 2 || i === 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)].join('\n') + '\n';
+}

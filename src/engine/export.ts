@@ -1,0 +1,397 @@
+// The export job: a model quantized to a GGUF file, streamed tensor by tensor (never whole
+// in memory), shared by the CLI and the browser. For a GGUF input the file is, byte for
+// byte, the one llama-quantize writes (llama.cpp src/llama-quant.cpp,
+// llama_model_quantize_impl, at the pinned commit; ggml/src/gguf.cpp for the layout):
+// - header: GGUF v3; the input's key-value pairs in their order (gguf_set_kv copies them
+//   through C strings: keys and string values end at a NUL), then
+//   general.quantization_version = 2 and general.file_type (gguf_set_val_* removes a key
+//   and appends it, so an input's own copies move to the end), the split.* keys removed,
+//   then llama-quantize's own keys (the imatrix ones, see imatrix.ts);
+// - tensor infos in llama-quantize's order (quant/presets.ts) with the planned types and
+//   n_dims = ggml_n_dims (trailing dimensions of 1 dropped);
+// - data: a tensor that keeps its type is copied byte for byte; any other is read as f32
+//   (dequantized first, as llama_tensor_dequantize_impl) and quantized with the type's
+//   codec (ggml_quantize_chunk), with each matrix's imatrix slice; zero padding to 32.
+// One difference on purpose: an input whose general.alignment is not 32 keeps the key
+// while llama-quantize pads to 32 (a file llama.cpp then refuses); here the data follows
+// the key, so the file stays valid.
+//
+// The input is an ExportSource (GGUF metadata entries + tensors + readers): a GGUF
+// ModelIndex gives one (exportSourceFromModel); a safetensors -> GGUF converter can give
+// another without this file changing.
+import { GGML_TYPES, GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
+import { type GgufMetadataEntry, type GgufValue, ggufEntry, metadataToObject } from '../formats/gguf/metadata.ts';
+import { type GgufLayout, type GgufTensorDescriptor, planGguf, writeGguf } from '../formats/gguf/write.ts';
+import { type ModelIndex, type ModelTensor, readTensorBytes, readTensorF32 } from '../formats/model.ts';
+import type { GgufSourceModel } from '../convert/source-model.ts';
+import { GpuDeviceLostError } from '../gpu/device.ts';
+import { metricsFromSums, type ErrorSums } from '../quant/metrics.ts';
+import {
+  type PlanMode,
+  type PlanOptions,
+  type TensorPlan,
+  type TensorTypeOverride,
+  modelInfoFromMetadata,
+  planQuantization,
+  resolveMode,
+} from '../quant/presets.ts';
+import { dequantizeGgml, quantType, quantTypeByGgmlId } from '../quant/types.ts';
+import type { Compute } from './compute.ts';
+import { type Imatrix, imatrixKeys } from './imatrix.ts';
+import { type QuantizeJob, type QuantizeResult, joinResults, quantizeRows, splitJob } from './quantize-rows.ts';
+import type { Backend, Progress } from './types.ts';
+
+// ---- the source model ------------------------------------------------------------------
+
+export interface ExportSourceTensor {
+  readonly name: string;
+  /** ggml type id of the data as the reader returns it. */
+  readonly type: number;
+  /** ggml's ne: the row length first. */
+  readonly ne: readonly number[];
+}
+
+/** What the export reads: a model described as GGUF metadata and tensors, with readers. */
+export interface ExportSource {
+  readonly metadata: readonly GgufMetadataEntry[];
+  readonly tensors: readonly ExportSourceTensor[];
+  /** The tensor's bytes in its own type (copied as they are when the type stays). */
+  readBytes(tensor: ExportSourceTensor): Promise<Uint8Array>;
+  /** The tensor's values as f32 (dequantized if need be). */
+  readF32(tensor: ExportSourceTensor): Promise<Float32Array>;
+}
+
+/** The export source of a loaded GGUF model (a safetensors one goes through src/convert first). */
+export function exportSourceFromModel(model: ModelIndex): ExportSource {
+  if (model.format !== 'gguf' || !model.ggufMetadata) {
+    throw new Error('quantizing safetensors needs the safetensors -> GGUF converter (src/convert), which cannot convert models yet: give a GGUF file');
+  }
+  const byName = new Map<string, ModelTensor>(model.tensors.map((t) => [t.name, t]));
+  const tensorOf = (t: ExportSourceTensor) => byName.get(t.name)!;
+  return {
+    metadata: model.ggufMetadata,
+    tensors: model.tensors.map((t) => ({ name: t.name, type: t.ggmlType!, ne: [...t.shape].reverse() })),
+    readBytes: (t) => readTensorBytes(model, tensorOf(t)),
+    readF32: (t) => readTensorF32(model, tensorOf(t), { dequantize: dequantizeGgml }),
+  };
+}
+
+/** The export source of a converted model (src/convert: safetensors + config -> GGUF). */
+export function exportSourceFromConverted(model: GgufSourceModel): ExportSource {
+  const byName = new Map(model.tensors.map((t) => [t.name, t]));
+  return {
+    metadata: model.metadata,
+    tensors: model.tensors.map((t) => ({ name: t.name, type: t.ggmlType, ne: [...t.shape].reverse() })),
+    readBytes: (t) => byName.get(t.name)!.readBytes(),
+    readF32: (t) => byName.get(t.name)!.readF32(),
+  };
+}
+
+// ---- the plan ----------------------------------------------------------------------------
+
+export interface ExportRequest {
+  readonly mode: PlanMode;
+  readonly overrides?: readonly TensorTypeOverride[];
+  readonly options?: Omit<PlanOptions, 'hasImatrix'>;
+  /** `--imatrix FILE`: the matrix and the file argument as given (written to quantize.imatrix.file). */
+  readonly imatrix?: { readonly matrix: Imatrix; readonly fileArgument: string };
+}
+
+export interface ExportTensor extends TensorPlan {
+  readonly source: ExportSourceTensor;
+  /** ne as written (ggml_n_dims). */
+  readonly ne: readonly number[];
+  /** Importance per column (and matrix) used for this tensor, or null. */
+  readonly importance: Float32Array | null;
+  /** Bytes of the tensor's data as written (before padding). */
+  readonly nbytes: number;
+}
+
+export interface ExportPlan {
+  /** llama.cpp's file type name ('Q4_K_M', 'Q8_0', ...) and number (general.file_type). */
+  readonly ftype: string;
+  readonly fileType: number;
+  /** In the file's order. */
+  readonly tensors: readonly ExportTensor[];
+  /** Header bytes, offsets and total size of the file. */
+  readonly layout: GgufLayout;
+}
+
+const GGML_QNT_VERSION = 2;
+const QUANTIZATION_VERSION_KEY = 'general.quantization_version';
+const FILE_TYPE_KEY = 'general.file_type';
+const SPLIT_KEYS: readonly string[] = ['split.no', 'split.count', 'split.tensors.count'];
+
+/** What llama-quantize writes for a file type: every type, tensor order, header and size. Throws where it would refuse. */
+export function planExport(source: ExportSource, request: ExportRequest): ExportPlan {
+  const { ftype, fileType } = resolveMode(request.mode);
+  const info = modelInfoFromMetadata(metadataToObject(source.metadata));
+  const plans = planQuantization(
+    source.tensors.map((t) => ({ name: t.name, shape: [...t.ne].reverse(), dtype: ggmlTypeName(t.type) })),
+    info,
+    request.mode,
+    request.overrides ?? [],
+    { ...request.options, hasImatrix: request.imatrix !== undefined },
+  );
+  const byName = new Map(source.tensors.map((t) => [t.name, t]));
+  const tensors = plans.map((plan): ExportTensor => {
+    const src = byName.get(plan.name)!;
+    if (plan.converted) checkConvertible(plan);
+    const ne = ggmlDims(src.ne);
+    return { ...plan, source: src, ne, importance: importanceFor(plan, src, request.imatrix?.matrix), nbytes: 0 };
+  });
+  const extraKeys = request.imatrix ? imatrixKeys(request.imatrix.matrix, request.imatrix.fileArgument) : [];
+  const layout = planGguf({
+    metadata: quantizedMetadata(source.metadata, fileType, extraKeys),
+    tensors: tensors.map((t): GgufTensorDescriptor => ({ name: t.name, type: quantType(t.type)!.ggml!.id, ne: t.ne })),
+  });
+  return { ftype, fileType, tensors: tensors.map((t, i) => ({ ...t, nbytes: layout.tensors[i].nbytes })), layout };
+}
+
+function ggmlTypeName(id: number): string {
+  const t = GGML_TYPES.get(id);
+  if (!t) throw new Error(`ggml type ${id} is unknown`);
+  return t.name;
+}
+
+/** ggml_n_dims: ne up to its last entry above 1, at least one entry. */
+export function ggmlDims(ne: readonly number[]): number[] {
+  let n = 1;
+  for (let i = ne.length - 1; i >= 1; i--) {
+    if (ne[i] > 1) {
+      n = i + 1;
+      break;
+    }
+  }
+  return Array.from({ length: n }, (_, i) => ne[i] ?? 1);
+}
+
+/** A converted tensor must be readable as f32 and writable in its new type. */
+function checkConvertible(plan: TensorPlan): void {
+  const from = quantType(plan.sourceType);
+  if (!from?.ggml || !quantTypeByGgmlId(from.ggml.id)) {
+    throw new Error(`tensor ${plan.name} is ${plan.sourceType}, which quantlab cannot dequantize`);
+  }
+  if (!quantType(plan.type)?.ggml) throw new Error(`tensor ${plan.name}: ${plan.type} cannot be written to GGUF`);
+}
+
+/**
+ * The imatrix slice llama_model_quantize_impl uses for a tensor, with its refusals: a
+ * tensor that requires one (Q2_K_S, IQ2...) without it, and a size other than ne0 x ne2
+ * (except token embeddings, which go without).
+ */
+function importanceFor(plan: TensorPlan, tensor: ExportSourceTensor, imatrix: Imatrix | undefined): Float32Array | null {
+  if (!imatrix) {
+    if (plan.quantized && plan.requiresImatrix) {
+      throw new Error(`this quantization requires an imatrix! (offending tensor: ${plan.name}, target type: ${plan.type})`);
+    }
+    return null;
+  }
+  if (!plan.converted) return null;
+  const values = imatrix.entries.get(plan.name);
+  const expected = (tensor.ne[0] ?? 1) * (tensor.ne[2] ?? 1);
+  if (values && values.length !== expected) {
+    const isTokenEmbd = plan.name === 'token_embd.weight' || plan.name === 'per_layer_token_embd.weight';
+    if (!isTokenEmbd) throw new Error(`imatrix size ${values.length} is different from tensor size ${expected} for ${plan.name}`);
+    return null;
+  }
+  if (!values && plan.requiresImatrix) {
+    throw new Error(`Missing importance matrix for tensor ${plan.name} in a very low-bit quantization`);
+  }
+  return values ?? null;
+}
+
+// ---- the header --------------------------------------------------------------------------
+
+/**
+ * llama-quantize's output keys: the input's (through C strings), quantization version and
+ * file type appended, split keys removed, then `extra` (each set as gguf_set_val_* does).
+ */
+export function quantizedMetadata(
+  input: readonly GgufMetadataEntry[],
+  fileType: number,
+  extra: readonly GgufMetadataEntry[] = [],
+): GgufMetadataEntry[] {
+  let out: GgufMetadataEntry[] = [];
+  const set = (e: GgufMetadataEntry) => {
+    out = out.filter((x) => x.key !== e.key);
+    out.push(e);
+  };
+  for (const e of input) set(ggufEntry(cString(e.key), e.type, asCStrings(e.type, e.value)));
+  set(ggufEntry(QUANTIZATION_VERSION_KEY, GGUF_VALUE_TYPE.UINT32, GGML_QNT_VERSION));
+  set(ggufEntry(FILE_TYPE_KEY, GGUF_VALUE_TYPE.UINT32, fileType));
+  out = out.filter((e) => !SPLIT_KEYS.includes(e.key));
+  for (const e of extra) set(e);
+  return out;
+}
+
+function cString(text: string): string {
+  const nul = text.indexOf('\0');
+  return nul < 0 ? text : text.slice(0, nul);
+}
+
+function asCStrings(type: number, value: GgufValue): GgufValue {
+  if (type === GGUF_VALUE_TYPE.STRING) return cString(value as string);
+  if (typeof value === 'object' && value.itemType === GGUF_VALUE_TYPE.STRING) {
+    return { itemType: value.itemType, items: (value.items as readonly string[]).map(cString) };
+  }
+  return value;
+}
+
+// ---- the job -----------------------------------------------------------------------------
+
+/** Quantizes row ranges on the CPU: in this thread by default, or a worker pool (cli/quantize-pool.ts). */
+export interface TensorQuantizer {
+  quantize(job: QuantizeJob, signal?: AbortSignal): Promise<QuantizeResult>;
+}
+
+export type ExportBackend = Backend | 'copy';
+
+/** One tensor as written. */
+export interface TensorReport {
+  readonly name: string;
+  readonly sourceType: string;
+  readonly type: string;
+  /** Row-major shape (PyTorch order). */
+  readonly shape: readonly number[];
+  readonly bytes: number;
+  /** RMSE of the written values against the f32 source (0 for a copy); null when not measured. */
+  readonly rmse: number | null;
+  readonly sums: ErrorSums | null;
+  /** 'copy': bytes kept as they are; otherwise who quantized it. */
+  readonly backend: ExportBackend;
+  readonly ms: number;
+  /** The rule that chose the type. */
+  readonly reason: string;
+}
+
+/** done/total: bytes of the file produced so far (header included) and in all; label: the tensor at work. */
+export interface ExportProgress extends Progress {
+  readonly tensorsDone: number;
+  readonly tensorCount: number;
+}
+
+export interface ExportOptions {
+  /** The GPU, for types it has a codec for (and no importance weights); else the CPU. */
+  readonly gpu?: Compute;
+  /** The CPU quantizer (default: this thread, in slabs). */
+  readonly cpu?: TensorQuantizer;
+  /** Measure each tensor's RMSE (default true). */
+  readonly measure?: boolean;
+  /** Stops the job before the next tensor or slab; the stream then throws signal.reason. */
+  readonly signal?: AbortSignal;
+  /** Before each tensor and after the last. */
+  readonly onProgress?: (p: ExportProgress) => void;
+  readonly onTensor?: (r: TensorReport) => void;
+}
+
+/** Elements per slab of the in-thread quantizer: between slabs it yields, so a cancel gets through. */
+const INLINE_SLAB_ELEMENTS = 1 << 20;
+
+/** The CPU codecs in this thread, a slab of rows at a time. */
+export const inlineQuantizer: TensorQuantizer = {
+  async quantize(job, signal) {
+    const rows = job.data.length / job.rowLength;
+    const slabs = splitJob(job, Math.ceil((rows * job.rowLength) / INLINE_SLAB_ELEMENTS));
+    const parts: QuantizeResult[] = [];
+    for (const slab of slabs) {
+      signal?.throwIfAborted();
+      parts.push(quantizeRows(slab));
+      if (slabs.length > 1) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    return parts.length === 1 ? parts[0] : joinResults(parts);
+  },
+};
+
+/**
+ * The output file as a stream of chunks: the header, then each tensor's data and padding,
+ * one tensor in memory at a time. Reports each tensor as it is written.
+ */
+export function exportGguf(source: ExportSource, plan: ExportPlan, options: ExportOptions = {}): AsyncGenerator<Uint8Array> {
+  const total = plan.tensors.length;
+  let gpu = options.gpu;
+  let bytesDone = plan.layout.dataOffset;
+  const progress = (tensorsDone: number, label: string) =>
+    options.onProgress?.({ done: bytesDone, total: plan.layout.totalBytes, label, tensorsDone, tensorCount: total });
+
+  return writeGguf(plan.layout, async (_layoutTensor, index) => {
+    options.signal?.throwIfAborted();
+    const tensor = plan.tensors[index];
+    progress(index, tensor.name);
+    const t0 = performance.now();
+    const written = await produceTensor(source, tensor, { ...options, gpu });
+    if (written.gpuLost) gpu = undefined; // the CPU takes over for the rest of the file
+    options.signal?.throwIfAborted();
+    bytesDone = endOfTensor(plan.layout, index);
+    options.onTensor?.({
+      name: tensor.name,
+      sourceType: tensor.sourceType,
+      type: tensor.type,
+      shape: [...tensor.source.ne].reverse(),
+      bytes: written.bytes.length,
+      rmse: written.sums ? metricsFromSums(written.sums).rmse : written.backend === 'copy' ? 0 : null,
+      sums: written.sums,
+      backend: written.backend,
+      ms: performance.now() - t0,
+      reason: tensor.reason,
+    });
+    if (index === total - 1) progress(total, 'done');
+    return written.bytes;
+  });
+}
+
+/** File offset just past tensor `index`'s data and padding. */
+function endOfTensor(layout: GgufLayout, index: number): number {
+  const next = layout.tensors[index + 1];
+  return next ? layout.dataOffset + next.offset : layout.totalBytes;
+}
+
+interface Written {
+  bytes: Uint8Array;
+  sums: ErrorSums | null;
+  backend: ExportBackend;
+  gpuLost?: boolean;
+}
+
+async function produceTensor(source: ExportSource, tensor: ExportTensor, options: ExportOptions): Promise<Written> {
+  if (!tensor.converted) return { bytes: await source.readBytes(tensor.source), sums: null, backend: 'copy' };
+  const type = quantType(tensor.type)!;
+  const data = await source.readF32(tensor.source);
+  const job: QuantizeJob = {
+    type: type.id,
+    data,
+    rowLength: tensor.source.ne[0] ?? 1,
+    firstRow: 0,
+    rowsPerMatrix: tensor.source.ne[1] ?? 1,
+    importance: tensor.importance,
+    measure: options.measure ?? true,
+  };
+  const gpu = options.gpu;
+  const needsImportance = tensor.importance !== null && type.usesImportance;
+  if (gpu && gpu.supports(type) && !needsImportance) {
+    try {
+      const bytes = await gpu.quantize(type, data, job.rowLength);
+      let sums: ErrorSums | null = null;
+      if (job.measure) {
+        const deq = await gpu.dequantize(type, bytes, data.length / job.rowLength, job.rowLength);
+        sums = (await gpu.errors(data, deq)).sums;
+      }
+      return { bytes, sums, backend: gpu.backend };
+    } catch (e) {
+      if (!(e instanceof GpuDeviceLostError)) throw e;
+      const cpu = await (options.cpu ?? inlineQuantizer).quantize(job, options.signal);
+      return { ...cpu, backend: 'cpu', gpuLost: true };
+    }
+  }
+  return { ...(await (options.cpu ?? inlineQuantizer).quantize(job, options.signal)), backend: 'cpu' };
+}
+
+/** Writes the stream to a sink (a file handle, a download), in order, awaiting each chunk. */
+export async function writeStream(chunks: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => void | Promise<void>): Promise<number> {
+  let bytes = 0;
+  for await (const chunk of chunks) {
+    await sink(chunk);
+    bytes += chunk.length;
+  }
+  return bytes;
+}

@@ -1,0 +1,254 @@
+// GPU codecs of the types beyond the legacy and float ones (house rule 3: the CPU codecs are
+// the reference): IQ4_NL, IQ4_XS, TQ1_0, TQ2_0 and MXFP4 against ggml's own bytes
+// (../shared/fixtures/golden), and every one of them against its CPU codec on the real
+// stories260K weights and on stress rows (tiny and subnormal values, ties, powers of two).
+// Bytes and floats must be identical: no block may differ. In Node on Dawn (SwiftShader on
+// GPU-less machines, which flushes subnormals: the codecs must not depend on it).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { quantType, type QuantType } from '../quant/types.ts';
+import { f32Bits, f32FromBits } from '../formats/float16.ts';
+import { loadModel, readTensorF32 } from '../formats/model.ts';
+import { fileSource } from '../formats/node-source.ts';
+import type { GpuContext } from './device.ts';
+import { createTestGpu } from './gpu-test-setup.ts';
+import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpu } from './quantize.ts';
+
+const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures');
+const GOLDEN = join(FIXTURES, 'golden');
+const SETS = ['edge', 'realistic', 'real'] as const;
+const N_PER_ROW = 256;
+
+/** GGUF types checked against ggml's golden files (no importance weights). */
+const GGUF_TYPES = ['iq4_nl', 'iq4_xs', 'tq1_0', 'tq2_0', 'mxfp4'];
+/** Every type of this file, checked against its CPU codec. */
+const BLOCK_TYPES = [...GGUF_TYPES];
+
+const read = (path: string) => new Uint8Array(readFileSync(path));
+const readF32 = (path: string) => {
+  const b = read(path);
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+};
+const bitsOf = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
+
+/** Indices of the blocks (of typeSize bytes) whose bytes differ. */
+function differingBlocks(got: Uint8Array, want: Uint8Array, typeSize: number): number[] {
+  expect(got.length).toBe(want.length);
+  const out: number[] = [];
+  for (let b = 0; b * typeSize < want.length; b++) {
+    for (let i = b * typeSize; i < Math.min((b + 1) * typeSize, want.length); i++) {
+      if (got[i] !== want[i]) {
+        out.push(b);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** Values whose f32 bits differ (NaN equals NaN: payloads are not part of the contract). */
+function differingValues(got: Float32Array, want: Float32Array): string[] {
+  expect(got.length).toBe(want.length);
+  const g = bitsOf(got);
+  const w = bitsOf(want);
+  const bad: string[] = [];
+  for (let i = 0; i < g.length; i++) {
+    if (g[i] !== w[i] && !(Number.isNaN(got[i]) && Number.isNaN(want[i]))) {
+      bad.push(`${i}: ${g[i].toString(16)} (${got[i]}) != ${w[i].toString(16)} (${want[i]})`);
+    }
+  }
+  return bad;
+}
+
+const report: string[] = [];
+let gpu: GpuContext;
+
+beforeAll(async () => {
+  gpu = await createTestGpu();
+});
+
+afterAll(() => {
+  if (report.length) console.log(`GPU codecs (${gpu?.description}):\n  ${report.join('\n  ')}`);
+  gpu?.destroy();
+});
+
+/**
+ * Quantize on the GPU and on the CPU, and dequantize the CPU bytes on both: bytes and floats
+ * identical. Returns the GPU bytes.
+ */
+async function expectSameAsCpu(type: QuantType, input: Float32Array, rowLength: number, what: string): Promise<Uint8Array> {
+  const rows = input.length / rowLength;
+  const want = type.codec.encode(input, rowLength);
+  const got = await quantizeOnGpu(gpu, type, input, rowLength);
+  const differ = differingBlocks(got, want, type.typeSize);
+  report.push(`${type.id.padEnd(14)} ${what.padEnd(28)} ${differ.length}/${Math.ceil(want.length / type.typeSize)} blocks differ from the CPU codec`);
+  expect(differ.slice(0, 8), `${what}: blocks that differ (of ${differ.length})`).toEqual([]);
+  const deq = await dequantizeOnGpu(gpu, type, want, rows, rowLength);
+  expect(differingValues(deq, type.codec.decode(want, rows, rowLength)).slice(0, 8), `${what}: dequantized`).toEqual([]);
+  return got;
+}
+
+describe('types have GPU codecs', () => {
+  it.each(BLOCK_TYPES)('%s', (id) => expect(gpuSupportsType(id)).toBe(true));
+});
+
+describe.each(GGUF_TYPES)('%s on the GPU vs ggml golden', (id) => {
+  const type = quantType(id)!;
+  for (const set of SETS) {
+    it(`${set}: quantized bytes and dequantized floats identical`, async () => {
+      const input = readF32(join(GOLDEN, `${set}.input.f32`));
+      const bin = read(join(GOLDEN, `${set}.${id}.bin`));
+      const deqWant = readF32(join(GOLDEN, `${set}.${id}.deq.f32`));
+      const rows = input.length / N_PER_ROW;
+      const got = await quantizeOnGpu(gpu, type, input, N_PER_ROW);
+      const differ = differingBlocks(got, bin, type.typeSize);
+      report.push(`${id.padEnd(14)} golden ${set.padEnd(21)} ${differ.length}/${bin.length / type.typeSize} blocks differ from ggml`);
+      expect(differ.slice(0, 8), `blocks that differ (of ${differ.length})`).toEqual([]);
+      const deq = await dequantizeOnGpu(gpu, type, bin, rows, N_PER_ROW);
+      expect(differingValues(deq, deqWant).slice(0, 8)).toEqual([]);
+    });
+  }
+});
+
+/** Deterministic PRNG (mulberry32). */
+function rng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Rows of 256 that stress exactness: Gaussians from 1e-30 to 1e4 (the 1e-14..1e-12 ones make
+ * IQ4's x^2 weights and w*q*x sums subnormal), rows around the f32 normal limit (2^-126) and
+ * of subnormals, values on half steps of power-of-two scales, exact powers of two and their
+ * neighbours (MXFP4's exponents, NF4/FP4's absmax), sparse spikes, zeros of both signs.
+ */
+function stressRows(seed: number): Float32Array {
+  const r = rng(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  const rows: number[][] = [];
+  const row = (f: (i: number) => number) => rows.push(Array.from({ length: N_PER_ROW }, (_, i) => f(i)));
+  for (const e of [-30, -20, -14, -13, -12, -8, -4, -2, -1, 0, 1, 2, 4]) row(() => gauss() * 10 ** e);
+  for (const e of [-149, -140, -130, -127, -126, -125, -120]) row(() => gauss() * 2 ** e);
+  for (let k = 0; k < 6; k++) {
+    const s = 2 ** (Math.floor(r() * 40) - 20);
+    row((i) => (i % 32 === 0 ? 127 * s : (Math.floor(r() * 509) - 254) * 0.5 * s));
+    row((i) => (i % 32 === 5 ? -8 * s : (Math.floor(r() * 33) - 16) * 0.5 * s));
+    row((i) => (i % 16 === 3 ? 6 * s : (Math.floor(r() * 25) - 12) * 0.25 * s)); // E2M1 grid
+    row((i) => (i % 8 === 0 ? s : Math.floor(r() * 3 - 1) * s * (0.5 + Math.floor(r() * 2) * 2 ** -24)));
+  }
+  // Powers of two and their f32 neighbours, signed, at many exponents.
+  row(() => {
+    const p = 2 ** (Math.floor(r() * 160) - 130);
+    const bits = f32Bits(p) + Math.floor(r() * 7) - 3;
+    return (r() < 0.5 ? -1 : 1) * f32FromBits(bits);
+  });
+  row((i) => (i % 3 === 0 ? -0 : 0));
+  row((i) => (i % 32 < 16 ? 0.3 : -0));
+  row((i) => (i % 97 === 0 ? 1000 : gauss() * 1e-3));
+  row(() => Math.fround(gauss()) * 2 ** -60);
+  row(() => (r() - 0.5) * 2 ** -130);
+  return new Float32Array(rows.flat());
+}
+
+/**
+ * Rows with values near the f32 maximum, infinities and NaN. Not for IQ4: its sums of
+ * x^2-weighted products overflow there, and C's nearest_int of NaN is no contract.
+ */
+function extremeRows(seed: number): Float32Array {
+  const r = rng(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  const sign = () => (r() < 0.5 ? -1 : 1);
+  const rows: number[][] = [];
+  const row = (f: (i: number) => number) => rows.push(Array.from({ length: N_PER_ROW }, (_, i) => f(i)));
+  row((i) => (i % 64 === 0 ? 3e38 * sign() : gauss() * 1e30));
+  row((i) => (i % 40 === 0 ? 3.4028234e38 * sign() : gauss() * 1e37));
+  row((i) => (i % 50 === 7 ? Infinity * sign() : gauss()));
+  row((i) => (i % 33 === 2 ? NaN : gauss()));
+  row((i) => (i % 70 === 1 ? NaN : i % 70 === 2 ? -Infinity : gauss() * 1e-3));
+  row((i) => (i < 128 ? NaN : gauss()));
+  row(() => 65504 * sign() + gauss());
+  return new Float32Array(rows.flat());
+}
+
+/** Types whose extreme rows (overflow, inf, NaN) are compared too. */
+const EXTREME_TYPES = (id: string) => !id.startsWith('iq4');
+
+describe.each(BLOCK_TYPES)('%s on the GPU vs the CPU codec', (id) => {
+  const type = quantType(id)!;
+  it('stress rows: quantized bytes and dequantized floats identical', async () => {
+    await expectSameAsCpu(type, stressRows(11), N_PER_ROW, 'stress rows');
+  });
+  it.runIf(EXTREME_TYPES(id))('rows with huge values, infinities and NaN: identical', async () => {
+    await expectSameAsCpu(type, extremeRows(5), N_PER_ROW, 'extreme rows (inf, NaN, 3e38)');
+  });
+});
+
+/** stories260K's weights, every tensor flattened and cut to rows of 256 (all f32 in the file). */
+let storiesRows: Promise<Float32Array> | undefined;
+function stories(): Promise<Float32Array> {
+  storiesRows ??= (async () => {
+    const model = await loadModel([await fileSource(join(FIXTURES, 'models/stories260K.gguf'))]);
+    const parts: Float32Array[] = [];
+    for (const t of model.tensors) {
+      const values = await readTensorF32(model, t);
+      parts.push(values.subarray(0, values.length - (values.length % N_PER_ROW)));
+    }
+    const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return all;
+  })();
+  return storiesRows;
+}
+
+describe.each(BLOCK_TYPES)('%s on the GPU vs the CPU codec on stories260K', (id) => {
+  const type = quantType(id)!;
+  it('every tensor, as rows of 256: quantized bytes and dequantized floats identical', async () => {
+    const input = await stories();
+    expect(input.length).toBeGreaterThan(200_000);
+    await expectSameAsCpu(type, input, N_PER_ROW, 'stories260K (all tensors)');
+  });
+});
+
+describe('MXFP4 shared exponent: floor(log2f(absmax)) at every binade', () => {
+  it('the GPU rounds log2 up exactly where the CPU codec does, subnormals included', async () => {
+    const type = quantType('mxfp4')!;
+    // Per binade [2^k, 2^(k+1)): the first f32 whose exponent byte is that of 2^(k+1), if any
+    // (found on the CPU codec), and the f32 just below it. Blocks of 32 with that absmax.
+    const exponentOf = (x: number) => {
+      const block = new Float32Array(32);
+      block[0] = x;
+      return type.codec.encode(block, 32)[0];
+    };
+    const probes: number[] = [];
+    let thresholds = 0;
+    for (let k = -149; k <= 127; k++) {
+      let lo = f32Bits(2 ** k);
+      let hi = k === 127 ? 0x7f7fffff : f32Bits(2 ** (k + 1)) - 1;
+      probes.push(f32FromBits(lo), f32FromBits(hi));
+      if (exponentOf(f32FromBits(hi)) === exponentOf(f32FromBits(lo))) continue;
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (exponentOf(f32FromBits(mid)) === exponentOf(f32FromBits(lo))) lo = mid;
+        else hi = mid;
+      }
+      thresholds++;
+      probes.push(f32FromBits(lo), f32FromBits(hi));
+    }
+    expect(thresholds).toBeGreaterThan(200);
+    const input = new Float32Array(probes.length * 32);
+    probes.forEach((p, i) => {
+      input[32 * i] = i % 2 ? -p : p;
+      input[32 * i + 1 + (i % 31)] = p / 3;
+    });
+    await expectSameAsCpu(type, input, 32, `${thresholds} log2 round-up thresholds`);
+  });
+});

@@ -1,0 +1,312 @@
+// Quantized matrix products on the GPU: y = W x (matvec, the decode case) and Y = W X
+// (matmul, the prefill case), W read in its packed blocks and decoded by the type's own
+// WGSL codec (shaders/kernels/matmul.wgsl), so any type with a codec has a matmul.
+//
+// Layouts (as src/quant/matmul.ts, the CPU reference): W is `rows` rows of `cols` values
+// in the type's blocks, rows back to back (GGUF's layout); X is n vectors of `cols` f32,
+// token t at [t * cols, (t + 1) * cols); Y is n vectors of `rows` f32, token t, row r at
+// t * rows + r (ggml's and PyTorch's x @ W^T layout).
+//
+// Large W: the work is split into chunks of whole rows (and, for many tokens, of whole
+// tokens) whose buffers fit maxStorageBufferBindingSize, maxBufferSize and
+// MAX_MATMUL_CHUNK_BYTES and whose dispatch fits maxComputeWorkgroupsPerDimension. Rows
+// and tokens are independent and each output's summation order depends only on the
+// kernel configuration, so a split product is bit-identical to an unsplit one.
+import { quantType, type QuantType } from '../quant/types.ts';
+import { productError, type ProductError } from '../quant/matmul.ts';
+import type { GpuContext } from './device.ts';
+import { getPipeline } from './pipelines.ts';
+import { CODEC_LIBS, composeShader, hasCodecShader } from './shaders.ts';
+import { quantizeOnGpu, withErrorScopes } from './quantize.ts';
+
+/** Cap on one chunk's buffers (W, X or Y): bounds the GPU memory one product holds. */
+export const MAX_MATMUL_CHUNK_BYTES = 128 * 1024 * 1024;
+/** shaders/kernels/matmul.wgsl's MM_MAX_ACC: outputs (rows x tokens) per workgroup tile. */
+const MAX_ACC = 16;
+/** Tokens per tile in the prefill case; the rest of MAX_ACC goes to rows. */
+const MATMUL_TOKENS_PER_WG = 8;
+const MATMUL_ROWS_PER_WG = 2;
+/** Rows per workgroup in the decode case (x is re-read from cache for each). */
+const MATVEC_ROWS_PER_WG = 4;
+/** Workgroup size bounds: a power of two near the blocks in a row. */
+const MIN_WG_SIZE = 32;
+const MAX_WG_SIZE = 64;
+
+export interface MatmulOptions {
+  /**
+   * Reduce with subgroup operations when the device has 'subgroups' and the WGSL
+   * 'subgroup_id' extension (default true); false forces the workgroup-memory tree.
+   */
+  subgroups?: boolean;
+}
+
+/** One kernel configuration (override constants and variant). */
+export interface MatmulConfig {
+  readonly wgSize: number;
+  readonly rowsPerWg: number;
+  readonly tokensPerWg: number;
+  readonly subgroups: boolean;
+}
+
+function resolveType(type: QuantType | string): QuantType {
+  const t = typeof type === 'string' ? quantType(type) : type;
+  if (!t) throw new RangeError(`unknown quantization type ${String(type)}`);
+  return t;
+}
+
+/**
+ * Whether every row is whole blocks of typeSize bytes and nothing else (no per-tensor or
+ * per-row extras, as fp8's tensor scale or int8's row scales): what the kernel addresses.
+ */
+function hasUniformBlocks(t: QuantType): boolean {
+  const b = t.blockSize;
+  return t.bytesFor(1, b) === t.typeSize && t.bytesFor(3, 2 * b) === 6 * t.typeSize;
+}
+
+/** Whether W of this type can be multiplied on the GPU: a WGSL codec and a plain block layout. */
+export function gpuMatmulSupportsType(type: QuantType | string): boolean {
+  const t = typeof type === 'string' ? quantType(type) : type;
+  return t !== undefined && hasCodecShader(t.wgsl) && hasUniformBlocks(t);
+}
+
+function requireMatmulType(type: QuantType | string, what: string): QuantType {
+  const t = resolveType(type);
+  if (!hasCodecShader(t.wgsl)) throw new RangeError(`${what} ${t.id}: no WGSL codec yet (shaders/codecs/${t.wgsl}.wgsl)`);
+  if (!hasUniformBlocks(t)) throw new RangeError(`${what} ${t.id}: not a plain block layout (per-tensor or per-row data)`);
+  return t;
+}
+
+/** Whether this device can run the subgroup variant. */
+export function canUseSubgroups(gpu: GpuContext): boolean {
+  return gpu.features.has('subgroups') && (gpu.wgslLanguageFeatures?.has('subgroup_id') ?? false);
+}
+
+function floorPow2(n: number): number {
+  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
+}
+
+function ceilPow2(n: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+}
+
+/** The kernel configuration for rows of `cols` values of `type` times `n` tokens. */
+export function matmulConfig(gpu: GpuContext, type: QuantType, cols: number, n: number, options: MatmulOptions = {}): MatmulConfig {
+  const { limits } = gpu;
+  const blocks = cols / type.blockSize;
+  const maxInv = floorPow2(Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX));
+  const wgSize = Math.min(maxInv, MAX_WG_SIZE, Math.max(MIN_WG_SIZE, ceilPow2(blocks)));
+  const tokensPerWg = n === 1 ? 1 : Math.min(MATMUL_TOKENS_PER_WG, n);
+  let rowsPerWg = Math.min(n === 1 ? MATVEC_ROWS_PER_WG : MATMUL_ROWS_PER_WG, Math.floor(MAX_ACC / tokensPerWg));
+  // The tree's workgroup memory: WG_SIZE floats per output of the tile.
+  while (rowsPerWg > 1 && wgSize * rowsPerWg * tokensPerWg * 4 > limits.maxComputeWorkgroupStorageSize) rowsPerWg--;
+  if (wgSize * rowsPerWg * tokensPerWg * 4 > limits.maxComputeWorkgroupStorageSize) {
+    throw new RangeError(`matmul: a ${wgSize}-invocation workgroup does not fit ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`);
+  }
+  const subgroups = options.subgroups !== false && canUseSubgroups(gpu);
+  return { wgSize, rowsPerWg, tokensPerWg, subgroups };
+}
+
+/** The WGSL module of the matmul for codec `wgsl`: [directives] + libs + codec + kernel + entry point. */
+export function matmulKernelSource(wgsl: string, subgroups: boolean): string {
+  return composeShader([
+    ...(subgroups ? ['kernels/matmul_enable_subgroups.wgsl'] : []),
+    ...CODEC_LIBS,
+    `codecs/${wgsl}.wgsl`,
+    'kernels/matmul.wgsl',
+    subgroups ? 'kernels/matmul_sg.wgsl' : 'kernels/matmul_wg.wgsl',
+  ]);
+}
+
+/** The compiled matmul pipeline of a type and configuration (cached per device). */
+export function matmulPipeline(device: GPUDevice, type: QuantType, config: MatmulConfig): Promise<GPUComputePipeline> {
+  return getPipeline(device, {
+    name: `matmul.${type.wgsl}.${config.subgroups ? 'subgroups' : 'workgroup'}`,
+    code: () => matmulKernelSource(type.wgsl, config.subgroups),
+    constants: { WG_SIZE: config.wgSize, ROWS_PER_WG: config.rowsPerWg, TOKENS_PER_WG: config.tokensPerWg },
+  });
+}
+
+/** Bytes of the uniform MatmulParams. */
+export const MATMUL_PARAMS_BYTES = 32;
+
+/** MatmulParams for a chunk of `rows` rows and `n` tokens (Y vectors of `rows`). */
+export function matmulParams(type: QuantType, rows: number, cols: number, n: number): Uint32Array<ArrayBuffer> {
+  const blocks = cols / type.blockSize;
+  return new Uint32Array([rows, blocks, blocks * type.typeSize, n, cols, rows, 0, 0]);
+}
+
+/** Workgroups (x: row tiles, y: token tiles) for a chunk. */
+export function matmulDispatch(config: MatmulConfig, rows: number, n: number): [number, number] {
+  return [Math.ceil(rows / config.rowsPerWg), Math.ceil(n / config.tokensPerWg)];
+}
+
+/** Bytes of the W buffer for `rows` rows: whole words plus one (the kernel's funnel shift reads it). */
+export function matmulWeightBufferBytes(rowBytes: number, rows: number): number {
+  return Math.ceil((rowBytes * rows) / 4) * 4 + 4;
+}
+
+function checkShape(t: QuantType, packedW: Uint8Array, rows: number, cols: number, x: Float32Array, n: number, what: string): void {
+  if (!Number.isInteger(rows) || rows < 0 || !Number.isInteger(n) || n < 1) throw new RangeError(`${what}: bad shape ${rows} rows, ${n} tokens`);
+  if (!Number.isInteger(cols) || cols <= 0 || cols % t.blockSize !== 0) {
+    throw new RangeError(`${what} ${t.id}: row length ${cols} is not a multiple of the block size ${t.blockSize}`);
+  }
+  const want = (rows * cols * t.typeSize) / t.blockSize;
+  if (packedW.length !== want) throw new RangeError(`${what} ${t.id}: W has ${packedW.length} bytes, expected ${want} for ${rows} x ${cols}`);
+  if (x.length !== cols * n) throw new RangeError(`${what}: X has ${x.length} values, expected ${n} vectors of ${cols}`);
+}
+
+/** How a product is split: rows per chunk and tokens per chunk. */
+export interface MatmulChunking {
+  readonly rowsPerChunk: number;
+  readonly tokensPerChunk: number;
+}
+
+/** Chunks whose W, X and Y buffers fit the limits and whose dispatch fits the workgroup counts. */
+export function matmulChunking(gpu: GpuContext, type: QuantType, config: MatmulConfig, rows: number, cols: number, n: number): MatmulChunking {
+  const { limits } = gpu;
+  const bytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, MAX_MATMUL_CHUNK_BYTES);
+  const maxWg = limits.maxComputeWorkgroupsPerDimension;
+  const rowBytes = (cols / type.blockSize) * type.typeSize;
+  const tokensPerChunk = Math.min(n, Math.floor(bytes / (cols * 4)), maxWg * config.tokensPerWg);
+  if (tokensPerChunk < 1) throw new RangeError(`matmul: one X vector of ${cols} f32 does not fit a ${bytes}-byte binding`);
+  const byW = Math.floor((bytes - 8) / rowBytes);
+  const byY = Math.floor(bytes / (tokensPerChunk * 4));
+  const rowsPerChunk = Math.max(0, Math.min(rows, byW, byY, maxWg * config.rowsPerWg));
+  if (rowsPerChunk < 1 && rows > 0) throw new RangeError(`matmul ${type.id}: one row of W (${rowBytes} bytes) does not fit a ${bytes}-byte binding`);
+  return { rowsPerChunk, tokensPerChunk };
+}
+
+/** Y = W X on the GPU (see the layouts above); n = 1 is matvecOnGpu. */
+export async function matmulOnGpu(
+  gpu: GpuContext,
+  type: QuantType | string,
+  packedW: Uint8Array,
+  rows: number,
+  cols: number,
+  x: Float32Array,
+  n: number,
+  options: MatmulOptions = {},
+): Promise<Float32Array> {
+  const t = requireMatmulType(type, 'matmulOnGpu');
+  checkShape(t, packedW, rows, cols, x, n, 'matmulOnGpu');
+  const y = new Float32Array(rows * n);
+  if (rows === 0) return y;
+  const { device, limits } = gpu;
+  const config = matmulConfig(gpu, t, cols, n, options);
+  const { rowsPerChunk, tokensPerChunk } = matmulChunking(gpu, t, config, rows, cols, n);
+  const rowBytes = (cols / t.blockSize) * t.typeSize;
+  const pipeline = await matmulPipeline(device, t, config);
+  const label = `${n === 1 ? 'matvec' : 'matmul'}.${t.id}`;
+  const tokenChunks = Math.ceil(n / tokensPerChunk);
+
+  await withErrorScopes(gpu, label, async () => {
+    const wBytes = matmulWeightBufferBytes(rowBytes, rowsPerChunk);
+    const yBytes = rowsPerChunk * tokensPerChunk * 4;
+    const wBuf = device.createBuffer({ label: `${label}.w`, size: wBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    const xBuf = device.createBuffer({ label: `${label}.x`, size: tokensPerChunk * cols * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    const yBuf = device.createBuffer({ label: `${label}.y`, size: yBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const readback = device.createBuffer({ label: `${label}.readback`, size: yBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const params = device.createBuffer({ label: `${label}.params`, size: MATMUL_PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const bindGroup = device.createBindGroup({
+      label: `${label}.bindgroup`,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: wBuf } },
+        { binding: 1, resource: { buffer: xBuf } },
+        { binding: 2, resource: { buffer: yBuf } },
+        { binding: 3, resource: { buffer: params } },
+      ],
+    });
+    let staging: Uint8Array<ArrayBuffer> | undefined;
+    try {
+      let chunk = 0;
+      for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+        const rc = Math.min(rowsPerChunk, rows - r0);
+        const wPart = packedW.subarray(r0 * rowBytes, (r0 + rc) * rowBytes);
+        if (wPart.length % 4 === 0 && wPart.buffer instanceof ArrayBuffer) {
+          device.queue.writeBuffer(wBuf, 0, wPart as Uint8Array<ArrayBuffer>);
+        } else {
+          // Not whole words (or a shared buffer): go through a word-padded copy.
+          staging ??= new Uint8Array(wBytes);
+          staging.set(wPart);
+          device.queue.writeBuffer(wBuf, 0, staging, 0, Math.ceil(wPart.length / 4) * 4);
+        }
+        for (let t0 = 0; t0 < n; t0 += tokensPerChunk, chunk++) {
+          const tc = Math.min(tokensPerChunk, n - t0);
+          if (r0 === 0 || tokenChunks > 1) device.queue.writeBuffer(xBuf, 0, x as Float32Array<ArrayBuffer>, t0 * cols, tc * cols);
+          device.queue.writeBuffer(params, 0, matmulParams(t, rc, cols, tc));
+          const [wx, wy] = matmulDispatch(config, rc, tc);
+          if (wx > limits.maxComputeWorkgroupsPerDimension || wy > limits.maxComputeWorkgroupsPerDimension) {
+            throw new Error(`${label}: dispatch ${wx} x ${wy} exceeds the workgroup limit (chunking bug)`);
+          }
+          const enc = device.createCommandEncoder({ label: `${label}.encoder.${chunk}` });
+          const pass = enc.beginComputePass({ label: `${label}.pass.${chunk}` });
+          pass.setPipeline(pipeline);
+          pass.setBindGroup(0, bindGroup);
+          pass.dispatchWorkgroups(wx, wy);
+          pass.end();
+          const size = rc * tc * 4;
+          enc.copyBufferToBuffer(yBuf, 0, readback, 0, size);
+          device.queue.submit([enc.finish()]);
+          await readback.mapAsync(GPUMapMode.READ, 0, size);
+          const out = new Float32Array(readback.getMappedRange(0, size));
+          for (let j = 0; j < tc; j++) y.set(out.subarray(j * rc, (j + 1) * rc), (t0 + j) * rows + r0);
+          readback.unmap();
+        }
+      }
+    } finally {
+      for (const b of [wBuf, xBuf, yBuf, readback, params]) b.destroy();
+    }
+  });
+  return y;
+}
+
+/** y = W x on the GPU: W `rows` x `cols` in the type's packed blocks, x of `cols` values. */
+export function matvecOnGpu(
+  gpu: GpuContext,
+  type: QuantType | string,
+  packedW: Uint8Array,
+  rows: number,
+  cols: number,
+  x: Float32Array,
+  options: MatmulOptions = {},
+): Promise<Float32Array> {
+  return matmulOnGpu(gpu, type, packedW, rows, cols, x, 1, options);
+}
+
+/** The error quantizing W puts into Y = W X, measured on the GPU. */
+export interface GpuProductError extends ProductError {
+  /** The quantized product W_q X (GPU). */
+  readonly y: Float32Array;
+  /** The unquantized product W X (GPU, f32 W). */
+  readonly yRef: Float32Array;
+}
+
+/**
+ * Quantize W (f32, rows x cols) to `type` on the GPU and compare W_q X with W X, both
+ * multiplied on the GPU with f32 accumulation (so the f32 type's error is exactly 0).
+ */
+export async function matmulErrorOnGpu(
+  gpu: GpuContext,
+  type: QuantType | string,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  x: Float32Array,
+  n = 1,
+  options: MatmulOptions = {},
+): Promise<GpuProductError> {
+  const t = requireMatmulType(type, 'matmulErrorOnGpu');
+  if (w.length !== rows * cols) throw new RangeError(`matmulErrorOnGpu: W has ${w.length} values, expected ${rows} x ${cols}`);
+  const f32 = resolveType('f32');
+  const packed = await quantizeOnGpu(gpu, t, w, cols);
+  const y = await matmulOnGpu(gpu, t, packed, rows, cols, x, n, options);
+  const wBytes = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+  const yRef = await matmulOnGpu(gpu, f32, wBytes, rows, cols, x, n, options);
+  return { ...productError(y, yRef), y, yRef };
+}
+
+/** ||W_q x - W x|| / ||W x|| measured on the GPU (matmulErrorOnGpu with one token). */
+export async function matvecErrorOnGpu(gpu: GpuContext, type: QuantType | string, w: Float32Array, rows: number, cols: number, x: Float32Array): Promise<number> {
+  return (await matmulErrorOnGpu(gpu, type, w, rows, cols, x, 1)).relError;
+}

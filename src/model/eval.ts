@@ -1,0 +1,276 @@
+// What quantization does to a model's output: the F32 model and each preset's model
+// (weights.ts: every tensor quantized as llama-quantize would, dequantized back) score
+// every next-token position of a text (teacher forcing, one pass over the sequence with
+// the KV cache), and continue a prompt greedily. Per position: log-softmax of both;
+// KL(p_f32 || p_preset) in nats; the negative log-likelihood of the true next token;
+// whether the two argmaxes agree. As llama.cpp's perplexity tool with
+// --kl-divergence (tools/perplexity/perplexity.cpp: median of the middle two, percentiles
+// by linear interpolation), except that every position of the text is scored (llama.cpp
+// scores the second half of each context window).
+import type { ModelIndex } from '../formats/model.ts';
+import { findPreset, type PlanMode } from '../quant/presets.ts';
+import { argmax, generateGreedy, llamaConfig, LlamaModel, type LlamaConfig, type Linear, type WeightProvider } from './llama.ts';
+import { EVAL_PROMPT, EVAL_TEXT } from './eval-text.ts';
+import { SpmTokenizer, spmVocabFromGguf, spmVocabFromModelProto } from './tokenizer.ts';
+import { mapProvider, planForModel, quantizeWeights, readLlamaWeights, type QuantizedWeights, type WeightMap } from './weights.ts';
+
+export interface EvalProgress {
+  done: number;
+  total: number;
+  label: string;
+}
+
+export interface EvalOptions {
+  /**
+   * Preset names (llama-quantize's, case-insensitive, aliases as Q4_K), or 'F32': the
+   * model as it is (llama-quantize's F32 file type; its KL against the F32 pass is 0).
+   */
+  presets: readonly string[];
+  /** The text to score (default EVAL_TEXT), tokenized as llama.cpp does (BOS first). */
+  text?: string;
+  /** The greedy continuation's prompt (default EVAL_PROMPT) and its length (default 32). */
+  prompt?: string;
+  greedyTokens?: number;
+  /** Positions per forward call (default 1: cancellation is checked between positions). */
+  chunk?: number;
+  onProgress?: (p: EvalProgress) => void;
+  signal?: AbortSignal;
+  /**
+   * The matrix products of a model (default: the CPU reference over `weights`). `quantized`
+   * is null for the F32 model; else it carries each converted tensor's packed blocks: the
+   * seam where a GPU path plugs in (llama.ts `Linear`).
+   */
+  linear?: (config: LlamaConfig, weights: WeightProvider, quantized: QuantizedWeights | null) => Linear;
+}
+
+export interface GreedyResult {
+  tokens: number[];
+  /** The continuation's text (llama_detokenize of the generated tokens). */
+  text: string;
+}
+
+export interface PresetEval {
+  preset: string;
+  /** File size under the preset (llama-quantize's tensor bytes, before alignment padding). */
+  bytes: number;
+  bpw: number;
+  ppl: number;
+  klMean: number;
+  klMedian: number;
+  klP99: number;
+  /** Share of positions whose argmax equals the F32 model's. */
+  top1Agree: number;
+  /** KL per scored position, in nats. */
+  kl: Float64Array;
+  greedy: GreedyResult;
+  /** Type of each tensor the forward reads, by its name in the files. */
+  types: Record<string, string>;
+}
+
+export interface ModelEval {
+  /** The model file's name. */
+  model: string;
+  /** Tokens of the text, BOS included. */
+  textTokens: number;
+  /** Scored positions (textTokens - 1). */
+  positions: number;
+  prompt: string;
+  f32: { bytes: number; bpw: number; ppl: number; greedy: GreedyResult };
+  results: PresetEval[];
+}
+
+/** A preset name as the eval takes it: llama-quantize's presets, and F32 (nothing converted). */
+export function resolveEvalPreset(name: string): { name: string; mode: PlanMode } {
+  if (name.toUpperCase() === 'F32') return { name: 'F32', mode: { type: 'f32' } };
+  const p = findPreset(name);
+  if (!p) throw new Error(`unknown preset '${name}'`);
+  return { name: p.name, mode: { preset: p.name } };
+}
+
+/** The model's tokenizer: GGUF metadata, or a tokenizer.model beside safetensors. */
+export async function modelTokenizer(model: ModelIndex): Promise<SpmTokenizer> {
+  if (model.format === 'gguf') return new SpmTokenizer(spmVocabFromGguf(model.metadata));
+  const file = model.files.find((f) => f.role === 'tokenizer');
+  if (!file) throw new Error('a SentencePiece tokenizer.model is needed beside the safetensors files');
+  return new SpmTokenizer(spmVocabFromModelProto(await file.source.read(0, file.source.size)));
+}
+
+function check(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('cancelled');
+}
+
+/** Natural-log softmax of `n` logits, in f64. */
+export function logSoftmax(logits: ArrayLike<number>, offset: number, n: number, out: Float64Array): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) max = Math.max(max, logits[offset + i]);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += Math.exp(logits[offset + i] - max);
+  const logSum = max + Math.log(sum);
+  for (let i = 0; i < n; i++) out[i] = logits[offset + i] - logSum;
+  return out;
+}
+
+/** KL(p || q) = Σ p·(log p − log q), from log-probabilities, in nats. */
+export function klDivergence(logP: Float64Array, logQ: Float64Array): number {
+  let kl = 0;
+  for (let i = 0; i < logP.length; i++) {
+    const p = Math.exp(logP[i]);
+    if (p > 0) kl += p * (logP[i] - logQ[i]);
+  }
+  return kl;
+}
+
+/** perplexity.cpp's percentile: linear interpolation between the sorted values. */
+export function percentile(sorted: ArrayLike<number>, fraction: number): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  if (fraction <= 0) return sorted[0];
+  if (fraction >= 1) return sorted[n - 1];
+  const p = fraction * (n - 1);
+  const i = Math.floor(p);
+  const f = p - i;
+  return (1 - f) * sorted[i] + f * sorted[Math.min(i + 1, n - 1)];
+}
+
+/** perplexity.cpp's median: the middle value, or the mean of the middle two. */
+export function median(sorted: ArrayLike<number>): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  return n % 2 === 0 ? 0.5 * (sorted[n / 2] + sorted[n / 2 - 1]) : sorted[(n - 1) / 2];
+}
+
+interface Pass {
+  /** Logits per scored position (positions × vocab), kept for the baseline only. */
+  logits: Float32Array | null;
+  argmax: Int32Array;
+  nll: Float64Array;
+  kl: Float64Array | null;
+}
+
+/**
+ * Runs `model` over `tokens` (teacher forcing) and scores each next-token position; with
+ * `base`, KL against it. Keeps the logits only when asked (the F32 pass).
+ */
+async function scorePass(
+  model: LlamaModel,
+  tokens: readonly number[],
+  chunk: number,
+  keep: boolean,
+  base: Pass | null,
+  tick: (label: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<Pass> {
+  const V = model.config.nVocab;
+  const positions = tokens.length - 1;
+  const pass: Pass = {
+    logits: keep ? new Float32Array(positions * V) : null,
+    argmax: new Int32Array(positions),
+    nll: new Float64Array(positions),
+    kl: base ? new Float64Array(positions) : null,
+  };
+  const cache = model.newCache(tokens.length);
+  const lp = new Float64Array(V);
+  const lpBase = new Float64Array(V);
+  for (let start = 0; start < positions; start += chunk) {
+    check(signal);
+    const n = Math.min(chunk, positions - start);
+    const logits = await model.forward(tokens.slice(start, start + n), cache, { logits: 'all' });
+    for (let i = 0; i < n; i++) {
+      const pos = start + i;
+      logSoftmax(logits, i * V, V, lp);
+      pass.argmax[pos] = argmax(logits, i * V, V);
+      pass.nll[pos] = -lp[tokens[pos + 1]];
+      if (pass.logits) pass.logits.set(logits.subarray(i * V, (i + 1) * V), pos * V);
+      if (base && pass.kl) {
+        // From the baseline's f32 logits, so that equal logits give a KL of exactly 0.
+        logSoftmax(base.logits!, pos * V, V, lpBase);
+        pass.kl[pos] = klDivergence(lpBase, lp);
+      }
+    }
+    tick(`position ${start + n} of ${positions}`);
+  }
+  return pass;
+}
+
+function perplexity(nll: Float64Array): number {
+  let s = 0;
+  for (const v of nll) s += v;
+  return Math.exp(s / nll.length);
+}
+
+/**
+ * The F32 model and each preset's model on the text: perplexity, KL against F32 (mean,
+ * median, 99th percentile), top-1 agreement, and a greedy continuation of the prompt.
+ */
+export async function evaluateModel(model: ModelIndex, options: EvalOptions): Promise<ModelEval> {
+  const presets = options.presets.map(resolveEvalPreset);
+  const chunk = Math.max(1, Math.floor(options.chunk ?? 1));
+  const config = llamaConfig(model);
+  const tokenizer = await modelTokenizer(model);
+  const tokens = tokenizer.encode(options.text ?? EVAL_TEXT);
+  if (tokens.length < 2) throw new Error('the text is too short to score (it needs at least one token after BOS)');
+  if (tokens.some((t) => t >= config.nVocab)) throw new Error(`the tokenizer gives ids beyond the model's ${config.nVocab} embeddings`);
+  const promptText = options.prompt ?? EVAL_PROMPT;
+  const prompt = tokenizer.encode(promptText);
+  const greedyTokens = options.greedyTokens ?? 32;
+  const positions = tokens.length - 1;
+  const total = (presets.length + 1) * (Math.ceil(positions / chunk) + 1) + 1;
+  let done = 0;
+  const tick = (label: string) => options.onProgress?.({ done: ++done, total, label });
+
+  const base = await readLlamaWeights(model, config);
+  check(options.signal);
+  tick('read the weights');
+
+  const makeModel = (weights: WeightMap, quantized: QuantizedWeights | null) => {
+    const provider = mapProvider(weights);
+    return new LlamaModel(config, provider, options.linear?.(config, provider, quantized));
+  };
+  const greedy = async (m: LlamaModel): Promise<GreedyResult> => {
+    const out = await generateGreedy(m, prompt, greedyTokens, { eosId: tokenizer.vocab.eosId, check: () => check(options.signal) });
+    return { tokens: out, text: tokenizer.detokenize(out) };
+  };
+
+  const f32Model = makeModel(base, null);
+  const f32Pass = await scorePass(f32Model, tokens, chunk, true, null, (l) => tick(`F32: ${l}`), options.signal);
+  const f32Greedy = await greedy(f32Model);
+  tick('F32: greedy continuation');
+  const fileBytes = model.tensors.reduce((s, t) => s + t.nbytes, 0);
+  const params = model.tensors.reduce((s, t) => s + t.shape.reduce((n, d) => n * d, 1), 0);
+
+  const results: PresetEval[] = [];
+  for (const { name: preset, mode } of presets) {
+    check(options.signal);
+    const plan = planForModel(model, config, mode);
+    const quantized = quantizeWeights(base, config, plan);
+    const m = makeModel(quantized.values, quantized);
+    const pass = await scorePass(m, tokens, chunk, false, f32Pass, (l) => tick(`${preset}: ${l}`), options.signal);
+    const g = await greedy(m);
+    tick(`${preset}: greedy continuation`);
+    const kl = pass.kl!;
+    const sorted = Float64Array.from(kl).sort();
+    let agree = 0;
+    for (let i = 0; i < positions; i++) if (pass.argmax[i] === f32Pass.argmax[i]) agree++;
+    results.push({
+      preset,
+      bytes: plan.totalBytes,
+      bpw: plan.bpw,
+      ppl: perplexity(pass.nll),
+      klMean: kl.reduce((s, v) => s + v, 0) / positions,
+      klMedian: median(sorted),
+      klP99: percentile(sorted, 0.99),
+      top1Agree: agree / positions,
+      kl,
+      greedy: g,
+      types: Object.fromEntries(quantized.types),
+    });
+  }
+  return {
+    model: model.files.find((f) => f.role === 'gguf' || f.role === 'safetensors')?.source.name ?? '(model)',
+    textTokens: tokens.length,
+    positions,
+    prompt: promptText,
+    f32: { bytes: fileBytes, bpw: (fileBytes * 8) / Math.max(params, 1), ppl: perplexity(f32Pass.nll), greedy: f32Greedy },
+    results,
+  };
+}

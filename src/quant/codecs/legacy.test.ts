@@ -1,0 +1,131 @@
+// Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 against the real ggml (ggml_quantize_chunk and
+// dequantize_row_* from the llama.cpp inside node-llama-cpp) on inputs the golden files do
+// not hold: row scales from 1e-30 to 1e10 (subnormal and overflowing f16 scales), exact
+// ties, sparse rows, power-of-two grids, rows of one block, importance with zero columns.
+import koffi from 'koffi';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ggmlQuantizeChunk, llamaBinDir } from '../../testing/llama-peer.ts';
+import type { Codec } from '../codec.ts';
+import { quantType } from '../types.ts';
+import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from './legacy.ts';
+
+/** [id, ggml type, codec, bytes per block of 32, whether ggml uses importance]. */
+const LEGACY: [string, number, Codec, number, boolean][] = [
+  ['q4_0', 2, Q4_0, 18, true],
+  ['q4_1', 3, Q4_1, 20, true],
+  ['q5_0', 6, Q5_0, 22, true],
+  ['q5_1', 7, Q5_1, 24, true],
+  ['q8_0', 8, Q8_0, 34, false],
+];
+
+/** A deterministic generator (failures must reproduce). */
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
+}
+
+type Shape = 'gaussian' | 'ties' | 'sparse' | 'grid' | 'constant';
+const SHAPES: Shape[] = ['gaussian', 'ties', 'sparse', 'grid', 'constant'];
+
+function makeRows(shape: Shape, seed: number, rows: number, rowLength: number): Float32Array {
+  const rnd = random(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd());
+  const x = new Float32Array(rows * rowLength);
+  for (let r = 0; r < rows; r++) {
+    const scale = 10 ** (rnd() * 40 - 30);
+    const level = gauss() * scale;
+    for (let j = 0; j < rowLength; j++) {
+      const g = gauss();
+      x[r * rowLength + j] =
+        shape === 'ties' ? (Math.round(g * 8) / 2) * scale
+        : shape === 'sparse' ? (rnd() < 0.7 ? 0 : g * scale)
+        : shape === 'grid' ? (Math.floor(rnd() * 32) - 16) * 2 ** Math.floor(rnd() * 20 - 10)
+        : shape === 'constant' ? (j % 32 < 16 ? level : rnd() < 0.5 ? 0 : level)
+        : g * scale;
+    }
+  }
+  return x;
+}
+
+function importanceFor(seed: number, rowLength: number): Float32Array {
+  const rnd = random(seed + 100);
+  return Float32Array.from({ length: rowLength }, () => (rnd() < 0.1 ? 0 : rnd() * 5));
+}
+
+let dequantizers: Map<string, (src: Uint8Array, dst: Float32Array, k: bigint) => void> | undefined;
+
+/** ggml's dequantize_row_<id> on `values` floats' worth of blocks. */
+function ggmlDequantize(id: string, blocks: Uint8Array, values: number): Float32Array {
+  if (!dequantizers) {
+    const lib = koffi.load(join(llamaBinDir(), 'libggml-base.so'));
+    dequantizers = new Map(
+      LEGACY.map(([name]) => [name, lib.func(`void dequantize_row_${name}(const uint8_t *, _Out_ float *, int64_t)`)]),
+    );
+  }
+  const out = new Float32Array(values);
+  dequantizers.get(id)!(blocks, out, BigInt(values));
+  return out;
+}
+
+const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+
+describe.each(LEGACY)('%s', (id, ggmlType, codec, typeSize, usesImportance) => {
+  it(`blocks of 32 in ${typeSize} bytes (ggml-common.h's static assert)`, () => {
+    const type = quantType(id)!;
+    expect([type.blockSize, type.typeSize]).toEqual([32, typeSize]);
+    expect(codec.encode(new Float32Array(64), 32).length).toBe(2 * typeSize);
+  });
+
+  it.each(SHAPES)('%s rows: bytes and decoded floats identical to ggml, with and without importance', (shape) => {
+    for (const [seed, rows, rowLength] of [[1, 8, 512], [2, 16, 32], [3, 4, 96]]) {
+      const x = makeRows(shape, seed, rows, rowLength);
+      const importance = importanceFor(seed, rowLength);
+      for (const weights of [undefined, importance]) {
+        const what = `seed ${seed}, ${rows} x ${rowLength}${weights ? ', importance' : ''}`;
+        const ours = codec.encode(x, rowLength, weights);
+        expect(ours, what).toEqual(ggmlQuantizeChunk(ggmlType, x, rowLength, weights));
+        expect(bits(codec.decode(ours, rows, rowLength)), what).toEqual(bits(ggmlDequantize(id, ours, x.length)));
+      }
+    }
+  });
+
+  it(usesImportance ? 'uses importance weights' : 'ignores importance weights, as ggml does', () => {
+    const x = makeRows('gaussian', 5, 4, 256);
+    const plain = codec.encode(x, 256);
+    const weighted = codec.encode(x, 256, importanceFor(5, 256));
+    if (usesImportance) expect(weighted).not.toEqual(plain);
+    else expect(weighted).toEqual(plain);
+  });
+
+  it('reconstructs within the quantization step', () => {
+    // Symmetric types map -max to q = 15/31 (one step short); the others round to nearest.
+    const steps = id === 'q4_0' || id === 'q5_0' ? 1 : 0.5;
+    const rnd = random(9);
+    const x = Float32Array.from({ length: 32 * 64 }, () => Math.fround((rnd() - 0.5) * 2));
+    const bytes = codec.encode(x, 256);
+    const back = codec.decode(bytes, 8, 256);
+    for (let b = 0; b < 64; b++) {
+      const d = Math.abs(f16ToNumber(bytes, b * typeSize));
+      let amax = 0;
+      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]));
+      for (let j = 0; j < 32; j++) {
+        expect(Math.abs(x[b * 32 + j] - back[b * 32 + j])).toBeLessThanOrEqual(steps * d + amax * 2 ** -9);
+      }
+    }
+  });
+
+  it('rejects rows that are not whole blocks, wrong byte counts and importance of the wrong length', () => {
+    expect(() => codec.encode(new Float32Array(48), 48)).toThrow(RangeError);
+    expect(() => codec.decode(new Uint8Array(typeSize * 3), 1, 64)).toThrow(RangeError);
+    expect(() => codec.encode(new Float32Array(64), 64, new Float32Array(32))).toThrow(RangeError);
+  });
+});
+
+/** The f16 at `offset` as a number (the scale d of a block). */
+function f16ToNumber(bytes: Uint8Array, offset: number): number {
+  const h = bytes[offset] | (bytes[offset + 1] << 8);
+  const exponent = (h >> 10) & 31;
+  const magnitude = exponent ? (1 + (h & 1023) / 1024) * 2 ** (exponent - 15) : (h & 1023) * 2 ** -24;
+  return h & 0x8000 ? -magnitude : magnitude;
+}
