@@ -101,12 +101,9 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
     if (mx > limits.maxComputeWorkgroupsPerDimension) return { copyGBs, quantize, dequantize };
     const packed = await quantizeOnGpu(gpu, type, values, cols);
     const wBuf = buffer('matvec.w', matmulWeightBufferBytes(rowBytes, rows), S | GPUBufferUsage.COPY_DST);
-    device.queue.writeBuffer(wBuf, 0, packed, 0, Math.floor(packed.length / 4) * 4);
-    if (packed.length % 4) {
-      const tail = new Uint8Array(4);
-      tail.set(packed.subarray(Math.floor(packed.length / 4) * 4));
-      device.queue.writeBuffer(wBuf, Math.floor(packed.length / 4) * 4, tail);
-    }
+    const padded = new Uint8Array(Math.ceil(packed.length / 4) * 4);
+    padded.set(packed);
+    device.queue.writeBuffer(wBuf, 0, padded);
     const xBuf = buffer('matvec.x', cols * 4, S | GPUBufferUsage.COPY_DST);
     device.queue.writeBuffer(xBuf, 0, values as Float32Array<ArrayBuffer>, 0, cols);
     const yBuf = buffer('matvec.y', rows * 4, S);

@@ -121,6 +121,7 @@ async function main() {
 
   const t0 = performance.now();
   const notes: string[] = [];
+  let errorsSeen = gpu?.uncapturedErrors.length ?? 0;
   for (const type of args.types) {
     if (cols % type.blockSize !== 0) {
       console.log(row([type.id, DASH, `row length ${cols} is not a multiple of ${type.blockSize}`], [9, 5, 0]));
@@ -141,7 +142,9 @@ async function main() {
       } catch (err) {
         notes.push(`${type.id}: GPU failed: ${(err as Error).message.split('\n')[0]}`);
       }
-      if (gpu.uncapturedErrors.length) notes.push(`${type.id}: WebGPU errors: ${gpu.uncapturedErrors.splice(0).join('; ')}`);
+      const errors = gpu.uncapturedErrors.slice(errorsSeen);
+      errorsSeen = gpu.uncapturedErrors.length;
+      if (errors.length) notes.push(`${type.id}: WebGPU errors: ${errors.join('; ')}`);
     }
     const rate = (r?: { gbs: number; ofCopy: number }) => (r ? `${fmt(r.gbs, 2)} (${pct(r.ofCopy)})` : DASH);
     console.log(

@@ -26,33 +26,40 @@ function tsxEsmApiUrl(): string {
 }
 
 export class WorkerPool implements TensorQuantizer {
-  private readonly workers: Worker[];
+  private workers: Worker[] | null = null;
   private readonly pending = new Map<number, { resolve: (r: QuantizeResult) => void; reject: (e: Error) => void }>();
   private nextId = 0;
 
-  constructor(readonly threads = availableParallelism()) {
+  constructor(readonly threads = availableParallelism()) {}
+
+  /** The threads, started on first need (each takes about a second: tsx compiles the codecs). */
+  private start(): Worker[] {
+    if (this.workers) return this.workers;
     // A .ts file cannot be a Worker's main script: a one-line script imports it through tsx.
     const entry = JSON.stringify(new URL('./quantize-worker.ts', import.meta.url).href);
     const boot = `import(${JSON.stringify(tsxEsmApiUrl())}).then((tsx) => tsx.tsImport(${entry}, ${entry}))`;
-    this.workers = Array.from({ length: threads }, (_, i) => {
+    this.workers = Array.from({ length: this.threads }, (_, i) => {
       const worker = new Worker(boot, { eval: true, name: `quantlab-quantize-${i}` });
       worker.on('message', (reply: WorkerReply) => this.settle(reply));
       worker.on('error', (error) => this.failAll(error));
       return worker;
     });
+    return this.workers;
   }
 
   async quantize(job: QuantizeJob, signal?: AbortSignal): Promise<QuantizeResult> {
     signal?.throwIfAborted();
     const minRows = Math.ceil(MIN_ELEMENTS_PER_WORKER / job.rowLength);
-    const parts = splitJob(job, this.workers.length, minRows);
+    const parts = splitJob(job, this.threads, minRows);
     if (parts.length === 1) return quantizeRows(job);
-    return joinResults(await Promise.all(parts.map((part, i) => this.post(this.workers[i], part))));
+    const workers = this.start();
+    return joinResults(await Promise.all(parts.map((part, i) => this.post(workers[i], part))));
   }
 
   /** Ends the threads (the process cannot exit while they run). */
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all((this.workers ?? []).map((w) => w.terminate()));
+    this.workers = null;
   }
 
   private post(worker: Worker, part: QuantizeJob): Promise<QuantizeResult> {

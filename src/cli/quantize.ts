@@ -24,6 +24,8 @@ const USAGE =
 const PROGRESS_LINE_INTERVAL_MS = 10_000;
 /** On a terminal, the progress line is redrawn at most this often (ms). */
 const PROGRESS_REDRAW_MS = 100;
+/** Without --threads, models smaller than this stay in one thread: starting the workers costs more. */
+const POOL_MIN_MODEL_BYTES = 64 << 20;
 
 export interface QuantizeCommandOptions {
   /** Whether stderr is a terminal (a live progress line) or not (a line every 10 s). */
@@ -48,7 +50,8 @@ interface QuantizeArgs {
   overrides: TensorTypeOverride[];
   imatrix?: string;
   backend: 'cpu' | 'webgpu';
-  threads: number;
+  /** Worker threads; undefined: one per core for models of POOL_MIN_MODEL_BYTES or more. */
+  threads?: number;
 }
 
 function parseCommandLine(args: readonly string[]): QuantizeArgs {
@@ -74,8 +77,10 @@ function parseCommandLine(args: readonly string[]): QuantizeArgs {
   if (positionals.length === 0) throw new UsageError('no FILE given');
   if (!values.output) throw new UsageError('-o OUT.gguf is required');
   if ((values.preset === undefined) === (values.type === undefined)) throw new UsageError('give one of --preset P or --type T');
-  const threads = values.threads === undefined ? availableParallelism() : Number(values.threads);
-  if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, not '${values.threads}'`);
+  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
+    throw new UsageError(`--threads must be a positive integer, not '${values.threads}'`);
+  }
   return {
     inputs: positionals,
     output: values.output,
@@ -117,13 +122,14 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   const a = parseCommandLine(args);
   if (a.inputs.some((p) => resolve(p) === resolve(a.output))) throw new UsageError('the output file is one of the inputs');
   const engine = await openEngine(a.backend);
-  await engine.load(await openFiles(a.inputs));
+  const summary = await engine.load(await openFiles(a.inputs));
+  const threads = a.threads ?? (summary.totalBytes >= POOL_MIN_MODEL_BYTES ? availableParallelism() : 1);
   const imatrix = a.imatrix === undefined ? undefined : { matrix: await readImatrix(await openImatrix(a.imatrix)), fileArgument: a.imatrix };
 
   const reports: TensorReport[] = [];
   const progress = progressLine(io, stderrIsTTY);
   const out = new PartFile(a.output);
-  const pool = a.threads > 1 ? new WorkerPool(a.threads) : undefined;
+  const pool = threads > 1 ? new WorkerPool(threads) : undefined;
   const t0 = performance.now();
   try {
     const bytes = await engine.exportGguf(a.mode, a.overrides, (chunk) => out.write(chunk), progress.update, {

@@ -21,5 +21,6 @@ export const engine = {
     worker.matmulCheck(request, onProgress ? proxy(onProgress) : undefined),
   exportGguf: (mode: PlanMode, overrides: OverrideSpec[], sink: (chunk: Uint8Array) => Promise<void>, onProgress?: (p: Progress) => void) =>
     worker.exportGguf(mode, overrides, proxy(sink), onProgress ? proxy(onProgress) : undefined),
+  evalModel: (presets: string[], onProgress?: (p: Progress) => void) => worker.evalModel(presets, onProgress ? proxy(onProgress) : undefined),
   cancel: () => worker.cancel(),
 };

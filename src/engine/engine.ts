@@ -13,6 +13,7 @@ import { randomVector, runMatmulCheck, type MatmulRequest, type MatmulResult } f
 import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSpec, type PlanSummary, type PresetSize } from './plan.ts';
 import type { PlanMode, TensorTypeOverride } from '../quant/presets.ts';
 import { summarizeModel } from './summary.ts';
+import { evaluateModel, type ModelEval } from '../model/eval.ts';
 import type { BlockView, CompareRequest, CompareResult, GpuStatus, ModelSummary, Progress, TypeResult } from './types.ts';
 
 /** Dequantized copies kept between the two passes of a comparison, at most (bytes). */
@@ -40,6 +41,7 @@ export class Engine {
   private gpuOpening: Promise<void> | null = null;
   private generation = 0;
   private exportAbort: AbortController | null = null;
+  private evalAbort: AbortController | null = null;
 
   /** `openGpu` opens WebGPU (navigator.gpu in the browser, Dawn in Node); null for CPU only. */
   constructor(private readonly openGpu: (() => Promise<GpuContext>) | null) {}
@@ -90,6 +92,7 @@ export class Engine {
   cancel(): void {
     this.generation++;
     this.exportAbort?.abort(new CancelledError());
+    this.evalAbort?.abort(new CancelledError());
   }
 
   private tensor(name: string): ModelTensor {
@@ -174,6 +177,17 @@ export class Engine {
       onProgress?.({ done: ++done, total: request.types.length, label: `${type}: y = W x` }),
     );
     return { tensor: tensor.name, rows, cols, input, results };
+  }
+
+  /**
+   * What each preset does to the model's output (KL against F32, perplexity, top-1
+   * agreement, greedy text) on the built-in text or `text`.
+   */
+  async evalModel(presets: readonly string[], onProgress?: ProgressListener, text?: string): Promise<Omit<ModelEval, 'results'> & { results: Omit<ModelEval['results'][number], 'kl'>[] }> {
+    this.evalAbort = new AbortController();
+    const r = await evaluateModel(this.loadedModel(), { presets, text, onProgress, signal: this.evalAbort.signal, chunk: 8 });
+    // Per-position KL stays here: the caller gets the summary figures.
+    return { ...r, results: r.results.map(({ kl: _kl, ...rest }) => rest) };
   }
 
   /** Quantize one tensor into each type and measure the error (two passes: stats, then histograms on a shared range). */

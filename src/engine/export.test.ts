@@ -201,6 +201,17 @@ describe('byte-identical to llama-quantize with --imatrix', () => {
     await expectIdentical(paths.S, { mode: { preset: 'Q4_K_S' }, imatrix: { path, matrix, toolValues } });
   });
 
+  it('slab by slab: tiny slabs (across expert boundaries, with per-expert importance) give the same file', async () => {
+    const entries = imatrixEntries(SYNTHETIC.M);
+    const imatrix = await imatrixCase(entries, 'M2.imatrix.gguf', await buildGgufImatrix(entries, ['moe.txt'], 4));
+    const c: Case = { mode: { preset: 'Q4_K_M' }, imatrix };
+    const model = await loadModel([await fileSource(paths.M)]);
+    const source = { ...exportSourceFromModel(model), slabElements: 3 * 256 };
+    const plan = planExport(source, { mode: c.mode, imatrix: { matrix: imatrix!.matrix, fileArgument: imatrix!.path } });
+    const bytes = await collect(exportGguf(source, plan));
+    expect(firstDifference(bytes, theirs(paths.M, c), plan.layout)).toBeNull();
+  });
+
   it('refuses an imatrix whose size does not fit a tensor, as llama.cpp does', async () => {
     const entries = imatrixEntries(SYNTHETIC.S).map((e) => (e.name === 'blk.0.attn_q.weight' ? { ...e, sums: e.sums.subarray(0, 128) } : e));
     const imatrix = await imatrixCase(entries, 'bad.imatrix.gguf', await buildGgufImatrix(entries, ['x'], 1));

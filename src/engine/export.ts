@@ -25,7 +25,7 @@ import { type GgufLayout, type GgufTensorDescriptor, planGguf, writeGguf } from 
 import { type ModelIndex, type ModelTensor, readTensorBytes, readTensorF32 } from '../formats/model.ts';
 import type { GgufSourceModel } from '../convert/source-model.ts';
 import { GpuDeviceLostError } from '../gpu/device.ts';
-import { metricsFromSums, type ErrorSums } from '../quant/metrics.ts';
+import { emptySums, mergeSums, metricsFromSums, type ErrorSums } from '../quant/metrics.ts';
 import {
   type PlanMode,
   type PlanOptions,
@@ -51,14 +51,22 @@ export interface ExportSourceTensor {
   readonly ne: readonly number[];
 }
 
+/** Rows [first, first + count) of a tensor, counted over all its matrices (ne1 x ne2 x ne3 rows of ne0). */
+export interface RowRange {
+  readonly first: number;
+  readonly count: number;
+}
+
 /** What the export reads: a model described as GGUF metadata and tensors, with readers. */
 export interface ExportSource {
   readonly metadata: readonly GgufMetadataEntry[];
   readonly tensors: readonly ExportSourceTensor[];
-  /** The tensor's bytes in its own type (copied as they are when the type stays). */
-  readBytes(tensor: ExportSourceTensor): Promise<Uint8Array>;
-  /** The tensor's values as f32 (dequantized if need be). */
-  readF32(tensor: ExportSourceTensor): Promise<Float32Array>;
+  /** Rows of the tensor's bytes in its own type (copied as they are when the type stays). */
+  readBytes(tensor: ExportSourceTensor, rows: RowRange): Promise<Uint8Array>;
+  /** Rows of the tensor's values as f32 (dequantized if need be). */
+  readF32(tensor: ExportSourceTensor, rows: RowRange): Promise<Float32Array>;
+  /** Largest slab read at once, in elements (default SLAB_ELEMENTS); Infinity: whole tensors. */
+  readonly slabElements?: number;
 }
 
 /** The export source of a loaded GGUF model (a safetensors one goes through src/convert first). */
@@ -68,23 +76,42 @@ export function exportSourceFromModel(model: ModelIndex): ExportSource {
   }
   const byName = new Map<string, ModelTensor>(model.tensors.map((t) => [t.name, t]));
   const tensorOf = (t: ExportSourceTensor) => byName.get(t.name)!;
+  // Rows hold whole blocks, so a row range is a block-aligned element range (old files whose
+  // blocks run across rows are read whole and cut).
+  const elements = (t: ExportSourceTensor, rows: RowRange) => ({ elementOffset: rows.first * t.ne[0], elementCount: rows.count * t.ne[0] });
   return {
     metadata: model.ggufMetadata,
     tensors: model.tensors.map((t) => ({ name: t.name, type: t.ggmlType!, ne: [...t.shape].reverse() })),
-    readBytes: (t) => readTensorBytes(model, tensorOf(t)),
-    readF32: (t) => readTensorF32(model, tensorOf(t), { dequantize: dequantizeGgml }),
+    readBytes: (t, rows) => readTensorBytes(model, tensorOf(t), elements(t, rows)),
+    readF32: async (t, rows) => {
+      const tensor = tensorOf(t);
+      if (!tensor.flat) return readTensorF32(model, tensor, { ...elements(t, rows), dequantize: dequantizeGgml });
+      const whole = await readTensorF32(model, tensor, { dequantize: dequantizeGgml });
+      return whole.subarray(rows.first * t.ne[0], (rows.first + rows.count) * t.ne[0]);
+    },
   };
 }
 
-/** The export source of a converted model (src/convert: safetensors + config -> GGUF). */
+/** The export source of a converted model (src/convert: safetensors + config -> GGUF); its tensors are read whole. */
 export function exportSourceFromConverted(model: GgufSourceModel): ExportSource {
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
+  const cut = <T extends Uint8Array | Float32Array>(whole: T, t: ExportSourceTensor, rows: RowRange, perRow: number): T =>
+    whole.subarray(rows.first * perRow, (rows.first + rows.count) * perRow) as T;
   return {
     metadata: model.metadata,
     tensors: model.tensors.map((t) => ({ name: t.name, type: t.ggmlType, ne: [...t.shape].reverse() })),
-    readBytes: (t) => byName.get(t.name)!.readBytes(),
-    readF32: (t) => byName.get(t.name)!.readF32(),
+    readBytes: async (t, rows) => {
+      const whole = await byName.get(t.name)!.readBytes();
+      return cut(whole, t, rows, whole.length / rowCount(t.ne));
+    },
+    readF32: async (t, rows) => cut(await byName.get(t.name)!.readF32(), t, rows, t.ne[0]),
+    slabElements: Infinity,
   };
+}
+
+/** Rows of a tensor: every dimension but the first. */
+export function rowCount(ne: readonly number[]): number {
+  return ne.slice(1).reduce((n, d) => n * d, 1);
 }
 
 // ---- the plan ----------------------------------------------------------------------------
@@ -287,6 +314,11 @@ export interface ExportOptions {
 
 /** Elements per slab of the in-thread quantizer: between slabs it yields, so a cancel gets through. */
 const INLINE_SLAB_ELEMENTS = 1 << 20;
+/**
+ * Elements of a tensor read and quantized at a time (16 MiB of f32): bounds the memory an
+ * export holds whatever the tensor's size, as llama.cpp's max_buf_size does.
+ */
+export const SLAB_ELEMENTS = 1 << 22;
 
 /** The CPU codecs in this thread, a slab of rows at a time. */
 export const inlineQuantizer: TensorQuantizer = {
@@ -305,38 +337,24 @@ export const inlineQuantizer: TensorQuantizer = {
 
 /**
  * The output file as a stream of chunks: the header, then each tensor's data and padding,
- * one tensor in memory at a time. Reports each tensor as it is written.
+ * a slab of rows at a time (never a whole tensor in memory). Reports each tensor as it is
+ * written.
  */
 export function exportGguf(source: ExportSource, plan: ExportPlan, options: ExportOptions = {}): AsyncGenerator<Uint8Array> {
   const total = plan.tensors.length;
-  let gpu = options.gpu;
+  const state: JobState = { gpu: options.gpu };
   let bytesDone = plan.layout.dataOffset;
   const progress = (tensorsDone: number, label: string) =>
     options.onProgress?.({ done: bytesDone, total: plan.layout.totalBytes, label, tensorsDone, tensorCount: total });
 
-  return writeGguf(plan.layout, async (_layoutTensor, index) => {
+  return writeGguf(plan.layout, async function* (_layoutTensor, index) {
     options.signal?.throwIfAborted();
     const tensor = plan.tensors[index];
     progress(index, tensor.name);
-    const t0 = performance.now();
-    const written = await produceTensor(source, tensor, { ...options, gpu });
-    if (written.gpuLost) gpu = undefined; // the CPU takes over for the rest of the file
-    options.signal?.throwIfAborted();
+    const report = yield* tensorData(source, tensor, options, state);
     bytesDone = endOfTensor(plan.layout, index);
-    options.onTensor?.({
-      name: tensor.name,
-      sourceType: tensor.sourceType,
-      type: tensor.type,
-      shape: [...tensor.source.ne].reverse(),
-      bytes: written.bytes.length,
-      rmse: written.sums ? metricsFromSums(written.sums).rmse : written.backend === 'copy' ? 0 : null,
-      sums: written.sums,
-      backend: written.backend,
-      ms: performance.now() - t0,
-      reason: tensor.reason,
-    });
+    options.onTensor?.(report);
     if (index === total - 1) progress(total, 'done');
-    return written.bytes;
   });
 }
 
@@ -346,44 +364,95 @@ function endOfTensor(layout: GgufLayout, index: number): number {
   return next ? layout.dataOffset + next.offset : layout.totalBytes;
 }
 
-interface Written {
-  bytes: Uint8Array;
-  sums: ErrorSums | null;
-  backend: ExportBackend;
-  gpuLost?: boolean;
+interface JobState {
+  /** Dropped once the device is lost: the CPU takes over for the rest of the file. */
+  gpu?: Compute;
 }
 
-async function produceTensor(source: ExportSource, tensor: ExportTensor, options: ExportOptions): Promise<Written> {
-  if (!tensor.converted) return { bytes: await source.readBytes(tensor.source), sums: null, backend: 'copy' };
+/** Row ranges of at most `slabElements` elements (at least one row each). */
+export function slabs(rows: number, rowLength: number, slabElements: number): RowRange[] {
+  const perSlab = Math.max(1, Math.floor(slabElements / rowLength));
+  const out: RowRange[] = [];
+  for (let first = 0; first < rows; first += perSlab) out.push({ first, count: Math.min(perSlab, rows - first) });
+  return out;
+}
+
+/** One tensor's data, slab by slab; returns its report. The next slab is read while this one is quantized. */
+async function* tensorData(source: ExportSource, tensor: ExportTensor, options: ExportOptions, state: JobState): AsyncGenerator<Uint8Array, TensorReport> {
+  const t0 = performance.now();
+  const src = tensor.source;
+  const ranges = slabs(rowCount(src.ne), src.ne[0] ?? 1, source.slabElements ?? SLAB_ELEMENTS);
+  const measure = options.measure ?? true;
+  let bytes = 0;
+  let sums: ErrorSums | null = measure ? emptySums() : null;
+  let backend: ExportBackend = tensor.converted ? (state.gpu?.backend ?? 'cpu') : 'copy';
+
+  const read = (r: RowRange) => (tensor.converted ? source.readF32(src, r) : source.readBytes(src, r));
+  let next: Promise<Uint8Array | Float32Array> | null = ranges.length ? read(ranges[0]) : null;
+  for (const [i, range] of ranges.entries()) {
+    const data = await next!;
+    next = i + 1 < ranges.length ? read(ranges[i + 1]) : null;
+    options.signal?.throwIfAborted();
+    if (!tensor.converted) {
+      bytes += data.byteLength;
+      yield data as Uint8Array;
+      continue;
+    }
+    const slab = await quantizeSlab(tensor, data as Float32Array, range, measure, options, state);
+    if (slab.backend === 'cpu') backend = 'cpu';
+    if (sums && slab.sums) sums = mergeSums(sums, slab.sums);
+    bytes += slab.bytes.length;
+    yield slab.bytes;
+  }
+  const rmse = !tensor.converted ? 0 : sums && sums.count > 0 ? metricsFromSums(sums).rmse : null;
+  return {
+    name: tensor.name,
+    sourceType: tensor.sourceType,
+    type: tensor.type,
+    shape: [...src.ne].reverse(),
+    bytes,
+    rmse,
+    sums: tensor.converted ? sums : null,
+    backend,
+    ms: performance.now() - t0,
+    reason: tensor.reason,
+  };
+}
+
+/** One slab quantized: on the GPU when it has the type's codec (and no importance applies), else the CPU. */
+async function quantizeSlab(
+  tensor: ExportTensor,
+  data: Float32Array,
+  range: RowRange,
+  measure: boolean,
+  options: ExportOptions,
+  state: JobState,
+): Promise<QuantizeResult & { backend: Backend }> {
   const type = quantType(tensor.type)!;
-  const data = await source.readF32(tensor.source);
   const job: QuantizeJob = {
     type: type.id,
     data,
     rowLength: tensor.source.ne[0] ?? 1,
-    firstRow: 0,
+    firstRow: range.first,
     rowsPerMatrix: tensor.source.ne[1] ?? 1,
     importance: tensor.importance,
-    measure: options.measure ?? true,
+    measure,
   };
-  const gpu = options.gpu;
-  const needsImportance = tensor.importance !== null && type.usesImportance;
-  if (gpu && gpu.supports(type) && !needsImportance) {
-    try {
-      const bytes = await gpu.quantize(type, data, job.rowLength);
-      let sums: ErrorSums | null = null;
-      if (job.measure) {
-        const deq = await gpu.dequantize(type, bytes, data.length / job.rowLength, job.rowLength);
-        sums = (await gpu.errors(data, deq)).sums;
-      }
-      return { bytes, sums, backend: gpu.backend };
-    } catch (e) {
-      if (!(e instanceof GpuDeviceLostError)) throw e;
-      const cpu = await (options.cpu ?? inlineQuantizer).quantize(job, options.signal);
-      return { ...cpu, backend: 'cpu', gpuLost: true };
-    }
+  const cpu = options.cpu ?? inlineQuantizer;
+  const gpu = state.gpu;
+  if (!gpu || !gpu.supports(type) || (tensor.importance !== null && type.usesImportance)) {
+    return { ...(await cpu.quantize(job, options.signal)), backend: 'cpu' };
   }
-  return { ...(await (options.cpu ?? inlineQuantizer).quantize(job, options.signal)), backend: 'cpu' };
+  try {
+    const bytes = await gpu.quantize(type, data, job.rowLength);
+    if (!measure) return { bytes, sums: null, backend: gpu.backend };
+    const decoded = await gpu.dequantize(type, bytes, range.count, job.rowLength);
+    return { bytes, sums: (await gpu.errors(data, decoded)).sums, backend: gpu.backend };
+  } catch (e) {
+    if (!(e instanceof GpuDeviceLostError)) throw e;
+    state.gpu = undefined;
+    return { ...(await cpu.quantize(job, options.signal)), backend: 'cpu' };
+  }
 }
 
 /** Writes the stream to a sink (a file handle, a download), in order, awaiting each chunk. */

@@ -33,6 +33,7 @@ const api = {
       (chunk) => sink(transfer(chunk, [chunk.buffer as ArrayBuffer])),
       onProgress && ((p) => onProgress({ done: p.done, total: p.total, label: p.label })),
     ),
+  evalModel: (presets: string[], onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.evalModel(presets, onProgress),
   cancel: () => engine.cancel(),
 };
 

@@ -5,6 +5,7 @@ import { useHashState } from '../store/hash.ts';
 import { CompareTab } from './CompareTab.tsx';
 import { DropZone } from './DropZone.tsx';
 import { MatmulTab } from './MatmulTab.tsx';
+import { ModelOutputTab } from './ModelOutputTab.tsx';
 import { ModelOverview } from './ModelOverview.tsx';
 import { TensorTable } from './TensorTable.tsx';
 import { WholeModelTab } from './WholeModelTab.tsx';
@@ -92,7 +93,7 @@ export function App() {
               {tab === 'Compare types' && <CompareTab />}
               {tab === 'Whole model' && <WholeModelTab />}
               {tab === 'Quantized matmul' && <MatmulTab />}
-              {tab === 'Model output' && <div className="panel empty">{tab}: coming in a later step.</div>}
+              {tab === 'Model output' && <ModelOutputTab architecture={model.architecture} />}
             </>
           ) : (
             <div className="panel empty">Load a model to see its tensors, then compare quantization types on any of them.</div>

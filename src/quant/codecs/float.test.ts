@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
 import { quantType } from '../types.ts';
-import { BF16, F16, F32, FP8_E4M3, FP8_E5M2, fp8Bytes } from './float.ts';
+import { f32ToF16Bits } from '../../formats/float16.ts';
+import { BF16, F16, F32, FP8_E4M3, FP8_E5M2, f16FromF32Bits, fp8Bytes } from './float.ts';
 
 const bitsOf = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
 const f32FromBits = (bits: number[]) => new Float32Array(Uint32Array.from(bits).buffer);
@@ -70,6 +71,24 @@ describe('f16', () => {
     const codes = u16(F16.encode(values, 65536));
     const wrong = [...codes.keys()].filter((h) => !Number.isNaN(values[h]) && codes[h] !== h);
     expect(wrong).toEqual([]);
+  });
+
+  it("converts like ggml's float trick (float16.ts) on 4M bit patterns over every exponent", () => {
+    const value = new Float32Array(1);
+    const bits = new Uint32Array(value.buffer);
+    const wrong: string[] = [];
+    // Every sign, exponent and top 10 mantissa bits (f16's), each with low bits below, on
+    // and above the rounding ties of normal and subnormal f16.
+    const lows = [0x0000, 0x0001, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x0800, 0x17ff];
+    for (let hi = 0; hi < 1 << 19; hi++) {
+      for (const low of lows) {
+        const u = ((hi << 13) | low) >>> 0;
+        if ((u & 0x7fffffff) > 0x7f800000 && low !== 0x0001) continue;
+        bits[0] = u;
+        if (f16FromF32Bits(u) !== f32ToF16Bits(value[0])) wrong.push(u.toString(16));
+      }
+    }
+    expect(wrong.slice(0, 10)).toEqual([]);
   });
 
   it('rounds to nearest even, overflows to Inf, keeps subnormals, NaN -> 0x7e00', () => {
@@ -217,6 +236,13 @@ describe.each(FP8)('%s', (_, codec, format, maxFinite, nanCode) => {
     const bytes = codec.encode(new Float32Array(8), 4);
     expect(new DataView(bytes.buffer).getFloat32(0, true)).toBe(1);
     expect(Array.from(bytes.subarray(4))).toEqual(new Array(8).fill(0));
+  });
+
+  it('keeps a non-zero scale for subnormal tensors', () => {
+    const tiny = 2 ** -149;
+    const bytes = codec.encode(Float32Array.of(tiny, -tiny, 0), 3);
+    expect(new DataView(bytes.buffer).getFloat32(0, true)).toBe(tiny);
+    expect(Array.from(codec.decode(bytes, 1, 3))).toEqual([tiny, -tiny, 0]);
   });
 
   it('rejects a byte count that does not match the shape', () => {

@@ -13,7 +13,7 @@
 //   fp8_e5m2  [0..3] f32 scale | [4..4+n) codes: s eeeee mm, bias 15, IEEE-like:
 //             0x7c = Inf, 0x7d..0x7f NaN, largest finite 0x7b = 57344.
 // FP8 value = decode(code) * scale, with scale = (max |x| over finite x) / largest finite
-// (1 when that max is 0). Encoding rounds x / scale to nearest even on the FP8 grid and
+// in f32 (1 when that max is 0; at least 2^-149, never 0). Encoding rounds x / scale to nearest even on the FP8 grid and
 // saturates: finite overflow and +-Inf go to +-largest finite (OCP "satfinite"); NaN
 // stays NaN (0x7f for E4M3, 0x7e for E5M2).
 import { checkRows, type Codec } from '../codec.ts';
@@ -21,7 +21,6 @@ import * as float16 from '../../formats/float16.ts';
 
 // Local copies: transpiled modules (tsx, vitest) reach imports through getters, which V8
 // does not inline in hot loops.
-const f32ToF16Bits = float16.f32ToF16Bits;
 const f16BitsToF32 = float16.f16BitsToF32;
 
 // Typed arrays use the host's byte order; every platform this runs on (x86, ARM, the
@@ -70,11 +69,35 @@ function f16Table(): Uint32Array {
   return (f16ToF32BitsTable = bits);
 }
 
+/**
+ * ggml_compute_fp32_to_fp16 on raw f32 bits, in integer arithmetic (float16.ts's
+ * f32ToF16Bits does it with ggml's float trick; a test holds the two equal): round to
+ * nearest even, overflow to Inf, subnormals kept, NaN -> 0x7e00 with the sign.
+ */
+export function f16FromF32Bits(u: number): number {
+  const sign = (u >>> 16) & 0x8000;
+  const a = u & 0x7fffffff;
+  if (a > 0x7f800000) return sign | 0x7e00;
+  if (a >= 0x477ff000) return sign | 0x7c00; // >= 65520 rounds to Inf
+  if (a >= 0x38800000) {
+    // Normal f16 (>= 2^-14): rebias the exponent from 127 to 15 and round off 13 bits;
+    // a carry out of the mantissa bumps the exponent, as it should.
+    return sign | ((a - 0x38000000 + 0x0fff + ((a >>> 13) & 1)) >>> 13);
+  }
+  if (a <= 0x33000000) return sign; // <= 2^-25 rounds to zero (2^-25 is a tie, to even 0)
+  // Subnormal f16: the value in units of 2^-24 is the 24-bit significand >> (126 - exponent).
+  const shift = 126 - (a >>> 23);
+  const significand = (a & 0x7fffff) | 0x800000;
+  return sign | ((significand + (1 << (shift - 1)) - 1 + ((significand >>> shift) & 1)) >>> shift);
+}
+
 export const F16: Codec = {
   encode(src, rowLength) {
     checkRows(src, rowLength, 1, 'f16');
     const out = new Uint16Array(src.length);
-    for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
+    // Bits, not numbers: a NaN's sign must reach the converter untouched.
+    const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+    for (let i = 0; i < src.length; i++) out[i] = f16FromF32Bits(bits[i]);
     return new Uint8Array(out.buffer);
   },
   decode(data, rows, rowLength) {
@@ -186,6 +209,9 @@ function encodeFp8(v: number, f: Fp8Format): number {
   return sign | ((quanta + ROUND_DOUBLE_MAGIC) - ROUND_DOUBLE_MAGIC);
 }
 
+/** The smallest positive f32: a scale never underflows to 0 (x / 0 would be Inf or NaN). */
+const MIN_SCALE = 2 ** -149;
+
 /** Per-tensor scale: max |x| over finite x mapped onto the largest finite FP8 value. */
 function fp8Scale(src: Float32Array, f: Fp8Format): number {
   let absmax = 0;
@@ -193,7 +219,7 @@ function fp8Scale(src: Float32Array, f: Fp8Format): number {
     const a = Math.abs(src[i]);
     if (a > absmax && a !== Infinity) absmax = a;
   }
-  return absmax === 0 ? 1 : Math.fround(absmax / f.maxFinite);
+  return absmax === 0 ? 1 : Math.max(MIN_SCALE, Math.fround(absmax / f.maxFinite));
 }
 
 function fp8Codec(f: Fp8Format): Codec {

@@ -72,6 +72,19 @@ const ONE_TENTH = f32(0.1);
 const RMIN_NEG_0_5 = -0.5;
 const RMIN_NEG_0_9 = f32(-0.9);
 const RDELTA_0_05 = f32(0.05);
+/** Unit roundoff of IEEE single precision. */
+const F32_UNIT_ROUNDOFF = 2 ** -24;
+/** Inputs and weights up to 2^30 keep every float in lossBoundExceeds' proof finite. */
+const BOUND_MAX_INPUT = 2 ** 30;
+
+/**
+ * The searches skip trials whose outcome is already certain (see makeQkxQuants and
+ * makeQxQuants). Tests turn this off to check that the skips change no byte.
+ */
+let searchShortcuts = true;
+export function setSearchShortcuts(enabled: boolean): void {
+  searchShortcuts = enabled;
+}
 
 // ---------------------------------------------------------------------------------------
 // Rounding helpers
@@ -98,8 +111,6 @@ function nearestIntFromBits(x: number): number {
 function clampInt(v: number, lo: number, hi: number): number {
   return v > hi ? hi : v < lo ? lo : v;
 }
-
-const f16 = (x: number) => f32ToF16Bits(x);
 
 // ---------------------------------------------------------------------------------------
 // Scratch: one set per module (a worker has its own), so no block allocates.
@@ -182,8 +193,7 @@ function makeQxQuants(
       sxl += wTimesX[i] * l;
       sl2 += w[i] * l * l;
     }
-    if (changes === 0) continue;
-    if (weightsNonNegative && qxTrialLoses(n, sxl, sl2, best)) continue;
+    if (searchShortcuts && (changes === 0 || (weightsNonNegative && qxTrialLoses(n, sxl, sl2, best)))) continue;
     sumlx = 0;
     suml2 = 0;
     for (let i = 0; i < n; i++) {
@@ -211,7 +221,7 @@ function qxTrialLoses(n: number, sxl: number, sl2: number, best: number): boolea
   const gamma = 1.01 * (n + 2) * u;
   const lhs = sxl * sxl * (1 + gamma) ** 2 * (1 + u);
   const rhs = best * sl2 * (1 - gamma) * (1 - u);
-  return lhs < rhs && rhs > 2 ** -100 && rhs < 2 ** 100;
+  return lhs < rhs && rhs > 2 ** -100 && rhs < 2 ** 100 && sl2 > 2 ** -60;
 }
 
 /**
@@ -316,7 +326,8 @@ function makeQkxQuants(
     swxx += w * xi * xi;
     swAbsX += w * Math.abs(xi);
   }
-  boundUsable &&= weightsNonNegative;
+  boundUsable &&= weightsNonNegative && searchShortcuts;
+  const stopEarly = weightsNonNegative && searchShortcuts;
   if (min > 0) min = 0;
   if (max === min) {
     L.fill(0, l0, l0 + n);
@@ -361,9 +372,9 @@ function makeQkxQuants(
         Laux[i] = l;
         growAt[i] = nextGrowthIscale(l, xShifted[i], nmax);
       }
-      thresholdsValid = allFinite && rdelta >= 0 && range > 0 && range < Infinity;
+      thresholdsValid = searchShortcuts && allFinite && rdelta >= 0 && range > 0 && range < Infinity;
     }
-    if (changes === 0) continue; // same quants as the previous trial
+    if (changes === 0 && searchShortcuts) continue; // same quants as the previous trial
     if (boundUsable) {
       let swl = 0, swll = 0, swlx = 0;
       for (let i = 0; i < n; i++) {
@@ -398,7 +409,7 @@ function makeQkxQuants(
       let diff = f32(f32(f32(thisScale * Laux[i]) + thisMin) - x[x0 + i]);
       diff = useMad ? Math.abs(diff) : f32(diff * diff);
       error = f32(error + f32(weights[i] * diff));
-      if (error >= bestError && weightsNonNegative) break;
+      if (stopEarly && error >= bestError) break;
     }
     if (error < bestError) {
       for (let i = 0; i < n; i++) L[l0 + i] = Laux[i];
@@ -428,11 +439,6 @@ function quantAtIscale(iscale: number, xShifted: number, nmax: number): number {
 function nextGrowthIscale(l: number, xShifted: number, nmax: number): number {
   return l < nmax && xShifted > 0 ? ((l + 0.5) / xShifted) * (1 - 2 ** -20) : Infinity;
 }
-
-/** Unit roundoff of IEEE single precision. */
-const F32_UNIT_ROUNDOFF = 2 ** -24;
-/** Inputs and weights up to 2^30 keep every float in the bound's proof finite. */
-const BOUND_MAX_INPUT = 2 ** 30;
 
 /**
  * True when no float fit of the trial quants l can reach an error below `bestError`, so
@@ -660,17 +666,17 @@ function encodeBlockQ2K(x: Float32Array, x0: number, qw: Float32Array | undefine
     if (maxScale > 0) {
       const iscale = f32(15 / maxScale);
       for (let j = 0; j < 16; j++) out[o + j] = nearestIntC(f32(iscale * subScales[j]));
-      dmBits = f16(f32(maxScale / 15));
+      dmBits = f32ToF16Bits(f32(maxScale / 15));
     } else {
       out.fill(0, o, o + 16);
-      dmBits = f16(0);
+      dmBits = f32ToF16Bits(0);
     }
     if (maxMin > 0) {
       const iscale = f32(15 / maxMin);
       for (let j = 0; j < 16; j++) out[o + j] |= nearestIntC(f32(iscale * subMins[j])) << 4;
-      mmBits = f16(f32(maxMin / 15));
+      mmBits = f32ToF16Bits(f32(maxMin / 15));
     } else {
-      mmBits = f16(0);
+      mmBits = f32ToF16Bits(0);
     }
   } else {
     // quantize_row_q2_K_impl
@@ -679,8 +685,8 @@ function encodeBlockQ2K(x: Float32Array, x0: number, qw: Float32Array | undefine
       subWeightSums[j] = fillImportanceWeights(groupWeights, 16, x, x0 + 16 * j, qw, q0 + 16 * j, sigma2);
       subScales[j] = makeQkxQuants(16, 3, x, x0 + 16 * j, groupWeights, L, 16 * j, subMins, j, RMIN_NEG_0_9, RDELTA_0_05, 36, false);
     }
-    dmBits = f16(makeQpQuants(16, 15, subScales, scaleLevels, subWeightSums));
-    mmBits = f16(makeQpQuants(16, 15, subMins, minLevels, subWeightSums));
+    dmBits = f32ToF16Bits(makeQpQuants(16, 15, subScales, scaleLevels, subWeightSums));
+    mmBits = f32ToF16Bits(makeQpQuants(16, 15, subMins, minLevels, subWeightSums));
     for (let j = 0; j < 16; j++) out[o + j] = scaleLevels[j] | (minLevels[j] << 4);
   }
   view.setUint16(o + 80, dmBits, true);
@@ -732,9 +738,9 @@ function encodeBlockQ3K(x: Float32Array, x0: number, qw: Float32Array | undefine
         scaleLevelsSigned[j] = clampInt(l, -32, 31) + 32;
       }
       packScalesQ3K(scaleLevelsSigned, s, 0);
-      dBits = f16(f32(1 / iscale));
+      dBits = f32ToF16Bits(f32(1 / iscale));
     } else {
-      dBits = f16(0);
+      dBits = f32ToF16Bits(0);
     }
   } else {
     // quantize_row_q3_K_impl
@@ -745,7 +751,7 @@ function encodeBlockQ3K(x: Float32Array, x0: number, qw: Float32Array | undefine
     }
     const dBlock = makeQxQuants(16, 32, subScales, 0, scaleLevelsSigned, 0, subWeightSums, 0);
     packScalesQ3K(scaleLevelsSigned, s, 0);
-    dBits = f16(dBlock);
+    dBits = f32ToF16Bits(dBlock);
   }
   out.set(s, o + 96);
   view.setUint16(o + 108, dBits, true);
@@ -813,8 +819,8 @@ function chooseScalesMinsK4(
       scaleLevels[j] = Math.min(63, nearestIntC(f32(invScale * subScales[j])) & 0xff);
       minLevels[j] = Math.min(63, nearestIntC(f32(invMin * subMins[j])) & 0xff);
     }
-    dBits = f16(f32(maxScale / 63));
-    mBits = f16(f32(maxMin / 63));
+    dBits = f32ToF16Bits(f32(maxScale / 63));
+    mBits = f32ToF16Bits(f32(maxMin / 63));
   } else {
     // quantize_row_q4_K_impl / quantize_row_q5_K_impl
     const sigma2 = f32(f32(2 * sumOfSquares(x, x0, QK_K)) / QK_K);
@@ -822,8 +828,8 @@ function chooseScalesMinsK4(
       subWeightSums[j] = fillImportanceWeights(groupWeights, 32, x, x0 + 32 * j, qw, q0 + 32 * j, sigma2);
       subScales[j] = makeQkxQuants(32, nmax, x, x0 + 32 * j, groupWeights, L, 32 * j, subMins, j, RMIN_NEG_0_9, RDELTA_0_05, 36, false);
     }
-    dBits = f16(makeQpQuants(8, 63, subScales, scaleLevels, subWeightSums));
-    mBits = f16(makeQpQuants(8, 63, subMins, minLevels, subWeightSums));
+    dBits = f32ToF16Bits(makeQpQuants(8, 63, subScales, scaleLevels, subWeightSums));
+    mBits = f32ToF16Bits(makeQpQuants(8, 63, subMins, minLevels, subWeightSums));
     if (clampImpl) {
       // Only the Q5_K impl clamps to 63 (make_qp_quants already keeps L <= 63).
       for (let j = 0; j < 8; j++) {
@@ -923,11 +929,11 @@ function encodeBlockQ6K(x: Float32Array, x0: number, qw: Float32Array | undefine
     if (absScale > maxAbsScale) { maxAbsScale = absScale; maxScale = subScales[j]; }
   }
   if (maxAbsScale < GROUP_MAX_EPS) {
-    out.fill(0, o, o + Q6_K_BLOCK_BYTES); // d = f16(0) is 0 too
+    out.fill(0, o, o + Q6_K_BLOCK_BYTES); // d = f32ToF16Bits(0) is 0 too
     return;
   }
   const iscale = f32(-128 / maxScale);
-  const dBits = f16(f32(1 / iscale));
+  const dBits = f32ToF16Bits(f32(1 / iscale));
   view.setUint16(o + 208, dBits, true);
   for (let j = 0; j < 16; j++) out[o + 192 + j] = Math.min(127, nearestIntC(f32(iscale * subScales[j])));
   const dAll = f16BitsToF32(dBits);

@@ -1,7 +1,8 @@
 // Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 against the real ggml (ggml_quantize_chunk and
 // dequantize_row_* from the llama.cpp inside node-llama-cpp) on inputs the golden files do
 // not hold: row scales from 1e-30 to 1e10 (subnormal and overflowing f16 scales), exact
-// ties, sparse rows, power-of-two grids, rows of one block, importance with zero columns.
+// ties, sparse rows, power-of-two grids, NaN and Inf, rows of one block, importance with
+// zero columns.
 import koffi from 'koffi';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -25,8 +26,9 @@ function random(seed: number): () => number {
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
 }
 
-type Shape = 'gaussian' | 'ties' | 'sparse' | 'grid' | 'constant';
-const SHAPES: Shape[] = ['gaussian', 'ties', 'sparse', 'grid', 'constant'];
+type Shape = 'gaussian' | 'ties' | 'sparse' | 'grid' | 'constant' | 'nonfinite';
+const SHAPES: Shape[] = ['gaussian', 'ties', 'sparse', 'grid', 'constant', 'nonfinite'];
+const NON_FINITE = [NaN, Infinity, -Infinity];
 
 function makeRows(shape: Shape, seed: number, rows: number, rowLength: number): Float32Array {
   const rnd = random(seed);
@@ -42,6 +44,7 @@ function makeRows(shape: Shape, seed: number, rows: number, rowLength: number): 
         : shape === 'sparse' ? (rnd() < 0.7 ? 0 : g * scale)
         : shape === 'grid' ? (Math.floor(rnd() * 32) - 16) * 2 ** Math.floor(rnd() * 20 - 10)
         : shape === 'constant' ? (j % 32 < 16 ? level : rnd() < 0.5 ? 0 : level)
+        : shape === 'nonfinite' ? (rnd() < 0.03 ? NON_FINITE[Math.floor(rnd() * 3)] : g)
         : g * scale;
     }
   }
@@ -88,6 +91,23 @@ describe.each(LEGACY)('%s', (id, ggmlType, codec, typeSize, usesImportance) => {
         expect(bits(codec.decode(ours, rows, rowLength)), what).toEqual(bits(ggmlDequantize(id, ours, x.length)));
       }
     }
+  });
+
+  it('decodes any bytes as ggml does, bit for bit: Inf and NaN scales with any payload', () => {
+    const rnd = random(11);
+    const SPECIAL_F16 = [0x7c00, 0xfc00, 0x7e00, 0xfe00, 0x7c01, 0xfd55, 0x0000, 0x8000, 0x0001, 0x7bff];
+    const blocks = 256;
+    const bytes = Uint8Array.from({ length: blocks * typeSize }, () => Math.floor(rnd() * 256));
+    const headers = id === 'q4_1' || id === 'q5_1' ? 2 : 1;
+    for (let b = 0; b < blocks; b++) {
+      for (let k = 0; k < headers; k++) {
+        if (rnd() < 0.5) continue;
+        const h = SPECIAL_F16[Math.floor(rnd() * SPECIAL_F16.length)];
+        bytes[b * typeSize + 2 * k] = h & 0xff;
+        bytes[b * typeSize + 2 * k + 1] = h >> 8;
+      }
+    }
+    expect(bits(codec.decode(bytes, 8, 32 * 32))).toEqual(bits(ggmlDequantize(id, bytes, blocks * 32)));
   });
 
   it(usesImportance ? 'uses importance weights' : 'ignores importance weights, as ggml does', () => {

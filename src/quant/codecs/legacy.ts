@@ -162,8 +162,9 @@ function makeQxQuants(x: Float32Array, start: number, nmax: number): number {
 function quantizeSymmetric(x: Float32Array, start: number, nmax: number, iscale: number): boolean {
   let changed = false;
   for (let i = 0; i < QK; i++) {
-    let l = nearestInt(f32(iscale * x[start + i]));
-    l = nmax + (l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l);
+    const l0 = nearestInt(f32(iscale * x[start + i]));
+    // `| 0` maps NaN (from a NaN or Inf weight) to 0, as C's nearest_int does.
+    const l = nmax + ((l0 < -nmax ? -nmax : l0 > nmax - 1 ? nmax - 1 : l0) | 0);
     if (l !== trialL[i]) {
       trialL[i] = l;
       changed = true;
@@ -278,8 +279,8 @@ function makeQkx3Quants(x: Float32Array, start: number, nmax: number): number {
 function quantizeAffine(x: Float32Array, start: number, nmax: number, iscale: number, min: number): boolean {
   let changed = false;
   for (let i = 0; i < QK; i++) {
-    let l = nearestInt(f32(iscale * f32(x[start + i] - min)));
-    l = l < 0 ? 0 : l > nmax ? nmax : l;
+    const l0 = nearestInt(f32(iscale * f32(x[start + i] - min)));
+    const l = (l0 < 0 ? 0 : l0 > nmax ? nmax : l0) | 0; // NaN -> 0, as nearest_int
     if (l !== trialL[i]) {
       trialL[i] = l;
       changed = true;
@@ -288,29 +289,19 @@ function quantizeAffine(x: Float32Array, start: number, nmax: number, iscale: nu
   return changed;
 }
 
-const madTerms = new Float64Array(QK);
-/** Relative slack covering f32 summation error of 32 terms (< 2^-19) with room to spare. */
-const SUM_SLACK = 2 ** -16;
-/** Absolute slack for the same when sums are subnormal (each f32 add errs by <= 2^-150). */
-const SUBNORMAL_SLACK = 2 ** -140;
-
 /**
  * make_qkx3_quants' mad = sum of w[i] * (scale*L[i] + min - x[i])^2 over trialL, added in
- * float in order, as C does. Most trials lose, so when the terms are >= 0 (`toBeat` is
- * finite) a double sum first bounds the float sum from below: if even that bound reaches
- * `toBeat`, the trial cannot win and Infinity is returned without the float chain.
+ * float in order, as C does. With weights >= 0 (`toBeat` finite) every term is >= 0 (or
+ * NaN, which loses anyway), so once the running sum reaches `toBeat` the trial cannot win
+ * and the loop stops early.
  */
 function weightedSquaredError(x: Float32Array, start: number, scale: number, min: number, toBeat: number): number {
-  let estimate = 0;
+  let mad = 0;
   for (let i = 0; i < QK; i++) {
     const diff = f32(f32(f32(scale * trialL[i]) + min) - x[start + i]);
-    const term = f32(blockWeights[i] * f32(diff * diff));
-    madTerms[i] = term;
-    estimate += term;
+    mad = f32(mad + f32(blockWeights[i] * f32(diff * diff)));
+    if (mad >= toBeat) break;
   }
-  if (estimate * (1 - SUM_SLACK) - SUBNORMAL_SLACK >= toBeat) return Infinity;
-  let mad = 0;
-  for (let i = 0; i < QK; i++) mad = f32(mad + madTerms[i]);
   return mad;
 }
 
@@ -337,6 +328,78 @@ function encodeWeightedRows(
     }
   }
   return out;
+}
+
+// ---------------------------------------------------------------- non-finite scales
+
+// A block whose d or m is Inf or NaN decodes (partly) to NaN, and JS cannot choose a NaN's
+// bits. Such blocks are redone bit by bit with SSE's rules, as ggml's x86 build computes
+// them: a NaN operand passes through (quieted; the first if both are NaN), and 0 * Inf or
+// Inf - Inf give the "default" NaN 0xffc00000.
+const DEFAULT_NAN_BITS = 0xffc00000;
+const scratchF32 = new Float32Array(1);
+const scratchU32 = new Uint32Array(scratchF32.buffer);
+const blockQuants = new Int32Array(QK);
+
+function bitsOf(x: number): number {
+  scratchF32[0] = x;
+  return scratchU32[0];
+}
+
+function valueOf(bits: number): number {
+  scratchU32[0] = bits;
+  return scratchF32[0];
+}
+
+/** The block's f16 at `offset` is Inf or NaN (exponent all ones). */
+function isNonFiniteF16(data: Uint8Array, offset: number): boolean {
+  return (data[offset + 1] & 0x7c) === 0x7c;
+}
+
+/** ggml's f16 -> f32 as bits: NaNs keep sign and payload and come out quiet. */
+function f16ToF32Bits(h: number): number {
+  if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) return (((h & 0x8000) << 16) | 0x7fc00000 | ((h & 0x3ff) << 13)) >>> 0;
+  return bitsOf(f16BitsToF32(h));
+}
+
+/** SSE's (float)q * d as bits, for an integer q. */
+function mulBits(q: number, dBits: number): number {
+  const d = valueOf(dBits);
+  if (d !== d) return (dBits | 0x00400000) >>> 0;
+  if (q === 0 && !Number.isFinite(d)) return DEFAULT_NAN_BITS;
+  return bitsOf(q * d);
+}
+
+/** SSE's a + b as bits. */
+function addBits(aBits: number, bBits: number): number {
+  const a = valueOf(aBits);
+  const b = valueOf(bBits);
+  if (a !== a) return (aBits | 0x00400000) >>> 0;
+  if (b !== b) return (bBits | 0x00400000) >>> 0;
+  if (a === -b && !Number.isFinite(a)) return DEFAULT_NAN_BITS;
+  return bitsOf(a + b);
+}
+
+/**
+ * Rewrite decoded block values out[o..o+32) from blockQuants (q, already offset as the
+ * type's formula wants), the f16 scale at data[dAt] and, if `mAt` >= 0, the f16 min.
+ */
+function redoNonFiniteBlock(out: Float32Array, o: number, data: Uint8Array, dAt: number, mAt: number): void {
+  const bits = new Uint32Array(out.buffer, out.byteOffset + o * 4, QK);
+  const dBits = f16ToF32Bits(data[dAt] | (data[dAt + 1] << 8));
+  const mBits = mAt >= 0 ? f16ToF32Bits(data[mAt] | (data[mAt + 1] << 8)) : -1;
+  for (let j = 0; j < QK; j++) {
+    const product = mulBits(blockQuants[j], dBits);
+    bits[j] = mBits >= 0 ? addBits(product, mBits) : product;
+  }
+}
+
+/** blockQuants = the 32 nibbles at data[qsAt..qsAt+16), minus `offset`. */
+function nibbleQuants(data: Uint8Array, qsAt: number, offset: number): void {
+  for (let j = 0; j < 16; j++) {
+    blockQuants[j] = (data[qsAt + j] & 0x0f) - offset;
+    blockQuants[j + 16] = (data[qsAt + j] >>> 4) - offset;
+  }
 }
 
 // ---------------------------------------------------------------- q4_0
@@ -392,6 +455,10 @@ export const Q4_0: Codec = {
         const byte = data[p + 2 + j];
         out[o + j] = ((byte & 0x0f) - 8) * d;
         out[o + 16 + j] = ((byte >>> 4) - 8) * d;
+      }
+      if (isNonFiniteF16(data, p)) {
+        nibbleQuants(data, p + 2, 8);
+        redoNonFiniteBlock(out, o, data, p, -1);
       }
     }
     return out;
@@ -453,6 +520,10 @@ export const Q4_1: Codec = {
         // the Float32Array store rounds once, as C's x0*d + m does.
         out[o + j] = (byte & 0x0f) * d + m;
         out[o + 16 + j] = (byte >>> 4) * d + m;
+      }
+      if (isNonFiniteF16(data, p) || isNonFiniteF16(data, p + 2)) {
+        nibbleQuants(data, p + 4, 0);
+        redoNonFiniteBlock(out, o, data, p, p + 2);
       }
     }
     return out;
@@ -526,6 +597,11 @@ function decodeQ5(data: Uint8Array, rows: number, rowLength: number, hasMin: boo
         out[o + j] = (fifthBitQuant(data[qs + j] & 0x0f, qh, j) - 16) * d;
         out[o + 16 + j] = (fifthBitQuant(data[qs + j] >>> 4, qh, j + 16) - 16) * d;
       }
+    }
+    if (isNonFiniteF16(data, p) || (hasMin && isNonFiniteF16(data, p + 2))) {
+      nibbleQuants(data, qs, hasMin ? 0 : 16);
+      for (let j = 0; j < QK; j++) blockQuants[j] += ((qh >>> j) & 1) << 4;
+      redoNonFiniteBlock(out, o, data, p, hasMin ? p + 2 : -1);
     }
   }
   return out;
@@ -650,6 +726,10 @@ export const Q8_0: Codec = {
     for (let b = 0, p = 0, o = 0; b < blocks; b++, p += Q8_0_BYTES, o += QK) {
       const d = readF16(data, p);
       for (let j = 0; j < QK; j++) out[o + j] = qs[p + 2 + j] * d;
+      if (isNonFiniteF16(data, p)) {
+        for (let j = 0; j < QK; j++) blockQuants[j] = qs[p + 2 + j];
+        redoNonFiniteBlock(out, o, data, p, -1);
+      }
     }
     return out;
   },

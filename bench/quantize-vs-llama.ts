@@ -1,0 +1,73 @@
+// npx tsx bench/quantize-vs-llama.ts [--preset Q4_K_M] [--threads 2] [--layers 6] [--dir /tmp/quantlab-bench]
+//
+// `quantlab quantize --preset P` against llama.cpp's own quantizer on the same GGUF, in one
+// run on one machine: a synthetic Llama of about 340 MB in F32 (rows of 1024 and 2816,
+// vocabulary 8192; built once and kept in --dir), quantized by
+//   llama.cpp: llama_model_quantize from the npm build (src/testing/llama-peer.ts), nthread N,
+//   quantlab:  bin/quantlab.js quantize --preset P --threads N,
+// each in a child process under /usr/bin/time -v (wall time, peak RSS). Both children are
+// Node processes, so a bare `node --import tsx` is measured too: the share of the peak RSS
+// that is Node itself. Checks that the two outputs are byte-identical. Not a test.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { writeSyntheticLlama } from '../src/testing/synthetic-llama.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const { values } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'Q4_K_M' },
+    threads: { type: 'string', default: '2' },
+    layers: { type: 'string', default: '6' },
+    dir: { type: 'string', default: '/tmp/quantlab-bench' },
+  },
+});
+const preset = values.preset!;
+const threads = Number(values.threads);
+const layers = Number(values.layers);
+
+interface Measured {
+  wallS: number;
+  peakRssMiB: number;
+}
+
+/** Runs a command under /usr/bin/time -v (which reports on stderr): wall time and peak RSS. */
+function timeChild(label: string, command: string[]): Measured {
+  const t0 = performance.now();
+  const r = spawnSync('/usr/bin/time', ['-v', ...command], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
+  const wallS = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`${label} failed: ${r.stderr.slice(-2000)}`);
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+  if (!rss) throw new Error(`${label}: no RSS in /usr/bin/time's output`);
+  return { wallS, peakRssMiB: Number(rss[1]) / 1024 };
+}
+
+mkdirSync(values.dir!, { recursive: true });
+const input = join(values.dir!, `llama-${layers}L-1024x2816.f32.gguf`);
+if (!existsSync(input)) {
+  console.log(`building ${input} ...`);
+  writeSyntheticLlama(input, { nLayer: layers, nEmbd: 1024, nFf: 2816, nHead: 16, nHeadKv: 4, nVocab: 8192, seed: 1 });
+}
+const inputMiB = statSync(input).size / 2 ** 20;
+const theirs = join(values.dir!, `llama.${preset}.gguf`);
+const ours = join(values.dir!, `quantlab.${preset}.gguf`);
+
+const peer = `const { llamaQuantize } = await import(${JSON.stringify(join(ROOT, 'src/testing/llama-peer.ts'))});
+llamaQuantize(${JSON.stringify(input)}, ${JSON.stringify(theirs)}, ${JSON.stringify(preset)}, { threads: ${threads} });`;
+
+console.log(`input: ${input} (${inputMiB.toFixed(0)} MiB, F32), preset ${preset}, ${threads} threads, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`);
+const node = timeChild('node', [process.execPath, '--import', 'tsx', '-e', '0']);
+const llama = timeChild('llama.cpp', [process.execPath, '--import', 'tsx', '--input-type=module', '-e', peer]);
+const quantlab = timeChild('quantlab', [process.execPath, join(ROOT, 'bin/quantlab.js'), 'quantize', input, '-o', ours, '--preset', preset, '--threads', String(threads)]);
+
+const identical = readFileSync(ours).equals(readFileSync(theirs));
+const row = (name: string, m: Measured) => `${name.padEnd(10)} ${m.wallS.toFixed(2).padStart(8)} s ${m.peakRssMiB.toFixed(0).padStart(8)} MiB`;
+console.log(`${''.padEnd(10)} ${'wall'.padStart(10)} ${'peak RSS'.padStart(12)}`);
+console.log(row('node', node) + '   (bare `node --import tsx`: Node\'s own share)');
+console.log(row('llama.cpp', llama));
+console.log(row('quantlab', quantlab));
+console.log(`quantlab / llama.cpp: time x${(quantlab.wallS / llama.wallS).toFixed(2)}, peak RSS x${(quantlab.peakRssMiB / llama.peakRssMiB).toFixed(2)}`);
+console.log(`outputs byte-identical: ${identical}`);
+rmSync(ours, { force: true });
+rmSync(theirs, { force: true });

@@ -1,0 +1,150 @@
+import { useState } from 'react';
+import { CartesianGrid, LabelList, ResponsiveContainer, Scatter, ScatterChart, Tooltip, XAxis, YAxis, ZAxis } from 'recharts';
+import { engine } from '../engine/client.ts';
+import type { Progress } from '../engine/types.ts';
+import { PRESETS } from '../quant/presets.ts';
+import { formatBytes, formatMetric } from './format.ts';
+
+type Eval = Awaited<ReturnType<typeof engine.evalModel>>;
+
+const DEFAULT_PRESETS = ['Q8_0', 'Q4_K_M', 'Q2_K'];
+
+/** What each preset does to the model's predictions, against the F32 model, on a short text. */
+export function ModelOutputTab({ architecture }: { architecture: string | null }) {
+  const [presets, setPresets] = useState<string[]>(DEFAULT_PRESETS);
+  const [result, setResult] = useState<Eval | null>(null);
+  const [progress, setProgress] = useState<Progress | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const toggle = (p: string) => setPresets((s) => (s.includes(p) ? s.filter((x) => x !== p) : [...s, p]));
+
+  const run = async () => {
+    setError(null);
+    setProgress({ done: 0, total: 1, label: 'Reading the weights…' });
+    try {
+      setResult(await engine.evalModel(presets, setProgress));
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setProgress(null);
+    }
+  };
+
+  const points = result?.results.map((r) => ({ preset: r.preset, bytes: r.bytes, kl: r.klMean })) ?? [];
+  return (
+    <section className="panel" aria-label="Model output">
+      <p className="muted">
+        Runs the model (a Llama forward pass in this page) over a short built-in text, F32 and each preset's quantized weights,
+        and compares their next-token predictions: KL divergence to F32, perplexity, top-1 agreement, and a greedy continuation.
+        {architecture !== 'llama' && ' Needs a Llama-family model.'}
+      </p>
+      <div className="chips" role="group" aria-label="Presets">
+        {PRESETS.map((p) => (
+          <button key={p.name} type="button" className={`chip${presets.includes(p.name) ? ' on' : ''}`} aria-pressed={presets.includes(p.name)} title={p.description} onClick={() => toggle(p.name)}>
+            {p.name}
+          </button>
+        ))}
+      </div>
+      <div className="row" style={{ margin: '8px 0' }}>
+        <button type="button" className="primary" onClick={run} disabled={progress !== null || presets.length === 0}>
+          Evaluate {presets.length} preset{presets.length === 1 ? '' : 's'}
+        </button>
+        {progress && (
+          <span className="progress" role="status">
+            <progress value={progress.done} max={progress.total} /> {progress.label}
+            <button type="button" onClick={() => engine.cancel()}>
+              Cancel
+            </button>
+          </span>
+        )}
+      </div>
+      {error && (
+        <div className="errors" role="alert">
+          {error}
+        </div>
+      )}
+      {result && (
+        <>
+          <p className="muted">
+            {result.textTokens} tokens of text ({result.positions} scored positions). F32 perplexity {result.f32.ppl.toFixed(4)}.
+          </p>
+          <table className="metrics" aria-label="Model output metrics">
+            <thead>
+              <tr>
+                <th>Preset</th>
+                <th className="num">Size</th>
+                <th className="num">bits/weight</th>
+                <th className="num">Perplexity</th>
+                <th className="num">KL mean</th>
+                <th className="num">KL median</th>
+                <th className="num">KL p99</th>
+                <th className="num">Top-1 agree</th>
+              </tr>
+            </thead>
+            <tbody>
+              <tr data-preset="F32">
+                <td>F32</td>
+                <td className="num">{formatBytes(result.f32.bytes)}</td>
+                <td className="num">{result.f32.bpw.toFixed(2)}</td>
+                <td className="num">{result.f32.ppl.toFixed(4)}</td>
+                <td className="num">0</td>
+                <td className="num">0</td>
+                <td className="num">0</td>
+                <td className="num">100%</td>
+              </tr>
+              {result.results.map((r) => (
+                <tr key={r.preset} data-preset={r.preset}>
+                  <td>{r.preset}</td>
+                  <td className="num">{formatBytes(r.bytes)}</td>
+                  <td className="num">{r.bpw.toFixed(2)}</td>
+                  <td className="num" data-metric="ppl" data-value={r.ppl}>
+                    {r.ppl.toFixed(4)}
+                  </td>
+                  <td className="num" data-metric="kl" data-value={r.klMean}>
+                    {formatMetric(r.klMean)}
+                  </td>
+                  <td className="num">{formatMetric(r.klMedian)}</td>
+                  <td className="num">{formatMetric(r.klP99)}</td>
+                  <td className="num" data-metric="top1" data-value={r.top1Agree}>
+                    {(r.top1Agree * 100).toFixed(1)}%
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <div className="grid2">
+            <figure className="chart" aria-label="Quality vs size">
+              <figcaption>Mean KL divergence to F32 against file size</figcaption>
+              <ResponsiveContainer width="100%" height={240}>
+                <ScatterChart margin={{ top: 16, right: 24, bottom: 4, left: 4 }}>
+                  <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
+                  <XAxis dataKey="bytes" type="number" domain={['auto', 'auto']} tickFormatter={(v: number) => formatBytes(v)} tick={{ fontSize: 11 }} name="size" />
+                  <YAxis dataKey="kl" type="number" tickFormatter={(v: number) => formatMetric(v)} tick={{ fontSize: 11 }} width={56} name="KL" />
+                  <ZAxis range={[60, 60]} />
+                  <Tooltip formatter={(v, n) => (n === 'size' ? formatBytes(Number(v)) : formatMetric(Number(v)))} />
+                  <Scatter data={points} fill="#CC79A7" isAnimationActive={false}>
+                    <LabelList dataKey="preset" position="top" style={{ fontSize: 11 }} />
+                  </Scatter>
+                </ScatterChart>
+              </ResponsiveContainer>
+            </figure>
+            <div className="greedy" aria-label="Greedy continuations">
+              <p className="muted">
+                Greedy continuation of “<b>{result.prompt}</b>”
+              </p>
+              <dl>
+                <dt>F32</dt>
+                <dd>{result.f32.greedy.text}</dd>
+                {result.results.map((r) => (
+                  <div key={r.preset}>
+                    <dt>{r.preset}</dt>
+                    <dd data-preset={r.preset}>{r.greedy.text}</dd>
+                  </div>
+                ))}
+              </dl>
+            </div>
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
