@@ -11,9 +11,8 @@ export interface CpuResult {
   copyMBs: number;
 }
 
-/** Seconds per call of fn: one warm-up call, then calls until minSeconds have passed (at least one). */
+/** Seconds per call of fn: calls until minSeconds have passed (at least one; warm up first). */
 function timeCpu(fn: () => void, minSeconds = 0.1): number {
-  fn();
   let calls = 0;
   const t0 = performance.now();
   let t = t0;
@@ -28,7 +27,11 @@ function timeCpu(fn: () => void, minSeconds = 0.1): number {
 export function benchCpu(type: QuantType, values: Float32Array, cols: number): CpuResult {
   const rows = values.length / cols;
   const mb = (values.length * 4) / 1e6;
-  let packed = type.codec.encode(values.subarray(0, cols), cols); // warm the JIT on one row
+  // Warm-up (JIT) on a few rows, not counted.
+  const warmRows = Math.min(rows, 8);
+  const warm = type.codec.encode(values.subarray(0, warmRows * cols), cols);
+  type.codec.decode(warm, warmRows, cols);
+  let packed = warm;
   const encode = timeCpu(() => {
     packed = type.codec.encode(values, cols);
   });
@@ -36,6 +39,7 @@ export function benchCpu(type: QuantType, values: Float32Array, cols: number): C
     type.codec.decode(packed, rows, cols);
   });
   const dst = new Float32Array(values.length);
+  dst.set(values);
   const copy = timeCpu(() => dst.set(values));
   return { encodeMBs: mb / encode, decodeMBs: mb / decode, copyMBs: mb / copy };
 }

@@ -36,7 +36,7 @@ function usage(msg?: string): never {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 20, wall: false, subgroups: true };
+  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);

@@ -84,12 +84,12 @@ export function compareJson(r: CompareResult) {
 }
 
 function compareText(r: CompareResult): string {
-  const head = `${r.tensor}  [${r.shape.join(', ')}]  backend ${r.backend}\n`;
-  const cols = ['type', 'bpw', 'bytes', 'rmse', 'max_abs', 'snr_db', 'cosine'];
+  const head = `${r.tensor}  [${r.shape.join(', ')}]\n`;
+  const cols = ['type', 'bpw', 'bytes', 'rmse', 'max_abs', 'snr_db', 'cosine', 'backend'];
   const rows = r.results.map((t) =>
     t.error
       ? [t.type, t.error]
-      : [t.type, t.bpw.toFixed(3), String(t.bytes), t.metrics.rmse.toExponential(4), t.metrics.maxAbs.toExponential(4), t.metrics.snrDb.toFixed(2), t.metrics.cosine.toFixed(6)],
+      : [t.type, t.bpw.toFixed(3), String(t.bytes), t.metrics.rmse.toExponential(4), t.metrics.maxAbs.toExponential(4), t.metrics.snrDb.toFixed(2), t.metrics.cosine.toFixed(6), t.backend],
   );
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.filter((x) => x.length > 2).map((x) => x[i].length)));
   const line = (cells: string[]) => (cells.length === 2 ? `${cells[0].padEnd(widths[0])}  ${cells[1]}` : cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));

@@ -1,6 +1,6 @@
-// The export's CPU quantizer in Node: worker threads, each given a share of a tensor's
-// rows. Rows quantize independently (quantize-rows.ts), so the bytes are the same as one
-// thread's; llama-quantize splits its work across threads the same way.
+// The export's CPU quantizer in Node: `threads` threads (this one and threads - 1 workers),
+// each given a share of a slab's rows. Rows quantize independently (quantize-rows.ts), so
+// the bytes are the same as one thread's; llama-quantize splits its work the same way.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -38,7 +38,7 @@ export class WorkerPool implements TensorQuantizer {
     // A .ts file cannot be a Worker's main script: a one-line script imports it through tsx.
     const entry = JSON.stringify(new URL('./quantize-worker.ts', import.meta.url).href);
     const boot = `import(${JSON.stringify(tsxEsmApiUrl())}).then((tsx) => tsx.tsImport(${entry}, ${entry}))`;
-    this.workers = Array.from({ length: this.threads }, (_, i) => {
+    this.workers = Array.from({ length: this.threads - 1 }, (_, i) => {
       const worker = new Worker(boot, { eval: true, name: `quantlab-quantize-${i}` });
       worker.on('message', (reply: WorkerReply) => this.settle(reply));
       worker.on('error', (error) => this.failAll(error));
@@ -53,7 +53,9 @@ export class WorkerPool implements TensorQuantizer {
     const parts = splitJob(job, this.threads, minRows);
     if (parts.length === 1) return quantizeRows(job);
     const workers = this.start();
-    return joinResults(await Promise.all(parts.map((part, i) => this.post(workers[i], part))));
+    const posted = parts.slice(1).map((part, i) => this.post(workers[i], part));
+    const mine = quantizeRows(parts[0]); // this thread takes the first share meanwhile
+    return joinResults([mine, ...(await Promise.all(posted))]);
   }
 
   /** Ends the threads (the process cannot exit while they run). */

@@ -315,10 +315,10 @@ export interface ExportOptions {
 /** Elements per slab of the in-thread quantizer: between slabs it yields, so a cancel gets through. */
 const INLINE_SLAB_ELEMENTS = 1 << 20;
 /**
- * Elements of a tensor read and quantized at a time (16 MiB of f32): bounds the memory an
+ * Elements of a tensor read and quantized at a time (4 MiB of f32): bounds the memory an
  * export holds whatever the tensor's size, as llama.cpp's max_buf_size does.
  */
-export const SLAB_ELEMENTS = 1 << 22;
+export const SLAB_ELEMENTS = 1 << 20;
 
 /** The CPU codecs in this thread, a slab of rows at a time. */
 export const inlineQuantizer: TensorQuantizer = {

@@ -6,10 +6,10 @@
 // Vulkan loader reads it when Dawn creates its instance, so it must be set before
 // createNodeGpu() (the test setup and scripts/test-all.sh do).
 import { create, globals } from 'webgpu';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createGpu, type CreateGpuOptions, type GpuContext } from './device.ts';
+import { createGpu, WebGpuUnavailableError, type CreateGpuOptions, type GpuContext } from './device.ts';
 import { hasShaderSources, registerShaderSources } from './shaders.ts';
 
 const SHADER_ROOT = fileURLToPath(new URL('../../shaders/', import.meta.url));
@@ -39,8 +39,23 @@ export function nodeGpuEntry(): GPU {
   return gpuEntry;
 }
 
-/** createGpu() on Dawn, with the WGSL read from disk when Vite's glob is not there (tsx). */
+/** Chromium's SwiftShader Vulkan driver, the software GPU of GPU-less Debian machines. */
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/**
+ * createGpu() on Dawn, with the WGSL read from disk when Vite's glob is not there (tsx).
+ * With no hardware adapter and no VK_ICD_FILENAMES chosen, it tries SwiftShader once
+ * (the adapter then says 'swiftshader (fallback)', so nobody mistakes it for a GPU).
+ */
 export async function createNodeGpu(options: Omit<CreateGpuOptions, 'gpu'> = {}): Promise<GpuContext> {
   if (!hasShaderSources()) registerShaderSources(readShaderFiles());
-  return createGpu({ ...options, gpu: nodeGpuEntry() });
+  try {
+    return await createGpu({ ...options, gpu: nodeGpuEntry() });
+  } catch (error) {
+    if (!(error instanceof WebGpuUnavailableError) || process.env.VK_ICD_FILENAMES || !existsSync(SWIFTSHADER_ICD)) throw error;
+    // The Vulkan loader reads VK_ICD_FILENAMES when Dawn makes an instance: make a new one.
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+    gpuEntry = create([]);
+    return createGpu({ ...options, gpu: gpuEntry });
+  }
 }

@@ -38,7 +38,8 @@ export interface EvalOptions {
   /**
    * The matrix products of a model (default: the CPU reference over `weights`). `quantized`
    * is null for the F32 model; else it carries each converted tensor's packed blocks: the
-   * seam where a GPU path plugs in (llama.ts `Linear`).
+   * seam where a GPU path plugs in (llama.ts `Linear`; gpu-linear.ts). A Linear with a
+   * `dispose()` method (a GPU linear's weight buffers) is disposed once its model is done.
    */
   linear?: (config: LlamaConfig, weights: WeightProvider, quantized: QuantizedWeights | null) => Linear;
 }
@@ -224,7 +225,9 @@ export async function evaluateModel(model: ModelIndex, options: EvalOptions): Pr
 
   const makeModel = (weights: WeightMap, quantized: QuantizedWeights | null) => {
     const provider = mapProvider(weights);
-    return new LlamaModel(config, provider, options.linear?.(config, provider, quantized));
+    const linear = options.linear?.(config, provider, quantized);
+    const release = () => (linear as { dispose?: () => void } | undefined)?.dispose?.();
+    return { model: new LlamaModel(config, provider, linear), release };
   };
   const greedy = async (m: LlamaModel): Promise<GreedyResult> => {
     const out = await generateGreedy(m, prompt, greedyTokens, { eosId: tokenizer.vocab.eosId, check: () => check(options.signal) });
@@ -232,8 +235,14 @@ export async function evaluateModel(model: ModelIndex, options: EvalOptions): Pr
   };
 
   const f32Model = makeModel(base, null);
-  const f32Pass = await scorePass(f32Model, tokens, chunk, true, null, (l) => tick(`F32: ${l}`), options.signal);
-  const f32Greedy = await greedy(f32Model);
+  let f32Pass: Pass;
+  let f32Greedy: GreedyResult;
+  try {
+    f32Pass = await scorePass(f32Model.model, tokens, chunk, true, null, (l) => tick(`F32: ${l}`), options.signal);
+    f32Greedy = await greedy(f32Model.model);
+  } finally {
+    f32Model.release();
+  }
   tick('F32: greedy continuation');
   const fileBytes = model.tensors.reduce((s, t) => s + t.nbytes, 0);
   const params = model.tensors.reduce((s, t) => s + t.shape.reduce((n, d) => n * d, 1), 0);
@@ -244,8 +253,14 @@ export async function evaluateModel(model: ModelIndex, options: EvalOptions): Pr
     const plan = planForModel(model, config, mode);
     const quantized = quantizeWeights(base, config, plan);
     const m = makeModel(quantized.values, quantized);
-    const pass = await scorePass(m, tokens, chunk, false, f32Pass, (l) => tick(`${preset}: ${l}`), options.signal);
-    const g = await greedy(m);
+    let pass: Pass;
+    let g: GreedyResult;
+    try {
+      pass = await scorePass(m.model, tokens, chunk, false, f32Pass, (l) => tick(`${preset}: ${l}`), options.signal);
+      g = await greedy(m.model);
+    } finally {
+      m.release();
+    }
     tick(`${preset}: greedy continuation`);
     const kl = pass.kl!;
     const sorted = Float64Array.from(kl).sort();

@@ -196,49 +196,49 @@ export function gpuLinear(gpu: GpuContext, weights: WeightProvider, quantized: Q
     const pending = e.bytes;
     let uploaded = false;
     const run = async () => {
-    if (e.bytes) {
-      uploaded = true;
-      upload(name, e);
-    }
-    const yBytes = maxChunkRows * tokensPerChunk * 4;
-    const xBuf = grow('x', tokensPerChunk * cols * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
-    const yBuf = grow('y', yBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
-    const readback = grow('readback', yBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    const params = grow('params', MATMUL_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    for (let t0 = 0; t0 < n; t0 += tokensPerChunk) {
-      const tc = Math.min(tokensPerChunk, n - t0);
-      device.queue.writeBuffer(xBuf, 0, x as Float32Array<ArrayBuffer>, t0 * cols, tc * cols);
-      for (const chunk of e.chunks) {
-        const rc = chunk.rows;
-        device.queue.writeBuffer(params, 0, matmulParams(type, rc, cols, tc));
-        const bindGroup = device.createBindGroup({
-          label: `${label}.bindgroup`,
-          layout: pipeline.getBindGroupLayout(0),
-          entries: [
-            { binding: 0, resource: { buffer: chunk.buffer } },
-            { binding: 1, resource: { buffer: xBuf, size: tc * cols * 4 } },
-            { binding: 2, resource: { buffer: yBuf, size: rc * tc * 4 } },
-            { binding: 3, resource: { buffer: params, size: MATMUL_PARAMS_BYTES } },
-          ],
-        });
-        const [wx, wy] = matmulDispatch(config, rc, tc);
-        if (wx > maxWg || wy > maxWg) throw new Error(`${label}: dispatch ${wx} x ${wy} exceeds the workgroup limit (chunking bug)`);
-        const enc = device.createCommandEncoder({ label: `${label}.encoder` });
-        const pass = enc.beginComputePass({ label: `${label}.pass` });
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bindGroup);
-        pass.dispatchWorkgroups(wx, wy);
-        pass.end();
-        const size = rc * tc * 4;
-        enc.copyBufferToBuffer(yBuf, 0, readback, 0, size);
-        device.queue.submit([enc.finish()]);
-        await readback.mapAsync(GPUMapMode.READ, 0, size);
-        const out = new Float32Array(readback.getMappedRange(0, size));
-        if (rc === rows) y.set(out, t0 * rows);
-        else for (let j = 0; j < tc; j++) y.set(out.subarray(j * rc, (j + 1) * rc), (t0 + j) * rows + chunk.r0);
-        readback.unmap();
+      if (e.bytes) {
+        uploaded = true;
+        upload(name, e);
       }
-    }
+      const yBytes = maxChunkRows * tokensPerChunk * 4;
+      const xBuf = grow('x', tokensPerChunk * cols * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+      const yBuf = grow('y', yBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+      const readback = grow('readback', yBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+      const params = grow('params', MATMUL_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      for (let t0 = 0; t0 < n; t0 += tokensPerChunk) {
+        const tc = Math.min(tokensPerChunk, n - t0);
+        device.queue.writeBuffer(xBuf, 0, x as Float32Array<ArrayBuffer>, t0 * cols, tc * cols);
+        for (const chunk of e.chunks) {
+          const rc = chunk.rows;
+          device.queue.writeBuffer(params, 0, matmulParams(type, rc, cols, tc));
+          const bindGroup = device.createBindGroup({
+            label: `${label}.bindgroup`,
+            layout: pipeline.getBindGroupLayout(0),
+            entries: [
+              { binding: 0, resource: { buffer: chunk.buffer } },
+              { binding: 1, resource: { buffer: xBuf, size: tc * cols * 4 } },
+              { binding: 2, resource: { buffer: yBuf, size: rc * tc * 4 } },
+              { binding: 3, resource: { buffer: params, size: MATMUL_PARAMS_BYTES } },
+            ],
+          });
+          const [wx, wy] = matmulDispatch(config, rc, tc);
+          if (wx > maxWg || wy > maxWg) throw new Error(`${label}: dispatch ${wx} x ${wy} exceeds the workgroup limit (chunking bug)`);
+          const enc = device.createCommandEncoder({ label: `${label}.encoder` });
+          const pass = enc.beginComputePass({ label: `${label}.pass` });
+          pass.setPipeline(pipeline);
+          pass.setBindGroup(0, bindGroup);
+          pass.dispatchWorkgroups(wx, wy);
+          pass.end();
+          const size = rc * tc * 4;
+          enc.copyBufferToBuffer(yBuf, 0, readback, 0, size);
+          device.queue.submit([enc.finish()]);
+          await readback.mapAsync(GPUMapMode.READ, 0, size);
+          const out = new Float32Array(readback.getMappedRange(0, size));
+          if (rc === rows) y.set(out, t0 * rows);
+          else for (let j = 0; j < tc; j++) y.set(out.subarray(j * rc, (j + 1) * rc), (t0 + j) * rows + chunk.r0);
+          readback.unmap();
+        }
+      }
     };
     try {
       await withErrorScopes(gpu, label, run);

@@ -50,7 +50,7 @@
 // `d === 0` here because !NaN is true in JS but false in C; stores into uint8_t/int8_t
 // truncate as Uint8Array/Int8Array stores do.
 import { checkRows, dataView, type Codec } from '../codec.ts';
-import { f16BitsToF32, f32ToF16Bits } from '../../formats/float16.ts';
+import { f16BitsToF32, f32Bits, f32FromBits, f32ToF16Bits } from '../../formats/float16.ts';
 import * as rounding from './rounding.ts';
 
 // Module-level copies: transpiled imports are getters that V8 does not inline (rounding.ts).
@@ -700,20 +700,6 @@ function encodeBlockQ2K(x: Float32Array, x0: number, qw: Float32Array | undefine
   pack2Bit(L, out, o + 16);
 }
 
-function decodeBlockQ2K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
-  const d = f16BitsToF32(view.getUint16(o + 80, true));
-  const min = f16BitsToF32(view.getUint16(o + 82, true));
-  for (let j = 0; j < 16; j++) {
-    const sc = q[o + j];
-    const dl = f32(d * (sc & 0xf));
-    const ml = f32(min * (sc >> 4));
-    // Sub-block j: 16 values at 128h + 32s + 16*(j%2) + l, j = 8h + 2s + j%2.
-    const base = o + 16 + 32 * (j >> 3) + 16 * (j & 1);
-    const shift = 2 * ((j >> 1) & 3);
-    for (let l = 0; l < 16; l++) y[y0 + 16 * j + l] = f32(f32(dl * ((q[base + l] >> shift) & 3)) - ml);
-  }
-}
-
 // ---------------------------------------------------------------------------------------
 // Q3_K
 
@@ -768,23 +754,6 @@ function encodeBlockQ3K(x: Float32Array, x0: number, qw: Float32Array | undefine
     }
   }
   pack2Bit(L, out, o + 32);
-}
-
-function decodeBlockQ3K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
-  const dAll = f16BitsToF32(view.getUint16(o + 108, true));
-  for (let j = 0; j < 16; j++) {
-    const dl = f32(dAll * (scaleQ3K(j, q, o + 96) - 32));
-    const h = j >> 3; // 128-value half
-    const s = (j >> 1) & 3; // 2-bit shift index
-    const qs = o + 32 + 32 * h + 16 * (j & 1);
-    const hm = o + 16 * (j & 1); // hmask bytes are shared by both halves, by bit
-    const hmBit = 1 << (4 * h + s);
-    for (let l = 0; l < 16; l++) {
-      const low = (q[qs + l] >> (2 * s)) & 3;
-      const quant = low - (q[hm + l] & hmBit ? 0 : 4);
-      y[y0 + 16 * j + l] = f32(dl * quant);
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -878,43 +847,6 @@ function encodeBlockQ5K(x: Float32Array, x0: number, qw: Float32Array | undefine
   }
 }
 
-function decodeBlockQ4K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
-  const d = f16BitsToF32(view.getUint16(o, true));
-  const min = f16BitsToF32(view.getUint16(o + 2, true));
-  for (let c = 0; c < 4; c++) {
-    const sm1 = scaleMinK4(2 * c, q, o + 4);
-    const sm2 = scaleMinK4(2 * c + 1, q, o + 4);
-    const d1 = f32(d * (sm1 & 0xff)), m1 = f32(min * (sm1 >> 8));
-    const d2 = f32(d * (sm2 & 0xff)), m2 = f32(min * (sm2 >> 8));
-    const qs = o + 16 + 32 * c;
-    const out = y0 + 64 * c;
-    for (let l = 0; l < 32; l++) {
-      y[out + l] = f32(f32(d1 * (q[qs + l] & 0xf)) - m1);
-      y[out + 32 + l] = f32(f32(d2 * (q[qs + l] >> 4)) - m2);
-    }
-  }
-}
-
-function decodeBlockQ5K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
-  const d = f16BitsToF32(view.getUint16(o, true));
-  const min = f16BitsToF32(view.getUint16(o + 2, true));
-  const qh = o + 16;
-  for (let c = 0; c < 4; c++) {
-    const sm1 = scaleMinK4(2 * c, q, o + 4);
-    const sm2 = scaleMinK4(2 * c + 1, q, o + 4);
-    const d1 = f32(d * (sm1 & 0xff)), m1 = f32(min * (sm1 >> 8));
-    const d2 = f32(d * (sm2 & 0xff)), m2 = f32(min * (sm2 >> 8));
-    const qs = o + 48 + 32 * c;
-    const out = y0 + 64 * c;
-    for (let l = 0; l < 32; l++) {
-      const lo = (q[qs + l] & 0xf) | (((q[qh + l] >> (2 * c)) & 1) << 4);
-      const hi = (q[qs + l] >> 4) | (((q[qh + l] >> (2 * c + 1)) & 1) << 4);
-      y[out + l] = f32(f32(d1 * lo) - m1);
-      y[out + 32 + l] = f32(f32(d2 * hi) - m2);
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------------------
 // Q6_K: quantize_row_q6_K_ref and _impl are the same but for make_qx_quants' weights.
 
@@ -954,27 +886,6 @@ function encodeBlockQ6K(x: Float32Array, x0: number, qw: Float32Array | undefine
   }
 }
 
-function decodeBlockQ6K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
-  const d = f16BitsToF32(view.getUint16(o + 208, true));
-  for (let h = 0; h < 2; h++) {
-    const ql = o + 64 * h;
-    const qh = o + 128 + 32 * h;
-    const sc = o + 192 + 8 * h;
-    const out = y0 + 128 * h;
-    for (let l = 0; l < 32; l++) {
-      const is = l >> 4;
-      const q1 = ((q[ql + l] & 0xf) | (((q[qh + l] >> 0) & 3) << 4)) - 32;
-      const q2 = ((q[ql + l + 32] & 0xf) | (((q[qh + l] >> 2) & 3) << 4)) - 32;
-      const q3 = ((q[ql + l] >> 4) | (((q[qh + l] >> 4) & 3) << 4)) - 32;
-      const q4 = ((q[ql + l + 32] >> 4) | (((q[qh + l] >> 6) & 3) << 4)) - 32;
-      y[out + l] = f32(f32(d * ((q[sc + is] << 24) >> 24)) * q1);
-      y[out + l + 32] = f32(f32(d * ((q[sc + is + 2] << 24) >> 24)) * q2);
-      y[out + l + 64] = f32(f32(d * ((q[sc + is + 4] << 24) >> 24)) * q3);
-      y[out + l + 96] = f32(f32(d * ((q[sc + is + 6] << 24) >> 24)) * q4);
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------------------
 // Q8_K: quantize_row_q8_K_ref (the importance weights do not apply)
 
@@ -1001,16 +912,191 @@ function encodeBlockQ8K(x: Float32Array, x0: number, _qw: Float32Array | undefin
   view.setFloat32(o, f32(1 / iscale), true);
 }
 
-function decodeBlockQ8K(q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number): void {
-  const d = view.getFloat32(o, true);
-  for (let j = 0; j < QK_K; j++) y[y0 + j] = f32(d * ((q[o + 4 + j] << 24) >> 24));
+// ---------------------------------------------------------------------------------------
+// Decoding: each type unpacks a block into integer quants (as the C formula uses them) and
+// per-sub-block integer scales and mins; then one of two float formulas applies.
+
+const blockQuants = new Int32Array(QK_K);
+const subScaleInts = new Int32Array(16);
+const subMinInts = new Int32Array(16);
+
+function unpackQ2K(q: Uint8Array, o: number): void {
+  for (let j = 0; j < 16; j++) {
+    subScaleInts[j] = q[o + j] & 0xf;
+    subMinInts[j] = q[o + j] >> 4;
+  }
+  unpack2Bit(q, o + 16);
 }
+
+/** Q2_K's and Q3_K's qs: value 128h + 32s + l is bits 2s..2s+1 of byte 32h + l. */
+function unpack2Bit(q: Uint8Array, qs: number): void {
+  for (let e = 0; e < QK_K; e++) {
+    const h = e >> 7, s = (e >> 5) & 3, l = e & 31;
+    blockQuants[e] = (q[qs + 32 * h + l] >> (2 * s)) & 3;
+  }
+}
+
+function unpackQ3K(q: Uint8Array, o: number): void {
+  for (let j = 0; j < 16; j++) subScaleInts[j] = scaleQ3K(j, q, o + 96) - 32;
+  unpack2Bit(q, o + 32);
+  // hmask: bit e>>5 of byte e&31 set means no -4.
+  for (let e = 0; e < QK_K; e++) blockQuants[e] -= q[o + (e & 31)] & (1 << (e >> 5)) ? 0 : 4;
+}
+
+function unpackScalesMinsK4(q: Uint8Array, o: number): void {
+  for (let j = 0; j < 8; j++) {
+    const sm = scaleMinK4(j, q, o + 4);
+    subScaleInts[j] = sm & 0xff;
+    subMinInts[j] = sm >> 8;
+  }
+}
+
+function unpackQ4K(q: Uint8Array, o: number): void {
+  unpackScalesMinsK4(q, o);
+  for (let c = 0; c < 4; c++) {
+    for (let l = 0; l < 32; l++) {
+      const byte = q[o + 16 + 32 * c + l];
+      blockQuants[64 * c + l] = byte & 0xf;
+      blockQuants[64 * c + 32 + l] = byte >> 4;
+    }
+  }
+}
+
+function unpackQ5K(q: Uint8Array, o: number): void {
+  unpackScalesMinsK4(q, o);
+  for (let c = 0; c < 4; c++) {
+    for (let l = 0; l < 32; l++) {
+      const byte = q[o + 48 + 32 * c + l];
+      const high = q[o + 16 + l];
+      blockQuants[64 * c + l] = (byte & 0xf) | (((high >> (2 * c)) & 1) << 4);
+      blockQuants[64 * c + 32 + l] = (byte >> 4) | (((high >> (2 * c + 1)) & 1) << 4);
+    }
+  }
+}
+
+function unpackQ6K(q: Uint8Array, o: number): void {
+  for (let j = 0; j < 16; j++) subScaleInts[j] = (q[o + 192 + j] << 24) >> 24;
+  for (let e = 0; e < QK_K; e++) {
+    const h = e >> 7, s = (e >> 5) & 3, l = e & 31;
+    const low = (q[o + 64 * h + 32 * (s & 1) + l] >> (4 * (s >> 1))) & 0xf;
+    const high = (q[o + 128 + 32 * h + l] >> (2 * s)) & 3;
+    blockQuants[e] = (low | (high << 4)) - 32;
+  }
+}
+
+function unpackQ8K(q: Uint8Array, o: number): void {
+  subScaleInts[0] = 1; // d*1 is d bit for bit, so Q8_K's d*q fits the scaled formula
+  for (let e = 0; e < QK_K; e++) blockQuants[e] = (q[o + 4 + e] << 24) >> 24;
+}
+
+/**
+ * dequantize_row_q2_K/q4_K/q5_K: y = (d*sc_j)*q - (dmin*m_j) over sub-blocks of
+ * `groupSize`, from d and dmin as f32 bits.
+ */
+function applyScalesAndMins(dBits: number, mBits: number, groupSize: number, y: Float32Array, yBits: Uint32Array, y0: number): void {
+  if (isFiniteBits(dBits) && isFiniteBits(mBits)) {
+    const d = f32FromBits(dBits);
+    const dmin = f32FromBits(mBits);
+    for (let j = 0; j < QK_K / groupSize; j++) {
+      const dl = f32(d * subScaleInts[j]);
+      const ml = f32(dmin * subMinInts[j]);
+      for (let e = groupSize * j; e < groupSize * (j + 1); e++) y[y0 + e] = f32(dl * blockQuants[e]) - ml;
+    }
+    return;
+  }
+  for (let j = 0; j < QK_K / groupSize; j++) {
+    const dl = sseMulInt(dBits, subScaleInts[j]);
+    const ml = sseMulInt(mBits, subMinInts[j]);
+    for (let e = groupSize * j; e < groupSize * (j + 1); e++) yBits[y0 + e] = sseSub(sseMulInt(dl, blockQuants[e]), ml);
+  }
+}
+
+/** dequantize_row_q3_K/q6_K/q8_K: y = (d*sc_j)*q over sub-blocks of `groupSize`. */
+function applyScales(dBits: number, groupSize: number, y: Float32Array, yBits: Uint32Array, y0: number): void {
+  if (isFiniteBits(dBits)) {
+    const d = f32FromBits(dBits);
+    for (let j = 0; j < QK_K / groupSize; j++) {
+      const dl = f32(d * subScaleInts[j]);
+      for (let e = groupSize * j; e < groupSize * (j + 1); e++) y[y0 + e] = dl * blockQuants[e];
+    }
+    return;
+  }
+  for (let j = 0; j < QK_K / groupSize; j++) {
+    const dl = sseMulInt(dBits, subScaleInts[j]);
+    for (let e = groupSize * j; e < groupSize * (j + 1); e++) yBits[y0 + e] = sseMulInt(dl, blockQuants[e]);
+  }
+}
+
+// Inf and NaN scales: JS cannot choose a NaN's bits, so such blocks are computed on bits
+// with SSE's rules, as ggml's x86 build does: a NaN operand passes through quieted (the
+// first one if both are NaN), and 0 * Inf or Inf - Inf give the default NaN 0xffc00000.
+const DEFAULT_NAN_BITS = 0xffc00000;
+
+function isFiniteBits(bits: number): boolean {
+  return (bits & 0x7f800000) !== 0x7f800000;
+}
+
+/** ggml's f16 -> f32 as bits: NaNs keep sign and payload and come out quiet. */
+function f16ToF32Bits(h: number): number {
+  if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) return (((h & 0x8000) << 16) | 0x7fc00000 | ((h & 0x3ff) << 13)) >>> 0;
+  return f32Bits(f16BitsToF32(h));
+}
+
+/** SSE's a * (float)q as bits, for an integer q. */
+function sseMulInt(aBits: number, q: number): number {
+  if (isNaNBits(aBits)) return (aBits | 0x00400000) >>> 0;
+  const a = f32FromBits(aBits);
+  if (q === 0 && !Number.isFinite(a)) return DEFAULT_NAN_BITS;
+  return f32Bits(a * q);
+}
+
+/** SSE's a - b as bits. */
+function sseSub(aBits: number, bBits: number): number {
+  if (isNaNBits(aBits)) return (aBits | 0x00400000) >>> 0;
+  if (isNaNBits(bBits)) return (bBits | 0x00400000) >>> 0;
+  const a = f32FromBits(aBits);
+  const b = f32FromBits(bBits);
+  if (a === b && !Number.isFinite(a)) return DEFAULT_NAN_BITS;
+  return f32Bits(a - b);
+}
+
+function isNaNBits(bits: number): boolean {
+  return (bits & 0x7fffffff) > 0x7f800000;
+}
+
+type DecodeBlock = (q: Uint8Array, view: DataView, o: number, y: Float32Array, yBits: Uint32Array, y0: number) => void;
+
+const halfBits = (view: DataView, at: number) => f16ToF32Bits(view.getUint16(at, true));
+
+const decodeBlockQ2K: DecodeBlock = (q, view, o, y, yBits, y0) => {
+  unpackQ2K(q, o);
+  applyScalesAndMins(halfBits(view, o + 80), halfBits(view, o + 82), 16, y, yBits, y0);
+};
+const decodeBlockQ3K: DecodeBlock = (q, view, o, y, yBits, y0) => {
+  unpackQ3K(q, o);
+  applyScales(halfBits(view, o + 108), 16, y, yBits, y0);
+};
+const decodeBlockQ4K: DecodeBlock = (q, view, o, y, yBits, y0) => {
+  unpackQ4K(q, o);
+  applyScalesAndMins(halfBits(view, o), halfBits(view, o + 2), 32, y, yBits, y0);
+};
+const decodeBlockQ5K: DecodeBlock = (q, view, o, y, yBits, y0) => {
+  unpackQ5K(q, o);
+  applyScalesAndMins(halfBits(view, o), halfBits(view, o + 2), 32, y, yBits, y0);
+};
+const decodeBlockQ6K: DecodeBlock = (q, view, o, y, yBits, y0) => {
+  unpackQ6K(q, o);
+  applyScales(halfBits(view, o + 208), 16, y, yBits, y0);
+};
+const decodeBlockQ8K: DecodeBlock = (q, view, o, y, yBits, y0) => {
+  unpackQ8K(q, o);
+  applyScales(view.getUint32(o, true), QK_K, y, yBits, y0);
+};
 
 // ---------------------------------------------------------------------------------------
 // Codecs
 
 type EncodeBlock = (x: Float32Array, x0: number, qw: Float32Array | undefined, q0: number, out: Uint8Array, view: DataView, o: number) => void;
-type DecodeBlock = (q: Uint8Array, view: DataView, o: number, y: Float32Array, y0: number) => void;
 
 function kQuantCodec(name: string, blockBytes: number, encodeBlock: EncodeBlock, decodeBlock: DecodeBlock): Codec {
   return {
@@ -1039,8 +1125,9 @@ function kQuantCodec(name: string, blockBytes: number, encodeBlock: EncodeBlock,
         throw new RangeError(`${name}: ${data.length} bytes hold fewer than ${blocks} blocks of ${blockBytes}`);
       }
       const y = new Float32Array(rows * rowLength);
+      const yBits = new Uint32Array(y.buffer);
       const view = dataView(data);
-      for (let b = 0; b < blocks; b++) decodeBlock(data, view, b * blockBytes, y, b * QK_K);
+      for (let b = 0; b < blocks; b++) decodeBlock(data, view, b * blockBytes, y, yBits, b * QK_K);
       return y;
     },
   };
