@@ -5,11 +5,13 @@
 // vocabulary 8192; built once and kept in --dir), quantized by
 //   llama.cpp: llama_model_quantize from the npm build (src/testing/llama-peer.ts), nthread N,
 //   quantlab:  bin/quantlab.js quantize --preset P --threads N,
-// each in a child process under /usr/bin/time -v (wall time, peak RSS). Both children are
+// each in a child process under /usr/bin/time -v (wall time, CPU time, peak RSS; CPU time
+// is the fair figure on a machine other work is loading). Both children are
 // Node processes, so a bare `node --import tsx` is measured too: the share of the peak RSS
 // that is Node itself. Checks that the two outputs are byte-identical. Not a test.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeSyntheticLlama } from '../src/testing/synthetic-llama.ts';
@@ -29,6 +31,8 @@ const layers = Number(values.layers);
 
 interface Measured {
   wallS: number;
+  /** User + system CPU seconds: what the work costs, whatever else the machine runs. */
+  cpuS: number;
   peakRssMiB: number;
 }
 
@@ -38,9 +42,16 @@ function timeChild(label: string, command: string[]): Measured {
   const r = spawnSync('/usr/bin/time', ['-v', ...command], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
   const wallS = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`${label} failed: ${r.stderr.slice(-2000)}`);
-  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
-  if (!rss) throw new Error(`${label}: no RSS in /usr/bin/time's output`);
-  return { wallS, peakRssMiB: Number(rss[1]) / 1024 };
+  const field = (name: string) => {
+    const m = new RegExp(`${name}: ([\\d.]+)`).exec(r.stderr);
+    if (!m) throw new Error(`${label}: no '${name}' in /usr/bin/time's output`);
+    return Number(m[1]);
+  };
+  return {
+    wallS,
+    cpuS: field('User time \\(seconds\\)') + field('System time \\(seconds\\)'),
+    peakRssMiB: field('Maximum resident set size \\(kbytes\\)') / 1024,
+  };
 }
 
 mkdirSync(values.dir!, { recursive: true });
@@ -62,12 +73,16 @@ const llama = timeChild('llama.cpp', [process.execPath, '--import', 'tsx', '--in
 const quantlab = timeChild('quantlab', [process.execPath, join(ROOT, 'bin/quantlab.js'), 'quantize', input, '-o', ours, '--preset', preset, '--threads', String(threads)]);
 
 const identical = readFileSync(ours).equals(readFileSync(theirs));
-const row = (name: string, m: Measured) => `${name.padEnd(10)} ${m.wallS.toFixed(2).padStart(8)} s ${m.peakRssMiB.toFixed(0).padStart(8)} MiB`;
-console.log(`${''.padEnd(10)} ${'wall'.padStart(10)} ${'peak RSS'.padStart(12)}`);
+const row = (name: string, m: Measured) =>
+  `${name.padEnd(10)} ${m.wallS.toFixed(2).padStart(8)} s ${m.cpuS.toFixed(2).padStart(8)} s ${m.peakRssMiB.toFixed(0).padStart(8)} MiB`;
+console.log(`load average before: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+console.log(`${''.padEnd(10)} ${'wall'.padStart(10)} ${'CPU'.padStart(10)} ${'peak RSS'.padStart(12)}`);
 console.log(row('node', node) + '   (bare `node --import tsx`: Node\'s own share)');
 console.log(row('llama.cpp', llama));
 console.log(row('quantlab', quantlab));
-console.log(`quantlab / llama.cpp: time x${(quantlab.wallS / llama.wallS).toFixed(2)}, peak RSS x${(quantlab.peakRssMiB / llama.peakRssMiB).toFixed(2)}`);
+console.log(
+  `quantlab / llama.cpp: wall x${(quantlab.wallS / llama.wallS).toFixed(2)}, CPU x${(quantlab.cpuS / llama.cpuS).toFixed(2)}, peak RSS x${(quantlab.peakRssMiB / llama.peakRssMiB).toFixed(2)}`,
+);
 console.log(`outputs byte-identical: ${identical}`);
 rmSync(ours, { force: true });
 rmSync(theirs, { force: true });

@@ -17,6 +17,9 @@ test('the Model output panel scores presets against F32 on the sample', async ({
   expect(kl[1]).toBeLessThan(kl[2]);
   expect(await value('Q8_0', 'top1')).toBeGreaterThan(0.9);
   expect(await value('Q8_0', 'ppl')).toBeLessThan(await value('Q2_K', 'ppl'));
+  // Every matrix product of every model ran on the quantized WebGPU kernels.
+  await expect(panel.getByTestId('eval-backend')).toHaveAttribute('data-backend', 'webgpu');
+  await expect(panel.getByTestId('eval-backend')).not.toContainText('on the CPU');
   // The F32 model reproduces the known story.
   await expect(panel.getByLabel('Greedy continuations')).toContainText('there was a little girl named Lily');
   await app.screenshot('model-output');

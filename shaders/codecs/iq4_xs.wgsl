@@ -21,14 +21,14 @@ fn quantize_block(base: u32) {
     }
   }
   // The largest sub-block scale maps to -32: d = -max_scale / 32.
-  let d = div_rn(kq_neg(max_scale), 32.0);
+  let d = div_rn(sf_neg(max_scale), 32.0);
   st_u16(base, f32_to_f16_bits(d));
   let id = select(0.0, div_rn(1.0, d), is_nonzero(d));
   var scales_h = 0u;
   var scales_l = 0u;
   for (var ib = 0u; ib < 8u; ib = ib + 1u) {
-    let l = clamp(nearest_int(kq_mul(id, iq4xs_scales[ib])), -32, 31);
-    let dl = kq_mul(d, f32(l));
+    let l = clamp(nearest_int(sf_mul(id, iq4xs_scales[ib])), -32, 31);
+    let dl = sf_mul(d, f32(l));
     iq4_pack(32u * ib, select(0.0, div_rn(1.0, dl), is_nonzero(dl)), base + 8u + 16u * ib);
     let biased = u32(l + 32);
     scales_l = scales_l | ((biased & 0xfu) << (4u * ib));

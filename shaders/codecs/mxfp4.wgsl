@@ -58,7 +58,7 @@ fn quantize_block(base: u32) {
   let hs = mxfp4_half_scale(e);
   st_u8(base, e);
   for (var i = 0u; i < 16u; i = i + 1u) {
-    mxfp4_grid[i] = kq_mul(f32(MXFP4_VALUES[i]), hs);
+    mxfp4_grid[i] = sf_mul(f32(MXFP4_VALUES[i]), hs);
   }
   for (var j = 0u; j < 16u; j = j + 1u) {
     let lo = mxfp4_best_index(val(j));
@@ -70,9 +70,9 @@ fn quantize_block(base: u32) {
 // best_index_mxfp4: the first code with the smallest |value - x| in f32.
 fn mxfp4_best_index(x: f32) -> u32 {
   var best = 0u;
-  var best_err = bitcast<u32>(kq_sub(mxfp4_grid[0], x)) & F32_ABS;
+  var best_err = bitcast<u32>(sf_sub(mxfp4_grid[0], x)) & F32_ABS;
   for (var i = 1u; i < 16u; i = i + 1u) {
-    let err = bitcast<u32>(kq_sub(mxfp4_grid[i], x)) & F32_ABS;
+    let err = bitcast<u32>(sf_sub(mxfp4_grid[i], x)) & F32_ABS;
     if (flt_lt(err, best_err)) {
       best = i;
       best_err = err;
@@ -86,7 +86,7 @@ fn dequantize_block(base: u32) {
   for (var j = 0u; j < 16u; j = j + 1u) {
     let b = ld_u8(base + 1u + j);
     // Exact products (a power of two times a small integer), subnormal ones included.
-    set_val(j, kq_mul(f32(MXFP4_VALUES[b & 0xfu]), hs));
-    set_val(j + 16u, kq_mul(f32(MXFP4_VALUES[b >> 4u]), hs));
+    set_val(j, sf_mul(f32(MXFP4_VALUES[b & 0xfu]), hs));
+    set_val(j + 16u, sf_mul(f32(MXFP4_VALUES[b >> 4u]), hs));
   }
 }

@@ -7,13 +7,14 @@ const BLOCK_SIZE: u32 = 256u;
 const BLOCK_BYTES: u32 = 84u;
 
 fn quantize_block(base: u32) {
+  kq_begin_block();
   var max_scale = 0.0;
   var max_min = 0.0;
   for (var j = 0u; j < 16u; j = j + 1u) {
     for (var l = 0u; l < 16u; l = l + 1u) {
       let x = val(16u * j + l);
       kq_x[l] = x;
-      kq_w[l] = kq_abs(x);
+      kq_w[l] = abs(x);
     }
     let scale = make_qkx_quants(16u, 3, -0.5, KQ_ONE_TENTH, 15, true);
     for (var l = 0u; l < 16u; l = l + 1u) {
@@ -21,41 +22,35 @@ fn quantize_block(base: u32) {
     }
     kq_scales[j] = scale;
     kq_mins[j] = kq_the_min;
-    if (kq_lt(max_scale, scale)) {
-      max_scale = scale;
-    }
-    if (kq_lt(max_min, kq_the_min)) {
-      max_min = kq_the_min;
-    }
+    max_scale = select(max_scale, scale, scale > max_scale);
+    max_min = select(max_min, kq_the_min, kq_the_min > max_min);
   }
+  // 4-bit levels of the scales (low nibbles) and mins (high nibbles); a zero maximum
+  // leaves its nibbles 0 and its f16 scale 0.
   var sc: array<u32, 16>;
-  var d_bits = 0u;
-  var m_bits = 0u;
-  if (kq_lt(0.0, max_scale)) {
-    let iscale = div_rn(15.0, max_scale);
-    for (var j = 0u; j < 16u; j = j + 1u) {
-      sc[j] = u32(kq_nearest_int(kq_mul(iscale, kq_scales[j]))) & 0xffu;
+  var bits = vec2<u32>(0u, 0u);
+  for (var k = 0u; k < 2u; k = k + 1u) {
+    let mx = select(max_scale, max_min, k == 1u);
+    if (mx > 0.0) {
+      let iscale = kg_div(15.0, mx);
+      for (var j = 0u; j < 16u; j = j + 1u) {
+        let v = select(kq_scales[j], kq_mins[j], k == 1u);
+        sc[j] = (sc[j] | (u32(kq_nearest_int(kg_mul(iscale, v))) << (4u * k))) & 0xffu;
+      }
+      bits[k] = f32_to_f16_bits(kg_div(mx, 15.0));
     }
-    d_bits = f32_to_f16_bits(div_rn(max_scale, 15.0));
   }
-  if (kq_lt(0.0, max_min)) {
-    let iscale = div_rn(15.0, max_min);
-    for (var j = 0u; j < 16u; j = j + 1u) {
-      sc[j] = (sc[j] | (u32(kq_nearest_int(kq_mul(iscale, kq_mins[j]))) << 4u)) & 0xffu;
-    }
-    m_bits = f32_to_f16_bits(div_rn(max_min, 15.0));
-  }
-  let d_all = f16_bits_to_f32(d_bits);
-  let m_all = f16_bits_to_f32(m_bits);
+  let d_all = f16_bits_to_f32(bits.x);
+  let m_all = f16_bits_to_f32(bits.y);
   for (var j = 0u; j < 16u; j = j + 1u) {
     st_u8(base + j, sc[j]);
-    let d = kq_mul(d_all, f32(sc[j] & 0xfu));
-    let dm = kq_mul(m_all, f32(sc[j] >> 4u));
+    let d = kg_mul(d_all, f32(sc[j] & 0xfu));
+    let dm = kg_mul(m_all, f32(sc[j] >> 4u));
     kq_requantize_with_min(16u * j, 16u, 3, d, dm);
   }
   kq_pack_2bit(base + 16u);
-  st_u16(base + 80u, d_bits);
-  st_u16(base + 82u, m_bits);
+  st_u16(base + 80u, bits.x);
+  st_u16(base + 82u, bits.y);
 }
 
 fn dequantize_block(base: u32) {
@@ -63,14 +58,16 @@ fn dequantize_block(base: u32) {
   let mn = f16_bits_to_f32(ld_u16(base + 82u));
   for (var j = 0u; j < 16u; j = j + 1u) {
     let sc = ld_u8(base + j);
-    let dl = kq_mul(d, f32(sc & 0xfu));
-    let ml = kq_mul(mn, f32(sc >> 4u));
+    // d * sc and its products with q are exact (f16 times small ints, at least 2^-24),
+    // so plain f32 arithmetic is C's here, fused or not.
+    let dl = d * f32(sc & 0xfu);
+    let ml = mn * f32(sc >> 4u);
     // Sub-block j = 8h + 2s + (j & 1): values 128h + 32s + 16(j & 1) + l.
     let qs = base + 16u + 32u * (j >> 3u) + 16u * (j & 1u);
     let shift = 2u * ((j >> 1u) & 3u);
     for (var l = 0u; l < 16u; l = l + 1u) {
       let q = (ld_u8(qs + l) >> shift) & 3u;
-      set_val(16u * j + l, kq_sub(kq_mul(dl, f32(q)), ml));
+      set_val(16u * j + l, no_fuse(dl * f32(q)) - ml);
     }
   }
 }

@@ -15,6 +15,8 @@ override WG_SIZE: u32 = 64u;
 @group(0) @binding(0) var<storage, read> src: array<u32>;        // f32 bits
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;  // the blocks, as words
 @group(0) @binding(2) var<uniform> params: Params;
+// Per group: bit b set when block b of the group must be encoded on the CPU (block_to_cpu).
+@group(0) @binding(3) var<storage, read_write> to_cpu: array<u32>;
 
 @compute @workgroup_size(WG_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
@@ -26,6 +28,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   if (first >= params.n_blocks) {
     return;
   }
+  var cpu_mask = 0u;
   for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
     let blk = first + b;
     if (blk >= params.n_blocks) {
@@ -35,8 +38,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     for (var i = 0u; i < BLOCK_SIZE; i = i + 1u) {
       vals[i] = src[at + i];
     }
+    block_to_cpu = false;
     quantize_block(b * BLOCK_BYTES);
+    cpu_mask = cpu_mask | select(0u, 1u << b, block_to_cpu);
   }
+  to_cpu[g] = cpu_mask;
   let out = g * GROUP_WORDS;
   for (var w = 0u; w < GROUP_WORDS; w = w + 1u) {
     dst[out + w] = grp[w];

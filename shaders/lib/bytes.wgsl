@@ -18,6 +18,11 @@
 //   fn quantize_block(base: u32)   reads vals[0..BLOCK_SIZE) (f32 bits), writes the
 //                                  block's BLOCK_BYTES bytes at byte `base` of grp.
 //   fn dequantize_block(base: u32) reads the block at byte `base` of grp, writes vals.
+//   block_to_cpu                   quantize_block may set it (the kernel clears it before
+//                                  each block) when this GPU cannot reproduce the CPU codec
+//                                  for this block (K-quants: f32 subnormals, which devices
+//                                  may flush); src/gpu/quantize.ts re-encodes such blocks
+//                                  on the CPU and reports them.
 
 const GROUP_BLOCKS: u32 = select(select(4u, 2u, BLOCK_BYTES % 4u == 2u), 1u, BLOCK_BYTES % 4u == 0u);
 const GROUP_BYTES: u32 = GROUP_BLOCKS * BLOCK_BYTES;
@@ -27,6 +32,8 @@ const GROUP_WORDS: u32 = GROUP_BYTES / 4u;
 var<private> grp: array<u32, GROUP_WORDS>;
 // One block's values as f32 bit patterns (bits, so subnormals and NaN payloads survive).
 var<private> vals: array<u32, BLOCK_SIZE>;
+// Set by quantize_block: this block must be encoded on the CPU (see the contract above).
+var<private> block_to_cpu: bool;
 
 fn val(i: u32) -> f32 {
   return bitcast<f32>(vals[i]);

@@ -2,7 +2,7 @@
 // grid and ggml's scale search for 32 weights, as ggml_quantize_chunk runs it without
 // importance weights (ggml-quants.c quantize_row_iq4_nl_impl with ntry = 7, weights x^2;
 // src/quant/codecs/iquants.ts bestSubBlockScale / packNibbles).
-// Products and sums go through kq_mul / kq_add (lib/kquant.wgsl): the weights x^2 and the
+// Products and sums go through sf_mul / sf_add (lib/softfloat.wgsl): the weights x^2 and the
 // sums of w*q*x of small blocks are subnormal where C keeps them and devices may flush them.
 // Divisions are div_rn, comparisons on bit patterns.
 
@@ -50,15 +50,16 @@ fn iq4_fit(off: u32, id: f32) -> vec2<f32> {
   for (var j = 0u; j < 32u; j = j + 1u) {
     let x = val(off + j);
     let q = iq4_grid(iq4_best_index(no_fuse(id * x)));
-    let wq = kq_mul(iq4_w[j], q);
-    sqx = kq_add(sqx, kq_mul(wq, x));
-    sq2 = kq_add(sq2, kq_mul(wq, q));
+    let wq = sf_mul(iq4_w[j], q);
+    sqx = sf_add(sqx, sf_mul(wq, x));
+    sq2 = sf_add(sq2, sf_mul(wq, q));
   }
   return vec2<f32>(sqx, sq2);
 }
 
 // The scale ggml picks for vals[off..off+32): from max/-127 (the signed absmax onto the grid's
 // -127), then the 2*NTRY+1 scales mapping max onto -127+itry, keeping the best weighted fit.
+// One loop over the 16 fits (iq4_fit and each operation written once: compile time).
 fn iq4_best_scale(off: u32) -> f32 {
   var amax = 0u;
   var mx = 0u;
@@ -73,17 +74,20 @@ fn iq4_best_scale(off: u32) -> f32 {
     return 0.0;
   }
   for (var j = 0u; j < 32u; j = j + 1u) {
-    iq4_w[j] = kq_mul(val(off + j), val(off + j));
+    iq4_w[j] = sf_mul(val(off + j), val(off + j));
   }
   let fmax = bitcast<f32>(mx);
-  var s = iq4_fit(off, div_rn(1.0, div_rn(kq_neg(fmax), -127.0)));
-  var d = select(0.0, div_rn(s.x, s.y), kq_lt(0.0, s.y));
-  var best = kq_mul(d, s.x);
-  for (var itry = -IQ4_NTRY; itry <= IQ4_NTRY; itry = itry + 1) {
-    s = iq4_fit(off, div_rn(f32(itry - 127), fmax));
-    if (kq_lt(0.0, s.y) && kq_lt(kq_mul(best, s.y), kq_mul(s.x, s.x))) {
-      d = div_rn(s.x, s.y);
-      best = kq_mul(d, s.x);
+  let d0 = div_rn(sf_neg(fmax), -127.0);
+  var d = 0.0;
+  var best = 0.0;
+  for (var t = 0; t <= 2 * IQ4_NTRY + 1; t = t + 1) {
+    // t = 0: id = 1 / (-max / -127); then id = (itry - 127) / max, itry = -NTRY..NTRY.
+    let first = t == 0;
+    let s = iq4_fit(off, div_rn(select(f32(t - IQ4_NTRY - 1 - 127), 1.0, first), select(fmax, d0, first)));
+    let positive = sf_lt(0.0, s.y);
+    if (first || (positive && sf_lt(sf_mul(best, s.y), sf_mul(s.x, s.x)))) {
+      d = select(0.0, div_rn(s.x, s.y), positive);
+      best = sf_mul(d, s.x);
     }
   }
   return d;
@@ -91,10 +95,13 @@ fn iq4_best_scale(off: u32) -> f32 {
 
 // 32 weights at vals[off..) -> 16 bytes at grp byte `at`: weight j low nibble, j+16 high.
 fn iq4_pack(off: u32, inv: f32, at: u32) {
-  for (var j = 0u; j < 16u; j = j + 1u) {
-    let lo = iq4_best_index(no_fuse(inv * val(off + j)));
-    let hi = iq4_best_index(no_fuse(inv * val(off + j + 16u)));
-    st_u8(at + j, lo | (hi << 4u));
+  for (var j = 0u; j < 32u; j = j + 1u) {
+    let idx = iq4_best_index(no_fuse(inv * val(off + j)));
+    if (j < 16u) {
+      st_u8(at + j, idx);
+    } else {
+      st_u8(at + j - 16u, ld_u8(at + j - 16u) | (idx << 4u));
+    }
   }
 }
 

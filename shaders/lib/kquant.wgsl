@@ -1,20 +1,24 @@
-// K-quant support (shaders/codecs/q2_k .. q8_k): C float arithmetic that stays exact where
-// GPUs are not, and ggml's scale searches (ggml-quants.c make_qkx2_quants, make_qx_quants,
-// make_q3_quants, make_qp_quants) as src/quant/codecs/kquants.ts has them.
-// Uses lib/rounding.wgsl (no_fuse, div_rn, flt_lt, nearest_int).
+// K-quant support (shaders/codecs/q2_k .. q8_k, and other codecs' exact float ops): ggml's
+// scale searches (ggml-quants.c make_qkx2_quants, make_qx_quants, make_q3_quants) as
+// src/quant/codecs/kquants.ts has them. Uses lib/rounding.wgsl and lib/bytes.wgsl.
 //
-// Why not plain f32 operators: the searches run long chains of products and sums whose
-// every bit decides a byte, and
-//  - devices may flush subnormal inputs and results to zero (SwiftShader does: tiny rows,
-//    x^2 weights and error sums underflow into subnormals, where C keeps them);
-//  - a*b+c may be contracted into an fma, which rounds once where C rounds twice.
-// So kq_mul / kq_add take the hardware result when it is provably the C result (operands
-// zero or normal, result normal) and otherwise compute it exactly on the bits; products
-// pass through no_fuse. Comparisons work on bit patterns (flt_lt), division is div_rn,
-// square root is bit by bit. Everything is rounded to nearest even, as gcc's C on x86.
+// WGSL's f32 +, -, * are correctly rounded, except that a device may flush subnormal
+// operands and results to zero (SwiftShader does) and may contract a*b+c into an fma.
+// Two sets of operations deal with that:
+//  - kq_mul / kq_add / kq_sub (exact): the hardware result when it is provably C's, else
+//    computed in software on the bits. Exact everywhere, but each call site is big code,
+//    and SwiftShader's compile time grows faster than the code: for a few call sites.
+//  - kg_mul / kg_add / kg_sub / kg_div / kg_sqrt (guarded): the hardware result (products
+//    through no_fuse, division and square root exact on integers), and a guard that sets
+//    `kq_inexact` unless the result is normal (at least 2^-125, finite) or a zero that C
+//    gets too. While no guard fires every operation is C's; a block whose guard fired
+//    (tiny inputs, or x^6-sized products of small ones) is handed to the CPU codec
+//    (lib/bytes.wgsl's block_to_cpu). The K searches use these: small code, fast compile.
 
 const KQ_EXP: u32 = 0x7f800000u;
 const KQ_MIN_NORMAL: u32 = 0x00800000u;
+/** Smallest magnitude (bits) a guarded result may have: 2^-125, twice the least normal. */
+const KQ_SAFE_MIN: u32 = 0x01000000u;
 /** ggml's GROUP_MAX_EPS, 1e-15f. */
 const KQ_GROUP_MAX_EPS: f32 = bitcast<f32>(0x26901d7du);
 /** 0.1f, -0.9f and 0.05f: the C literals of the search grids, as float. */
@@ -192,57 +196,6 @@ fn kq_is_zero(x: f32) -> bool {
   return (bitcast<u32>(x) & F32_ABS) == 0u;
 }
 
-// sqrtf, correctly rounded (fdlibm's e_sqrtf.c, bit by bit), for x >= 0 or NaN.
-fn kq_sqrt(x: f32) -> f32 {
-  var ix = i32(bitcast<u32>(x));
-  if ((ix & 0x7f800000) == 0x7f800000 || (ix & 0x7fffffff) == 0) {
-    return x; // inf, NaN, +-0
-  }
-  if (ix < 0) {
-    return bitcast<f32>(F32_DEFAULT_NAN ^ fp_barrier); // not a constant: WGSL has no NaN constants
-  }
-  var m = ix >> 23u;
-  if (m == 0) {
-    // subnormal: normalize
-    var i = 0;
-    loop {
-      if ((ix & 0x00800000) != 0) {
-        break;
-      }
-      ix = ix << 1u;
-      i = i + 1;
-    }
-    m = m - (i - 1);
-  }
-  m = m - 127;
-  ix = (ix & 0x007fffff) | 0x00800000;
-  if ((m & 1) != 0) {
-    ix = ix + ix;
-  }
-  m = m >> 1u;
-  ix = ix + ix;
-  var q = 0;
-  var s = 0;
-  var r = 0x01000000;
-  loop {
-    if (r == 0) {
-      break;
-    }
-    let t = s + r;
-    if (t <= ix) {
-      s = t + r;
-      ix = ix - t;
-      q = q + r;
-    }
-    ix = ix + ix;
-    r = r >> 1u;
-  }
-  if (ix != 0) {
-    q = q + (q & 1); // round to nearest even
-  }
-  return bitcast<f32>(u32((q >> 1u) + 0x3f000000 + (m << 23u)));
-}
-
 // ggml's nearest_int(x) for every x, as src/quant/codecs/kquants.ts's nearestIntC: the
 // integer read from the mantissa of x + 1.5*2^23 in float. Within |x| <= 4194303 that is
 // round half to even; beyond it the C formula's odd values; NaN gives 0.
@@ -258,6 +211,120 @@ fn kq_nearest_int(x: f32) -> i32 {
   // |x| > 4194303 or inf: the hardware sum is exact C here (normal operands and result).
   let v = bitcast<u32>(no_fuse(x + 12582912.0));
   return i32(v & 0x7fffffu) - 0x400000;
+}
+
+// ---- guarded f32 arithmetic -----------------------------------------------------------
+
+/** Set when an operation of this block left the range where the GPU is exactly C. */
+var<private> kq_inexact: bool;
+
+// A result is trusted when it is normal (at least 2^-125, finite), or zero where C's is.
+fn kg_guard(r: f32, exact_zero: bool) {
+  let a = bitcast<u32>(r) & F32_ABS;
+  kq_inexact = kq_inexact || a >= F32_INF || (a < KQ_SAFE_MIN && !(a == 0u && exact_zero));
+}
+
+// C's a * b in float (a, b zero or normal).
+fn kg_mul(a: f32, b: f32) -> f32 {
+  let p = no_fuse(a * b);
+  kg_guard(p, kq_is_zero(a) || kq_is_zero(b));
+  return p;
+}
+
+// C's a + b and a - b in float: a zero sum is exact only when b == -a.
+fn kg_add(a: f32, b: f32) -> f32 {
+  let s = no_fuse(a + b);
+  let ua = bitcast<u32>(a);
+  let ub = bitcast<u32>(b);
+  kg_guard(s, (ua ^ ub) == F32_SIGN || ((ua | ub) & F32_ABS) == 0u);
+  return s;
+}
+
+fn kg_sub(a: f32, b: f32) -> f32 {
+  return kg_add(a, -b);
+}
+
+// C's a / b in float, correctly rounded by long division on the significands (WGSL's
+// division is only within 2.5 ULP). a, b zero or normal; a zero b or a result outside the
+// normal range sets kq_inexact.
+fn kg_div(a: f32, b: f32) -> f32 {
+  let ua = bitcast<u32>(a);
+  let ub = bitcast<u32>(b);
+  let sign = (ua ^ ub) & F32_SIGN;
+  let aa = ua & F32_ABS;
+  let ab = ub & F32_ABS;
+  if (aa == 0u || ab == 0u || aa >= F32_INF || ab >= F32_INF) {
+    kq_inexact = kq_inexact || ab == 0u || aa >= F32_INF || ab >= F32_INF;
+    return bitcast<f32>(sign); // 0 / b = +-0
+  }
+  var ma = (aa & 0x7fffffu) | 0x800000u;
+  let mb = (ab & 0x7fffffu) | 0x800000u;
+  var e = i32(aa >> 23u) - i32(ab >> 23u) + 127;
+  if (ma < mb) {
+    ma = ma << 1u;
+    e = e - 1;
+  }
+  // q = floor(ma / mb * 2^24): 25 bits, the top one set; a remainder r != 0 iff inexact.
+  var r = ma;
+  var q = 0u;
+  for (var i = 0u; i < 25u; i = i + 1u) {
+    q = q << 1u;
+    if (r >= mb) {
+      r = r - mb;
+      q = q | 1u;
+    }
+    r = r << 1u;
+  }
+  var mant = q >> 1u;
+  if ((q & 1u) == 1u && (r != 0u || (mant & 1u) == 1u)) {
+    mant = mant + 1u; // a carry to 2^24 moves into the exponent below
+  }
+  let bits = (u32(max(e, 1)) << 23u) + mant - 0x800000u;
+  kq_inexact = kq_inexact || e < 2 || e > 253;
+  return bitcast<f32>(sign | bits);
+}
+
+// sqrtf, correctly rounded (fdlibm e_sqrtf.c, bit by bit), for x zero or normal, >= 0.
+fn kg_sqrt(x: f32) -> f32 {
+  var ix = i32(bitcast<u32>(x));
+  if ((ix & 0x7fffffff) < 0x00800000 || ix >= 0x7f800000) {
+    kq_inexact = kq_inexact || ix != 0;
+    return x;
+  }
+  var m = (ix >> 23u) - 127;
+  ix = (ix & 0x007fffff) | 0x00800000;
+  if ((m & 1) != 0) {
+    ix = ix + ix;
+  }
+  m = m >> 1u;
+  ix = ix + ix;
+  var q = 0;
+  var s = 0;
+  var r = 0x01000000;
+  for (var i = 0; i < 25; i = i + 1) {
+    let t = s + r;
+    if (t <= ix) {
+      s = t + r;
+      ix = ix - t;
+      q = q + r;
+    }
+    ix = ix + ix;
+    r = r >> 1u;
+  }
+  if (ix != 0) {
+    q = q + (q & 1); // round to nearest even
+  }
+  return bitcast<f32>(u32((q >> 1u) + 0x3f000000 + (m << 23u)));
+}
+
+fn kq_clamp(v: i32, lo: i32, hi: i32) -> i32 {
+  return select(select(v, lo, v < lo), hi, v > hi);
+}
+
+// Zero, normal and finite: a block input the guarded arithmetic can take.
+fn kq_check_input(x: f32) {
+  let a = bitcast<u32>(x) & F32_ABS;
+  kq_inexact = kq_inexact || a >= F32_INF || (a != 0u && a < KQ_MIN_NORMAL);
 }
 
 // ---- scale searches --------------------------------------------------------------------
@@ -276,66 +343,56 @@ var<private> kq_L: array<i32, 256>;
 var<private> kq_scales: array<f32, 16>;
 var<private> kq_mins: array<f32, 16>;
 
-fn kq_clamp(v: i32, lo: i32, hi: i32) -> i32 {
-  return select(select(v, lo, v < lo), hi, v > hi);
-}
-
 // make_qkx2_quants / make_qkx3_quants (kquants.ts makeQkxQuants): L in 0..nmax of
 // x = scale*L - the_min over nstep+1 trial inverse scales; returns scale, sets kq_the_min.
-// Skips a trial whose quants equal the previous trial's, and stops an error sum once it
-// reaches the best (weights are non-negative there): neither changes the outcome.
+// Pass is = -1 is C's first guess (scale 1/iscale, min as found). Trials skip quants equal
+// to the previous trial's and stop an error sum once it reaches the best (non-negative
+// weights): neither changes the outcome. Written with one copy of each operation, since
+// SwiftShader's compile time grows faster than the code.
 fn make_qkx_quants(n: u32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32, use_mad: bool) -> f32 {
   var mn = kq_x[0];
   var mx = kq_x[0];
   var sum_w = kq_w[0];
-  var sum_x = kq_mul(sum_w, kq_x[0]);
-  var w_non_neg = !kq_lt(kq_w[0], 0.0) && !is_nan_bits(bitcast<u32>(kq_w[0]));
+  var sum_x = kg_mul(sum_w, kq_x[0]);
+  var w_non_neg = kq_w[0] >= 0.0;
   for (var i = 1u; i < n; i = i + 1u) {
     let xi = kq_x[i];
-    if (kq_lt(xi, mn)) {
-      mn = xi;
-    }
-    if (kq_lt(mx, xi)) {
-      mx = xi;
-    }
+    mn = select(mn, xi, xi < mn);
+    mx = select(mx, xi, xi > mx);
     let w = kq_w[i];
-    if (kq_lt(w, 0.0) || is_nan_bits(bitcast<u32>(w))) {
-      w_non_neg = false;
-    }
-    sum_w = kq_add(sum_w, w);
-    sum_x = kq_add(sum_x, kq_mul(w, xi));
+    w_non_neg = w_non_neg && w >= 0.0;
+    sum_w = kg_add(sum_w, w);
+    sum_x = kg_add(sum_x, kg_mul(w, xi));
   }
-  if (kq_lt(0.0, mn)) {
+  if (mn > 0.0) {
     mn = 0.0;
   }
-  if (kq_eq(mx, mn)) {
+  if (mx == mn) {
     for (var i = 0u; i < n; i = i + 1u) {
       kq_l[i] = 0;
     }
-    kq_the_min = kq_neg(mn);
+    kq_the_min = -mn;
     return 0.0;
   }
   let fmax = f32(nmax);
-  var range = kq_sub(mx, mn);
-  for (var i = 0u; i < n; i = i + 1u) {
-    kq_xs[i] = kq_sub(kq_x[i], mn);
-  }
-  var iscale = div_rn(fmax, range);
-  var scale = div_rn(1.0, iscale);
+  var range = 0.0;
+  var moved = true; // min changed: refresh range and x - min
+  var scale = 0.0;
   var best_error = 0.0;
-  for (var i = 0u; i < n; i = i + 1u) {
-    let l = kq_clamp(kq_nearest_int(kq_mul(iscale, kq_xs[i])), 0, nmax);
-    kq_l[i] = l;
-    var diff = kq_sub(kq_add(kq_mul(scale, f32(l)), mn), kq_x[i]);
-    diff = select(kq_mul(diff, diff), kq_abs(diff), use_mad);
-    best_error = kq_add(best_error, kq_mul(kq_w[i], diff));
-  }
-  kq_laux[0] = -1; // no previous trial
-  for (var is = 0; is <= nstep; is = is + 1) {
-    iscale = div_rn(kq_add(kq_add(rmin, kq_mul(rdelta, f32(is))), fmax), range);
-    var same = true;
+  for (var is = -1; is <= nstep; is = is + 1) {
+    if (moved) {
+      range = kg_sub(mx, mn);
+      for (var i = 0u; i < n; i = i + 1u) {
+        kq_xs[i] = kg_sub(kq_x[i], mn);
+      }
+      moved = false;
+    }
+    let first = is < 0;
+    let grid = kg_add(kg_add(rmin, kg_mul(rdelta, f32(is))), fmax);
+    let iscale = kg_div(select(grid, fmax, first), range);
+    var same = is > 0;
     for (var i = 0u; i < n; i = i + 1u) {
-      let l = kq_clamp(kq_nearest_int(kq_mul(iscale, kq_xs[i])), 0, nmax);
+      let l = kq_clamp(kq_nearest_int(kg_mul(iscale, kq_xs[i])), 0, nmax);
       if (l != kq_laux[i]) {
         same = false;
         kq_laux[i] = l;
@@ -344,49 +401,59 @@ fn make_qkx_quants(n: u32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32, use_ma
     if (same) {
       continue; // same sums, fit and error as the previous trial: it cannot win now
     }
-    var sum_l = 0.0;
-    var sum_l2 = 0.0;
-    var sum_xl = 0.0;
-    for (var i = 0u; i < n; i = i + 1u) {
-      let fl = f32(kq_laux[i]);
-      let wl = kq_mul(kq_w[i], fl);
-      sum_l = kq_add(sum_l, wl);
-      sum_l2 = kq_add(sum_l2, kq_mul(wl, fl));
-      sum_xl = kq_add(sum_xl, kq_mul(wl, kq_x[i]));
+    // The fit: first guess 1/iscale with the min as found, else weighted least squares.
+    var num = 1.0;
+    var den = iscale;
+    var this_min = mn;
+    if (!first) {
+      var sum_l = 0.0;
+      var sum_l2 = 0.0;
+      var sum_xl = 0.0;
+      for (var i = 0u; i < n; i = i + 1u) {
+        let fl = f32(kq_laux[i]);
+        let wl = kg_mul(kq_w[i], fl);
+        sum_l = kg_add(sum_l, wl);
+        sum_l2 = kg_add(sum_l2, kg_mul(wl, fl));
+        sum_xl = kg_add(sum_xl, kg_mul(wl, kq_x[i]));
+      }
+      let D = kg_sub(kg_mul(sum_w, sum_l2), kg_mul(sum_l, sum_l));
+      if (!(D > 0.0)) {
+        continue;
+      }
+      this_min = kg_div(kg_sub(kg_mul(sum_l2, sum_x), kg_mul(sum_l, sum_xl)), D);
+      num = kg_sub(kg_mul(sum_w, sum_xl), kg_mul(sum_x, sum_l));
+      den = D;
+      if (this_min > 0.0) {
+        this_min = 0.0;
+        num = sum_xl;
+        den = sum_l2;
+      }
     }
-    let D = kq_sub(kq_mul(sum_w, sum_l2), kq_mul(sum_l, sum_l));
-    if (!kq_lt(0.0, D)) {
-      continue;
-    }
-    var this_scale = div_rn(kq_sub(kq_mul(sum_w, sum_xl), kq_mul(sum_x, sum_l)), D);
-    var this_min = div_rn(kq_sub(kq_mul(sum_l2, sum_x), kq_mul(sum_l, sum_xl)), D);
-    if (kq_lt(0.0, this_min)) {
-      this_min = 0.0;
-      this_scale = div_rn(sum_xl, sum_l2);
-    }
+    let this_scale = kg_div(num, den);
     var err = 0.0;
     for (var i = 0u; i < n; i = i + 1u) {
-      var diff = kq_sub(kq_add(kq_mul(this_scale, f32(kq_laux[i])), this_min), kq_x[i]);
-      diff = select(kq_mul(diff, diff), kq_abs(diff), use_mad);
-      err = kq_add(err, kq_mul(kq_w[i], diff));
-      if (w_non_neg && !kq_lt(err, best_error)) {
+      var diff = kg_sub(kg_add(kg_mul(this_scale, f32(kq_laux[i])), this_min), kq_x[i]);
+      if (use_mad) {
+        diff = abs(diff);
+      } else {
+        diff = kg_mul(diff, diff);
+      }
+      err = kg_add(err, kg_mul(kq_w[i], diff));
+      if (!first && w_non_neg && err >= best_error) {
         break; // non-negative terms: the float sum cannot come back below the best
       }
     }
-    if (kq_lt(err, best_error)) {
+    if (first || err < best_error) {
       for (var i = 0u; i < n; i = i + 1u) {
         kq_l[i] = kq_laux[i];
       }
       best_error = err;
       scale = this_scale;
+      moved = !first;
       mn = this_min;
-      range = kq_sub(mx, mn);
-      for (var i = 0u; i < n; i = i + 1u) {
-        kq_xs[i] = kq_sub(kq_x[i], mn);
-      }
     }
   }
-  kq_the_min = kq_neg(mn);
+  kq_the_min = -mn;
   return scale;
 }
 
@@ -395,8 +462,8 @@ fn kq_signed_absmax(n: u32) -> vec2<f32> {
   var mx = 0.0;
   var amax = 0.0;
   for (var i = 0u; i < n; i = i + 1u) {
-    let ax = kq_abs(kq_x[i]);
-    if (kq_lt(amax, ax)) {
+    let ax = abs(kq_x[i]);
+    if (ax > amax) {
       amax = ax;
       mx = kq_x[i];
     }
@@ -405,55 +472,47 @@ fn kq_signed_absmax(n: u32) -> vec2<f32> {
 }
 
 // make_qx_quants with rmse_type 1 (kquants.ts makeQxQuants): L + nmax in 0..2*nmax-1 with
-// weights kq_w (the caller fills x^2 when C has no weights); returns the scale.
+// weights kq_w (the caller fills x^2 where C has no weights); returns the scale. Pass
+// is = -10 is C's first guess, then the trials is = -9..9 but 0.
 fn make_qx_quants(n: u32, nmax: i32) -> f32 {
   let ma = kq_signed_absmax(n);
-  let mx = ma.x;
-  if (kq_lt(ma.y, KQ_GROUP_MAX_EPS)) {
+  if (ma.y < KQ_GROUP_MAX_EPS) {
     for (var i = 0u; i < n; i = i + 1u) {
       kq_l[i] = 0;
     }
     return 0.0;
   }
   for (var i = 0u; i < n; i = i + 1u) {
-    kq_xs[i] = kq_mul(kq_w[i], kq_x[i]);
+    kq_xs[i] = kg_mul(kq_w[i], kq_x[i]);
   }
   let fmax = f32(nmax);
-  var iscale = div_rn(-fmax, mx);
-  var sumlx = 0.0;
-  var suml2 = 0.0;
-  for (var i = 0u; i < n; i = i + 1u) {
-    let l = kq_clamp(kq_nearest_int(kq_mul(iscale, kq_x[i])), -nmax, nmax - 1);
-    kq_l[i] = l + nmax;
-    let fl = f32(l);
-    sumlx = kq_add(sumlx, kq_mul(kq_xs[i], fl));
-    suml2 = kq_add(suml2, kq_mul(kq_mul(kq_w[i], fl), fl));
-  }
   var scale = 0.0;
-  if (!kq_is_zero(suml2)) {
-    scale = div_rn(sumlx, suml2);
-  }
-  var best = kq_mul(scale, sumlx);
-  for (var is = -9; is <= 9; is = is + 1) {
+  var best = 0.0;
+  for (var is = -10; is <= 9; is = is + 1) {
     if (is == 0) {
       continue;
     }
-    iscale = div_rn(kq_neg(kq_add(fmax, kq_mul(KQ_ONE_TENTH, f32(is)))), mx);
-    sumlx = 0.0;
-    suml2 = 0.0;
+    let first = is == -10;
+    let num = select(-kg_add(fmax, kg_mul(KQ_ONE_TENTH, f32(is))), -fmax, first);
+    let iscale = kg_div(num, ma.x);
+    var sumlx = 0.0;
+    var suml2 = 0.0;
     for (var i = 0u; i < n; i = i + 1u) {
-      let l = kq_clamp(kq_nearest_int(kq_mul(iscale, kq_x[i])), -nmax, nmax - 1);
+      let l = kq_clamp(kq_nearest_int(kg_mul(iscale, kq_x[i])), -nmax, nmax - 1);
       kq_laux[i] = l;
       let fl = f32(l);
-      sumlx = kq_add(sumlx, kq_mul(kq_xs[i], fl));
-      suml2 = kq_add(suml2, kq_mul(kq_mul(kq_w[i], fl), fl));
+      sumlx = kg_add(sumlx, kg_mul(kq_xs[i], fl));
+      suml2 = kg_add(suml2, kg_mul(kg_mul(kq_w[i], fl), fl));
     }
-    if (kq_lt(0.0, suml2) && kq_lt(kq_mul(best, suml2), kq_mul(sumlx, sumlx))) {
+    if (first || (suml2 > 0.0 && kg_mul(sumlx, sumlx) > kg_mul(best, suml2))) {
       for (var i = 0u; i < n; i = i + 1u) {
         kq_l[i] = kq_laux[i] + nmax;
       }
-      scale = div_rn(sumlx, suml2);
-      best = kq_mul(scale, sumlx);
+      scale = 0.0;
+      if (suml2 != 0.0) {
+        scale = kg_div(sumlx, suml2);
+      }
+      best = kg_mul(scale, sumlx);
     }
   }
   return scale;
@@ -463,59 +522,63 @@ fn make_qx_quants(n: u32, nmax: i32) -> f32 {
 // a time; L + nmax in 0..2*nmax-1; returns the scale.
 fn make_q3_quants(n: u32, nmax: i32) -> f32 {
   let ma = kq_signed_absmax(n);
-  let mx = ma.x;
-  if (kq_lt(ma.y, KQ_GROUP_MAX_EPS)) {
+  if (ma.y < KQ_GROUP_MAX_EPS) {
     for (var i = 0u; i < n; i = i + 1u) {
       kq_l[i] = 0;
     }
     return 0.0;
   }
-  for (var i = 0u; i < n; i = i + 1u) {
-    let w = kq_mul(kq_x[i], kq_x[i]);
-    kq_w[i] = w;
-    kq_xs[i] = kq_mul(w, kq_x[i]);
-  }
-  let iscale = div_rn(-f32(nmax), mx);
+  let iscale = kg_div(-f32(nmax), ma.x);
   var sumlx = 0.0;
   var suml2 = 0.0;
   for (var i = 0u; i < n; i = i + 1u) {
-    let l = kq_clamp(kq_nearest_int(kq_mul(iscale, kq_x[i])), -nmax, nmax - 1);
+    let w = kg_mul(kq_x[i], kq_x[i]);
+    kq_w[i] = w;
+    kq_xs[i] = kg_mul(w, kq_x[i]);
+    let l = kq_clamp(kq_nearest_int(kg_mul(iscale, kq_x[i])), -nmax, nmax - 1);
     kq_l[i] = l;
     let fl = f32(l);
-    sumlx = kq_add(sumlx, kq_mul(kq_xs[i], fl));
-    suml2 = kq_add(suml2, kq_mul(kq_mul(kq_w[i], fl), fl));
+    sumlx = kg_add(sumlx, kg_mul(kq_xs[i], fl));
+    suml2 = kg_add(suml2, kg_mul(kg_mul(w, fl), fl));
   }
   for (var itry = 0; itry < 5; itry = itry + 1) {
-    var changed = 0;
+    var changed = false;
     for (var i = 0u; i < n; i = i + 1u) {
+      // Take value i out of the sums, try its best quant alone, keep it if the fit improves.
       let li = kq_l[i];
-      let fli = f32(li);
-      var slx = kq_sub(sumlx, kq_mul(kq_xs[i], fli));
-      if (kq_lt(0.0, slx)) {
-        var sl2 = kq_sub(suml2, kq_mul(kq_mul(kq_w[i], fli), fli));
-        let new_l = kq_clamp(kq_nearest_int(div_rn(kq_mul(kq_x[i], sl2), slx)), -nmax, nmax - 1);
-        if (new_l != li) {
-          let fnl = f32(new_l);
-          slx = kq_add(slx, kq_mul(kq_xs[i], fnl));
-          sl2 = kq_add(sl2, kq_mul(kq_mul(kq_w[i], fnl), fnl));
-          if (kq_lt(0.0, sl2) && kq_lt(kq_mul(kq_mul(sumlx, sumlx), sl2), kq_mul(kq_mul(slx, slx), suml2))) {
-            kq_l[i] = new_l;
-            sumlx = slx;
-            suml2 = sl2;
-            changed = changed + 1;
+      var slx = sumlx;
+      var sl2 = suml2;
+      var l = li;
+      for (var step = 0; step < 2; step = step + 1) {
+        let fl = f32(l);
+        let sign = select(-1.0, 1.0, step == 1);
+        slx = kg_add(slx, sign * kg_mul(kq_xs[i], fl));
+        sl2 = kg_add(sl2, sign * kg_mul(kg_mul(kq_w[i], fl), fl));
+        if (step == 0) {
+          if (!(slx > 0.0)) {
+            break;
           }
+          l = kq_clamp(kq_nearest_int(kg_div(kg_mul(kq_x[i], sl2), slx)), -nmax, nmax - 1);
+          if (l == li) {
+            break;
+          }
+        } else if (sl2 > 0.0 && kg_mul(kg_mul(slx, slx), suml2) > kg_mul(kg_mul(sumlx, sumlx), sl2)) {
+          kq_l[i] = l;
+          sumlx = slx;
+          suml2 = sl2;
+          changed = true;
         }
       }
     }
-    if (changed == 0) {
+    if (!changed) {
       break;
     }
   }
   for (var i = 0u; i < n; i = i + 1u) {
     kq_l[i] = kq_l[i] + nmax;
   }
-  if (kq_lt(0.0, suml2)) {
-    return div_rn(sumlx, suml2);
+  if (suml2 > 0.0) {
+    return kg_div(sumlx, suml2);
   }
   return 0.0;
 }
@@ -525,29 +588,29 @@ fn kq_sum_squares(at: u32, n: u32) -> f32 {
   var sum = 0.0;
   for (var i = 0u; i < n; i = i + 1u) {
     let x = val(at + i);
-    sum = kq_add(sum, kq_mul(x, x));
+    sum = kg_add(sum, kg_mul(x, x));
   }
   return sum;
 }
 
-// Final quants with stored scale d and min dm: L = clamp(nearest((x + dm) / d), 0, nmax)
+// Final quants with the stored scale d and min dm: L = clamp(nearest((x + dm) / d), 0, nmax)
 // for values [at, at + n); a sub-block with d == 0 keeps the search's quants.
 fn kq_requantize_with_min(at: u32, n: u32, nmax: i32, d: f32, dm: f32) {
-  if (kq_is_zero(d)) {
+  if (d == 0.0) {
     return;
   }
   for (var i = at; i < at + n; i = i + 1u) {
-    kq_L[i] = kq_clamp(kq_nearest_int(div_rn(kq_add(val(i), dm), d)), 0, nmax);
+    kq_L[i] = kq_clamp(kq_nearest_int(kg_div(kg_add(val(i), dm), d)), 0, nmax);
   }
 }
 
 // Symmetric final quants for 16 values: L = clamp(nearest(x / d), nmin, nmax) - nmin.
 fn kq_requantize_symmetric(at: u32, nmin: i32, nmax: i32, d: f32) {
-  if (kq_is_zero(d)) {
+  if (d == 0.0) {
     return;
   }
   for (var i = at; i < at + 16u; i = i + 1u) {
-    kq_L[i] = kq_clamp(kq_nearest_int(div_rn(val(i), d)), nmin, nmax) - nmin;
+    kq_L[i] = kq_clamp(kq_nearest_int(kg_div(val(i), d)), nmin, nmax) - nmin;
   }
 }
 
@@ -559,5 +622,13 @@ fn kq_pack_2bit(at: u32) {
       let b = u32(kq_L[v]) | (u32(kq_L[v + 32u]) << 2u) | (u32(kq_L[v + 64u]) << 4u) | (u32(kq_L[v + 96u]) << 6u);
       st_u8(at + 32u * h + l, b);
     }
+  }
+}
+
+// Start a super-block: clear the guard, check the inputs.
+fn kq_begin_block() {
+  kq_inexact = false;
+  for (var i = 0u; i < 256u; i = i + 1u) {
+    kq_check_input(val(i));
   }
 }

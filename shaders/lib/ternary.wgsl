@@ -20,9 +20,9 @@ fn tq_inverse(d: f32) -> f32 {
 }
 
 // lroundf(x * id) + 1 for |x * id| < 1.5: the trit 0, 1 or 2 of weight j. The product
-// goes through kq_mul: x may be subnormal while id is huge.
+// goes through sf_mul: x may be subnormal while id is huge.
 fn tq_trit(j: u32, id: f32) -> u32 {
-  let v = bitcast<u32>(kq_mul(val(j), id));
+  let v = bitcast<u32>(sf_mul(val(j), id));
   if (is_nan_bits(v)) {
     return 1u;
   }

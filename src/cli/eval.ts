@@ -1,16 +1,30 @@
-// `quantlab eval FILE... --presets P,P,... [--text FILE] [--json]`: what each preset does
-// to the model's predictions (src/model/eval.ts), on the CPU reference forward pass.
+// `quantlab eval FILE... --presets P,P,... [--text FILE] [--json] [--backend cpu|webgpu]`:
+// what each preset does to the model's predictions (src/model/eval.ts), on the CPU
+// reference forward pass or (--backend webgpu) with every matrix product on the GPU, in
+// each tensor's packed blocks (src/model/gpu-linear.ts).
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { FormatError } from '../formats/errors.ts';
 import { loadModel } from '../formats/model.ts';
-import { evaluateModel, resolveEvalPreset, type ModelEval } from '../model/eval.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { createNodeGpu } from '../gpu/node-gpu.ts';
+import { evaluateModel, resolveEvalPreset, type EvalOptions, type ModelEval } from '../model/eval.ts';
+import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
 import { PRESETS } from '../quant/presets.ts';
 import { type Command, UsageError } from './command.ts';
+import { parseBackend, type BackendChoice } from './compare.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
 
 const DEFAULT_GREEDY_TOKENS = 32;
+/** Positions per forward call on the GPU (the CPU path scores them one at a time). */
+const GPU_CHUNK = 64;
+
+/** Where the products ran: the backend, and on WebGPU how many ran on the GPU and on the CPU (types without a GPU matmul). */
+export interface EvalRun {
+  backend: BackendChoice;
+  products?: { gpu: number; cpu: number };
+}
 
 export function parsePresets(list: string | undefined): string[] {
   if (!list) throw new UsageError('--presets P,P,... is required');
@@ -28,7 +42,7 @@ export function parsePresets(list: string | undefined): string[] {
 export const evalCommand: Command = {
   name: 'eval',
   summary: "score the F32 model and each preset's model on a text: perplexity, KL divergence, top-1 agreement",
-  usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json]',
+  usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json] [--backend cpu|webgpu]',
   async run(args, io) {
     let parsed;
     try {
@@ -40,6 +54,7 @@ export const evalCommand: Command = {
           prompt: { type: 'string' },
           tokens: { type: 'string' },
           json: { type: 'boolean' },
+          backend: { type: 'string' },
         },
         allowPositionals: true,
       });
@@ -49,6 +64,7 @@ export const evalCommand: Command = {
     const { positionals, values } = parsed;
     if (positionals.length === 0) throw new UsageError('no FILE given');
     const presets = parsePresets(values.presets);
+    const backend = parseBackend(values.backend);
     const greedyTokens = values.tokens === undefined ? DEFAULT_GREEDY_TOKENS : Number(values.tokens);
     if (!Number.isInteger(greedyTokens) || greedyTokens < 0) throw new UsageError(`--tokens must be a whole number, not '${values.tokens}'`);
     let text: string | undefined;
@@ -63,17 +79,44 @@ export const evalCommand: Command = {
       }
     }
     const model = await loadModel(await openFiles(positionals));
-    const result = await evaluateModel(model, { presets, text, prompt: values.prompt, greedyTokens });
-    io.stdout(values.json ? `${toJson(evalJson(result))}\n` : evalText(result));
+    let gpu: GpuContext | null = null;
+    if (backend === 'webgpu') {
+      gpu = await createNodeGpu().catch((e: Error) => {
+        throw new Error(`--backend webgpu: ${e.message}`);
+      });
+    }
+    try {
+      const linears: GpuLinear[] = [];
+      const options: EvalOptions = { presets, text, prompt: values.prompt, greedyTokens };
+      if (gpu) {
+        const g = gpu;
+        // Positions in chunks: each product runs all of a chunk's positions at once.
+        options.chunk = GPU_CHUNK;
+        options.linear = (_config, weights, quantized) => {
+          const l = gpuLinear(g, weights, quantized);
+          linears.push(l);
+          return l;
+        };
+      }
+      const result = await evaluateModel(model, options);
+      const stats = gpu ? sumGpuLinearStats(linears.map((l) => l.stats())) : null;
+      const run: EvalRun = { backend, products: stats ? { gpu: stats.gpu, cpu: stats.cpu } : undefined };
+      // `backend` in the JSON when --backend is given (the INTERFACES.md shape stays as it is without it).
+      io.stdout(values.json ? `${toJson(evalJson(result, values.backend === undefined ? undefined : run))}\n` : evalText(result, run));
+    } finally {
+      gpu?.destroy();
+    }
     return 0;
   },
 };
 
 /**
  * The `eval --json` shape of INTERFACES.md; extensions: `f32_ppl` (the F32 model's
- * perplexity on the same text) and `greedy` (prompt and continuation per model).
+ * perplexity on the same text), `greedy` (prompt and continuation per model); with `run`
+ * (`--backend` given), `backend` (cpu or webgpu) and on WebGPU `products` (matrix
+ * products run on the GPU and on the CPU, for types without a GPU matmul).
  */
-export function evalJson(r: ModelEval) {
+export function evalJson(r: ModelEval, run?: EvalRun) {
   return {
     model: r.model,
     text_tokens: r.textTokens,
@@ -89,12 +132,14 @@ export function evalJson(r: ModelEval) {
     })),
     f32_ppl: r.f32.ppl,
     greedy: { prompt: r.prompt, F32: r.f32.greedy.text, ...Object.fromEntries(r.results.map((p) => [p.preset, p.greedy.text])) },
+    ...(run ? { backend: run.backend, ...(run.products ? { products: run.products } : {}) } : {}),
   };
 }
 
-function evalText(r: ModelEval): string {
+function evalText(r: ModelEval, run: EvalRun = { backend: 'cpu' }): string {
+  const where = run.products ? `backend ${run.backend} (${run.products.gpu} matrix products on the GPU, ${run.products.cpu} on the CPU)` : `backend ${run.backend}`;
   const head =
-    `${r.model}: ${r.textTokens} tokens of text (${r.positions} positions scored)\n` +
+    `${r.model}: ${r.textTokens} tokens of text (${r.positions} positions scored), ${where}\n` +
     `baseline (the weights as stored, run in f32): ${r.f32.bytes} bytes, ${r.f32.bpw.toFixed(2)} bpw, ppl ${r.f32.ppl.toFixed(4)}\n\n`;
   const cols = ['preset', 'bytes', 'bpw', 'ppl', 'kl_mean', 'kl_median', 'kl_p99', 'top1_agree'];
   const rows = r.results.map((p) => [

@@ -27,6 +27,8 @@ function tsxEsmApiUrl(): string {
 
 export class WorkerPool implements TensorQuantizer {
   private workers: Worker[] | null = null;
+  /** Set when a worker dies: every later job fails with it instead of waiting forever. */
+  private failure: Error | null = null;
   private readonly pending = new Map<number, { resolve: (r: QuantizeResult) => void; reject: (e: Error) => void }>();
   private nextId = 0;
 
@@ -42,6 +44,9 @@ export class WorkerPool implements TensorQuantizer {
       const worker = new Worker(boot, { eval: true, name: `quantlab-quantize-${i}` });
       worker.on('message', (reply: WorkerReply) => this.settle(reply));
       worker.on('error', (error) => this.failAll(error));
+      worker.on('exit', (code) => {
+        if (this.workers) this.failAll(new Error(`quantize worker ${i} stopped (exit code ${code})`));
+      });
       return worker;
     });
     return this.workers;
@@ -53,18 +58,21 @@ export class WorkerPool implements TensorQuantizer {
     const parts = splitJob(job, this.threads, minRows);
     if (parts.length === 1) return quantizeRows(job);
     const workers = this.start();
-    const posted = parts.slice(1).map((part, i) => this.post(workers[i], part));
+    const posted = Promise.all(parts.slice(1).map((part, i) => this.post(workers[i], part)));
+    posted.catch(() => undefined); // awaited below; this only keeps a throw from quantizeRows from orphaning it
     const mine = quantizeRows(parts[0]); // this thread takes the first share meanwhile
-    return joinResults([mine, ...(await Promise.all(posted))]);
+    return joinResults([mine, ...(await posted)]);
   }
 
   /** Ends the threads (the process cannot exit while they run). */
   async close(): Promise<void> {
-    await Promise.all((this.workers ?? []).map((w) => w.terminate()));
+    const workers = this.workers ?? [];
     this.workers = null;
+    await Promise.all(workers.map((w) => w.terminate()));
   }
 
   private post(worker: Worker, part: QuantizeJob): Promise<QuantizeResult> {
+    if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     // Copies: posting a view would clone its whole buffer (the entire tensor).
     const data = part.data.slice();
@@ -85,6 +93,7 @@ export class WorkerPool implements TensorQuantizer {
   }
 
   private failAll(error: Error): void {
+    this.failure ??= error;
     for (const { reject } of this.pending.values()) reject(error);
     this.pending.clear();
   }

@@ -2,7 +2,7 @@
 // synthetic Llama, the WebGPU backend, one-line refusals, and the exported stories260K
 // generating text in real llama.cpp (node-llama-cpp, one model per child process).
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { SWIFTSHADER_ICD } from '../gpu/gpu-test-setup.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
-import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
+import { buildGgufImatrix, toolImatrixValues } from '../testing/imatrix-file.ts';
+import { syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { main } from './main.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -68,7 +69,7 @@ describe('quantlab quantize', () => {
     process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
     const out = join(dir, 'ours-gpu.gguf');
     const { code, stdout, stderr } = await inProcess(['quantize', STORIES, '-o', out, '--preset', 'Q4_K_M', '--backend', 'webgpu']);
-    expect(code).toBe(0);
+    expect(code, stderr).toBe(0);
     expect(stderr).not.toMatch(/quantlab/); // (Dawn may log about its environment)
     expect(readFileSync(out).equals(llamaFile(STORIES, 'Q4_K_M'))).toBe(true);
     const backends = tableRows(stdout).map((r) => r[4]);
@@ -92,6 +93,32 @@ describe('quantlab quantize', () => {
     expect(stderr).toMatch(message);
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
+  });
+
+  it('--imatrix (a GGUF imatrix) and --tensor-type: byte-identical to llama-quantize given the same, with its quantize.imatrix.* keys', async () => {
+    const input = join(dir, 'compact.gguf');
+    const options = { nLayer: 4, nEmbd: 256, nFf: 768, nHead: 8, nHeadKv: 2, nVocab: 288, compactRows: 2, seed: 3 };
+    writeSyntheticLlama(input, options);
+    const entries = syntheticLlamaTensors(options)
+      .filter((t) => t.ne.length === 2)
+      .map((t, k) => ({ name: t.name, sums: Float32Array.from({ length: t.ne[0] }, (_, i) => 1 + ((i * 7 + k) % 13)), counts: [5] }));
+    const imatrix = join(dir, 'compact.imatrix.gguf');
+    writeFileSync(imatrix, await buildGgufImatrix(entries, ['calibration.txt'], 9));
+    const out = join(dir, 'compact-Q2_K_S.gguf');
+    const args = ['quantize', input, '-o', out, '--preset', 'Q2_K_S', '--imatrix', imatrix, '--tensor-type', 'ATTN_V=q5_K'];
+    expect((await inProcess(args)).code).toBe(0);
+    const theirs = join(dir, 'compact-Q2_K_S.llama.gguf');
+    llamaQuantize(input, theirs, 'Q2_K_S', {
+      imatrix: new Map(entries.map((e) => [e.name, toolImatrixValues(e)])),
+      overrides: [{ pattern: 'attn_v', type: 'q5_K' }], // llama-quantize lower-cases the pattern
+      kvOverrides: [
+        { key: 'quantize.imatrix.file', value: imatrix },
+        { key: 'quantize.imatrix.dataset', value: 'calibration.txt' },
+        { key: 'quantize.imatrix.entries_count', value: { int: entries.length } },
+        { key: 'quantize.imatrix.chunks_count', value: { int: 9 } },
+      ],
+    });
+    expect(readFileSync(out).equals(readFileSync(theirs))).toBe(true);
   });
 
   it('refuses a safetensors model until the converter can convert it, and writing over its input', async () => {

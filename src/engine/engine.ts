@@ -14,6 +14,7 @@ import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSp
 import type { PlanMode, TensorTypeOverride } from '../quant/presets.ts';
 import { summarizeModel } from './summary.ts';
 import { evaluateModel, type ModelEval } from '../model/eval.ts';
+import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
 import type { BlockView, CompareRequest, CompareResult, GpuStatus, ModelSummary, Progress, TypeResult } from './types.ts';
 
 /** Dequantized copies kept between the two passes of a comparison, at most (bytes). */
@@ -24,6 +25,9 @@ const WEIGHT_HISTOGRAM_BINS = 101;
 const INSPECT_ELEMENTS_UNBLOCKED = 32;
 /** The block inspector's index counts windows of this many elements (a K-quant super-block). */
 const INSPECT_WINDOW = 256;
+/** Positions per forward call of the model-output eval. */
+const EVAL_GPU_CHUNK = 64;
+const EVAL_CPU_CHUNK = 8;
 
 export class CancelledError extends Error {
   constructor() {
@@ -183,11 +187,39 @@ export class Engine {
    * What each preset does to the model's output (KL against F32, perplexity, top-1
    * agreement, greedy text) on the built-in text or `text`.
    */
-  async evalModel(presets: readonly string[], onProgress?: ProgressListener, text?: string): Promise<Omit<ModelEval, 'results'> & { results: Omit<ModelEval['results'][number], 'kl'>[] }> {
+  async evalModel(
+    presets: readonly string[],
+    onProgress?: ProgressListener,
+    text?: string,
+  ): Promise<Omit<ModelEval, 'results'> & { results: Omit<ModelEval['results'][number], 'kl'>[]; backend: Compute['backend']; products: { gpu: number; cpu: number } | null }> {
+    await this.ensureGpu();
     this.evalAbort = new AbortController();
-    const r = await evaluateModel(this.loadedModel(), { presets, text, onProgress, signal: this.evalAbort.signal, chunk: 8 });
+    const gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
+    const linears: GpuLinear[] = [];
+    const r = await evaluateModel(this.loadedModel(), {
+      presets,
+      text,
+      onProgress,
+      signal: this.evalAbort.signal,
+      // On the GPU each product takes a chunk of positions at once; the CPU checks cancel more often.
+      chunk: gpu ? EVAL_GPU_CHUNK : EVAL_CPU_CHUNK,
+      linear: gpu
+        ? (_config, weights, quantized) => {
+            const l = gpuLinear(gpu, weights, quantized);
+            linears.push(l);
+            return l;
+          }
+        : undefined,
+    });
+    const stats = sumGpuLinearStats(linears.map((l) => l.stats()));
     // Per-position KL stays here: the caller gets the summary figures.
-    return { ...r, results: r.results.map(({ kl: _kl, ...rest }) => rest) };
+    return {
+      ...r,
+      results: r.results.map(({ kl: _kl, ...rest }) => rest),
+      backend: gpu && stats.cpu === 0 ? 'webgpu' : 'cpu',
+      // On WebGPU: matrix products run on the GPU, and on the CPU (types without a GPU matmul).
+      products: gpu ? { gpu: stats.gpu, cpu: stats.cpu } : null,
+    };
   }
 
   /** Quantize one tensor into each type and measure the error (two passes: stats, then histograms on a shared range). */

@@ -21,6 +21,7 @@ import { firstDifference } from '../testing/gguf-diff.ts';
 import { type ImatrixTestEntry, buildGgufImatrix, buildLegacyImatrix, toolImatrixValues } from '../testing/imatrix-file.ts';
 import { llamaQuantize, type QuantizeOptions } from '../testing/llama-peer.ts';
 import { type SyntheticLlamaOptions, syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
+import { CancelledError, Engine } from './engine.ts';
 import { type ExportOptions, type ExportRequest, type TensorReport, exportGguf, exportSourceFromModel, ggmlDims, inlineQuantizer, planExport, quantizedMetadata } from './export.ts';
 import { type Imatrix, readImatrix } from './imatrix.ts';
 import { type QuantizeJob, joinResults, matrixSegments, quantizeRows, splitJob } from './quantize-rows.ts';
@@ -130,7 +131,7 @@ describe('byte-identical to llama-quantize, every preset', () => {
 });
 
 describe('byte-identical to llama-quantize: --type, --tensor-type, experts', () => {
-  it.each(['q8_0', 'q4_K', 'iq4_nl', 'f16', 'bf16', 'tq2_0'])('--type %s (llama-quantize --pure)', async (type) => {
+  it.each(['q8_0', 'q4_K', 'iq4_nl', 'f16', 'bf16', 'f32', 'tq2_0'])('--type %s (llama-quantize --pure)', async (type) => {
     await expectIdentical(paths.S, { mode: { type } });
   });
 
@@ -352,6 +353,26 @@ describe('the job', () => {
     expect(seen[0]).toBe(plan.layout.dataOffset);
     expect(seen.at(-1)).toBe(plan.layout.totalBytes);
     expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+  });
+});
+
+describe('Engine.exportGguf (what the UI calls)', () => {
+  it('writes the file to a sink with progress in bytes; cancel() stops it with CancelledError', async () => {
+    const engine = new Engine(null);
+    await engine.load([await fileSource(paths.stories)]);
+    const chunks: Uint8Array[] = [];
+    const progress: number[] = [];
+    const written = await engine.exportGguf({ preset: 'Q5_K_M' }, [{ pattern: 'ffn_down', type: 'q8_0' }], (c) => void chunks.push(c.slice()), (p) => progress.push(p.done / p.total));
+    const bytes = Buffer.concat(chunks);
+    expect(written).toBe(bytes.length);
+    expect(bytes.equals(theirs(paths.stories, { mode: { preset: 'Q5_K_M' }, overrides: [{ pattern: 'ffn_down', type: 'q8_0' }] }))).toBe(true);
+    expect(progress.at(-1)).toBe(1);
+
+    let calls = 0;
+    const cancelled = engine.exportGguf({ preset: 'Q8_0' }, [], () => {
+      if (++calls === 4) engine.cancel();
+    });
+    await expect(cancelled).rejects.toBeInstanceOf(CancelledError);
   });
 });
 

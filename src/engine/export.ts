@@ -95,16 +95,16 @@ export function exportSourceFromModel(model: ModelIndex): ExportSource {
 /** The export source of a converted model (src/convert: safetensors + config -> GGUF); its tensors are read whole. */
 export function exportSourceFromConverted(model: GgufSourceModel): ExportSource {
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
-  const cut = <T extends Uint8Array | Float32Array>(whole: T, t: ExportSourceTensor, rows: RowRange, perRow: number): T =>
+  const cut = <T extends Uint8Array | Float32Array>(whole: T, rows: RowRange, perRow: number): T =>
     whole.subarray(rows.first * perRow, (rows.first + rows.count) * perRow) as T;
   return {
     metadata: model.metadata,
     tensors: model.tensors.map((t) => ({ name: t.name, type: t.ggmlType, ne: [...t.shape].reverse() })),
     readBytes: async (t, rows) => {
       const whole = await byName.get(t.name)!.readBytes();
-      return cut(whole, t, rows, whole.length / rowCount(t.ne));
+      return cut(whole, rows, whole.length / rowCount(t.ne));
     },
-    readF32: async (t, rows) => cut(await byName.get(t.name)!.readF32(), t, rows, t.ne[0]),
+    readF32: async (t, rows) => cut(await byName.get(t.name)!.readF32(), rows, t.ne[0]),
     slabElements: Infinity,
   };
 }
@@ -307,7 +307,7 @@ export interface ExportOptions {
   readonly measure?: boolean;
   /** Stops the job before the next tensor or slab; the stream then throws signal.reason. */
   readonly signal?: AbortSignal;
-  /** Before each tensor and after the last. */
+  /** Before each tensor, after each slab and after the last tensor. */
   readonly onProgress?: (p: ExportProgress) => void;
   readonly onTensor?: (r: TensorReport) => void;
 }
@@ -338,7 +338,7 @@ export const inlineQuantizer: TensorQuantizer = {
 /**
  * The output file as a stream of chunks: the header, then each tensor's data and padding,
  * a slab of rows at a time (never a whole tensor in memory). Reports each tensor as it is
- * written.
+ * written. Data chunks own their buffers: a consumer may transfer them (postMessage).
  */
 export function exportGguf(source: ExportSource, plan: ExportPlan, options: ExportOptions = {}): AsyncGenerator<Uint8Array> {
   const total = plan.tensors.length;
@@ -351,7 +351,10 @@ export function exportGguf(source: ExportSource, plan: ExportPlan, options: Expo
     options.signal?.throwIfAborted();
     const tensor = plan.tensors[index];
     progress(index, tensor.name);
-    const report = yield* tensorData(source, tensor, options, state);
+    const report = yield* tensorData(source, tensor, options, state, (slabBytes) => {
+      bytesDone += slabBytes;
+      progress(index, tensor.name);
+    });
     bytesDone = endOfTensor(plan.layout, index);
     options.onTensor?.(report);
     if (index === total - 1) progress(total, 'done');
@@ -369,6 +372,11 @@ interface JobState {
   gpu?: Compute;
 }
 
+/** The bytes in a buffer of their own, so that a consumer may transfer it (a reader may return views of a shared one). */
+function ownBuffer(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
 /** Row ranges of at most `slabElements` elements (at least one row each). */
 export function slabs(rows: number, rowLength: number, slabElements: number): RowRange[] {
   const perSlab = Math.max(1, Math.floor(slabElements / rowLength));
@@ -378,7 +386,13 @@ export function slabs(rows: number, rowLength: number, slabElements: number): Ro
 }
 
 /** One tensor's data, slab by slab; returns its report. The next slab is read while this one is quantized. */
-async function* tensorData(source: ExportSource, tensor: ExportTensor, options: ExportOptions, state: JobState): AsyncGenerator<Uint8Array, TensorReport> {
+async function* tensorData(
+  source: ExportSource,
+  tensor: ExportTensor,
+  options: ExportOptions,
+  state: JobState,
+  onSlab: (bytes: number) => void,
+): AsyncGenerator<Uint8Array, TensorReport> {
   const t0 = performance.now();
   const src = tensor.source;
   const ranges = slabs(rowCount(src.ne), src.ne[0] ?? 1, source.slabElements ?? SLAB_ELEMENTS);
@@ -395,7 +409,8 @@ async function* tensorData(source: ExportSource, tensor: ExportTensor, options: 
     options.signal?.throwIfAborted();
     if (!tensor.converted) {
       bytes += data.byteLength;
-      yield data as Uint8Array;
+      yield ownBuffer(data as Uint8Array);
+      onSlab(data.byteLength);
       continue;
     }
     const slab = await quantizeSlab(tensor, data as Float32Array, range, measure, options, state);
@@ -403,6 +418,7 @@ async function* tensorData(source: ExportSource, tensor: ExportTensor, options: 
     if (sums && slab.sums) sums = mergeSums(sums, slab.sums);
     bytes += slab.bytes.length;
     yield slab.bytes;
+    onSlab(slab.bytes.length);
   }
   const rmse = !tensor.converted ? 0 : sums && sums.count > 0 ? metricsFromSums(sums).rmse : null;
   return {

@@ -127,6 +127,8 @@ interface CodecRun {
   source: (firstBlock: number, blocks: number) => Uint8Array;
   /** Take chunk output (padded to whole groups) for blocks [firstBlock, +blocks). */
   take: (out: Uint8Array, firstBlock: number, blocks: number) => void;
+  /** Quantize only: blocks the kernel left to the CPU (block_to_cpu in shaders/lib/bytes.wgsl). */
+  toCpu?: (block: number) => void;
 }
 
 async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
@@ -145,8 +147,13 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
     const outBytes = chunkGroups * run.outPerGroup;
     const src = device.createBuffer({ label: `${label}.src`, size: inBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     const dst = device.createBuffer({ label: `${label}.dst`, size: outBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const readback = device.createBuffer({ label: `${label}.readback`, size: outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    // The quantize kernel also writes one word per group: which of its blocks need the CPU.
+    const maskBytes = kernel === 'quantize' ? chunkGroups * 4 : 0;
+    const readback = device.createBuffer({ label: `${label}.readback`, size: outBytes + maskBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const params = device.createBuffer({ label: `${label}.params`, size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const masks = maskBytes
+      ? device.createBuffer({ label: `${label}.to-cpu`, size: maskBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC })
+      : undefined;
     const bindGroup = device.createBindGroup({
       label: `${label}.bindgroup`,
       layout: pipeline.getBindGroupLayout(0),
@@ -154,6 +161,7 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
         { binding: 0, resource: { buffer: src } },
         { binding: 1, resource: { buffer: dst } },
         { binding: 2, resource: { buffer: params } },
+        ...(masks ? [{ binding: 3, resource: { buffer: masks } }] : []),
       ],
     });
     const staging = new Uint8Array(inBytes);
@@ -181,9 +189,16 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
         pass.end();
         const size = groups * run.outPerGroup;
         enc.copyBufferToBuffer(dst, 0, readback, 0, size);
+        if (masks) enc.copyBufferToBuffer(masks, 0, readback, outBytes, groups * 4);
         device.queue.submit([enc.finish()]);
-        await readback.mapAsync(GPUMapMode.READ, 0, size);
+        await readback.mapAsync(GPUMapMode.READ, 0, outBytes + maskBytes);
         run.take(new Uint8Array(readback.getMappedRange(0, size)), first, blocks);
+        if (masks) {
+          const m = new Uint32Array(readback.getMappedRange(outBytes, groups * 4));
+          for (let i = 0; i < groups; i++) {
+            for (let b = 0; m[i] !== 0 && b < g; b++) if (m[i] & (1 << b)) run.toCpu?.(first + i * g + b);
+          }
+        }
         readback.unmap();
       }
     } finally {
@@ -191,8 +206,19 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
       dst.destroy();
       readback.destroy();
       params.destroy();
+      masks?.destroy();
     }
   });
+}
+
+/** What quantizeOnGpuDetailed did besides the bytes. */
+export interface GpuQuantizeReport {
+  /**
+   * Blocks the GPU handed back and the CPU codec encoded (shaders/lib/bytes.wgsl's
+   * block_to_cpu): K-quant blocks whose scale search reaches f32 subnormals, which the
+   * device may flush. Empty for every other type.
+   */
+  readonly cpuBlocks: readonly number[];
 }
 
 /**
@@ -205,12 +231,23 @@ export async function quantizeOnGpu(
   data: Float32Array,
   rowLength: number,
 ): Promise<Uint8Array> {
+  return (await quantizeOnGpuDetailed(gpu, type, data, rowLength)).bytes;
+}
+
+/** quantizeOnGpu, also saying which blocks the CPU encoded. */
+export async function quantizeOnGpuDetailed(
+  gpu: GpuContext,
+  type: QuantType | string,
+  data: Float32Array,
+  rowLength: number,
+): Promise<{ bytes: Uint8Array; report: GpuQuantizeReport }> {
   const t = requireGpuType(type);
   const nBlocks = checkShape(t, data.length, rowLength, 'quantizeOnGpu');
   const g = groupBlocks(t.typeSize);
   const input = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint8Array(nBlocks * t.typeSize);
   const valueBytes = t.blockSize * 4;
+  const cpuBlocks: number[] = [];
   await runCodec(gpu, {
     kernel: 'quantize',
     type: t,
@@ -219,8 +256,14 @@ export async function quantizeOnGpu(
     outPerGroup: g * t.typeSize,
     source: (first, blocks) => input.subarray(first * valueBytes, (first + blocks) * valueBytes),
     take: (chunk, first, blocks) => out.set(chunk.subarray(0, blocks * t.typeSize), first * t.typeSize),
+    toCpu: (block) => cpuBlocks.push(block),
   });
-  return out;
+  // Blocks are independent: one block encoded alone is that block of the whole row.
+  for (const b of cpuBlocks) {
+    const values = data.subarray(b * t.blockSize, (b + 1) * t.blockSize);
+    out.set(t.codec.encode(values, t.blockSize), b * t.typeSize);
+  }
+  return { bytes: out, report: { cpuBlocks } };
 }
 
 /** Dequantize `rows` rows of `rowLength` values of `type` from `bytes` on the GPU. */

@@ -65,7 +65,9 @@ export const CODEC_LIBS = [
   'lib/bf16.wgsl',
   'lib/bytes.wgsl',
   'lib/kquant.wgsl',
-  // IQ4_NL/IQ4_XS's scale search and TQ1_0/TQ2_0's trits (each shared by two codecs).
+  // Exact C float * and + (subnormals included); IQ4_NL/IQ4_XS's scale search and
+  // TQ1_0/TQ2_0's trits (each shared by two codecs).
+  'lib/softfloat.wgsl',
   'lib/iq4.wgsl',
   'lib/ternary.wgsl',
 ];

@@ -65,7 +65,12 @@ export function ModelOutputTab({ architecture }: { architecture: string | null }
       {result && (
         <>
           <p className="muted">
-            {result.textTokens} tokens of text ({result.positions} scored positions). F32 perplexity {result.f32.ppl.toFixed(4)}.
+            {result.textTokens} tokens of text ({result.positions} scored positions). F32 perplexity {result.f32.ppl.toFixed(4)}.{' '}
+            <span data-testid="eval-backend" data-backend={result.backend}>
+              {result.products
+                ? `${result.products.gpu} matrix products on WebGPU${result.products.cpu ? `, ${result.products.cpu} on the CPU (no GPU matmul for their type)` : ''}.`
+                : 'Computed on the CPU.'}
+            </span>
           </p>
           <table className="metrics" aria-label="Model output metrics">
             <thead>

@@ -997,10 +997,11 @@ function applyScalesAndMins(dBits: number, mBits: number, groupSize: number, y: 
   if (isFiniteBits(dBits) && isFiniteBits(mBits)) {
     const d = f32FromBits(dBits);
     const dmin = f32FromBits(mBits);
-    for (let j = 0; j < QK_K / groupSize; j++) {
+    const quants = blockQuants;
+    for (let j = 0, e = 0; j < QK_K / groupSize; j++) {
       const dl = f32(d * subScaleInts[j]);
       const ml = f32(dmin * subMinInts[j]);
-      for (let e = groupSize * j; e < groupSize * (j + 1); e++) y[y0 + e] = f32(dl * blockQuants[e]) - ml;
+      for (const end = e + groupSize; e < end; e++) y[y0 + e] = Math.fround(dl * quants[e]) - ml;
     }
     return;
   }
@@ -1015,9 +1016,10 @@ function applyScalesAndMins(dBits: number, mBits: number, groupSize: number, y: 
 function applyScales(dBits: number, groupSize: number, y: Float32Array, yBits: Uint32Array, y0: number): void {
   if (isFiniteBits(dBits)) {
     const d = f32FromBits(dBits);
-    for (let j = 0; j < QK_K / groupSize; j++) {
+    const quants = blockQuants;
+    for (let j = 0, e = 0; j < QK_K / groupSize; j++) {
       const dl = f32(d * subScaleInts[j]);
-      for (let e = groupSize * j; e < groupSize * (j + 1); e++) y[y0 + e] = dl * blockQuants[e];
+      for (const end = e + groupSize; e < end; e++) y[y0 + e] = dl * quants[e];
     }
     return;
   }
