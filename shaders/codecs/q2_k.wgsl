@@ -51,6 +51,7 @@ fn quantize_block(base: u32) {
   kq_pack_2bit(base + 16u);
   st_u16(base + 80u, bits.x);
   st_u16(base + 82u, bits.y);
+  block_to_cpu = kq_inexact;
 }
 
 fn dequantize_block(base: u32) {

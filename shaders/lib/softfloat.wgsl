@@ -140,3 +140,16 @@ fn sf_abs(x: f32) -> f32 {
 fn sf_lt(a: f32, b: f32) -> bool {
   return flt_lt(bitcast<u32>(a), bitcast<u32>(b));
 }
+
+// clamp(round half to even(v), lo, hi) (torch.round, then clamp) for non-NaN v, any size;
+// lo <= 0 <= hi, |lo|, |hi| < 2^22. Callers test NaN first.
+fn round_even_clamp(v: f32, lo: i32, hi: i32) -> i32 {
+  let b = bitcast<u32>(v);
+  if (flt_lt(b, bitcast<u32>(f32(lo)))) {
+    return lo;
+  }
+  if (flt_lt(bitcast<u32>(f32(hi)), b)) {
+    return hi;
+  }
+  return clamp(nearest_int(v), lo, hi);
+}

@@ -1,5 +1,5 @@
 // quantlab CLI entry: `quantlab COMMAND ARGS...`. Each command lives in its own module
-// (inspect.ts, compare.ts; quantize and eval later) and is listed in COMMANDS.
+// (inspect.ts, quantize.ts, compare.ts, eval.ts) and is listed in COMMANDS.
 // Exit codes: 0 success, 1 bad input or failure, with one line on stderr naming the
 // file, the byte offset and the reason (INTERFACES.md).
 

@@ -8,13 +8,15 @@ import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '..
 import { blockFields } from '../quant/block-fields.ts';
 import { bitsPerWeight, dequantizeGgml, quantType, whyNotApplicable, type QuantType } from '../quant/types.ts';
 import { cpuCompute, gpuCompute, type Compute } from './compute.ts';
-import { exportGguf, exportSourceFromModel, planExport, writeStream, type ExportOptions, type ExportProgress, type ExportRequest } from './export.ts';
+import { exportGguf, exportSourceFor, planExport, writeStream, type ExportOptions, type ExportProgress, type ExportRequest } from './export.ts';
 import { randomVector, runMatmulCheck, type MatmulRequest, type MatmulResult } from './matmul-job.ts';
 import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSpec, type PlanSummary, type PresetSize } from './plan.ts';
 import type { PlanMode, TensorTypeOverride } from '../quant/presets.ts';
 import { summarizeModel } from './summary.ts';
 import { evaluateModel, type ModelEval } from '../model/eval.ts';
 import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
+import { llamaConfig } from '../model/llama.ts';
+import { ggufView } from '../model/weights.ts';
 import type { BlockView, CompareRequest, CompareResult, GpuStatus, ModelSummary, Progress, TypeResult } from './types.ts';
 
 /** Dequantized copies kept between the two passes of a comparison, at most (bytes). */
@@ -125,24 +127,37 @@ export class Engine {
     }
   }
 
+  /**
+   * The model as llama.cpp's quantizer sees it (GGUF names and keys; a safetensors Llama
+   * under the names convert_hf_to_gguf.py gives), with each tensor's tensor in the files.
+   */
+  private planView(): { view: ModelIndex; fileTensor: (name: string) => ModelTensor } {
+    const model = this.loadedModel();
+    if (model.format === 'gguf') return { view: model, fileTensor: (name) => this.tensor(name) };
+    const config = llamaConfig(model);
+    const sourceName = new Map(config.ggufNames);
+    return { view: ggufView(model, config), fileTensor: (name) => this.tensor(sourceName.get(name)!) };
+  }
+
   plan(mode: PlanMode, overrides: readonly OverrideSpec[] = []): PlanSummary {
-    return planModel(this.loadedModel(), mode, overrides);
+    return planModel(this.planView().view, mode, overrides);
   }
 
   presetSizes(): PresetSize[] {
-    return presetSizes(this.loadedModel());
+    return presetSizes(this.planView().view);
   }
 
   /** The error of every tensor the plan converts, and per layer (weighted by size). */
   async planErrors(mode: PlanMode, overrides: readonly OverrideSpec[] = [], onProgress?: ProgressListener): Promise<{ tensors: { name: string; type: string; sums: ErrorSums }[]; layers: LayerError[]; backend: Compute['backend'] }> {
     await this.ensureGpu();
     const generation = ++this.generation;
-    const rows = this.plan(mode, overrides).rows.filter((r) => r.converted && quantType(r.type));
+    const { view, fileTensor } = this.planView();
+    const rows = planModel(view, mode, overrides).rows.filter((r) => r.converted && quantType(r.type));
     const tensors: { name: string; type: string; sums: ErrorSums }[] = [];
     let allGpu = true;
     for (const [i, row] of rows.entries()) {
       const type = quantType(row.type)!;
-      const data = await this.readF32(this.tensor(row.name));
+      const data = await this.readF32(fileTensor(row.name));
       const rowLength = row.shape[row.shape.length - 1] ?? 1;
       const { value, backend } = await this.run(type, async (c) => {
         const bytes = await c.quantize(type, data, rowLength);
@@ -324,7 +339,7 @@ export class Engine {
     more: Omit<ExportRequest, 'mode' | 'overrides'> & Pick<ExportOptions, 'cpu' | 'onTensor' | 'measure'> = {},
   ): Promise<number> {
     await this.ensureGpu();
-    const source = exportSourceFromModel(this.loadedModel());
+    const source = await exportSourceFor(this.loadedModel());
     const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix });
     const abort = new AbortController();
     this.exportAbort = abort;

@@ -22,7 +22,7 @@ import { type ImatrixTestEntry, buildGgufImatrix, buildLegacyImatrix, toolImatri
 import { llamaQuantize, type QuantizeOptions } from '../testing/llama-peer.ts';
 import { type SyntheticLlamaOptions, syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { CancelledError, Engine } from './engine.ts';
-import { type ExportOptions, type ExportRequest, type TensorReport, exportGguf, exportSourceFromModel, ggmlDims, inlineQuantizer, planExport, quantizedMetadata } from './export.ts';
+import { type ExportOptions, type ExportRequest, type TensorReport, exportGguf, exportSourceFor, exportSourceFromModel, ggmlDims, inlineQuantizer, planExport, quantizedMetadata } from './export.ts';
 import { type Imatrix, readImatrix } from './imatrix.ts';
 import { type QuantizeJob, joinResults, matrixSegments, quantizeRows, splitJob } from './quantize-rows.ts';
 
@@ -339,9 +339,27 @@ describe('the job', () => {
     expect(tensors).toBe(3);
   });
 
-  it('refuses a safetensors model until src/convert can convert it', async () => {
-    const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.f32.safetensors'))]);
-    expect(() => exportSourceFromModel(model)).toThrow(/safetensors -> GGUF converter/);
+  it('quantizes a safetensors model through the converter: the same tensor bytes as from the GGUF', async () => {
+    const files = ['stories260K.f32.safetensors', 'stories260K.config.json', 'tok512.model'];
+    const hf = await loadModel(await Promise.all(files.map((f) => fileSource(join(FIXTURE_MODELS, f)))));
+    expect(() => exportSourceFromModel(hf)).toThrow(/not GGUF/);
+    const gguf = await loadModel([await fileSource(paths.stories)]);
+    const tensorsOf = async (model: typeof hf) => {
+      const source = await exportSourceFor(model);
+      const plan = planExport(source, { mode: { preset: 'Q4_0' } });
+      const file = Buffer.from(await collect(exportGguf(source, plan)));
+      return new Map(plan.tensors.map((t, i) => {
+        const at = plan.layout.dataOffset + plan.layout.tensors[i].offset;
+        return [t.name, { type: t.type, bytes: file.subarray(at, at + t.nbytes) }];
+      }));
+    };
+    const fromHf = await tensorsOf(hf);
+    const fromGguf = await tensorsOf(gguf);
+    expect([...fromHf.keys()].sort()).toEqual([...fromGguf.keys()].sort());
+    for (const [name, t] of fromGguf) {
+      expect(fromHf.get(name)!.type, name).toBe(t.type);
+      expect(fromHf.get(name)!.bytes.equals(t.bytes), name).toBe(true);
+    }
   });
 
   it('reports progress in file bytes, ending at the file size', async () => {

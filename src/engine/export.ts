@@ -23,6 +23,7 @@ import { GGML_TYPES, GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { type GgufMetadataEntry, type GgufValue, ggufEntry, metadataToObject } from '../formats/gguf/metadata.ts';
 import { type GgufLayout, type GgufTensorDescriptor, planGguf, writeGguf } from '../formats/gguf/write.ts';
 import { type ModelIndex, type ModelTensor, readTensorBytes, readTensorF32 } from '../formats/model.ts';
+import { convertHfLlama } from '../convert/llama.ts';
 import type { GgufSourceModel } from '../convert/source-model.ts';
 import { GpuDeviceLostError } from '../gpu/device.ts';
 import { emptySums, mergeSums, metricsFromSums, type ErrorSums } from '../quant/metrics.ts';
@@ -69,10 +70,15 @@ export interface ExportSource {
   readonly slabElements?: number;
 }
 
-/** The export source of a loaded GGUF model (a safetensors one goes through src/convert first). */
+/** The export source of any loaded model: a GGUF as it is, safetensors converted as convert_hf_to_gguf.py would. */
+export async function exportSourceFor(model: ModelIndex): Promise<ExportSource> {
+  return model.format === 'gguf' ? exportSourceFromModel(model) : exportSourceFromConverted(await convertHfLlama(model));
+}
+
+/** The export source of a loaded GGUF model (exportSourceFor converts a safetensors one first). */
 export function exportSourceFromModel(model: ModelIndex): ExportSource {
   if (model.format !== 'gguf' || !model.ggufMetadata) {
-    throw new Error('quantizing safetensors needs the safetensors -> GGUF converter (src/convert), which cannot convert models yet: give a GGUF file');
+    throw new Error(`${model.format} is not GGUF: convert it first (exportSourceFor)`);
   }
   const byName = new Map<string, ModelTensor>(model.tensors.map((t) => [t.name, t]));
   const tensorOf = (t: ExportSourceTensor) => byName.get(t.name)!;
@@ -417,7 +423,7 @@ async function* tensorData(
     if (slab.backend === 'cpu') backend = 'cpu';
     if (sums && slab.sums) sums = mergeSums(sums, slab.sums);
     bytes += slab.bytes.length;
-    yield slab.bytes;
+    yield ownBuffer(slab.bytes);
     onSlab(slab.bytes.length);
   }
   const rmse = !tensor.converted ? 0 : sums && sums.count > 0 ? metricsFromSums(sums).rmse : null;

@@ -13,7 +13,7 @@ import { loadModel, readTensorF32 } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import type { GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
-import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpu } from './quantize.ts';
+import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpuDetailed } from './quantize.ts';
 
 const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures');
 const GOLDEN = join(FIXTURES, 'golden');
@@ -22,8 +22,13 @@ const N_PER_ROW = 256;
 
 /** GGUF types checked against ggml's golden files (no importance weights). */
 const GGUF_TYPES = ['iq4_nl', 'iq4_xs', 'tq1_0', 'tq2_0', 'mxfp4'];
-/** Every type of this file, checked against its CPU codec. */
-const BLOCK_TYPES = [...GGUF_TYPES];
+/** Block types of this file (plain sequences of blocks), checked against their CPU codec. */
+const BLOCK_TYPES = [
+  ...GGUF_TYPES,
+  'nf4',
+  'fp4',
+  ...[32, 64, 128].flatMap((g) => [`int4_g${g}_sym`, `int4_g${g}_asym`]),
+];
 
 const read = (path: string) => new Uint8Array(readFileSync(path));
 const readF32 = (path: string) => {
@@ -63,6 +68,13 @@ function differingValues(got: Float32Array, want: Float32Array): string[] {
 
 const report: string[] = [];
 let gpu: GpuContext;
+
+/** Quantize on the GPU; every block must have been encoded there (no block handed to the CPU). */
+async function quantizeOnGpu(g: GpuContext, type: QuantType, input: Float32Array, rowLength: number): Promise<Uint8Array> {
+  const { bytes, report: r } = await quantizeOnGpuDetailed(g, type, input, rowLength);
+  expect(r.cpuBlocks.slice(0, 8), `${type.id}: blocks encoded on the CPU (of ${r.cpuBlocks.length})`).toEqual([]);
+  return bytes;
+}
 
 beforeAll(async () => {
   gpu = await createTestGpu();
@@ -251,4 +263,45 @@ describe('MXFP4 shared exponent: floor(log2f(absmax)) at every binade', () => {
     });
     await expectSameAsCpu(type, input, 32, `${thresholds} log2 round-up thresholds`);
   });
+});
+
+/** Order-preserving integer of a finite f32 (and back): bisection over floats. */
+const floatKey = (x: number) => (f32Bits(x) >= 0x80000000 ? -(f32Bits(x) & 0x7fffffff) : f32Bits(x));
+const fromFloatKey = (k: number) => (k < 0 ? f32FromBits((-k | 0x80000000) >>> 0) : f32FromBits(k));
+
+describe('NF4 / FP4 codes switch exactly where the CPU codec switches', () => {
+  for (const id of ['nf4', 'fp4']) {
+    it(`${id}: every code boundary in [-1, 1], and its neighbours`, async () => {
+      const type = quantType(id)!;
+      // A block [1, x, 0, ...]: absmax 1 scales x by exactly 1; x's code is byte 0's low nibble.
+      const codeOf = (x: number) => {
+        const block = new Float32Array(64);
+        block[0] = 1;
+        block[1] = x;
+        return type.codec.encode(block, 64)[4] & 0xf;
+      };
+      const probes: number[] = [];
+      const steps = 4096;
+      for (let s = 0; s < steps; s++) {
+        let lo = floatKey(-1 + (2 * s) / steps);
+        let hi = floatKey(-1 + (2 * (s + 1)) / steps);
+        if (codeOf(fromFloatKey(lo)) === codeOf(fromFloatKey(hi))) continue;
+        while (hi - lo > 1) {
+          const mid = Math.floor((lo + hi) / 2);
+          if (codeOf(fromFloatKey(mid)) === codeOf(fromFloatKey(lo))) lo = mid;
+          else hi = mid;
+        }
+        for (let k = lo - 2; k <= hi + 2; k++) probes.push(fromFloatKey(k)); // 6 floats
+      }
+      // 15 boundaries: NF4's 15 thresholds; FP4's 7 magnitude thresholds either side of 0, and 0.
+      expect(probes.length).toBe(6 * 15);
+      const input = new Float32Array(64 * Math.ceil(probes.length / 63));
+      probes.forEach((p, i) => {
+        const b = Math.floor(i / 63);
+        input[64 * b] = 1;
+        input[64 * b + 1 + (i % 63)] = p;
+      });
+      await expectSameAsCpu(type, input, 64, `${probes.length / 6} code boundaries (+-3 ulps)`);
+    });
+  }
 });

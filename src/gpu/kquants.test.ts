@@ -12,7 +12,7 @@ import { loadModel, readTensorF32 } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import type { GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
-import { dequantizeOnGpu, gpuSupportsType, groupBlocks, quantizeOnGpu } from './quantize.ts';
+import { dequantizeOnGpu, gpuSupportsType, groupBlocks, quantizeOnGpuDetailed } from './quantize.ts';
 
 const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures');
 const GOLDEN = join(FIXTURES, 'golden');
@@ -125,11 +125,12 @@ afterAll(() => {
  * Quantize on the GPU, compare with `want` block by block (differences must be ties),
  * dequantize `want` on the GPU and compare with `wantDeq` bit for bit. Returns a report line.
  */
-async function checkType(type: QuantType, input: Float32Array, want: Uint8Array, wantDeq: Float32Array, what: string): Promise<void> {
+async function checkType(type: QuantType, input: Float32Array, want: Uint8Array, wantDeq: Float32Array, what: string, maxCpuBlocks = 0): Promise<number[]> {
   const rows = input.length / QK_K;
   let t0 = performance.now();
-  const got = await quantizeOnGpu(gpu, type, input, QK_K);
+  const { bytes: got, report: gpuReport } = await quantizeOnGpuDetailed(gpu, type, input, QK_K);
   const tq = performance.now() - t0;
+  const { cpuBlocks } = gpuReport;
   const differ = differingBlocks(got, want, type.typeSize);
   const gpuDeqOfGot = differ.length ? await dequantizeOnGpu(gpu, type, got, rows, QK_K) : wantDeq;
   const notTies = differ.map((b) => tieExplanation(type, b, input, got, want, gpuDeqOfGot, wantDeq)).filter((s) => s !== null);
@@ -144,11 +145,14 @@ async function checkType(type: QuantType, input: Float32Array, want: Uint8Array,
   report.push(
     `${type.id.padEnd(4)} ${what.padEnd(22)} ${differ.length}/${want.length / type.typeSize} blocks differ` +
       `${differ.length ? ` (ties ${differ.length - notTies.length}; blocks ${differ.slice(0, 8).join(', ')})` : ''}` +
+      `, ${cpuBlocks.length} encoded on the CPU${cpuBlocks.length ? ` (blocks ${cpuBlocks.slice(0, 12).join(', ')}${cpuBlocks.length > 12 ? ', ...' : ''})` : ''}` +
       `, quantize ${tq.toFixed(0)} ms, dequantize ${td.toFixed(0)} ms`,
   );
   expect(notTies.slice(0, 4), 'differences that are not one step at a rounding tie').toEqual([]);
   expect(differ.length, 'blocks differing at a rounding tie').toBeLessThanOrEqual(ALLOWED_TIE_BLOCKS[type.id] ?? 0);
   expect(bad.slice(0, 8).map((i) => `${i}: ${g[i].toString(16)} != ${c[i].toString(16)}`)).toEqual([]);
+  expect(cpuBlocks.length, 'blocks the GPU left to the CPU').toBeLessThanOrEqual(maxCpuBlocks);
+  return [...cpuBlocks];
 }
 
 describe('K-quant codecs on the GPU', () => {

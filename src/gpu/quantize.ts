@@ -149,7 +149,8 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
     const dst = device.createBuffer({ label: `${label}.dst`, size: outBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
     // The quantize kernel also writes one word per group: which of its blocks need the CPU.
     const maskBytes = kernel === 'quantize' ? chunkGroups * 4 : 0;
-    const readback = device.createBuffer({ label: `${label}.readback`, size: outBytes + maskBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const maskAt = Math.ceil(outBytes / 8) * 8; // getMappedRange offsets are multiples of 8
+    const readback = device.createBuffer({ label: `${label}.readback`, size: maskAt + maskBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const params = device.createBuffer({ label: `${label}.params`, size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     const masks = maskBytes
       ? device.createBuffer({ label: `${label}.to-cpu`, size: maskBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC })
@@ -189,12 +190,12 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
         pass.end();
         const size = groups * run.outPerGroup;
         enc.copyBufferToBuffer(dst, 0, readback, 0, size);
-        if (masks) enc.copyBufferToBuffer(masks, 0, readback, outBytes, groups * 4);
+        if (masks) enc.copyBufferToBuffer(masks, 0, readback, maskAt, groups * 4);
         device.queue.submit([enc.finish()]);
-        await readback.mapAsync(GPUMapMode.READ, 0, outBytes + maskBytes);
+        await readback.mapAsync(GPUMapMode.READ, 0, maskAt + maskBytes);
         run.take(new Uint8Array(readback.getMappedRange(0, size)), first, blocks);
         if (masks) {
-          const m = new Uint32Array(readback.getMappedRange(outBytes, groups * 4));
+          const m = new Uint32Array(readback.getMappedRange(maskAt, groups * 4));
           for (let i = 0; i < groups; i++) {
             for (let b = 0; m[i] !== 0 && b < g; b++) if (m[i] & (1 << b)) run.toCpu?.(first + i * g + b);
           }

@@ -65,11 +65,13 @@ export const CODEC_LIBS = [
   'lib/bf16.wgsl',
   'lib/bytes.wgsl',
   'lib/kquant.wgsl',
-  // Exact C float * and + (subnormals included); IQ4_NL/IQ4_XS's scale search and
-  // TQ1_0/TQ2_0's trits (each shared by two codecs).
+  // Exact C float * and + (subnormals included), then what codecs of one family share:
+  // IQ4_NL/IQ4_XS's scale search, TQ1_0/TQ2_0's trits, NF4/FP4 (and their _dq forms), INT4.
   'lib/softfloat.wgsl',
   'lib/iq4.wgsl',
   'lib/ternary.wgsl',
+  'lib/bnb4.wgsl',
+  'lib/int4.wgsl',
 ];
 
 export type CodecKernel = 'quantize' | 'dequantize';

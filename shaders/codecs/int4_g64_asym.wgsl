@@ -1,0 +1,14 @@
+// INT4_G64_ASYM: groups of 64, asymmetric (scale and zero-point), GPTQ-style
+// (src/quant/codecs/intn.ts int4Codec(64, 'asym'); lib/int4.wgsl).
+// Byte map (36 bytes): [0..2) f16 scale | [2] u8 zero-point | [3] 0 | [4..36) codes:
+// element 2i in the low nibble of byte i, 2i+1 in the high one; x = scale * (code - zero).
+const BLOCK_SIZE: u32 = 64u;
+const BLOCK_BYTES: u32 = 36u;
+
+fn quantize_block(base: u32) {
+  int4_quantize_block(base, BLOCK_SIZE, true);
+}
+
+fn dequantize_block(base: u32) {
+  int4_dequantize_block(base, BLOCK_SIZE, true);
+}
