@@ -1,5 +1,7 @@
 // What every CLI command module provides; main.ts dispatches on the name.
 
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
 export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
@@ -18,4 +20,19 @@ export interface Command {
 /** A bad command line (unknown option, missing file): reported as one line, exit 1. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+/**
+ * A command line as `FILE... --option value`: node's parseArgs, with its errors and a
+ * missing FILE reported as UsageError (one line, exit 1).
+ */
+export function parseCommandLine<const T extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: T) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (parsed.positionals.length === 0) throw new UsageError('no FILE given');
+  return parsed;
 }

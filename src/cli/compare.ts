@@ -1,11 +1,10 @@
 // `quantlab compare FILE... --tensor NAME --types T,T,... [--json] [--backend cpu|webgpu]`:
 // one tensor quantized into each type, with the error metrics of INTERFACES.md.
-import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
 import type { CompareResult } from '../engine/types.ts';
 import { createNodeGpu } from '../gpu/node-gpu.ts';
 import { quantType } from '../quant/types.ts';
-import { type Command, UsageError } from './command.ts';
+import { type Command, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
 
@@ -37,18 +36,12 @@ export const compareCommand: Command = {
   summary: 'quantize one tensor into several types and report the error of each',
   usage: 'quantlab compare FILE... --tensor NAME --types T,T,... [--json] [--backend cpu|webgpu]',
   async run(args, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...args],
-        options: { tensor: { type: 'string' }, types: { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' } },
-        allowPositionals: true,
-      });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    const { positionals, values } = parsed;
-    if (positionals.length === 0) throw new UsageError('no FILE given');
+    const { positionals, values } = parseCommandLine(args, {
+      tensor: { type: 'string' },
+      types: { type: 'string' },
+      json: { type: 'boolean' },
+      backend: { type: 'string' },
+    });
     if (!values.tensor) throw new UsageError('--tensor NAME is required');
     const types = parseTypes(values.types);
     const engine = await openEngine(parseBackend(values.backend));

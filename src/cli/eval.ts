@@ -3,22 +3,15 @@
 // reference forward pass or (--backend webgpu) with every matrix product on the GPU, in
 // each tensor's packed blocks (src/model/gpu-linear.ts).
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { FormatError } from '../formats/errors.ts';
-import { loadModel } from '../formats/model.ts';
-import type { GpuContext } from '../gpu/device.ts';
-import { createNodeGpu } from '../gpu/node-gpu.ts';
-import { evaluateModel, resolveEvalPreset, type EvalOptions, type ModelEval } from '../model/eval.ts';
-import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
+import { resolveEvalPreset, type ModelEval } from '../model/eval.ts';
 import { PRESETS } from '../quant/presets.ts';
-import { type Command, UsageError } from './command.ts';
-import { parseBackend, type BackendChoice } from './compare.ts';
+import { type Command, parseCommandLine, UsageError } from './command.ts';
+import { openEngine, parseBackend, type BackendChoice } from './compare.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
 
 const DEFAULT_GREEDY_TOKENS = 32;
-/** Positions per forward call on the GPU (the CPU path scores them one at a time). */
-const GPU_CHUNK = 64;
 
 /** Where the products ran: the backend, and on WebGPU how many ran on the GPU and on the CPU (types without a GPU matmul). */
 export interface EvalRun {
@@ -44,25 +37,14 @@ export const evalCommand: Command = {
   summary: "score the F32 model and each preset's model on a text: perplexity, KL divergence, top-1 agreement",
   usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json] [--backend cpu|webgpu]',
   async run(args, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...args],
-        options: {
+    const { positionals, values } = parseCommandLine(args, {
           presets: { type: 'string' },
           text: { type: 'string' },
           prompt: { type: 'string' },
           tokens: { type: 'string' },
           json: { type: 'boolean' },
           backend: { type: 'string' },
-        },
-        allowPositionals: true,
-      });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    const { positionals, values } = parsed;
-    if (positionals.length === 0) throw new UsageError('no FILE given');
+        });
     const presets = parsePresets(values.presets);
     const backend = parseBackend(values.backend);
     const greedyTokens = values.tokens === undefined ? DEFAULT_GREEDY_TOKENS : Number(values.tokens);
@@ -78,34 +60,12 @@ export const evalCommand: Command = {
         throw new FormatError(values.text, 0, 'the text is not valid UTF-8');
       }
     }
-    const model = await loadModel(await openFiles(positionals));
-    let gpu: GpuContext | null = null;
-    if (backend === 'webgpu') {
-      gpu = await createNodeGpu().catch((e: Error) => {
-        throw new Error(`--backend webgpu: ${e.message}`);
-      });
-    }
-    try {
-      const linears: GpuLinear[] = [];
-      const options: EvalOptions = { presets, text, prompt: values.prompt, greedyTokens };
-      if (gpu) {
-        const g = gpu;
-        // Positions in chunks: each product runs all of a chunk's positions at once.
-        options.chunk = GPU_CHUNK;
-        options.linear = (_config, weights, quantized) => {
-          const l = gpuLinear(g, weights, quantized);
-          linears.push(l);
-          return l;
-        };
-      }
-      const result = await evaluateModel(model, options);
-      const stats = gpu ? sumGpuLinearStats(linears.map((l) => l.stats())) : null;
-      const run: EvalRun = { backend, products: stats ? { gpu: stats.gpu, cpu: stats.cpu } : undefined };
-      // `backend` in the JSON when --backend is given (the INTERFACES.md shape stays as it is without it).
-      io.stdout(values.json ? `${toJson(evalJson(result, values.backend === undefined ? undefined : run))}\n` : evalText(result, run));
-    } finally {
-      gpu?.destroy();
-    }
+    const engine = await openEngine(backend);
+    await engine.load(await openFiles(positionals));
+    const { backend: ran, products, ...result } = await engine.evalModel(presets, undefined, { text, prompt: values.prompt, greedyTokens });
+    const run: EvalRun = { backend: ran, products: products ?? undefined };
+    // `backend` in the JSON when --backend is given (the INTERFACES.md shape stays as it is without it).
+    io.stdout(values.json ? `${toJson(evalJson(result, values.backend === undefined ? undefined : run))}\n` : evalText(result, run));
     return 0;
   },
 };
@@ -116,7 +76,7 @@ export const evalCommand: Command = {
  * (`--backend` given), `backend` (cpu or webgpu) and on WebGPU `products` (matrix
  * products run on the GPU and on the CPU, for types without a GPU matmul).
  */
-export function evalJson(r: ModelEval, run?: EvalRun) {
+export function evalJson(r: Omit<ModelEval, 'results'> & { results: Omit<ModelEval['results'][number], 'kl'>[] }, run?: EvalRun) {
   return {
     model: r.model,
     text_tokens: r.textTokens,
@@ -136,7 +96,7 @@ export function evalJson(r: ModelEval, run?: EvalRun) {
   };
 }
 
-function evalText(r: ModelEval, run: EvalRun = { backend: 'cpu' }): string {
+function evalText(r: Parameters<typeof evalJson>[0], run: EvalRun = { backend: 'cpu' }): string {
   const where = run.products ? `backend ${run.backend} (${run.products.gpu} matrix products on the GPU, ${run.products.cpu} on the CPU)` : `backend ${run.backend}`;
   const head =
     `${r.model}: ${r.textTokens} tokens of text (${r.positions} positions scored), ${where}\n` +

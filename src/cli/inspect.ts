@@ -1,13 +1,12 @@
 // `quantlab inspect FILE... [--json]`: what a model's files hold, headers only.
 
-import { parseArgs } from 'node:util';
 import type { ByteSource } from '../formats/bytes.ts';
 import { FormatError } from '../formats/errors.ts';
 import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufValueTypeName } from '../formats/gguf/metadata.ts';
 import { type ModelIndex, elementCount, loadModel } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
-import { type Command, UsageError } from './command.ts';
+import { type Command, parseCommandLine } from './command.ts';
 import { jsonSafeNumber, toJson } from './json.ts';
 
 export const inspectCommand: Command = {
@@ -15,22 +14,12 @@ export const inspectCommand: Command = {
   summary: 'list the tensors and metadata of a model (one GGUF, or safetensors files)',
   usage: 'quantlab inspect FILE... [--json]',
   async run(args, io) {
-    const { positionals, values } = parseCommandLine(args);
+    const { positionals, values } = parseCommandLine(args, { json: { type: 'boolean' } });
     const model = await loadModel(await openFiles(positionals));
     io.stdout(values.json ? `${toJson(inspectJson(model))}\n` : inspectText(model));
     return 0;
   },
 };
-
-function parseCommandLine(args: readonly string[]) {
-  try {
-    const parsed = parseArgs({ args: [...args], options: { json: { type: 'boolean' } }, allowPositionals: true });
-    if (parsed.positionals.length === 0) throw new UsageError('no FILE given');
-    return parsed;
-  } catch (error) {
-    throw error instanceof UsageError ? error : new UsageError((error as Error).message);
-  }
-}
 
 /** Opens every path; a missing or unreadable file is reported like a bad one. */
 export async function openFiles(paths: readonly string[]): Promise<ByteSource[]> {

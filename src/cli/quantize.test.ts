@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../formats/model.ts';
+import { fileSource } from '../formats/node-source.ts';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { SWIFTSHADER_ICD } from '../gpu/gpu-test-setup.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
@@ -121,9 +123,14 @@ describe('quantlab quantize', () => {
     expect(readFileSync(out).equals(readFileSync(theirs))).toBe(true);
   });
 
-  it('refuses a safetensors model until the converter can convert it, and writing over its input', async () => {
-    const st = await inProcess(['quantize', join(FIXTURE_MODELS, 'stories260K.f32.safetensors'), '-o', join(dir, 'st.gguf'), '--preset', 'Q8_0']);
-    expect(st).toMatchObject({ code: 1, stderr: expect.stringMatching(/safetensors -> GGUF converter/) });
+  it('quantizes safetensors with config.json through the converter; refuses one without it, and writing over its input', async () => {
+    const weights = join(FIXTURE_MODELS, 'stories260K.f32.safetensors');
+    const st = await inProcess(['quantize', weights, '-o', join(dir, 'st.gguf'), '--preset', 'Q8_0']);
+    expect(st).toMatchObject({ code: 1, stderr: expect.stringMatching(/needs the model's config.json/) });
+    const withConfig = await inProcess(['quantize', weights, join(FIXTURE_MODELS, 'stories260K.config.json'), join(FIXTURE_MODELS, 'tok512.model'), '-o', join(dir, 'st.gguf'), '--preset', 'Q8_0']);
+    expect(withConfig.code).toBe(0);
+    const model = await loadModel([await fileSource(join(dir, 'st.gguf'))]);
+    expect(model.tensors.find((t) => t.name === 'blk.0.attn_q.weight')?.dtype).toBe('q8_0');
     const self = await inProcess(['quantize', STORIES, '-o', STORIES, '--preset', 'Q8_0']);
     expect(self).toMatchObject({ code: 1, stderr: expect.stringMatching(/the output file is one of the inputs/) });
   });

@@ -5,14 +5,13 @@
 import { open, rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { ExportProgress, TensorReport } from '../engine/export.ts';
 import { readImatrix } from '../engine/imatrix.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FormatError } from '../formats/errors.ts';
 import { type PlanMode, type TensorTypeOverride, fileTypeForPureType, parseTensorTypeOverride } from '../quant/presets.ts';
 import { QUANT_TYPES, quantType } from '../quant/types.ts';
-import { type CliIO, type Command, UsageError } from './command.ts';
+import { type CliIO, type Command, parseCommandLine, UsageError } from './command.ts';
 import { openEngine, parseBackend } from './compare.ts';
 import { openFiles } from './inspect.ts';
 import { WorkerPool } from './quantize-pool.ts';
@@ -54,12 +53,8 @@ interface QuantizeArgs {
   threads?: number;
 }
 
-function parseCommandLine(args: readonly string[]): QuantizeArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      options: {
+function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
+  const { positionals, values } = parseCommandLine(args, {
         output: { type: 'string', short: 'o' },
         preset: { type: 'string' },
         type: { type: 'string' },
@@ -67,14 +62,7 @@ function parseCommandLine(args: readonly string[]): QuantizeArgs {
         imatrix: { type: 'string' },
         backend: { type: 'string' },
         threads: { type: 'string' },
-      },
-      allowPositionals: true,
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const { positionals, values } = parsed;
-  if (positionals.length === 0) throw new UsageError('no FILE given');
+      });
   if (!values.output) throw new UsageError('-o OUT.gguf is required');
   if ((values.preset === undefined) === (values.type === undefined)) throw new UsageError('give one of --preset P or --type T');
   const threads = values.threads === undefined ? undefined : Number(values.threads);
@@ -119,7 +107,7 @@ function parseOverride(arg: string): TensorTypeOverride {
 }
 
 async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: boolean): Promise<number> {
-  const a = parseCommandLine(args);
+  const a = parseQuantizeArgs(args);
   if (a.inputs.some((p) => resolve(p) === resolve(a.output))) throw new UsageError('the output file is one of the inputs');
   const engine = await openEngine(a.backend);
   const summary = await engine.load(await openFiles(a.inputs));

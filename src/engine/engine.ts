@@ -13,7 +13,7 @@ import { randomVector, runMatmulCheck, type MatmulRequest, type MatmulResult } f
 import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSpec, type PlanSummary, type PresetSize } from './plan.ts';
 import type { PlanMode, TensorTypeOverride } from '../quant/presets.ts';
 import { summarizeModel } from './summary.ts';
-import { evaluateModel, type ModelEval } from '../model/eval.ts';
+import { evaluateModel, type EvalOptions, type ModelEval } from '../model/eval.ts';
 import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
 import { llamaConfig } from '../model/llama.ts';
 import { ggufView } from '../model/weights.ts';
@@ -205,15 +205,15 @@ export class Engine {
   async evalModel(
     presets: readonly string[],
     onProgress?: ProgressListener,
-    text?: string,
+    options: Pick<EvalOptions, 'text' | 'prompt' | 'greedyTokens'> = {},
   ): Promise<Omit<ModelEval, 'results'> & { results: Omit<ModelEval['results'][number], 'kl'>[]; backend: Compute['backend']; products: { gpu: number; cpu: number } | null }> {
     await this.ensureGpu();
     this.evalAbort = new AbortController();
     const gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
     const linears: GpuLinear[] = [];
     const r = await evaluateModel(this.loadedModel(), {
+      ...options,
       presets,
-      text,
       onProgress,
       signal: this.evalAbort.signal,
       // On the GPU each product takes a chunk of positions at once; the CPU checks cancel more often.

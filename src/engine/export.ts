@@ -72,7 +72,12 @@ export interface ExportSource {
 
 /** The export source of any loaded model: a GGUF as it is, safetensors converted as convert_hf_to_gguf.py would. */
 export async function exportSourceFor(model: ModelIndex): Promise<ExportSource> {
-  return model.format === 'gguf' ? exportSourceFromModel(model) : exportSourceFromConverted(await convertHfLlama(model));
+  if (model.format === 'gguf') return exportSourceFromModel(model);
+  if (!model.metadata.config) {
+    const first = model.files.find((f) => f.role === 'safetensors')!.source.name;
+    throw new Error(`${first}: converting safetensors to GGUF needs the model's config.json (give it with the weights, and tokenizer.model for a model that runs)`);
+  }
+  return exportSourceFromConverted(await convertHfLlama(model));
 }
 
 /** The export source of a loaded GGUF model (exportSourceFor converts a safetensors one first). */

@@ -9,9 +9,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { quantType, type QuantType } from '../quant/types.ts';
 import { f32Bits, f32FromBits } from '../formats/float16.ts';
-import { loadModel, readTensorF32 } from '../formats/model.ts';
+import { loadModel, readTensorF32, type ModelIndex } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
-import type { GpuContext } from './device.ts';
+import { restrictLimits, type GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
 import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpuDetailed } from './quantize.ts';
 
@@ -101,8 +101,11 @@ async function expectSameAsCpu(type: QuantType, input: Float32Array, rowLength: 
   return got;
 }
 
+/** Types whose tensors are not a plain sequence of blocks (src/gpu/quantize.ts GPU_LAYOUTS). */
+const LAYOUT_TYPES = ['int8', 'int8_outlier', 'fp8_e4m3', 'fp8_e5m2', 'nf4_dq', 'fp4_dq'];
+
 describe('types have GPU codecs', () => {
-  it.each(BLOCK_TYPES)('%s', (id) => expect(gpuSupportsType(id)).toBe(true));
+  it.each([...BLOCK_TYPES, ...LAYOUT_TYPES])('%s', (id) => expect(gpuSupportsType(id)).toBe(true));
 });
 
 describe.each(GGUF_TYPES)('%s on the GPU vs ggml golden', (id) => {
@@ -200,11 +203,14 @@ describe.each(BLOCK_TYPES)('%s on the GPU vs the CPU codec', (id) => {
   });
 });
 
+let storiesModel: Promise<ModelIndex> | undefined;
+const storiesIndex = () => (storiesModel ??= fileSource(join(FIXTURES, 'models/stories260K.gguf')).then((s) => loadModel([s])));
+
 /** stories260K's weights, every tensor flattened and cut to rows of 256 (all f32 in the file). */
 let storiesRows: Promise<Float32Array> | undefined;
 function stories(): Promise<Float32Array> {
   storiesRows ??= (async () => {
-    const model = await loadModel([await fileSource(join(FIXTURES, 'models/stories260K.gguf'))]);
+    const model = await storiesIndex();
     const parts: Float32Array[] = [];
     for (const t of model.tensors) {
       const values = await readTensorF32(model, t);
@@ -304,4 +310,110 @@ describe('NF4 / FP4 codes switch exactly where the CPU codec switches', () => {
       await expectSameAsCpu(type, input, 64, `${probes.length / 6} code boundaries (+-3 ulps)`);
     });
   }
+});
+
+// ------------------------------------------------------------------- layouts, not blocks
+
+/**
+ * Quantize with a layout type on the GPU and on the CPU: the whole byte strings identical
+ * (every section: codes, per-row or per-tensor scales, outlier records, double-quantized
+ * absmax). Then the CPU bytes dequantized on both: floats identical.
+ */
+async function expectLayoutSameAsCpu(type: QuantType, input: Float32Array, rowLength: number, what: string, g = gpu): Promise<Uint8Array> {
+  const rows = input.length / rowLength;
+  const want = type.codec.encode(input, rowLength);
+  const got = await quantizeOnGpu(g, type, input, rowLength);
+  expect(got.length, `${what}: bytes`).toBe(want.length);
+  const bad = [...want.keys()].filter((i) => got[i] !== want[i]);
+  report.push(`${type.id.padEnd(14)} ${what.padEnd(28)} ${bad.length}/${want.length} bytes differ from the CPU codec`);
+  expect(bad.slice(0, 8).map((i) => `byte ${i}: ${got[i]} != ${want[i]}`), `${what}: differing bytes (of ${bad.length})`).toEqual([]);
+  const deq = await dequantizeOnGpu(g, type, want, rows, rowLength);
+  expect(differingValues(deq, type.codec.decode(want, rows, rowLength)).slice(0, 8), `${what}: dequantized`).toEqual([]);
+  return got;
+}
+
+/** Rows with LLM.int8 outlier columns (|x| >= 6, infinities, exactly 6, just below 6), and NaN. */
+function outlierRows(rows: number, rowLength: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  const out = new Float32Array(rows * rowLength);
+  for (let i = 0; i < out.length; i++) out[i] = gauss() * 0.5;
+  const at = (row: number, col: number, x: number) => (out[(row % rows) * rowLength + (col % rowLength)] = x);
+  at(0, 3, 6); // exactly the threshold: an outlier
+  at(1, 5, Math.fround(6 - 2 ** -21)); // just below: not one
+  at(2, 7, -9.5);
+  at(3, 7, 120);
+  at(4, rowLength - 1, -Infinity);
+  at(5, 11, NaN); // NaN is never an outlier, and stays out of the absmax
+  at(6, 2, 65520); // rounds to f16 infinity in its record
+  at(7, 13, 1e-7); // an outlier column's other rows keep their f16 values, subnormal ones too
+  at(7, 3, 3e-6);
+  return out;
+}
+
+/** Values for FP8's per-tensor scale: spread over many binades, with ties on the FP8 grid. */
+function fp8Rows(rows: number, rowLength: number, seed: number, amplitude: number): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(rows * rowLength);
+  for (let i = 0; i < out.length; i++) out[i] = (r() < 0.5 ? -1 : 1) * amplitude * 2 ** (-30 * r()) * (1 + Math.floor(r() * 16) / 16);
+  out[0] = amplitude * 1.5;
+  return out;
+}
+
+describe.each(LAYOUT_TYPES)('%s on the GPU vs the CPU codec', (id) => {
+  const type = quantType(id)!;
+  const odd = id.endsWith('_dq') ? 64 : 7; // a row length that leaves partial u32 words
+
+  it('stories260K, every tensor in its own shape: identical bytes and floats', async () => {
+    const model = await storiesIndex();
+    let checked = 0;
+    for (const t of model.tensors) {
+      const rowLength = t.shape[t.shape.length - 1];
+      if (rowLength % type.blockSize !== 0) continue; // _dq types: rows of 64 (dim 64 tensors)
+      await expectLayoutSameAsCpu(type, await readTensorF32(model, t), rowLength, `stories ${t.name}`.slice(0, 28));
+      checked++;
+    }
+    expect(checked).toBeGreaterThanOrEqual(id.endsWith('_dq') ? 20 : 48);
+  });
+
+  it('all of stories260K as rows of 256, and stress rows', async () => {
+    await expectLayoutSameAsCpu(type, await stories(), N_PER_ROW, 'stories260K as rows of 256');
+    await expectLayoutSameAsCpu(type, stressRows(3), N_PER_ROW, 'stress rows');
+  });
+
+  it('huge values, infinities, NaN; odd shapes; empty', async () => {
+    await expectLayoutSameAsCpu(type, extremeRows(9), N_PER_ROW, 'extreme rows (inf, NaN, 3e38)');
+    await expectLayoutSameAsCpu(type, stressRows(5).subarray(0, odd * 37), odd, `${37} rows of ${odd}`);
+    await expectLayoutSameAsCpu(type, new Float32Array(0), odd, 'empty');
+    await expectLayoutSameAsCpu(type, new Float32Array(odd * 3), odd, 'all zero');
+  });
+
+  it.runIf(id.startsWith('int8'))('outlier columns: thresholds, infinities, NaN, f16 records', async () => {
+    await expectLayoutSameAsCpu(type, outlierRows(9, 17, 1), 17, '9 rows of 17 with outliers');
+    await expectLayoutSameAsCpu(type, outlierRows(64, 96, 2), 96, '64 rows of 96 with outliers');
+    const bytes = await expectLayoutSameAsCpu(type, outlierRows(3, 4096, 3), 4096, '3 rows of 4096 with outliers');
+    if (id === 'int8_outlier') expect(bytes.length).toBeGreaterThan(3 * 4096 + 12); // records present
+  });
+
+  it.runIf(id.startsWith('fp8'))('per-tensor scales from 2^-140 to 2^120, ties on the FP8 grid', async () => {
+    for (const e of [-140, -126, -100, -20, 0, 20, 120]) {
+      await expectLayoutSameAsCpu(type, fp8Rows(5, 50, e + 200, 2 ** e), 50, `amplitude 2^${e}`);
+    }
+  });
+
+  it.runIf(id.endsWith('_dq'))('several groups of 256 blocks, a partial last group, tiny and huge absmax', async () => {
+    // 600 blocks: 3 groups (the last of 88), absmax from 2^-130 to 2^100.
+    const r = rng(17);
+    const input = new Float32Array(600 * 64).map((_, i) => (r() - 0.5) * 2 ** (Math.floor(i / 64) % 230 - 130));
+    await expectLayoutSameAsCpu(type, input, 64 * 8, '600 blocks, 3 groups');
+  });
+
+  it('chunked (tiny binding limits, 2D dispatch) equals unchunked', async () => {
+    const small = restrictLimits(gpu, { maxStorageBufferBindingSize: 1024, maxComputeWorkgroupsPerDimension: 2 });
+    const input = id.startsWith('int8') ? outlierRows(40, 24, 4) : id.endsWith('_dq') ? stressRows(6).subarray(0, 64 * 300) : stressRows(6).subarray(0, 1000);
+    const rowLength = id.startsWith('int8') ? 24 : id.endsWith('_dq') ? 64 : 8;
+    const whole = await quantizeOnGpu(gpu, type, input, rowLength);
+    const chunked = await expectLayoutSameAsCpu(type, input, rowLength, 'chunked, 1 KiB bindings', small);
+    expect(Buffer.from(chunked).equals(Buffer.from(whole))).toBe(true);
+  });
 });
