@@ -33,3 +33,16 @@ test('loads the sample and compares four or more types on WebGPU, matching the C
     expect(shown, r.type).toBeCloseTo(r.rmse, 12);
   }
 });
+
+test('the selected tensor, types and preset live in the URL hash and come back on reload', async ({ app, page }) => {
+  await app.open('#types=q8_0,q4_0,nf4,int4_g32_asym&preset=Q5_K_M&tensor=blk.3.ffn_gate.weight');
+  await app.loadSample();
+  const metrics = page.getByRole('table', { name: 'Error metrics' });
+  await expect(page.getByRole('region', { name: 'Compare types' })).toContainText('blk.3.ffn_gate.weight');
+  await expect(metrics.locator('tbody tr')).toHaveCount(4, { timeout: 120_000 });
+  await expect(metrics.locator('tr[data-type="int4_g32_asym"] td[data-metric="rmse"]')).toBeVisible({ timeout: 120_000 });
+  await page.getByRole('button', { name: 'fp8_e4m3', exact: true }).click();
+  await expect(page).toHaveURL(/types=q8_0%2Cq4_0%2Cnf4%2Cint4_g32_asym%2Cfp8_e4m3/);
+  await page.getByRole('tab', { name: 'Whole model' }).click();
+  await expect(page.getByLabel('Preset', { exact: true })).toHaveValue('Q5_K_M');
+});

@@ -53,8 +53,9 @@ fn dq_encode_group(g: u32) {
     scale = max(scale, d);
   }
   if (nan) {
-    // Math.max keeps a NaN; then every code is bucketize(NaN) = 0.
-    scales[g] = 0x7fc00000u;
+    // Math.max keeps a NaN (inf - inf: x86's default NaN, which the CPU codec stores as is);
+    // then every code is bucketize(NaN) = 0.
+    scales[g] = F32_DEFAULT_NAN;
     for (var w = first / 4u; w < (end + 3u) / 4u; w = w + 1u) {
       codes[w] = 0u;
     }

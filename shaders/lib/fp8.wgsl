@@ -1,5 +1,6 @@
 // FP8 with one per-tensor f32 scale (codecs/fp8_e4m3.wgsl, fp8_e5m2.wgsl; src/quant/codecs/
-// float.ts fp8Codec): scale = absmax over finite |x| / the largest finite FP8 (1 when 0);
+// float.ts fp8Codec): scale = absmax over finite |x| / the largest finite FP8 (1 when the
+// absmax is 0, at least 2^-149);
 // code = x / scale (f32) rounded to nearest even on the FP8 grid, saturating to the largest
 // finite, NaN to FP8_NAN_CODE; value = FP8 value * scale (f32). The codec file defines the
 // format: FP8_MANT_BITS, FP8_BIAS, FP8_MAX_CODE, FP8_MAX_FINITE (f32 bits), FP8_NAN_CODE and
@@ -10,7 +11,8 @@ fn layout_seg_param(absmax: u32) -> u32 {
   if (absmax == 0u) {
     return 0x3f800000u; // 1.0
   }
-  return bitcast<u32>(div_rn(bitcast<f32>(absmax), bitcast<f32>(FP8_MAX_FINITE)));
+  // Never 0: at least 2^-149 (bits 1), so that x / scale stays defined.
+  return max(bitcast<u32>(div_rn(bitcast<f32>(absmax), bitcast<f32>(FP8_MAX_FINITE))), 1u);
 }
 
 fn layout_encode(x: u32, scale: u32) -> u32 {

@@ -60,9 +60,12 @@ fn sf_mul(a: f32, b: f32) -> f32 {
   let aa = ua & F32_ABS;
   let ab = ub & F32_ABS;
   let ap = bitcast<u32>(p) & F32_ABS;
-  if (aa == 0u || ab == 0u || aa >= F32_INF || ab >= F32_INF ||
+  if (aa > F32_INF || ab > F32_INF || aa == 0u || ab == 0u ||
       (aa >= SF_MIN_NORMAL && ab >= SF_MIN_NORMAL && ap >= 2u * SF_MIN_NORMAL)) {
-    return p;
+    return p; // NaN, a zero (0 * inf is NaN there too), or normal operands and result
+  }
+  if (aa == F32_INF || ab == F32_INF) {
+    return bitcast<f32>(((ua ^ ub) & F32_SIGN) | F32_INF); // inf * subnormal is inf, not NaN
   }
   // The 48-bit product of the significands, hi * 2^32 + lo, from 16-bit halves.
   let pa = sf_unpack(aa);

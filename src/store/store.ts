@@ -10,6 +10,12 @@ export interface LoadError {
   message: string;
 }
 
+/** The first 2-D tensor past the embeddings (a typical weight to look at), else the first 2-D one. */
+function firstMatrix(model: ModelSummary): string | null {
+  const matrices = model.tensors.filter((t) => t.shape.length === 2);
+  return (matrices.find((t) => /attn|proj|ffn|mlp/.test(t.name)) ?? matrices[0])?.name ?? null;
+}
+
 export interface ModelSlice {
   model: ModelSummary | null;
   loading: Progress | null;
@@ -51,7 +57,8 @@ const modelSlice: StateCreator<AppState, [], [], ModelSlice> = (set) => ({
   loading: null,
   loadErrors: [],
   // A new model replaces the old one only once it has loaded: a bad file loses nothing.
-  setModel: (model) => set({ model, tensor: null, compare: null, compareError: null, loadErrors: [] }),
+  // The first matrix is selected at once, so the first chart needs no extra click.
+  setModel: (model) => set({ model, tensor: firstMatrix(model), compare: null, compareError: null, loadErrors: [] }),
   setLoading: (loading) => set({ loading }),
   addLoadError: (e) => set((s) => ({ loadErrors: [...s.loadErrors, e] })),
   dismissLoadErrors: () => set({ loadErrors: [] }),
