@@ -8,12 +8,14 @@
 import type { GpuContext } from '../src/gpu/device.ts';
 import { gpuMatmulSupportsType, matmulConfig, matmulDispatch, matmulParams, matmulPipeline, matmulWeightBufferBytes, MATMUL_PARAMS_BYTES, type MatmulOptions } from '../src/gpu/matmul.ts';
 import { codecPipeline } from '../src/gpu/pipelines.ts';
-import { dispatchSize, groupBlocks, gpuSupportsType, quantizeOnGpu } from '../src/gpu/quantize.ts';
+import { dispatchSize, groupBlocks, gpuSupportsType } from '../src/gpu/quantize.ts';
 import type { QuantType } from '../src/quant/types.ts';
 import type { GpuTimer } from './timing.ts';
 
 /** Workgroup size of the codec kernels, as src/gpu/quantize.ts dispatches them. */
 const CODEC_WG_SIZE = 64;
+/** Bindings a codec kernel may have after (src, dst, params). */
+const MAX_EXTRA_BINDINGS = 4;
 
 export interface Rate {
   /** GB/s (1e9 bytes) of bytes moved. */
@@ -31,8 +33,39 @@ export interface GpuResult {
   skipped?: string;
 }
 
-export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType, values: Float32Array, cols: number, options: MatmulOptions = {}): Promise<GpuResult> {
+/** A kernel that did not finish in time: the device is busy with it, so the bench stops using it. */
+export class GpuStuckError extends Error {
+  constructor(what: string, seconds: number) {
+    super(`${what} did not finish in ${seconds} s (a kernel that never ends?); GPU columns of the remaining types are left out`);
+    this.name = 'GpuStuckError';
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, seconds: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GpuStuckError(what, seconds)), seconds * 1000);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The type's blocks for rows x cols: the CPU codec's blocks of the first rows, tiled (throughput does not depend on values). */
+function packedWeights(type: QuantType, values: Float32Array, rows: number, cols: number): Uint8Array {
+  const sample = Math.min(rows, 16);
+  const head = type.codec.encode(values.subarray(0, sample * cols), cols);
+  const out = new Uint8Array(Math.ceil((head.length / sample) * rows / 4) * 4 + 4);
+  for (let r = 0; r < rows; r += sample) out.set(head.subarray(0, (Math.min(sample, rows - r) * head.length) / sample), (r * head.length) / sample);
+  return out;
+}
+
+export interface BenchGpuOptions extends MatmulOptions {
+  /** Seconds one measurement (compile + runs) may take before the device counts as stuck. */
+  timeoutSeconds?: number;
+}
+
+export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType, values: Float32Array, cols: number, options: BenchGpuOptions = {}): Promise<GpuResult> {
   const { device, limits } = gpu;
+  const timeoutSeconds = options.timeoutSeconds ?? 60;
   const rows = values.length / cols;
   const f32Bytes = values.length * 4;
   const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
@@ -43,96 +76,99 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
     return b;
   };
   const S = GPUBufferUsage.STORAGE;
+  const timed = (what: string, record: (enc: GPUCommandEncoder, reps: number) => void) =>
+    withTimeout(timer.time(`${type.id}.${what}`, record), timeoutSeconds, `${type.id} ${what}`);
+  const pass = (enc: GPUCommandEncoder, what: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, reps: number, x: number, y: number) => {
+    const p = enc.beginComputePass({ label: `bench.${type.id}.${what}.pass` });
+    p.setPipeline(pipeline);
+    p.setBindGroup(0, bindGroup);
+    for (let i = 0; i < reps; i++) p.dispatchWorkgroups(x, y);
+    p.end();
+  };
+  const bind = (what: string, pipeline: GPUComputePipeline, bufs: GPUBuffer[]) =>
+    device.createBindGroup({
+      label: `bench.${type.id}.${what}.bindgroup`,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+  // The codec kernels' first three bindings are (src, dst, params); bindings after them
+  // (quantize.wgsl's per-group CPU-fallback flags, importance weights) get zeroed scratch
+  // buffers: params ask for no importance, and the flags are not read back. Tried with
+  // 0..MAX_EXTRA_BINDINGS extras, so the bench survives kernels gaining bindings.
+  const bindCodec = async (what: string, pipeline: GPUComputePipeline, bufs: GPUBuffer[], scratchBytes: number) => {
+    for (let extra = 0; extra <= MAX_EXTRA_BINDINGS; extra++) {
+      const scratch = Array.from({ length: extra }, (_, i) => buffer(`${what}.scratch${i}`, Math.max(16, scratchBytes), S));
+      device.pushErrorScope('validation');
+      const bg = bind(what, pipeline, [...bufs, ...scratch]);
+      if (!(await device.popErrorScope())) return bg;
+    }
+    throw new Error(`${what}: the kernel's bindings are not (src, dst, params, scratch...)`);
+  };
   try {
     const f32Buf = buffer('f32', f32Bytes, S | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     device.queue.writeBuffer(f32Buf, 0, values as Float32Array<ArrayBuffer>);
     const copyDst = buffer('copy', f32Bytes, GPUBufferUsage.COPY_DST);
-    const copySeconds = await timer.time(`${type.id}.copy`, (enc, reps) => {
+    const copySeconds = await timed('copy', (enc, reps) => {
       for (let i = 0; i < reps; i++) enc.copyBufferToBuffer(f32Buf, 0, copyDst, 0, f32Bytes);
     });
     const copyGBs = (2 * f32Bytes) / copySeconds / 1e9;
     if (!gpuSupportsType(type)) return { copyGBs, skipped: `no WGSL codec (shaders/codecs/${type.wgsl}.wgsl)` };
     if (f32Bytes > limit) return { copyGBs, skipped: `${f32Bytes} bytes exceed one binding (${limit}): use a smaller --size` };
+    if (!gpuMatmulSupportsType(type)) return { copyGBs, skipped: 'not a plain block layout (per-tensor or per-row data)' };
 
     const rate = (bytes: number, seconds: number): Rate => {
       const gbs = bytes / seconds / 1e9;
       return { gbs, ofCopy: gbs / copyGBs };
     };
+    const result: GpuResult = { copyGBs };
     const nBlocks = values.length / type.blockSize;
     const g = groupBlocks(type.typeSize);
     const groups = Math.ceil(nBlocks / g);
     const packedBytes = nBlocks * type.typeSize;
-    const packedBuf = buffer('packed', groups * g * type.typeSize, S);
+    // The packed tensor, padded to whole groups plus a word (the matvec's funnel shift reads it).
+    const packedBuf = buffer('packed', Math.max(groups * g * type.typeSize, packedBytes + 4), S | GPUBufferUsage.COPY_DST);
+    device.queue.writeBuffer(packedBuf, 0, packedWeights(type, values, rows, cols) as Uint8Array<ArrayBuffer>);
     const deqBuf = buffer('dequantized', groups * g * type.blockSize * 4, S);
     const codecParams = buffer('codec.params', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     device.queue.writeBuffer(codecParams, 0, new Uint32Array([nBlocks, 0, 0, 0]));
     const [gx, gy] = dispatchSize(Math.ceil(groups / CODEC_WG_SIZE), limits);
-    // The f32 source must be whole groups: pad when the tensor is not.
-    const srcBuf = groups * g === nBlocks ? f32Buf : buffer('f32.padded', groups * g * type.blockSize * 4, S | GPUBufferUsage.COPY_DST);
-    if (srcBuf !== f32Buf) device.queue.writeBuffer(srcBuf, 0, values as Float32Array<ArrayBuffer>);
 
-    const codec = async (kernel: 'quantize' | 'dequantize', src: GPUBuffer, dst: GPUBuffer) => {
-      const pipeline = await codecPipeline(device, kernel, type.wgsl, CODEC_WG_SIZE);
-      const bindGroup = device.createBindGroup({
-        label: `bench.${type.id}.${kernel}.bindgroup`,
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: src } },
-          { binding: 1, resource: { buffer: dst } },
-          { binding: 2, resource: { buffer: codecParams } },
-        ],
-      });
-      return timer.time(`${type.id}.${kernel}`, (enc, reps) => {
-        const pass = enc.beginComputePass({ label: `bench.${type.id}.${kernel}.pass` });
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bindGroup);
-        for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(gx, gy);
-        pass.end();
-      });
-    };
-    const quantize = rate(f32Bytes + packedBytes, await codec('quantize', srcBuf, packedBuf));
-    const dequantize = rate(packedBytes + f32Bytes, await codec('dequantize', packedBuf, deqBuf));
-    if (!gpuMatmulSupportsType(type)) return { copyGBs, quantize, dequantize };
+    // dequantize: packed blocks -> f32.
+    {
+      const pipeline = await withTimeout(codecPipeline(device, 'dequantize', type.wgsl, CODEC_WG_SIZE), timeoutSeconds, `${type.id} dequantize compile`);
+      const bg = await bindCodec('dequantize', pipeline, [packedBuf, deqBuf, codecParams], groups * 4);
+      result.dequantize = rate(packedBytes + f32Bytes, await timed('dequantize', (enc, reps) => pass(enc, 'dequantize', pipeline, bg, reps, gx, gy)));
+    }
 
-    // matvec: W resident in its packed bytes (quantized on the GPU), one token.
-    const rowBytes = (cols / type.blockSize) * type.typeSize;
+    // matvec: W resident in its packed blocks, one token.
     const config = matmulConfig(gpu, type, cols, 1, options);
     const [mx, my] = matmulDispatch(config, rows, 1);
-    if (mx > limits.maxComputeWorkgroupsPerDimension) return { copyGBs, quantize, dequantize };
-    const packed = await quantizeOnGpu(gpu, type, values, cols);
-    const wBuf = buffer('matvec.w', matmulWeightBufferBytes(rowBytes, rows), S | GPUBufferUsage.COPY_DST);
-    const padded = new Uint8Array(Math.ceil(packed.length / 4) * 4);
-    padded.set(packed);
-    device.queue.writeBuffer(wBuf, 0, padded);
-    const xBuf = buffer('matvec.x', cols * 4, S | GPUBufferUsage.COPY_DST);
-    device.queue.writeBuffer(xBuf, 0, values as Float32Array<ArrayBuffer>, 0, cols);
-    const yBuf = buffer('matvec.y', rows * 4, S);
-    const mParams = buffer('matvec.params', MATMUL_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    device.queue.writeBuffer(mParams, 0, matmulParams(type, rows, cols, 1));
-    const pipeline = await matmulPipeline(device, type, config);
-    const bindGroup = device.createBindGroup({
-      label: `bench.${type.id}.matvec.bindgroup`,
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: wBuf } },
-        { binding: 1, resource: { buffer: xBuf } },
-        { binding: 2, resource: { buffer: yBuf } },
-        { binding: 3, resource: { buffer: mParams } },
-      ],
-    });
-    const seconds = await timer.time(`${type.id}.matvec`, (enc, reps) => {
-      const pass = enc.beginComputePass({ label: `bench.${type.id}.matvec.pass` });
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bindGroup);
-      for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(mx, my);
-      pass.end();
-    });
-    const matvec = {
-      ...rate(packedBytes + cols * 4 + rows * 4, seconds),
-      gflops: (2 * rows * cols) / seconds / 1e9,
-      config: `wg ${config.wgSize} x ${config.rowsPerWg} rows${config.subgroups ? ', subgroups' : ''}`,
-    };
-    return { copyGBs, quantize, dequantize, matvec };
+    if (mx <= limits.maxComputeWorkgroupsPerDimension) {
+      const xBuf = buffer('matvec.x', cols * 4, S | GPUBufferUsage.COPY_DST);
+      device.queue.writeBuffer(xBuf, 0, values as Float32Array<ArrayBuffer>, 0, cols);
+      const yBuf = buffer('matvec.y', rows * 4, S);
+      const mParams = buffer('matvec.params', MATMUL_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      device.queue.writeBuffer(mParams, 0, matmulParams(type, rows, cols, 1));
+      const pipeline = await withTimeout(matmulPipeline(device, type, config), timeoutSeconds, `${type.id} matvec compile`);
+      const bg = bind('matvec', pipeline, [packedBuf, xBuf, yBuf, mParams]);
+      const seconds = await timed('matvec', (enc, reps) => pass(enc, 'matvec', pipeline, bg, reps, mx, my));
+      result.matvec = {
+        ...rate(packedBytes + cols * 4 + rows * 4, seconds),
+        gflops: (2 * rows * cols) / seconds / 1e9,
+        config: `wg ${config.wgSize} x ${config.rowsPerWg} rows${config.subgroups ? ', subgroups' : ''}`,
+      };
+    }
+
+    // quantize last (the heaviest kernels): f32 -> packed blocks.
+    {
+      // The f32 source must be whole groups: pad when the tensor is not.
+      const srcBuf = groups * g === nBlocks ? f32Buf : buffer('f32.padded', groups * g * type.blockSize * 4, S | GPUBufferUsage.COPY_DST);
+      if (srcBuf !== f32Buf) device.queue.writeBuffer(srcBuf, 0, values as Float32Array<ArrayBuffer>);
+      const pipeline = await withTimeout(codecPipeline(device, 'quantize', type.wgsl, CODEC_WG_SIZE), timeoutSeconds, `${type.id} quantize compile`);
+      const bg = await bindCodec('quantize', pipeline, [srcBuf, packedBuf, codecParams], groups * 4);
+      result.quantize = rate(f32Bytes + packedBytes, await timed('quantize', (enc, reps) => pass(enc, 'quantize', pipeline, bg, reps, gx, gy)));
+    }
+    return result;
   } finally {
     for (const b of buffers) b.destroy();
   }

@@ -1,4 +1,4 @@
-// npm run bench [-- --size 4096x1024] [--types q4_0,q8_0,...] [--cpu-values N] [--wall] [--no-subgroups]
+// npm run bench [-- --size 4096x1024] [--types q4_0,q8_0,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S]
 //
 // Per type: CPU reference codec encode / decode MB/s (single thread) next to a plain
 // Float32Array copy; GPU quantize, dequantize and matvec throughput next to a
@@ -14,7 +14,7 @@ import { WebGpuUnavailableError, type GpuContext } from '../src/gpu/device.ts';
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';
 import { QUANT_TYPES, quantType, bitsPerWeight, type QuantType } from '../src/quant/types.ts';
 import { benchCpu, type CpuResult } from './cpu.ts';
-import { benchGpu, type GpuResult } from './gpu.ts';
+import { benchGpu, GpuStuckError, type GpuResult } from './gpu.ts';
 import { createGpuTimer } from './timing.ts';
 
 /** Chromium's SwiftShader Vulkan driver: the GPU of GPU-less machines (../shared/webgpu.md). */
@@ -27,16 +27,18 @@ interface Args {
   cpuValues: number;
   wall: boolean;
   subgroups: boolean;
+  /** Seconds one GPU measurement may take. */
+  timeout: number;
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
-  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups]');
+  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S]');
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true };
+  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true, timeout: 60 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
@@ -50,6 +52,8 @@ function parseArgs(argv: string[]): Args {
       a.cpuValues = Number(value());
     } else if (arg === '--wall') {
       a.wall = true;
+    } else if (arg === '--timeout') {
+      a.timeout = Number(value());
     } else if (arg === '--no-subgroups') {
       a.subgroups = false;
     } else if (arg === '--help' || arg === '-h') {
@@ -122,6 +126,7 @@ async function main() {
   const t0 = performance.now();
   const notes: string[] = [];
   let errorsSeen = gpu?.uncapturedErrors.length ?? 0;
+  let gpuStuck = false;
   for (const type of args.types) {
     if (cols % type.blockSize !== 0) {
       console.log(row([type.id, DASH, `row length ${cols} is not a multiple of ${type.blockSize}`], [9, 5, 0]));
@@ -134,13 +139,14 @@ async function main() {
     } catch (err) {
       notes.push(`${type.id}: CPU codec failed: ${(err as Error).message}`);
     }
-    if (gpu && timer) {
+    if (gpu && timer && !gpuStuck) {
       try {
-        gpuRes = await benchGpu(gpu, timer, type, values, cols, { subgroups: args.subgroups });
+        gpuRes = await benchGpu(gpu, timer, type, values, cols, { subgroups: args.subgroups, timeoutSeconds: args.timeout });
         if (gpuRes.skipped) notes.push(`${type.id}: ${gpuRes.skipped}`);
         else if (gpuRes.matvec) notes.push(`${type.id}: matvec ${gpuRes.matvec.config}`);
       } catch (err) {
         notes.push(`${type.id}: GPU failed: ${(err as Error).message.split('\n')[0]}`);
+        if (err instanceof GpuStuckError) gpuStuck = true;
       }
       const errors = gpu.uncapturedErrors.slice(errorsSeen);
       errorsSeen = gpu.uncapturedErrors.length;
@@ -168,8 +174,12 @@ async function main() {
   }
   if (notes.length) console.log(`\n${notes.join('\n')}`);
   console.log(`\n${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  timer?.destroy();
-  gpu?.destroy();
+  if (!gpuStuck) {
+    timer?.destroy();
+    gpu?.destroy();
+  }
 }
 
 await main();
+// A kernel that never finished keeps Dawn's threads busy: leave without waiting for them.
+process.exit(0);

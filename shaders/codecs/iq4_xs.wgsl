@@ -20,8 +20,8 @@ fn quantize_block(base: u32) {
       max_scale = s;
     }
   }
-  // The largest sub-block scale maps to -32: d = -max_scale / 32.
-  let d = div_rn(sf_neg(max_scale), 32.0);
+  // The largest sub-block scale maps to -32: d = -max_scale / 32, exactly a product by 2^-5.
+  let d = sf_mul(sf_neg(max_scale), 0.03125);
   st_u16(base, f32_to_f16_bits(d));
   let id = select(0.0, div_rn(1.0, d), is_nonzero(d));
   var scales_h = 0u;

@@ -6,17 +6,28 @@
 const BLOCK_SIZE: u32 = 256u;
 const BLOCK_BYTES: u32 = 84u;
 
+// quantize_row_q2_K_ref, or quantize_row_q2_K_impl with importance weights (has_qw).
 fn quantize_block(base: u32) {
   kq_begin_block();
+  var sigma2 = 0.0;
+  if (has_qw) {
+    sigma2 = kg_mul(kq_sum_squares(0u, 256u), 0.00390625);
+  }
   var max_scale = 0.0;
   var max_min = 0.0;
   for (var j = 0u; j < 16u; j = j + 1u) {
-    for (var l = 0u; l < 16u; l = l + 1u) {
-      let x = val(16u * j + l);
-      kq_x[l] = x;
-      kq_w[l] = abs(x);
+    if (has_qw) {
+      kq_sw[j] = kq_fill_importance(16u * j, 16u, sigma2);
+    } else {
+      for (var l = 0u; l < 16u; l = l + 1u) {
+        let x = val(16u * j + l);
+        kq_x[l] = x;
+        kq_w[l] = abs(x);
+      }
     }
-    let scale = make_qkx_quants(16u, 3, -0.5, KQ_ONE_TENTH, 15, true);
+    // ref: make_qkx2_quants(-0.5, 0.1, 15, mad); impl: make_qkx3_quants(-0.9, 0.05, 36).
+    let scale = make_qkx_quants(16u, 3, select(-0.5, KQ_NEG_0_9, has_qw), select(KQ_ONE_TENTH, KQ_0_05, has_qw),
+                                select(15, 36, has_qw), !has_qw);
     for (var l = 0u; l < 16u; l = l + 1u) {
       kq_L[16u * j + l] = kq_l[l];
     }
@@ -25,11 +36,23 @@ fn quantize_block(base: u32) {
     max_scale = select(max_scale, scale, scale > max_scale);
     max_min = select(max_min, kq_the_min, kq_the_min > max_min);
   }
-  // 4-bit levels of the scales (low nibbles) and mins (high nibbles); a zero maximum
-  // leaves its nibbles 0 and its f16 scale 0.
+  // 4-bit levels of the scales (low nibbles, k = 0) and mins (high nibbles, k = 1): ref
+  // from the maxima (a zero maximum leaves its nibbles 0 and its f16 0), impl from
+  // make_qp_quants.
   var sc: array<u32, 16>;
   var bits = vec2<u32>(0u, 0u);
   for (var k = 0u; k < 2u; k = k + 1u) {
+    if (has_qw) {
+      for (var j = 0u; j < 16u; j = j + 1u) {
+        kq_x[j] = select(kq_scales[j], kq_mins[j], k == 1u);
+        kq_w[j] = kq_sw[j];
+      }
+      bits[k] = f32_to_f16_bits(make_qp_quants(16u, 15));
+      for (var j = 0u; j < 16u; j = j + 1u) {
+        sc[j] = (sc[j] | (u32(kq_l[j]) << (4u * k))) & 0xffu;
+      }
+      continue;
+    }
     let mx = select(max_scale, max_min, k == 1u);
     if (mx > 0.0) {
       let iscale = kg_div(15.0, mx);

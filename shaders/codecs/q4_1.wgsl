@@ -5,6 +5,10 @@ const BLOCK_SIZE: u32 = 32u;
 const BLOCK_BYTES: u32 = 20u;
 
 fn quantize_block(base: u32) {
+  if (has_qw) {
+    quantize_block_weighted(base);
+    return;
+  }
   var mn = 0x7f7fffffu; // FLT_MAX
   var mx = 0xff7fffffu; // -FLT_MAX
   for (var j = 0u; j < 32u; j = j + 1u) {
@@ -28,6 +32,20 @@ fn quantize_block(base: u32) {
     let q1 = u32(min(15, c_int8(x1 + 0.5)));
     st_u8(base + 4u + j, (q0 & 0xfu) | ((q1 & 0xfu) << 4u));
   }
+}
+
+// quantize_row_q4_1_impl's block, with importance weights (has_qw): make_qkx3_quants(32,
+// 15, -0.9, 0.05, 36) under qw * sqrt(sigma2 + x^2), sigma2 the row's mean square;
+// m = -the_min (lib/kquant.wgsl).
+fn quantize_block_weighted(base: u32) {
+  kq_begin_block();
+  kq_fill_importance(0u, 32u, qw_sigma2);
+  st_u16(base, f32_to_f16_bits(make_qkx_quants(32u, 15, KQ_NEG_0_9, KQ_0_05, 36, false)));
+  st_u16(base + 2u, f32_to_f16_bits(-kq_the_min));
+  for (var j = 0u; j < 16u; j = j + 1u) {
+    st_u8(base + 4u + j, (u32(kq_l[j]) & 0xfu) | ((u32(kq_l[j + 16u]) & 0xfu) << 4u));
+  }
+  block_to_cpu = kq_inexact;
 }
 
 fn dequantize_block(base: u32) {

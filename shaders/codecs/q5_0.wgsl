@@ -6,6 +6,10 @@ const BLOCK_SIZE: u32 = 32u;
 const BLOCK_BYTES: u32 = 22u;
 
 fn quantize_block(base: u32) {
+  if (has_qw) {
+    quantize_block_weighted(base);
+    return;
+  }
   var amax = 0u;
   var mx = 0u;
   for (var j = 0u; j < 32u; j = j + 1u) {
@@ -28,6 +32,23 @@ fn quantize_block(base: u32) {
     qh = qh | (((q0 & 0x10u) >> 4u) << j) | (((q1 & 0x10u) >> 4u) << (j + 16u));
   }
   st_u32(base + 2u, qh);
+}
+
+// quantize_row_q5_0_impl's block, with importance weights (has_qw): make_qx_quants(32,
+// 16) under qw * sqrt(sigma2 + x^2), sigma2 the row's mean square (lib/kquant.wgsl).
+fn quantize_block_weighted(base: u32) {
+  kq_begin_block();
+  kq_fill_importance(0u, 32u, qw_sigma2);
+  st_u16(base, f32_to_f16_bits(make_qx_quants(32u, 16)));
+  var qh = 0u;
+  for (var j = 0u; j < 16u; j = j + 1u) {
+    let q0 = u32(kq_l[j]);
+    let q1 = u32(kq_l[j + 16u]);
+    st_u8(base + 6u + j, (q0 & 0xfu) | ((q1 & 0xfu) << 4u));
+    qh = qh | (((q0 & 0x10u) >> 4u) << j) | (((q1 & 0x10u) >> 4u) << (j + 16u));
+  }
+  st_u32(base + 2u, qh);
+  block_to_cpu = kq_inexact;
 }
 
 fn dequantize_block(base: u32) {

@@ -6,6 +6,10 @@ const BLOCK_SIZE: u32 = 32u;
 const BLOCK_BYTES: u32 = 24u;
 
 fn quantize_block(base: u32) {
+  if (has_qw) {
+    quantize_block_weighted(base);
+    return;
+  }
   var mn = 0x7f7fffffu; // FLT_MAX
   var mx = 0xff7fffffu; // -FLT_MAX
   for (var j = 0u; j < 32u; j = j + 1u) {
@@ -32,6 +36,25 @@ fn quantize_block(base: u32) {
     qh = qh | (((q0 & 0x10u) >> 4u) << j) | (((q1 & 0x10u) >> 4u) << (j + 16u));
   }
   st_u32(base + 4u, qh);
+}
+
+// quantize_row_q5_1_impl's block, with importance weights (has_qw): make_qkx3_quants(32,
+// 31, -0.9, 0.05, 36) under qw * sqrt(sigma2 + x^2), sigma2 the row's mean square;
+// m = -the_min (lib/kquant.wgsl).
+fn quantize_block_weighted(base: u32) {
+  kq_begin_block();
+  kq_fill_importance(0u, 32u, qw_sigma2);
+  st_u16(base, f32_to_f16_bits(make_qkx_quants(32u, 31, KQ_NEG_0_9, KQ_0_05, 36, false)));
+  st_u16(base + 2u, f32_to_f16_bits(-kq_the_min));
+  var qh = 0u;
+  for (var j = 0u; j < 16u; j = j + 1u) {
+    let q0 = u32(kq_l[j]);
+    let q1 = u32(kq_l[j + 16u]);
+    st_u8(base + 8u + j, (q0 & 0xfu) | ((q1 & 0xfu) << 4u));
+    qh = qh | (((q0 & 0x10u) >> 4u) << j) | (((q1 & 0x10u) >> 4u) << (j + 16u));
+  }
+  st_u32(base + 4u, qh);
+  block_to_cpu = kq_inexact;
 }
 
 fn dequantize_block(base: u32) {

@@ -18,6 +18,11 @@
 //   fn quantize_block(base: u32)   reads vals[0..BLOCK_SIZE) (f32 bits), writes the
 //                                  block's BLOCK_BYTES bytes at byte `base` of grp.
 //   fn dequantize_block(base: u32) reads the block at byte `base` of grp, writes vals.
+//   has_qw, qw, qw_sigma2          set by the quantize kernel before quantize_block: with
+//                                  importance weights (llama.cpp's imatrix, one per column)
+//                                  has_qw is true, qw[i] the weight of value i's column and
+//                                  qw_sigma2 the row's sum(x^2) / n (the legacy *_impl
+//                                  functions' sigma2); codecs with a *_impl path use them.
 //   block_to_cpu                   quantize_block may set it (the kernel clears it before
 //                                  each block) when this GPU cannot reproduce the CPU codec
 //                                  for this block (K-quants: f32 subnormals, which devices
@@ -34,6 +39,10 @@ var<private> grp: array<u32, GROUP_WORDS>;
 var<private> vals: array<u32, BLOCK_SIZE>;
 // Set by quantize_block: this block must be encoded on the CPU (see the contract above).
 var<private> block_to_cpu: bool;
+// Importance weights of this block's columns (see the contract above).
+var<private> has_qw: bool;
+var<private> qw: array<f32, BLOCK_SIZE>;
+var<private> qw_sigma2: f32;
 
 fn val(i: u32) -> f32 {
   return bitcast<f32>(vals[i]);

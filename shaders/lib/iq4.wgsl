@@ -50,9 +50,21 @@ fn iq4_fit(off: u32, id: f32) -> vec2<f32> {
   for (var j = 0u; j < 32u; j = j + 1u) {
     let x = val(off + j);
     let q = iq4_grid(iq4_best_index(no_fuse(id * x)));
-    let wq = sf_mul(iq4_w[j], q);
-    sqx = sf_add(sqx, sf_mul(wq, x));
-    sq2 = sf_add(sq2, sf_mul(wq, q));
+    // wq = w*q, then sqx += wq*x and sq2 += wq*q: one sf_mul and one sf_add in the code.
+    var wq = iq4_w[j];
+    for (var k = 0u; k < 3u; k = k + 1u) {
+      let p = sf_mul(wq, select(q, x, k == 1u));
+      if (k == 0u) {
+        wq = p;
+      } else {
+        let s = sf_add(select(sq2, sqx, k == 1u), p);
+        if (k == 1u) {
+          sqx = s;
+        } else {
+          sq2 = s;
+        }
+      }
+    }
   }
   return vec2<f32>(sqx, sq2);
 }

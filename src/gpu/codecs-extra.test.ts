@@ -1,9 +1,12 @@
-// GPU codecs of the types beyond the legacy and float ones (house rule 3: the CPU codecs are
-// the reference): IQ4_NL, IQ4_XS, TQ1_0, TQ2_0 and MXFP4 against ggml's own bytes
-// (../shared/fixtures/golden), and every one of them against its CPU codec on the real
-// stories260K weights and on stress rows (tiny and subnormal values, ties, powers of two).
-// Bytes and floats must be identical: no block may differ. In Node on Dawn (SwiftShader on
-// GPU-less machines, which flushes subnormals: the codecs must not depend on it).
+// GPU codecs of the types beyond the legacy, float and K-quant ones (house rule 3: the CPU
+// codecs are the reference): IQ4_NL, IQ4_XS, TQ1_0, TQ2_0 and MXFP4 against ggml's own bytes
+// (../shared/fixtures/golden); those and NF4, FP4, INT4 (6 variants), and the non-block
+// layouts INT8, INT8_OUTLIER, FP8 E4M3/E5M2, NF4_DQ, FP4_DQ against their CPU codec on the
+// real stories260K weights, stress rows (tiny and subnormal values, ties, powers of two, inf,
+// NaN), decision boundaries, odd shapes and chunked runs; lib/softfloat.wgsl on its own.
+// Bytes and floats must be identical, and every block encoded on the GPU: nothing may differ.
+// In Node on Dawn (SwiftShader on GPU-less machines, which flushes subnormals: the codecs must
+// not depend on it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +16,9 @@ import { loadModel, readTensorF32, type ModelIndex } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { restrictLimits, type GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
-import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpuDetailed } from './quantize.ts';
+import { getPipeline } from './pipelines.ts';
+import { dequantizeOnGpu, dispatchSize, gpuSupportsType, quantizeOnGpuDetailed } from './quantize.ts';
+import { composeShader } from './shaders.ts';
 
 const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures');
 const GOLDEN = join(FIXTURES, 'golden');
@@ -198,7 +203,7 @@ describe.each(BLOCK_TYPES)('%s on the GPU vs the CPU codec', (id) => {
   it('stress rows: quantized bytes and dequantized floats identical', async () => {
     await expectSameAsCpu(type, stressRows(11), N_PER_ROW, 'stress rows');
   });
-  it.runIf(EXTREME_TYPES(id))('rows with huge values, infinities and NaN: identical', async () => {
+  if (EXTREME_TYPES(id)) it('rows with huge values, infinities and NaN: identical', async () => {
     await expectSameAsCpu(type, extremeRows(5), N_PER_ROW, 'extreme rows (inf, NaN, 3e38)');
   });
 });
@@ -390,20 +395,20 @@ describe.each(LAYOUT_TYPES)('%s on the GPU vs the CPU codec', (id) => {
     await expectLayoutSameAsCpu(type, new Float32Array(odd * 3), odd, 'all zero');
   });
 
-  it.runIf(id.startsWith('int8'))('outlier columns: thresholds, infinities, NaN, f16 records', async () => {
+  if (id.startsWith('int8')) it('outlier columns: thresholds, infinities, NaN, f16 records', async () => {
     await expectLayoutSameAsCpu(type, outlierRows(9, 17, 1), 17, '9 rows of 17 with outliers');
     await expectLayoutSameAsCpu(type, outlierRows(64, 96, 2), 96, '64 rows of 96 with outliers');
     const bytes = await expectLayoutSameAsCpu(type, outlierRows(3, 4096, 3), 4096, '3 rows of 4096 with outliers');
     if (id === 'int8_outlier') expect(bytes.length).toBeGreaterThan(3 * 4096 + 12); // records present
   });
 
-  it.runIf(id.startsWith('fp8'))('per-tensor scales from 2^-140 to 2^120, ties on the FP8 grid', async () => {
+  if (id.startsWith('fp8')) it('per-tensor scales from 2^-140 to 2^120, ties on the FP8 grid', async () => {
     for (const e of [-140, -126, -100, -20, 0, 20, 120]) {
       await expectLayoutSameAsCpu(type, fp8Rows(5, 50, e + 200, 2 ** e), 50, `amplitude 2^${e}`);
     }
   });
 
-  it.runIf(id.endsWith('_dq'))('several groups of 256 blocks, a partial last group, tiny and huge absmax', async () => {
+  if (id.endsWith('_dq')) it('several groups of 256 blocks, a partial last group, tiny and huge absmax', async () => {
     // 600 blocks: 3 groups (the last of 88), absmax from 2^-130 to 2^100.
     const r = rng(17);
     const input = new Float32Array(600 * 64).map((_, i) => (r() - 0.5) * 2 ** (Math.floor(i / 64) % 230 - 130));
@@ -418,4 +423,87 @@ describe.each(LAYOUT_TYPES)('%s on the GPU vs the CPU codec', (id) => {
     const chunked = await expectLayoutSameAsCpu(type, input, rowLength, 'chunked, 1 KiB bindings', small);
     expect(Buffer.from(chunked).equals(Buffer.from(whole))).toBe(true);
   });
+});
+
+// --------------------------------------------------------------- lib/softfloat.wgsl alone
+
+describe('lib/softfloat.wgsl: C float * and + on the bits', () => {
+  /** out[i] = op(a[i], b[i]) through shaders/tests/softfloat-ops.wgsl. */
+  async function runOp(op: number, a: Uint32Array<ArrayBuffer>, b: Uint32Array<ArrayBuffer>): Promise<Uint32Array> {
+    const { device } = gpu;
+    const pipeline = await getPipeline(device, {
+      name: 'test.softfloat-ops',
+      code: () => composeShader(['lib/rounding.wgsl', 'lib/softfloat.wgsl', 'tests/softfloat-ops.wgsl']),
+    });
+    const n = a.length;
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+    const bufA = device.createBuffer({ label: 'test.softfloat.a', size: n * 4, usage });
+    const bufB = device.createBuffer({ label: 'test.softfloat.b', size: n * 4, usage });
+    const out = device.createBuffer({ label: 'test.softfloat.out', size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const read = device.createBuffer({ label: 'test.softfloat.read', size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const params = device.createBuffer({ label: 'test.softfloat.params', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(bufA, 0, a);
+    device.queue.writeBuffer(bufB, 0, b);
+    device.queue.writeBuffer(params, 0, new Uint32Array([n, op, 0, 0]));
+    const enc = device.createCommandEncoder({ label: 'test.softfloat.encoder' });
+    const pass = enc.beginComputePass({ label: 'test.softfloat.pass' });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, device.createBindGroup({
+      label: 'test.softfloat.bindgroup',
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [bufA, bufB, out, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    }));
+    pass.dispatchWorkgroups(...dispatchSize(Math.ceil(n / 64), gpu.limits));
+    pass.end();
+    enc.copyBufferToBuffer(out, 0, read, 0, n * 4);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const result = new Uint32Array(read.getMappedRange().slice(0));
+    read.unmap();
+    for (const buf of [bufA, bufB, out, read, params]) buf.destroy();
+    return result;
+  }
+
+  /** Operand pairs: random bits, and pairs steered into the subnormal range, to cancellation and overflow. */
+  function operands(seed: number, n: number): [Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>] {
+    const r = rng(seed);
+    const bits = () => (r() * 2 ** 32) >>> 0;
+    // Exponent fields biased to the edges: subnormal, small normal, around 1, huge, inf/NaN.
+    const edgy = () => {
+      const e = [0, 0, 1, 2, 30, 60, 100, 127, 127, 200, 253, 254, 255][Math.floor(r() * 13)];
+      return (((r() < 0.5 ? 1 : 0) << 31) | (e << 23) | (r() < 0.2 ? Math.floor(r() * 4) : bits() & 0x7fffff)) >>> 0;
+    };
+    const a = new Uint32Array(n);
+    const b = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      const kind = i % 5;
+      a[i] = kind === 0 ? bits() : edgy();
+      b[i] = kind === 0 ? bits() : edgy();
+      if (kind === 3) b[i] = (a[i] ^ 0x80000000) + Math.floor(r() * 5) - 2; // near -a: sums cancel
+      if (kind === 4) b[i] = ((((-127 - ((a[i] >>> 23) & 0xff) + 127 + Math.floor(r() * 40) - 20 + 127) & 0xff) << 23) | (bits() & 0x807fffff)) >>> 0; // a * b near 2^-127
+    }
+    return [a, b];
+  }
+
+  const same = (g: number, w: number) => g === w || (f32FromBits(g) !== f32FromBits(g) && f32FromBits(w) !== f32FromBits(w));
+
+  for (const [op, name, ref] of [
+    [0, 'sf_mul', (x: number, y: number) => Math.fround(x * y)],
+    [1, 'sf_add', (x: number, y: number) => Math.fround(x + y)],
+    [2, 'sf_sub', (x: number, y: number) => Math.fround(x - y)],
+  ] as const) {
+    it(`${name}: correctly rounded, subnormals, signed zeros, inf and NaN (NaN payloads aside)`, async () => {
+      const [a, b] = operands(31 + op, 200_000);
+      const got = await runOp(op, a, b);
+      const bad: string[] = [];
+      let subnormal = 0;
+      for (let i = 0; i < a.length; i++) {
+        const want = f32Bits(ref(f32FromBits(a[i]), f32FromBits(b[i])));
+        if ((want & 0x7f800000) === 0 && (want & 0x7fffff) !== 0) subnormal++;
+        if (!same(got[i], want)) bad.push(`${a[i].toString(16)} ${name} ${b[i].toString(16)}: ${got[i].toString(16)} != ${want.toString(16)}`);
+      }
+      expect(subnormal).toBeGreaterThan(1000);
+      expect(bad.slice(0, 8), `${bad.length} wrong`).toEqual([]);
+    });
+  }
 });

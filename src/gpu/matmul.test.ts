@@ -35,6 +35,12 @@ let model: ModelIndex;
 const tensors = new Map<string, Float32Array>();
 /** Reduction variants to run: always the workgroup tree, subgroups where the device has them. */
 let variants: boolean[];
+/**
+ * The subgroup variant runs for the first type of each family only: the reduction does not
+ * depend on the codec, and every variant x type is one more shader compile (slow on
+ * SwiftShader). The workgroup tree runs for every type.
+ */
+const SUBGROUP_TYPES = new Set(TYPES.filter((t, i) => TYPES.findIndex((u) => u.family === t.family) === i).map((t) => t.id));
 
 /** Report rows: type -> case -> GPU vs f64 rel error. */
 const gpuErrors = new Map<string, Map<string, number>>();
@@ -109,7 +115,7 @@ function casesFor(type: QuantType): Case[] {
   if (!whyNotApplicable(type, 172)) real('ffn_down', 64, 172, 3);
   // Real values in rows of 512 (2 K-quant super-blocks): 215 rows, an odd count.
   cases.push({ name: 'ffn reshaped 215x512 n=1', rows: 215, cols: 512, n: 1, w: async () => (await ffnValues()).subarray(0, 215 * 512), x: () => activations(512, 1, 3) });
-  cases.push({ name: 'ffn reshaped 107x1024 n=9', rows: 107, cols: 1024, n: 9, w: async () => (await ffnValues()).subarray(0, 107 * 1024), x: () => activations(1024, 9, 5) });
+  cases.push({ name: 'ffn reshaped 53x1024 n=9', rows: 53, cols: 1024, n: 9, w: async () => (await ffnValues()).subarray(0, 53 * 1024), x: () => activations(1024, 9, 5) });
   // Synthetic: 3 blocks per row, so rows start off word boundaries for 18-, 22-, 34-byte blocks.
   const cols = 3 * Math.max(type.blockSize, type.blockSize === 1 ? 7 : 1);
   cases.push({ name: `gaussian 37x${cols} n=2`, rows: 37, cols, n: 2, w: async () => gaussians(37 * cols, 11, 0.02), x: async () => gaussians(cols * 2, 12) });
@@ -124,7 +130,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (!gpu) return;
-  const lines = [`quantized matmul on ${gpu.description}; reductions: ${variants.map((v) => (v ? 'subgroups' : 'workgroup tree')).join(', ')}`];
+  const lines = [`quantized matmul on ${gpu.description}; reductions: workgroup tree (every type)${variants.includes(true) ? `, subgroups (${[...SUBGROUP_TYPES].join(', ')})` : ''}`];
   lines.push('type       max ||y_gpu - y_ref|| / ||y_ref|| (y_ref: f64 product of CPU-decoded W) per case');
   for (const [id, m] of gpuErrors) lines.push(`  ${id.padEnd(9)} ${[...m].map(([k, v]) => `${k}: ${v.toExponential(2)}`).join(' | ')}`);
   lines.push('type       quantization error of the product ||W_q x - W x|| / ||W x|| (real weights)');
@@ -156,7 +162,7 @@ describe.each(TYPES.map((t) => [t.id, t] as const))('%s: GPU product = CPU-decod
       const ref = dequantizedProduct(type, packed, c.rows, c.cols, x, c.n);
       // The CPU's own f32 product is within the bar too (sanity of the bar).
       expect(relativeError(ref.f32, ref.f64)).toBeLessThan(MAX_REL_ERROR);
-      for (const subgroups of variants) {
+      for (const subgroups of variants.filter((v) => !v || SUBGROUP_TYPES.has(type.id))) {
         const y = c.n === 1
           ? await matvecOnGpu(gpu, type, packed, c.rows, c.cols, x, { subgroups })
           : await matmulOnGpu(gpu, type, packed, c.rows, c.cols, x, c.n, { subgroups });
@@ -176,15 +182,17 @@ describe.each(TYPES.map((t) => [t.id, t] as const))('%s: GPU product = CPU-decod
     const X = await activations(cols, 4, 9);
     const matvec = matvecError(type, w, rows, cols, x);
     const matmul = matmulError(type, w, rows, cols, X, 4).relError;
-    const onGpu = await matvecErrorOnGpu(gpu, type, w, rows, cols, x);
+    // The CPU codec's blocks (the GPU quantizers have their own tests, and the K-quant
+    // searches are slow on a software adapter).
+    const onGpu = await matvecErrorOnGpu(gpu, type, w, rows, cols, x, { packed: type.codec.encode(w, cols), subgroups: false });
     quantErrors.set(type.id, { matvec, matmul, gpu: onGpu, shape: `${rows}x${cols}` });
     if (type.id === 'f32') {
       expect(matvec).toBe(0);
       expect(onGpu).toBe(0);
     } else {
       expect(matvec).toBeGreaterThan(0);
-      expect(matvec).toBeLessThan(0.5);
-      // Same codec bytes (GPU quantize matches the CPU), products differing by f32 rounding only.
+      expect(matvec).toBeLessThan(1); // ternary types on non-ternary weights come close
+      // Same blocks, products differing by f32 rounding only.
       expect(Math.abs(onGpu - matvec)).toBeLessThan(1e-3 * matvec + MAX_REL_ERROR);
     }
   });
@@ -194,7 +202,11 @@ describe('quantized matmul: chunking', () => {
   // 2 KiB bindings, 2 workgroups per dimension: W, X and Y all split (rows and tokens).
   const LIMITS = { maxStorageBufferBindingSize: 2048, maxComputeWorkgroupsPerDimension: 2 };
 
-  for (const type of TYPES) {
+  // One type per block geometry (block size, bytes mod 4): rows that start on or off word
+  // boundaries, groups of 1, 2 or 4 blocks; the chunking itself does not look at the type.
+  const geometries = new Map<string, QuantType>();
+  for (const t of TYPES) if (!whyNotApplicable(t, 256)) geometries.set(`${t.blockSize}/${t.typeSize % 4}`, geometries.get(`${t.blockSize}/${t.typeSize % 4}`) ?? t);
+  for (const type of geometries.values()) {
     it(`${type.id}: split over rows and tokens, bit-identical to the unsplit product`, async () => {
       const small = restrictLimits(gpu, LIMITS);
       const [rows, cols, n] = [37, 256, 5];
@@ -207,8 +219,8 @@ describe('quantized matmul: chunking', () => {
       expect(split.tokensPerChunk).toBeLessThan(n);
       for (const tokens of [1, n]) {
         const X = x.subarray(0, cols * tokens);
-        const whole = await matmulOnGpu(gpu, type, packed, rows, cols, X, tokens);
-        const chunked = await matmulOnGpu(small, type, packed, rows, cols, X, tokens);
+        const whole = await matmulOnGpu(gpu, type, packed, rows, cols, X, tokens, { subgroups: false });
+        const chunked = await matmulOnGpu(small, type, packed, rows, cols, X, tokens, { subgroups: false });
         expect(Buffer.from(chunked.buffer).equals(Buffer.from(whole.buffer)), `n=${tokens}`).toBe(true);
       }
     });

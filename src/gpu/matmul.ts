@@ -95,7 +95,8 @@ export function matmulConfig(gpu: GpuContext, type: QuantType, cols: number, n: 
   const blocks = cols / type.blockSize;
   const maxInv = floorPow2(Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX));
   const wgSize = Math.min(maxInv, MAX_WG_SIZE, Math.max(MIN_WG_SIZE, ceilPow2(blocks)));
-  const tokensPerWg = n === 1 ? 1 : Math.min(MATMUL_TOKENS_PER_WG, n);
+  // Fixed per case (not min(n, 8)): one pipeline serves every prefill length.
+  const tokensPerWg = n === 1 ? 1 : MATMUL_TOKENS_PER_WG;
   let rowsPerWg = Math.min(n === 1 ? MATVEC_ROWS_PER_WG : MATMUL_ROWS_PER_WG, Math.floor(MAX_ACC / tokensPerWg));
   // The tree's workgroup memory: WG_SIZE floats per output of the tile.
   while (rowsPerWg > 1 && wgSize * rowsPerWg * tokensPerWg * 4 > limits.maxComputeWorkgroupStorageSize) rowsPerWg--;
@@ -282,9 +283,15 @@ export interface GpuProductError extends ProductError {
   readonly yRef: Float32Array;
 }
 
+export interface MatmulErrorOptions extends MatmulOptions {
+  /** W already quantized to the type (e.g. by the CPU codec): skips the GPU quantize. */
+  packed?: Uint8Array;
+}
+
 /**
- * Quantize W (f32, rows x cols) to `type` on the GPU and compare W_q X with W X, both
- * multiplied on the GPU with f32 accumulation (so the f32 type's error is exactly 0).
+ * Quantize W (f32, rows x cols) to `type` on the GPU (unless options.packed gives the
+ * blocks) and compare W_q X with W X, both multiplied on the GPU with f32 accumulation
+ * (so the f32 type's error is exactly 0).
  */
 export async function matmulErrorOnGpu(
   gpu: GpuContext,
@@ -294,12 +301,12 @@ export async function matmulErrorOnGpu(
   cols: number,
   x: Float32Array,
   n = 1,
-  options: MatmulOptions = {},
+  options: MatmulErrorOptions = {},
 ): Promise<GpuProductError> {
   const t = requireMatmulType(type, 'matmulErrorOnGpu');
   if (w.length !== rows * cols) throw new RangeError(`matmulErrorOnGpu: W has ${w.length} values, expected ${rows} x ${cols}`);
   const f32 = resolveType('f32');
-  const packed = await quantizeOnGpu(gpu, t, w, cols);
+  const packed = options.packed ?? (await quantizeOnGpu(gpu, t, w, cols));
   const y = await matmulOnGpu(gpu, t, packed, rows, cols, x, n, options);
   const wBytes = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
   const yRef = await matmulOnGpu(gpu, f32, wBytes, rows, cols, x, n, options);
@@ -307,6 +314,14 @@ export async function matmulErrorOnGpu(
 }
 
 /** ||W_q x - W x|| / ||W x|| measured on the GPU (matmulErrorOnGpu with one token). */
-export async function matvecErrorOnGpu(gpu: GpuContext, type: QuantType | string, w: Float32Array, rows: number, cols: number, x: Float32Array): Promise<number> {
-  return (await matmulErrorOnGpu(gpu, type, w, rows, cols, x, 1)).relError;
+export async function matvecErrorOnGpu(
+  gpu: GpuContext,
+  type: QuantType | string,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  x: Float32Array,
+  options: MatmulErrorOptions = {},
+): Promise<number> {
+  return (await matmulErrorOnGpu(gpu, type, w, rows, cols, x, 1, options)).relError;
 }

@@ -50,12 +50,15 @@ async function buildPipeline(device: GPUDevice, spec: PipelineSpec, key: string)
   }
 }
 
-/** The quantize / dequantize pipeline of a codec (shaders/codecs/<wgsl>.wgsl). */
-export function codecPipeline(device: GPUDevice, kernel: CodecKernel, wgsl: string, wgSize: number) {
+/**
+ * The quantize / dequantize pipeline of a codec (shaders/codecs/<wgsl>.wgsl); `weighted`:
+ * the quantize pipeline that takes importance weights (kernels/quantize.wgsl's WEIGHTED).
+ */
+export function codecPipeline(device: GPUDevice, kernel: CodecKernel, wgsl: string, wgSize: number, weighted = false) {
   return getPipeline(device, {
     name: `${kernel}.${wgsl}`,
     code: () => codecKernelSource(kernel, wgsl),
-    constants: { WG_SIZE: wgSize },
+    constants: kernel === 'quantize' ? { WG_SIZE: wgSize, WEIGHTED: weighted ? 1 : 0 } : { WG_SIZE: wgSize },
   });
 }
 

@@ -12,7 +12,7 @@ import { int8Bytes, outlierRecordBytes } from '../quant/codecs/intn.ts';
 import { DQ_GROUP_BLOCKS, DYNAMIC_MAP, dqLayout, NF4_BLOCK_BYTES } from '../quant/codecs/nf4.ts';
 import { assertNotLost, type GpuContext, type GpuLimits } from './device.ts';
 import { codecPipeline, getPipeline, statsPipeline } from './pipelines.ts';
-import { composeShader, hasCodecShader } from './shaders.ts';
+import { codecTakesImportance, composeShader, hasCodecShader } from './shaders.ts';
 
 /** Cap on one chunk's buffers: bounds the GPU memory a job holds (staging and readback included). */
 export const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
@@ -135,6 +135,8 @@ interface CodecRun {
   take: (out: Uint8Array, firstBlock: number, blocks: number) => void;
   /** Quantize only: blocks the kernel left to the CPU (block_to_cpu in shaders/lib/bytes.wgsl). */
   toCpu?: (block: number) => void;
+  /** Quantize only: importance weights (one per column) and rows of `rowBlocks` blocks. */
+  importance?: { weights: Float32Array; rowBlocks: number; rowSigma2: (row: number) => number };
 }
 
 async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
@@ -146,7 +148,7 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
   const nGroups = Math.ceil(run.nBlocks / g);
   const chunkGroups = Math.min(groupsPerChunk(run.inPerGroup, run.outPerGroup, wgSize, limits, label), nGroups);
   if (run.nBlocks === 0) return;
-  const pipeline = await codecPipeline(device, kernel, type.wgsl, wgSize);
+  const pipeline = await codecPipeline(device, kernel, type.wgsl, wgSize, run.importance !== undefined);
 
   await withErrorScopes(gpu, label, async () => {
     const inBytes = chunkGroups * run.inPerGroup;
@@ -161,6 +163,14 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
     const masks = maskBytes
       ? device.createBuffer({ label: `${label}.to-cpu`, size: maskBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC })
       : undefined;
+    // Importance (quantize kernel): the row's weights, then sigma2 of each row in the chunk.
+    const imp = run.importance;
+    const chunkRows = imp ? Math.ceil((chunkGroups * g) / imp.rowBlocks) + 1 : 0;
+    const aux = maskBytes
+      ? device.createBuffer({ label: `${label}.importance`, size: imp ? (imp.weights.length + chunkRows) * 4 : 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST })
+      : undefined;
+    if (aux && imp) device.queue.writeBuffer(aux, 0, imp.weights as Float32Array<ArrayBuffer>);
+    const sigma2 = new Float32Array(chunkRows);
     const bindGroup = device.createBindGroup({
       label: `${label}.bindgroup`,
       layout: pipeline.getBindGroupLayout(0),
@@ -168,7 +178,7 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
         { binding: 0, resource: { buffer: src } },
         { binding: 1, resource: { buffer: dst } },
         { binding: 2, resource: { buffer: params } },
-        ...(masks ? [{ binding: 3, resource: { buffer: masks } }] : []),
+        ...(masks && aux ? [{ binding: 3, resource: { buffer: masks } }, { binding: 4, resource: { buffer: aux } }] : []),
       ],
     });
     const staging = new Uint8Array(inBytes);
@@ -186,7 +196,14 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
           staging.fill(0, input.length, used);
           device.queue.writeBuffer(src, 0, staging, 0, used);
         }
-        device.queue.writeBuffer(params, 0, new Uint32Array([blocks, 0, 0, 0]));
+        if (aux && imp) {
+          const row0 = Math.floor(first / imp.rowBlocks);
+          const rows = Math.floor((first + blocks - 1) / imp.rowBlocks) - row0 + 1;
+          for (let r = 0; r < rows; r++) sigma2[r] = imp.rowSigma2(row0 + r);
+          device.queue.writeBuffer(aux, imp.weights.length * 4, sigma2, 0, rows);
+        }
+        const rowBlocks = imp?.rowBlocks ?? 0;
+        device.queue.writeBuffer(params, 0, new Uint32Array([blocks, 0, rowBlocks, imp ? first % rowBlocks : 0]));
         const [x, y] = dispatchSize(Math.ceil(groups / wgSize), limits);
         const enc = device.createCommandEncoder({ label: `${label}.encoder.${chunk}` });
         const pass = enc.beginComputePass({ label: `${label}.pass.${chunk}` });
@@ -214,6 +231,7 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
       readback.destroy();
       params.destroy();
       masks?.destroy();
+      aux?.destroy();
     }
   });
 }
@@ -230,15 +248,33 @@ export interface GpuQuantizeReport {
 
 /**
  * Quantize `data` (rows of `rowLength` values) to `type` on the GPU: the type's block bytes,
- * rows concatenated, exactly as the CPU codec (and ggml_quantize_chunk without imatrix).
+ * rows concatenated, exactly as the CPU codec `type.codec.encode(data, rowLength,
+ * importance)` (and ggml_quantize_chunk, with or without an imatrix). `importance`: one
+ * weight per column, used by the types whose quantizer takes them (type.usesImportance) and
+ * ignored by the others, as the CPU codecs do.
  */
 export async function quantizeOnGpu(
   gpu: GpuContext,
   type: QuantType | string,
   data: Float32Array,
   rowLength: number,
+  importance?: Float32Array,
 ): Promise<Uint8Array> {
-  return (await quantizeOnGpuDetailed(gpu, type, data, rowLength)).bytes;
+  return (await quantizeOnGpuDetailed(gpu, type, data, rowLength, importance)).bytes;
+}
+
+/** Whether the GPU can quantize `type` with importance weights (its codec reads has_qw). */
+export function gpuSupportsImportance(type: QuantType | string): boolean {
+  const t = typeof type === 'string' ? quantType(type) : type;
+  return t !== undefined && (!t.usesImportance || codecTakesImportance(t.wgsl));
+}
+
+/** C's sum(x^2) / n over x in float, in order (the legacy *_impl functions' sigma2). */
+function meanSquareF32(x: Float32Array): number {
+  const f = Math.fround;
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum = f(sum + f(x[i] * x[i]));
+  return f(sum / x.length);
 }
 
 /** quantizeOnGpu, also saying which blocks the CPU encoded. */
@@ -247,8 +283,16 @@ export async function quantizeOnGpuDetailed(
   type: QuantType | string,
   data: Float32Array,
   rowLength: number,
+  importance?: Float32Array,
 ): Promise<{ bytes: Uint8Array; report: GpuQuantizeReport }> {
   const t = requireGpuType(type);
+  if (importance && importance.length !== rowLength) {
+    throw new RangeError(`quantizeOnGpu ${t.id}: ${importance.length} importance weights for rows of ${rowLength}`);
+  }
+  const weights = t.usesImportance ? importance : undefined;
+  if (weights && !codecTakesImportance(t.wgsl)) {
+    throw new RangeError(`${t.id}: no importance-weighted WGSL path yet (shaders/codecs/${t.wgsl}.wgsl)`);
+  }
   const layout = gpuLayout(t);
   if (layout) return quantizeLayout(gpu, t, layout, data, rowLength);
   const nBlocks = checkShape(t, data.length, rowLength, 'quantizeOnGpu');
@@ -266,11 +310,25 @@ export async function quantizeOnGpuDetailed(
     source: (first, blocks) => input.subarray(first * valueBytes, (first + blocks) * valueBytes),
     take: (chunk, first, blocks) => out.set(chunk.subarray(0, blocks * t.typeSize), first * t.typeSize),
     toCpu: (block) => cpuBlocks.push(block),
+    importance: weights && {
+      weights,
+      rowBlocks: rowLength / t.blockSize,
+      rowSigma2: (row) => meanSquareF32(data.subarray(row * rowLength, (row + 1) * rowLength)),
+    },
   });
-  // Blocks are independent: one block encoded alone is that block of the whole row.
+  // The CPU encodes the rows holding such blocks (importance weights make a block depend on
+  // its row), and their bytes replace the GPU's.
+  const blocksPerRow = rowLength / t.blockSize;
+  let encodedRow = -1;
+  let rowBytes: Uint8Array = new Uint8Array(0);
   for (const b of cpuBlocks) {
-    const values = data.subarray(b * t.blockSize, (b + 1) * t.blockSize);
-    out.set(t.codec.encode(values, t.blockSize), b * t.typeSize);
+    const row = Math.floor(b / blocksPerRow);
+    if (row !== encodedRow) {
+      rowBytes = t.codec.encode(data.subarray(row * rowLength, (row + 1) * rowLength), rowLength, weights);
+      encodedRow = row;
+    }
+    const at = (b % blocksPerRow) * t.typeSize;
+    out.set(rowBytes.subarray(at, at + t.typeSize), b * t.typeSize);
   }
   return { bytes: out, report: { cpuBlocks } };
 }

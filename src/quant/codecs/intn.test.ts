@@ -2,40 +2,13 @@
 // implementation written here from the references' formulas (bitsandbytes int8_vectorwise_quant,
 // GPTQ's Quantizer), on real weights from stories260K and on edge cases.
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { f32ToF16Bits, f16BitsToF32 } from '../../formats/float16.ts';
 import { quantType } from '../types.ts';
 import { INT8, INT8_OUTLIER, int4BlockBytes, int4Codec, int8Bytes, int8OutlierBytes, outlierRecordBytes, type Int4Mode } from './intn.ts';
-
-const MODEL = join(import.meta.dirname, '../../../../shared/fixtures/models/stories260K.f32.safetensors');
-
-/** One F32 tensor of a safetensors file: u64 header length, JSON header, then the data. */
-function readTensor(name: string): { rows: number; rowLength: number; data: Float32Array } {
-  const file = readFileSync(MODEL);
-  const headerBytes = Number(file.readBigUInt64LE(0));
-  const header = JSON.parse(file.subarray(8, 8 + headerBytes).toString('utf8'));
-  const { shape, data_offsets: [begin, end] } = header[name];
-  const base = file.byteOffset + 8 + headerBytes;
-  return { rows: shape[0], rowLength: shape[1], data: new Float32Array(file.buffer.slice(base + begin, base + end)) };
-}
+import { gaussian, readTensor, rmse } from './testing.ts';
 
 const Q_PROJ = readTensor('model.layers.0.self_attn.q_proj.weight'); // 64 x 64
 const DOWN_PROJ = readTensor('model.layers.0.mlp.down_proj.weight'); // 64 x 172
-
-/** Seeded standard normal values (mulberry32 + Box-Muller). */
-function gaussian(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform()));
-}
-
-const rmse = (a: Float32Array, b: Float32Array) => Math.sqrt(a.reduce((s, x, i) => s + (x - b[i]) ** 2, 0) / a.length);
 
 // ------------------------------------------------------------ plain reference, written here
 

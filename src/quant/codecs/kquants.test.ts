@@ -3,17 +3,16 @@
 // not hold: row scales from 1e-30 to 1e10 (subnormal and overflowing f16 scales), exact
 // ties, sparse and constant rows, power-of-two grids, NaN and Inf, rows of several
 // super-blocks with importance that has zero columns; and any bytes decoded bit for bit.
-import koffi from 'koffi';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ggmlTypeByName } from '../../formats/gguf/constants.ts';
-import { ggmlQuantizeChunk, llamaBinDir } from '../../testing/llama-peer.ts';
+import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
 import type { Codec } from '../codec.ts';
 import { quantType } from '../types.ts';
 import {
   Q2_K, Q2_K_BLOCK_BYTES, Q3_K, Q3_K_BLOCK_BYTES, Q4_K, Q4_K_BLOCK_BYTES, Q5_K, Q5_K_BLOCK_BYTES,
   Q6_K, Q6_K_BLOCK_BYTES, Q8_K, Q8_K_BLOCK_BYTES, QK_K, setSearchShortcuts,
 } from './kquants.ts';
+import { SPECIAL_F16, bits, ggmlDequantize, ggmlFunction, importanceFor, makeRows, random, type Shape } from './testing.ts';
 
 /** [id, codec, bytes per block, ggml-common.h's static_assert formula for the size]. */
 const K_TYPES: [string, Codec, number, number][] = [
@@ -26,71 +25,13 @@ const K_TYPES: [string, Codec, number, number][] = [
 ];
 const WEIGHT_TYPES = K_TYPES.filter(([id]) => id !== 'q8_K');
 
-/** A deterministic generator (failures must reproduce). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
-}
-
-type Shape = 'gaussian' | 'outliers' | 'ties' | 'sparse' | 'grid' | 'constant' | 'positive' | 'nonfinite';
-const SHAPES: Shape[] = ['gaussian', 'outliers', 'ties', 'sparse', 'grid', 'constant', 'positive', 'nonfinite'];
-const NON_FINITE = [NaN, Infinity, -Infinity];
-
-function makeRows(shape: Shape, seed: number, rows: number, rowLength: number): Float32Array {
-  const rnd = random(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd());
-  const x = new Float32Array(rows * rowLength);
-  for (let r = 0; r < rows; r++) {
-    const scale = 10 ** (rnd() * 40 - 30);
-    const level = gauss() * scale;
-    for (let j = 0; j < rowLength; j++) {
-      const g = gauss();
-      x[r * rowLength + j] =
-        shape === 'outliers' ? g * scale * (j % 37 === 5 ? 300 : 1)
-        : shape === 'ties' ? (Math.round(g * 8) / 2) * scale
-        : shape === 'sparse' ? (rnd() < 0.8 ? 0 : g * scale)
-        : shape === 'grid' ? (Math.floor(rnd() * 32) - 16) * 2 ** Math.floor(rnd() * 20 - 10)
-        : shape === 'constant' ? (j % 32 < 16 ? level : rnd() < 0.5 ? 0 : level)
-        : shape === 'positive' ? Math.abs(g * scale) + scale
-        : shape === 'nonfinite' ? (rnd() < 0.03 ? NON_FINITE[Math.floor(rnd() * 3)] : g)
-        : g * scale;
-    }
-  }
-  return x;
-}
-
-function importanceFor(seed: number, rowLength: number): Float32Array {
-  const rnd = random(seed + 100);
-  return Float32Array.from({ length: rowLength }, () => (rnd() < 0.1 ? 0 : rnd() * 5));
-}
-
-let ggml: Map<string, (...args: unknown[]) => unknown> | undefined;
-
-function ggmlFunc(name: string): (...args: unknown[]) => unknown {
-  if (!ggml) {
-    const lib = koffi.load(join(llamaBinDir(), 'libggml-base.so'));
-    ggml = new Map<string, (...args: unknown[]) => unknown>(
-      K_TYPES.map(([id]) => [`dequantize_row_${id}`, lib.func(`void dequantize_row_${id}(const uint8_t *, _Out_ float *, int64_t)`)]),
-    );
-    ggml.set('quantize_row_q8_K_ref', lib.func('void quantize_row_q8_K_ref(const float *, _Out_ uint8_t *, int64_t)'));
-  }
-  return ggml.get(name)!;
-}
-
-/** ggml's dequantize_row_<id> on `values` floats' worth of blocks. */
-function ggmlDequantize(id: string, blocks: Uint8Array, values: number): Float32Array {
-  const out = new Float32Array(values);
-  ggmlFunc(`dequantize_row_${id}`)(blocks, out, BigInt(values));
-  return out;
-}
+const SHAPES: Shape[] = ['gaussian', 'outliers', 'ties', 'sparse', 'grid', 'subnormal', 'constant', 'positive', 'nonfinite'];
 
 function ggmlQuantizeQ8K(x: Float32Array): Uint8Array {
   const out = new Uint8Array((x.length / QK_K) * Q8_K_BLOCK_BYTES);
-  ggmlFunc('quantize_row_q8_K_ref')(x, out, BigInt(x.length));
+  ggmlFunction('void quantize_row_q8_K_ref(const float *, _Out_ uint8_t *, int64_t)')(x, out, BigInt(x.length));
   return out;
 }
-
-const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
 
 describe.each(K_TYPES)('%s', (id, codec, typeSize, ggmlSize) => {
   it(`super-blocks of 256 in ${typeSize} bytes (ggml-common.h's static assert)`, () => {
@@ -103,7 +44,6 @@ describe.each(K_TYPES)('%s', (id, codec, typeSize, ggmlSize) => {
 
   it('decodes any bytes as ggml does, bit for bit: Inf and NaN scales with any payload', () => {
     const rnd = random(11);
-    const SPECIAL_F16 = [0x7c00, 0xfc00, 0x7e00, 0xfe00, 0x7c01, 0xfd55, 0x0000, 0x8000, 0x0001, 0x7bff];
     const SPECIAL_F32 = [0x7f800000, 0xff800000, 0x7fc00000, 0xff812345, 0x00000001, 0x80000000, 0x7f7fffff];
     const blocks = 64;
     const bytes = Uint8Array.from({ length: blocks * typeSize }, () => Math.floor(rnd() * 256));

@@ -3,13 +3,13 @@
 // not hold: row scales from 1e-30 to 1e10 (subnormal and overflowing f16 scales), exact
 // ties, sparse rows, power-of-two grids, NaN and Inf, rows of one block, importance with
 // zero columns.
-import koffi from 'koffi';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { ggmlQuantizeChunk, llamaBinDir } from '../../testing/llama-peer.ts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
 import type { Codec } from '../codec.ts';
 import { quantType } from '../types.ts';
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from './legacy.ts';
+import { setSearchShortcuts } from './search.ts';
+import { SPECIAL_F16, bits, ggmlDequantize, importanceFor, makeRows, random, type Shape } from './testing.ts';
 
 /** [id, ggml type, codec, bytes per block of 32, whether ggml uses importance]. */
 const LEGACY: [string, number, Codec, number, boolean][] = [
@@ -20,58 +20,10 @@ const LEGACY: [string, number, Codec, number, boolean][] = [
   ['q8_0', 8, Q8_0, 34, false],
 ];
 
-/** A deterministic generator (failures must reproduce). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
-}
+const SHAPES: Shape[] = ['gaussian', 'ties', 'sparse', 'grid', 'subnormal', 'constant', 'nonfinite'];
+/** Share of zeros in a sparse row. */
+const SPARSE_ZEROS = 0.7;
 
-type Shape = 'gaussian' | 'ties' | 'sparse' | 'grid' | 'constant' | 'nonfinite';
-const SHAPES: Shape[] = ['gaussian', 'ties', 'sparse', 'grid', 'constant', 'nonfinite'];
-const NON_FINITE = [NaN, Infinity, -Infinity];
-
-function makeRows(shape: Shape, seed: number, rows: number, rowLength: number): Float32Array {
-  const rnd = random(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd());
-  const x = new Float32Array(rows * rowLength);
-  for (let r = 0; r < rows; r++) {
-    const scale = 10 ** (rnd() * 40 - 30);
-    const level = gauss() * scale;
-    for (let j = 0; j < rowLength; j++) {
-      const g = gauss();
-      x[r * rowLength + j] =
-        shape === 'ties' ? (Math.round(g * 8) / 2) * scale
-        : shape === 'sparse' ? (rnd() < 0.7 ? 0 : g * scale)
-        : shape === 'grid' ? (Math.floor(rnd() * 32) - 16) * 2 ** Math.floor(rnd() * 20 - 10)
-        : shape === 'constant' ? (j % 32 < 16 ? level : rnd() < 0.5 ? 0 : level)
-        : shape === 'nonfinite' ? (rnd() < 0.03 ? NON_FINITE[Math.floor(rnd() * 3)] : g)
-        : g * scale;
-    }
-  }
-  return x;
-}
-
-function importanceFor(seed: number, rowLength: number): Float32Array {
-  const rnd = random(seed + 100);
-  return Float32Array.from({ length: rowLength }, () => (rnd() < 0.1 ? 0 : rnd() * 5));
-}
-
-let dequantizers: Map<string, (src: Uint8Array, dst: Float32Array, k: bigint) => void> | undefined;
-
-/** ggml's dequantize_row_<id> on `values` floats' worth of blocks. */
-function ggmlDequantize(id: string, blocks: Uint8Array, values: number): Float32Array {
-  if (!dequantizers) {
-    const lib = koffi.load(join(llamaBinDir(), 'libggml-base.so'));
-    dequantizers = new Map(
-      LEGACY.map(([name]) => [name, lib.func(`void dequantize_row_${name}(const uint8_t *, _Out_ float *, int64_t)`)]),
-    );
-  }
-  const out = new Float32Array(values);
-  dequantizers.get(id)!(blocks, out, BigInt(values));
-  return out;
-}
-
-const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
 
 describe.each(LEGACY)('%s', (id, ggmlType, codec, typeSize, usesImportance) => {
   it(`blocks of 32 in ${typeSize} bytes (ggml-common.h's static assert)`, () => {
@@ -82,7 +34,7 @@ describe.each(LEGACY)('%s', (id, ggmlType, codec, typeSize, usesImportance) => {
 
   it.each(SHAPES)('%s rows: bytes and decoded floats identical to ggml, with and without importance', (shape) => {
     for (const [seed, rows, rowLength] of [[1, 8, 512], [2, 16, 32], [3, 4, 96]]) {
-      const x = makeRows(shape, seed, rows, rowLength);
+      const x = makeRows(shape, seed, rows, rowLength, SPARSE_ZEROS);
       const importance = importanceFor(seed, rowLength);
       for (const weights of [undefined, importance]) {
         const what = `seed ${seed}, ${rows} x ${rowLength}${weights ? ', importance' : ''}`;
@@ -95,7 +47,6 @@ describe.each(LEGACY)('%s', (id, ggmlType, codec, typeSize, usesImportance) => {
 
   it('decodes any bytes as ggml does, bit for bit: Inf and NaN scales with any payload', () => {
     const rnd = random(11);
-    const SPECIAL_F16 = [0x7c00, 0xfc00, 0x7e00, 0xfe00, 0x7c01, 0xfd55, 0x0000, 0x8000, 0x0001, 0x7bff];
     const blocks = 256;
     const bytes = Uint8Array.from({ length: blocks * typeSize }, () => Math.floor(rnd() * 256));
     const headers = id === 'q4_1' || id === 'q5_1' ? 2 : 1;
@@ -139,6 +90,22 @@ describe.each(LEGACY)('%s', (id, ggmlType, codec, typeSize, usesImportance) => {
     expect(() => codec.encode(new Float32Array(48), 48)).toThrow(RangeError);
     expect(() => codec.decode(new Uint8Array(typeSize * 3), 1, 64)).toThrow(RangeError);
     expect(() => codec.encode(new Float32Array(64), 64, new Float32Array(32))).toThrow(RangeError);
+  });
+});
+
+describe('search shortcuts', () => {
+  afterEach(() => setSearchShortcuts(true));
+
+  // make_qx_quants / make_qkx3_quants skip trials whose outcome they can prove (search.ts).
+  it.each(LEGACY.filter(([, , , , usesImportance]) => usesImportance))('%s: skipping proven trials changes no byte', (_id, _type, codec) => {
+    for (const shape of SHAPES) {
+      const x = makeRows(shape, 21, 4, 512, SPARSE_ZEROS);
+      const weights = importanceFor(21, 512);
+      setSearchShortcuts(true);
+      const fast = codec.encode(x, 512, weights);
+      setSearchShortcuts(false);
+      expect(codec.encode(x, 512, weights), shape).toEqual(fast);
+    }
   });
 });
 

@@ -2,36 +2,10 @@
 // here, the byte maps in nf4.ts, and a plain nearest-value implementation written here, on
 // real weights from stories260K and on edge cases.
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { quantType } from '../types.ts';
 import { DYNAMIC_MAP, DQ_BLOCK_BYTES, FP4, FP4_DQ, FP4_VALUES, NF4, NF4_BLOCK_BYTES, NF4_DQ, NF4_VALUES, dqBytes } from './nf4.ts';
+import { gaussian, readTensor, rmse } from './testing.ts';
 
-const MODEL = join(import.meta.dirname, '../../../../shared/fixtures/models/stories260K.f32.safetensors');
-
-/** One F32 tensor of a safetensors file: u64 header length, JSON header, then the data. */
-function readTensor(name: string): Float32Array {
-  const file = readFileSync(MODEL);
-  const headerBytes = Number(file.readBigUInt64LE(0));
-  const header = JSON.parse(file.subarray(8, 8 + headerBytes).toString('utf8'));
-  const [begin, end] = header[name].data_offsets;
-  const base = file.byteOffset + 8 + headerBytes;
-  return new Float32Array(file.buffer.slice(base + begin, base + end));
-}
-
-/** Seeded standard normal values (mulberry32 + Box-Muller). */
-function gaussian(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform()));
-}
-
-const rmse = (a: Float32Array, b: Float32Array) => Math.sqrt(a.reduce((s, x, i) => s + (x - b[i]) ** 2, 0) / a.length);
 const f32 = Math.fround;
 
 // bitsandbytes functional.py get_4bit_type('nf4'), as written there.
@@ -128,9 +102,9 @@ function referenceDoubleQuantDecode(bytes: Uint8Array, n: number, values: ArrayL
 
 // ------------------------------------------------------------------------------- tests
 
-const Q_PROJ = readTensor('model.layers.0.self_attn.q_proj.weight'); // 64 x 64
-const DOWN_PROJ = readTensor('model.layers.0.mlp.down_proj.weight'); // 64 x 172: flat rows of 64
-const EMBED = readTensor('model.embed_tokens.weight'); // 512 x 64
+const Q_PROJ = readTensor('model.layers.0.self_attn.q_proj.weight').data; // 64 x 64
+const DOWN_PROJ = readTensor('model.layers.0.mlp.down_proj.weight').data; // 64 x 172: flat rows of 64
+const EMBED = readTensor('model.embed_tokens.weight').data; // 512 x 64
 const TENSORS = {
   q_proj: Q_PROJ,
   down_proj: DOWN_PROJ,

@@ -7,16 +7,11 @@ import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
 import type { Codec } from '../codec.ts';
 import { IQ4_NL, IQ4_XS } from './iquants.ts';
 import { MXFP4 } from './mxfp4.ts';
+import { importanceFor, random } from './testing.ts';
 import { TQ1_0, TQ2_0 } from './ternary.ts';
 
 const ROW = 512;
 const ROWS = 8;
-
-/** A deterministic generator (failures must reproduce). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
-}
 
 type Shape = 'gaussian' | 'ties' | 'sparse' | 'grid';
 
@@ -53,8 +48,7 @@ describe.each(CODECS)('%s against ggml_quantize_chunk', (_, ggmlType, codec, use
       const x = makeRows(shape, seed);
       expect(codec.encode(x, ROW), `seed ${seed}`).toEqual(ggmlQuantizeChunk(ggmlType, x, ROW));
       if (!usesImportance) continue;
-      const rnd = random(seed + 100);
-      const importance = Float32Array.from({ length: ROW }, () => (rnd() < 0.1 ? 0 : rnd() * 5));
+      const importance = importanceFor(seed, ROW);
       expect(codec.encode(x, ROW, importance), `seed ${seed}, imatrix`).toEqual(ggmlQuantizeChunk(ggmlType, x, ROW, importance));
     }
   });
