@@ -10,7 +10,7 @@ import { gpuMatmulSupportsType, matmulConfig, matmulDispatch, matmulParams, matm
 import { codecPipeline } from '../src/gpu/pipelines.ts';
 import { dispatchSize, groupBlocks, gpuSupportsType } from '../src/gpu/quantize.ts';
 import type { QuantType } from '../src/quant/types.ts';
-import type { GpuTimer } from './timing.ts';
+import type { GpuTimer, RecordWork } from './timing.ts';
 
 /** Workgroup size of the codec kernels, as src/gpu/quantize.ts dispatches them. */
 const CODEC_WG_SIZE = 64;
@@ -76,12 +76,13 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
     return b;
   };
   const S = GPUBufferUsage.STORAGE;
-  const timed = (what: string, record: (enc: GPUCommandEncoder, reps: number) => void) =>
+  const timed = (what: string, record: RecordWork) =>
     withTimeout(timer.time(`${type.id}.${what}`, record), timeoutSeconds, `${type.id} ${what}`);
   const pass = (enc: GPUCommandEncoder, what: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, reps: number, x: number, y: number) => {
     const p = enc.beginComputePass({ label: `bench.${type.id}.${what}.pass` });
     p.setPipeline(pipeline);
     p.setBindGroup(0, bindGroup);
+    if (reps === 0) p.dispatchWorkgroups(1, 1); // warm-up
     for (let i = 0; i < reps; i++) p.dispatchWorkgroups(x, y);
     p.end();
   };
@@ -109,6 +110,7 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
     device.queue.writeBuffer(f32Buf, 0, values as Float32Array<ArrayBuffer>);
     const copyDst = buffer('copy', f32Bytes, GPUBufferUsage.COPY_DST);
     const copySeconds = await timed('copy', (enc, reps) => {
+      if (reps === 0) enc.copyBufferToBuffer(f32Buf, 0, copyDst, 0, 4); // warm-up
       for (let i = 0; i < reps; i++) enc.copyBufferToBuffer(f32Buf, 0, copyDst, 0, f32Bytes);
     });
     const copyGBs = (2 * f32Bytes) / copySeconds / 1e9;

@@ -100,7 +100,7 @@ async function openGpu(): Promise<GpuContext | undefined> {
 
 const DASH = '—';
 const fmt = (x: number | undefined, digits = 1) => (x === undefined ? DASH : x >= 100 ? x.toFixed(0) : x.toFixed(digits));
-const pct = (x: number | undefined) => (x === undefined ? DASH : `${(x * 100).toFixed(0)}%`);
+const pct = (x: number | undefined) => (x === undefined ? DASH : `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`);
 
 function row(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');

@@ -18,6 +18,8 @@ test('loads the sample and compares four or more types on WebGPU, matching the C
   // Rows of 64: the two K-quants (blocks of 256) cannot apply and say why.
   await expect(metrics.locator('td[data-metric="rmse"]')).toHaveCount(6, { timeout: 120_000 });
   await app.screenshot('compare');
+  // WebGPU did the work for every type that applies: no silent CPU fallback.
+  await expect(metrics.locator('tbody tr[data-backend="webgpu"]')).toHaveCount(6);
 
   // The numbers shown are the engine's: equal to the CLI's `compare --json` on the same tensor.
   const cli = JSON.parse(

@@ -24,7 +24,7 @@ function MetricsTable({ results }: { results: TypeResult[] }) {
       </thead>
       <tbody>
         {results.map((r, i) => (
-          <tr key={r.type} data-type={r.type}>
+          <tr key={r.type} data-type={r.type} data-backend={r.error ? undefined : r.backend}>
             <td>
               <span className="swatch" style={{ background: colourOf(i) }} />
               {r.type}
