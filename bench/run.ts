@@ -99,7 +99,8 @@ async function openGpu(): Promise<GpuContext | undefined> {
 }
 
 const DASH = '—';
-const fmt = (x: number | undefined, digits = 1) => (x === undefined ? DASH : x >= 100 ? x.toFixed(0) : x.toFixed(digits));
+const fmt = (x: number | undefined, digits = 1) =>
+  x === undefined ? DASH : x >= 100 ? x.toFixed(0) : x >= 1 || x === 0 ? x.toFixed(digits) : x.toPrecision(2);
 const pct = (x: number | undefined) => (x === undefined ? DASH : `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`);
 
 function row(cells: string[], widths: number[]): string {

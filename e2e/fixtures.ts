@@ -30,8 +30,10 @@ export class AppPage {
     await this.page.getByRole('region', { name: 'Tensors' }).getByRole('cell', { name, exact: true }).click();
   }
 
+  /** The whole page, and what a 1280x800 screen shows first, for a person to look at. */
   async screenshot(name: string) {
     await this.page.screenshot({ path: `test-results/screens/${name}.png`, fullPage: true });
+    await this.page.screenshot({ path: `test-results/screens/${name}-1280x800.png` });
   }
 }
 

@@ -56,6 +56,12 @@ function MetricsTable({ results }: { results: TypeResult[] }) {
   );
 }
 
+/** Five ticks on a symmetric axis, at round-ish values: ±h, ±h/2, 0. */
+function symmetricTicks(h: number): number[] {
+  const step = Number((h / 2).toPrecision(2));
+  return [-2 * step, -step, 0, step, 2 * step];
+}
+
 /** Error histograms of all types on one shared axis. */
 function ErrorHistograms({ results, log }: { results: TypeResult[]; log: boolean }) {
   const ok = results.filter((r) => !r.error);
@@ -72,13 +78,14 @@ function ErrorHistograms({ results, log }: { results: TypeResult[]; log: boolean
       return row;
     });
   }, [ok, log]);
+  const range: [number, number] = ok.length ? [ok[0].histogram.min, ok[0].histogram.max] : [-1, 1];
   return (
     <figure className="chart" aria-label="Error histogram">
       <figcaption>Error (dequantized − original), count per bin</figcaption>
       <ResponsiveContainer width="100%" height={240}>
         <LineChart data={data} margin={{ top: 6, right: 12, bottom: 4, left: 4 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
-          <XAxis dataKey="x" type="number" domain={['dataMin', 'dataMax']} tickFormatter={(v: number) => formatMetric(v)} tick={AXIS} />
+          <XAxis dataKey="x" type="number" domain={[range[0], range[1]]} ticks={symmetricTicks(range[1])} tickFormatter={(v: number) => formatMetric(v)} tick={AXIS} />
           <YAxis scale={log ? 'log' : 'linear'} domain={log ? [1, 'auto'] : [0, 'auto']} allowDataOverflow tick={AXIS} width={48} />
           <Tooltip formatter={(v) => String(v)} labelFormatter={(v) => `error ≈ ${formatMetric(Number(v))}`} />
           <Legend wrapperStyle={{ fontSize: 12 }} />

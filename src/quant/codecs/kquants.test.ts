@@ -3,16 +3,18 @@
 // not hold: row scales from 1e-30 to 1e10 (subnormal and overflowing f16 scales), exact
 // ties, sparse and constant rows, power-of-two grids, NaN and Inf, rows of several
 // super-blocks with importance that has zero columns; and any bytes decoded bit for bit.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ggmlTypeByName } from '../../formats/gguf/constants.ts';
-import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
 import type { Codec } from '../codec.ts';
 import { quantType } from '../types.ts';
 import {
   Q2_K, Q2_K_BLOCK_BYTES, Q3_K, Q3_K_BLOCK_BYTES, Q4_K, Q4_K_BLOCK_BYTES, Q5_K, Q5_K_BLOCK_BYTES,
-  Q6_K, Q6_K_BLOCK_BYTES, Q8_K, Q8_K_BLOCK_BYTES, QK_K, setSearchShortcuts,
+  Q6_K, Q6_K_BLOCK_BYTES, Q8_K, Q8_K_BLOCK_BYTES, QK_K,
 } from './kquants.ts';
-import { SPECIAL_F16, bits, ggmlDequantize, ggmlFunction, importanceFor, makeRows, random, type Shape } from './testing.ts';
+import {
+  SPECIAL_F16, bits, expectSameAsGgml, expectShortcutsChangeNothing, ggmlDequantize, ggmlFunction, importanceFor, makeRows,
+  random, type Shape,
+} from './testing.ts';
 
 /** [id, codec, bytes per block, ggml-common.h's static_assert formula for the size]. */
 const K_TYPES: [string, Codec, number, number][] = [
@@ -74,12 +76,7 @@ describe.each(WEIGHT_TYPES)('%s against ggml_quantize_chunk', (id, codec) => {
   it.each(SHAPES)('%s rows: bytes and decoded floats identical, with and without importance', (shape) => {
     for (const [seed, rows, rowLength] of [[1, 6, 512], [2, 4, 256], [3, 2, 1024]]) {
       const x = makeRows(shape, seed, rows, rowLength);
-      for (const weights of [undefined, importanceFor(seed, rowLength)]) {
-        const what = `seed ${seed}, ${rows} x ${rowLength}${weights ? ', importance' : ''}`;
-        const ours = codec.encode(x, rowLength, weights);
-        expect(ours, what).toEqual(ggmlQuantizeChunk(ggmlType, x, rowLength, weights));
-        expect(bits(codec.decode(ours, rows, rowLength)), what).toEqual(bits(ggmlDequantize(id, ours, x.length)));
-      }
+      expectSameAsGgml(id, ggmlType, codec, x, rows, rowLength, importanceFor(seed, rowLength), `seed ${seed}, ${rows} x ${rowLength}`);
     }
   });
 
@@ -90,18 +87,10 @@ describe.each(WEIGHT_TYPES)('%s against ggml_quantize_chunk', (id, codec) => {
 });
 
 describe('search shortcuts', () => {
-  afterEach(() => setSearchShortcuts(true));
-
-  // The searches skip trials whose outcome they can prove (kquants.ts); the C runs them all.
   it.each(WEIGHT_TYPES)('%s: skipping proven trials changes no byte', (_id, codec) => {
     for (const shape of SHAPES) {
       const x = makeRows(shape, 21, 4, 512);
-      for (const weights of [undefined, importanceFor(21, 512)]) {
-        setSearchShortcuts(true);
-        const fast = codec.encode(x, 512, weights);
-        setSearchShortcuts(false);
-        expect(codec.encode(x, 512, weights), shape).toEqual(fast);
-      }
+      for (const weights of [undefined, importanceFor(21, 512)]) expectShortcutsChangeNothing(codec, x, 512, weights, shape);
     }
   });
 });

@@ -3,13 +3,13 @@
 // not hold: row scales from 1e-30 to 1e10 (subnormal and overflowing f16 scales), exact
 // ties, sparse rows, power-of-two grids, NaN and Inf, rows of one block, importance with
 // zero columns.
-import { afterEach, describe, expect, it } from 'vitest';
-import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
+import { describe, expect, it } from 'vitest';
 import type { Codec } from '../codec.ts';
 import { quantType } from '../types.ts';
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from './legacy.ts';
-import { setSearchShortcuts } from './search.ts';
-import { SPECIAL_F16, bits, ggmlDequantize, importanceFor, makeRows, random, type Shape } from './testing.ts';
+import {
+  SPECIAL_F16, bits, expectSameAsGgml, expectShortcutsChangeNothing, ggmlDequantize, importanceFor, makeRows, random, type Shape,
+} from './testing.ts';
 
 /** [id, ggml type, codec, bytes per block of 32, whether ggml uses importance]. */
 const LEGACY: [string, number, Codec, number, boolean][] = [
@@ -35,13 +35,7 @@ describe.each(LEGACY)('%s', (id, ggmlType, codec, typeSize, usesImportance) => {
   it.each(SHAPES)('%s rows: bytes and decoded floats identical to ggml, with and without importance', (shape) => {
     for (const [seed, rows, rowLength] of [[1, 8, 512], [2, 16, 32], [3, 4, 96]]) {
       const x = makeRows(shape, seed, rows, rowLength, SPARSE_ZEROS);
-      const importance = importanceFor(seed, rowLength);
-      for (const weights of [undefined, importance]) {
-        const what = `seed ${seed}, ${rows} x ${rowLength}${weights ? ', importance' : ''}`;
-        const ours = codec.encode(x, rowLength, weights);
-        expect(ours, what).toEqual(ggmlQuantizeChunk(ggmlType, x, rowLength, weights));
-        expect(bits(codec.decode(ours, rows, rowLength)), what).toEqual(bits(ggmlDequantize(id, ours, x.length)));
-      }
+      expectSameAsGgml(id, ggmlType, codec, x, rows, rowLength, importanceFor(seed, rowLength), `seed ${seed}, ${rows} x ${rowLength}`);
     }
   });
 
@@ -94,17 +88,10 @@ describe.each(LEGACY)('%s', (id, ggmlType, codec, typeSize, usesImportance) => {
 });
 
 describe('search shortcuts', () => {
-  afterEach(() => setSearchShortcuts(true));
-
-  // make_qx_quants / make_qkx3_quants skip trials whose outcome they can prove (search.ts).
+  // The _impl paths run make_qx_quants / make_qkx3_quants, shared with the K types.
   it.each(LEGACY.filter(([, , , , usesImportance]) => usesImportance))('%s: skipping proven trials changes no byte', (_id, _type, codec) => {
     for (const shape of SHAPES) {
-      const x = makeRows(shape, 21, 4, 512, SPARSE_ZEROS);
-      const weights = importanceFor(21, 512);
-      setSearchShortcuts(true);
-      const fast = codec.encode(x, 512, weights);
-      setSearchShortcuts(false);
-      expect(codec.encode(x, 512, weights), shape).toEqual(fast);
+      expectShortcutsChangeNothing(codec, makeRows(shape, 21, 4, 512, SPARSE_ZEROS), 512, importanceFor(21, 512), shape);
     }
   });
 });

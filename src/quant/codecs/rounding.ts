@@ -11,7 +11,11 @@
 // Inputs are assumed to already be f32 values (results of `f32`/Float32Array reads).
 // - The `*Bits` helpers at the end compute on f32 bit patterns, for results that may be NaN
 //   (JS cannot choose a NaN's bits).
-import { f16BitsToF32, f32Bits, f32FromBits } from '../../formats/float16.ts';
+import * as float16 from '../../formats/float16.ts';
+
+const f16BitsToF32 = float16.f16BitsToF32;
+const f32Bits = float16.f32Bits;
+const f32FromBits = float16.f32FromBits;
 
 /** Round to IEEE single precision: the result of one C float operation. */
 export const f32 = Math.fround;
@@ -132,12 +136,8 @@ export function sseAdd(aBits: number, bBits: number): number {
   return f32Bits(a + b);
 }
 
-/** SSE's a - b as bits. */
+/** SSE's a - b as bits: a + (-b), but a NaN b passes through with its own sign. */
 export function sseSub(aBits: number, bBits: number): number {
-  if (isNaNBits(aBits)) return (aBits | 0x00400000) >>> 0;
-  if (isNaNBits(bBits)) return (bBits | 0x00400000) >>> 0;
-  const a = f32FromBits(aBits);
-  const b = f32FromBits(bBits);
-  if (a === b && !Number.isFinite(a)) return DEFAULT_NAN_BITS;
-  return f32Bits(a - b);
+  if (isNaNBits(bBits) && !isNaNBits(aBits)) return (bBits | 0x00400000) >>> 0;
+  return sseAdd(aBits, (bBits ^ 0x80000000) >>> 0);
 }

@@ -4,7 +4,10 @@
 import koffi from 'koffi';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { llamaBinDir } from '../../testing/llama-peer.ts';
+import { expect } from 'vitest';
+import { ggmlQuantizeChunk, llamaBinDir } from '../../testing/llama-peer.ts';
+import type { Codec } from '../codec.ts';
+import { setSearchShortcuts } from './search.ts';
 
 /** A deterministic uniform generator in (0, 1) (an LCG). */
 export function random(seed: number): () => number {
@@ -101,4 +104,36 @@ export function ggmlDequantize(id: string, blocks: Uint8Array, values: number): 
   const out = new Float32Array(values);
   ggmlFunction(`void dequantize_row_${id}(const uint8_t *, _Out_ float *, int64_t)`)(blocks, out, BigInt(values));
   return out;
+}
+
+/**
+ * `codec` on `rows` rows of x, without importance weights and with `importance`: its bytes
+ * must be ggml_quantize_chunk's, and its decoded floats ggml's dequantize_row_<id>'s, bit
+ * for bit.
+ */
+export function expectSameAsGgml(
+  id: string, ggmlType: number, codec: Codec, x: Float32Array, rows: number, rowLength: number,
+  importance: Float32Array, what: string,
+): void {
+  for (const weights of [undefined, importance]) {
+    const where = `${what}${weights ? ', importance' : ''}`;
+    const ours = codec.encode(x, rowLength, weights);
+    expect(ours, where).toEqual(ggmlQuantizeChunk(ggmlType, x, rowLength, weights));
+    expect(bits(codec.decode(ours, rows, rowLength)), where).toEqual(bits(ggmlDequantize(id, ours, x.length)));
+  }
+}
+
+/**
+ * The scale searches skip trials whose outcome they can prove (search.ts); the C runs them
+ * all. `codec` must write the same bytes with the skips turned off.
+ */
+export function expectShortcutsChangeNothing(codec: Codec, x: Float32Array, rowLength: number, weights: Float32Array | undefined, what: string): void {
+  try {
+    setSearchShortcuts(true);
+    const fast = codec.encode(x, rowLength, weights);
+    setSearchShortcuts(false);
+    expect(codec.encode(x, rowLength, weights), what).toEqual(fast);
+  } finally {
+    setSearchShortcuts(true);
+  }
 }
