@@ -16,12 +16,17 @@ import type { GpuTimer, RecordWork } from './timing.ts';
 const CODEC_WG_SIZE = 64;
 /** Bindings a codec kernel may have after (src, dst, params). */
 const MAX_EXTRA_BINDINGS = 4;
+/** A kernel whose whole dispatch would take longer is timed on a leading share of its workgroups. */
+const MAX_KERNEL_SECONDS = 1;
+const PROBE_WORKGROUPS = 32;
 
 export interface Rate {
   /** GB/s (1e9 bytes) of bytes moved. */
   gbs: number;
   /** This rate over the copy's, same device, same run. */
   ofCopy: number;
+  /** Share of the tensor the timed dispatch covered (1 unless the kernel is slow: see `kernel`). */
+  share: number;
 }
 
 export interface GpuResult {
@@ -78,13 +83,31 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
   const S = GPUBufferUsage.STORAGE;
   const timed = (what: string, record: RecordWork) =>
     withTimeout(timer.time(`${type.id}.${what}`, record), timeoutSeconds, `${type.id} ${what}`);
-  const pass = (enc: GPUCommandEncoder, what: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, reps: number, x: number, y: number) => {
-    const p = enc.beginComputePass({ label: `bench.${type.id}.${what}.pass` });
-    p.setPipeline(pipeline);
-    p.setBindGroup(0, bindGroup);
-    if (reps === 0) p.dispatchWorkgroups(1, 1); // warm-up
-    for (let i = 0; i < reps; i++) p.dispatchWorkgroups(x, y);
-    p.end();
+  /**
+   * Seconds per run of a kernel over `total` workgroups (x first, then rows of y: the
+   * kernels' linear workgroup order), and the share of them timed: a probe of
+   * PROBE_WORKGROUPS workgroups estimates the whole; when that exceeds MAX_KERNEL_SECONDS
+   * (software adapters, search-heavy quantizers) only a leading share of the workgroups is
+   * dispatched. Every workgroup does the same work, so the rate is the same.
+   */
+  const kernel = async (what: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, total: number) => {
+    const dispatch = (enc: GPUCommandEncoder, reps: number, wgs: number) => {
+      const x = Math.min(wgs, limits.maxComputeWorkgroupsPerDimension);
+      const p = enc.beginComputePass({ label: `bench.${type.id}.${what}.pass` });
+      p.setPipeline(pipeline);
+      p.setBindGroup(0, bindGroup);
+      if (reps === 0) p.dispatchWorkgroups(1, 1); // warm-up
+      for (let i = 0; i < reps; i++) p.dispatchWorkgroups(x, Math.ceil(wgs / x));
+      p.end();
+    };
+    const probeWgs = Math.min(total, PROBE_WORKGROUPS);
+    const probe = await withTimeout(timer.time(`${type.id}.${what}.probe`, (enc, reps) => dispatch(enc, reps, probeWgs), { runs: 0 }), timeoutSeconds, `${type.id} ${what}`);
+    const estimate = (probe * total) / probeWgs;
+    let wgs = estimate > MAX_KERNEL_SECONDS ? Math.max(probeWgs, Math.floor((total * MAX_KERNEL_SECONDS) / estimate)) : total;
+    const x = Math.min(wgs, limits.maxComputeWorkgroupsPerDimension);
+    wgs = Math.min(total, x * Math.ceil(wgs / x));
+    const seconds = await timed(what, (enc, reps) => dispatch(enc, reps, wgs));
+    return { seconds, share: wgs / total };
   };
   const bind = (what: string, pipeline: GPUComputePipeline, bufs: GPUBuffer[]) =>
     device.createBindGroup({
@@ -116,11 +139,11 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
     const copyGBs = (2 * f32Bytes) / copySeconds / 1e9;
     if (!gpuSupportsType(type)) return { copyGBs, skipped: `no WGSL codec (shaders/codecs/${type.wgsl}.wgsl)` };
     if (f32Bytes > limit) return { copyGBs, skipped: `${f32Bytes} bytes exceed one binding (${limit}): use a smaller --size` };
-    if (!gpuMatmulSupportsType(type)) return { copyGBs, skipped: 'not a plain block layout (per-tensor or per-row data)' };
+    if (!gpuMatmulSupportsType(type)) return { copyGBs, skipped: 'per-tensor or per-row data, not a plain block layout: its kernels are not timed here' };
 
-    const rate = (bytes: number, seconds: number): Rate => {
+    const rate = (bytes: number, seconds: number, share = 1): Rate => {
       const gbs = bytes / seconds / 1e9;
-      return { gbs, ofCopy: gbs / copyGBs };
+      return { gbs, ofCopy: gbs / copyGBs, share };
     };
     const result: GpuResult = { copyGBs };
     const nBlocks = values.length / type.blockSize;
@@ -133,13 +156,17 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
     const deqBuf = buffer('dequantized', groups * g * type.blockSize * 4, S);
     const codecParams = buffer('codec.params', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     device.queue.writeBuffer(codecParams, 0, new Uint32Array([nBlocks, 0, 0, 0]));
-    const [gx, gy] = dispatchSize(Math.ceil(groups / CODEC_WG_SIZE), limits);
+    const codecWgs = Math.ceil(groups / CODEC_WG_SIZE);
+    dispatchSize(codecWgs, limits); // throws when even a 2D dispatch cannot hold it
+    /** Bytes of blocks a share of the codec workgroups covers (the last group may be partial). */
+    const codecShare = (share: number) => Math.min(1, (Math.round(share * codecWgs) * CODEC_WG_SIZE * g) / nBlocks);
 
     // dequantize: packed blocks -> f32.
     {
       const pipeline = await withTimeout(codecPipeline(device, 'dequantize', type.wgsl, CODEC_WG_SIZE), timeoutSeconds, `${type.id} dequantize compile`);
       const bg = await bindCodec('dequantize', pipeline, [packedBuf, deqBuf, codecParams], groups * 4);
-      result.dequantize = rate(packedBytes + f32Bytes, await timed('dequantize', (enc, reps) => pass(enc, 'dequantize', pipeline, bg, reps, gx, gy)));
+      const { seconds, share } = await kernel('dequantize', pipeline, bg, codecWgs);
+      result.dequantize = rate(codecShare(share) * (packedBytes + f32Bytes), seconds, share);
     }
 
     // matvec: W resident in its packed blocks, one token.
@@ -153,10 +180,11 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
       device.queue.writeBuffer(mParams, 0, matmulParams(type, rows, cols, 1));
       const pipeline = await withTimeout(matmulPipeline(device, type, config), timeoutSeconds, `${type.id} matvec compile`);
       const bg = bind('matvec', pipeline, [packedBuf, xBuf, yBuf, mParams]);
-      const seconds = await timed('matvec', (enc, reps) => pass(enc, 'matvec', pipeline, bg, reps, mx, my));
+      const { seconds, share } = await kernel('matvec', pipeline, bg, mx * my);
+      const rowShare = Math.min(rows, Math.round(share * mx) * config.rowsPerWg) / rows;
       result.matvec = {
-        ...rate(packedBytes + cols * 4 + rows * 4, seconds),
-        gflops: (2 * rows * cols) / seconds / 1e9,
+        ...rate(rowShare * (packedBytes + rows * 4) + cols * 4, seconds, share),
+        gflops: (2 * rowShare * rows * cols) / seconds / 1e9,
         config: `wg ${config.wgSize} x ${config.rowsPerWg} rows${config.subgroups ? ', subgroups' : ''}`,
       };
     }
@@ -168,7 +196,8 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
       if (srcBuf !== f32Buf) device.queue.writeBuffer(srcBuf, 0, values as Float32Array<ArrayBuffer>);
       const pipeline = await withTimeout(codecPipeline(device, 'quantize', type.wgsl, CODEC_WG_SIZE), timeoutSeconds, `${type.id} quantize compile`);
       const bg = await bindCodec('quantize', pipeline, [srcBuf, packedBuf, codecParams], groups * 4);
-      result.quantize = rate(f32Bytes + packedBytes, await timed('quantize', (enc, reps) => pass(enc, 'quantize', pipeline, bg, reps, gx, gy)));
+      const { seconds, share } = await kernel('quantize', pipeline, bg, codecWgs);
+      result.quantize = rate(codecShare(share) * (f32Bytes + packedBytes), seconds, share);
     }
     return result;
   } finally {

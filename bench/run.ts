@@ -101,7 +101,7 @@ async function openGpu(): Promise<GpuContext | undefined> {
 const DASH = '—';
 const fmt = (x: number | undefined, digits = 1) =>
   x === undefined ? DASH : x >= 100 ? x.toFixed(0) : x >= 1 || x === 0 ? x.toFixed(digits) : x.toPrecision(2);
-const pct = (x: number | undefined) => (x === undefined ? DASH : `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`);
+const pct = (x: number | undefined) => (x === undefined ? DASH : `${x >= 0.1 ? (x * 100).toFixed(0) : (x * 100).toPrecision(2)}%`);
 
 function row(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -120,7 +120,7 @@ async function main() {
   console.log(gpu ? `GPU: ${gpu.description}; timing: ${timer!.method}; features: ${[...gpu.features].join(', ') || 'none'}` : 'GPU: none');
   console.log('GB/s = bytes read + written per second (copy: 2 x f32; quantize: f32 in + blocks out; dequantize: blocks in + f32 out;');
   console.log('matvec: blocks + x in, y out); % = of the copyBufferToBuffer rate measured just before, same device.\n');
-  const widths = [9, 5, 8, 8, 8, 8, 12, 12, 12, 8, 7];
+  const widths = [14, 5, 8, 8, 8, 8, 15, 15, 15, 8, 0];
   console.log(row(['type', 'bpw', 'cpu enc', 'cpu dec', 'cpu copy', 'gpu copy', 'quantize', 'dequantize', 'matvec', 'matvec', ''], widths));
   console.log(row(['', '', 'MB/s', 'MB/s', 'MB/s', 'GB/s', 'GB/s (%)', 'GB/s (%)', 'GB/s (%)', 'GFLOP/s', ''], widths));
 
@@ -153,7 +153,9 @@ async function main() {
       errorsSeen = gpu.uncapturedErrors.length;
       if (errors.length) notes.push(`${type.id}: WebGPU errors: ${errors.join('; ')}`);
     }
-    const rate = (r?: { gbs: number; ofCopy: number }) => (r ? `${fmt(r.gbs, 2)} (${pct(r.ofCopy)})` : DASH);
+    const rate = (r?: { gbs: number; ofCopy: number; share: number }) => (r ? `${fmt(r.gbs, 2)} (${pct(r.ofCopy)})${r.share < 1 ? '*' : ''}` : DASH);
+    const partial = (['quantize', 'dequantize', 'matvec'] as const).filter((k) => gpuRes?.[k] && gpuRes[k]!.share < 1);
+    if (partial.length) notes.push(`${type.id}: * timed on a share of the tensor: ${partial.map((k) => `${k} ${(gpuRes![k]!.share * 100).toPrecision(2)}%`).join(', ')}`);
     console.log(
       row(
         [

@@ -1,8 +1,11 @@
 // K-quants on the GPU (shaders/codecs/q{2,3,4,5,6,8}_k.wgsl, shaders/lib/kquant.wgsl) against
 // ggml's own output (../shared/fixtures/golden) and against the CPU codec
 // (src/quant/codecs/kquants.ts) on real tensors and on stress rows: quantized bytes
-// identical, dequantized floats identical bit for bit. In Node on Dawn (SwiftShader on
-// GPU-less machines); a missing adapter fails.
+// identical, dequantized floats identical bit for bit; without and with importance weights
+// (the *_impl paths, legacy q4_0..q5_1 included). Blocks the GPU hands to the CPU
+// (block_to_cpu: their searches leave f32's normal range) are reported, and must hold tiny,
+// huge or subnormal values. In Node on Dawn (SwiftShader on GPU-less machines); a missing
+// adapter fails.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -199,6 +199,33 @@ describe.each(TYPES.map((t) => [t.id, t] as const))('%s: GPU product = CPU-decod
   });
 });
 
+describe('quantized matmul: the hardware-GPU configuration', () => {
+  // Software adapters get 16-wide workgroups of 8 rows; hardware GPUs 32..128-wide ones of 2
+  // rows. Same kernel, other override constants: run those here too, whatever the adapter.
+  for (const id of ['f32', 'f16', 'q4_0', 'q5_1', 'q6_K', 'iq4_xs']) {
+    it(`${id}: wide workgroups, matvec and matmul, both reductions`, async () => {
+      const type = quantType(id);
+      if (!type || !gpuMatmulSupportsType(type)) return; // not in the table / no codec yet
+      const hw: GpuContext = { ...gpu, isFallbackAdapter: false };
+      const [rows, cols] = [45, 2048];
+      const w = (await ffnValues()).subarray(0, rows * cols);
+      const packed = type.codec.encode(w, cols);
+      for (const n of [1, 9]) {
+        const x = await activations(cols, n, 4);
+        const config = matmulConfig(hw, type, cols, n);
+        expect(config.wgSize).toBeGreaterThanOrEqual(32);
+        const ref = dequantizedProduct(type, packed, rows, cols, x, n);
+        for (const subgroups of variants) {
+          const y = await matmulOnGpu(hw, type, packed, rows, cols, x, n, { subgroups });
+          const rel = relativeError(y, ref.f64);
+          note(type, `hw wg ${config.wgSize} n=${n}`, rel);
+          expect(rel, `n=${n} ${subgroups ? 'subgroups' : 'workgroup'}`).toBeLessThan(MAX_REL_ERROR);
+        }
+      }
+    });
+  }
+});
+
 describe('quantized matmul: chunking', () => {
   // 2 KiB bindings, 2 workgroups per dimension: W, X and Y all split (rows and tokens).
   const LIMITS = { maxStorageBufferBindingSize: 2048, maxComputeWorkgroupsPerDimension: 2 };

@@ -2,10 +2,10 @@
 // writes them and as the dequantize_row_* functions read them back.
 //
 // Followed (ggml-org/ggml d99724f2b141fed9e1a9f402213506c081433465):
-//   src/ggml-quants.c  nearest_int, make_qx_quants, make_q3_quants, make_qkx2_quants,
-//                      make_qkx3_quants, make_qp_quants, get_scale_min_k4,
-//                      quantize_row_qN_K_ref, quantize_row_qN_K_impl, dequantize_row_qN_K,
-//                      quantize_row_q8_K_ref, dequantize_row_q8_K
+//   src/ggml-quants.c  get_scale_min_k4, quantize_row_qN_K_ref, quantize_row_qN_K_impl,
+//                      dequantize_row_qN_K, quantize_row_q8_K_ref, dequantize_row_q8_K;
+//                      their make_*_quants scale searches are in search.ts (shared with
+//                      the legacy types, as in ggml), nearest_int in rounding.ts
 //   src/ggml-common.h  block_q2_K .. block_q8_K
 //   src/ggml.c         ggml_quantize_chunk -> quantize_qN_K: the _ref function without
 //                      importance weights, the _impl function with them.
@@ -410,8 +410,13 @@ function encodeBlockQ6K(x: Float32Array, x0: number, qw: Float32Array | undefine
 // Q8_K: quantize_row_q8_K_ref (the importance weights do not apply)
 
 function encodeBlockQ8K(x: Float32Array, x0: number, _qw: Float32Array | undefined, _q0: number, out: Uint8Array, view: DataView, o: number): void {
-  const max = maxByMagnitude(x, x0, QK_K);
-  if (max === 0) {
+  let max = 0;
+  let amax = 0;
+  for (let j = 0; j < QK_K; j++) {
+    const ax = Math.abs(x[x0 + j]);
+    if (ax > amax) { amax = ax; max = x[x0 + j]; }
+  }
+  if (amax === 0) {
     out.fill(0, o, o + Q8_K_BLOCK_BYTES); // C leaves bsums unwritten here; zero is their sum
 
     return;

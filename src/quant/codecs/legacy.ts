@@ -10,9 +10,10 @@
 //   q8_0  34 B  [0..1] d | [2..33] q[j] as int8                            x = q * d
 //
 // Without importance weights ggml calls quantize_row_*_ref (a closed-form scale); with them
-// quantize_row_*_impl (q4_0/q5_0: make_qx_quants, q4_1/q5_1: make_qkx3_quants, shared
-// with the K types in search.ts), one row at a time. q8_0 ignores the weights. All arithmetic below is C float: every operation
-// is rounded with `f32`, in the C code's evaluation order (gcc -O3, no FMA contraction).
+// quantize_row_*_impl (q4_0/q5_0: make_qx_quants, q4_1/q5_1: make_qkx3_quants, both in
+// search.ts, shared with the K types as in ggml), one row at a time. q8_0 ignores the
+// weights. All arithmetic below is C float: every operation is rounded with `f32`, in the
+// C code's evaluation order (gcc -O3, no FMA contraction).
 import { checkRows, type Codec } from '../codec.ts';
 import * as float16 from '../../formats/float16.ts';
 import * as rounding from './rounding.ts';
@@ -107,7 +108,7 @@ function packQuants(L: Uint8Array, fiveBit: boolean, out: Uint8Array, at: number
 
 // ---------------------------------------------------------------- quantize_row_*_ref
 // The hot path of plain encodes: the quants are packed as they are made, in one loop per
-// layout (a per-value branch on the layout costs 5%).
+// layout (a branch on the layout for each value costs some 5%).
 
 /** q4_0/q5_0's q = MIN(2*nmax - 1, (int8_t)(x*id + nmax + 0.5f)): the sum is rounded first. */
 function symmetricQuant(x: number, id: number, nmax: number): number {
@@ -125,11 +126,14 @@ function encodeSymmetricRef(x: Float32Array, nmax: number, typeSize: number, fiv
     if (fiveBit) {
       let qh = 0;
       for (let j = 0; j < 16; j++) {
-        qh |= storeFiveBitPair(symmetricQuant(x[s + j], id, nmax), symmetricQuant(x[s + 16 + j], id, nmax), j, out, o + 6 + j);
+        const q0 = symmetricQuant(x[s + j], id, nmax);
+        qh |= storeFiveBitPair(q0, symmetricQuant(x[s + 16 + j], id, nmax), j, out, o + 6 + j);
       }
       writeU32(out, o + 2, qh >>> 0);
     } else {
-      for (let j = 0; j < 16; j++) out[o + 2 + j] = symmetricQuant(x[s + j], id, nmax) | (symmetricQuant(x[s + 16 + j], id, nmax) << 4);
+      for (let j = 0; j < 16; j++) {
+        out[o + 2 + j] = symmetricQuant(x[s + j], id, nmax) | (symmetricQuant(x[s + 16 + j], id, nmax) << 4);
+      }
     }
   }
   return out;
@@ -162,12 +166,14 @@ function encodeAffineRef(x: Float32Array, nmax: number, typeSize: number, fiveBi
     if (fiveBit) {
       let qh = 0;
       for (let j = 0; j < 16; j++) {
-        qh |= storeFiveBitPair(affineQuant(x[s + j], min, id) & 0xff, affineQuant(x[s + 16 + j], min, id) & 0xff, j, out, o + 8 + j);
+        const q0 = affineQuant(x[s + j], min, id) & 0xff;
+        qh |= storeFiveBitPair(q0, affineQuant(x[s + 16 + j], min, id) & 0xff, j, out, o + 8 + j);
       }
       writeU32(out, o + 4, qh >>> 0);
     } else {
       for (let j = 0; j < 16; j++) {
-        out[o + 4 + j] = Math.min(15, toInt8(affineQuant(x[s + j], min, id))) | (Math.min(15, toInt8(affineQuant(x[s + 16 + j], min, id))) << 4);
+        const q0 = Math.min(15, toInt8(affineQuant(x[s + j], min, id)));
+        out[o + 4 + j] = q0 | (Math.min(15, toInt8(affineQuant(x[s + 16 + j], min, id))) << 4);
       }
     }
   }

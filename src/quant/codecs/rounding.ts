@@ -2,15 +2,16 @@
 // does (ggml-org/ggml src/ggml-quants.c, built with gcc -O3 and no FMA):
 // - every float op rounds to IEEE single: wrap each op result in `f32` (Math.fround);
 //   a*b+c is two roundings, never fused;
-// - `nearestInt` is ggml's nearest_int (round half to even), `roundf`/`roundfToInt` are
-//   C's roundf (half away from zero), `truncInt` is C's (int) cast: they differ at .5 and
+// - `nearestInt` is ggml's nearest_int (round half to even; `nearestIntC` also past its
+//   asserted range, as the release build computes it), `roundf`/`roundfToInt` are C's
+//   roundf (half away from zero), `truncInt` is C's (int) cast: they differ at .5 and
 //   codecs must use the one the C code uses.
 // - Modules that import these should copy them into module-level consts (`const f32 =
 //   rounding.f32`): transpilers (tsx, vitest) turn imports into getters that V8 does not
 //   inline, which costs up to 100x in hot loops.
-// Inputs are assumed to already be f32 values (results of `f32`/Float32Array reads).
-// - The `*Bits` helpers at the end compute on f32 bit patterns, for results that may be NaN
+// - The `sse*` helpers at the end compute on f32 bit patterns, for results that may be NaN
 //   (JS cannot choose a NaN's bits).
+// Inputs are assumed to already be f32 values (results of `f32`/Float32Array reads).
 import * as float16 from '../../formats/float16.ts';
 
 const f16BitsToF32 = float16.f16BitsToF32;

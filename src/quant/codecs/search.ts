@@ -199,8 +199,8 @@ export function makeQ3Quants(n: number, nmax: number, x: Float32Array, x0: numbe
 }
 
 /**
- * make_qkx2_quants / make_qkx3_quants (identical when weights are given, as in every K
- * caller: their `max == min` vs `max <= min` tests agree since max >= min): asymmetric
+ * make_qkx2_quants / make_qkx3_quants (identical when given weights, as every caller does:
+ * their `max == min` vs `max <= min` tests agree since max >= min): asymmetric
  * quants L in 0..nmax of x = scale*L - theMin, searching nstep+1 inverse scales around
  * nmax/(max-min) and keeping the weighted least-squares fit with the least error
  * (absolute with useMad, squared otherwise). Writes L[l0..], mins[minIndex]; returns scale.
