@@ -14,7 +14,9 @@ if [ ! -x /usr/bin/chromium ] || ! ldconfig -p | grep -q libvulkan.so.1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libvulkan1 >/dev/null
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # npm install, not npm ci: node-llama-cpp lists optional platform packages that were never
+  # published for this version, which npm ci reports as a lock file out of sync.
+  npm install --no-audit --no-fund
 fi
 
 # Dawn (npm `webgpu`) on Chromium's SwiftShader Vulkan ICD: see ../shared/webgpu.md.

@@ -410,13 +410,8 @@ function encodeBlockQ6K(x: Float32Array, x0: number, qw: Float32Array | undefine
 // Q8_K: quantize_row_q8_K_ref (the importance weights do not apply)
 
 function encodeBlockQ8K(x: Float32Array, x0: number, _qw: Float32Array | undefined, _q0: number, out: Uint8Array, view: DataView, o: number): void {
-  let max = 0;
-  let amax = 0;
-  for (let j = 0; j < QK_K; j++) {
-    const ax = Math.abs(x[x0 + j]);
-    if (ax > amax) { amax = ax; max = x[x0 + j]; }
-  }
-  if (amax === 0) {
+  const max = maxByMagnitude(x, x0, QK_K);
+  if (max === 0) {
     out.fill(0, o, o + Q8_K_BLOCK_BYTES); // C leaves bsums unwritten here; zero is their sum
 
     return;
