@@ -40,7 +40,7 @@ fn quantize_block(base: u32) {
 fn dequantize_block(base: u32) {
   let d = bitcast<f32>(ld_u32(base));
   for (var j = 0u; j < 256u; j = j + 1u) {
-    // Any f32 d: the product may be subnormal, which kq_mul keeps.
-    set_val(j, kq_mul(d, f32((i32(ld_u8(base + 4u + j)) << 24u) >> 24u)));
+    // Any f32 d: the product may be subnormal, which sf_mul keeps.
+    set_val(j, sf_mul(d, f32((i32(ld_u8(base + 4u + j)) << 24u) >> 24u)));
   }
 }
