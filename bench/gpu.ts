@@ -6,7 +6,7 @@
 //   dequantize: packed read + f32 written
 //   matvec:     packed W read + x read + y written
 import type { GpuContext } from '../src/gpu/device.ts';
-import { gpuMatmulSupportsType, matmulConfig, matmulDispatch, matmulParams, matmulPipeline, matmulWeightBufferBytes, MATMUL_PARAMS_BYTES, type MatmulOptions } from '../src/gpu/matmul.ts';
+import { gpuMatmulSupportsType, matmulConfig, matmulDispatch, matmulParams, matmulPipeline, MATMUL_PARAMS_BYTES, type MatmulOptions } from '../src/gpu/matmul.ts';
 import { codecPipeline } from '../src/gpu/pipelines.ts';
 import { dispatchSize, groupBlocks, gpuSupportsType } from '../src/gpu/quantize.ts';
 import type { QuantType } from '../src/quant/types.ts';

@@ -50,7 +50,8 @@ function load(): Lib {
   const ggmlBase = koffi.load(join(dir, 'libggml-base.so'));
   koffi.load(join(dir, 'libggml.v0.5.0.so'));
   const llama = koffi.load(join(dir, 'libllama.v0.5.0.so'));
-  const Params = koffi.struct('llama_model_quantize_params', {
+  // Registered by name: the function signatures below refer to it.
+  koffi.struct('llama_model_quantize_params', {
     nthread: 'int32_t',
     ftype: 'int',
     output_tensor_type: 'int',
