@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
-import { main } from './main.ts';
+import { runInProcess } from './testing.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -20,14 +20,6 @@ async function quantlab(args: string[], command = ['node', join(ROOT, 'bin/quant
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
-}
-
-/** main() in process, capturing output. */
-async function inProcess(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-  return { code, stdout, stderr };
 }
 
 let dir: string;
@@ -68,7 +60,7 @@ describe('npx quantlab inspect', () => {
       ['stories260K.bf16.safetensors'],
       ['stories260K-sharded/model-00001-of-00002.safetensors', 'stories260K-sharded/model-00002-of-00002.safetensors', 'stories260K-sharded/model.safetensors.index.json', 'stories260K.config.json'],
     ]) {
-      const { code, stdout, stderr } = await inProcess(['inspect', ...files.map(model), '--json']);
+      const { code, stdout, stderr } = await runInProcess(['inspect', ...files.map(model), '--json']);
       expect(stderr).toBe('');
       expect(code).toBe(0);
       const json = JSON.parse(stdout);
@@ -80,7 +72,7 @@ describe('npx quantlab inspect', () => {
   });
 
   it('prints a readable table without --json', async () => {
-    const { code, stdout } = await inProcess(['inspect', model('stories260K.gguf')]);
+    const { code, stdout } = await runInProcess(['inspect', model('stories260K.gguf')]);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^GGUF v3: 48 tensors/);
     expect(stdout).toMatch(/tokenizer\.ggml\.tokens\s+string\[\]\s+\[512 items\] "<unk>", "<s>", "<\/s>", "<0x00>", \.\.\./);
@@ -97,7 +89,7 @@ describe('npx quantlab inspect', () => {
     });
     const path = join(dir, 'big.gguf');
     await writeFile(path, await collect(writeGguf(layout, () => new Uint8Array(0))));
-    const { code, stdout } = await inProcess(['inspect', path, '--json']);
+    const { code, stdout } = await runInProcess(['inspect', path, '--json']);
     expect(code).toBe(0);
     expect(JSON.parse(stdout).metadata).toEqual({ big: '1152921504606846977', small: -5, list: [1, '9223372036854775808'], nan: 'NaN' });
   });
@@ -120,20 +112,20 @@ describe('quantlab on bad input', () => {
     const bytes = new Uint8Array(16);
     new DataView(bytes.buffer).setBigUint64(0, 1000n, true);
     await writeFile(path, bytes);
-    const { code, stderr } = await inProcess(['inspect', path]);
+    const { code, stderr } = await runInProcess(['inspect', path]);
     expect(code).toBe(1);
     expect(stderr).toBe('bad.safetensors: at byte 0: header length 1000 runs past the end of the file (16 bytes)\n');
   });
 
   it('a missing file, no file, an unknown option, an unknown command', async () => {
-    expect(await inProcess(['inspect', join(dir, 'nope.gguf')])).toMatchObject({ code: 1, stderr: expect.stringMatching(/nope\.gguf: at byte 0: cannot open the file \(ENOENT\)\n$/) });
-    expect(await inProcess(['inspect'])).toMatchObject({ code: 1, stderr: expect.stringMatching(/^quantlab inspect: no FILE given/) });
-    expect(await inProcess(['inspect', '--frobnicate', 'x'])).toMatchObject({ code: 1, stderr: expect.stringMatching(/^quantlab inspect: Unknown option '--frobnicate'/) });
-    expect(await inProcess(['frobnicate'])).toMatchObject({ code: 1, stderr: "quantlab: unknown command 'frobnicate' (try 'quantlab help')\n" });
+    expect(await runInProcess(['inspect', join(dir, 'nope.gguf')])).toMatchObject({ code: 1, stderr: expect.stringMatching(/nope\.gguf: at byte 0: cannot open the file \(ENOENT\)\n$/) });
+    expect(await runInProcess(['inspect'])).toMatchObject({ code: 1, stderr: expect.stringMatching(/^quantlab inspect: no FILE given/) });
+    expect(await runInProcess(['inspect', '--frobnicate', 'x'])).toMatchObject({ code: 1, stderr: expect.stringMatching(/^quantlab inspect: Unknown option '--frobnicate'/) });
+    expect(await runInProcess(['frobnicate'])).toMatchObject({ code: 1, stderr: "quantlab: unknown command 'frobnicate' (try 'quantlab help')\n" });
   });
 
   it('help lists the commands', async () => {
-    const { code, stdout } = await inProcess(['help']);
+    const { code, stdout } = await runInProcess(['help']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/inspect\s+list the tensors/);
   });

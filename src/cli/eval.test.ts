@@ -3,16 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
-import { main } from './main.ts';
+import { runInProcess } from './testing.ts';
 
 const model = (name: string) => join(FIXTURE_MODELS, name);
-
-async function run(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 let dir: string;
 beforeAll(async () => {
@@ -24,7 +17,7 @@ afterAll(async () => {
 
 describe('quantlab eval', () => {
   it('--json prints the INTERFACES.md shape (+ f32_ppl and greedy)', async () => {
-    const { code, stdout, stderr } = await run(['eval', model('stories260K.gguf'), '--presets', 'Q8_0,q4_k,Q2_K', '--json', '--tokens', '8']);
+    const { code, stdout, stderr } = await runInProcess(['eval', model('stories260K.gguf'), '--presets', 'Q8_0,q4_k,Q2_K', '--json', '--tokens', '8']);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const json = JSON.parse(stdout);
@@ -47,7 +40,7 @@ describe('quantlab eval', () => {
   it('prints a table and the greedy continuations, on a text from --text', async () => {
     const text = join(dir, 'story.txt');
     await writeFile(text, 'Lily saw a big red ball in the park. She was happy.');
-    const { code, stdout } = await run(['eval', model('stories260K.gguf'), '--presets', 'F32,Q8_0', '--text', text, '--tokens', '4']);
+    const { code, stdout } = await runInProcess(['eval', model('stories260K.gguf'), '--presets', 'F32,Q8_0', '--text', text, '--tokens', '4']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/preset\s+bytes\s+bpw\s+ppl\s+kl_mean\s+kl_median\s+kl_p99\s+top1_agree/);
     expect(stdout).toMatch(/^F32 .* 0\.000e\+0 .* 100\.0%$/m);
@@ -56,7 +49,7 @@ describe('quantlab eval', () => {
   });
 
   it('runs safetensors with config.json and tokenizer.model', async () => {
-    const { code, stdout } = await run([
+    const { code, stdout } = await runInProcess([
       'eval', model('stories260K.f32.safetensors'), model('stories260K.config.json'), model('tok512.model'), '--presets', 'Q8_0', '--json', '--tokens', '4',
     ]);
     expect(code).toBe(0);
@@ -72,12 +65,12 @@ describe('quantlab eval', () => {
       ['eval', model('stories260K.f32.safetensors'), model('stories260K.config.json'), '--presets', 'Q8_0'],
       ['eval', model('mnist-mlp-dfdx.safetensors'), '--presets', 'Q8_0'],
     ]) {
-      const { code, stdout, stderr } = await run(args);
+      const { code, stdout, stderr } = await runInProcess(args);
       expect(code, args.join(' ')).toBe(1);
       expect(stdout).toBe('');
       expect(stderr.trim().split('\n'), stderr).toHaveLength(1);
     }
-    expect((await run(['eval', model('stories260K.gguf'), '--presets', 'Q9_9'])).stderr).toMatch(/unknown preset 'Q9_9'/);
-    expect((await run(['eval', model('stories260K.f32.safetensors'), model('stories260K.config.json'), '--presets', 'Q8_0'])).stderr).toMatch(/tokenizer.model/);
+    expect((await runInProcess(['eval', model('stories260K.gguf'), '--presets', 'Q9_9'])).stderr).toMatch(/unknown preset 'Q9_9'/);
+    expect((await runInProcess(['eval', model('stories260K.f32.safetensors'), model('stories260K.config.json'), '--presets', 'Q8_0'])).stderr).toMatch(/tokenizer.model/);
   });
 });

@@ -10,11 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
+import { runInProcess } from './testing.ts';
 import { SWIFTSHADER_ICD } from '../gpu/gpu-test-setup.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
 import { buildGgufImatrix, toolImatrixValues } from '../testing/imatrix-file.ts';
 import { syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
-import { main } from './main.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
@@ -28,13 +28,6 @@ beforeAll(() => {
   writeSyntheticLlama(synthetic, { nLayer: 2, nEmbd: 256, nFf: 768, nHead: 8, nHeadKv: 2, nVocab: 288, seed: 10 });
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function inProcess(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 /** llama-quantize's own output for a preset. */
 function llamaFile(input: string, preset: string, pure = false): Buffer {
@@ -70,7 +63,7 @@ describe('quantlab quantize', () => {
   it('--backend webgpu quantizes the types with GPU codecs on the GPU, byte-identical (stories260K -> Q4_K_M)', async () => {
     process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
     const out = join(dir, 'ours-gpu.gguf');
-    const { code, stdout, stderr } = await inProcess(['quantize', STORIES, '-o', out, '--preset', 'Q4_K_M', '--backend', 'webgpu']);
+    const { code, stdout, stderr } = await runInProcess(['quantize', STORIES, '-o', out, '--preset', 'Q4_K_M', '--backend', 'webgpu']);
     expect(code, stderr).toBe(0);
     expect(stderr).not.toMatch(/quantlab/); // (Dawn may log about its environment)
     expect(readFileSync(out).equals(llamaFile(STORIES, 'Q4_K_M'))).toBe(true);
@@ -90,7 +83,7 @@ describe('quantlab quantize', () => {
     [['--preset', 'Q4_0', '--imatrix', '/nonexistent/imatrix.gguf'], /nonexistent\/imatrix\.gguf: at byte 0: cannot open the importance matrix \(ENOENT\)/],
   ])('%j fails with one line and leaves no file', async (args, message, input = 'stories') => {
     const out = join(dir, `refused-${refusals++}.gguf`);
-    const { code, stderr } = await inProcess(['quantize', input === 'stories' ? STORIES : synthetic, '-o', out, ...args]);
+    const { code, stderr } = await runInProcess(['quantize', input === 'stories' ? STORIES : synthetic, '-o', out, ...args]);
     expect(code).toBe(1);
     expect(stderr).toMatch(message);
     expect(stderr.trim().split('\n')).toHaveLength(1);
@@ -108,7 +101,7 @@ describe('quantlab quantize', () => {
     writeFileSync(imatrix, await buildGgufImatrix(entries, ['calibration.txt'], 9));
     const out = join(dir, 'compact-Q2_K_S.gguf');
     const args = ['quantize', input, '-o', out, '--preset', 'Q2_K_S', '--imatrix', imatrix, '--tensor-type', 'ATTN_V=q5_K'];
-    expect((await inProcess(args)).code).toBe(0);
+    expect((await runInProcess(args)).code).toBe(0);
     const theirs = join(dir, 'compact-Q2_K_S.llama.gguf');
     llamaQuantize(input, theirs, 'Q2_K_S', {
       imatrix: new Map(entries.map((e) => [e.name, toolImatrixValues(e)])),
@@ -125,13 +118,13 @@ describe('quantlab quantize', () => {
 
   it('quantizes safetensors with config.json through the converter; refuses one without it, and writing over its input', async () => {
     const weights = join(FIXTURE_MODELS, 'stories260K.f32.safetensors');
-    const st = await inProcess(['quantize', weights, '-o', join(dir, 'st.gguf'), '--preset', 'Q8_0']);
+    const st = await runInProcess(['quantize', weights, '-o', join(dir, 'st.gguf'), '--preset', 'Q8_0']);
     expect(st).toMatchObject({ code: 1, stderr: expect.stringMatching(/needs the model's config.json/) });
-    const withConfig = await inProcess(['quantize', weights, join(FIXTURE_MODELS, 'stories260K.config.json'), join(FIXTURE_MODELS, 'tok512.model'), '-o', join(dir, 'st.gguf'), '--preset', 'Q8_0']);
+    const withConfig = await runInProcess(['quantize', weights, join(FIXTURE_MODELS, 'stories260K.config.json'), join(FIXTURE_MODELS, 'tok512.model'), '-o', join(dir, 'st.gguf'), '--preset', 'Q8_0']);
     expect(withConfig.code).toBe(0);
     const model = await loadModel([await fileSource(join(dir, 'st.gguf'))]);
     expect(model.tensors.find((t) => t.name === 'blk.0.attn_q.weight')?.dtype).toBe('q8_0');
-    const self = await inProcess(['quantize', STORIES, '-o', STORIES, '--preset', 'Q8_0']);
+    const self = await runInProcess(['quantize', STORIES, '-o', STORIES, '--preset', 'Q8_0']);
     expect(self).toMatchObject({ code: 1, stderr: expect.stringMatching(/the output file is one of the inputs/) });
   });
 });
@@ -147,7 +140,7 @@ describe('exports of stories260K run in llama.cpp (node-llama-cpp)', () => {
     const q4 = join(dir, 'stories-Q4_K_M.gguf');
     const theirs = join(dir, 'stories-Q8_0.llama.gguf');
     for (const [out, preset] of [[q8, 'Q8_0'], [q4, 'Q4_K_M']]) {
-      expect((await inProcess(['quantize', STORIES, '-o', out, '--preset', preset])).code).toBe(0);
+      expect((await runInProcess(['quantize', STORIES, '-o', out, '--preset', preset])).code).toBe(0);
     }
     llamaQuantize(STORIES, theirs, 'Q8_0');
     const [ours8, ours4, llama8] = await Promise.all([generate(q8), generate(q4), generate(theirs)]);

@@ -3,6 +3,7 @@ import { engine } from '../engine/client.ts';
 import { useApp } from '../store/store.ts';
 import { CompareView } from './CompareView.tsx';
 import { formatShape } from './format.ts';
+import { ErrorAlert, ProgressLine } from './Status.tsx';
 import { TypeChips } from './TypeChips.tsx';
 
 /** Pick a tensor and types; the engine quantizes it in each and the charts compare them. */
@@ -49,16 +50,8 @@ export function CompareTab() {
         </div>
       </div>
       <TypeChips selected={types} rowLength={info ? info.shape[info.shape.length - 1] : null} onToggle={toggleType} />
-      {comparing && (
-        <div className="progress" role="status" style={{ marginTop: 8 }}>
-          <progress value={comparing.done} max={comparing.total} /> {comparing.label}
-        </div>
-      )}
-      {compareError && (
-        <div className="errors" role="alert" style={{ marginTop: 8 }}>
-          {compareError}
-        </div>
-      )}
+      <ProgressLine progress={comparing} />
+      <ErrorAlert message={compareError} />
       {compare && compare.tensor === info?.name && <CompareView compare={compare} blockIndex={blockIndex} onBlockIndex={setBlockIndex} />}
     </section>
   );

@@ -4,6 +4,7 @@ import type { OverrideSpec, PlanSummary } from '../engine/plan.ts';
 import type { Progress } from '../engine/types.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import { formatBytes } from './format.ts';
+import { ProgressLine } from './Status.tsx';
 
 /** Where the export's bytes go: a file on disk (File System Access API) or a download. */
 interface Sink {
@@ -89,15 +90,11 @@ export function ExportPanel({ mode, overrides, plan }: { mode: PlanMode; overrid
           Save GGUF to disk…
         </button>
       )}
-      {progress && (
-        <span className="progress" role="status" aria-label="Export progress">
-          <progress value={progress.done} max={progress.total} /> {progress.label}
-          {eta(progress, started.current)}
-          <button type="button" onClick={() => engine.cancel()}>
-            Cancel
-          </button>
-        </span>
-      )}
+      <ProgressLine
+        progress={progress && { ...progress, label: progress.label + eta(progress, started.current) }}
+        onCancel={() => engine.cancel()}
+        label="Export progress"
+      />
       {message && <span role="status">{message}</span>}
     </div>
   );

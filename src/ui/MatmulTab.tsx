@@ -6,6 +6,7 @@ import type { Progress } from '../engine/types.ts';
 import { quantType } from '../quant/types.ts';
 import { useApp } from '../store/store.ts';
 import { formatBytes, formatMetric, formatShape } from './format.ts';
+import { ErrorAlert, ProgressLine } from './Status.tsx';
 
 function formatRate(gbps: number): string {
   return gbps >= 1 ? `${gbps.toFixed(1)} GB/s` : `${(gbps * 1000).toFixed(gbps >= 0.01 ? 0 : 1)} MB/s`;
@@ -82,16 +83,8 @@ export function MatmulTab() {
           </div>
         </>
       )}
-      {progress && (
-        <div className="progress" role="status">
-          <progress value={progress.done} max={progress.total} /> {progress.label}
-        </div>
-      )}
-      {error && (
-        <div className="errors" role="alert">
-          {error}
-        </div>
-      )}
+      <ProgressLine progress={progress} />
+      <ErrorAlert message={error} />
       {result && (
         <>
           <p className="muted">

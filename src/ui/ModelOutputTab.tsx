@@ -4,6 +4,7 @@ import { engine } from '../engine/client.ts';
 import type { Progress } from '../engine/types.ts';
 import { PRESETS } from '../quant/presets.ts';
 import { formatBytes, formatMetric } from './format.ts';
+import { ErrorAlert, ProgressLine } from './Status.tsx';
 
 type Eval = Awaited<ReturnType<typeof engine.evalModel>>;
 
@@ -48,20 +49,9 @@ export function ModelOutputTab({ architecture }: { architecture: string | null }
         <button type="button" className="primary" onClick={run} disabled={progress !== null || presets.length === 0}>
           Evaluate {presets.length} preset{presets.length === 1 ? '' : 's'}
         </button>
-        {progress && (
-          <span className="progress" role="status">
-            <progress value={progress.done} max={progress.total} /> {progress.label}
-            <button type="button" onClick={() => engine.cancel()}>
-              Cancel
-            </button>
-          </span>
-        )}
+        <ProgressLine progress={progress} onCancel={() => engine.cancel()} />
       </div>
-      {error && (
-        <div className="errors" role="alert">
-          {error}
-        </div>
-      )}
+      <ErrorAlert message={error} />
       {result && (
         <>
           <p className="muted">

@@ -8,6 +8,7 @@ import { QUANT_TYPES } from '../quant/types.ts';
 import { useApp } from '../store/store.ts';
 import { ExportPanel } from './ExportPanel.tsx';
 import { formatBytes, formatMetric, formatShape } from './format.ts';
+import { ErrorAlert, ProgressLine } from './Status.tsx';
 
 const AXIS = { fontSize: 11 };
 const GGUF_TYPES = QUANT_TYPES.filter((t) => t.ggml && t.id !== 'q8_K').map((t) => t.id);
@@ -133,19 +134,8 @@ export function WholeModelTab() {
           </button>
         )}
       </div>
-      {error && (
-        <div className="errors" role="alert">
-          {error}
-        </div>
-      )}
-      {progress && (
-        <div className="progress" role="status">
-          <progress value={progress.done} max={progress.total} /> {progress.label}
-          <button type="button" onClick={() => engine.cancel()}>
-            Cancel
-          </button>
-        </div>
-      )}
+      <ErrorAlert message={error} />
+      <ProgressLine progress={progress} onCancel={() => engine.cancel()} />
       <div className="grid2">
         <PresetChart sizes={sizes} current={preset} />
         {errors ? <LayerChart layers={errors.layers} /> : <div className="chart empty">Measure the error to see it per layer.</div>}
