@@ -486,8 +486,9 @@ async function quantizeSlab(
 export async function writeStream(chunks: AsyncIterable<Uint8Array>, sink: (chunk: Uint8Array) => void | Promise<void>): Promise<number> {
   let bytes = 0;
   for await (const chunk of chunks) {
-    await sink(chunk);
+    // Counted first: a sink may transfer the chunk's buffer (the worker does), emptying it.
     bytes += chunk.length;
+    await sink(chunk);
   }
   return bytes;
 }
