@@ -8,7 +8,6 @@
 // In Node on Dawn (SwiftShader on GPU-less machines, which flushes subnormals: the codecs must
 // not depend on it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { quantType, type QuantType } from '../quant/types.ts';
 import { f32Bits, f32FromBits } from '../formats/float16.ts';
@@ -16,13 +15,9 @@ import { loadModel, readTensorF32, type ModelIndex } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { restrictLimits, type GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
-import { getPipeline } from './pipelines.ts';
-import { dequantizeOnGpu, dispatchSize, gpuSupportsType, quantizeOnGpuDetailed } from './quantize.ts';
-import { composeShader } from './shaders.ts';
+import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpuDetailed } from './quantize.ts';
+import { bitsOf, differingBlocks, FIXTURES, GOLDEN, readBytes as read, readF32File as readF32, rng, runOpsShader, SETS } from './testing.ts';
 
-const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures');
-const GOLDEN = join(FIXTURES, 'golden');
-const SETS = ['edge', 'realistic', 'real'] as const;
 const N_PER_ROW = 256;
 
 /** GGUF types checked against ggml's golden files (no importance weights). */
@@ -34,28 +29,6 @@ const BLOCK_TYPES = [
   'fp4',
   ...[32, 64, 128].flatMap((g) => [`int4_g${g}_sym`, `int4_g${g}_asym`]),
 ];
-
-const read = (path: string) => new Uint8Array(readFileSync(path));
-const readF32 = (path: string) => {
-  const b = read(path);
-  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-};
-const bitsOf = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
-
-/** Indices of the blocks (of typeSize bytes) whose bytes differ. */
-function differingBlocks(got: Uint8Array, want: Uint8Array, typeSize: number): number[] {
-  expect(got.length).toBe(want.length);
-  const out: number[] = [];
-  for (let b = 0; b * typeSize < want.length; b++) {
-    for (let i = b * typeSize; i < Math.min((b + 1) * typeSize, want.length); i++) {
-      if (got[i] !== want[i]) {
-        out.push(b);
-        break;
-      }
-    }
-  }
-  return out;
-}
 
 /** Values whose f32 bits differ (NaN equals NaN: payloads are not part of the contract). */
 function differingValues(got: Float32Array, want: Float32Array): string[] {
@@ -130,16 +103,6 @@ describe.each(GGUF_TYPES)('%s on the GPU vs ggml golden', (id) => {
     });
   }
 });
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Rows of 256 that stress exactness: Gaussians from 1e-30 to 1e4 (the 1e-14..1e-12 ones make
@@ -429,40 +392,12 @@ describe.each(LAYOUT_TYPES)('%s on the GPU vs the CPU codec', (id) => {
 
 describe('lib/softfloat.wgsl: C float * and + on the bits', () => {
   /** out[i] = op(a[i], b[i]) through shaders/tests/softfloat-ops.wgsl. */
-  async function runOp(op: number, a: Uint32Array<ArrayBuffer>, b: Uint32Array<ArrayBuffer>): Promise<Uint32Array> {
-    const { device } = gpu;
-    const pipeline = await getPipeline(device, {
-      name: 'test.softfloat-ops',
-      code: () => composeShader(['lib/rounding.wgsl', 'lib/softfloat.wgsl', 'tests/softfloat-ops.wgsl']),
-    });
-    const n = a.length;
-    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
-    const bufA = device.createBuffer({ label: 'test.softfloat.a', size: n * 4, usage });
-    const bufB = device.createBuffer({ label: 'test.softfloat.b', size: n * 4, usage });
-    const out = device.createBuffer({ label: 'test.softfloat.out', size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const read = device.createBuffer({ label: 'test.softfloat.read', size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const params = device.createBuffer({ label: 'test.softfloat.params', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(bufA, 0, a);
-    device.queue.writeBuffer(bufB, 0, b);
-    device.queue.writeBuffer(params, 0, new Uint32Array([n, op, 0, 0]));
-    const enc = device.createCommandEncoder({ label: 'test.softfloat.encoder' });
-    const pass = enc.beginComputePass({ label: 'test.softfloat.pass' });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, device.createBindGroup({
-      label: 'test.softfloat.bindgroup',
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [bufA, bufB, out, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
-    }));
-    pass.dispatchWorkgroups(...dispatchSize(Math.ceil(n / 64), gpu.limits));
-    pass.end();
-    enc.copyBufferToBuffer(out, 0, read, 0, n * 4);
-    device.queue.submit([enc.finish()]);
-    await read.mapAsync(GPUMapMode.READ);
-    const result = new Uint32Array(read.getMappedRange().slice(0));
-    read.unmap();
-    for (const buf of [bufA, bufB, out, read, params]) buf.destroy();
-    return result;
-  }
+  const SOFTFLOAT_OPS = {
+    name: 'test.softfloat-ops',
+    label: 'test.softfloat',
+    files: ['lib/rounding.wgsl', 'lib/softfloat.wgsl', 'tests/softfloat-ops.wgsl'],
+  };
+  const runOp = (op: number, a: Uint32Array<ArrayBuffer>, b: Uint32Array<ArrayBuffer>) => runOpsShader(gpu, SOFTFLOAT_OPS, op, a, b);
 
   /** Operand pairs: random bits, and pairs steered into the subnormal range, to cancellation and overflow. */
   function operands(seed: number, n: number): [Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>] {

@@ -7,7 +7,6 @@
 // huge or subnormal values. In Node on Dawn (SwiftShader on GPU-less machines); a missing
 // adapter fails.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { quantType, type QuantType } from '../quant/types.ts';
 import { f16BitsToF32 } from '../formats/float16.ts';
@@ -16,11 +15,9 @@ import { fileSource } from '../formats/node-source.ts';
 import { restrictLimits, type GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
 import { dequantizeOnGpu, gpuSupportsType, groupBlocks, quantizeOnGpu, quantizeOnGpuDetailed } from './quantize.ts';
+import { bitsOf, differingBlocks, FIXTURES, readGolden as read, readGoldenF32 as readF32, rng, SETS } from './testing.ts';
 
-const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures');
-const GOLDEN = join(FIXTURES, 'golden');
 const MODEL = join(FIXTURES, 'models/stories260K.gguf');
-const SETS = ['edge', 'realistic', 'real'] as const;
 const QK_K = 256;
 
 /** The K types with golden files (q8_K has none: ggml makes it from activations only). */
@@ -28,28 +25,6 @@ const GOLDEN_TYPES = ['q2_K', 'q3_K', 'q4_K', 'q5_K', 'q6_K'];
 const K_TYPES = [...GOLDEN_TYPES, 'q8_K'];
 /** Blocks allowed to differ from the reference at a rounding tie: none. */
 const ALLOWED_TIE_BLOCKS: Record<string, number> = {};
-
-const read = (name: string) => new Uint8Array(readFileSync(join(GOLDEN, name)));
-const readF32 = (name: string) => {
-  const b = read(name);
-  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-};
-const bitsOf = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
-
-/** Indices of the blocks whose bytes differ. */
-function differingBlocks(got: Uint8Array, want: Uint8Array, typeSize: number): number[] {
-  expect(got.length).toBe(want.length);
-  const out: number[] = [];
-  for (let b = 0; b * typeSize < want.length; b++) {
-    for (let i = b * typeSize; i < (b + 1) * typeSize; i++) {
-      if (got[i] !== want[i]) {
-        out.push(b);
-        break;
-      }
-    }
-  }
-  return out;
-}
 
 /** Byte ranges of a block that hold scales (everything but the quants), per type. */
 const SCALE_BYTES: Record<string, [number, number][]> = {
@@ -233,16 +208,6 @@ async function realRows(): Promise<Float32Array> {
     at += n;
   }
   return out;
-}
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

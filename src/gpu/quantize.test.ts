@@ -2,27 +2,19 @@
 // (SwiftShader on GPU-less machines): quantized bytes identical to the .bin files and
 // dequantized floats identical, bit for bit, to the .deq.f32 files. A missing adapter fails.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { quantType, type QuantType } from '../quant/types.ts';
 import { f16BitsToF32 } from '../formats/float16.ts';
 import { GpuDeviceLostError, restrictLimits, type GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
 import { dequantizeOnGpu, errorStatsOnGpu, gpuSupportsType, groupBlocks, quantizeOnGpu } from './quantize.ts';
+import { differingBlocks, readGolden as read, readGoldenF32 as readF32, rng, SETS } from './testing.ts';
 
-const GOLDEN = join(import.meta.dirname, '../../../shared/fixtures/golden');
-const SETS = ['edge', 'realistic', 'real'] as const;
 const N_PER_ROW = 256;
 
 /** Types with a WGSL codec so far. Blocks allowed to differ from ggml (ties): none. */
 const GPU_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1'];
 const ALLOWED_TIE_BLOCKS: Record<string, number> = {};
 
-const read = (name: string) => new Uint8Array(readFileSync(join(GOLDEN, name)));
-const readF32 = (name: string) => {
-  const b = read(name);
-  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-};
 const bytesOf = (f: Float32Array) => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
 
 function goldenFor(type: QuantType, set: string): { bin: Uint8Array; deq: Float32Array } {
@@ -31,21 +23,6 @@ function goldenFor(type: QuantType, set: string): { bin: Uint8Array; deq: Float3
     return { bin: bytesOf(input), deq: input };
   }
   return { bin: read(`${set}.${type.id}.bin`), deq: readF32(`${set}.${type.id}.deq.f32`) };
-}
-
-/** Indices of the blocks whose bytes differ. */
-function differingBlocks(got: Uint8Array, want: Uint8Array, typeSize: number): number[] {
-  expect(got.length).toBe(want.length);
-  const out: number[] = [];
-  for (let b = 0; b * typeSize < want.length; b++) {
-    for (let i = b * typeSize; i < (b + 1) * typeSize; i++) {
-      if (got[i] !== want[i]) {
-        out.push(b);
-        break;
-      }
-    }
-  }
-  return out;
 }
 
 /**
@@ -123,16 +100,6 @@ describe.each(GPU_TYPES)('%s on the GPU vs ggml golden', (id) => {
     });
   }
 });
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Rows of 256 that stress rounding: Gaussians from 1e-30 to 1e4, and grids where x * id

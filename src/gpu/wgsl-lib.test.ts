@@ -6,9 +6,7 @@ import { f16BitsToF32, f32Bits, f32FromBits, f32ToBf16Bits, f32ToF16Bits } from 
 import { nearestInt, roundf } from '../quant/codecs/rounding.ts';
 import type { GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
-import { getPipeline } from './pipelines.ts';
-import { composeShader } from './shaders.ts';
-import { dispatchSize } from './quantize.ts';
+import { rng, runOpsShader } from './testing.ts';
 
 const OPS = { div: 0, roundf: 1, nearestInt: 2, f32ToF16: 3, f16ToF32: 4, f32ToBf16: 5, cInt8: 6, fltLt: 7 } as const;
 
@@ -19,53 +17,13 @@ beforeAll(async () => {
 afterAll(() => gpu?.destroy());
 
 /** Run shaders/tests/lib-ops.wgsl: out[i] = op(a[i], b[i]) on bit patterns. */
-async function runOp(op: number, a: Uint32Array<ArrayBuffer>, b: Uint32Array<ArrayBuffer> = new Uint32Array(a.length)): Promise<Uint32Array> {
-  const { device } = gpu;
-  const pipeline = await getPipeline(device, {
-    name: 'test.lib-ops',
-    code: () => composeShader(['lib/rounding.wgsl', 'lib/f16.wgsl', 'lib/bf16.wgsl', 'tests/lib-ops.wgsl']),
-  });
-  const n = a.length;
-  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
-  const bufA = device.createBuffer({ label: 'test.lib-ops.a', size: n * 4, usage });
-  const bufB = device.createBuffer({ label: 'test.lib-ops.b', size: n * 4, usage });
-  const out = device.createBuffer({ label: 'test.lib-ops.out', size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-  const read = device.createBuffer({ label: 'test.lib-ops.read', size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const params = device.createBuffer({ label: 'test.lib-ops.params', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  device.queue.writeBuffer(bufA, 0, a);
-  device.queue.writeBuffer(bufB, 0, b);
-  device.queue.writeBuffer(params, 0, new Uint32Array([n, op, 0, 0]));
-  const enc = device.createCommandEncoder({ label: 'test.lib-ops.encoder' });
-  const pass = enc.beginComputePass({ label: 'test.lib-ops.pass' });
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(
-    0,
-    device.createBindGroup({
-      label: 'test.lib-ops.bindgroup',
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [bufA, bufB, out, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
-    }),
-  );
-  pass.dispatchWorkgroups(...dispatchSize(Math.ceil(n / 64), gpu.limits));
-  pass.end();
-  enc.copyBufferToBuffer(out, 0, read, 0, n * 4);
-  device.queue.submit([enc.finish()]);
-  await read.mapAsync(GPUMapMode.READ);
-  const result = new Uint32Array(read.getMappedRange().slice(0));
-  read.unmap();
-  for (const buf of [bufA, bufB, out, read, params]) buf.destroy();
-  return result;
-}
+const LIB_OPS = {
+  name: 'test.lib-ops',
+  label: 'test.lib-ops',
+  files: ['lib/rounding.wgsl', 'lib/f16.wgsl', 'lib/bf16.wgsl', 'tests/lib-ops.wgsl'],
+};
+const runOp = (op: number, a: Uint32Array<ArrayBuffer>, b: Uint32Array<ArrayBuffer> = new Uint32Array(a.length)) => runOpsShader(gpu, LIB_OPS, op, a, b);
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const bitsOfRandom = (r: () => number) => (r() * 2 ** 32) >>> 0;
 
 /** Indices where got != want, described (the first few). */
