@@ -2,7 +2,9 @@ import { defineConfig } from '@playwright/test';
 
 // Debian's Chromium with WebGPU on (../shared/webgpu.md): Playwright cannot download its
 // own browser here. The page must be a secure context: 127.0.0.1.
-const PORT = 4173;
+// E2E_PORT and E2E_DIST let several checkouts or builds be tested side by side.
+const PORT = Number(process.env.E2E_PORT ?? 4173);
+const DIST = process.env.E2E_DIST ?? 'dist';
 
 export default defineConfig({
   testDir: 'e2e',
@@ -30,7 +32,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+    command: `npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort --outDir ${DIST}`,
     url: `http://127.0.0.1:${PORT}/`,
     reuseExistingServer: !process.env.CI,
     timeout: 60_000,
