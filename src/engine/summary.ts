@@ -8,9 +8,10 @@ function describeValue(v: unknown): string {
   if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'string') return v;
   if (ArrayBuffer.isView(v) || Array.isArray(v)) {
-    const items = Array.from(v as ArrayLike<unknown>);
-    const head = items.slice(0, MAX_SHOWN_ITEMS).map(describeValue).join(', ');
-    return items.length > MAX_SHOWN_ITEMS ? `[${items.length} items: ${head}, …]` : `[${head}]`;
+    // Only the first items are copied: a vocabulary holds hundreds of thousands.
+    const all = v as ArrayLike<unknown> & { slice(start: number, end: number): ArrayLike<unknown> };
+    const head = Array.from(all.slice(0, MAX_SHOWN_ITEMS)).map(describeValue).join(', ');
+    return all.length > MAX_SHOWN_ITEMS ? `[${all.length} items: ${head}, …]` : `[${head}]`;
   }
   if (v && typeof v === 'object') return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x)).slice(0, 400);
   return String(v);

@@ -1,5 +1,7 @@
-// Random damage to small valid files must only ever give a FormatError (or a good
-// parse): never a RangeError, TypeError, hang or giant allocation.
+// Random damage to valid files must only ever give a FormatError (or a good parse): never
+// a RangeError, TypeError, hang or giant allocation. fast-check properties on two small
+// files, then the seeded mutation fuzzer (src/testing/fuzz.ts) over every fixture model
+// and hand-built corner cases.
 
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +13,8 @@ import { readGguf } from './gguf/read.ts';
 import { planGguf, writeGguf } from './gguf/write.ts';
 import { loadModel, readTensorF32 } from './model.ts';
 import { collect, rawSafetensors } from './testing.ts';
+import { allSeeds, checkInput, emptyTally, fuzzRange, PARSE_MEMORY_FIXED_BYTES } from '../testing/fuzz.ts';
+import { dequantizeGgml } from '../quant/types.ts';
 
 let gguf: Uint8Array;
 let safetensors: Uint8Array;
@@ -82,5 +86,73 @@ describe('fuzz: mutated files throw only FormatError', () => {
 
   it('safetensors with random byte changes', async () => {
     await fc.assert(fc.asyncProperty(mutations(() => safetensors.length), (changes) => parseOnlyFormatErrors(mutate(safetensors, changes), 'm.safetensors')), { numRuns: 1000 });
+  });
+});
+
+// ---- the seeded mutation fuzzer (src/testing/fuzz.ts; `npm run fuzz` is the long run) -------
+
+describe('seeded mutation fuzzer over the fixtures and hand-built corner cases', () => {
+  /** Fixed, so that a failure here can be replayed: makeInput(seeds, RUN_SEED, index). */
+  const RUN_SEED = 20261123;
+  const INPUTS = 6000;
+
+  it(`${INPUTS} mutated files: each parses or throws a FormatError naming the file and an offset inside it`, async () => {
+    const seeds = await allSeeds();
+    expect(seeds.filter((s) => s.format === 'gguf').length).toBeGreaterThanOrEqual(5);
+    expect(seeds.filter((s) => s.format === 'safetensors').length).toBeGreaterThanOrEqual(5);
+    const tally = emptyTally();
+    await fuzzRange(seeds, RUN_SEED, 0, INPUTS, tally);
+    expect(tally.findings.map((f) => `#${f.index} (${f.seed}: ${f.mutations}) ${f.outcome.problem}: ${f.outcome.message}`)).toEqual([]);
+    expect(tally.inputs).toBe(INPUTS);
+    // The mutations reach deep: many inputs still parse, and the refusals are of many kinds.
+    expect(tally.parsed).toBeGreaterThan(INPUTS / 50);
+    expect(tally.formatErrors).toBeGreaterThan(INPUTS / 2);
+    expect(tally.reasons.size).toBeGreaterThan(150);
+  }, 120_000);
+
+  it('the harness itself catches a stray exception, an error without its place, and a giant allocation', async () => {
+    const bytes = new Uint8Array(100);
+    const stray = await checkInput(bytes, 'x.gguf', async () => {
+      throw new RangeError('offset out of bounds');
+    });
+    expect(stray).toMatchObject({ kind: 'finding', problem: 'exception' });
+    const offPlace = await checkInput(bytes, 'x.gguf', async () => {
+      throw new FormatError('x.gguf', 101, 'past the end');
+    });
+    expect(offPlace).toMatchObject({ kind: 'finding', problem: 'bad-error' });
+    const otherFile = await checkInput(bytes, 'x.gguf', async () => {
+      throw new FormatError('y.gguf', 3, 'wrong file named');
+    });
+    expect(otherFile).toMatchObject({ kind: 'finding', problem: 'bad-error' });
+    let kept: Uint8Array | null = null;
+    const greedy = await checkInput(bytes, 'x.gguf', async (source) => {
+      kept = new Uint8Array(PARSE_MEMORY_FIXED_BYTES + 64 * source.size).fill(1);
+      await source.read(0, 8);
+    });
+    expect(kept).not.toBeNull();
+    expect(greedy).toMatchObject({ kind: 'finding', problem: 'memory' });
+    const fine = await checkInput(bytes, 'x.gguf', async () => {
+      throw new FormatError('x.gguf', 100, 'ends here');
+    });
+    expect(fine).toEqual({ kind: 'format-error', offset: 100, reason: 'ends here' });
+  });
+
+  it('the GGUF field map finds every count, length, type, dim and offset of a fixture header', async () => {
+    const seeds = await allSeeds();
+    const stories = seeds.find((s) => s.name === 'stories260K.gguf')!;
+    const header = await readGguf(memorySource(stories.bytes, 'stories260K.gguf'));
+    // per tensor: name length, n_dims, each dim, type, offset
+    const tensorFields = header.tensors.reduce((n, t) => n + 4 + t.ne.length, 0);
+    expect(stories.fields.length).toBeGreaterThan(tensorFields + 3 + 2 * header.metadata.length);
+    const view = new DataView(stories.bytes.buffer, stories.bytes.byteOffset);
+    const last = stories.fields.at(-1)!;
+    // The last field is the last tensor's data offset.
+    expect(Number(view.getBigUint64(last.at, true))).toBe(header.tensors.at(-1)!.offset);
+  });
+
+  it('a zero-element block-quantized tensor (found by the fuzzer) reads as an empty array', async () => {
+    const layout = planGguf({ metadata: [], tensors: [{ name: 'empty', type: GGML_TYPE.Q8_0, ne: [0, 3] }, { name: 'k', type: GGML_TYPE.Q4_K, ne: [256, 0] }] });
+    const model = await loadModel([memorySource(await collect(writeGguf(layout, () => new Uint8Array(0))), 'zero.gguf')]);
+    for (const t of model.tensors) expect(await readTensorF32(model, t, { dequantize: dequantizeGgml })).toEqual(new Float32Array(0));
   });
 });

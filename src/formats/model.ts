@@ -280,6 +280,9 @@ export interface ReadF32Options extends ElementRange {
 export async function readTensorF32(model: ModelIndex, tensor: ModelTensor, options: ReadF32Options = {}): Promise<Float32Array> {
   const { count } = byteRange(tensor, options);
   const decode = decoderFor(tensor, options.dequantize);
+  // A tensor may have no elements (a dimension of 0 is valid in ggml and safetensors);
+  // block codecs refuse a zero row length, so there is nothing to ask them.
+  if (count === 0) return new Float32Array(0);
   return decode(await readTensorBytes(model, tensor, options), count);
 }
 
