@@ -1,5 +1,6 @@
-// CPU side of the bench: the reference codecs, single thread, next to a plain
-// Float32Array copy of the same values measured in the same run.
+// CPU side of the bench: the codecs the engine runs (the WebAssembly fast path where a
+// type has one, quant/fast/), and the TypeScript reference beside them, single thread, next
+// to a plain Float32Array copy of the same values measured in the same run.
 import type { QuantType } from '../src/quant/types.ts';
 
 export interface CpuResult {
@@ -9,6 +10,8 @@ export interface CpuResult {
   decodeMBs: number;
   /** MB/s of a Float32Array copy (TypedArray.set) of the same values. */
   copyMBs: number;
+  /** The reference codec's encode MB/s, when the engine runs another (the fast path). */
+  referenceEncodeMBs?: number;
 }
 
 /** Seconds per call of fn: calls until minSeconds have passed (at least one; warm up first). */
@@ -41,5 +44,10 @@ export function benchCpu(type: QuantType, values: Float32Array, cols: number): C
   const dst = new Float32Array(values.length);
   dst.set(values);
   const copy = timeCpu(() => dst.set(values));
-  return { encodeMBs: mb / encode, decodeMBs: mb / decode, copyMBs: mb / copy };
+  let referenceEncodeMBs: number | undefined;
+  if (type.reference.encode !== type.codec.encode) {
+    type.reference.encode(values.subarray(0, warmRows * cols), cols);
+    referenceEncodeMBs = mb / timeCpu(() => type.reference.encode(values, cols));
+  }
+  return { encodeMBs: mb / encode, decodeMBs: mb / decode, copyMBs: mb / copy, referenceEncodeMBs };
 }

@@ -23,6 +23,8 @@ fi
 export VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-/usr/lib/chromium/vk_swiftshader_icd.json}
 
 results=$(mktemp -d)
+# The fast codecs' WebAssembly, built from wasm/ (AssemblyScript); never committed.
+npm run build:wasm --silent
 npx tsc --noEmit -p .
 npx vitest run --reporter=default --reporter=json --outputFile="$results/unit.json"
 npm run build --silent

@@ -4,6 +4,7 @@
 // file, the byte offset and the reason (INTERFACES.md).
 
 import { FormatError } from '../formats/errors.ts';
+import { loadFastCodecs } from '../quant/fast/node.ts';
 import { type CliIO, type Command, UsageError } from './command.ts';
 import { compareCommand } from './compare.ts';
 import { evalCommand } from './eval.ts';
@@ -34,6 +35,8 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     io.stderr(`quantlab: unknown command '${name}' (try 'quantlab help')\n`);
     return 1;
   }
+  // The WebAssembly codecs (built from wasm/ on first use); without them the reference runs.
+  await loadFastCodecs((message) => io.stderr(`quantlab: ${message}\n`));
   try {
     return await command.run(args, io);
   } catch (error) {

@@ -2,6 +2,10 @@
 // sent with the CPU reference codecs and sends the bytes (and error sums) back.
 import { parentPort } from 'node:worker_threads';
 import { quantizeRows, type QuantizeJob } from '../engine/quantize-rows.ts';
+import { loadBuiltFastCodecs } from '../quant/fast/node.ts';
+
+// The parent process built the module (cli/main.ts); this thread only instantiates it.
+loadBuiltFastCodecs();
 
 export interface WorkerRequest {
   readonly id: number;

@@ -8,8 +8,18 @@ import type { OverrideSpec } from './plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { MatmulRequest } from './matmul-job.ts';
 import type { CompareRequest, Progress } from './types.ts';
+import { installFastCodecs } from '../quant/fast/wasm-codecs.ts';
+// Built from wasm/ by the Vite plugin (vite.config.ts) before Vite resolves this import.
+import fastCodecsUrl from '../../wasm/build/quant.wasm?url';
 
 const engine = new Engine(() => createGpu());
+
+// The WebAssembly fast codecs (same bytes as the reference, faster); the reference codecs
+// run until they are installed, or if they cannot be.
+fetch(fastCodecsUrl)
+  .then((response) => response.arrayBuffer())
+  .then((bytes) => installFastCodecs(bytes))
+  .catch((error) => console.warn('quantlab: fast codecs unavailable, using the reference codecs', error));
 
 const api = {
   gpuStatus: () => engine.gpuStatus(),

@@ -11,6 +11,7 @@ import * as ternary from './codecs/ternary.ts';
 import * as mxfp4 from './codecs/mxfp4.ts';
 import * as intn from './codecs/intn.ts';
 import * as nf4 from './codecs/nf4.ts';
+import { withFastPath } from './fast/wasm-codecs.ts';
 
 export type TypeFamily = 'float' | 'legacy' | 'k-quant' | 'i-quant' | 'ternary' | 'microscaling' | 'integer' | 'bitsandbytes';
 
@@ -24,7 +25,13 @@ export interface QuantType {
   /** Bytes per block. */
   readonly typeSize: number;
   readonly family: TypeFamily;
+  /**
+   * The codec everything runs: the reference's bytes, from the WebAssembly fast path
+   * (quant/fast/) when it is installed and has the type, else from the reference.
+   */
   readonly codec: Codec;
+  /** The plain TypeScript reference codec (house rule 3): the oracle the fast path is tested against. */
+  readonly reference: Codec;
   /** Storage of a rows x rowLength tensor, in bytes (nominal for data-dependent layouts). */
   readonly bytesFor: (rows: number, rowLength: number) => number;
   /** WGSL codec, shaders/codecs/<wgsl>.wgsl. */
@@ -59,7 +66,8 @@ function defineType(row: Row): QuantType {
     blockSize,
     typeSize,
     family: row.family,
-    codec: row.codec,
+    codec: withFastPath(row.id, row.codec),
+    reference: row.codec,
     bytesFor: row.bytesFor ?? ((rows, rowLength) => (rows * rowLength * typeSize) / blockSize),
     wgsl: row.id.toLowerCase(),
     usesImportance: row.usesImportance ?? false,

@@ -1,0 +1,115 @@
+// The WebAssembly fast codecs write the reference codecs' bytes, exactly: on ggml's golden
+// vectors (with and without imatrix), on stories260K's tensors, on adversarial rows (tiny and
+// huge scales, ties, sparse, subnormal, Inf/NaN) and across the chunks the glue splits a
+// tensor into; and the type table runs them once installed.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { importanceFor, makeRows, readTensor, type Shape } from '../codecs/testing.ts';
+import { quantType, QUANT_TYPES, type QuantType } from '../types.ts';
+import { loadFastCodecs } from './node.ts';
+import { FAST_TYPE_IDS, fastCodecsInstalled, fastEncode, installFastCodecs, uninstallFastCodecs } from './wasm-codecs.ts';
+
+const GOLDEN = join(import.meta.dirname, '../../../../shared/fixtures/golden');
+const manifest = JSON.parse(readFileSync(join(GOLDEN, 'manifest.json'), 'utf8')) as {
+  n_per_row: number;
+  sets: Record<string, { input: string; rows: number }>;
+  files: { set: string; type: string; imatrix?: string; quantized: string }[];
+};
+const readBytes = (name: string) => new Uint8Array(readFileSync(join(GOLDEN, name)));
+const readF32 = (name: string) => {
+  const b = readBytes(name);
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+};
+
+/** Index of the first differing byte, or -1. */
+function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}
+
+function expectSameBytes(type: QuantType, got: Uint8Array, want: Uint8Array, what: string): void {
+  const at = firstDifference(got, want);
+  expect(at, `${type.id} ${what}: first differing byte ${at} (block ${Math.floor(at / type.typeSize)})`).toBe(-1);
+}
+
+const SHAPES: Shape[] = ['gaussian', 'outliers', 'ties', 'sparse', 'grid', 'subnormal', 'constant', 'positive', 'nonfinite'];
+const FAST_TYPES = FAST_TYPE_IDS.map((id) => quantType(id)!);
+
+beforeAll(async () => {
+  expect(await loadFastCodecs((m) => console.error(m))).toBe(true);
+});
+
+describe('fast codecs', () => {
+  it('are installed and run by the type table for every type that has one', () => {
+    expect(fastCodecsInstalled()).toBe(true);
+    const withFast = QUANT_TYPES.filter((t) => t.codec !== t.reference).map((t) => t.id);
+    expect(withFast.sort()).toEqual([...FAST_TYPE_IDS].sort());
+  });
+
+  for (const type of FAST_TYPES) {
+    const encode = fastEncode(type.id, type.reference)!;
+    describe(type.id, () => {
+      it('writes ggml golden bytes, with and without imatrix', () => {
+        const files = manifest.files.filter((f) => f.type === type.id);
+        expect(files.length).toBeGreaterThan(0);
+        for (const file of files) {
+          const input = readF32(manifest.sets[file.set].input);
+          const importance = file.imatrix ? readF32(file.imatrix) : undefined;
+          expectSameBytes(type, encode(input, manifest.n_per_row, importance), readBytes(file.quantized), file.quantized);
+        }
+      });
+
+      it('equals the reference on stories260K tensors, with and without importance', () => {
+        // Its rows are 64 or 172 wide: read as flat rows of 256, as the K-quant tests do.
+        for (const name of ['model.embed_tokens.weight', 'model.layers.0.self_attn.q_proj.weight', 'model.layers.1.mlp.down_proj.weight']) {
+          const whole = readTensor(name).data;
+          const rowLength = 256;
+          const data = whole.subarray(0, whole.length - (whole.length % rowLength));
+          for (const importance of [undefined, importanceFor(11, rowLength)]) {
+            const what = `${name}${importance ? ' imatrix' : ''}`;
+            expectSameBytes(type, encode(data, rowLength, importance), type.reference.encode(data, rowLength, importance), what);
+          }
+        }
+      });
+
+      it('equals the reference on adversarial rows', () => {
+        const rowLength = 512;
+        for (const [s, shape] of SHAPES.entries()) {
+          const x = makeRows(shape, 40 + s, 6, rowLength);
+          for (const importance of [undefined, importanceFor(s, rowLength)]) {
+            const what = `${shape}${importance ? ' imatrix' : ''}`;
+            expectSameBytes(type, encode(x, rowLength, importance), type.reference.encode(x, rowLength, importance), what);
+          }
+        }
+        // Importance with a NaN and an Inf: every row goes to the reference.
+        const x = makeRows('gaussian', 3, 2, rowLength);
+        const bad = importanceFor(3, rowLength);
+        bad[5] = NaN;
+        bad[300] = Infinity;
+        expectSameBytes(type, encode(x, rowLength, bad), type.reference.encode(x, rowLength, bad), 'non-finite importance');
+      });
+    });
+  }
+
+  it('splits big tensors into chunks without changing a byte', () => {
+    const type = quantType('q4_0')!;
+    const rowLength = 96 * 32; // 1 << 20 is not a multiple: the last chunk is short
+    const x = makeRows('outliers', 9, 400, rowLength);
+    expectSameBytes(type, type.codec.encode(x, rowLength), type.reference.encode(x, rowLength), 'chunks');
+  });
+
+  it('fall back to the reference when not installed, with its errors', () => {
+    const type = quantType('q4_K')!;
+    const x = makeRows('gaussian', 1, 2, 256);
+    const wasm = readFileSync(join(import.meta.dirname, '../../../wasm/build/quant.wasm'));
+    try {
+      uninstallFastCodecs();
+      expectSameBytes(type, type.codec.encode(x, 256), type.reference.encode(x, 256), 'uninstalled');
+    } finally {
+      installFastCodecs(wasm);
+    }
+    expect(() => type.codec.encode(x, 100)).toThrow(/row length 100/);
+  });
+});

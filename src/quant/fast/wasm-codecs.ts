@@ -1,0 +1,118 @@
+// The fast codecs: ggml's quantizers compiled to WebAssembly from AssemblyScript (wasm/*.ts),
+// where f32 arithmetic is native IEEE single precision (the TypeScript reference pays for a
+// Math.fround after every operation). They write the reference codecs' bytes exactly; rows
+// the WebAssembly leaves alone (Inf/NaN in the row or its importance, a NaN scale: ggml's NaN
+// bits are the reference's job) are encoded by the reference codec. The type table
+// (types.ts) runs them through `withFastPath`; until `installFastCodecs` is given the module,
+// or for a type without one, the reference runs. No DOM, no Node: the caller brings the bytes.
+import type { Codec } from '../codec.ts';
+
+/** Type codes of wasm/index.ts. */
+const TYPE_CODES: Readonly<Record<string, number>> = {
+  q4_0: 0, q4_1: 1, q5_0: 2, q5_1: 3, q8_0: 4, q2_K: 10, q3_K: 11, q4_K: 12, q5_K: 13, q6_K: 14,
+};
+const BLOCK: Readonly<Record<string, readonly [number, number]>> = {
+  q4_0: [32, 18], q4_1: [32, 20], q5_0: [32, 22], q5_1: [32, 24], q8_0: [32, 34],
+  q2_K: [256, 84], q3_K: [256, 110], q4_K: [256, 144], q5_K: [256, 176], q6_K: [256, 210],
+};
+
+/** Rows per call into the module: bounds its memory (input + output) to a few MiB. */
+const CHUNK_VALUES = 1 << 20;
+const WASM_PAGE = 65536;
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  encode(type: number, src: number, rows: number, rowLength: number, imp: number, out: number, flags: number): number;
+}
+
+let exportsOf: Exports | null = null;
+
+/** The type ids that have a fast codec. */
+export const FAST_TYPE_IDS: readonly string[] = Object.keys(TYPE_CODES);
+
+/** Instantiate the module (synchronously: Node, or a worker) and switch the fast codecs on. */
+export function installFastCodecs(module: WebAssembly.Module | BufferSource): void {
+  const compiled = module instanceof WebAssembly.Module ? module : new WebAssembly.Module(module);
+  const instance = new WebAssembly.Instance(compiled, { env: { abort: wasmAbort } });
+  exportsOf = instance.exports as unknown as Exports;
+}
+
+/** Switch the fast codecs off again (tests). */
+export function uninstallFastCodecs(): void {
+  exportsOf = null;
+}
+
+export function fastCodecsInstalled(): boolean {
+  return exportsOf !== null;
+}
+
+function wasmAbort(): never {
+  throw new Error('quantlab fast codecs: WebAssembly abort');
+}
+
+/** Byte offsets of the call's regions, growing the module's memory to hold them. */
+function reserve(e: Exports, sizes: number[]): number[] {
+  let at = (e.heapBase() + 15) & ~15;
+  const offsets = sizes.map((size) => {
+    const start = at;
+    at = (at + size + 15) & ~15;
+    return start;
+  });
+  const need = at - e.memory.buffer.byteLength;
+  if (need > 0) e.memory.grow(Math.ceil(need / WASM_PAGE));
+  return offsets;
+}
+
+/**
+ * The fast encoder of type `id` over `reference`: the same bytes, from WebAssembly where it
+ * can, else (rows it flags, or before installFastCodecs) from the reference. Null when the
+ * type has no fast encoder.
+ */
+export function fastEncode(id: string, reference: Codec): Codec['encode'] | null {
+  const code = TYPE_CODES[id];
+  if (code === undefined) return null;
+  const [blockSize, blockBytes] = BLOCK[id];
+  return (src, rowLength, importance) => {
+    const e = exportsOf;
+    // The reference checks the arguments and throws its own errors.
+    if (!e || rowLength <= 0 || rowLength % blockSize !== 0 || src.length % rowLength !== 0 || (importance && importance.length !== rowLength)) {
+      return reference.encode(src, rowLength, importance);
+    }
+    const rows = src.length / rowLength;
+    const rowBytes = (rowLength / blockSize) * blockBytes;
+    const out = new Uint8Array(rows * rowBytes);
+    const chunkRows = Math.max(1, Math.floor(CHUNK_VALUES / rowLength));
+    const n = Math.min(rows, chunkRows);
+    const [srcAt, impAt, outAt, flagsAt] = reserve(e, [n * rowLength * 4, importance ? rowLength * 4 : 0, n * rowBytes, n]);
+    let heap = e.memory.buffer;
+    if (importance) new Float32Array(heap, impAt, rowLength).set(importance);
+    for (let r = 0; r < rows; r += chunkRows) {
+      const m = Math.min(chunkRows, rows - r);
+      const part = src.subarray(r * rowLength, (r + m) * rowLength);
+      new Float32Array(heap, srcAt, m * rowLength).set(part);
+      const flagged = e.encode(code, srcAt, m, rowLength, importance ? impAt : 0, outAt, flagsAt);
+      heap = e.memory.buffer;
+      out.set(new Uint8Array(heap, outAt, m * rowBytes), r * rowBytes);
+      if (flagged > 0) {
+        const flags = new Uint8Array(heap, flagsAt, m);
+        for (let i = 0; i < m; i++) {
+          if (!flags[i]) continue;
+          const row = part.subarray(i * rowLength, (i + 1) * rowLength);
+          out.set(reference.encode(row, rowLength, importance), (r + i) * rowBytes);
+        }
+      }
+    }
+    return out;
+  };
+}
+
+/**
+ * `reference` with its encode replaced by the fast one when type `id` has it: what the type
+ * table runs. Decoding stays the reference's.
+ */
+export function withFastPath(id: string, reference: Codec): Codec {
+  const encode = fastEncode(id, reference);
+  if (!encode) return reference;
+  return { encode, decode: (data, rows, rowLength) => reference.decode(data, rows, rowLength) };
+}

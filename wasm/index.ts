@@ -1,0 +1,103 @@
+// AssemblyScript entry of quantlab's fast codecs (built by scripts/build-wasm.mjs into
+// wasm/build/quant.wasm; loaded by src/quant/fast/). The caller (JavaScript) owns memory
+// from heapBase() on: it copies rows in, calls an encoder, and reads blocks and one flag
+// byte per row back. A flagged row (Inf/NaN in its input or importance, or a NaN scale to
+// store) is left for the reference codec, which alone reproduces ggml's NaN bits.
+import { allFinite, clearRowFlag, rowNeedsReference, sumOfSquares } from './common';
+import { QK_K, encodeBlockQ2K, encodeBlockQ3K, encodeBlockQ4K, encodeBlockQ5K, encodeBlockQ6K } from './kquants';
+import {
+  QK, encodeAffineRef, encodeAffineWeighted, encodeQ8_0, encodeSymmetricRef, encodeSymmetricWeighted, fillLegacyWeights,
+} from './legacy';
+
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// Type codes shared with src/quant/fast/wasm-codecs.ts.
+const Q4_0 = 0, Q4_1 = 1, Q5_0 = 2, Q5_1 = 3, Q8_0 = 4, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14;
+
+function blockBytes(type: i32): i32 {
+  switch (type) {
+    case Q4_0: return 18;
+    case Q4_1: return 20;
+    case Q5_0: return 22;
+    case Q5_1: return 24;
+    case Q8_0: return 34;
+    case Q2_K: return 84;
+    case Q3_K: return 110;
+    case Q4_K: return 144;
+    case Q5_K: return 176;
+    case Q6_K: return 210;
+  }
+  return 0;
+}
+
+function encodeKBlock(type: i32, x: usize, qw: usize, out: usize): void {
+  switch (type) {
+    case Q2_K: encodeBlockQ2K(x, qw, out); break;
+    case Q3_K: encodeBlockQ3K(x, qw, out); break;
+    case Q4_K: encodeBlockQ4K(x, qw, out); break;
+    case Q5_K: encodeBlockQ5K(x, qw, out); break;
+    case Q6_K: encodeBlockQ6K(x, qw, out); break;
+  }
+}
+
+function encodeLegacyRow(type: i32, x: usize, blocks: i32, qw: usize, rowLength: i32, out: usize): void {
+  const bytes = blockBytes(type);
+  const nmax = type == Q4_0 ? 8 : type == Q5_0 ? 16 : type == Q4_1 ? 15 : 31;
+  const fiveBit = type == Q5_0 || type == Q5_1;
+  const symmetric = type == Q4_0 || type == Q5_0;
+  const sigma2: f32 = qw ? sumOfSquares(x, rowLength) / <f32>rowLength : 0;
+  for (let b = 0; b < blocks; b++) {
+    const xb = x + ((<usize>b) << 7);
+    const o = out + <usize>(bytes * b);
+    if (!qw) {
+      if (symmetric) encodeSymmetricRef(xb, nmax, fiveBit, o);
+      else encodeAffineRef(xb, nmax, fiveBit, o);
+    } else {
+      fillLegacyWeights(xb, qw + ((<usize>b) << 7), sigma2);
+      if (symmetric) encodeSymmetricWeighted(xb, nmax, fiveBit, o);
+      else encodeAffineWeighted(xb, nmax, fiveBit, o);
+    }
+  }
+}
+
+/**
+ * Encode `rows` rows of `rowLength` f32 at src into out (importance at imp, or 0: none);
+ * flags[r] = 1 for each row left to the reference. Returns the number of such rows.
+ */
+export function encode(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize, out: usize, flags: usize): i32 {
+  const bytes = blockBytes(type);
+  const isK = type >= Q2_K;
+  const blockSize = isK ? QK_K : QK;
+  const blocks = rowLength / blockSize;
+  const rowBytes = blocks * bytes;
+  memory.fill(flags, 0, rows);
+  if (imp && !allFinite(imp, rowLength)) {
+    memory.fill(flags, 1, rows);
+    return rows;
+  }
+  let flagged = 0;
+  for (let r = 0; r < rows; r++) {
+    const x = src + <usize>r * <usize>rowLength * 4;
+    const o = out + <usize>r * <usize>rowBytes;
+    clearRowFlag();
+    if (type == Q8_0) {
+      encodeQ8_0(x, blocks, o);
+    } else if (!allFinite(x, rowLength)) {
+      store<u8>(flags + <usize>r, 1);
+      flagged++;
+      continue;
+    } else if (isK) {
+      for (let b = 0; b < blocks; b++) encodeKBlock(type, x + ((<usize>b) << 10), imp ? imp + ((<usize>b) << 10) : 0, o + <usize>(b * bytes));
+    } else {
+      encodeLegacyRow(type, x, blocks, imp, rowLength, o);
+    }
+    if (rowNeedsReference) {
+      store<u8>(flags + <usize>r, 1);
+      flagged++;
+    }
+  }
+  return flagged;
+}
+
