@@ -1,12 +1,120 @@
-// The page's handle on the engine worker.
-import { proxy, wrap } from 'comlink';
+// The page's handle on the engine worker, which survives the worker's death: a worker holds
+// a Web Lock while it lives, so the page learns at once when it stops (a crash, an error
+// that escaped it, self.close()), however busy it was. Then every call in flight is
+// rejected with EngineCrashedError, a new worker starts on the CPU (the crash may have
+// been the GPU's) with the model's files loaded again, and each interrupted job is run
+// again there; an export is not (its first bytes are already written: it fails, and the
+// export panel discards the file). Listeners hear of restarts and of GPU loss.
+import { proxy, wrap, type Remote } from 'comlink';
 import type { WorkerApi } from './worker.ts';
+import type { GpuStatus } from './types.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { OverrideSpec } from './plan.ts';
 import type { MatmulRequest } from './matmul-job.ts';
 import type { CompareRequest, Progress } from './types.ts';
 
-const worker = wrap<WorkerApi>(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'quantlab-engine' }));
+/** The engine worker stopped while a call was in flight. */
+export class EngineCrashedError extends Error {
+  constructor(reason: string) {
+    super(`the engine stopped (${reason})`);
+    this.name = 'EngineCrashedError';
+  }
+}
+
+export type EngineEvent =
+  | { kind: 'gpu'; status: GpuStatus }
+  | { kind: 'restarted'; reason: string };
+
+/** Calls that must not be repeated on a new worker. */
+const NO_RERUN: ReadonlySet<string> = new Set(['exportGguf', 'cancel', 'alive', 'watchGpu']);
+
+interface Live {
+  readonly api: Remote<WorkerApi>;
+  readonly worker: Worker;
+  /** Resolves with a reason when the worker is gone. */
+  readonly dead: Promise<string>;
+}
+
+const listeners = new Set<(e: EngineEvent) => void>();
+const emit = (e: EngineEvent) => listeners.forEach((l) => l(e));
+/** The files of the model the worker has loaded, to load them again in a new one (File handles, not bytes). */
+let loadedFiles: File[] | null = null;
+
+function startWorker(onCpu: boolean): Live {
+  const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: `quantlab-engine ${id}${onCpu ? ' cpu' : ''}` });
+  const api = wrap<WorkerApi>(worker);
+  const dead = new Promise<string>((resolve) => {
+    worker.addEventListener('error', (e) => {
+      e.preventDefault();
+      resolve(`an error escaped the engine worker: ${e.message || 'unknown error'}`);
+    });
+    worker.addEventListener('messageerror', () => resolve('a message from the engine worker could not be read'));
+    if (typeof navigator.locks?.request === 'function') {
+      api.alive().then(
+        () => navigator.locks.request(`quantlab-engine-${id}`, () => resolve('the engine worker stopped')),
+        () => resolve('the engine worker stopped'),
+      );
+    }
+  });
+  void api.watchGpu(proxy((status: GpuStatus) => emit({ kind: 'gpu', status })));
+  return { api, worker, dead };
+}
+
+let live = startWorker(false);
+let restarting: Promise<void> | null = null;
+
+/** Replaces a dead worker (once, however many calls saw it die) and loads the model again. */
+function restart(dead: Live, reason: string): Promise<void> {
+  if (live !== dead) return restarting ?? Promise.resolve();
+  dead.worker.terminate();
+  live = startWorker(true);
+  emit({ kind: 'restarted', reason });
+  const files = loadedFiles;
+  restarting = (async () => {
+    if (files) await live.api.load(files);
+  })().finally(() => (restarting = null));
+  return restarting;
+}
+
+async function callOn<T>(target: Live, run: (api: Remote<WorkerApi>) => Promise<T>): Promise<T> {
+  const crashed = target.dead.then((reason) => {
+    throw new EngineCrashedError(reason);
+  });
+  try {
+    return await Promise.race([run(target.api), crashed]);
+  } catch (e) {
+    if (e instanceof EngineCrashedError) await restart(target, e.message.replace(/^the engine stopped \((.*)\)$/, '$1'));
+    throw e;
+  }
+}
+
+async function call<T>(method: string, run: (api: Remote<WorkerApi>) => Promise<T>): Promise<T> {
+  await restarting;
+  try {
+    return await callOn(live, run);
+  } catch (e) {
+    if (!(e instanceof EngineCrashedError) || NO_RERUN.has(method)) throw e;
+    return callOn(live, run); // once more, on the new worker (CPU)
+  }
+}
+
+/** The worker's API, each call watched for the worker's death (see the top of this file). */
+const worker = new Proxy({} as Remote<WorkerApi>, {
+  get: (_, method: string) =>
+    (...args: unknown[]) =>
+      call(method, async (api) => {
+        const result = await (api[method as keyof WorkerApi] as (...a: unknown[]) => Promise<unknown>)(...args);
+        if (method === 'load') loadedFiles = args[0] as File[];
+        return result;
+      }),
+});
+
+/** Hear of engine restarts and GPU loss; returns an unsubscribe. */
+export function onEngineEvent(listener: (e: EngineEvent) => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
 
 export const engine = {
   gpuStatus: () => worker.gpuStatus(),

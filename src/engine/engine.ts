@@ -47,6 +47,8 @@ export class Engine {
   private gpuOpening: Promise<void> | null = null;
   private generation = 0;
   private exportAbort: AbortController | null = null;
+  /** Told when the GPU goes away (device lost): the UI shows that jobs now run on the CPU. */
+  private readonly gpuListeners = new Set<(status: GpuStatus) => void>();
   private evalAbort: AbortController | null = null;
 
   /** `openGpu` opens WebGPU (navigator.gpu in the browser, Dawn in Node); null for CPU only. */
@@ -62,6 +64,7 @@ export class Engine {
         this.gpu = await this.openGpu();
         this.gpu.onLost((info) => {
           this.gpuError = `GPU device lost (${info.reason}): ${info.message}`;
+          for (const listener of this.gpuListeners) listener({ backend: 'cpu', detail: this.gpuError });
         });
       } catch (e) {
         this.gpuError = e instanceof Error ? e.message : String(e);
@@ -75,6 +78,12 @@ export class Engine {
     return this.gpu && !this.gpu.isLost()
       ? { backend: 'webgpu', detail: this.gpu.description }
       : { backend: 'cpu', detail: this.gpuError ?? 'no GPU' };
+  }
+
+  /** Calls `listener` with the new status when the GPU is lost; returns an unsubscribe. */
+  watchGpu(listener: (status: GpuStatus) => void): () => void {
+    this.gpuListeners.add(listener);
+    return () => this.gpuListeners.delete(listener);
   }
 
   /** The compute for the next step: WebGPU while the device lives, else the CPU. */

@@ -7,12 +7,16 @@ import { Engine } from './engine.ts';
 import type { OverrideSpec } from './plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { MatmulRequest } from './matmul-job.ts';
-import type { CompareRequest, Progress } from './types.ts';
+import type { CompareRequest, GpuStatus, Progress } from './types.ts';
 import { installFastCodecs } from '../quant/fast/wasm-codecs.ts';
 // Built from wasm/ by the Vite plugin (vite.config.ts) before Vite resolves this import.
 import fastCodecsUrl from '../../wasm/build/quant.wasm?url';
 
-const engine = new Engine(() => createGpu());
+// The page names each engine worker 'quantlab-engine <id>[ cpu]' (client.ts): the id names
+// the Web Lock it holds while it lives; ' cpu' marks one started again after a crash, which
+// keeps off the GPU (the crash may have been the GPU's).
+const [, workerId = 'main', restartedOnCpu] = self.name.split(' ');
+const engine = new Engine(restartedOnCpu ? null : () => createGpu());
 
 // The WebAssembly fast codecs (same bytes as the reference, faster); the reference codecs
 // run until they are installed, or if they cannot be.
@@ -22,7 +26,17 @@ fetch(fastCodecsUrl)
   .catch((error) => console.warn('quantlab: fast codecs unavailable, using the reference codecs', error));
 
 const api = {
-  gpuStatus: () => engine.gpuStatus(),
+  gpuStatus: async (): Promise<GpuStatus> =>
+    restartedOnCpu ? { backend: 'cpu', detail: 'the engine was restarted after a crash and runs on the CPU' } : engine.gpuStatus(),
+  /** Resolves once this worker holds its life lock: the page asks for the lock and gets it when the worker is gone. */
+  alive: () =>
+    new Promise<void>((held) => {
+      void navigator.locks.request(`quantlab-engine-${workerId}`, () => {
+        held();
+        return new Promise<void>(() => {});
+      });
+    }),
+  watchGpu: (listener: ((status: GpuStatus) => void) & ProxyMarked) => void engine.watchGpu(listener),
   load: (files: File[]) => engine.load(files.map((f) => blobSource(f, f.name))),
   compare: (request: CompareRequest, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.compare(request, onProgress),
   plan: (mode: PlanMode, overrides: OverrideSpec[]) => engine.plan(mode, overrides),

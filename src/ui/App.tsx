@@ -4,6 +4,7 @@ import { useApp } from '../store/store.ts';
 import { useHashState } from '../store/hash.ts';
 import { CompareTab } from './CompareTab.tsx';
 import { DropZone } from './DropZone.tsx';
+import { EngineNotice } from './EngineNotice.tsx';
 import { MatmulTab } from './MatmulTab.tsx';
 import { ModelOutputTab } from './ModelOutputTab.tsx';
 import { ModelOverview } from './ModelOverview.tsx';
@@ -58,6 +59,7 @@ export function App() {
       </header>
       <main className="layout">
         <div className="side">
+          <EngineNotice />
           <DropZone onFiles={load} onSample={loadSample} busy={loading !== null} compact={model !== null} />
           {loading && (
             <div className="progress panel" role="status">
