@@ -36,7 +36,7 @@ export async function buildWasm({ force = false, quiet = false } = {}) {
   const tmp = `${WASM_OUTPUT}.${process.pid}.tmp`;
   let errors = '';
   const { error } = await asc.main(
-    [join(WASM_SOURCE_DIR, 'index.ts'), '--outFile', tmp, '-O3', '--runtime', 'stub', '--noAssert', '--initialMemory', '2'],
+    [join(WASM_SOURCE_DIR, 'index.ts'), '--outFile', tmp, '-O3', '--runtime', 'stub', '--noAssert', '--initialMemory', '2', '--enable', 'simd'],
     { stdout: asc.createMemoryStream(), stderr: { write: (s) => { errors += String(s); return true; } } },
   );
   if (error) throw new Error(`build-wasm: ${error.message}\n${errors}`);

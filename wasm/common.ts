@@ -150,8 +150,9 @@ export function fillImportanceWeights(out: usize, n: i32, x: usize, qw: usize, s
 
 /**
  * make_qx_quants (rmse_type 1): L (int8, stored + nmax); weights at `weights`, or x^2
- * when it is 0. A trial whose quants equal the previous trial's is skipped: it has the
- * same fit, so it cannot change the outcome.
+ * when it is 0. Its 18 trials do not depend on each other (only the choice among them
+ * does), so they run four at a time, one per SIMD lane, each lane's sums in the C's order;
+ * then the lanes are judged in the C's order.
  */
 export function makeQxQuants(n: i32, nmax: i32, x: usize, L: usize, weights: usize): f32 {
   const mx = maxByMagnitude(x, n);
@@ -166,11 +167,11 @@ export function makeQxQuants(n: i32, nmax: i32, x: usize, L: usize, weights: usi
     stf(w, i, wi);
     stf(wTimesX, i, wi * xi);
   }
-  let iscale: f32 = <f32>(-nmax) / mx;
+  const iscale0: f32 = <f32>(-nmax) / mx;
   let sumlx: f32 = 0;
   let suml2: f32 = 0;
   for (let i = 0; i < n; i++) {
-    const l = clampInt(nearestInt(iscale * ldf(x, i)), -nmax, nmax - 1);
+    const l = clampInt(nearestInt(iscale0 * ldf(x, i)), -nmax, nmax - 1);
     stu8(L, i, l + nmax);
     const fl = <f32>l;
     sumlx += ldf(wTimesX, i) * fl;
@@ -178,35 +179,47 @@ export function makeQxQuants(n: i32, nmax: i32, x: usize, L: usize, weights: usi
   }
   let scale: f32 = suml2 != 0 ? sumlx / suml2 : 0;
   let best: f32 = scale * sumlx;
-  const Laux = candidateLSigned;
-  store<i8>(Laux, 127); // no previous trial
-  for (let is = -9; is <= 9; is++) {
-    if (is == 0) continue;
-    iscale = -(<f32>nmax + ONE_TENTH * <f32>is) / mx;
-    let changes = 0;
+  const lo = i32x4.splat(-nmax);
+  const hi = i32x4.splat(nmax - 1);
+  const zero4 = f32x4.splat(0);
+  const q = laneQuants;
+  const fnmax = <f32>nmax;
+  // Trials t = 0..17 are is = -9..-1, 1..9.
+  for (let t = 0; t < 18; t += 4) {
+    const lanes = min<i32>(4, 18 - t);
+    let iscale = f32x4.splat(-(fnmax + ONE_TENTH * <f32>trialIs(t)) / mx);
+    iscale = f32x4.replace_lane(iscale, 1, -(fnmax + ONE_TENTH * <f32>trialIs(t + 1)) / mx);
+    iscale = f32x4.replace_lane(iscale, 2, -(fnmax + ONE_TENTH * <f32>trialIs(t + 2)) / mx);
+    iscale = f32x4.replace_lane(iscale, 3, -(fnmax + ONE_TENTH * <f32>trialIs(t + 3)) / mx);
+    let slx = zero4;
+    let sl2 = zero4;
     for (let i = 0; i < n; i++) {
-      const l = clampInt(nearestInt(iscale * ldf(x, i)), -nmax, nmax - 1);
-      changes |= ldi8(Laux, i) ^ l;
-      store<i8>(Laux + <usize>i, <i8>l);
+      const fl = f32x4.convert_i32x4_s(nearestClamp4(f32x4.mul(iscale, f32x4.splat(ldf(x, i))), lo, hi));
+      v128.store(q + ((<usize>i) << 4), fl);
+      slx = f32x4.add(slx, f32x4.mul(f32x4.splat(ldf(wTimesX, i)), fl));
+      sl2 = f32x4.add(sl2, f32x4.mul(f32x4.mul(f32x4.splat(ldf(w, i)), fl), fl));
     }
-    if (changes == 0) continue;
-    sumlx = 0;
-    suml2 = 0;
-    for (let i = 0; i < n; i++) {
-      const fl = <f32>ldi8(Laux, i);
-      sumlx += ldf(wTimesX, i) * fl;
-      suml2 += ldf(w, i) * fl * fl;
-    }
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (let i = 0; i < n; i++) stu8(L, i, ldi8(Laux, i) + nmax);
-      scale = sumlx / suml2;
-      best = scale * sumlx;
+    v128.store(laneScratch, slx);
+    v128.store(laneScratch + 16, sl2);
+    for (let k = 0; k < lanes; k++) {
+      const kOff = (<usize>k) << 2;
+      const lx = load<f32>(laneScratch + kOff);
+      const l2 = load<f32>(laneScratch + 16 + kOff);
+      if (l2 > 0 && lx * lx > best * l2) {
+        for (let i = 0; i < n; i++) stu8(L, i, <i32>load<f32>(q + ((<usize>i) << 4) + kOff) + nmax);
+        scale = lx / l2;
+        best = scale * lx;
+      }
     }
   }
   return scale;
 }
 
-/** make_qx_quants with the L buffer's first trial marker reset (see makeQxQuants). */
+/** make_qx_quants' trial t (0..17) is is = -9..-1, 1..9 (past 17: anything, unused). */
+@inline function trialIs(t: i32): i32 {
+  return t < 9 ? t - 9 : t - 8;
+}
+
 
 /** make_q3_quants with do_rmse: L stored + nmax. */
 export function makeQ3Quants(n: i32, nmax: i32, x: usize, L: usize): f32 {
@@ -260,12 +273,27 @@ export function makeQ3Quants(n: i32, nmax: i32, x: usize, L: usize): f32 {
   return suml2 > 0 ? sumlx / suml2 : 0;
 }
 
+// Scratch of the four-trial searches: a trial's quants (f32) per value, lane = trial.
+const laneQuants = memory.data(32 * 16, 16);
+const laneScratch = memory.data(64, 16); // four v128 spilled to read lanes by index
+
+/** ggml's nearest_int on four lanes, clamped to [lo, hi]: as nearestInt and clampInt. */
+@inline function nearestClamp4(v: v128, lo: v128, hi: v128): v128 {
+  const bits = v128.and(f32x4.add(v, f32x4.splat(12582912.0)), i32x4.splat(0x007fffff));
+  return i32x4.min_s(i32x4.max_s(i32x4.sub(bits, i32x4.splat(0x00400000)), lo), hi);
+}
+
 /**
  * make_qkx2_quants / make_qkx3_quants with weights: L (u8) in 0..nmax, the min into
- * mins[minIndex] (as -min); returns the scale. Two skips that cannot change the outcome:
- * a trial with the previous trial's quants (same fit), and, with non-negative weights,
- * the rest of a trial's error sum once it reaches the best (float sums of non-negative
- * terms never decrease).
+ * mins[minIndex] (as -min); returns the scale.
+ *
+ * The C runs nstep+1 trials in turn; a trial depends on the ones before only through the
+ * min, which changes only when a trial wins. So four trials run at once, one per SIMD
+ * lane, each lane's sums in the C's order (IEEE f32 per lane, as the scalar C): then the
+ * lanes are judged in order, and after a winning lane the next trials start again from
+ * the new min. A batch stops summing errors early when every lane has reached the best
+ * error and the weights are non-negative (float sums of non-negative terms never
+ * decrease, so such lanes cannot win).
  */
 export function makeQkxQuants(
   n: i32, nmax: i32, x: usize, weights: usize, L: usize, mins: usize, minIndex: i32,
@@ -293,63 +321,81 @@ export function makeQkxQuants(
   }
   let range: f32 = mx - mn;
   for (let i = 0; i < n; i++) stf(xShifted, i, ldf(x, i) - mn);
-  let iscale: f32 = <f32>nmax / range;
-  let scale: f32 = <f32>1.0 / iscale;
+  const iscale0: f32 = <f32>nmax / range;
+  let scale: f32 = <f32>1.0 / iscale0;
   let bestError: f32 = 0;
   for (let i = 0; i < n; i++) {
-    const l = clampInt(nearestInt(iscale * ldf(xShifted, i)), 0, nmax);
+    const l = clampInt(nearestInt(iscale0 * ldf(xShifted, i)), 0, nmax);
     stu8(L, i, l);
     let diff: f32 = scale * <f32>l + mn - ldf(x, i);
     diff = useMad ? abs<f32>(diff) : diff * diff;
     bestError += ldf(weights, i) * diff;
   }
-  const Laux = candidateL;
-  let fresh = true; // the previous trial's quants mean nothing (start, or after an improvement)
-  for (let is = 0; is <= nstep; is++) {
-    iscale = (rmin + rdelta * <f32>is + <f32>nmax) / range;
-    let changes = 0;
+  const fnmax = <f32>nmax;
+  const lo = i32x4.splat(0);
+  const hi = i32x4.splat(nmax);
+  const sumW4 = f32x4.splat(sumW);
+  const sumX4 = f32x4.splat(sumX);
+  const zero4 = f32x4.splat(0);
+  const q = laneQuants;
+  let is = 0;
+  while (is <= nstep) {
+    const lanes = min<i32>(4, nstep - is + 1);
+    let iscale = f32x4.splat((rmin + rdelta * <f32>is + fnmax) / range);
+    iscale = f32x4.replace_lane(iscale, 1, (rmin + rdelta * <f32>(is + 1) + fnmax) / range);
+    iscale = f32x4.replace_lane(iscale, 2, (rmin + rdelta * <f32>(is + 2) + fnmax) / range);
+    iscale = f32x4.replace_lane(iscale, 3, (rmin + rdelta * <f32>(is + 3) + fnmax) / range);
+    let sL = zero4;
+    let sL2 = zero4;
+    let sXL = zero4;
     for (let i = 0; i < n; i++) {
-      const l = clampInt(nearestInt(iscale * ldf(xShifted, i)), 0, nmax);
-      changes |= ldu8(Laux, i) ^ l;
-      stu8(Laux, i, l);
+      const fl = f32x4.convert_i32x4_s(nearestClamp4(f32x4.mul(iscale, f32x4.splat(ldf(xShifted, i))), lo, hi));
+      v128.store(q + ((<usize>i) << 4), fl);
+      const wl = f32x4.mul(f32x4.splat(ldf(weights, i)), fl);
+      sL = f32x4.add(sL, wl);
+      sL2 = f32x4.add(sL2, f32x4.mul(wl, fl));
+      sXL = f32x4.add(sXL, f32x4.mul(wl, f32x4.splat(ldf(x, i))));
     }
-    if (changes == 0 && !fresh) continue;
-    fresh = false;
-    let sumL: f32 = 0;
-    let sumL2: f32 = 0;
-    let sumXL: f32 = 0;
+    const D = f32x4.sub(f32x4.mul(sumW4, sL2), f32x4.mul(sL, sL));
+    const fitScale = f32x4.div(f32x4.sub(f32x4.mul(sumW4, sXL), f32x4.mul(sumX4, sL)), D);
+    const fitMin = f32x4.div(f32x4.sub(f32x4.mul(sL2, sumX4), f32x4.mul(sL, sXL)), D);
+    const positive = f32x4.gt(fitMin, zero4);
+    const thisMin = v128.bitselect(zero4, fitMin, positive);
+    const thisScale = v128.bitselect(f32x4.div(sXL, sL2), fitScale, positive);
+    const best4 = f32x4.splat(bestError);
+    let err = zero4;
     for (let i = 0; i < n; i++) {
-      const fl = <f32>ldu8(Laux, i);
-      const wl: f32 = ldf(weights, i) * fl;
-      sumL += wl;
-      sumL2 += wl * fl;
-      sumXL += wl * ldf(x, i);
+      const fl = v128.load(q + ((<usize>i) << 4));
+      let diff = f32x4.sub(f32x4.add(f32x4.mul(thisScale, fl), thisMin), f32x4.splat(ldf(x, i)));
+      diff = useMad ? f32x4.abs(diff) : f32x4.mul(diff, diff);
+      err = f32x4.add(err, f32x4.mul(f32x4.splat(ldf(weights, i)), diff));
+      if ((i & 7) == 7 && weightsNonNegative && i32x4.all_true(f32x4.ge(err, best4))) break;
     }
-    const D: f32 = sumW * sumL2 - sumL * sumL;
-    if (!(D > 0)) continue;
-    let thisScale: f32 = (sumW * sumXL - sumX * sumL) / D;
-    let thisMin: f32 = (sumL2 * sumX - sumL * sumXL) / D;
-    if (thisMin > 0) {
-      thisMin = 0;
-      thisScale = sumXL / sumL2;
+    v128.store(laneScratch, D);
+    v128.store(laneScratch + 16, err);
+    v128.store(laneScratch + 32, thisScale);
+    v128.store(laneScratch + 48, thisMin);
+    let winner = -1;
+    for (let k = 0; k < lanes; k++) {
+      // C: `if (D <= 0) continue;` (NaN D goes on, as in the scalar code: !(D > 0) skips)
+      if (!(load<f32>(laneScratch + ((<usize>k) << 2)) > 0)) continue;
+      if (load<f32>(laneScratch + 16 + ((<usize>k) << 2)) < bestError) {
+        winner = k;
+        break;
+      }
     }
-    let error: f32 = 0;
-    let i = 0;
-    for (; i < n; i++) {
-      let diff: f32 = thisScale * <f32>ldu8(Laux, i) + thisMin - ldf(x, i);
-      diff = useMad ? abs<f32>(diff) : diff * diff;
-      error += ldf(weights, i) * diff;
-      if (weightsNonNegative && error >= bestError) break;
+    if (winner < 0) {
+      is += 4;
+      continue;
     }
-    if (error < bestError) {
-      memory.copy(L, Laux, n);
-      bestError = error;
-      scale = thisScale;
-      mn = thisMin;
-      range = mx - mn;
-      for (let k = 0; k < n; k++) stf(xShifted, k, ldf(x, k) - mn);
-      fresh = true;
-    }
+    const kOff = (<usize>winner) << 2;
+    for (let i = 0; i < n; i++) stu8(L, i, <i32>load<f32>(q + ((<usize>i) << 4) + kOff));
+    bestError = load<f32>(laneScratch + 16 + kOff);
+    scale = load<f32>(laneScratch + 32 + kOff);
+    mn = load<f32>(laneScratch + 48 + kOff);
+    range = mx - mn;
+    for (let k = 0; k < n; k++) stf(xShifted, k, ldf(x, k) - mn);
+    is += winner + 1;
   }
   stf(mins, minIndex, -mn);
   return scale;

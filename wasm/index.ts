@@ -4,6 +4,7 @@
 // byte per row back. A flagged row (Inf/NaN in its input or importance, or a NaN scale to
 // store) is left for the reference codec, which alone reproduces ggml's NaN bits.
 import { allFinite, clearRowFlag, rowNeedsReference, sumOfSquares } from './common';
+import { decodeKBlock, decodeLegacyBlock } from './decode';
 import { QK_K, encodeBlockQ2K, encodeBlockQ3K, encodeBlockQ4K, encodeBlockQ5K, encodeBlockQ6K } from './kquants';
 import {
   QK, encodeAffineRef, encodeAffineWeighted, encodeQ8_0, encodeSymmetricRef, encodeSymmetricWeighted, fillLegacyWeights,
@@ -101,3 +102,22 @@ export function encode(type: i32, src: usize, rows: i32, rowLength: i32, imp: us
   return flagged;
 }
 
+
+/**
+ * Decode `blocks` blocks of `type` at src into f32 at out; flags[b] = 1 for each block left
+ * to the reference (an Inf or NaN scale). Returns the number of such blocks.
+ */
+export function decode(type: i32, src: usize, blocks: i32, out: usize, flags: usize): i32 {
+  const bytes = <usize>blockBytes(type);
+  const isK = type >= Q2_K;
+  const valuesBytes: usize = isK ? QK_K * 4 : QK * 4;
+  let flagged = 0;
+  for (let b = 0; b < blocks; b++) {
+    const p = src + <usize>b * bytes;
+    const y = out + <usize>b * valuesBytes;
+    const ok = isK ? decodeKBlock(type, p, y) : decodeLegacyBlock(type, p, y);
+    store<u8>(flags + <usize>b, ok ? 0 : 1);
+    if (!ok) flagged++;
+  }
+  return flagged;
+}

@@ -5,16 +5,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { importanceFor, makeRows, readTensor, type Shape } from '../codecs/testing.ts';
+import { bits, importanceFor, makeRows, random, readTensor, SPECIAL_F16, type Shape } from '../codecs/testing.ts';
 import { quantType, QUANT_TYPES, type QuantType } from '../types.ts';
 import { loadFastCodecs } from './node.ts';
-import { FAST_TYPE_IDS, fastCodecsInstalled, fastEncode, installFastCodecs, uninstallFastCodecs } from './wasm-codecs.ts';
+import { FAST_TYPE_IDS, fastCodecsInstalled, fastDecode, fastEncode, installFastCodecs, uninstallFastCodecs } from './wasm-codecs.ts';
 
 const GOLDEN = join(import.meta.dirname, '../../../../shared/fixtures/golden');
 const manifest = JSON.parse(readFileSync(join(GOLDEN, 'manifest.json'), 'utf8')) as {
   n_per_row: number;
   sets: Record<string, { input: string; rows: number }>;
-  files: { set: string; type: string; imatrix?: string; quantized: string }[];
+  files: { set: string; type: string; imatrix?: string; quantized: string; dequantized: string }[];
 };
 const readBytes = (name: string) => new Uint8Array(readFileSync(join(GOLDEN, name)));
 const readF32 = (name: string) => {
@@ -27,6 +27,34 @@ function firstDifference(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.length === b.length ? -1 : n;
+}
+
+function expectSameFloats(type: QuantType, got: Float32Array, want: Float32Array, what: string): void {
+  const a = bits(got);
+  const b = bits(want);
+  let at = a.length === b.length ? -1 : Math.min(a.length, b.length);
+  for (let i = 0; i < Math.min(a.length, b.length) && at < 0; i++) if (a[i] !== b[i]) at = i;
+  expect(at, `${type.id} ${what}: first differing float ${at} (block ${Math.floor(at / type.blockSize)})`).toBe(-1);
+}
+
+/** Where each of a type's f16 scales (and mins) sits in its block. */
+const F16_FIELDS: Record<string, number[]> = {
+  q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q8_0: [0], q2_K: [80, 82], q3_K: [108], q4_K: [0, 2], q5_K: [0, 2], q6_K: [208],
+};
+
+/** Random blocks of `type`, their f16 fields often one of SPECIAL_F16 (Inf, NaNs with payloads, zeros, subnormal, max). */
+function randomBlocks(type: QuantType, blocks: number, seed: number): Uint8Array {
+  const rnd = random(seed);
+  const data = Uint8Array.from({ length: blocks * type.typeSize }, () => Math.floor(rnd() * 256));
+  for (let b = 0; b < blocks; b++) {
+    for (const at of F16_FIELDS[type.id]) {
+      if (rnd() < 0.5) continue;
+      const h = SPECIAL_F16[Math.floor(rnd() * SPECIAL_F16.length)];
+      data[b * type.typeSize + at] = h & 0xff;
+      data[b * type.typeSize + at + 1] = h >> 8;
+    }
+  }
+  return data;
 }
 
 function expectSameBytes(type: QuantType, got: Uint8Array, want: Uint8Array, what: string): void {
@@ -50,7 +78,21 @@ describe('fast codecs', () => {
 
   for (const type of FAST_TYPES) {
     const encode = fastEncode(type.id, type.reference)!;
+    const decode = fastDecode(type.id, type.reference)!;
     describe(type.id, () => {
+      it('decodes ggml golden blocks to ggml floats, bit for bit', () => {
+        for (const file of manifest.files.filter((f) => f.type === type.id)) {
+          const rows = manifest.sets[file.set].rows;
+          expectSameFloats(type, decode(readBytes(file.quantized), rows, manifest.n_per_row), readF32(file.dequantized), file.quantized);
+        }
+      });
+
+      it('decodes random blocks, Inf and NaN scales included, as the reference does', () => {
+        const rowLength = type.blockSize * 4;
+        const data = randomBlocks(type, 4 * 64, 77);
+        expectSameFloats(type, decode(data, 64, rowLength), type.reference.decode(data, 64, rowLength), 'random blocks');
+      });
+
       it('writes ggml golden bytes, with and without imatrix', () => {
         const files = manifest.files.filter((f) => f.type === type.id);
         expect(files.length).toBeGreaterThan(0);
@@ -97,7 +139,9 @@ describe('fast codecs', () => {
     const type = quantType('q4_0')!;
     const rowLength = 96 * 32; // 1 << 20 is not a multiple: the last chunk is short
     const x = makeRows('outliers', 9, 400, rowLength);
-    expectSameBytes(type, type.codec.encode(x, rowLength), type.reference.encode(x, rowLength), 'chunks');
+    const bytes = type.codec.encode(x, rowLength);
+    expectSameBytes(type, bytes, type.reference.encode(x, rowLength), 'chunks');
+    expectSameFloats(type, type.codec.decode(bytes, 400, rowLength), type.reference.decode(bytes, 400, rowLength), 'chunks');
   });
 
   it('fall back to the reference when not installed, with its errors', () => {

@@ -24,6 +24,7 @@ interface Exports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   encode(type: number, src: number, rows: number, rowLength: number, imp: number, out: number, flags: number): number;
+  decode(type: number, src: number, blocks: number, out: number, flags: number): number;
 }
 
 let exportsOf: Exports | null = null;
@@ -108,11 +109,52 @@ export function fastEncode(id: string, reference: Codec): Codec['encode'] | null
 }
 
 /**
- * `reference` with its encode replaced by the fast one when type `id` has it: what the type
- * table runs. Decoding stays the reference's.
+ * The fast decoder of type `id` over `reference`: the same floats bit for bit, from
+ * WebAssembly where it can, else (blocks with an Inf or NaN scale, whose NaN bits are the
+ * reference's job, or before installFastCodecs) from the reference. Null when the type has
+ * no fast decoder.
+ */
+export function fastDecode(id: string, reference: Codec): Codec['decode'] | null {
+  const code = TYPE_CODES[id];
+  if (code === undefined) return null;
+  const [blockSize, blockBytes] = BLOCK[id];
+  return (data, rows, rowLength) => {
+    const e = exportsOf;
+    const blocks = (rows * rowLength) / blockSize;
+    // The reference checks the arguments and throws its own errors.
+    if (!e || rowLength <= 0 || rowLength % blockSize !== 0 || !Number.isInteger(blocks) || data.length !== blocks * blockBytes) {
+      return reference.decode(data, rows, rowLength);
+    }
+    const out = new Float32Array(blocks * blockSize);
+    const chunkBlocks = Math.max(1, Math.floor(CHUNK_VALUES / blockSize));
+    const n = Math.min(blocks, chunkBlocks);
+    const [srcAt, outAt, flagsAt] = reserve(e, [n * blockBytes, n * blockSize * 4, n]);
+    for (let b = 0; b < blocks; b += chunkBlocks) {
+      const m = Math.min(chunkBlocks, blocks - b);
+      new Uint8Array(e.memory.buffer, srcAt, m * blockBytes).set(data.subarray(b * blockBytes, (b + m) * blockBytes));
+      const flagged = e.decode(code, srcAt, m, outAt, flagsAt);
+      const heap = e.memory.buffer;
+      out.set(new Float32Array(heap, outAt, m * blockSize), b * blockSize);
+      if (flagged > 0) {
+        const flags = new Uint8Array(heap, flagsAt, m);
+        for (let i = 0; i < m; i++) {
+          if (!flags[i]) continue;
+          const at = (b + i) * blockBytes;
+          out.set(reference.decode(data.subarray(at, at + blockBytes), 1, blockSize), (b + i) * blockSize);
+        }
+      }
+    }
+    return out;
+  };
+}
+
+/**
+ * `reference` with its encode and decode replaced by the fast ones when type `id` has them:
+ * what the type table runs.
  */
 export function withFastPath(id: string, reference: Codec): Codec {
   const encode = fastEncode(id, reference);
-  if (!encode) return reference;
-  return { encode, decode: (data, rows, rowLength) => reference.decode(data, rows, rowLength) };
+  const decode = fastDecode(id, reference);
+  if (!encode || !decode) return reference;
+  return { encode, decode };
 }
