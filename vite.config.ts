@@ -24,12 +24,21 @@ function fastCodecsWasm(): Plugin {
   };
 }
 
+/** Nothing leaves the machine: scripts, connections and workers from this origin only. */
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+  "connect-src 'self' blob: data:; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'none'";
+
 export default defineConfig({
   plugins: [fastCodecsWasm(), react()],
   // Relative asset paths: the built app works from any folder or file server.
   base: './',
   worker: { format: 'es' },
   server: { host: '127.0.0.1' },
+  // The same policy as index.html's <meta>, as a header: a worker's script takes its policy
+  // from its own response, not from the page, so only a header covers the engine worker.
+  // Static hosts should send it too (README, "Privacy").
+  preview: { headers: { 'Content-Security-Policy': CONTENT_SECURITY_POLICY } },
   test: {
     include: ['src/**/*.test.ts', 'bench/**/*.test.ts'],
     environment: 'node',

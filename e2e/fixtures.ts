@@ -41,9 +41,16 @@ export const test = base.extend<{ app: AppPage; foreignRequests: string[] }>({
   foreignRequests: async ({ page, baseURL }, use) => {
     const origin = new URL(baseURL!).origin;
     const foreign: string[] = [];
+    const isForeign = (url: string) => !url.startsWith(`${origin}/`) && url !== origin && !url.startsWith('data:') && !url.startsWith('blob:');
     page.on('request', (r) => {
-      const url = r.url();
-      if (!url.startsWith(origin) && !url.startsWith('data:') && !url.startsWith('blob:')) foreign.push(url);
+      if (isForeign(r.url())) foreign.push(r.url());
+    });
+    // Requests the page's events may not show (its workers') are caught here too, and
+    // stopped: nothing reaches the network even if the app tried.
+    await page.context().route((url) => isForeign(url.href), async (route) => {
+      const url = route.request().url();
+      if (!foreign.includes(url)) foreign.push(url);
+      await route.abort('blockedbyclient');
     });
     await use(foreign);
     expect(foreign, 'requests that left the page origin').toEqual([]);
