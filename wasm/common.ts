@@ -369,7 +369,7 @@ export function makeQkxQuants(
       let diff = f32x4.sub(f32x4.add(f32x4.mul(thisScale, fl), thisMin), f32x4.splat(ldf(x, i)));
       diff = useMad ? f32x4.abs(diff) : f32x4.mul(diff, diff);
       err = f32x4.add(err, f32x4.mul(f32x4.splat(ldf(weights, i)), diff));
-      if ((i & 7) == 7 && weightsNonNegative && i32x4.all_true(f32x4.ge(err, best4))) break;
+      if ((i & 3) == 3 && weightsNonNegative && i32x4.all_true(f32x4.ge(err, best4))) break;
     }
     v128.store(laneScratch, D);
     v128.store(laneScratch + 16, err);

@@ -121,3 +121,30 @@ export function decode(type: i32, src: usize, blocks: i32, out: usize, flags: us
   }
   return flagged;
 }
+
+/**
+ * The error sums of src/quant/metrics.ts accumulateErrors over n values (ref and deq f32),
+ * in f64 and in its order, so the figures are the same to the last bit: into sums[0..6)
+ * as sumSqErr, sumAbsErr, maxAbsErr (from maxAbs0 on), sumSqRef, sumSqDeq, dot.
+ */
+export function accumulateErrors(ref: usize, deq: usize, n: i32, sums: usize, maxAbs0: f64): void {
+  let sumSqErr: f64 = 0, sumAbsErr: f64 = 0, maxAbsErr = maxAbs0, sumSqRef: f64 = 0, sumSqDeq: f64 = 0, dot: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const r = <f64>load<f32>(ref + ((<usize>i) << 2));
+    const d = <f64>load<f32>(deq + ((<usize>i) << 2));
+    const e = d - r;
+    const a = abs<f64>(e);
+    sumSqErr += e * e;
+    sumAbsErr += a;
+    if (a > maxAbsErr || isNaN<f64>(a)) maxAbsErr = a;
+    sumSqRef += r * r;
+    sumSqDeq += d * d;
+    dot += r * d;
+  }
+  store<f64>(sums, sumSqErr);
+  store<f64>(sums + 8, sumAbsErr);
+  store<f64>(sums + 16, maxAbsErr);
+  store<f64>(sums + 24, sumSqRef);
+  store<f64>(sums + 32, sumSqDeq);
+  store<f64>(sums + 40, dot);
+}

@@ -8,7 +8,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { bits, importanceFor, makeRows, random, readTensor, SPECIAL_F16, type Shape } from '../codecs/testing.ts';
 import { quantType, QUANT_TYPES, type QuantType } from '../types.ts';
 import { loadFastCodecs } from './node.ts';
-import { FAST_TYPE_IDS, fastCodecsInstalled, fastDecode, fastEncode, installFastCodecs, uninstallFastCodecs } from './wasm-codecs.ts';
+import { accumulateErrors, emptySums } from '../metrics.ts';
+import { FAST_TYPE_IDS, fastAccumulateErrors, fastCodecsInstalled, fastDecode, fastEncode, installFastCodecs, uninstallFastCodecs } from './wasm-codecs.ts';
 
 const GOLDEN = join(import.meta.dirname, '../../../../shared/fixtures/golden');
 const manifest = JSON.parse(readFileSync(join(GOLDEN, 'manifest.json'), 'utf8')) as {
@@ -134,6 +135,25 @@ describe('fast codecs', () => {
       });
     });
   }
+
+  it('measure the error with the same sums as metrics.ts, to the last bit', () => {
+    for (const type of FAST_TYPES) {
+      for (const [s, shape] of SHAPES.entries()) {
+        const rowLength = type.blockSize * 2;
+        const x = makeRows(shape, 60 + s, 8, rowLength);
+        const bytes = type.reference.encode(x, rowLength);
+        // A running total, as measureError keeps one across slabs.
+        const start = () => ({ ...emptySums(), count: 5, sumSqErr: 0.25, maxAbsErr: shape === 'gaussian' ? 1e30 : 0.5, dot: 1 });
+        const want = accumulateErrors(x, type.reference.decode(bytes, 8, rowLength), start());
+        expect(fastAccumulateErrors(type.id, type.reference, x, bytes, start()), `${type.id} ${shape}`).toEqual(want);
+      }
+      // Random blocks: Inf and NaN scales go through the reference decoder.
+      const data = randomBlocks(type, 16, 5);
+      const ref = makeRows('gaussian', 2, 16, type.blockSize);
+      expect(fastAccumulateErrors(type.id, type.reference, ref, data, emptySums()), `${type.id} random blocks`)
+        .toEqual(accumulateErrors(ref, type.reference.decode(data, 16, type.blockSize), emptySums()));
+    }
+  });
 
   it('splits big tensors into chunks without changing a byte', () => {
     const type = quantType('q4_0')!;

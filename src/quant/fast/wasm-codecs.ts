@@ -6,6 +6,7 @@
 // (types.ts) runs them through `withFastPath`; until `installFastCodecs` is given the module,
 // or for a type without one, the reference runs. No DOM, no Node: the caller brings the bytes.
 import type { Codec } from '../codec.ts';
+import type { ErrorSums } from '../metrics.ts';
 
 /** Type codes of wasm/index.ts. */
 const TYPE_CODES: Readonly<Record<string, number>> = {
@@ -25,6 +26,7 @@ interface Exports {
   heapBase(): number;
   encode(type: number, src: number, rows: number, rowLength: number, imp: number, out: number, flags: number): number;
   decode(type: number, src: number, blocks: number, out: number, flags: number): number;
+  accumulateErrors(ref: number, deq: number, n: number, sums: number, maxAbs0: number): void;
 }
 
 let exportsOf: Exports | null = null;
@@ -157,4 +159,42 @@ export function withFastPath(id: string, reference: Codec): Codec {
   const decode = fastDecode(id, reference);
   if (!encode || !decode) return reference;
   return { encode, decode };
+}
+
+/**
+ * metrics.ts accumulateErrors(ref, decode(bytes)) in one pass through WebAssembly, without
+ * handing the decoded floats back: the same sums to the last bit (f64, in its order; blocks
+ * with an Inf or NaN scale decoded by the reference). `ref` holds whole blocks of type `id`,
+ * at most CHUNK_VALUES of them (callers measure a slab at a time). Null when the type has no
+ * fast decoder, the module is not installed, or the slab is too big.
+ */
+export function fastAccumulateErrors(
+  id: string, reference: Codec, ref: Float32Array, bytes: Uint8Array, into: ErrorSums,
+): ErrorSums | null {
+  const code = TYPE_CODES[id];
+  const e = exportsOf;
+  if (code === undefined || !e) return null;
+  const [blockSize, blockBytes] = BLOCK[id];
+  const blocks = ref.length / blockSize;
+  if (!Number.isInteger(blocks) || ref.length > CHUNK_VALUES || bytes.length !== blocks * blockBytes) return null;
+  const [srcAt, refAt, outAt, flagsAt, sumsAt] = reserve(e, [bytes.length, ref.length * 4, ref.length * 4, blocks, 48]);
+  new Uint8Array(e.memory.buffer, srcAt, bytes.length).set(bytes);
+  new Float32Array(e.memory.buffer, refAt, ref.length).set(ref);
+  if (e.decode(code, srcAt, blocks, outAt, flagsAt) > 0) {
+    const flags = new Uint8Array(e.memory.buffer, flagsAt, blocks);
+    const out = new Float32Array(e.memory.buffer, outAt, ref.length);
+    for (let b = 0; b < blocks; b++) {
+      if (flags[b]) out.set(reference.decode(bytes.subarray(b * blockBytes, (b + 1) * blockBytes), 1, blockSize), b * blockSize);
+    }
+  }
+  e.accumulateErrors(refAt, outAt, ref.length, sumsAt, into.maxAbsErr);
+  const [sumSqErr, sumAbsErr, maxAbsErr, sumSqRef, sumSqDeq, dot] = new Float64Array(e.memory.buffer, sumsAt, 6);
+  into.count += ref.length;
+  into.sumSqErr += sumSqErr;
+  into.sumAbsErr += sumAbsErr;
+  into.maxAbsErr = maxAbsErr;
+  into.sumSqRef += sumSqRef;
+  into.sumSqDeq += sumSqDeq;
+  into.dot += dot;
+  return into;
 }
