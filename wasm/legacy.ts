@@ -108,39 +108,53 @@ export function fillLegacyWeights(x: usize, qw: usize, sigma2: f32): void {
 }
 
 /**
- * quantize_row_q8_0_ref over `blocks` blocks; flags the row (returns true) when a block's
- * amax is not finite (an Inf or NaN input: the reference handles those).
+ * quantize_row_q8_0_ref over `blocks` blocks, 4 values a SIMD lane; flags the row (returns
+ * true) when a block's amax is not finite (an Inf or NaN input: the reference handles
+ * those) or its 1/d overflows (amax below ~1e-36: Inf and NaN quants).
  */
 export function encodeQ8_0(x: usize, blocks: i32, out: usize): bool {
+  const half4 = f32x4.splat(0.5);
+  const one4 = f32x4.splat(1.0);
   for (let b = 0; b < blocks; b++) {
     const s = x + ((<usize>b) << 7);
     const o = out + <usize>(34 * b);
-    let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
-    for (let j = 0; j < QK; j += 4) {
-      a0 = max<f32>(a0, abs<f32>(ldf(s, j)));
-      a1 = max<f32>(a1, abs<f32>(ldf(s, j + 1)));
-      a2 = max<f32>(a2, abs<f32>(ldf(s, j + 2)));
-      a3 = max<f32>(a3, abs<f32>(ldf(s, j + 3)));
-    }
-    const amax = max<f32>(max<f32>(a0, a1), max<f32>(a2, a3));
+    // amax: max is order-free (NaN aside, which flags the row).
+    let a = f32x4.max(f32x4.abs(v128.load(s)), f32x4.abs(v128.load(s, 16)));
+    a = f32x4.max(a, f32x4.max(f32x4.abs(v128.load(s, 32)), f32x4.abs(v128.load(s, 48))));
+    a = f32x4.max(a, f32x4.max(f32x4.abs(v128.load(s, 64)), f32x4.abs(v128.load(s, 80))));
+    a = f32x4.max(a, f32x4.max(f32x4.abs(v128.load(s, 96)), f32x4.abs(v128.load(s, 112))));
+    const amax = max<f32>(max<f32>(f32x4.extract_lane(a, 0), f32x4.extract_lane(a, 1)), max<f32>(f32x4.extract_lane(a, 2), f32x4.extract_lane(a, 3)));
     if (!(amax <= FLT_MAX)) {
       flagRow();
       return true;
     }
     const d: f32 = amax / <f32>127.0;
     const id: f32 = d != 0 ? <f32>1.0 / d : 0;
-    // An infinite 1/d (amax below ~1e-36) makes Inf and NaN quants: the reference's job.
     if (!(id <= FLT_MAX)) {
       flagRow();
       return true;
     }
     storeF16(o, d);
-    for (let j = 0; j < QK; j++) {
-      // (int8_t)roundf(v), |v| <= 128: v +- 0.5 (away from zero) is exact in f64, then
-      // truncation. Branch-free: a select on the sign costs a mispredicted branch in V8.
-      const v: f32 = ldf(s, j) * id;
-      store<i8>(o + 2 + <usize>j, <i8>(<i32>(<f64>v + copysign<f64>(0.5, <f64>v))));
+    const id4 = f32x4.splat(id);
+    for (let j = 0; j < 32; j += 16) {
+      const q0 = roundf4(f32x4.mul(v128.load(s + ((<usize>j) << 2)), id4), half4, one4);
+      const q1 = roundf4(f32x4.mul(v128.load(s + ((<usize>j) << 2), 16), id4), half4, one4);
+      const q2 = roundf4(f32x4.mul(v128.load(s + ((<usize>j) << 2), 32), id4), half4, one4);
+      const q3 = roundf4(f32x4.mul(v128.load(s + ((<usize>j) << 2), 48), id4), half4, one4);
+      v128.store(o + 2 + <usize>j, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
     }
   }
   return false;
+}
+
+/**
+ * C's (int)roundf(v) on four lanes, |v| <= 128: truncate, then one more away from zero when
+ * the (exact) fraction is at least one half.
+ */
+@inline function roundf4(v: v128, half4: v128, one4: v128): v128 {
+  const t = f32x4.trunc(v);
+  const up = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), half4);
+  // copysign(1, v) where the fraction rounds up, else 0
+  const step = v128.and(up, v128.or(v128.and(v, i32x4.splat(0x80000000)), one4));
+  return i32x4.trunc_sat_f32x4_s(f32x4.add(t, step));
 }

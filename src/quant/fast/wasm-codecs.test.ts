@@ -126,6 +126,11 @@ describe('fast codecs', () => {
             expectSameBytes(type, encode(x, rowLength, importance), type.reference.encode(x, rowLength, importance), what);
           }
         }
+        // Exact ties for the rounding: multiples of 1/2 with an absmax of 127 (q8_0: d = 1),
+        // and of 1/2^k at other scales.
+        const halves = Float32Array.from({ length: 4 * rowLength }, (_, i) =>
+          i % 32 === 0 ? 127 : ((((i * 37) % 509) - 254) / 2) / 2 ** Math.floor(i / rowLength));
+        expectSameBytes(type, encode(halves, rowLength), type.reference.encode(halves, rowLength), 'halves');
         // Importance with a NaN and an Inf: every row goes to the reference.
         const x = makeRows('gaussian', 3, 2, rowLength);
         const bad = importanceFor(3, rowLength);
