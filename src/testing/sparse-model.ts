@@ -55,8 +55,15 @@ interface PlannedTensor {
   readonly ggufType: number;
 }
 
-function llamaTensors(): PlannedTensor[] {
-  const { layers, embd, ff, heads, headsKv, vocab } = LLAMA31_8B;
+/** Shape options: fewer layers (a smaller file), the output matrix's GGUF type. */
+export interface LlamaShapeOptions {
+  readonly layers?: number;
+  readonly outputType?: number;
+}
+
+function llamaTensors(options: LlamaShapeOptions = {}): PlannedTensor[] {
+  const { embd, ff, heads, headsKv, vocab } = LLAMA31_8B;
+  const layers = options.layers ?? LLAMA31_8B.layers;
   const kv = (embd / heads) * headsKv;
   const out: PlannedTensor[] = [
     { gguf: 'token_embd.weight', hf: 'model.embed_tokens.weight', shape: [vocab, embd], ggufType: GGML_TYPE.Q8_0 },
@@ -75,13 +82,14 @@ function llamaTensors(): PlannedTensor[] {
     m('attn_v.weight', 'self_attn.v_proj.weight', [kv, embd]);
   }
   out.push({ gguf: 'output_norm.weight', hf: 'model.norm.weight', shape: [embd], ggufType: GGML_TYPE.F32 });
-  out.push({ gguf: 'output.weight', hf: 'lm_head.weight', shape: [vocab, embd], ggufType: GGML_TYPE.F16 });
+  out.push({ gguf: 'output.weight', hf: 'lm_head.weight', shape: [vocab, embd], ggufType: options.outputType ?? GGML_TYPE.F16 });
   return out;
 }
 
 /** The GGUF header llama.cpp's converter and quantizer write for this model (the keys that matter). */
-export function llamaGgufLayout(): GgufLayout {
-  const { layers, embd, ff, heads, headsKv, vocab, contextLength } = LLAMA31_8B;
+export function llamaGgufLayout(options: LlamaShapeOptions = {}): GgufLayout {
+  const { embd, ff, heads, headsKv, vocab, contextLength } = LLAMA31_8B;
+  const layers = options.layers ?? LLAMA31_8B.layers;
   const tokens = Array.from({ length: vocab }, (_, i) => (i < 256 ? `<0x${i.toString(16).toUpperCase().padStart(2, '0')}>` : `tok${i}`));
   return planGguf({
     metadata: [
@@ -105,13 +113,13 @@ export function llamaGgufLayout(): GgufLayout {
       ggufEntry('tokenizer.ggml.bos_token_id', T.UINT32, 128000),
       ggufEntry('general.quantization_version', T.UINT32, 2),
     ],
-    tensors: llamaTensors().map((t) => ({ name: t.gguf, type: t.ggufType, ne: [...t.shape].reverse() })),
+    tensors: llamaTensors(options).map((t) => ({ name: t.gguf, type: t.ggufType, ne: [...t.shape].reverse() })),
   });
 }
 
 /** Writes `path`: the header, each tensor's stamp, `whole` tensors in full; holes elsewhere. */
-export async function writeSparseLlamaGguf(path: string, whole: readonly string[], seed = 1): Promise<GgufLayout> {
-  const layout = llamaGgufLayout();
+export async function writeSparseLlamaGguf(path: string, whole: readonly string[], seed = 1, options: LlamaShapeOptions = {}): Promise<GgufLayout> {
+  const layout = llamaGgufLayout(options);
   const r = rng(seed);
   const file = await open(path, 'w');
   try {
