@@ -193,11 +193,17 @@ export function makeQxQuants(n: i32, nmax: i32, x: usize, L: usize, weights: usi
     iscale = f32x4.replace_lane(iscale, 3, -(fnmax + ONE_TENTH * <f32>trialIs(t + 3)) / mx);
     let slx = zero4;
     let sl2 = zero4;
-    for (let i = 0; i < n; i++) {
-      const fl = f32x4.convert_i32x4_s(nearestClamp4(f32x4.mul(iscale, f32x4.splat(ldf(x, i))), lo, hi));
-      v128.store(q + ((<usize>i) << 4), fl);
-      slx = f32x4.add(slx, f32x4.mul(f32x4.splat(ldf(wTimesX, i)), fl));
-      sl2 = f32x4.add(sl2, f32x4.mul(f32x4.mul(f32x4.splat(ldf(w, i)), fl), fl));
+    for (let i = 0; i < n; i += 2) {
+      // Two values a turn (n is even): less loop overhead, same order.
+      const fl0 = f32x4.convert_i32x4_s(nearestClamp4(f32x4.mul(iscale, f32x4.splat(ldf(x, i))), lo, hi));
+      const fl1 = f32x4.convert_i32x4_s(nearestClamp4(f32x4.mul(iscale, f32x4.splat(ldf(x, i + 1))), lo, hi));
+      v128.store(q + ((<usize>i) << 4), fl0);
+      v128.store(q + ((<usize>i) << 4), fl1, 16);
+      slx = f32x4.add(f32x4.add(slx, f32x4.mul(f32x4.splat(ldf(wTimesX, i)), fl0)), f32x4.mul(f32x4.splat(ldf(wTimesX, i + 1)), fl1));
+      sl2 = f32x4.add(
+        f32x4.add(sl2, f32x4.mul(f32x4.mul(f32x4.splat(ldf(w, i)), fl0), fl0)),
+        f32x4.mul(f32x4.mul(f32x4.splat(ldf(w, i + 1)), fl1), fl1),
+      );
     }
     v128.store(laneScratch, slx);
     v128.store(laneScratch + 16, sl2);
