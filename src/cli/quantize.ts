@@ -119,6 +119,10 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   const out = new PartFile(a.output);
   const pool = threads > 1 ? new WorkerPool(threads) : undefined;
   const t0 = performance.now();
+  // Ctrl-C / kill: stop at the next slab and remove OUT.part (a second Ctrl-C kills at once).
+  const stop = () => engine.cancel();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   try {
     const bytes = await engine.exportGguf(a.mode, a.overrides, (chunk) => out.write(chunk), progress.update, {
       imatrix,
@@ -135,6 +139,8 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     await out.discard();
     throw e;
   } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
     await pool?.close();
   }
 }

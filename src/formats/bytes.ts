@@ -59,7 +59,12 @@ export function blobSource(blob: Blob, name = blobName(blob)): ByteSource {
     size: blob.size,
     async read(offset, length) {
       checkRange(source, offset, length);
-      return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+      try {
+        return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+      } catch (e) {
+        // A File changed or removed on disk since it was picked reads as NotReadableError.
+        throw new FormatError(name, offset, `cannot read ${length} bytes here (${(e as Error).name}: ${(e as Error).message}); was the file changed or moved since it was opened?`);
+      }
     },
   };
   return source;

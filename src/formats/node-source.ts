@@ -4,6 +4,7 @@
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { type ByteSource, checkRange } from './bytes.ts';
+import { FormatError } from './errors.ts';
 
 /** Opens `path` for ranged reads; each read opens, reads at a position, and closes, so
  *  no file handle outlives a call (a model may have hundreds of shards). */
@@ -26,7 +27,10 @@ export async function fileSource(path: string): Promise<ByteSource> {
         let done = 0;
         while (done < length) {
           const { bytesRead } = await file.read(bytes, done, length - done, offset + done);
-          if (bytesRead === 0) throw new Error(`${path}: file shrank while reading (at byte ${offset + done})`);
+          if (bytesRead === 0) {
+            const now = (await file.stat()).size;
+            throw new FormatError(source.name, offset + done, `cannot read here: the file is now ${now} bytes, it was ${size} when opened (changed on disk since)`);
+          }
           done += bytesRead;
         }
       } finally {
