@@ -13,6 +13,12 @@ import type { WorkerReply, WorkerRequest } from './quantize-worker.ts';
 
 /** Below this many values per worker, posting the rows costs more than it saves: one thread does it. */
 const MIN_ELEMENTS_PER_WORKER = 1 << 15;
+/**
+ * Parts per thread a job is cut into, taken from one queue by this thread and the workers
+ * alike: a thread that is slower (a worker still starting, this thread writing the file)
+ * takes fewer, so neither waits long for the other.
+ */
+const PARTS_PER_THREAD = 4;
 
 /**
  * tsx's ESM API (the `import` target of its "./esm/api" export), which the workers use to
@@ -55,13 +61,29 @@ export class WorkerPool implements TensorQuantizer {
   async quantize(job: QuantizeJob, signal?: AbortSignal): Promise<QuantizeResult> {
     signal?.throwIfAborted();
     const minRows = Math.ceil(MIN_ELEMENTS_PER_WORKER / job.rowLength);
-    const parts = splitJob(job, this.threads, minRows);
-    if (parts.length === 1) return quantizeRows(job);
+    if (splitJob(job, 2, minRows).length === 1) return quantizeRows(job);
+    const parts = splitJob(job, this.threads * PARTS_PER_THREAD, Math.ceil(minRows / PARTS_PER_THREAD));
     const workers = this.start();
-    const posted = Promise.all(parts.slice(1).map((part, i) => this.post(workers[i], part)));
+    const results: QuantizeResult[] = new Array(parts.length);
+    let next = 0;
+    // Each worker takes the next part as soon as it has sent the last one back.
+    const posted = Promise.all(
+      workers.map(async (worker) => {
+        while (next < parts.length) {
+          const i = next++;
+          results[i] = await this.post(worker, parts[i]);
+        }
+      }),
+    );
     posted.catch(() => undefined); // awaited below; this only keeps a throw from quantizeRows from orphaning it
-    const mine = quantizeRows(parts[0]); // this thread takes the first share meanwhile
-    return joinResults([mine, ...(await posted)]);
+    // This thread takes parts too, letting the workers' replies in between.
+    while (next < parts.length) {
+      const i = next++;
+      results[i] = quantizeRows(parts[i]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await posted;
+    return joinResults(results);
   }
 
   /** Ends the threads (the process cannot exit while they run). */
