@@ -104,11 +104,16 @@ export function f16ToF32(h: i32): f32 {
   return f16ToF32(<i32>load<u16>(p));
 }
 
-/** True when every value of x[0..n) is finite. */
+/** True when every value of x[0..n) is finite (n a multiple of 16; NaN propagates through max). */
 export function allFinite(x: usize, n: i32): bool {
-  let m: f32 = 0;
-  for (let i = 0; i < n; i++) m = max<f32>(m, abs<f32>(ldf(x, i)));
-  return m <= FLT_MAX;
+  let m0 = f32x4.splat(0);
+  let m1 = m0;
+  for (let i = 0; i < n; i += 16) {
+    const p = x + ((<usize>i) << 2);
+    m0 = f32x4.max(m0, f32x4.max(f32x4.abs(v128.load(p)), f32x4.abs(v128.load(p, 16))));
+    m1 = f32x4.max(m1, f32x4.max(f32x4.abs(v128.load(p, 32)), f32x4.abs(v128.load(p, 48))));
+  }
+  return i32x4.all_true(f32x4.le(f32x4.max(m0, m1), f32x4.splat(FLT_MAX)));
 }
 
 /** The value of largest magnitude (the first of equal ones), as ggml's amax loops. */

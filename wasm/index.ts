@@ -3,7 +3,7 @@
 // from heapBase() on: it copies rows in, calls an encoder, and reads blocks and one flag
 // byte per row back. A flagged row (Inf/NaN in its input or importance, or a NaN scale to
 // store) is left for the reference codec, which alone reproduces ggml's NaN bits.
-import { allFinite, clearRowFlag, rowNeedsReference, sumOfSquares } from './common';
+import { allFinite, clearRowFlag, flagRow, rowNeedsReference, sumOfSquares } from './common';
 import { decodeKBlock, decodeLegacyBlock } from './decode';
 import { QK_K, encodeBlockQ2K, encodeBlockQ3K, encodeBlockQ4K, encodeBlockQ5K, encodeBlockQ6K } from './kquants';
 import {
@@ -53,8 +53,11 @@ function encodeLegacyRow(type: i32, x: usize, blocks: i32, qw: usize, rowLength:
     const xb = x + ((<usize>b) << 7);
     const o = out + <usize>(bytes * b);
     if (!qw) {
-      if (symmetric) encodeSymmetricRef(xb, nmax, fiveBit, o);
-      else encodeAffineRef(xb, nmax, fiveBit, o);
+      const ok = symmetric ? encodeSymmetricRef(xb, nmax, fiveBit, o) : encodeAffineRef(xb, nmax, fiveBit, o);
+      if (!ok) {
+        flagRow();
+        return;
+      }
     } else {
       fillLegacyWeights(xb, qw + ((<usize>b) << 7), sigma2);
       if (symmetric) encodeSymmetricWeighted(xb, nmax, fiveBit, o);
