@@ -116,8 +116,28 @@ export function allFinite(x: usize, n: i32): bool {
   return i32x4.all_true(f32x4.le(f32x4.max(m0, m1), f32x4.splat(FLT_MAX)));
 }
 
-/** The value of largest magnitude (the first of equal ones), as ggml's amax loops. */
+/**
+ * The value of largest magnitude (the first of equal ones; 0 when all are zero), as ggml's
+ * amax loops, for n a multiple of 4: the magnitude four lanes at a time, then its first
+ * value by bitmask (no data-dependent branch per value). A NaN (skipped by the C's `>`)
+ * sends it to the C's loop.
+ */
 export function maxByMagnitude(x: usize, n: i32): f32 {
+  let a = f32x4.abs(v128.load(x));
+  for (let j = 4; j < n; j += 4) a = f32x4.max(a, f32x4.abs(v128.load(x + ((<usize>j) << 2))));
+  const amax = max<f32>(max<f32>(f32x4.extract_lane(a, 0), f32x4.extract_lane(a, 1)), max<f32>(f32x4.extract_lane(a, 2), f32x4.extract_lane(a, 3)));
+  if (amax == 0) return 0;
+  if (isNaN<f32>(amax)) return maxByMagnitudeC(x, n);
+  const a4 = f32x4.splat(amax);
+  for (let j = 0; j < n; j += 4) {
+    const hit = i32x4.bitmask(f32x4.eq(f32x4.abs(v128.load(x + ((<usize>j) << 2))), a4));
+    if (hit) return ldf(x, j + ctz<i32>(hit));
+  }
+  return 0; // not reached
+}
+
+/** The C's loop: `if (ax > amax) { amax = ax; max = x[i]; }`. */
+function maxByMagnitudeC(x: usize, n: i32): f32 {
   let mx: f32 = 0;
   let amax: f32 = 0;
   for (let i = 0; i < n; i++) {

@@ -131,6 +131,11 @@ describe('fast codecs', () => {
         const halves = Float32Array.from({ length: 4 * rowLength }, (_, i) =>
           i % 32 === 0 ? 127 : ((((i * 37) % 509) - 254) / 2) / 2 ** Math.floor(i / rowLength));
         expectSameBytes(type, encode(halves, rowLength), type.reference.encode(halves, rowLength), 'halves');
+        // Huge finite values: squares, sums and scales overflow to Inf and NaN inside the searches.
+        const huge = makeRows('outliers', 8, 4, rowLength).map((v, i) => v * 10 ** (15 + (i % 23)));
+        for (const importance of [undefined, importanceFor(8, rowLength)]) {
+          expectSameBytes(type, encode(huge, rowLength, importance), type.reference.encode(huge, rowLength, importance), 'huge');
+        }
         // Importance with a NaN and an Inf: every row goes to the reference.
         const x = makeRows('gaussian', 3, 2, rowLength);
         const bad = importanceFor(3, rowLength);
