@@ -192,27 +192,17 @@ export function makeQxQuants(n: i32, nmax: i32, x: usize, L: usize, weights: usi
     stf(w, i, wi);
     stf(wTimesX, i, wi * xi);
   }
-  const iscale0: f32 = <f32>(-nmax) / mx;
-  let sumlx: f32 = 0;
-  let suml2: f32 = 0;
-  for (let i = 0; i < n; i++) {
-    const l = clampInt(nearestInt(iscale0 * ldf(x, i)), -nmax, nmax - 1);
-    stu8(L, i, l + nmax);
-    const fl = <f32>l;
-    sumlx += ldf(wTimesX, i) * fl;
-    suml2 += ldf(w, i) * fl * fl;
-  }
-  let scale: f32 = suml2 != 0 ? sumlx / suml2 : 0;
-  let best: f32 = scale * sumlx;
+  let scale: f32 = 0;
+  let best: f32 = 0;
   const lo = i32x4.splat(-nmax);
   const hi = i32x4.splat(nmax - 1);
   const zero4 = f32x4.splat(0);
   const q = laneQuants;
   const fnmax = <f32>nmax;
-  // Trials t = 0..17 are is = -9..-1, 1..9.
-  for (let t = 0; t < 18; t += 4) {
-    const lanes = min<i32>(4, 18 - t);
-    let iscale = f32x4.splat(-(fnmax + ONE_TENTH * <f32>trialIs(t)) / mx);
+  // Lane t = 0 is the first guess, -nmax/max; t = 1..18 are the trials is = -9..-1, 1..9.
+  for (let t = 0; t < 19; t += 4) {
+    const lanes = min<i32>(4, 19 - t);
+    let iscale = f32x4.splat(t == 0 ? <f32>(-nmax) / mx : -(fnmax + ONE_TENTH * <f32>trialIs(t)) / mx);
     iscale = f32x4.replace_lane(iscale, 1, -(fnmax + ONE_TENTH * <f32>trialIs(t + 1)) / mx);
     iscale = f32x4.replace_lane(iscale, 2, -(fnmax + ONE_TENTH * <f32>trialIs(t + 2)) / mx);
     iscale = f32x4.replace_lane(iscale, 3, -(fnmax + ONE_TENTH * <f32>trialIs(t + 3)) / mx);
@@ -236,7 +226,12 @@ export function makeQxQuants(n: i32, nmax: i32, x: usize, L: usize, weights: usi
       const kOff = (<usize>k) << 2;
       const lx = load<f32>(laneScratch + kOff);
       const l2 = load<f32>(laneScratch + 16 + kOff);
-      if (l2 > 0 && lx * lx > best * l2) {
+      if (t + k == 0) {
+        // The first guess: its quants stand, and its fit is the one to beat.
+        for (let i = 0; i < n; i++) stu8(L, i, <i32>load<f32>(q + ((<usize>i) << 4)) + nmax);
+        scale = l2 != 0 ? lx / l2 : 0;
+        best = scale * lx;
+      } else if (l2 > 0 && lx * lx > best * l2) {
         for (let i = 0; i < n; i++) stu8(L, i, <i32>load<f32>(q + ((<usize>i) << 4) + kOff) + nmax);
         scale = lx / l2;
         best = scale * lx;
@@ -246,9 +241,9 @@ export function makeQxQuants(n: i32, nmax: i32, x: usize, L: usize, weights: usi
   return scale;
 }
 
-/** make_qx_quants' trial t (0..17) is is = -9..-1, 1..9 (past 17: anything, unused). */
+/** make_qx_quants' trial lane t (1..18) is is = -9..-1, 1..9 (past 18: anything, unused). */
 @inline function trialIs(t: i32): i32 {
-  return t < 9 ? t - 9 : t - 8;
+  return t < 10 ? t - 10 : t - 9;
 }
 
 
