@@ -353,15 +353,9 @@ export function makeQkxQuants(
   let range: f32 = mx - mn;
   for (let i = 0; i < n; i++) stf(xShifted, i, ldf(x, i) - mn);
   const iscale0: f32 = <f32>nmax / range;
-  let scale: f32 = <f32>1.0 / iscale0;
-  let bestError: f32 = 0;
-  for (let i = 0; i < n; i++) {
-    const l = clampInt(nearestInt(iscale0 * ldf(xShifted, i)), 0, nmax);
-    stu8(L, i, l);
-    let diff: f32 = scale * <f32>l + mn - ldf(x, i);
-    diff = useMad ? abs<f32>(diff) : diff * diff;
-    bestError += ldf(weights, i) * diff;
-  }
+  const scale0: f32 = <f32>1.0 / iscale0;
+  let scale: f32 = scale0;
+  let bestError: f32 = Infinity; // set by the first guess, lane 0 of the first batch
   const fnmax = <f32>nmax;
   const lo = i32x4.splat(0);
   const hi = i32x4.splat(nmax);
@@ -369,10 +363,13 @@ export function makeQkxQuants(
   const sumX4 = f32x4.splat(sumX);
   const zero4 = f32x4.splat(0);
   const q = laneQuants;
-  let is = 0;
-  while (is <= nstep) {
-    const lanes = min<i32>(4, nstep - is + 1);
-    let iscale = f32x4.splat((rmin + rdelta * <f32>is + fnmax) / range);
+  // Lane t: t = 0 is the first guess (iscale nmax/(max - min), scale its inverse, min the
+  // data's: no fit), t = 1..nstep+1 is the trial is = t - 1.
+  let t = 0;
+  while (t <= nstep + 1) {
+    const lanes = min<i32>(4, nstep + 2 - t);
+    const is = t - 1;
+    let iscale = f32x4.splat(t == 0 ? iscale0 : (rmin + rdelta * <f32>is + fnmax) / range);
     iscale = f32x4.replace_lane(iscale, 1, (rmin + rdelta * <f32>(is + 1) + fnmax) / range);
     iscale = f32x4.replace_lane(iscale, 2, (rmin + rdelta * <f32>(is + 2) + fnmax) / range);
     iscale = f32x4.replace_lane(iscale, 3, (rmin + rdelta * <f32>(is + 3) + fnmax) / range);
@@ -395,9 +392,14 @@ export function makeQkxQuants(
     const fitScale = f32x4.div(f32x4.sub(f32x4.mul(sumW4, sXL), f32x4.mul(sumX4, sL)), D);
     const fitMin = f32x4.div(f32x4.sub(f32x4.mul(sL2, sumX4), f32x4.mul(sL, sXL)), D);
     const positive = f32x4.gt(fitMin, zero4);
-    const thisMin = v128.bitselect(zero4, fitMin, positive);
-    const thisScale = v128.bitselect(f32x4.div(sXL, sL2), fitScale, positive);
-    const best4 = f32x4.splat(bestError);
+    let thisMin = v128.bitselect(zero4, fitMin, positive);
+    let thisScale = v128.bitselect(f32x4.div(sXL, sL2), fitScale, positive);
+    if (t == 0) {
+      thisScale = f32x4.replace_lane(thisScale, 0, scale0);
+      thisMin = f32x4.replace_lane(thisMin, 0, mn);
+    }
+    // The first batch never stops early: lane 0's error is used, not just compared.
+    const best4 = f32x4.splat(t == 0 ? NaN : bestError);
     // The lanes' errors, four values a turn (n is a multiple of 4), in the C's order; one
     // loop each for the absolute and the squared error.
     let err = zero4;
@@ -431,7 +433,14 @@ export function makeQkxQuants(
     v128.store(laneScratch + 32, thisScale);
     v128.store(laneScratch + 48, thisMin);
     let winner = -1;
-    for (let k = 0; k < lanes; k++) {
+    let k = 0;
+    if (t == 0) {
+      // The first guess: its quants stand, and its error is the one to beat.
+      for (let i = 0; i < n; i++) stu8(L, i, <i32>load<f32>(q + ((<usize>i) << 4)));
+      bestError = load<f32>(laneScratch + 16);
+      k = 1;
+    }
+    for (; k < lanes; k++) {
       // C: `if (D <= 0) continue;` (NaN D goes on, as in the scalar code: !(D > 0) skips)
       if (!(load<f32>(laneScratch + ((<usize>k) << 2)) > 0)) continue;
       if (load<f32>(laneScratch + 16 + ((<usize>k) << 2)) < bestError) {
@@ -440,7 +449,7 @@ export function makeQkxQuants(
       }
     }
     if (winner < 0) {
-      is += 4;
+      t += 4;
       continue;
     }
     const kOff = (<usize>winner) << 2;
@@ -449,8 +458,8 @@ export function makeQkxQuants(
     scale = load<f32>(laneScratch + 32 + kOff);
     mn = load<f32>(laneScratch + 48 + kOff);
     range = mx - mn;
-    for (let k = 0; k < n; k++) stf(xShifted, k, ldf(x, k) - mn);
-    is += winner + 1;
+    for (let i = 0; i < n; i++) stf(xShifted, i, ldf(x, i) - mn);
+    t += winner + 1;
   }
   stf(mins, minIndex, -mn);
   return scale;
