@@ -243,7 +243,30 @@ function llamaSourceTensor(
     return heads === undefined ? values : permuteQkRows(values, shape[0], heads);
   };
   const ggmlType = outputType(ggufName, shape, fileType);
-  return { name: ggufName, sourceName: tensor.name, ggmlType, shape, readF32, readBytes: async () => encodeUnquantized(await readF32(), ggmlType) };
+  return {
+    name: ggufName, sourceName: tensor.name, ggmlType, shape, readF32,
+    readBytes: async () => encodeUnquantized(await readF32(), ggmlType),
+    readRowsF32: (first, count) => readRowsF32(model, tensor, shape, heads, first, count),
+  };
+}
+
+/**
+ * Rows of a tensor as the GGUF holds them. The q/k permutation moves rows only within a
+ * head (2 x half rows), so the heads that hold the rows are read, permuted, and cut.
+ */
+async function readRowsF32(model: ModelIndex, tensor: ModelTensor, shape: readonly number[], heads: number | undefined, first: number, count: number): Promise<Float32Array> {
+  const cols = shape.length > 1 ? shape[shape.length - 1] : (shape[0] ?? 1);
+  const rows = (n: number) => ({ elementOffset: n * cols });
+  if (heads === undefined || shape.length < 2) {
+    if (heads !== undefined) return (await readTensorF32(model, tensor).then((v) => permuteQkRows(v, shape[0], heads))).subarray(first * cols, (first + count) * cols);
+    return readTensorF32(model, tensor, { ...rows(first), elementCount: count * cols });
+  }
+  const perHead = shape[0] / heads;
+  const h0 = Math.floor(first / perHead);
+  const h1 = Math.ceil((first + count) / perHead);
+  const values = await readTensorF32(model, tensor, { ...rows(h0 * perHead), elementCount: (h1 - h0) * perHead * cols });
+  const start = first - h0 * perHead;
+  return permuteQkRows(values, (h1 - h0) * perHead, h1 - h0).subarray(start * cols, (start + count) * cols);
 }
 
 /** Heads to permute q/k rows by (LlamaModel.modify_tensors: n_head for q, n_kv_head for k). */
@@ -427,7 +450,11 @@ function convertWeightsOnly(model: ModelIndex, config: HfConfig | null, options:
     const shape = tensor.shape.length ? tensor.shape : [1];
     const ggmlType = outputType(tensor.name, shape, fileType);
     const readF32 = () => readTensorF32(model, tensor);
-    return { name: tensor.name, sourceName: tensor.name, ggmlType, shape, readF32, readBytes: async () => encodeUnquantized(await readF32(), ggmlType) };
+    return {
+      name: tensor.name, sourceName: tensor.name, ggmlType, shape, readF32,
+      readBytes: async () => encodeUnquantized(await readF32(), ggmlType),
+      readRowsF32: (first, count) => readRowsF32(model, tensor, shape, undefined, first, count),
+    };
   });
   const { STRING, UINT32 } = GGUF_VALUE_TYPE;
   const what = hfArchitecture ?? (config ? `model_type '${architecture}'` : 'a model without config.json');

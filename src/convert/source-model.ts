@@ -28,6 +28,11 @@ export interface GgufSourceTensor {
   readF32(): Promise<Float32Array>;
   /** The data as the GGUF holds it: readF32() encoded as ggmlType. */
   readBytes(): Promise<Uint8Array>;
+  /**
+   * Rows [first, first + count) of readF32() (a row: the last dimension), read from the files
+   * on their own, so that an export holds a slab at a time, never a whole tensor.
+   */
+  readRowsF32?(first: number, count: number): Promise<Float32Array>;
 }
 
 export interface GgufSourceModel {

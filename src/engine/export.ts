@@ -24,7 +24,7 @@ import { type GgufMetadataEntry, type GgufValue, ggufEntry, metadataToObject } f
 import { type GgufLayout, type GgufTensorDescriptor, planGguf, writeGguf } from '../formats/gguf/write.ts';
 import { type ModelIndex, type ModelTensor, readTensorBytes, readTensorF32 } from '../formats/model.ts';
 import { convertHfLlama } from '../convert/llama.ts';
-import type { GgufSourceModel } from '../convert/source-model.ts';
+import { type GgufSourceModel, encodeUnquantized } from '../convert/source-model.ts';
 import { GpuDeviceLostError } from '../gpu/device.ts';
 import { emptySums, mergeSums, metricsFromSums, type ErrorSums } from '../quant/metrics.ts';
 import {
@@ -103,20 +103,29 @@ export function exportSourceFromModel(model: ModelIndex): ExportSource {
   };
 }
 
-/** The export source of a converted model (src/convert: safetensors + config -> GGUF); its tensors are read whole. */
+/**
+ * The export source of a converted model (src/convert: safetensors + config -> GGUF): read a
+ * slab of rows at a time where the converter can (readRowsF32), else whole tensors.
+ */
 export function exportSourceFromConverted(model: GgufSourceModel): ExportSource {
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
   const cut = <T extends Uint8Array | Float32Array>(whole: T, rows: RowRange, perRow: number): T =>
     whole.subarray(rows.first * perRow, (rows.first + rows.count) * perRow) as T;
+  const bySlab = model.tensors.every((t) => t.readRowsF32);
   return {
     metadata: model.metadata,
     tensors: model.tensors.map((t) => ({ name: t.name, type: t.ggmlType, ne: [...t.shape].reverse() })),
     readBytes: async (t, rows) => {
-      const whole = await byName.get(t.name)!.readBytes();
+      const tensor = byName.get(t.name)!;
+      if (bySlab) return encodeUnquantized(await tensor.readRowsF32!(rows.first, rows.count), tensor.ggmlType);
+      const whole = await tensor.readBytes();
       return cut(whole, rows, whole.length / rowCount(t.ne));
     },
-    readF32: async (t, rows) => cut(await byName.get(t.name)!.readF32(), rows, t.ne[0]),
-    slabElements: Infinity,
+    readF32: async (t, rows) => {
+      const tensor = byName.get(t.name)!;
+      return bySlab ? tensor.readRowsF32!(rows.first, rows.count) : cut(await tensor.readF32(), rows, t.ne[0]);
+    },
+    ...(bySlab ? {} : { slabElements: Infinity }),
   };
 }
 

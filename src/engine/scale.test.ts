@@ -9,7 +9,7 @@
 // for byte. Only two small matrices are requantized (q8_0 -> q4_K); the rest is copied, so
 // the run takes seconds, most of them reading 9 GB of holes.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,11 +20,12 @@ import { GGML_TYPE } from '../formats/gguf/constants.ts';
 import { metadataToObject } from '../formats/gguf/metadata.ts';
 import { readGguf } from '../formats/gguf/read.ts';
 import type { GgufLayout } from '../formats/gguf/write.ts';
-import { loadModel } from '../formats/model.ts';
+import { loadModel, readTensorF32 } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { dequantizeGgml, quantType } from '../quant/types.ts';
 import { STAMP_BYTES, llamaConfigJson, writeSparseLlamaGguf, writeSparseLlamaSafetensors, type SparseSafetensors } from '../testing/sparse-model.ts';
-import { exportSourceFromModel, planExport, type ExportRequest } from './export.ts';
+import { convertHfLlama } from '../convert/llama.ts';
+import { exportSourceFromConverted, exportSourceFromModel, planExport, type ExportRequest } from './export.ts';
 
 const MiB = 1 << 20;
 const MAX_RSS_BYTES = 768 * MiB;
@@ -48,7 +49,14 @@ interface ChildReport {
   tensorCount: number;
   parameterCount: number;
   compare: { type: string; bytes: number; rmse: number; error: string | null }[];
-  exported: { bytes: number; rssPeakBytes: number } | null;
+  exported: { bytes: number; rssPeakBytes: number; ms: number } | null;
+}
+
+/** One line of the measured figures, for the README's limits section. */
+function figures(what: string, r: ChildReport): string {
+  const mib = (n: number) => `${(n / MiB).toFixed(0)} MiB`;
+  const exp = r.exported ? `; export ${(r.exported.bytes / 1e9).toFixed(2)} GB in ${(r.exported.ms / 1000).toFixed(1)} s, RSS peak while streaming ${mib(r.exported.rssPeakBytes)}` : '';
+  return `${what}: max RSS ${mib(r.maxRssBytes)}${exp}`;
 }
 
 async function runChild(args: string[]): Promise<ChildReport> {
@@ -90,7 +98,7 @@ describe('a model larger than memory', () => {
     // Sparse: the disk holds a few MB of it.
     expect(statSync(ggufPath).blocks * 512).toBeLessThan(64 * MiB);
     const out = join(dir, 'out.gguf');
-    const report = await runChild([ggufPath, '--tensor', COMPARED, '--export', out]);
+    const report = await runChild([ggufPath, '--tensor', COMPARED, '--export', out, '--type', 'q8_0', ...REQUEST.overrides!.flatMap((o) => ['--override', `${String(o.pattern)}=${o.type}`])]);
 
     const model = await loadModel([await fileSource(ggufPath)]);
     expect(report.format).toBe('gguf');
@@ -99,6 +107,7 @@ describe('a model larger than memory', () => {
     expect(report.compare.map((r) => [r.type, r.bytes])).toEqual([['q8_0', (4096 * 4096 / 32) * 34], ['q4_K', (4096 * 4096 / 256) * 144]]);
     expect(report.compare[0].rmse).toBeGreaterThan(0);
     expect(report.compare[1].rmse).toBeGreaterThan(report.compare[0].rmse);
+    console.log(figures('GGUF 9.0 GB', report));
     expect(report.maxRssBytes).toBeLessThan(MAX_RSS_BYTES);
     expect(report.exported!.rssPeakBytes).toBeLessThan(MAX_EXPORT_RSS_BYTES);
 
@@ -145,6 +154,47 @@ describe('a model larger than memory', () => {
     expect(report.parameterCount).toBe([...safetensors.tensors.values()].reduce((n, t) => n + t.nbytes / 2, 0));
     expect(report.compare.map((r) => r.bytes)).toEqual([(4096 * 4096 / 32) * 34, (4096 * 4096 / 256) * 144]);
     expect(report.compare[1].rmse).toBeGreaterThan(report.compare[0].rmse);
+    console.log(figures('safetensors 16.1 GB', report));
     expect(report.maxRssBytes).toBeLessThan(MAX_RSS_BYTES);
   }, 120_000);
+
+  it('safetensors -> GGUF export streams a slab at a time: a 2.1 GB f32 embedding never sits in memory whole', async () => {
+    // Llama 3.1 8B's widths and vocabulary, one layer, tied embeddings (as Llama 3.2): 1.5 GB of BF16.
+    const sub = join(dir, 'one-layer');
+    mkdirSync(sub);
+    const shape = { layers: 1, tied: true };
+    const st = join(sub, 'model.safetensors');
+    const written = await writeSparseLlamaSafetensors(st, ['model.layers.0.self_attn.q_proj.weight', 'model.layers.0.self_attn.k_proj.weight'], 6, shape);
+    writeFileSync(join(sub, 'config.json'), llamaConfigJson(shape));
+    const embedding = written.tensors.get('model.embed_tokens.weight')!;
+    expect(embedding.nbytes * 2).toBeGreaterThan(2e9); // as f32
+    // Every matrix converted (llama.cpp applies --tensor-type only to quantized file types).
+    const request: ExportRequest = { mode: { type: 'q8_0' }, overrides: [{ pattern: 'attn_q', type: 'q4_K' }] };
+    const out = join(sub, 'out.gguf');
+    const report = await runChild([st, join(sub, 'config.json'), '--tensor', 'model.layers.0.self_attn.k_proj.weight', '--export', out, '--type', 'q8_0', '--override', 'attn_q=q4_K']);
+    console.log(figures('safetensors 1.5 GB -> GGUF', report));
+    expect(report.maxRssBytes).toBeLessThan(MAX_RSS_BYTES);
+    expect(report.exported!.rssPeakBytes).toBeLessThan(MAX_EXPORT_RSS_BYTES);
+
+    const model = await loadModel([await fileSource(st), await fileSource(join(sub, 'config.json'))]);
+    const converted = await convertHfLlama(model);
+    const plan = planExport(exportSourceFromConverted(converted), request);
+    expect(report.exported!.bytes).toBe(plan.layout.totalBytes);
+    const header = await readGguf(await fileSource(out));
+    expect(header.tensors.map((t) => [t.name, t.typeName, t.ne])).toEqual(plan.tensors.map((t) => [t.name, t.type, t.ne]));
+    const hf = await hfGguf(out, { allowLocalFile: true });
+    expect(hf.tensorInfos.map((t) => [t.name, Number(t.offset)])).toEqual(plan.layout.tensors.map((t) => [t.name, t.offset]));
+    const at = (name: string) => header.dataOffset + header.tensors.find((t) => t.name === name)!.offset;
+    expect(plan.tensors.filter((t) => t.converted).map((t) => t.type)).toEqual(['q8_0', 'q8_0', 'q8_0', 'q4_K', 'q8_0', 'q8_0', 'q8_0', 'q8_0']);
+    // The embedding's first rows (its stamp) as q8_0, from the safetensors values read directly.
+    const rows = await readTensorF32(model, model.tensors.find((t) => t.name === 'model.embed_tokens.weight')!, { elementCount: 4 * 4096 });
+    const embd = quantType('q8_0')!.reference.encode(rows, 4096);
+    expect(Buffer.from(await readAt(out, at('token_embd.weight'), embd.length)).equals(Buffer.from(embd))).toBe(true);
+    // The permuted q and k, quantized slab by slab, equal the whole tensors quantized at once.
+    for (const [name, type] of [['blk.0.attn_q.weight', 'q4_K'], ['blk.0.attn_k.weight', 'q8_0']] as const) {
+      const whole = await converted.tensors.find((t) => t.name === name)!.readF32();
+      const want = quantType(type)!.reference.encode(whole, 4096);
+      expect(Buffer.from(await readAt(out, at(name), want.length)).equals(Buffer.from(want)), name).toBe(true);
+    }
+  }, 180_000);
 });

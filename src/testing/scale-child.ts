@@ -2,13 +2,17 @@
 // (max RSS, from the kernel) is the work's alone: open a model larger than memory, list its
 // tensors, quantize one tensor into two types, and (GGUF) export it requantized through the
 // streaming writer into a sparse file. Prints one JSON line. Test support only.
-//   node --import tsx src/testing/scale-child.ts FILE... [--export OUT.gguf]
+//   node --import tsx src/testing/scale-child.ts FILE... --tensor NAME [--export OUT.gguf --type T [--override REGEX=T]...]
 import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
 import { fileSource } from '../formats/node-source.ts';
+import { loadFastCodecs } from '../quant/fast/node.ts';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { export: { type: 'string' }, tensor: { type: 'string' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { export: { type: 'string' }, tensor: { type: 'string' }, type: { type: 'string', default: 'q8_0' }, override: { type: 'string', multiple: true, default: [] } },
+});
 
 /** True when every byte is zero (checked 8 bytes at a time where aligned). */
 function allZero(chunk: Uint8Array): boolean {
@@ -19,6 +23,8 @@ function allZero(chunk: Uint8Array): boolean {
   return true;
 }
 
+// As the CLI does: the WebAssembly codecs (same bytes as the reference) when they load.
+await loadFastCodecs();
 const t0 = performance.now();
 const engine = new Engine(null);
 const summary = await engine.load(await Promise.all(positionals.map(fileSource)));
@@ -37,11 +43,8 @@ if (values.export) {
   let skipped = 0;
   try {
     const bytes = await engine.exportGguf(
-      { type: 'q8_0' },
-      [
-        { pattern: '^output\\.weight$', type: 'f16' },
-        { pattern: 'blk\\.0\\.attn_[kv]\\.weight', type: 'q4_K' },
-      ],
+      { type: values.type! },
+      values.override!.map((o) => ({ pattern: o.slice(0, o.lastIndexOf('=')), type: o.slice(o.lastIndexOf('=') + 1) })),
       async (chunk) => {
         exportRssPeak = Math.max(exportRssPeak, process.memoryUsage.rss());
         if (allZero(chunk)) skipped += chunk.length;

@@ -59,6 +59,8 @@ interface PlannedTensor {
 export interface LlamaShapeOptions {
   readonly layers?: number;
   readonly outputType?: number;
+  /** No output matrix: the token embeddings serve (tie_word_embeddings, as Llama 3.2). */
+  readonly tied?: boolean;
 }
 
 function llamaTensors(options: LlamaShapeOptions = {}): PlannedTensor[] {
@@ -82,7 +84,7 @@ function llamaTensors(options: LlamaShapeOptions = {}): PlannedTensor[] {
     m('attn_v.weight', 'self_attn.v_proj.weight', [kv, embd]);
   }
   out.push({ gguf: 'output_norm.weight', hf: 'model.norm.weight', shape: [embd], ggufType: GGML_TYPE.F32 });
-  out.push({ gguf: 'output.weight', hf: 'lm_head.weight', shape: [vocab, embd], ggufType: options.outputType ?? GGML_TYPE.F16 });
+  if (!options.tied) out.push({ gguf: 'output.weight', hf: 'lm_head.weight', shape: [vocab, embd], ggufType: options.outputType ?? GGML_TYPE.F16 });
   return out;
 }
 
@@ -137,12 +139,13 @@ export async function writeSparseLlamaGguf(path: string, whole: readonly string[
 }
 
 /** config.json of Llama 3.1 8B (the keys the converter reads). */
-export function llamaConfigJson(): string {
-  const { layers, embd, ff, heads, headsKv, vocab, contextLength } = LLAMA31_8B;
+export function llamaConfigJson(options: LlamaShapeOptions = {}): string {
+  const { embd, ff, heads, headsKv, vocab, contextLength } = LLAMA31_8B;
+  const layers = options.layers ?? LLAMA31_8B.layers;
   return JSON.stringify({
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: embd, intermediate_size: ff,
     num_attention_heads: heads, num_hidden_layers: layers, num_key_value_heads: headsKv, vocab_size: vocab,
-    max_position_embeddings: contextLength, rms_norm_eps: 1e-5, rope_theta: 500000, tie_word_embeddings: false,
+    max_position_embeddings: contextLength, rms_norm_eps: 1e-5, rope_theta: 500000, tie_word_embeddings: options.tied ?? false,
     torch_dtype: 'bfloat16', bos_token_id: 128000, eos_token_id: 128001,
   });
 }
@@ -155,8 +158,8 @@ export interface SparseSafetensors {
 }
 
 /** The model as one BF16 safetensors file (tensors in name order, as safetensors' Python writer sorts them). */
-export async function writeSparseLlamaSafetensors(path: string, whole: readonly string[], seed = 2): Promise<SparseSafetensors> {
-  const planned = llamaTensors().sort((a, b) => (a.hf < b.hf ? -1 : a.hf > b.hf ? 1 : 0));
+export async function writeSparseLlamaSafetensors(path: string, whole: readonly string[], seed = 2, options: LlamaShapeOptions = {}): Promise<SparseSafetensors> {
+  const planned = llamaTensors(options).sort((a, b) => (a.hf < b.hf ? -1 : a.hf > b.hf ? 1 : 0));
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let at = 0;
   const spans: [PlannedTensor, number, number][] = [];
