@@ -50,7 +50,10 @@ function packQuants(L: usize, fiveBit: bool, out: usize): void {
   v128.store(out, v128.or(v128.and(lo, i8x16.splat(0x0f)), i8x16.shl(v128.and(hi, i8x16.splat(0x0f)), 4)));
 }
 
-/** The first value of largest magnitude in a block of 32 (0 when all are zero), as the C's amax loop. */
+/**
+ * The first value of largest magnitude in a block of 32 (0 when all are zero), as the C's
+ * amax loop; NaN when the block holds an Inf or a NaN (f32x4.max keeps them).
+ */
 @inline function blockMaxByMagnitude(x: usize): f32 {
   let a = f32x4.max(f32x4.abs(v128.load(x)), f32x4.abs(v128.load(x, 16)));
   a = f32x4.max(a, f32x4.max(f32x4.abs(v128.load(x, 32)), f32x4.abs(v128.load(x, 48))));
@@ -58,6 +61,7 @@ function packQuants(L: usize, fiveBit: bool, out: usize): void {
   a = f32x4.max(a, f32x4.max(f32x4.abs(v128.load(x, 96)), f32x4.abs(v128.load(x, 112))));
   const amax = max<f32>(max<f32>(f32x4.extract_lane(a, 0), f32x4.extract_lane(a, 1)), max<f32>(f32x4.extract_lane(a, 2), f32x4.extract_lane(a, 3)));
   if (amax == 0) return 0;
+  if (!(amax <= FLT_MAX)) return NaN;
   // The first value whose magnitude is amax, four at a time.
   const a4 = f32x4.splat(amax);
   for (let j = 0; j < 32; j += 4) {
@@ -74,10 +78,13 @@ function packQuants(L: usize, fiveBit: bool, out: usize): void {
 
 /**
  * quantize_row_q4_0_ref / q5_0_ref block: q = MIN(2*nmax - 1, (int8_t)(x*id + nmax + 0.5f)),
- * four lanes at a time. False (the row goes to the reference) when 1/d overflows.
+ * four lanes at a time. False (the row goes to the reference) for an Inf or NaN input, or
+ * when 1/d overflows.
  */
 export function encodeSymmetricRef(x: usize, nmax: i32, fiveBit: bool, out: usize): bool {
-  const d: f32 = blockMaxByMagnitude(x) / <f32>(-nmax);
+  const mx = blockMaxByMagnitude(x);
+  if (isNaN<f32>(mx)) return false; // an Inf or NaN input: the reference's
+  const d: f32 = mx / <f32>(-nmax);
   const id: f32 = d != 0 ? <f32>1.0 / d : 0;
   if (!(abs<f32>(id) <= FLT_MAX)) return false;
   storeF16(out, d);
