@@ -22,6 +22,7 @@ import { readGguf } from '../formats/gguf/read.ts';
 import type { GgufLayout } from '../formats/gguf/write.ts';
 import { loadModel, readTensorF32 } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
+import { loadFastCodecs } from '../quant/fast/node.ts';
 import { dequantizeGgml, quantType } from '../quant/types.ts';
 import { STAMP_BYTES, llamaConfigJson, writeSparseLlamaGguf, writeSparseLlamaSafetensors, type SparseSafetensors } from '../testing/sparse-model.ts';
 import { convertHfLlama } from '../convert/llama.ts';
@@ -81,6 +82,7 @@ let layout: GgufLayout;
 let safetensors: SparseSafetensors;
 
 beforeAll(async () => {
+  await loadFastCodecs(); // built here if stale, so that the children only load them
   dir = mkdtempSync(join(tmpdir(), 'quantlab-scale-'));
   ggufPath = join(dir, 'Llama-3.1-8B-Q8_0.gguf');
   layout = await writeSparseLlamaGguf(ggufPath, [COMPARED, ...REQUANTIZED]);
