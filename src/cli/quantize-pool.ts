@@ -66,14 +66,16 @@ export class WorkerPool implements TensorQuantizer {
     const workers = this.start();
     const results: QuantizeResult[] = new Array(parts.length);
     let next = 0;
-    // Each worker takes the next part as soon as it has sent the last one back.
+    // Each worker has up to two parts in hand (the next one waits in its queue, so it never
+    // idles while this thread finishes a part before reading its reply) and takes another
+    // as soon as it sends one back.
     const posted = Promise.all(
-      workers.map(async (worker) => {
+      workers.flatMap((worker) => [0, 1].map(async () => {
         while (next < parts.length) {
           const i = next++;
           results[i] = await this.post(worker, parts[i]);
         }
-      }),
+      })),
     );
     posted.catch(() => undefined); // awaited below; this only keeps a throw from quantizeRows from orphaning it
     // This thread takes parts too, letting the workers' replies in between.
@@ -84,6 +86,11 @@ export class WorkerPool implements TensorQuantizer {
     }
     await posted;
     return joinResults(results);
+  }
+
+  /** Starts the threads now (each takes a while to load the codecs), so they are ready for the first job. */
+  warm(): void {
+    this.start();
   }
 
   /** Ends the threads (the process cannot exit while they run). */
