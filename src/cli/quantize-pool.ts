@@ -19,6 +19,12 @@ const MIN_ELEMENTS_PER_WORKER = 1 << 15;
  * takes fewer, so neither waits long for the other.
  */
 const PARTS_PER_THREAD = 4;
+/**
+ * Values per millisecond at which this thread quantizes (and measures) a type faster than
+ * the rows can be posted to a worker and back (a copy each way): such types (Q8_0, Q4_0,
+ * ... in WebAssembly) stay in this thread, and no worker is started for them.
+ */
+const INLINE_ELEMENTS_PER_MS = 100_000;
 
 /**
  * tsx's ESM API (the `import` target of its "./esm/api" export), which the workers use to
@@ -37,6 +43,10 @@ export class WorkerPool implements TensorQuantizer {
   private failure: Error | null = null;
   private readonly pending = new Map<number, { resolve: (r: QuantizeResult) => void; reject: (e: Error) => void }>();
   private nextId = 0;
+  /** Values per millisecond this thread quantized each type at, from its first part. */
+  private readonly rates = new Map<string, number>();
+  /** Resolves when the worker has answered once (is loaded). */
+  private readonly loaded = new Map<Worker, Promise<unknown>>();
 
   constructor(readonly threads = availableParallelism()) {}
 
@@ -48,6 +58,7 @@ export class WorkerPool implements TensorQuantizer {
     const boot = `import(${JSON.stringify(tsxEsmApiUrl())}).then((tsx) => tsx.tsImport(${entry}, ${entry}))`;
     this.workers = Array.from({ length: this.threads - 1 }, (_, i) => {
       const worker = new Worker(boot, { eval: true, name: `quantlab-quantize-${i}` });
+      this.loaded.set(worker, new Promise((resolve) => worker.once('message', resolve)));
       worker.on('message', (reply: WorkerReply) => this.settle(reply));
       worker.on('error', (error) => this.failAll(error));
       worker.on('exit', (code) => {
@@ -63,14 +74,27 @@ export class WorkerPool implements TensorQuantizer {
     const minRows = Math.ceil(MIN_ELEMENTS_PER_WORKER / job.rowLength);
     if (splitJob(job, 2, minRows).length === 1) return quantizeRows(job);
     const parts = splitJob(job, this.threads * PARTS_PER_THREAD, Math.ceil(minRows / PARTS_PER_THREAD));
-    const workers = this.start();
     const results: QuantizeResult[] = new Array(parts.length);
     let next = 0;
-    // Each worker has up to two parts in hand (the next one waits in its queue, so it never
-    // idles while this thread finishes a part before reading its reply) and takes another
-    // as soon as it sends one back.
+    if (!this.rates.has(job.type)) {
+      // The first part of a type is timed here, before any worker is involved.
+      const t0 = performance.now();
+      results[next] = quantizeRows(parts[next]);
+      this.rates.set(job.type, parts[next].data.length / Math.max(performance.now() - t0, 1e-3));
+      next++;
+    }
+    if (this.rates.get(job.type)! >= INLINE_ELEMENTS_PER_MS) {
+      for (; next < parts.length; next++) results[next] = quantizeRows(parts[next]);
+      return joinResults(results);
+    }
+    const workers = this.start();
+    // Each worker has up to two parts in hand once loaded (the next one waits in its queue,
+    // so it never idles while this thread finishes a part before reading its reply), one
+    // while loading (this thread takes the rest meanwhile), and takes another as soon as it
+    // sends one back.
     const posted = Promise.all(
-      workers.flatMap((worker) => [0, 1].map(async () => {
+      workers.flatMap((worker) => [0, 1].map(async (lane) => {
+        if (lane === 1) await this.loaded.get(worker);
         while (next < parts.length) {
           const i = next++;
           results[i] = await this.post(worker, parts[i]);

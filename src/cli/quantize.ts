@@ -118,7 +118,6 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   const progress = progressLine(io, stderrIsTTY);
   const out = new PartFile(a.output);
   const pool = threads > 1 ? new WorkerPool(threads) : undefined;
-  pool?.warm(); // the workers load while the plan is made
   const t0 = performance.now();
   // Ctrl-C / kill: stop at the next slab and remove OUT.part (a second Ctrl-C kills at once).
   const stop = () => engine.cancel();
