@@ -73,11 +73,14 @@ export function compareJson(r: CompareResult) {
             backend: t.backend,
           },
     ),
+    // A tensor above the engine's MAX_COMPARE_VALUES is measured on evenly spaced rows.
+    ...(r.sampledRows ? { sampled_rows: r.sampledRows } : {}),
   };
 }
 
 function compareText(r: CompareResult): string {
-  const head = `${r.tensor}  [${r.shape.join(', ')}]\n`;
+  const sampled = r.sampledRows ? `  (measured on ${r.sampledRows.rows} of ${r.sampledRows.of} rows, evenly spaced)` : '';
+  const head = `${r.tensor}  [${r.shape.join(', ')}]${sampled}\n`;
   const cols = ['type', 'bpw', 'bytes', 'rmse', 'max_abs', 'snr_db', 'cosine', 'backend'];
   const rows = r.results.map((t) =>
     t.error

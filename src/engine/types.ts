@@ -72,6 +72,8 @@ export interface CompareResult {
   backend: Backend;
   weightHistogram: Histogram;
   results: TypeResult[];
+  /** Set when the tensor was too big to compare whole: the rows compared (evenly spaced runs) and all. */
+  sampledRows?: { rows: number; of: number };
 }
 
 export interface Progress {

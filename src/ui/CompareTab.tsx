@@ -52,6 +52,12 @@ export function CompareTab() {
       <TypeChips selected={types} rowLength={info ? info.shape[info.shape.length - 1] : null} onToggle={toggleType} />
       <ProgressLine progress={comparing} />
       <ErrorAlert message={compareError} />
+      {compare?.sampledRows && compare.tensor === info?.name && (
+        <p className="muted" role="note" aria-label="Sampled rows">
+          Compared on {compare.sampledRows.rows.toLocaleString()} of {compare.sampledRows.of.toLocaleString()} rows (evenly spaced
+          runs): the whole tensor is more than a comparison holds in memory. Sizes are the whole tensor's.
+        </p>
+      )}
       {compare && compare.tensor === info?.name && <CompareView compare={compare} blockIndex={blockIndex} onBlockIndex={setBlockIndex} />}
     </section>
   );
