@@ -10,8 +10,9 @@ import { compareCommand } from './compare.ts';
 import { evalCommand } from './eval.ts';
 import { inspectCommand } from './inspect.ts';
 import { quantizeCommand } from './quantize.ts';
+import { planCommand } from './plan.ts';
 
-export const COMMANDS: readonly Command[] = [inspectCommand, quantizeCommand, compareCommand, evalCommand];
+export const COMMANDS: readonly Command[] = [inspectCommand, quantizeCommand, compareCommand, evalCommand, planCommand];
 
 const processIO: CliIO = {
   stdout: (text) => process.stdout.write(text),

@@ -1,0 +1,118 @@
+// A budget session on a loaded model: its costs (budget.ts), the damage table from a
+// sensitivity scan (sensitivity.ts: KL for a Llama the forward pass runs, the tensor
+// error otherwise), plans for targets, and the presets beside them (size, predicted and
+// measured KL). Shared by the CLI (`quantlab plan`) and the engine (the Budget tab).
+import type { ModelIndex } from '../formats/model.ts';
+import { type ExportSource, exportSourceFor, planExport } from '../engine/export.ts';
+import type { Imatrix } from '../engine/imatrix.ts';
+import { EVAL_TEXT } from '../model/eval-text.ts';
+import { llamaConfig } from '../model/llama.ts';
+import { PRESETS } from '../quant/presets.ts';
+import {
+  type BudgetModel, type BudgetPlan, type BudgetTarget, type DamageKind, type DamageTable,
+  budgetModel, finishPlan, planBudget,
+} from './budget.ts';
+import { CALIBRATION_TEXT } from './calibration-text.ts';
+import { errorDamage, KlProbe, SCAN_MAX_TOKENS, type KlMeasure, type ScanOptions } from './sensitivity.ts';
+
+export interface BudgetSession {
+  readonly model: ModelIndex;
+  readonly source: ExportSource;
+  readonly budget: BudgetModel;
+  readonly kind: DamageKind;
+  readonly damage: DamageTable;
+  /** Measures plans on the held-out text (EVAL_TEXT); null where the forward pass cannot run the model. */
+  readonly heldOut: KlProbe | null;
+  readonly imatrix?: { readonly matrix: Imatrix; readonly fileArgument: string };
+}
+
+export interface SessionOptions extends ScanOptions {
+  readonly imatrix?: { readonly matrix: Imatrix; readonly fileArgument: string };
+  /** 'error' forces the tensor-error damage even for a model the forward pass runs. */
+  readonly damage?: DamageKind;
+  /** The scan's text (default CALIBRATION_TEXT). */
+  readonly calibrationText?: string;
+  /** The text plans are measured on (default EVAL_TEXT). */
+  readonly evalText?: string;
+}
+
+/** Whether the forward pass (model/llama.ts) runs this model. */
+function runsForward(model: ModelIndex): boolean {
+  try {
+    llamaConfig(model);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads the model's costs and scans every tensor in every candidate type. */
+export async function openBudgetSession(model: ModelIndex, options: SessionOptions = {}): Promise<BudgetSession> {
+  const source = await exportSourceFor(model);
+  const budget = budgetModel(source, options.imatrix);
+  const imatrix = options.imatrix?.matrix;
+  const useKl = options.damage !== 'error' && runsForward(model);
+  if (!useKl) {
+    const damage = await errorDamage(source, budget, imatrix, options);
+    return { model, source, budget, kind: 'error', damage, heldOut: null, imatrix: options.imatrix };
+  }
+  const probe = await KlProbe.open(model, options.calibrationText ?? CALIBRATION_TEXT, imatrix, SCAN_MAX_TOKENS);
+  const damage = await probe.scan(budget, options);
+  const heldOut = await KlProbe.open(model, options.evalText ?? EVAL_TEXT, imatrix);
+  return { model, source, budget, kind: 'kl', damage, heldOut, imatrix: options.imatrix };
+}
+
+export function planForTarget(s: BudgetSession, target: BudgetTarget): BudgetPlan {
+  return planBudget(s.budget, s.damage, target);
+}
+
+export interface PresetPoint {
+  preset: string;
+  /** The whole file's bytes, as the exporter writes it. */
+  bytes: number;
+  bpw: number;
+  /** Sum of the damage of the preset's types. */
+  predicted: number;
+  /** The preset's types per quantizable tensor. */
+  types: Record<string, string>;
+}
+
+/** Every preset the model can be quantized to (those needing an imatrix only with one), with its size and predicted damage. */
+export function presetPoints(s: BudgetSession): PresetPoint[] {
+  const out: PresetPoint[] = [];
+  for (const p of PRESETS) {
+    let plan;
+    try {
+      plan = planExport(s.source, { mode: { preset: p.name }, imatrix: s.imatrix });
+    } catch {
+      continue; // a preset llama.cpp refuses for this model (Q2_K_S without an imatrix)
+    }
+    const types: Record<string, string> = {};
+    const tensors = s.budget.tensors.map((t) => {
+      const type = plan.tensors.find((x) => x.name === t.name)!.type;
+      types[t.name] = type;
+      return { name: t.name, type, bytes: plan.tensors.find((x) => x.name === t.name)!.nbytes, damage: s.damage.get(t.name)?.get(type) ?? NaN };
+    });
+    const f = finishPlan(s.budget, { bytes: plan.layout.totalBytes }, tensors);
+    if (f.bytes !== plan.layout.totalBytes) throw new Error(`preset ${p.name}: size ${f.bytes} != ${plan.layout.totalBytes}`);
+    out.push({ preset: p.name, bytes: plan.layout.totalBytes, bpw: f.bpw, predicted: f.damage, types });
+  }
+  return out;
+}
+
+/** The presets nearest the plan's size: the largest at or below it and the smallest above it. */
+export function nearestPresets(points: readonly PresetPoint[], bytes: number): PresetPoint[] {
+  const below = points.filter((p) => p.bytes <= bytes).sort((a, b) => b.bytes - a.bytes)[0];
+  const above = points.filter((p) => p.bytes > bytes).sort((a, b) => a.bytes - b.bytes)[0];
+  return [below, above].filter((p): p is PresetPoint => p !== undefined);
+}
+
+/** Measured KL on the held-out text of a set of types (GGUF name -> type); null where the forward cannot run. */
+export async function measureTypes(s: BudgetSession, types: Readonly<Record<string, string>>): Promise<KlMeasure | null> {
+  if (!s.heldOut) return null;
+  return s.heldOut.measure(new Map(Object.entries(types)));
+}
+
+export function planTypes(plan: BudgetPlan): Record<string, string> {
+  return Object.fromEntries(plan.tensors.map((t) => [t.name, t.type]));
+}

@@ -1,0 +1,130 @@
+// `quantlab plan FILE... (--target-size SIZE | --target-bpw BPW) [--imatrix FILE]
+//  [--damage kl|error] [-o PLAN.json] [--json]`: the per-tensor types that fit the target
+// with the least damage (src/budget), beside the nearest llama.cpp presets (size,
+// predicted and measured KL), bits per layer, and the llama-quantize command that makes
+// the same file. `quantlab quantize FILE... -o OUT.gguf --plan PLAN.json` writes it.
+import { writeFile } from 'node:fs/promises';
+import { readImatrix } from '../engine/imatrix.ts';
+import { FormatError } from '../formats/errors.ts';
+import { fileSource } from '../formats/node-source.ts';
+import { loadModel } from '../formats/model.ts';
+import {
+  type BudgetPlan, type BudgetTarget, layerBits, llamaQuantizeCommand, parseSize, planToJson,
+} from '../budget/budget.ts';
+import { measureTypes, nearestPresets, openBudgetSession, planForTarget, planTypes, presetPoints, type BudgetSession } from '../budget/session.ts';
+import { type Command, parseCommandLine, UsageError } from './command.ts';
+import { openFiles } from './inspect.ts';
+import { toJson } from './json.ts';
+
+const USAGE =
+  'quantlab plan FILE... (--target-size SIZE | --target-bpw BPW) [--imatrix FILE] [--damage kl|error] [-o PLAN.json] [--json]';
+
+export const planCommand: Command = {
+  name: 'plan',
+  summary: 'choose a type per tensor that fits a file size (or bpw) with the least damage',
+  usage: USAGE,
+  async run(args, io) {
+    const { positionals, values } = parseCommandLine(args, {
+      'target-size': { type: 'string' },
+      'target-bpw': { type: 'string' },
+      imatrix: { type: 'string' },
+      damage: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      json: { type: 'boolean' },
+    });
+    const target = parseTarget(values['target-size'], values['target-bpw']);
+    if (values.damage !== undefined && values.damage !== 'kl' && values.damage !== 'error') {
+      throw new UsageError(`--damage must be kl or error, not '${values.damage}'`);
+    }
+    const model = await loadModel(await openFiles(positionals));
+    const imatrix = values.imatrix === undefined ? undefined : await openImatrix(values.imatrix);
+    const session = await openBudgetSession(model, {
+      imatrix,
+      damage: values.damage as 'kl' | 'error' | undefined,
+      onProgress: progressLine(io),
+    });
+    const plan = planForTarget(session, target);
+    const report = await planReport(session, plan);
+    const name = positionals[0].split('/').pop()!;
+    const json = { ...planToJson(name, plan, session.kind), measured: report.measured, presets: report.presets, layers: report.layers };
+    if (values.output) await writeFile(values.output, `${toJson(json)}\n`);
+    io.stdout(values.json ? `${toJson(json)}\n` : planText(session, plan, report, positionals[0], values.output, values.imatrix));
+    return 0;
+  },
+};
+
+function progressLine(io: { stderr(t: string): void }) {
+  let last = performance.now();
+  return (p: { done: number; total: number; label: string }) => {
+    const now = performance.now();
+    if (now - last < 10_000) return;
+    last = now;
+    io.stderr(`plan: sensitivity scan ${p.done}/${p.total}: ${p.label}\n`);
+  };
+}
+
+export function parseTarget(size: string | undefined, bpw: string | undefined): BudgetTarget {
+  if ((size === undefined) === (bpw === undefined)) throw new UsageError('give one of --target-size SIZE or --target-bpw BPW');
+  if (size !== undefined) {
+    try {
+      return { bytes: parseSize(size) };
+    } catch (e) {
+      throw new UsageError(`--target-size: ${(e as Error).message}`);
+    }
+  }
+  const b = Number(bpw);
+  if (!Number.isFinite(b) || b <= 0) throw new UsageError(`--target-bpw must be a positive number, not '${bpw}'`);
+  return { bpw: b };
+}
+
+async function openImatrix(path: string) {
+  const source = await fileSource(path).catch((error: NodeJS.ErrnoException) => {
+    throw new FormatError(path, 0, `cannot open the importance matrix (${error.code ?? error.message})`);
+  });
+  return { matrix: await readImatrix(source), fileArgument: path };
+}
+
+export interface PlanReport {
+  /** The plan's measured KL on the held-out text (null when the forward pass cannot run the model). */
+  measured: { kl_mean: number; kl_max: number; top1_agree: number; positions: number } | null;
+  presets: { preset: string; bytes: number; bpw: number; predicted: number | null; measured_kl: number | null; nearest: boolean }[];
+  layers: { group: string; bpw: number }[];
+}
+
+export async function planReport(s: BudgetSession, plan: BudgetPlan): Promise<PlanReport> {
+  const m = await measureTypes(s, planTypes(plan));
+  const points = presetPoints(s);
+  const nearest = new Set(nearestPresets(points, plan.bytes).map((p) => p.preset));
+  const presets: PlanReport['presets'] = [];
+  for (const p of points) {
+    const near = nearest.has(p.preset);
+    const measured = near ? await measureTypes(s, p.types) : null;
+    presets.push({ preset: p.preset, bytes: p.bytes, bpw: p.bpw, predicted: Number.isFinite(p.predicted) ? p.predicted : null, measured_kl: measured?.klMean ?? null, nearest: near });
+  }
+  return {
+    measured: m && { kl_mean: m.klMean, kl_max: m.klMax, top1_agree: m.top1Agree, positions: m.positions },
+    presets,
+    layers: layerBits(s.budget, plan.tensors).map(({ group, bpw }) => ({ group, bpw })),
+  };
+}
+
+function planText(s: BudgetSession, plan: BudgetPlan, r: PlanReport, input: string, output?: string, imatrixFile?: string): string {
+  const what = s.kind === 'kl' ? 'KL' : 'error';
+  const e = (x: number | null) => (x === null || !Number.isFinite(x) ? '-' : x.toExponential(3));
+  const lines: string[] = [];
+  const target = 'bytes' in plan.target ? `${plan.target.bytes} bytes` : `${plan.target.bpw} bpw`;
+  lines.push(`plan for ${target}: ${plan.bytes} bytes, ${plan.bpw.toFixed(3)} bpw, predicted ${what} ${e(plan.damage)}` +
+    (r.measured ? `, measured KL ${e(r.measured.kl_mean)} (top-1 ${(100 * r.measured.top1_agree).toFixed(1)}%, ${r.measured.positions} positions)` : ''));
+  lines.push('', 'tensor types:');
+  const w = Math.max(...plan.tensors.map((t) => t.name.length));
+  for (const t of plan.tensors) lines.push(`  ${t.name.padEnd(w)}  ${t.type.padEnd(6)}  ${String(t.bytes).padStart(10)}  ${e(t.damage)}`);
+  lines.push('', 'bits per weight by layer:');
+  for (const l of r.layers) lines.push(`  ${l.group.padEnd(16)} ${l.bpw.toFixed(3)}`);
+  lines.push('', `presets (predicted ${what}; measured KL for the nearest):`);
+  for (const p of r.presets) {
+    lines.push(`  ${p.nearest ? '*' : ' '} ${p.preset.padEnd(7)} ${String(p.bytes).padStart(12)} bytes  ${p.bpw.toFixed(3)} bpw  predicted ${e(p.predicted)}  measured ${e(p.measured_kl)}`);
+  }
+  lines.push('', 'the same file with llama.cpp:', `  ${llamaQuantizeCommand(plan, input, 'OUT.gguf', imatrixFile)}`);
+  if (output) lines.push('', `plan written to ${output} (quantlab quantize ${input} -o OUT.gguf --plan ${output})`);
+  return `${lines.join('\n')}\n`;
+}
