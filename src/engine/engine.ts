@@ -208,9 +208,20 @@ export class Engine {
     }
     let done = 0;
     const gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
-    const results = await runMatmulCheck(w, rows, cols, x, request.types, gpu, (type) =>
-      onProgress?.({ done: ++done, total: request.types.length, label: `${type}: y = W x` }),
-    );
+    const check = (on: GpuContext | null) =>
+      runMatmulCheck(w, rows, cols, x, request.types, on, (type) =>
+        onProgress?.({ done: ++done, total: request.types.length, label: `${type}: y = W x` }),
+      );
+    let results: MatmulResult['results'];
+    try {
+      results = await check(gpu);
+    } catch (e) {
+      // The device lost mid-check: run it again on the CPU (which then says so per type).
+      if (!(e instanceof GpuDeviceLostError) || !gpu) throw e;
+      this.gpuError = e.message;
+      done = 0;
+      results = await check(null);
+    }
     return { tensor: tensor.name, rows, cols, input, results };
   }
 
@@ -225,23 +236,35 @@ export class Engine {
   ): Promise<Omit<ModelEval, 'results'> & { results: Omit<ModelEval['results'][number], 'kl'>[]; backend: Compute['backend']; products: { gpu: number; cpu: number } | null }> {
     await this.ensureGpu();
     this.evalAbort = new AbortController();
-    const gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
+    let gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
     const linears: GpuLinear[] = [];
-    const r = await evaluateModel(this.loadedModel(), {
-      ...options,
-      presets,
-      onProgress,
-      signal: this.evalAbort.signal,
-      // On the GPU each product takes a chunk of positions at once; the CPU checks cancel more often.
-      chunk: gpu ? EVAL_GPU_CHUNK : EVAL_CPU_CHUNK,
-      linear: gpu
-        ? (_config, weights, quantized) => {
-            const l = gpuLinear(gpu, weights, quantized);
-            linears.push(l);
-            return l;
-          }
-        : undefined,
-    });
+    const signal = this.evalAbort.signal;
+    const attempt = (on: GpuContext | null) =>
+      evaluateModel(this.loadedModel(), {
+        ...options,
+        presets,
+        onProgress,
+        signal,
+        // On the GPU each product takes a chunk of positions at once; the CPU checks cancel more often.
+        chunk: on ? EVAL_GPU_CHUNK : EVAL_CPU_CHUNK,
+        linear: on
+          ? (_config, weights, quantized) => {
+              const l = gpuLinear(on, weights, quantized);
+              linears.push(l);
+              return l;
+            }
+          : undefined,
+      });
+    let r: ModelEval;
+    try {
+      r = await attempt(gpu);
+    } catch (e) {
+      // The device lost mid-eval: the whole eval again on the CPU (its numbers are the same).
+      if (!(e instanceof GpuDeviceLostError) || !gpu) throw e;
+      this.gpuError = e.message;
+      gpu = null;
+      r = await attempt(null);
+    }
     const stats = sumGpuLinearStats(linears.map((l) => l.stats()));
     // Per-position KL stays here: the caller gets the summary figures.
     return {
