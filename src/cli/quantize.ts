@@ -2,10 +2,12 @@
 //  [--imatrix FILE] [--backend cpu|webgpu] [--threads N]`: the model quantized to a GGUF
 // file, byte for byte llama-quantize's (engine/export.ts), with a table of what each
 // tensor became and how far its values moved (RMSE against the f32 source).
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import type { ExportProgress, TensorReport } from '../engine/export.ts';
+import { type ExportProgress, type ExportRequest, type TensorReport, exportSourceFor } from '../engine/export.ts';
+import type { ModelIndex } from '../formats/model.ts';
+import { budgetModel, checkedExportPlan, planExportRequest, planFromJson } from '../budget/budget.ts';
 import { readImatrix } from '../engine/imatrix.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FormatError } from '../formats/errors.ts';
@@ -17,7 +19,7 @@ import { openFiles } from './inspect.ts';
 import { WorkerPool } from './quantize-pool.ts';
 
 const USAGE =
-  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N]';
+  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N]';
 
 /** Without a terminal, a progress line this often (ms); none for runs shorter than that. */
 const PROGRESS_LINE_INTERVAL_MS = 10_000;
@@ -48,6 +50,8 @@ interface QuantizeArgs {
   mode: PlanMode;
   overrides: TensorTypeOverride[];
   imatrix?: string;
+  /** `--plan PLAN.json` (quantlab plan's output): its types as --tensor-type overrides over its base preset. */
+  plan?: string;
   backend: 'cpu' | 'webgpu';
   /** Worker threads; undefined: one per core for models of POOL_MIN_MODEL_BYTES or more. */
   threads?: number;
@@ -60,11 +64,15 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
         type: { type: 'string' },
         'tensor-type': { type: 'string', multiple: true },
         imatrix: { type: 'string' },
+        plan: { type: 'string' },
         backend: { type: 'string' },
         threads: { type: 'string' },
       });
   if (!values.output) throw new UsageError('-o OUT.gguf is required');
-  if ((values.preset === undefined) === (values.type === undefined)) throw new UsageError('give one of --preset P or --type T');
+  if ([values.preset, values.type, values.plan].filter((v) => v !== undefined).length !== 1) {
+    throw new UsageError('give one of --preset P, --type T or --plan PLAN.json');
+  }
+  if (values.plan !== undefined && values['tensor-type']?.length) throw new UsageError('--plan names every tensor\'s type: no --tensor-type with it');
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
     throw new UsageError(`--threads must be a positive integer, not '${values.threads}'`);
@@ -72,9 +80,10 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
   return {
     inputs: positionals,
     output: values.output,
-    mode: values.preset !== undefined ? { preset: values.preset } : { type: ggufType(values.type!, '--type') },
+    mode: values.plan !== undefined ? { preset: 'Q8_0' } : values.preset !== undefined ? { preset: values.preset } : { type: ggufType(values.type!, '--type') },
     overrides: (values['tensor-type'] ?? []).map(parseOverride),
     imatrix: values.imatrix,
+    plan: values.plan,
     backend: parseBackend(values.backend),
     threads,
   };
@@ -113,6 +122,11 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   const summary = await engine.load(await openFiles(a.inputs));
   const threads = a.threads ?? (summary.totalBytes >= POOL_MIN_MODEL_BYTES ? availableParallelism() : 1);
   const imatrix = a.imatrix === undefined ? undefined : { matrix: await readImatrix(await openImatrix(a.imatrix)), fileArgument: a.imatrix };
+  const plan = a.plan === undefined ? undefined : await budgetPlanFromFile(a.plan, engine.loadedModel(), imatrix);
+  if (plan) {
+    a.mode = plan.request.mode;
+    a.overrides = [...plan.request.overrides!];
+  }
 
   const reports: TensorReport[] = [];
   const progress = progressLine(io, stderrIsTTY);
@@ -129,6 +143,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
       cpu: pool,
       onTensor: (r) => reports.push(r),
     });
+    if (plan && bytes !== plan.bytes) throw new Error(`the file has ${bytes} bytes, not the ${plan.bytes} the plan predicts`);
     await out.commit();
     progress.clear();
     io.stdout(reportTable(reports));
@@ -143,6 +158,23 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     process.off('SIGTERM', stop);
     await pool?.close();
   }
+}
+
+/** A `quantlab plan` JSON file checked against the model: the export request that writes it and the file's size. */
+async function budgetPlanFromFile(path: string, model: ModelIndex, imatrix: ExportRequest['imatrix']) {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new FormatError(path, 0, `cannot read the plan (${error.code ?? error.message})`);
+  });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new FormatError(path, 0, `the plan is not JSON (${(e as Error).message})`);
+  }
+  const source = await exportSourceFor(model);
+  const plan = planFromJson(budgetModel(source, imatrix), json, path);
+  checkedExportPlan(source, plan, imatrix);
+  return { request: planExportRequest(plan, imatrix), bytes: plan.bytes };
 }
 
 async function openImatrix(path: string) {
