@@ -12,7 +12,12 @@ export interface CpuResult {
   copyMBs: number;
   /** The reference codec's encode MB/s, when the engine runs another (the fast path). */
   referenceEncodeMBs?: number;
+  /** llama.cpp's own ggml_quantize_chunk (the peer's libggml-base, single thread), MB/s. */
+  ggmlEncodeMBs?: number;
 }
+
+/** ggml_quantize_chunk(type, values, rowLength) of the llama.cpp peer. */
+export type GgmlQuantize = (ggmlType: number, values: Float32Array, rowLength: number) => Uint8Array;
 
 /** Seconds per call of fn: calls until minSeconds have passed (at least one; warm up first). */
 function timeCpu(fn: () => void, minSeconds = 0.1): number {
@@ -27,7 +32,7 @@ function timeCpu(fn: () => void, minSeconds = 0.1): number {
   return (t - t0) / 1000 / calls;
 }
 
-export function benchCpu(type: QuantType, values: Float32Array, cols: number): CpuResult {
+export function benchCpu(type: QuantType, values: Float32Array, cols: number, ggml?: GgmlQuantize): CpuResult {
   const rows = values.length / cols;
   const mb = (values.length * 4) / 1e6;
   // Warm-up (JIT) on a few rows, not counted.
@@ -49,5 +54,11 @@ export function benchCpu(type: QuantType, values: Float32Array, cols: number): C
     type.reference.encode(values.subarray(0, warmRows * cols), cols);
     referenceEncodeMBs = mb / timeCpu(() => type.reference.encode(values, cols));
   }
-  return { encodeMBs: mb / encode, decodeMBs: mb / decode, copyMBs: mb / copy, referenceEncodeMBs };
+  let ggmlEncodeMBs: number | undefined;
+  if (ggml && type.ggml) {
+    const id = type.ggml.id;
+    ggml(id, values.subarray(0, warmRows * cols), cols);
+    ggmlEncodeMBs = mb / timeCpu(() => ggml(id, values, cols));
+  }
+  return { encodeMBs: mb / encode, decodeMBs: mb / decode, copyMBs: mb / copy, referenceEncodeMBs, ggmlEncodeMBs };
 }

@@ -1,4 +1,4 @@
-// npm run bench [-- --size 4096x1024] [--types q4_0,q8_0,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu]
+// npm run bench [-- --size 4096x1024] [--types q4_0,q8_0,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml]
 //
 // Per type: CPU reference codec encode / decode MB/s (single thread) next to a plain
 // Float32Array copy; GPU quantize, dequantize and matvec throughput next to a
@@ -14,7 +14,7 @@ import { WebGpuUnavailableError, type GpuContext } from '../src/gpu/device.ts';
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';
 import { QUANT_TYPES, quantType, bitsPerWeight, type QuantType } from '../src/quant/types.ts';
 import { loadFastCodecs } from '../src/quant/fast/node.ts';
-import { benchCpu, type CpuResult } from './cpu.ts';
+import { benchCpu, type CpuResult, type GgmlQuantize } from './cpu.ts';
 import { benchGpu, GpuStuckError, type GpuResult } from './gpu.ts';
 import { createGpuTimer } from './timing.ts';
 
@@ -32,16 +32,18 @@ interface Args {
   timeout: number;
   /** CPU columns only. */
   noGpu: boolean;
+  /** A column of llama.cpp's own quantizer (the node-llama-cpp peer, a dev dependency). */
+  ggml: boolean;
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
-  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu]');
+  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml]');
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true, timeout: 60, noGpu: false };
+  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true, timeout: 60, noGpu: false, ggml: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
@@ -57,6 +59,8 @@ function parseArgs(argv: string[]): Args {
       a.wall = true;
     } else if (arg === '--timeout') {
       a.timeout = Number(value());
+    } else if (arg === '--ggml') {
+      a.ggml = true;
     } else if (arg === '--no-gpu') {
       a.noGpu = true;
     } else if (arg === '--no-subgroups') {
@@ -117,6 +121,7 @@ async function main() {
   const { rows, cols } = args;
   const fast = await loadFastCodecs((message) => console.error(`bench: ${message}`));
   const gpu = args.noGpu ? undefined : await openGpu();
+  const ggml: GgmlQuantize | undefined = args.ggml ? (await import('../src/testing/llama-peer.ts')).ggmlQuantizeChunk : undefined;
   const timer = gpu ? createGpuTimer(gpu, args.wall) : undefined;
   const values = gaussians(rows * cols, 1234);
   const cpuRows = Math.max(1, Math.min(rows, Math.floor(args.cpuValues / cols)));
@@ -124,12 +129,13 @@ async function main() {
 
   console.log(`quantlab bench: W ${rows} x ${cols} f32 (${((rows * cols * 4) / 2 ** 20).toFixed(0)} MiB); CPU codecs on ${cpuRows} x ${cols}, single thread`);
   console.log(`cpu enc/dec: the codec the engine runs (${fast ? 'WebAssembly fast path where a type has one' : 'fast path off: reference'}); ref enc: the TypeScript reference, when different`);
+  if (ggml) console.log('ggml enc: llama.cpp\'s ggml_quantize_chunk (node-llama-cpp\'s libggml-base), single thread, same values');
   console.log(gpu ? `GPU: ${gpu.description}; timing: ${timer!.method}; features: ${[...gpu.features].join(', ') || 'none'}` : 'GPU: none');
   console.log('GB/s = bytes read + written per second (copy: 2 x f32; quantize: f32 in + blocks out; dequantize: blocks in + f32 out;');
   console.log('matvec: blocks + x in, y out); % = of the copyBufferToBuffer rate measured just before, same device.\n');
-  const widths = [14, 5, 8, 8, 8, 8, 8, 15, 15, 15, 8, 0];
-  console.log(row(['type', 'bpw', 'cpu enc', 'ref enc', 'cpu dec', 'cpu copy', 'gpu copy', 'quantize', 'dequantize', 'matvec', 'matvec', ''], widths));
-  console.log(row(['', '', 'MB/s', 'MB/s', 'MB/s', 'MB/s', 'GB/s', 'GB/s (%)', 'GB/s (%)', 'GB/s (%)', 'GFLOP/s', ''], widths));
+  const widths = [14, 5, 8, 8, 8, 8, 8, 8, 15, 15, 15, 8, 0];
+  console.log(row(['type', 'bpw', 'cpu enc', 'ref enc', 'ggml enc', 'cpu dec', 'cpu copy', 'gpu copy', 'quantize', 'dequantize', 'matvec', 'matvec', ''], widths));
+  console.log(row(['', '', 'MB/s', 'MB/s', 'MB/s', 'MB/s', 'MB/s', 'GB/s', 'GB/s (%)', 'GB/s (%)', 'GB/s (%)', 'GFLOP/s', ''], widths));
 
   const t0 = performance.now();
   const notes: string[] = [];
@@ -143,7 +149,7 @@ async function main() {
     let cpu: CpuResult | undefined;
     let gpuRes: GpuResult | undefined;
     try {
-      cpu = benchCpu(type, cpuValues, cols);
+      cpu = benchCpu(type, cpuValues, cols, ggml);
     } catch (err) {
       notes.push(`${type.id}: CPU codec failed: ${(err as Error).message}`);
     }
@@ -170,6 +176,7 @@ async function main() {
           bitsPerWeight(type, cols).toFixed(2),
           fmt(cpu?.encodeMBs),
           fmt(cpu?.referenceEncodeMBs),
+          fmt(cpu?.ggmlEncodeMBs),
           fmt(cpu?.decodeMBs),
           fmt(cpu?.copyMBs, 0),
           fmt(gpuRes?.copyGBs, 2),
