@@ -309,7 +309,7 @@ const laneQuants = memory.data(32 * 16, 16);
 const laneScratch = memory.data(64, 16); // four v128 spilled to read lanes by index
 
 /** ggml's nearest_int on four lanes, clamped to [lo, hi]: as nearestInt and clampInt. */
-@inline function nearestClamp4(v: v128, lo: v128, hi: v128): v128 {
+@inline export function nearestClamp4(v: v128, lo: v128, hi: v128): v128 {
   const bits = v128.and(f32x4.add(v, f32x4.splat(12582912.0)), i32x4.splat(0x007fffff));
   return i32x4.min_s(i32x4.max_s(i32x4.sub(bits, i32x4.splat(0x00400000)), lo), hi);
 }

@@ -3,7 +3,7 @@
 // quantize_row_qN_K_ref (no importance) and quantize_row_qN_K_impl (with it). Byte maps:
 // see the reference. Every float op is an f32 op (one rounding, never fused), in C order.
 import {
-  GROUP_MAX_EPS, ONE_TENTH, clampInt, fillImportanceWeights, f16ToF32, groupWeights, ldf, ldi8, ldu8,
+  GROUP_MAX_EPS, ONE_TENTH, clampInt, nearestClamp4, fillImportanceWeights, f16ToF32, groupWeights, ldf, ldi8, ldu8,
   makeQ3Quants, makeQkxQuants, makeQpQuants, makeQxQuants, maxByMagnitude, nearestInt, storeF16, stf, stu8,
   sumOfSquares, f32ToF16,
 } from './common';
@@ -73,20 +73,40 @@ function packScalesQ3K(levels: usize, s: usize): void {
   }
 }
 
+/**
+ * Final quants of a sub-block with the stored scale and min: L = clamp(nearest_int((x + dm)/d),
+ * 0, nmax) for its groupSize (16 or 32) values, 16 at a time in SIMD lanes (each lane the
+ * C's two f32 operations); a sub-block with d == 0 keeps its L.
+ */
 function requantizeWithMins(x: usize, L: usize, j: i32, groupSize: i32, nmax: i32, d: f32, dm: f32): void {
   if (d == 0) return;
-  for (let ii = 0; ii < groupSize; ii++) {
-    const v = groupSize * j + ii;
-    stu8(L, v, clampInt(nearestInt((ldf(x, v) + dm) / d), 0, nmax));
+  const d4 = f32x4.splat(d);
+  const dm4 = f32x4.splat(dm);
+  const lo = i32x4.splat(0);
+  const hi = i32x4.splat(nmax);
+  for (let v = groupSize * j, end = v + groupSize; v < end; v += 16) {
+    const p = f4(x, v);
+    const a = nearestClamp4(f32x4.div(f32x4.add(v128.load(p), dm4), d4), lo, hi);
+    const b = nearestClamp4(f32x4.div(f32x4.add(v128.load(p, 16), dm4), d4), lo, hi);
+    const c = nearestClamp4(f32x4.div(f32x4.add(v128.load(p, 32), dm4), d4), lo, hi);
+    const e = nearestClamp4(f32x4.div(f32x4.add(v128.load(p, 48), dm4), d4), lo, hi);
+    v128.store(L + <usize>v, i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(a, b), i16x8.narrow_i32x4_s(c, e)));
   }
 }
 
+/** Symmetric final quants: L = clamp(nearest_int(x/d), nmin, nmax) - nmin for 16 values; d == 0 keeps L. */
 function requantizeSymmetric(x: usize, L: usize, j: i32, nmin: i32, nmax: i32, d: f32): void {
   if (d == 0) return;
-  for (let ii = 0; ii < 16; ii++) {
-    const v = 16 * j + ii;
-    store<i8>(L + <usize>v, <i8>(clampInt(nearestInt(ldf(x, v) / d), nmin, nmax) - nmin));
-  }
+  const d4 = f32x4.splat(d);
+  const lo = i32x4.splat(nmin);
+  const hi = i32x4.splat(nmax);
+  const bias = i32x4.splat(nmin);
+  const p = f4(x, 16 * j);
+  const a = i32x4.sub(nearestClamp4(f32x4.div(v128.load(p), d4), lo, hi), bias);
+  const b = i32x4.sub(nearestClamp4(f32x4.div(v128.load(p, 16), d4), lo, hi), bias);
+  const c = i32x4.sub(nearestClamp4(f32x4.div(v128.load(p, 32), d4), lo, hi), bias);
+  const e = i32x4.sub(nearestClamp4(f32x4.div(v128.load(p, 48), d4), lo, hi), bias);
+  v128.store(L + <usize>(16 * j), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, b), i16x8.narrow_i32x4_s(c, e)));
 }
 
 // ---------------------------------------------------------------------------------------
