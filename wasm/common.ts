@@ -304,6 +304,12 @@ export function makeQ3Quants(n: i32, nmax: i32, x: usize, L: usize): f32 {
   return f32x4.sub(f32x4.add(f32x4.mul(scale, v128.load(q + ((<usize>i) << 4))), mn), f32x4.splat(ldf(x, i)));
 }
 
+/** xShifted[i] = x[i] - mn (n a multiple of 4), four lanes at a time. */
+@inline function shiftValues(x: usize, n: i32, mn: f32): void {
+  const m4 = f32x4.splat(mn);
+  for (let i = 0; i < n; i += 4) v128.store(xShifted + ((<usize>i) << 2), f32x4.sub(v128.load(x + ((<usize>i) << 2)), m4));
+}
+
 // Scratch of the four-trial searches: a trial's quants (f32) per value, lane = trial.
 const laneQuants = memory.data(32 * 16, 16);
 const laneScratch = memory.data(64, 16); // four v128 spilled to read lanes by index
@@ -351,7 +357,7 @@ export function makeQkxQuants(
     return 0;
   }
   let range: f32 = mx - mn;
-  for (let i = 0; i < n; i++) stf(xShifted, i, ldf(x, i) - mn);
+  shiftValues(x, n, mn);
   const iscale0: f32 = <f32>nmax / range;
   const scale0: f32 = <f32>1.0 / iscale0;
   let scale: f32 = scale0;
@@ -458,7 +464,7 @@ export function makeQkxQuants(
     scale = load<f32>(laneScratch + 32 + kOff);
     mn = load<f32>(laneScratch + 48 + kOff);
     range = mx - mn;
-    for (let i = 0; i < n; i++) stf(xShifted, i, ldf(x, i) - mn);
+    shiftValues(x, n, mn);
     t += winner + 1;
   }
   stf(mins, minIndex, -mn);

@@ -216,7 +216,8 @@ function chooseScalesMinsK4(x: usize, qw: usize, nmax: i32, rmin: f32, rdelta: f
     for (let j = 0; j < 8; j++) {
       const xj = f4(x, 32 * j);
       const avX: f32 = sqrt<f32>(sumOfSquares(xj, 32) / <f32>32.0);
-      for (let l = 0; l < 32; l++) stf(groupWeights, l, avX + abs<f32>(ldf(xj, l)));
+      const av4 = f32x4.splat(avX);
+      for (let l = 0; l < 32; l += 4) v128.store(f4(groupWeights, l), f32x4.add(av4, f32x4.abs(v128.load(f4(xj, l)))));
       const scale = makeQkxQuants(32, nmax, xj, groupWeights, L + <usize>(32 * j), subMins, j, rmin, rdelta, nstep, false);
       stf(subScales, j, scale);
       if (scale > maxScale) maxScale = scale;
