@@ -10,7 +10,7 @@ import { llamaConfig } from '../model/llama.ts';
 import { PRESETS } from '../quant/presets.ts';
 import {
   type BudgetModel, type BudgetPlan, type BudgetTarget, type DamageKind, type DamageTable,
-  budgetModel, finishPlan, planBudget,
+  budgetModel, finishPlan, layerBits, planBudget,
 } from './budget.ts';
 import { CALIBRATION_TEXT } from './calibration-text.ts';
 import { errorDamage, KlProbe, SCAN_MAX_TOKENS, type KlMeasure, type ScanOptions } from './sensitivity.ts';
@@ -115,4 +115,28 @@ export async function measureTypes(s: BudgetSession, types: Readonly<Record<stri
 
 export function planTypes(plan: BudgetPlan): Record<string, string> {
   return Object.fromEntries(plan.tensors.map((t) => [t.name, t.type]));
+}
+
+export interface PlanReport {
+  /** The plan's measured KL on the held-out text (null when the forward pass cannot run the model). */
+  measured: { kl_mean: number; kl_max: number; top1_agree: number; positions: number } | null;
+  presets: { preset: string; bytes: number; bpw: number; predicted: number | null; measured_kl: number | null; nearest: boolean }[];
+  layers: { group: string; bpw: number }[];
+}
+
+export async function planReport(s: BudgetSession, plan: BudgetPlan): Promise<PlanReport> {
+  const m = await measureTypes(s, planTypes(plan));
+  const points = presetPoints(s);
+  const nearest = new Set(nearestPresets(points, plan.bytes).map((p) => p.preset));
+  const presets: PlanReport['presets'] = [];
+  for (const p of points) {
+    const near = nearest.has(p.preset);
+    const measured = near ? await measureTypes(s, p.types) : null;
+    presets.push({ preset: p.preset, bytes: p.bytes, bpw: p.bpw, predicted: Number.isFinite(p.predicted) ? p.predicted : null, measured_kl: measured?.klMean ?? null, nearest: near });
+  }
+  return {
+    measured: m && { kl_mean: m.klMean, kl_max: m.klMax, top1_agree: m.top1Agree, positions: m.positions },
+    presets,
+    layers: layerBits(s.budget, plan.tensors).map(({ group, bpw }) => ({ group, bpw })),
+  };
 }

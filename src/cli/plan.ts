@@ -9,9 +9,9 @@ import { FormatError } from '../formats/errors.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { loadModel } from '../formats/model.ts';
 import {
-  type BudgetPlan, type BudgetTarget, layerBits, llamaQuantizeCommand, parseSize, planToJson,
+  type BudgetPlan, type BudgetTarget, llamaQuantizeCommand, parseSize, planToJson,
 } from '../budget/budget.ts';
-import { measureTypes, nearestPresets, openBudgetSession, planForTarget, planTypes, presetPoints, type BudgetSession } from '../budget/session.ts';
+import { openBudgetSession, planForTarget, planReport, type BudgetSession, type PlanReport } from '../budget/session.ts';
 import { type Command, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
@@ -82,30 +82,6 @@ async function openImatrix(path: string) {
     throw new FormatError(path, 0, `cannot open the importance matrix (${error.code ?? error.message})`);
   });
   return { matrix: await readImatrix(source), fileArgument: path };
-}
-
-export interface PlanReport {
-  /** The plan's measured KL on the held-out text (null when the forward pass cannot run the model). */
-  measured: { kl_mean: number; kl_max: number; top1_agree: number; positions: number } | null;
-  presets: { preset: string; bytes: number; bpw: number; predicted: number | null; measured_kl: number | null; nearest: boolean }[];
-  layers: { group: string; bpw: number }[];
-}
-
-export async function planReport(s: BudgetSession, plan: BudgetPlan): Promise<PlanReport> {
-  const m = await measureTypes(s, planTypes(plan));
-  const points = presetPoints(s);
-  const nearest = new Set(nearestPresets(points, plan.bytes).map((p) => p.preset));
-  const presets: PlanReport['presets'] = [];
-  for (const p of points) {
-    const near = nearest.has(p.preset);
-    const measured = near ? await measureTypes(s, p.types) : null;
-    presets.push({ preset: p.preset, bytes: p.bytes, bpw: p.bpw, predicted: Number.isFinite(p.predicted) ? p.predicted : null, measured_kl: measured?.klMean ?? null, nearest: near });
-  }
-  return {
-    measured: m && { kl_mean: m.klMean, kl_max: m.klMax, top1_agree: m.top1Agree, positions: m.positions },
-    presets,
-    layers: layerBits(s.budget, plan.tensors).map(({ group, bpw }) => ({ group, bpw })),
-  };
 }
 
 function planText(s: BudgetSession, plan: BudgetPlan, r: PlanReport, input: string, output?: string, imatrixFile?: string): string {

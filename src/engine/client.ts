@@ -9,6 +9,7 @@ import { proxy, wrap, type Remote } from 'comlink';
 import type { WorkerApi } from './worker.ts';
 import type { GpuStatus } from './types.ts';
 import type { PlanMode } from '../quant/presets.ts';
+import type { BudgetTarget } from '../budget/budget.ts';
 import type { OverrideSpec } from './plan.ts';
 import type { MatmulRequest } from './matmul-job.ts';
 import type { CompareRequest, Progress } from './types.ts';
@@ -130,5 +131,7 @@ export const engine = {
   exportGguf: (mode: PlanMode, overrides: OverrideSpec[], sink: (chunk: Uint8Array) => Promise<void>, onProgress?: (p: Progress) => void) =>
     worker.exportGguf(mode, overrides, proxy(sink), onProgress ? proxy(onProgress) : undefined),
   evalModel: (presets: string[], onProgress?: (p: Progress) => void) => worker.evalModel(presets, onProgress ? proxy(onProgress) : undefined),
+  budgetScan: (onProgress?: (p: Progress) => void) => worker.budgetScan(onProgress ? proxy(onProgress) : undefined),
+  budgetPlan: (target: BudgetTarget) => worker.budgetPlan(target),
   cancel: () => worker.cancel(),
 };

@@ -17,6 +17,8 @@ import { evaluateModel, type EvalOptions, type ModelEval } from '../model/eval.t
 import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
 import { llamaConfig } from '../model/llama.ts';
 import { ggufView } from '../model/weights.ts';
+import { type BudgetTarget, llamaQuantizeCommand, planOverrides, planToJson, smallestPlanBytes } from '../budget/budget.ts';
+import { type BudgetSession, openBudgetSession, planForTarget, planReport, presetPoints } from '../budget/session.ts';
 import type { BlockView, CompareRequest, CompareResult, GpuStatus, ModelSummary, Progress, TypeResult } from './types.ts';
 
 /** Dequantized copies kept between the two passes of a comparison, at most (bytes). */
@@ -57,6 +59,9 @@ export class Engine {
   /** Told when the GPU goes away (device lost): the UI shows that jobs now run on the CPU. */
   private readonly gpuListeners = new Set<(status: GpuStatus) => void>();
   private evalAbort: AbortController | null = null;
+  /** The loaded model's budget session (costs and sensitivity scan), kept for re-planning. */
+  private budget: { model: ModelIndex; session: BudgetSession } | null = null;
+  private budgetAbort: AbortController | null = null;
 
   /** `openGpu` opens WebGPU (navigator.gpu in the browser, Dawn in Node); null for CPU only. */
   constructor(private readonly openGpu: (() => Promise<GpuContext>) | null) {}
@@ -115,6 +120,7 @@ export class Engine {
     this.generation++;
     this.exportAbort?.abort(new CancelledError());
     this.evalAbort?.abort(new CancelledError());
+    this.budgetAbort?.abort(new CancelledError());
   }
 
   private tensor(name: string): ModelTensor {
@@ -273,6 +279,44 @@ export class Engine {
       backend: gpu && stats.cpu === 0 ? 'webgpu' : 'cpu',
       // On WebGPU: matrix products run on the GPU, and on the CPU (types without a GPU matmul).
       products: gpu ? { gpu: stats.gpu, cpu: stats.cpu } : null,
+    };
+  }
+
+  /**
+   * The sensitivity scan of the Budget tab (src/budget): every quantizable tensor in every
+   * candidate type, its cost and damage (KL of that tensor alone where the forward pass
+   * runs the model). Kept for budgetPlan; a second scan of the same model reads the cache.
+   */
+  async budgetScan(onProgress?: ProgressListener) {
+    const model = this.loadedModel();
+    const abort = new AbortController();
+    this.budgetAbort = abort;
+    try {
+      const session = await openBudgetSession(model, { onProgress, signal: abort.signal });
+      this.budget = { model, session };
+      return {
+        kind: session.kind,
+        tensors: session.budget.tensors.length,
+        smallestBytes: smallestPlanBytes(session.budget).fileBytes,
+        presets: presetPoints(session).map(({ types: _types, ...p }) => p),
+      };
+    } finally {
+      if (this.budgetAbort === abort) this.budgetAbort = null;
+    }
+  }
+
+  /** The plan for a target after budgetScan, with the presets beside it, per-layer bits and the llama-quantize command. */
+  async budgetPlan(target: BudgetTarget) {
+    const b = this.budget;
+    if (!b || b.model !== this.model) throw new Error('run the sensitivity scan first');
+    const plan = planForTarget(b.session, target);
+    const name = b.model.files[0]?.source.name ?? 'model.gguf';
+    return {
+      plan: planToJson(name, plan, b.session.kind),
+      report: await planReport(b.session, plan),
+      base: plan.base,
+      overrides: planOverrides(plan).map((o) => ({ pattern: String(o.pattern), type: o.type })),
+      command: llamaQuantizeCommand(plan, name, name.replace(/\.gguf$/i, '') + '-budget.gguf'),
     };
   }
 

@@ -6,6 +6,7 @@ import { createGpu } from '../gpu/device.ts';
 import { Engine } from './engine.ts';
 import type { OverrideSpec } from './plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
+import type { BudgetTarget } from '../budget/budget.ts';
 import type { MatmulRequest } from './matmul-job.ts';
 import type { CompareRequest, GpuStatus, Progress } from './types.ts';
 import { installFastCodecs } from '../quant/fast/wasm-codecs.ts';
@@ -58,6 +59,8 @@ const api = {
       onProgress && ((p) => onProgress({ done: p.done, total: p.total, label: p.label })),
     ),
   evalModel: (presets: string[], onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.evalModel(presets, onProgress),
+  budgetScan: (onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.budgetScan(onProgress),
+  budgetPlan: (target: BudgetTarget) => engine.budgetPlan(target),
   cancel: () => engine.cancel(),
 };
 

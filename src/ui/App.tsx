@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { engine } from '../engine/client.ts';
 import { useApp } from '../store/store.ts';
 import { useHashState } from '../store/hash.ts';
+import { BudgetTab } from './BudgetTab.tsx';
 import { CompareTab } from './CompareTab.tsx';
 import { DropZone } from './DropZone.tsx';
 import { EngineNotice } from './EngineNotice.tsx';
@@ -11,7 +12,7 @@ import { ModelOverview } from './ModelOverview.tsx';
 import { TensorTable } from './TensorTable.tsx';
 import { WholeModelTab } from './WholeModelTab.tsx';
 
-const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output'] as const;
+const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output', 'Budget'] as const;
 type Tab = (typeof TABS)[number];
 
 const SAMPLE_URL = './samples/stories260K.gguf';
@@ -96,6 +97,7 @@ export function App() {
               {tab === 'Whole model' && <WholeModelTab />}
               {tab === 'Quantized matmul' && <MatmulTab />}
               {tab === 'Model output' && <ModelOutputTab architecture={model.architecture} />}
+              {tab === 'Budget' && <BudgetTab />}
             </>
           ) : (
             <div className="panel empty">Load a model to see its tensors, then compare quantization types on any of them.</div>

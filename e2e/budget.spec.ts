@@ -1,0 +1,53 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, expect, FIXTURES } from './fixtures.ts';
+
+const STORIES = join(FIXTURES, 'stories260K.gguf');
+
+test('the Budget tab plans the sample at the size of Q4_K_M: fits, measures below the preset, exports the file quantlab quantize --plan writes', async ({ app, page }, info) => {
+  await app.open();
+  await app.loadSample();
+  await page.getByRole('tab', { name: 'Budget' }).click();
+  const panel = page.getByRole('region', { name: 'Budget' });
+  await panel.getByRole('button', { name: 'Scan sensitivity' }).click();
+  await expect(panel.getByLabel('Budget progress')).toBeVisible();
+  await expect(panel.getByTestId('budget-scan')).toHaveAttribute('data-kind', 'kl', { timeout: 170_000 });
+  await panel.getByRole('button', { name: 'Size of Q4_K_M' }).click();
+  const table = panel.getByRole('table', { name: 'Plan and presets' });
+  await expect(table.locator('tr[data-row="plan"]')).toBeVisible({ timeout: 60_000 });
+  const value = async (row: string, metric: string) =>
+    Number(await table.locator(`tr[data-row="${row}"] td[data-metric="${metric}"]`).getAttribute('data-value'));
+  const presetBytes = await value('Q4_K_M', 'bytes');
+  const planBytes = await value('plan', 'bytes');
+  expect(planBytes).toBeLessThanOrEqual(presetBytes);
+  expect(planBytes).toBeGreaterThan(presetBytes * 0.95);
+  const [planKl, presetKl] = [await value('plan', 'kl'), await value('Q4_K_M', 'kl')];
+  expect(planKl).toBeGreaterThan(0);
+  expect(planKl).toBeLessThan(presetKl);
+  await expect(panel.getByLabel('Bits per layer').locator('.recharts-bar-rectangle')).toHaveCount(7); // output, token_embd, 5 layers
+  await expect(panel.getByLabel('llama-quantize command')).toContainText("--tensor-type '^(?:");
+
+  // The plan JSON and the GGUF, as downloaded.
+  const planDownload = page.waitForEvent('download');
+  await panel.getByRole('button', { name: 'Download plan JSON' }).click();
+  const planFile = join(info.outputPath(), 'plan.json');
+  await (await planDownload).saveAs(planFile);
+  const plan = JSON.parse(readFileSync(planFile, 'utf8'));
+  expect(plan.bytes).toBe(planBytes);
+  const ggufDownload = page.waitForEvent('download');
+  await panel.getByRole('button', { name: 'Download GGUF' }).click();
+  const ggufFile = join(info.outputPath(), 'plan.gguf');
+  await (await ggufDownload).saveAs(ggufFile);
+  const got = readFileSync(ggufFile);
+  expect(got.length).toBe(planBytes);
+  const cliOut = join(info.outputPath(), 'cli.gguf');
+  execFileSync('node', ['bin/quantlab.js', 'quantize', STORIES, '-o', cliOut, '--plan', planFile], { stdio: 'pipe' });
+  expect(got.equals(readFileSync(cliOut))).toBe(true);
+
+  // A budget below the smallest file is refused with that size.
+  await panel.getByLabel('Target value').fill('1000');
+  await panel.getByRole('button', { name: 'Plan', exact: true }).click();
+  await expect(panel.getByRole('alert')).toContainText(/a 1000-byte file is below the smallest possible, \d+ bytes/);
+  await app.screenshot('budget');
+});

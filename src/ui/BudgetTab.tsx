@@ -1,0 +1,204 @@
+import { useState } from 'react';
+import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { engine } from '../engine/client.ts';
+import type { Progress } from '../engine/types.ts';
+import { ExportPanel } from './ExportPanel.tsx';
+import { formatBytes, formatMetric } from './format.ts';
+import { ErrorAlert, ProgressLine } from './Status.tsx';
+
+type Scan = Awaited<ReturnType<typeof engine.budgetScan>>;
+type Plan = Awaited<ReturnType<typeof engine.budgetPlan>>;
+
+function download(name: string, text: string) {
+  const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** Mixed precision by budget: a type per tensor that fits a file size with the least damage (src/budget). */
+export function BudgetTab() {
+  const [scan, setScan] = useState<Scan | null>(null);
+  const [plan, setPlan] = useState<Plan | null>(null);
+  const [progress, setProgress] = useState<Progress | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [unit, setUnit] = useState<'bytes' | 'bpw'>('bytes');
+  const [value, setValue] = useState('');
+  const [copied, setCopied] = useState(false);
+
+  const runScan = async () => {
+    setError(null);
+    setPlan(null);
+    setProgress({ done: 0, total: 1, label: 'Reading the weights…' });
+    try {
+      const s = await engine.budgetScan(setProgress);
+      setScan(s);
+      if (!value) setValue(String(s.presets.find((p) => p.preset === 'Q4_K_M')?.bytes ?? s.smallestBytes));
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setProgress(null);
+    }
+  };
+
+  const runPlan = async (target: { bytes: number } | { bpw: number }) => {
+    setError(null);
+    setCopied(false);
+    setProgress({ done: 0, total: 1, label: 'Planning and measuring…' });
+    try {
+      setPlan(await engine.budgetPlan(target));
+    } catch (e) {
+      setPlan(null);
+      setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setProgress(null);
+    }
+  };
+
+  const submit = () => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) return setError(`'${value}' is not a positive number`);
+    void runPlan(unit === 'bytes' ? { bytes: Math.floor(n) } : { bpw: n });
+  };
+
+  const damageName = scan?.kind === 'kl' ? 'KL' : 'error';
+  const p = plan?.plan;
+  const r = plan?.report;
+  return (
+    <section className="panel" aria-label="Budget">
+      <p className="muted">
+        Pick a type for every tensor so that the GGUF file fits a size (or bits per weight) with the least damage. The scan
+        quantizes each tensor alone in each type llama.cpp can write and measures what it costs: the KL divergence of the
+        model's predictions on a short calibration text where this page can run the model (Llama), the tensor's error
+        otherwise. The plan is then measured on a different text, beside llama.cpp's presets.
+      </p>
+      <div className="row" style={{ margin: '8px 0' }}>
+        <button type="button" className="primary" onClick={runScan} disabled={progress !== null}>
+          {scan ? 'Scan again' : 'Scan sensitivity'}
+        </button>
+        <ProgressLine progress={progress} onCancel={() => engine.cancel()} label="Budget progress" />
+        {scan && (
+          <span className="muted" data-testid="budget-scan" data-kind={scan.kind}>
+            {scan.tensors} tensors scanned ({scan.kind === 'kl' ? 'KL of each tensor alone' : 'tensor error'}); smallest file{' '}
+            {formatBytes(scan.smallestBytes)}.
+          </span>
+        )}
+      </div>
+      <ErrorAlert message={error} />
+      {scan && (
+        <div className="row" role="group" aria-label="Target">
+          <label>
+            Target{' '}
+            <input aria-label="Target value" value={value} onChange={(e) => setValue(e.target.value)} size={12} />
+          </label>
+          <select aria-label="Target unit" value={unit} onChange={(e) => setUnit(e.target.value as 'bytes' | 'bpw')}>
+            <option value="bytes">bytes (whole file)</option>
+            <option value="bpw">bits per weight</option>
+          </select>
+          <button type="button" className="primary" onClick={submit} disabled={progress !== null}>
+            Plan
+          </button>
+          {['Q4_K_M', 'Q3_K_M'].map((name) => {
+            const preset = scan.presets.find((x) => x.preset === name);
+            return preset ? (
+              <button key={name} type="button" disabled={progress !== null} onClick={() => { setUnit('bytes'); setValue(String(preset.bytes)); void runPlan({ bytes: preset.bytes }); }}>
+                Size of {name}
+              </button>
+            ) : null;
+          })}
+        </div>
+      )}
+      {p && r && plan && (
+        <>
+          <table className="metrics" aria-label="Plan and presets">
+            <thead>
+              <tr>
+                <th></th>
+                <th className="num">File size</th>
+                <th className="num">bits/weight</th>
+                <th className="num">Predicted {damageName}</th>
+                <th className="num">Measured KL</th>
+              </tr>
+            </thead>
+            <tbody>
+              <tr data-row="plan">
+                <td><b>Budget plan</b> (target {'bytes' in p.target ? formatBytes(p.target.bytes) : `${p.target.bpw} bpw`})</td>
+                <td className="num" data-metric="bytes" data-value={p.bytes}>{formatBytes(p.bytes)}</td>
+                <td className="num">{p.bpw.toFixed(3)}</td>
+                <td className="num" data-metric="predicted" data-value={p.damage.predicted}>{formatMetric(p.damage.predicted)}</td>
+                <td className="num" data-metric="kl" data-value={r.measured?.kl_mean ?? ''}>{r.measured ? formatMetric(r.measured.kl_mean) : '—'}</td>
+              </tr>
+              {r.presets.map((x) => (
+                <tr key={x.preset} data-row={x.preset} className={x.nearest ? 'on' : undefined}>
+                  <td>{x.preset}{x.nearest ? ' (nearest)' : ''}</td>
+                  <td className="num" data-metric="bytes" data-value={x.bytes}>{formatBytes(x.bytes)}</td>
+                  <td className="num">{x.bpw.toFixed(3)}</td>
+                  <td className="num">{x.predicted === null ? '—' : formatMetric(x.predicted)}</td>
+                  <td className="num" data-metric="kl" data-value={x.measured_kl ?? ''}>{x.measured_kl === null ? '' : formatMetric(x.measured_kl)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <h3>Bits per weight by layer</h3>
+          <div style={{ width: '100%', height: 220 }} aria-label="Bits per layer" role="img">
+            <ResponsiveContainer>
+              <BarChart data={r.layers}>
+                <CartesianGrid strokeDasharray="3 3" />
+                <XAxis dataKey="group" />
+                <YAxis />
+                <Tooltip formatter={(v) => Number(v).toFixed(3)} />
+                <Bar dataKey="bpw" fill="#4e79a7" isAnimationActive={false} />
+              </BarChart>
+            </ResponsiveContainer>
+          </div>
+          <h3>Export</h3>
+          <ExportPanel
+            mode={{ preset: plan.base }}
+            overrides={plan.overrides}
+            plan={{ rows: [], totalBytes: p.bytes, bpw: p.bpw, params: 0 }}
+          />
+          <div className="row">
+            <button type="button" onClick={() => download('plan.json', `${JSON.stringify(p, null, 2)}\n`)}>
+              Download plan JSON
+            </button>
+            <button
+              type="button"
+              onClick={() => navigator.clipboard?.writeText(plan.command).then(() => setCopied(true), () => setCopied(false))}
+            >
+              Copy llama-quantize command
+            </button>
+            {copied && <span role="status">Copied.</span>}
+          </div>
+          <pre className="command" aria-label="llama-quantize command" style={{ whiteSpace: 'pre-wrap', wordBreak: 'break-all' }}>
+            {plan.command}
+          </pre>
+          <details>
+            <summary>Type of each tensor</summary>
+            <table className="metrics" aria-label="Plan tensors">
+              <thead>
+                <tr>
+                  <th>Tensor</th>
+                  <th>Type</th>
+                  <th className="num">Bytes</th>
+                  <th className="num">{damageName} alone</th>
+                </tr>
+              </thead>
+              <tbody>
+                {p.tensors.map((t) => (
+                  <tr key={t.name} data-tensor={t.name}>
+                    <td>{t.name}</td>
+                    <td data-type={t.type}>{t.type}</td>
+                    <td className="num">{t.bytes}</td>
+                    <td className="num">{formatMetric(t.damage)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </details>
+        </>
+      )}
+    </section>
+  );
+}
