@@ -123,7 +123,7 @@ export function allFinite(x: usize, n: i32): bool {
  * value by bitmask (no data-dependent branch per value). A NaN (skipped by the C's `>`)
  * sends it to the C's loop.
  */
-export function maxByMagnitude(x: usize, n: i32): f32 {
+@inline export function maxByMagnitude(x: usize, n: i32): f32 {
   let a = f32x4.abs(v128.load(x));
   for (let j = 4; j < n; j += 4) a = f32x4.max(a, f32x4.abs(v128.load(x + ((<usize>j) << 2))));
   const amax = max<f32>(max<f32>(f32x4.extract_lane(a, 0), f32x4.extract_lane(a, 1)), max<f32>(f32x4.extract_lane(a, 2), f32x4.extract_lane(a, 3)));

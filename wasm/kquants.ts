@@ -196,12 +196,12 @@ export function encodeBlockQ3K(x: usize, qw: usize, out: usize): void {
   const dAll = f16ToF32(dBits);
   for (let j = 0; j < 16; j++) requantizeSymmetric(x, L, j, -4, 3, dAll * <f32>(scaleQ3K(j, s) - 32));
   memory.fill(out, 0, 32);
+  // Branch-free (L is 0..7 here, half the values over 3): the high bit h = L >> 2.
   for (let j = 0; j < QK_K; j++) {
     const l = ldi8(L, j);
-    if (l > 3) {
-      stu8(out, j & 31, ldu8(out, j & 31) | (1 << (j >> 5)));
-      store<i8>(L + <usize>j, <i8>(l - 4));
-    }
+    const h = l >> 2;
+    stu8(out, j & 31, ldu8(out, j & 31) | (h << (j >> 5)));
+    store<i8>(L + <usize>j, <i8>(l - 4 * h));
   }
   pack2Bit(L, out + 32);
 }
