@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exportGguf, writeStream } from '../engine/export.ts';
 import { loadModel, type ModelIndex } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
@@ -18,7 +18,10 @@ import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { loadFastCodecs } from '../quant/fast/node.ts';
 import { runInProcess } from '../cli/testing.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
-import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
+import { syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
+import { buildGgufImatrix, toolImatrixValues } from '../testing/imatrix-file.ts';
+import { readImatrix } from '../engine/imatrix.ts';
+import { clearKlCache, errorDamage, KlProbe, roundTrip } from './sensitivity.ts';
 import { BudgetTooSmallError, checkedExportPlan, exactNamePattern, planFromJson, planOverrides, planToJson, smallestPlanBytes, type BudgetPlan } from './budget.ts';
 import { measureTypes, openBudgetSession, planForTarget, planTypes, presetPoints, type BudgetSession } from './session.ts';
 
@@ -191,5 +194,94 @@ describe('quantlab plan / quantize --plan', () => {
     expect(q.stderr).toMatch(/is not in the plan/);
     const both = await runInProcess(['quantize', STORIES, '-o', join(dir, 'bad.gguf'), '--plan', bad, '--preset', 'Q4_K_M']);
     expect(both.stderr).toMatch(/give one of --preset P, --type T or --plan PLAN\.json/);
+  });
+});
+
+describe('with an importance matrix, on a model the forward pass cannot run', () => {
+  it('weights the tensor error by it, and the plan with --imatrix is the file llama.cpp writes given the same', async () => {
+    const input = join(dir, 'compact.gguf');
+    const options = { nLayer: 2, nEmbd: 256, nFf: 512, nHead: 8, nHeadKv: 2, nVocab: 288, compactRows: 4, seed: 5 };
+    writeSyntheticLlama(input, options);
+    const entries = syntheticLlamaTensors(options)
+      .filter((t) => t.ne.length === 2)
+      .map((t, k) => ({ name: t.name, sums: Float32Array.from({ length: t.ne[0] }, (_, i) => (i % 16 === k % 16 ? 400 : 1) + (i % 5)), counts: [4] }));
+    const imatrixPath = join(dir, 'compact.imatrix.gguf');
+    writeFileSync(imatrixPath, await buildGgufImatrix(entries, ['calibration.txt'], 3));
+
+    // The damage is Σ importance·error², with the importance the quantizer also used.
+    const model = await open(input);
+    const matrix = await readImatrix(await fileSource(imatrixPath));
+    const s = await openBudgetSession(model, { imatrix: { matrix, fileArgument: imatrixPath } });
+    expect(s.kind).toBe('error'); // compact rows: the forward pass cannot run it
+    const name = 'blk.1.ffn_up.weight';
+    const t = s.budget.tensors.find((x) => x.name === name)!;
+    const w = await s.source.readF32(s.source.tensors.find((x) => x.name === name)!, { first: 0, count: t.params / 256 });
+    const imp = matrix.entries.get(name)!;
+    for (const type of ['q4_K', 'q2_K']) {
+      const q = roundTrip(type, w, 256, imp);
+      let want = 0;
+      for (let i = 0; i < w.length; i++) want += imp[i % 256] * (w[i] - q[i]) ** 2;
+      expect(s.damage.get(name)!.get(type)).toBeCloseTo(want, 10);
+    }
+    const plain = await errorDamage(s.source, s.budget);
+    expect(plain.get(name)!.get('q4_K')).not.toBeCloseTo(s.damage.get(name)!.get('q4_K')!, 6);
+
+    const planPath = join(dir, 'compact-plan.json');
+    const q4 = presetPoints(s).find((p) => p.preset === 'Q4_K_M')!;
+    const cli = await runInProcess(['plan', input, '--target-size', String(q4.bytes), '--imatrix', imatrixPath, '-o', planPath, '--json']);
+    expect(cli.code).toBe(0);
+    const json = JSON.parse(cli.stdout);
+    expect(json.damage.kind).toBe('error');
+    expect(json.imatrix).toBe(imatrixPath);
+    expect(json.measured).toBeNull();
+    expect(json.bytes).toBeLessThanOrEqual(q4.bytes);
+    expect(json.damage.predicted).toBeLessThanOrEqual(q4.predicted);
+    const out = join(dir, 'compact-plan.gguf');
+    const without = await runInProcess(['quantize', input, '-o', out, '--plan', planPath]);
+    expect(without.stderr).toMatch(/made with the importance matrix .*: give it \(--imatrix\)/);
+    expect((await runInProcess(['quantize', input, '-o', out, '--plan', planPath, '--imatrix', imatrixPath])).code).toBe(0);
+    expect(readFileSync(out).length).toBe(json.bytes);
+    const theirs = join(dir, 'compact-plan.llama.gguf');
+    const overrides: { pattern: string; type: string }[] = [];
+    for (let i = 1; i < json.tensor_type_args.length; i += 2) {
+      const a: string = json.tensor_type_args[i];
+      overrides.push({ pattern: a.slice(0, a.lastIndexOf('=')).toLowerCase(), type: a.slice(a.lastIndexOf('=') + 1) });
+    }
+    llamaQuantize(input, theirs, json.base, {
+      imatrix: new Map(entries.map((e) => [e.name, toolImatrixValues(e)])),
+      overrides,
+      kvOverrides: [
+        { key: 'quantize.imatrix.file', value: imatrixPath },
+        { key: 'quantize.imatrix.dataset', value: 'calibration.txt' },
+        { key: 'quantize.imatrix.entries_count', value: { int: entries.length } },
+        { key: 'quantize.imatrix.chunks_count', value: { int: 3 } },
+      ],
+    });
+    expect(readFileSync(out).equals(readFileSync(theirs))).toBe(true);
+  });
+});
+
+describe('the sensitivity scan', () => {
+  it('reads a second scan of the same model from its cache, and stops when cancelled', async () => {
+    const model = await open(STORIES);
+    const measure = vi.spyOn(KlProbe.prototype, 'measure');
+    const again = await openBudgetSession(model);
+    expect(measure).not.toHaveBeenCalled();
+    expect([...again.damage].map(([n, row]) => [n, [...row]])).toEqual([...sessions.get('stories260K')!.damage].map(([n, row]) => [n, [...row]]));
+    clearKlCache();
+    const abort = new AbortController();
+    let seen = 0;
+    const scan = openBudgetSession(model, {
+      signal: abort.signal,
+      onProgress: (p) => {
+        seen = p.done;
+        expect(p.total).toBe(again.budget.tensors.reduce((n, t) => n + t.candidates.length, 0));
+        if (p.done === 5) abort.abort(new Error('stop here'));
+      },
+    });
+    await expect(scan).rejects.toThrow('stop here');
+    expect(seen).toBe(5);
+    expect(measure.mock.calls.length).toBeLessThanOrEqual(5);
+    measure.mockRestore();
   });
 });

@@ -273,12 +273,14 @@ export interface PlanJson {
   damage: { kind: DamageKind; predicted: number };
   tensors: { name: string; type: string; bytes: number; damage: number }[];
   tensor_type_args: string[];
+  /** The importance matrix file the plan was made with (its keys are in the file's header: quantize with it too), or null. */
+  imatrix: string | null;
 }
 
 /** 'kl': measured KL divergence of quantizing each tensor alone (nats); 'error': tensor error (imatrix-weighted when given). */
 export type DamageKind = 'kl' | 'error';
 
-export function planToJson(model: string, plan: BudgetPlan, kind: DamageKind): PlanJson {
+export function planToJson(model: string, plan: BudgetPlan, kind: DamageKind, imatrixFile: string | null = null): PlanJson {
   return {
     model,
     target: 'bytes' in plan.target ? { bytes: plan.target.bytes } : { bpw: plan.target.bpw },
@@ -288,6 +290,7 @@ export function planToJson(model: string, plan: BudgetPlan, kind: DamageKind): P
     damage: { kind, predicted: plan.damage },
     tensors: plan.tensors.map((t) => ({ name: t.name, type: t.type, bytes: t.bytes, damage: t.damage })),
     tensor_type_args: llamaQuantizeArgs(plan).slice(0, -3),
+    imatrix: imatrixFile,
   };
 }
 
@@ -314,6 +317,9 @@ export function planFromJson(m: BudgetModel, json: unknown, where = 'plan'): Bud
   });
   if (given.size > 0) throw new Error(`${where}: tensor ${[...given.keys()][0]} is not a quantizable tensor of this model`);
   const target = j.target && typeof j.target === 'object' && ('bytes' in j.target || 'bpw' in j.target) ? j.target : { bytes: Infinity };
+  if (typeof j.imatrix === 'string' && !m.imatrix) {
+    throw new Error(`${where}: the plan was made with the importance matrix ${j.imatrix}: give it (--imatrix) to write the same file`);
+  }
   const plan = finishPlan(m, target, tensors);
   if (j.base === undefined) return plan;
   const base = PRESETS.find((p) => p.name === j.base);
