@@ -20,6 +20,8 @@ import { planGguf, writeGguf } from '../formats/gguf/write.ts';
 import { loadModel, readTensorBytes, readTensorF32 } from '../formats/model.ts';
 import { FIXTURE_MODELS, collect, rawSafetensors } from '../formats/testing.ts';
 import { summarizeModel } from '../engine/summary.ts';
+import { inspectJson, inspectText } from '../cli/inspect.ts';
+import { toJson } from '../cli/json.ts';
 import { dequantizeGgml, quantTypeByGgmlId } from '../quant/types.ts';
 
 // ---- random numbers ---------------------------------------------------------------------
@@ -367,6 +369,7 @@ function memoryNow(): number {
 export async function checkInput(bytes: Uint8Array, name: string, load: (source: ByteSource) => Promise<void> = loadAsTheAppDoes): Promise<Outcome> {
   const base = memoryNow();
   let peak = 0;
+  let largestRead = 0;
   const sample = () => {
     peak = Math.max(peak, memoryNow() - base);
   };
@@ -376,6 +379,7 @@ export async function checkInput(bytes: Uint8Array, name: string, load: (source:
     size: bytes.length,
     read(offset, length) {
       sample();
+      largestRead = Math.max(largestRead, length);
       return inner.read(offset, length);
     },
   };
@@ -389,6 +393,9 @@ export async function checkInput(bytes: Uint8Array, name: string, load: (source:
     outcome = classify(error, name, bytes.length);
   }
   const ms = performance.now() - t0;
+  if (outcome.kind !== 'finding' && largestRead > bytes.length) {
+    return { kind: 'finding', problem: 'memory', message: `asked the file for ${largestRead} bytes at once; it has ${bytes.length}` };
+  }
   const limit = PARSE_MEMORY_FIXED_BYTES + PARSE_MEMORY_PER_FILE_BYTE * bytes.length;
   if (outcome.kind !== 'finding' && peak > limit) {
     return { kind: 'finding', problem: 'memory', message: `parsing grew memory by ${peak} bytes (limit ${limit} for a ${bytes.length}-byte file)` };
@@ -399,10 +406,12 @@ export async function checkInput(bytes: Uint8Array, name: string, load: (source:
   return outcome;
 }
 
-/** Recognise and parse, summarize for the UI, read every tensor back (as f32 where it decodes). */
+/** Recognise and parse, summarize for the UI and `inspect` (text and JSON), read every tensor back (as f32 where it decodes). */
 async function loadAsTheAppDoes(source: ByteSource): Promise<void> {
   const model = await loadModel([source]);
   summarizeModel(model);
+  inspectText(model);
+  toJson(inspectJson(model));
   for (const t of model.tensors) {
     await readTensorBytes(model, t);
     const decodable = t.ggmlType === undefined ? !t.dtype.startsWith('F6') && t.dtype !== 'C64' : quantTypeByGgmlId(t.ggmlType) !== undefined;
