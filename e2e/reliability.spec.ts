@@ -3,7 +3,7 @@
 // the CPU with the same numbers, the page says what happened, the loaded model and results
 // stay, and no export is left looking complete.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Locator, Page, Worker } from '@playwright/test';
 import { test, expect, FIXTURES } from './fixtures.ts';
@@ -173,4 +173,25 @@ test('cancel mid-export: the file is discarded, never closed as done, and the pa
   expect(s.aborted).toBe(true);
   expect(s.closed).toBe(false);
   await expect(panel.getByRole('status').filter({ hasText: 'Wrote' })).toHaveCount(0);
+});
+
+test('a model file changed on disk after it was opened: the job names the file and the byte, and the page keeps working', async ({ app, page }, info) => {
+  const dir = info.outputPath('changed');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'stories260K.gguf');
+  copyFileSync(join(FIXTURES, 'stories260K.gguf'), path);
+  await app.open(`#types=q8_0,q4_0&tensor=${A}`);
+  await app.loadFiles([path]);
+  const metrics = page.getByRole('table', { name: 'Error metrics' });
+  await expect(metrics.locator('td[data-metric="rmse"]')).toHaveCount(2, { timeout: 120_000 });
+  truncateSync(path, 100_000);
+  await app.selectTensor(B);
+  const alert = page.getByRole('region', { name: 'Compare types' }).getByRole('alert');
+  await expect(alert).toContainText(/stories260K\.gguf: at byte \d+: cannot read/);
+  await expect(alert).toContainText('changed or moved');
+  // Nothing else is lost: the model stays listed, and a fresh model loads and compares.
+  await expect(page.getByRole('region', { name: 'Model overview' })).toContainText('stories260K.gguf');
+  await app.loadSample();
+  await app.selectTensor(A);
+  await expect(metrics.locator('td[data-metric="rmse"]')).toHaveCount(2, { timeout: 120_000 });
 });
