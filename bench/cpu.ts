@@ -55,7 +55,8 @@ export function benchCpu(type: QuantType, values: Float32Array, cols: number, gg
     referenceEncodeMBs = mb / timeCpu(() => type.reference.encode(values, cols));
   }
   let ggmlEncodeMBs: number | undefined;
-  if (ggml && type.ggml) {
+  // ggml_quantize_chunk has no Q8_K (activations only): it aborts the process.
+  if (ggml && type.ggml && type.id !== 'q8_K') {
     const id = type.ggml.id;
     ggml(id, values.subarray(0, warmRows * cols), cols);
     ggmlEncodeMBs = mb / timeCpu(() => ggml(id, values, cols));
