@@ -173,6 +173,11 @@ describe('quantlab plan / quantize --plan', () => {
     expect(json.measured.kl_mean).toBeGreaterThan(0);
     expect(json.presets.filter((p: { nearest: boolean }) => p.nearest).every((p: { measured_kl: number }) => p.measured_kl > 0)).toBe(true);
     expect(json.layers.map((l: { group: string }) => l.group)).toContain('blk.4');
+    const near = json.presets.filter((p: { nearest: boolean }) => p.nearest).map((p: { preset: string }) => p.preset).sort();
+    for (const l of json.layers) expect(Object.keys(l.presets).sort()).toEqual(near);
+    // token_embd alone in its group: its bits are its type's (the plan's bytes over its 512 x 64 values).
+    const embd = json.tensors.find((t: { name: string }) => t.name === 'token_embd.weight');
+    expect(json.layers.find((l: { group: string }) => l.group === 'token_embd').bpw).toBeCloseTo((embd.bytes * 8) / (512 * 64), 12);
     const out = join(dir, 'stories-plan.gguf');
     const q = await runInProcess(['quantize', STORIES, '-o', out, '--plan', planPath]);
     expect(q.code).toBe(0);

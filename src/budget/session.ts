@@ -8,6 +8,7 @@ import type { Imatrix } from '../engine/imatrix.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
 import { llamaConfig } from '../model/llama.ts';
 import { PRESETS } from '../quant/presets.ts';
+import { quantType } from '../quant/types.ts';
 import {
   type BudgetModel, type BudgetPlan, type BudgetTarget, type DamageKind, type DamageTable,
   budgetModel, finishPlan, layerBits, planBudget,
@@ -121,7 +122,8 @@ export interface PlanReport {
   /** The plan's measured KL on the held-out text (null when the forward pass cannot run the model). */
   measured: { kl_mean: number; kl_max: number; top1_agree: number; positions: number } | null;
   presets: { preset: string; bytes: number; bpw: number; predicted: number | null; measured_kl: number | null; nearest: boolean }[];
-  layers: { group: string; bpw: number }[];
+  /** Bits per weight by layer of the plan, and (by preset name) of the nearest presets. */
+  layers: { group: string; bpw: number; presets: Record<string, number> }[];
 }
 
 export async function planReport(s: BudgetSession, plan: BudgetPlan): Promise<PlanReport> {
@@ -129,14 +131,25 @@ export async function planReport(s: BudgetSession, plan: BudgetPlan): Promise<Pl
   const points = presetPoints(s);
   const nearest = new Set(nearestPresets(points, plan.bytes).map((p) => p.preset));
   const presets: PlanReport['presets'] = [];
+  const layers = layerBits(s.budget, plan.tensors).map(({ group, bpw }) => ({ group, bpw, presets: {} as Record<string, number> }));
   for (const p of points) {
     const near = nearest.has(p.preset);
+    if (near) {
+      const tensors = s.budget.tensors.map((t) => {
+        const q = quantType(p.types[t.name])!;
+        return { name: t.name, bytes: q.bytesFor(t.params / (t.ne[0] ?? 1), t.ne[0] ?? 1) };
+      });
+      for (const l of layerBits(s.budget, tensors)) {
+        const row = layers.find((x) => x.group === l.group);
+        if (row) row.presets[p.preset] = l.bpw;
+      }
+    }
     const measured = near ? await measureTypes(s, p.types) : null;
     presets.push({ preset: p.preset, bytes: p.bytes, bpw: p.bpw, predicted: Number.isFinite(p.predicted) ? p.predicted : null, measured_kl: measured?.klMean ?? null, nearest: near });
   }
   return {
     measured: m && { kl_mean: m.klMean, kl_max: m.klMax, top1_agree: m.top1Agree, positions: m.positions },
     presets,
-    layers: layerBits(s.budget, plan.tensors).map(({ group, bpw }) => ({ group, bpw })),
+    layers,
   };
 }

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { engine } from '../engine/client.ts';
 import type { Progress } from '../engine/types.ts';
 import { ExportPanel } from './ExportPanel.tsx';
@@ -144,12 +144,16 @@ export function BudgetTab() {
           <h3>Bits per weight by layer</h3>
           <div style={{ width: '100%', height: 220 }} aria-label="Bits per layer" role="img">
             <ResponsiveContainer>
-              <BarChart data={r.layers}>
+              <BarChart data={r.layers.map((l) => ({ group: l.group, plan: l.bpw, ...l.presets }))}>
                 <CartesianGrid strokeDasharray="3 3" />
                 <XAxis dataKey="group" />
                 <YAxis />
                 <Tooltip formatter={(v) => Number(v).toFixed(3)} />
-                <Bar dataKey="bpw" fill="#4e79a7" isAnimationActive={false} />
+                <Legend />
+                <Bar dataKey="plan" name="Budget plan" fill="#4e79a7" isAnimationActive={false} />
+                {r.presets.filter((x) => x.nearest).map((x, i) => (
+                  <Bar key={x.preset} dataKey={x.preset} fill={['#f28e2b', '#bab0ac'][i % 2]} isAnimationActive={false} />
+                ))}
               </BarChart>
             </ResponsiveContainer>
           </div>
