@@ -78,9 +78,7 @@ export class WorkerPool implements TensorQuantizer {
     let next = 0;
     if (!this.rates.has(job.type)) {
       // The first part of a type is timed here, before any worker is involved.
-      const t0 = performance.now();
-      results[next] = quantizeRows(parts[next]);
-      this.rates.set(job.type, parts[next].data.length / Math.max(performance.now() - t0, 1e-3));
+      results[next] = this.quantizeTimed(parts[next]);
       next++;
     }
     if (this.rates.get(job.type)! >= INLINE_ELEMENTS_PER_MS) {
@@ -105,7 +103,7 @@ export class WorkerPool implements TensorQuantizer {
     // This thread takes parts too, letting the workers' replies in between.
     while (next < parts.length) {
       const i = next++;
-      results[i] = quantizeRows(parts[i]);
+      results[i] = this.quantizeTimed(parts[i]);
       await new Promise((resolve) => setImmediate(resolve));
     }
     await posted;
@@ -115,6 +113,19 @@ export class WorkerPool implements TensorQuantizer {
   /** Starts the threads now (each takes a while to load the codecs), so they are ready for the first job. */
   warm(): void {
     this.start();
+  }
+
+  /**
+   * quantizeRows in this thread, keeping the best rate seen for the type: a first call can
+   * be slow (WebAssembly's baseline compiler runs first), so later parts may lift it above
+   * INLINE_ELEMENTS_PER_MS.
+   */
+  private quantizeTimed(part: QuantizeJob): QuantizeResult {
+    const t0 = performance.now();
+    const result = quantizeRows(part);
+    const rate = part.data.length / Math.max(performance.now() - t0, 1e-3);
+    this.rates.set(part.type, Math.max(rate, this.rates.get(part.type) ?? 0));
+    return result;
   }
 
   /** Ends the threads (the process cannot exit while they run). */
