@@ -198,7 +198,7 @@ describe('quantlab plan / quantize --plan', () => {
     expect(q.code).toBe(1);
     expect(q.stderr).toMatch(/is not in the plan/);
     const both = await runInProcess(['quantize', STORIES, '-o', join(dir, 'bad.gguf'), '--plan', bad, '--preset', 'Q4_K_M']);
-    expect(both.stderr).toMatch(/give one of --preset P, --type T or --plan PLAN\.json/);
+    expect(both.stderr).toMatch(/give one of --preset P or --type T \(or --plan PLAN\.json\)/);
   });
 });
 
@@ -285,6 +285,9 @@ describe('the sensitivity scan', () => {
       },
     });
     await expect(scan).rejects.toThrow('stop here');
+    // A model above the size limit is scanned by its tensor error, unless KL is asked for.
+    expect((await openBudgetSession(model, { klMaxParams: 1000 })).kind).toBe('error');
+    await expect(openBudgetSession(await open(join(dir, 'compact.gguf')), { damage: 'kl' })).rejects.toThrow(/use --damage error/);
     expect(seen).toBe(5);
     expect(measure.mock.calls.length).toBeLessThanOrEqual(5);
     measure.mockRestore();

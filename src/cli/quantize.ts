@@ -70,7 +70,7 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
       });
   if (!values.output) throw new UsageError('-o OUT.gguf is required');
   if ([values.preset, values.type, values.plan].filter((v) => v !== undefined).length !== 1) {
-    throw new UsageError('give one of --preset P, --type T or --plan PLAN.json');
+    throw new UsageError('give one of --preset P or --type T (or --plan PLAN.json)');
   }
   if (values.plan !== undefined && values['tensor-type']?.length) throw new UsageError('--plan names every tensor\'s type: no --tensor-type with it');
   const threads = values.threads === undefined ? undefined : Number(values.threads);
