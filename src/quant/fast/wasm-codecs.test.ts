@@ -1,13 +1,16 @@
 // The WebAssembly fast codecs write the reference codecs' bytes, exactly: on ggml's golden
 // vectors (with and without imatrix), on stories260K's tensors, on adversarial rows (tiny and
-// huge scales, ties, sparse, subnormal, Inf/NaN) and across the chunks the glue splits a
-// tensor into; and the type table runs them once installed.
+// huge scales, ties, sparse, subnormal, Inf/NaN; the finite ones also against the real
+// llama.cpp's ggml_quantize_chunk) and across the chunks the glue splits a tensor into; their
+// decoders and error sums give the reference's floats bit for bit; the type table runs them
+// once installed.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bits, importanceFor, makeRows, random, readTensor, SPECIAL_F16, type Shape } from '../codecs/testing.ts';
 import { quantType, QUANT_TYPES, type QuantType } from '../types.ts';
 import { loadFastCodecs } from './node.ts';
+import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
 import { accumulateErrors, emptySums } from '../metrics.ts';
 import { FAST_TYPE_IDS, fastAccumulateErrors, fastCodecsInstalled, fastDecode, fastEncode, installFastCodecs, uninstallFastCodecs } from './wasm-codecs.ts';
 
@@ -113,6 +116,18 @@ describe('fast codecs', () => {
           for (const importance of [undefined, importanceFor(11, rowLength)]) {
             const what = `${name}${importance ? ' imatrix' : ''}`;
             expectSameBytes(type, encode(data, rowLength, importance), type.reference.encode(data, rowLength, importance), what);
+          }
+        }
+      });
+
+      it('writes the bytes of the real llama.cpp (node-llama-cpp) on adversarial finite rows', () => {
+        const rowLength = 512;
+        for (const [s, shape] of SHAPES.entries()) {
+          if (shape === 'nonfinite') continue;
+          const x = makeRows(shape, 90 + s, 4, rowLength);
+          for (const importance of [undefined, importanceFor(s, rowLength)]) {
+            const what = `${shape}${importance ? ' imatrix' : ''} vs ggml_quantize_chunk`;
+            expectSameBytes(type, encode(x, rowLength, importance), ggmlQuantizeChunk(type.ggml!.id, x, rowLength, type.usesImportance ? importance : undefined), what);
           }
         }
       });
