@@ -188,6 +188,29 @@ describe('quantlab plan / quantize --plan', () => {
     expect(text).toMatch(/^[ ,.]*[A-Za-z]+( [A-Za-z,.']+){4,}/); // words, not noise
   });
 
+  it('safetensors + config.json: the plan quantized by quantlab equals llama.cpp\'s from the F32 GGUF with the printed arguments', async () => {
+    const st = ['stories260K.f32.safetensors', 'stories260K.config.json', 'tok512.model'].map((f) => join(FIXTURE_MODELS, f));
+    const planPath = join(dir, 'st-plan.json');
+    const { code, stdout } = await runInProcess(['plan', ...st, '--target-bpw', '7.5', '--damage', 'error', '-o', planPath]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('MODEL-F32.gguf: the model as llama.cpp');
+    const json = JSON.parse(readFileSync(planPath, 'utf8'));
+    expect(json.bpw).toBeLessThanOrEqual(7.5);
+    const ours = join(dir, 'st-plan.gguf');
+    const f32 = join(dir, 'st-F32.gguf');
+    expect((await runInProcess(['quantize', ...st, '-o', ours, '--plan', planPath])).code).toBe(0);
+    expect((await runInProcess(['quantize', ...st, '-o', f32, '--type', 'f32'])).code).toBe(0);
+    const overrides: { pattern: string; type: string }[] = [];
+    for (let i = 1; i < json.tensor_type_args.length; i += 2) {
+      const a: string = json.tensor_type_args[i];
+      overrides.push({ pattern: a.slice(0, a.lastIndexOf('=')).toLowerCase(), type: a.slice(a.lastIndexOf('=') + 1) });
+    }
+    const theirs = join(dir, 'st-plan.llama.gguf');
+    llamaQuantize(f32, theirs, json.base, { overrides });
+    expect(readFileSync(ours).length).toBe(json.bytes);
+    expect(readFileSync(ours).equals(readFileSync(theirs))).toBe(true);
+  });
+
   it('refuses a target below the smallest file with that size, and a plan that does not fit the model', async () => {
     const small = await runInProcess(['plan', STORIES, '--target-size', '100KB']);
     expect(small.code).toBe(1);

@@ -100,7 +100,9 @@ function planText(s: BudgetSession, plan: BudgetPlan, r: PlanReport, input: stri
   for (const p of r.presets) {
     lines.push(`  ${p.nearest ? '*' : ' '} ${p.preset.padEnd(7)} ${String(p.bytes).padStart(12)} bytes  ${p.bpw.toFixed(3)} bpw  predicted ${e(p.predicted)}  measured ${e(p.measured_kl)}`);
   }
-  lines.push('', 'the same file with llama.cpp:', `  ${llamaQuantizeCommand(plan, input, 'OUT.gguf', imatrixFile)}`);
+  const gguf = /\.gguf$/i.test(input);
+  lines.push('', 'the same file with llama.cpp:', `  ${llamaQuantizeCommand(plan, gguf ? input : 'MODEL-F32.gguf', 'OUT.gguf', imatrixFile)}`);
+  if (!gguf) lines.push('  (MODEL-F32.gguf: the model as llama.cpp\'s convert_hf_to_gguf.py --outtype f32 writes it, or quantlab quantize --type f32)');
   if (output) lines.push('', `plan written to ${output} (quantlab quantize ${input} -o OUT.gguf --plan ${output})`);
   return `${lines.join('\n')}\n`;
 }
