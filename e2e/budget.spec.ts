@@ -50,7 +50,12 @@ test('the Budget tab plans the sample at the size of Q4_K_M: fits, measures belo
 
   await app.screenshot('budget');
   // A budget below the smallest file is refused with that size.
-  await panel.getByLabel('Target value').fill('1000');
+  await panel.getByLabel('Target value').fill('1KB');
   await panel.getByRole('button', { name: 'Plan', exact: true }).click();
   await expect(panel.getByRole('alert')).toContainText(/a 1000-byte file is below the smallest possible, \d+ bytes/);
+  await panel.getByLabel('Target value').fill('300 kb');
+  await panel.getByRole('button', { name: 'Plan', exact: true }).click();
+  await expect(table.locator('tr[data-row="plan"]')).toBeVisible({ timeout: 60_000 });
+  expect(await value('plan', 'bytes')).toBeLessThanOrEqual(300_000);
+  expect(await value('plan', 'bytes')).toBeGreaterThan(290_000);
 });

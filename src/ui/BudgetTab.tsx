@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { engine } from '../engine/client.ts';
 import type { Progress } from '../engine/types.ts';
+import { parseSize } from '../budget/size.ts';
 import { ExportPanel } from './ExportPanel.tsx';
 import { formatBytes, formatMetric } from './format.ts';
 import { ErrorAlert, ProgressLine } from './Status.tsx';
@@ -58,9 +59,18 @@ export function BudgetTab() {
   };
 
   const submit = () => {
+    if (unit === 'bytes') {
+      let bytes: number;
+      try {
+        bytes = parseSize(value);
+      } catch (e) {
+        return setError((e as Error).message);
+      }
+      return void runPlan({ bytes });
+    }
     const n = Number(value);
     if (!Number.isFinite(n) || n <= 0) return setError(`'${value}' is not a positive number`);
-    void runPlan(unit === 'bytes' ? { bytes: Math.floor(n) } : { bpw: n });
+    void runPlan({ bpw: n });
   };
 
   const damageName = scan?.kind === 'kl' ? 'KL' : 'error';
@@ -94,7 +104,7 @@ export function BudgetTab() {
             <input aria-label="Target value" value={value} onChange={(e) => setValue(e.target.value)} size={12} />
           </label>
           <select aria-label="Target unit" value={unit} onChange={(e) => setUnit(e.target.value as 'bytes' | 'bpw')}>
-            <option value="bytes">bytes (whole file)</option>
+            <option value="bytes">bytes (whole file; 300KB, 1.2GiB…)</option>
             <option value="bpw">bits per weight</option>
           </select>
           <button type="button" className="primary" onClick={submit} disabled={progress !== null}>
