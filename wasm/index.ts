@@ -88,8 +88,8 @@ export function encode(type: i32, src: usize, rows: i32, rowLength: i32, imp: us
     clearRowFlag();
     if (type == Q8_0) {
       encodeQ8_0(x, blocks, o);
-    } else if (!imp && (type == Q4_0 || type == Q5_0)) {
-      encodeLegacyRow(type, x, blocks, 0, rowLength, o); // checks each block's absmax instead
+    } else if (!imp && !isK) {
+      encodeLegacyRow(type, x, blocks, 0, rowLength, o); // each block checks its own values instead
     } else if (!allFinite(x, rowLength)) {
       store<u8>(flags + <usize>r, 1);
       flagged++;

@@ -112,7 +112,7 @@ export function encodeSymmetricRef(x: usize, nmax: i32, fiveBit: bool, out: usiz
 
 /**
  * quantize_row_q4_1_ref / q5_1_ref block: d = (max - min)/nmax, m = min. False (the row
- * goes to the reference) when 1/d overflows.
+ * goes to the reference) for an Inf or NaN input, or when 1/d overflows.
  */
 export function encodeAffineRef(x: usize, nmax: i32, fiveBit: bool, out: usize): bool {
   // min and max are order-free but for the sign of a zero: a zero min or max is found the C's way.
@@ -122,6 +122,12 @@ export function encodeAffineRef(x: usize, nmax: i32, fiveBit: bool, out: usize):
   hi = f32x4.pmax(hi, f32x4.pmax(f32x4.pmax(v128.load(x, 64), v128.load(x, 80)), f32x4.pmax(v128.load(x, 96), v128.load(x, 112))));
   let mn = min<f32>(min<f32>(f32x4.extract_lane(lo, 0), f32x4.extract_lane(lo, 1)), min<f32>(f32x4.extract_lane(lo, 2), f32x4.extract_lane(lo, 3)));
   let mx = max<f32>(max<f32>(f32x4.extract_lane(hi, 0), f32x4.extract_lane(hi, 1)), max<f32>(f32x4.extract_lane(hi, 2), f32x4.extract_lane(hi, 3)));
+  // An Inf or NaN input is the reference's: pmin/pmax keep an Inf; x != x finds a NaN.
+  let nan = v128.or(f32x4.ne(v128.load(x), v128.load(x)), f32x4.ne(v128.load(x, 16), v128.load(x, 16)));
+  nan = v128.or(nan, v128.or(f32x4.ne(v128.load(x, 32), v128.load(x, 32)), f32x4.ne(v128.load(x, 48), v128.load(x, 48))));
+  nan = v128.or(nan, v128.or(f32x4.ne(v128.load(x, 64), v128.load(x, 64)), f32x4.ne(v128.load(x, 80), v128.load(x, 80))));
+  nan = v128.or(nan, v128.or(f32x4.ne(v128.load(x, 96), v128.load(x, 96)), f32x4.ne(v128.load(x, 112), v128.load(x, 112))));
+  if (v128.any_true(nan) || !(mn >= -FLT_MAX) || !(mx <= FLT_MAX)) return false;
   if (mn == 0 || mx == 0) {
     mn = FLT_MAX;
     mx = -FLT_MAX;
