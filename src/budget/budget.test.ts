@@ -63,6 +63,9 @@ describe.each(['stories260K', 'synthetic'])('budget plans on %s', (name) => {
   it('at the size of Q4_K_M and of Q3_K_M: fits, and measures no worse than the preset (better at least once)', async () => {
     const s = sessions.get(name)!;
     expect(s.kind).toBe('kl');
+    // The scan also measured each tensor's error, the same figure errorDamage gives.
+    const plain = await errorDamage(s.source, s.budget);
+    for (const t of s.budget.tensors) for (const c of t.candidates) expect(s.errors.get(t.name)!.get(c.type)).toBeCloseTo(plain.get(t.name)!.get(c.type)!, 12);
     const points = presetPoints(s);
     let better = 0;
     for (const preset of ['Q4_K_M', 'Q3_K_M']) {
@@ -171,6 +174,8 @@ describe('quantlab plan / quantize --plan', () => {
     expect(json.bytes).toBeLessThanOrEqual(300000);
     expect(json.damage.kind).toBe('kl');
     expect(json.measured.kl_mean).toBeGreaterThan(0);
+    expect(json.tensors.every((t: { error: number }) => t.error >= 0)).toBe(true);
+    expect(json.tensors.filter((t: { type: string; error: number }) => t.type !== 'f32' && t.error === 0)).toEqual([]);
     expect(json.presets.filter((p: { nearest: boolean }) => p.nearest).every((p: { measured_kl: number }) => p.measured_kl > 0)).toBe(true);
     expect(json.layers.map((l: { group: string }) => l.group)).toContain('blk.4');
     const near = json.presets.filter((p: { nearest: boolean }) => p.nearest).map((p: { preset: string }) => p.preset).sort();

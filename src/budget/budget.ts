@@ -272,7 +272,8 @@ export interface PlanJson {
   bpw: number;
   base: string;
   damage: { kind: DamageKind; predicted: number };
-  tensors: { name: string; type: string; bytes: number; damage: number }[];
+  /** damage: the plan's measure (KL alone or the error); error: the tensor error (imatrix-weighted when given), where known. */
+  tensors: { name: string; type: string; bytes: number; damage: number; error?: number }[];
   tensor_type_args: string[];
   /** The importance matrix file the plan was made with (its keys are in the file's header: quantize with it too), or null. */
   imatrix: string | null;
@@ -281,7 +282,7 @@ export interface PlanJson {
 /** 'kl': measured KL divergence of quantizing each tensor alone (nats); 'error': tensor error (imatrix-weighted when given). */
 export type DamageKind = 'kl' | 'error';
 
-export function planToJson(model: string, plan: BudgetPlan, kind: DamageKind, imatrixFile: string | null = null): PlanJson {
+export function planToJson(model: string, plan: BudgetPlan, kind: DamageKind, imatrixFile: string | null = null, errors?: DamageTable): PlanJson {
   return {
     model,
     target: 'bytes' in plan.target ? { bytes: plan.target.bytes } : { bpw: plan.target.bpw },
@@ -289,7 +290,10 @@ export function planToJson(model: string, plan: BudgetPlan, kind: DamageKind, im
     bpw: plan.bpw,
     base: plan.base,
     damage: { kind, predicted: plan.damage },
-    tensors: plan.tensors.map((t) => ({ name: t.name, type: t.type, bytes: t.bytes, damage: t.damage })),
+    tensors: plan.tensors.map((t) => {
+      const error = errors?.get(t.name)?.get(t.type);
+      return { name: t.name, type: t.type, bytes: t.bytes, damage: t.damage, ...(error === undefined ? {} : { error }) };
+    }),
     tensor_type_args: llamaQuantizeArgs(plan).slice(0, -3),
     imatrix: imatrixFile,
   };

@@ -48,6 +48,16 @@ export function roundTrip(type: string, w: Float32Array, cols: number, importanc
   return q.codec.decode(bytes, w.length / cols, cols);
 }
 
+/** Σ importance[col]·(w − q)² (Σ (w − q)² without importance), in f64. */
+export function weightedError(w: Float32Array, q: Float32Array, cols: number, imp: Float32Array | null): number {
+  let s = 0;
+  for (let i = 0; i < w.length; i++) {
+    const e = w[i] - q[i];
+    s += (imp ? imp[i % cols] : 1) * e * e;
+  }
+  return s;
+}
+
 /** Every tensor's error in every candidate type (imatrix-weighted when one is given). */
 export async function errorDamage(source: ExportSource, m: BudgetModel, imatrix?: Imatrix, options: ScanOptions = {}): Promise<DamageTable> {
   const byName = new Map(source.tensors.map((t) => [t.name, t]));
@@ -62,13 +72,7 @@ export async function errorDamage(source: ExportSource, m: BudgetModel, imatrix?
     const imp = importanceOf(imatrix, t.name, cols);
     const row = new Map<string, number>();
     for (const c of t.candidates) {
-      const q = roundTrip(c.type, w, cols, imp);
-      let s = 0;
-      for (let i = 0; i < w.length; i++) {
-        const e = w[i] - q[i];
-        s += (imp ? imp[i % cols] : 1) * e * e;
-      }
-      row.set(c.type, s);
+      row.set(c.type, weightedError(w, roundTrip(c.type, w, cols, imp), cols, imp));
       options.onProgress?.({ done: ++done, total, label: `${t.name} → ${c.type}` });
       await yieldNow();
       check(options.signal);
@@ -79,7 +83,7 @@ export async function errorDamage(source: ExportSource, m: BudgetModel, imatrix?
 }
 
 /** Results of KL scans, by model key, text, tensor and type: a later scan (or a re-plan) reads them here. */
-const KL_CACHE = new Map<string, number>();
+const KL_CACHE = new Map<string, { kl: number; error: number }>();
 const KL_CACHE_MAX = 1 << 16;
 /** Tokens of a text the probe runs at most: each scan step is one forward pass over them. */
 export const DEFAULT_MAX_TOKENS = 256;
@@ -163,14 +167,14 @@ export class KlProbe {
   }
 
   /** The model with `types` (GGUF name -> type) applied; the others stay f32. */
-  async measure(types: ReadonlyMap<string, string>): Promise<KlMeasure> {
+  async measure(types: ReadonlyMap<string, string>, quantized: ReadonlyMap<string, Float32Array> = new Map()): Promise<KlMeasure> {
     const values = new Map(this.base);
     let firstChanged = Infinity;
     for (const [name, type] of types) {
       const file = this.fileName(name);
       const w = this.base.get(file)!;
       const cols = this.cols.get(file)!;
-      values.set(file, roundTrip(type, w, cols, importanceOf(this.imatrix, name, cols)));
+      values.set(file, quantized.get(name) ?? roundTrip(type, w, cols, importanceOf(this.imatrix, name, cols)));
       const use = file === this.config.names.tokenEmbd ? -1 : (this.firstUse.get(file) ?? Infinity);
       firstChanged = Math.min(firstChanged, use);
     }
@@ -203,30 +207,46 @@ export class KlProbe {
     return { klMean: sum / positions, klMax: max, top1Agree: agree / positions, positions };
   }
 
-  /** KL of each quantizable tensor alone in each of its candidate types (the sensitivity scan). */
-  async scan(m: BudgetModel, options: ScanOptions = {}): Promise<DamageTable> {
+  /**
+   * The sensitivity scan: each quantizable tensor alone in each of its candidate types, its
+   * KL and its tensor error (imatrix-weighted as errorDamage), from one round trip.
+   */
+  async scan(m: BudgetModel, options: ScanOptions = {}): Promise<{ kl: DamageTable; error: DamageTable }> {
     const total = m.tensors.reduce((s, t) => s + t.candidates.length, 0);
     let done = 0;
-    const out = new Map<string, Map<string, number>>();
+    const kl = new Map<string, Map<string, number>>();
+    const error = new Map<string, Map<string, number>>();
     for (const t of m.tensors) {
       if (!this.reads(t.name)) throw new Error(`tensor ${t.name} is not read by the forward pass: measure its error instead`);
-      const row = new Map<string, number>();
+      const file = this.fileName(t.name);
+      const w = this.base.get(file)!;
+      const cols = this.cols.get(file)!;
+      const imp = importanceOf(this.imatrix, t.name, cols);
+      const klRow = new Map<string, number>();
+      const errorRow = new Map<string, number>();
       for (const c of t.candidates) {
         check(options.signal);
         const key = `${this.key}|${t.name}|${c.type}`;
-        let kl = KL_CACHE.get(key);
-        if (kl === undefined) {
-          kl = c.type === 'f32' && t.sourceType === 'f32' ? 0 : (await this.measure(new Map([[t.name, c.type]]))).klMean;
+        let hit = KL_CACHE.get(key);
+        if (hit === undefined) {
+          const q = roundTrip(c.type, w, cols, imp);
+          const same = c.type === 'f32' && t.sourceType === 'f32';
+          hit = {
+            kl: same ? 0 : (await this.measure(new Map([[t.name, c.type]]), new Map([[t.name, q]]))).klMean,
+            error: weightedError(w, q, cols, imp),
+          };
           if (KL_CACHE.size >= KL_CACHE_MAX) KL_CACHE.clear();
-          KL_CACHE.set(key, kl);
+          KL_CACHE.set(key, hit);
           await yieldNow();
         }
-        row.set(c.type, kl);
+        klRow.set(c.type, hit.kl);
+        errorRow.set(c.type, hit.error);
         options.onProgress?.({ done: ++done, total, label: `${t.name} → ${c.type}` });
       }
-      out.set(t.name, row);
+      kl.set(t.name, klRow);
+      error.set(t.name, errorRow);
     }
-    return out;
+    return { kl, error };
   }
 }
 

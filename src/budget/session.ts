@@ -22,6 +22,8 @@ export interface BudgetSession {
   readonly budget: BudgetModel;
   readonly kind: DamageKind;
   readonly damage: DamageTable;
+  /** The tensor error of every tensor in every type (imatrix-weighted when given): the damage itself when kind is 'error'. */
+  readonly errors: DamageTable;
   /** Measures plans on the held-out text (EVAL_TEXT); null where the forward pass cannot run the model. */
   readonly heldOut: KlProbe | null;
   readonly imatrix?: { readonly matrix: Imatrix; readonly fileArgument: string };
@@ -69,12 +71,12 @@ export async function openBudgetSession(model: ModelIndex, options: SessionOptio
   const useKl = options.damage === 'kl' || (options.damage === undefined && small && runsForward(model));
   if (!useKl) {
     const damage = await errorDamage(source, budget, imatrix, options);
-    return { model, source, budget, kind: 'error', damage, heldOut: null, imatrix: options.imatrix };
+    return { model, source, budget, kind: 'error', damage, errors: damage, heldOut: null, imatrix: options.imatrix };
   }
   const probe = await KlProbe.open(model, options.calibrationText ?? CALIBRATION_TEXT, imatrix, SCAN_MAX_TOKENS);
-  const damage = await probe.scan(budget, options);
+  const { kl, error } = await probe.scan(budget, options);
   const heldOut = await KlProbe.open(model, options.evalText ?? EVAL_TEXT, imatrix);
-  return { model, source, budget, kind: 'kl', damage, heldOut, imatrix: options.imatrix };
+  return { model, source, budget, kind: 'kl', damage: kl, errors: error, heldOut, imatrix: options.imatrix };
 }
 
 export function planForTarget(s: BudgetSession, target: BudgetTarget): BudgetPlan {

@@ -46,7 +46,7 @@ export const planCommand: Command = {
     const plan = planForTarget(session, target);
     const report = await planReport(session, plan);
     const name = positionals[0].split('/').pop()!;
-    const json = { ...planToJson(name, plan, session.kind, values.imatrix ?? null), measured: report.measured, presets: report.presets, layers: report.layers };
+    const json = { ...planToJson(name, plan, session.kind, values.imatrix ?? null, session.errors), measured: report.measured, presets: report.presets, layers: report.layers };
     if (values.output) await writeFile(values.output, `${toJson(json)}\n`);
     io.stdout(values.json ? `${toJson(json)}\n` : planText(session, plan, report, positionals[0], values.output, values.imatrix));
     return 0;

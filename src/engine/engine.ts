@@ -312,7 +312,7 @@ export class Engine {
     const plan = planForTarget(b.session, target);
     const name = b.model.files[0]?.source.name ?? 'model.gguf';
     return {
-      plan: planToJson(name, plan, b.session.kind),
+      plan: planToJson(name, plan, b.session.kind, b.session.imatrix?.fileArgument ?? null, b.session.errors),
       report: await planReport(b.session, plan),
       base: plan.base,
       overrides: planOverrides(plan).map((o) => ({ pattern: String(o.pattern), type: o.type })),

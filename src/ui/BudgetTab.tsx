@@ -197,6 +197,7 @@ export function BudgetTab() {
                   <th>Type</th>
                   <th className="num">Bytes</th>
                   <th className="num">{damageName} alone</th>
+                  {scan?.kind === 'kl' && <th className="num">Tensor error (Σ err²)</th>}
                 </tr>
               </thead>
               <tbody>
@@ -206,6 +207,7 @@ export function BudgetTab() {
                     <td data-type={t.type}>{t.type}</td>
                     <td className="num">{t.bytes}</td>
                     <td className="num">{formatMetric(t.damage)}</td>
+                    {scan?.kind === 'kl' && <td className="num">{t.error === undefined ? '' : formatMetric(t.error)}</td>}
                   </tr>
                 ))}
               </tbody>
