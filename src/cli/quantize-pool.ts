@@ -110,11 +110,6 @@ export class WorkerPool implements TensorQuantizer {
     return joinResults(results);
   }
 
-  /** Starts the threads now (each takes a while to load the codecs), so they are ready for the first job. */
-  warm(): void {
-    this.start();
-  }
-
   /**
    * quantizeRows in this thread, keeping the best rate seen for the type: a first call can
    * be slow (WebAssembly's baseline compiler runs first), so later parts may lift it above
