@@ -41,6 +41,7 @@ test('the Budget tab plans the sample at the size of Q4_K_M: fits, measures belo
   const ggufDownload = page.waitForEvent('download');
   await panel.getByRole('button', { name: 'Download GGUF' }).click();
   const ggufFile = join(info.outputPath(), 'plan.gguf');
+  expect((await ggufDownload).suggestedFilename()).toBe('stories260K-budget.gguf');
   await (await ggufDownload).saveAs(ggufFile);
   const got = readFileSync(ggufFile);
   expect(got.length).toBe(planBytes);

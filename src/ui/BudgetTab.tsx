@@ -172,6 +172,7 @@ export function BudgetTab() {
             mode={{ preset: plan.base }}
             overrides={plan.overrides}
             plan={{ rows: [], totalBytes: p.bytes, bpw: p.bpw, params: 0 }}
+            name={`${p.model.replace(/\.gguf$/i, '')}-budget.gguf`}
           />
           <div className="row">
             <button type="button" onClick={() => download('plan.json', `${JSON.stringify(p, null, 2)}\n`)}>

@@ -55,12 +55,12 @@ function eta(p: Progress, startedAt: number): string {
   return s < 1 ? '' : ` · about ${s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`} left`;
 }
 
-export function ExportPanel({ mode, overrides, plan }: { mode: PlanMode; overrides: OverrideSpec[]; plan: PlanSummary }) {
+export function ExportPanel({ mode, overrides, plan, name }: { mode: PlanMode; overrides: OverrideSpec[]; plan: PlanSummary; name?: string }) {
   const [progress, setProgress] = useState<Progress | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const started = useRef(0);
   const label = 'preset' in mode ? mode.preset : mode.type;
-  const fileName = `model-${label}.gguf`;
+  const fileName = name ?? `model-${label}.gguf`;
 
   const run = async (toFile: boolean) => {
     setMessage(null);
