@@ -295,6 +295,23 @@ describe('with an importance matrix, on a model the forward pass cannot run', ()
 });
 
 describe('the sensitivity scan', () => {
+  it('quantlab plan --scan-cache saves the scan to a file, and a later run reads it instead of scanning', async () => {
+    const cache = join(dir, 'scan-cache.json');
+    const first = await runInProcess(['plan', STORIES, '--target-size', '300KB', '--scan-cache', cache, '--json']);
+    expect(first.code).toBe(0);
+    const saved = JSON.parse(readFileSync(cache, 'utf8'));
+    const pairs = sessions.get('stories260K')!.budget.tensors.reduce((n, t) => n + t.candidates.length, 0);
+    expect(Object.keys(saved)).toHaveLength(pairs);
+    clearKlCache();
+    const measure = vi.spyOn(KlProbe.prototype, 'measure');
+    const second = await runInProcess(['plan', STORIES, '--target-size', '300KB', '--scan-cache', cache, '--json']);
+    expect(second.code).toBe(0);
+    // Only the held-out measurements ran: the plan and its nearest presets, no scan step.
+    expect(measure.mock.calls.length).toBe(1 + JSON.parse(second.stdout).presets.filter((p: { nearest: boolean }) => p.nearest).length);
+    expect(JSON.parse(second.stdout)).toEqual(JSON.parse(first.stdout));
+    measure.mockRestore();
+  });
+
   it('reads a second scan of the same model from its cache, and stops when cancelled', async () => {
     const model = await open(STORIES);
     const measure = vi.spyOn(KlProbe.prototype, 'measure');

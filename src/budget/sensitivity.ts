@@ -263,6 +263,26 @@ function hashText(text: string): string {
   return `${h.toString(16)}:${text.length}`;
 }
 
+/** The cached scan results of a model (for a cache file: `quantlab plan --scan-cache`). */
+export function exportKlCache(model: ModelIndex): Record<string, { kl: number; error: number }> {
+  const prefix = `${modelKey(model)}|`;
+  return Object.fromEntries([...KL_CACHE].filter(([k]) => k.startsWith(prefix)));
+}
+
+/** Adds results read back from a cache file; entries of other models are kept, and cannot match. */
+export function importKlCache(entries: unknown): number {
+  if (!entries || typeof entries !== 'object') return 0;
+  let n = 0;
+  for (const [k, v] of Object.entries(entries as Record<string, unknown>)) {
+    const e = v as { kl?: unknown; error?: unknown };
+    if (typeof e?.kl === 'number' && typeof e?.error === 'number' && Number.isFinite(e.kl) && Number.isFinite(e.error)) {
+      KL_CACHE.set(k, { kl: e.kl, error: e.error });
+      n++;
+    }
+  }
+  return n;
+}
+
 /** Empties the KL cache (tests). */
 export function clearKlCache(): void {
   KL_CACHE.clear();

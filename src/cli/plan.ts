@@ -3,7 +3,7 @@
 // with the least damage (src/budget), beside the nearest llama.cpp presets (size,
 // predicted and measured KL), bits per layer, and the llama-quantize command that makes
 // the same file. `quantlab quantize FILE... -o OUT.gguf --plan PLAN.json` writes it.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { readImatrix } from '../engine/imatrix.ts';
 import { FormatError } from '../formats/errors.ts';
 import { fileSource } from '../formats/node-source.ts';
@@ -14,10 +14,11 @@ import {
 import { openBudgetSession, planForTarget, planReport, type BudgetSession, type PlanReport } from '../budget/session.ts';
 import { type Command, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
+import { exportKlCache, importKlCache } from '../budget/sensitivity.ts';
 import { toJson } from './json.ts';
 
 const USAGE =
-  'quantlab plan FILE... (--target-size SIZE | --target-bpw BPW) [--imatrix FILE] [--damage kl|error] [-o PLAN.json] [--json]';
+  'quantlab plan FILE... (--target-size SIZE | --target-bpw BPW) [--imatrix FILE] [--damage kl|error] [--scan-cache FILE] [-o PLAN.json] [--json]';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -29,6 +30,7 @@ export const planCommand: Command = {
       'target-bpw': { type: 'string' },
       imatrix: { type: 'string' },
       damage: { type: 'string' },
+      'scan-cache': { type: 'string' },
       output: { type: 'string', short: 'o' },
       json: { type: 'boolean' },
     });
@@ -38,11 +40,24 @@ export const planCommand: Command = {
     }
     const model = await loadModel(await openFiles(positionals));
     const imatrix = values.imatrix === undefined ? undefined : await openImatrix(values.imatrix);
+    const cacheFile = values['scan-cache'];
+    // The scan's results (KL and error per tensor and type) from an earlier run, and saved after this one.
+    if (cacheFile !== undefined) {
+      const text = await readFile(cacheFile, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)));
+      if (text !== null) {
+        try {
+          importKlCache(JSON.parse(text));
+        } catch (e) {
+          throw new FormatError(cacheFile, 0, `the scan cache is not JSON (${(e as Error).message})`);
+        }
+      }
+    }
     const session = await openBudgetSession(model, {
       imatrix,
       damage: values.damage as 'kl' | 'error' | undefined,
       onProgress: progressLine(io),
     });
+    if (cacheFile !== undefined) await writeFile(cacheFile, `${JSON.stringify(exportKlCache(model))}\n`);
     const plan = planForTarget(session, target);
     const report = await planReport(session, plan);
     const name = positionals[0].split('/').pop()!;
