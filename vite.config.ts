@@ -29,13 +29,23 @@ export const CONTENT_SECURITY_POLICY =
   "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
   "connect-src 'self' blob: data:; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'none'";
 
+/** The policy as index.html's <meta> (the page, also in dev) and as a header from `vite preview`. */
+function contentSecurityPolicy(): Plugin {
+  return {
+    name: 'quantlab-content-security-policy',
+    transformIndexHtml: () => [
+      { tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: CONTENT_SECURITY_POLICY }, injectTo: 'head-prepend' },
+    ],
+  };
+}
+
 export default defineConfig({
-  plugins: [fastCodecsWasm(), react()],
+  plugins: [fastCodecsWasm(), contentSecurityPolicy(), react()],
   // Relative asset paths: the built app works from any folder or file server.
   base: './',
   worker: { format: 'es' },
   server: { host: '127.0.0.1' },
-  // The same policy as index.html's <meta>, as a header: a worker's script takes its policy
+  // The same policy as a header: a worker's script takes its policy
   // from its own response, not from the page, so only a header covers the engine worker.
   // Static hosts should send it too (README, "Privacy").
   preview: { headers: { 'Content-Security-Policy': CONTENT_SECURITY_POLICY } },
