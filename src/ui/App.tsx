@@ -97,7 +97,7 @@ export function App() {
               {tab === 'Whole model' && <WholeModelTab />}
               {tab === 'Quantized matmul' && <MatmulTab />}
               {tab === 'Model output' && <ModelOutputTab architecture={model.architecture} />}
-              {tab === 'Budget' && <BudgetTab />}
+              {tab === 'Budget' && <BudgetTab key={model.files.map((f) => `${f.name}:${f.size}`).join(',')} />}
             </>
           ) : (
             <div className="panel empty">Load a model to see its tensors, then compare quantization types on any of them.</div>
