@@ -89,12 +89,14 @@ describe.each(['stories260K', 'synthetic'])('budget plans on %s', (name) => {
     expect(better).toBeGreaterThanOrEqual(1);
   });
 
-  it('the plan file is exactly the predicted size, and llama.cpp given the --tensor-type arguments writes the same bytes', async () => {
+  it.each([['Q3_K_M', 1], ['F16', 1.6]])('at %s\'s size x %s the plan file is exactly the predicted size, and llama.cpp given the --tensor-type arguments writes the same bytes', async (preset, factor) => {
     const s = sessions.get(name)!;
-    const q3 = presetPoints(s).find((x) => x.preset === 'Q3_K_M')!;
-    const plan = planForTarget(s, { bytes: q3.bytes });
-    const ours = await writePlan(s, plan, join(dir, `${name}-plan.gguf`));
-    const reread = await open(join(dir, `${name}-plan.gguf`));
+    const bytes = Math.floor(presetPoints(s).find((x) => x.preset === preset)!.bytes * factor);
+    const plan = planForTarget(s, { bytes });
+    if (factor > 1) expect(new Set(plan.tensors.map((t) => t.type))).toEqual(new Set(['f32', 'f16'])); // kept f32 (copied) and f16
+    const file = join(dir, `${name}-${preset}-plan.gguf`);
+    const ours = await writePlan(s, plan, file);
+    const reread = await open(file);
     for (const t of plan.tensors) expect(reread.tensors.find((x) => x.name === t.name)!.dtype).toBe(t.type);
     // The arguments as printed (JSON), through llama_model_quantize.
     const args = planToJson(name, plan, s.kind).tensor_type_args;
@@ -105,7 +107,7 @@ describe.each(['stories260K', 'synthetic'])('budget plans on %s', (name) => {
       overrides.push({ pattern: args[i + 1].slice(0, sep).toLowerCase(), type: args[i + 1].slice(sep + 1) });
     }
     expect(overrides.length).toBe(new Set(plan.tensors.map((t) => t.type)).size);
-    const theirsPath = join(dir, `${name}-plan.llama.gguf`);
+    const theirsPath = join(dir, `${name}-${preset}-plan.llama.gguf`);
     llamaQuantize(name === 'synthetic' ? synthetic : STORIES, theirsPath, plan.base, { overrides });
     expect(readFileSync(theirsPath).equals(ours)).toBe(true);
   });
