@@ -25,6 +25,12 @@ const PARTS_PER_THREAD = 4;
  * ... in WebAssembly) stay in this thread, and no worker is started for them.
  */
 const INLINE_ELEMENTS_PER_MS = 100_000;
+/**
+ * Parts of a type this thread times before any worker is started for it: the first runs
+ * WebAssembly's baseline code (Liftoff: Q8_0 at a fifth of its speed), the second the
+ * optimized code, so a type fast enough to stay here never starts the workers at all.
+ */
+const TIMED_PARTS = 2;
 
 /**
  * tsx's ESM API (the `import` target of its "./esm/api" export), which the workers use to
@@ -45,6 +51,8 @@ export class WorkerPool implements TensorQuantizer {
   private nextId = 0;
   /** Values per millisecond this thread quantized each type at, from its first part. */
   private readonly rates = new Map<string, number>();
+  /** Parts of each type this thread has timed. */
+  private readonly timed = new Map<string, number>();
   /** Resolves when the worker has answered once (is loaded). */
   private readonly loaded = new Map<Worker, Promise<unknown>>();
 
@@ -76,12 +84,13 @@ export class WorkerPool implements TensorQuantizer {
     const parts = splitJob(job, this.threads * PARTS_PER_THREAD, Math.ceil(minRows / PARTS_PER_THREAD));
     const results: QuantizeResult[] = new Array(parts.length);
     let next = 0;
-    if (!this.rates.has(job.type)) {
-      // The first part of a type is timed here, before any worker is involved.
+    // A type's first parts are timed here, before any worker is involved.
+    const fast = () => (this.rates.get(job.type) ?? 0) >= INLINE_ELEMENTS_PER_MS;
+    while (next < parts.length && !fast() && (this.timed.get(job.type) ?? 0) < TIMED_PARTS) {
       results[next] = this.quantizeTimed(parts[next]);
       next++;
     }
-    if (this.rates.get(job.type)! >= INLINE_ELEMENTS_PER_MS) {
+    if (fast() || next === parts.length) {
       for (; next < parts.length; next++) results[next] = quantizeRows(parts[next]);
       return joinResults(results);
     }
@@ -120,6 +129,7 @@ export class WorkerPool implements TensorQuantizer {
     const result = quantizeRows(part);
     const rate = part.data.length / Math.max(performance.now() - t0, 1e-3);
     this.rates.set(part.type, Math.max(rate, this.rates.get(part.type) ?? 0));
+    this.timed.set(part.type, (this.timed.get(part.type) ?? 0) + 1);
     return result;
   }
 

@@ -14,6 +14,16 @@ function aligned(bytes: Uint8Array): ArrayBuffer {
   return bytes.slice().buffer;
 }
 
+/**
+ * The bytes' buffer when they fill it from its start (a read into a buffer of its own, as
+ * Node's and Blob sources give): viewed as it is, not copied. A view of a bigger buffer (an
+ * in-memory file) is copied, so the values never alias the file.
+ */
+function ownedBuffer(bytes: Uint8Array): ArrayBuffer | null {
+  assertLittleEndianHost();
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes.buffer : null;
+}
+
 function fromTable(table: Float32Array): F32Decoder {
   return (bytes, count) => {
     const out = new Float32Array(count);
@@ -80,7 +90,7 @@ function viaHalf(decodeBits: (h: number) => number): F32Decoder {
 
 /** Decoders by safetensors dtype name. */
 export const F32_DECODERS: ReadonlyMap<string, F32Decoder> = new Map<string, F32Decoder>([
-  ['F32', (bytes, count) => new Float32Array(aligned(bytes), 0, count)],
+  ['F32', (bytes, count) => new Float32Array(ownedBuffer(bytes) ?? aligned(bytes), 0, count)],
   ['F64', viaTyped((b, n) => new Float64Array(b, 0, n))],
   ['F16', viaHalf(f16BitsToF32)],
   ['BF16', viaHalf(bf16BitsToF32)],
