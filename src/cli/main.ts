@@ -11,8 +11,9 @@ import { evalCommand } from './eval.ts';
 import { inspectCommand } from './inspect.ts';
 import { quantizeCommand } from './quantize.ts';
 import { planCommand } from './plan.ts';
+import { calibrateCommand } from './calibrate.ts';
 
-export const COMMANDS: readonly Command[] = [inspectCommand, quantizeCommand, compareCommand, evalCommand, planCommand];
+export const COMMANDS: readonly Command[] = [inspectCommand, quantizeCommand, compareCommand, evalCommand, planCommand, calibrateCommand];
 
 const processIO: CliIO = {
   stdout: (text) => process.stdout.write(text),

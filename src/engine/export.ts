@@ -187,6 +187,7 @@ export function planExport(source: ExportSource, request: ExportRequest): Export
     const ne = ggmlDims(src.ne);
     return { ...plan, source: src, ne, importance: importanceFor(plan, src, request.imatrix?.matrix), nbytes: 0 };
   });
+  if (request.imatrix) checkImatrixNames(tensors, request.imatrix);
   const extraKeys = request.imatrix ? imatrixKeys(request.imatrix.matrix, request.imatrix.fileArgument) : [];
   const layout = planGguf({
     metadata: quantizedMetadata(source.metadata, fileType, extraKeys),
@@ -246,6 +247,20 @@ function importanceFor(plan: TensorPlan, tensor: ExportSourceTensor, imatrix: Im
     throw new Error(`Missing importance matrix for tensor ${plan.name} in a very low-bit quantization`);
   }
   return values ?? null;
+}
+
+/**
+ * An imatrix none of whose entries names a tensor being converted was made for another
+ * model (or another naming: HF names instead of llama.cpp's). llama-quantize would go on
+ * without importance, warning once per tensor; we refuse, as that file cannot be what
+ * was meant. (A partial match is fine: llama-imatrix skips output.weight, for one.)
+ */
+function checkImatrixNames(tensors: readonly ExportTensor[], imatrix: NonNullable<ExportRequest['imatrix']>): void {
+  const converted = tensors.filter((t) => t.converted);
+  const entries = imatrix.matrix.entries;
+  if (converted.length === 0 || entries.size === 0 || converted.some((t) => entries.has(t.name))) return;
+  const first = entries.keys().next().value;
+  throw new Error(`${imatrix.fileArgument}: none of its ${entries.size} entries names a tensor this model quantizes (first: ${first}; this model has e.g. ${converted[0].name}): was it computed for another model?`);
 }
 
 // ---- the header --------------------------------------------------------------------------

@@ -1,0 +1,136 @@
+// Calibration passes: the forward pass (model/llama.ts) over a text, cut into chunks as
+// llama.cpp's llama-imatrix cuts it (tools/imatrix/imatrix.cpp compute_imatrix, pinned
+// source /tmp/llamacpp): the text tokenized with BOS, n_chunk = floor(tokens / chunk)
+// chunks of `chunk` tokens (the rest dropped), at least two of them ("you need at least
+// 2*n_ctx tokens"), each run from an empty KV cache with its first token replaced by BOS.
+// Every matrix product of a `blk.*` weight is shown to a hook with its input rows, under
+// the weight's llama.cpp (GGUF) name, which is what llama-imatrix's collect_imatrix sees
+// (src0->name; it skips products of fewer than 16 rows and output.weight by default).
+import type { ModelIndex } from '../formats/model.ts';
+import { cpuLinear, llamaConfig, LlamaModel, type LlamaConfig, type WeightProvider } from '../model/llama.ts';
+import { modelTokenizer } from '../model/eval.ts';
+import { mapProvider, readLlamaWeights } from '../model/weights.ts';
+
+/** llama-imatrix's default context (common_params n_ctx for the tool). */
+export const IMATRIX_DEFAULT_CHUNK = 512;
+/** collect_imatrix ignores products with fewer input rows ("why are small batches ignored (<16 tokens)?"). */
+export const IMATRIX_MIN_ROWS = 16;
+
+export interface CalibrationProgress {
+  done: number;
+  total: number;
+  label: string;
+}
+
+/** (weight's GGUF name, input rows x[n][cols]) for each blk.* product. */
+export type ActivationHook = (ggufName: string, x: Float32Array, n: number, cols: number) => void;
+
+export interface ChunkedText {
+  /** The chunks' tokens, BOS first in each. */
+  chunks: number[][];
+  chunk: number;
+  /** Tokens of the whole text (BOS included). */
+  textTokens: number;
+}
+
+function check(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('cancelled');
+}
+
+/**
+ * The chunk length used when none is given: llama-imatrix's 512, made smaller (a power of
+ * two, at least 16) when the text or the model's context cannot hold two such chunks.
+ */
+export function defaultChunk(textTokens: number, contextLength: number): number {
+  let c = IMATRIX_DEFAULT_CHUNK;
+  while (c > IMATRIX_MIN_ROWS && (c > contextLength || 2 * c > textTokens)) c /= 2;
+  return c;
+}
+
+/** compute_imatrix's chunking of the tokenized text. */
+export function chunkTokens(tokens: readonly number[], chunk: number, bosId: number | null, addBos: boolean): ChunkedText {
+  if (!Number.isInteger(chunk) || chunk < IMATRIX_MIN_ROWS) {
+    throw new Error(`the chunk must be a whole number of at least ${IMATRIX_MIN_ROWS} tokens (llama-imatrix skips smaller batches), not ${chunk}`);
+  }
+  if (tokens.length < 2 * chunk) {
+    throw new Error(`the text has ${tokens.length} tokens; chunks of ${chunk} need at least ${2 * chunk} (llama-imatrix's rule: two chunks); give a longer text or a smaller --chunk`);
+  }
+  const n = Math.floor(tokens.length / chunk);
+  const chunks: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const c = tokens.slice(i * chunk, (i + 1) * chunk);
+    if (addBos && bosId !== null) c[0] = bosId;
+    chunks.push(c);
+  }
+  return { chunks, chunk, textTokens: tokens.length };
+}
+
+export interface CalibrationModel {
+  config: LlamaConfig;
+  /** f32 weights by name in the files. */
+  weights: Map<string, Float32Array>;
+  /** The file name of each GGUF name (identity for a GGUF). */
+  fileName: (ggufName: string) => string;
+  tokenize: (text: string) => number[];
+  bosId: number | null;
+  addBos: boolean;
+}
+
+/** Reads what calibration needs: config, f32 weights, tokenizer. */
+export async function openCalibrationModel(model: ModelIndex): Promise<CalibrationModel> {
+  const config = llamaConfig(model);
+  const tokenizer = await modelTokenizer(model);
+  const weights = await readLlamaWeights(model, config);
+  return {
+    config,
+    weights,
+    fileName: (g) => {
+      const f = config.ggufNames.get(g);
+      if (!f) throw new Error(`no tensor '${g}' in the model`);
+      return f;
+    },
+    tokenize: (text) => {
+      const t = tokenizer.encode(text);
+      if (t.some((id) => id >= config.nVocab)) throw new Error(`the tokenizer gives ids beyond the model's ${config.nVocab} embeddings`);
+      return t;
+    },
+    bosId: tokenizer.vocab.bosId,
+    addBos: tokenizer.vocab.addBos,
+  };
+}
+
+/** The blk.* weights (GGUF names) whose products a calibration pass sees, in forward order. */
+export function linearWeightNames(config: LlamaConfig): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < config.nLayer; i++) {
+    for (const w of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down']) out.push(`blk.${i}.${w}.weight`);
+  }
+  return out;
+}
+
+/**
+ * Runs the model over each chunk and shows every blk.* product's input to `hook` (by GGUF
+ * name). `weights` overrides the model's (a quantized variant); default: the model's.
+ */
+export async function runCalibration(
+  cm: CalibrationModel,
+  chunks: readonly number[][],
+  hook: ActivationHook,
+  options: { weights?: WeightProvider; signal?: AbortSignal; onChunk?: (done: number, total: number) => void } = {},
+): Promise<void> {
+  const provider = options.weights ?? mapProvider(cm.weights);
+  const byFile = new Map<string, string>();
+  for (const [g, f] of cm.config.ggufNames) byFile.set(f, g);
+  const base = cpuLinear(provider);
+  const linear = (name: string, x: Float32Array, n: number, rows: number, cols: number) => {
+    const g = byFile.get(name);
+    if (g !== undefined && g.startsWith('blk.') && n >= IMATRIX_MIN_ROWS) hook(g, x, n, cols);
+    return base(name, x, n, rows, cols);
+  };
+  const model = new LlamaModel(cm.config, provider, linear);
+  for (const [i, c] of chunks.entries()) {
+    check(options.signal);
+    await model.forward(c, model.newCache(c.length));
+    options.onChunk?.(i + 1, chunks.length);
+  }
+}
