@@ -10,6 +10,13 @@ test('the Budget tab plans the sample at the size of Q4_K_M: fits, measures belo
   await app.loadSample();
   await page.getByRole('tab', { name: 'Budget' }).click();
   const panel = page.getByRole('region', { name: 'Budget' });
+  // Cancel stops the scan: no result, the reason shown, and it can start again.
+  await panel.getByRole('button', { name: 'Scan sensitivity' }).click();
+  const progress = panel.getByLabel('Budget progress');
+  await expect(progress.locator('progress')).toHaveAttribute('value', /^[1-9]/);
+  await progress.getByRole('button', { name: 'Cancel' }).click();
+  await expect(panel.getByRole('alert')).toContainText('cancelled');
+  await expect(panel.getByTestId('budget-scan')).toHaveCount(0);
   await panel.getByRole('button', { name: 'Scan sensitivity' }).click();
   await expect(panel.getByLabel('Budget progress')).toBeVisible();
   await expect(panel.getByTestId('budget-scan')).toHaveAttribute('data-kind', 'kl', { timeout: 170_000 });
