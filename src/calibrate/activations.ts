@@ -134,3 +134,56 @@ export async function runCalibration(
     options.onChunk?.(i + 1, chunks.length);
   }
 }
+
+export interface LayerInputs {
+  /** Input rows, one after another (n x cols). */
+  x: Float32Array;
+  n: number;
+  cols: number;
+}
+
+/**
+ * Every blk.* weight's input rows over a text (chunked as above), by GGUF name; `only`
+ * keeps those names alone.
+ */
+export async function collectInputs(
+  cm: CalibrationModel,
+  text: string,
+  chunk: number,
+  options: { only?: ReadonlySet<string>; signal?: AbortSignal; onChunk?: (done: number, total: number) => void } = {},
+): Promise<Map<string, LayerInputs>> {
+  const { chunks } = chunkTokens(cm.tokenize(text), chunk, cm.bosId, cm.addBos);
+  const parts = new Map<string, Float32Array[]>();
+  await runCalibration(
+    cm,
+    chunks,
+    (name, x) => {
+      if (options.only && !options.only.has(name)) return;
+      const list = parts.get(name) ?? [];
+      list.push(x.slice());
+      parts.set(name, list);
+    },
+    { signal: options.signal, onChunk: options.onChunk },
+  );
+  const out = new Map<string, LayerInputs>();
+  for (const [name, list] of parts) {
+    const total = list.reduce((s, p) => s + p.length, 0);
+    const x = new Float32Array(total);
+    let at = 0;
+    for (const p of list) {
+      x.set(p, at);
+      at += p.length;
+    }
+    const cols = cm.config.names.layers.length > 0 ? colsOf(cm, name) : 0;
+    out.set(name, { x, n: total / cols, cols });
+  }
+  return out;
+}
+
+/** Input columns of a weight (its row length). */
+function colsOf(cm: CalibrationModel, ggufName: string): number {
+  const w = cm.weights.get(cm.fileName(ggufName));
+  if (!w) throw new Error(`no weights for '${ggufName}'`);
+  const c = cm.config;
+  return ggufName.endsWith('ffn_down.weight') ? c.nFf : ggufName.endsWith('attn_output.weight') ? c.nHead * c.headDim : c.nEmbd;
+}

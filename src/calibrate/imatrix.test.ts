@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CALIBRATION_TEXT } from '../budget/calibration-text.ts';
+import { CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from '../calibrate/calibration-text.ts';
 import { readImatrix } from '../engine/imatrix.ts';
 import { metadataToObject } from '../formats/gguf/metadata.ts';
 import { readGguf } from '../formats/gguf/read.ts';
@@ -115,9 +115,9 @@ describe('quantlab calibrate (llama-imatrix)', () => {
   });
 
   it('refuses: a text too short for two chunks, a small --chunk, no -o; quantize refuses an imatrix of the wrong sizes or of another model', async () => {
-    const short = await runInProcess(['calibrate', STORIES, '--chunk', '128', '-o', join(dir, 'x.gguf')]);
+    const short = await runInProcess(['calibrate', STORIES, '--chunk', '1024', '-o', join(dir, 'x.gguf')]);
     expect(short.code).toBe(1);
-    expect(short.stderr).toMatch(/the text has \d+ tokens; chunks of 128 need at least 256/);
+    expect(short.stderr).toMatch(/the text has \d+ tokens; chunks of 1024 need at least 2048/);
     expect((await runInProcess(['calibrate', STORIES, '--chunk', '8', '-o', join(dir, 'x.gguf')])).stderr).toMatch(/--chunk must be a whole number of at least 16/);
     expect((await runInProcess(['calibrate', STORIES])).stderr).toMatch(/-o IMATRIX.gguf is required/);
 

@@ -7,7 +7,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
 import { loadModel } from '../formats/model.ts';
-import { CALIBRATION_TEXT } from '../budget/calibration-text.ts';
+import { CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from '../calibrate/calibration-text.ts';
 import { defaultChunk, openCalibrationModel } from '../calibrate/activations.ts';
 import { computeImatrix, imatrixGgufBytes } from '../calibrate/imatrix.ts';
 import { type Command, parseCommandLine, UsageError } from './command.ts';

@@ -1,0 +1,129 @@
+// The quantization grids GPTQ, AWQ and round-to-nearest are compared on: per output row
+// and group of input columns, a (scale, zero) found from the group's current values, and
+// x -> its dequantized grid value. Scalar f64 code (house rule 3), row-major weights.
+// - 'int': GPTQ's Quantizer (IST-DASLab/gptq quant.py, find_params with perchannel and
+//   weight=True; quantize): asym, xmin = min(min, 0), xmax = max(max, 0) (both 0 -> [-1, 1]),
+//   scale = (xmax - xmin) / maxq, zero = round(-xmin / scale), maxq = 2^bits - 1,
+//   q = clamp(round(x / scale) + zero, 0, maxq), value = scale * (q - zero). Scales stay f32
+//   here (our INT4 codec stores them as f16: src/quant/codecs/intn.ts).
+// - 'q4_0': ggml's Q4_0 block of 32 (quantize_row_q4_0_ref): d = (the value of largest
+//   magnitude) / -8, codes min(15, trunc(x / d + 8.5)) with the f32 d, value = (q - 8) * f16(d).
+//   GPTQ into this grid gives weights Q4_0 blocks hold exactly.
+// A last group shorter than `group` (a row length it does not divide, as stories260K's 172)
+// is a group of its own, as GPTQ's column groups are.
+import { f16BitsToF32, f32ToF16Bits } from '../formats/float16.ts';
+
+export type Grid = { kind: 'int'; bits: number; group: number } | { kind: 'q4_0' };
+
+export const Q4_0_GROUP = 32;
+
+export function gridGroup(grid: Grid): number {
+  return grid.kind === 'q4_0' ? Q4_0_GROUP : grid.group;
+}
+
+export function gridLabel(grid: Grid): string {
+  return grid.kind === 'q4_0' ? 'q4_0' : `int${grid.bits}_g${grid.group}`;
+}
+
+/** torch.round: half to even. */
+function roundEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export interface GroupParams {
+  scale: number;
+  zero: number;
+}
+
+/** The grid's params for the values v[from..to) (one row's group). */
+export function groupParams(grid: Grid, v: ArrayLike<number>, from: number, to: number): GroupParams {
+  if (grid.kind === 'q4_0') {
+    let amax = 0;
+    let max = 0;
+    for (let i = from; i < to; i++) {
+      const a = Math.abs(v[i]);
+      if (a > amax) {
+        amax = a;
+        max = v[i];
+      }
+    }
+    return { scale: Math.fround(max / -8), zero: 8 };
+  }
+  let lo = 0;
+  let hi = 0;
+  for (let i = from; i < to; i++) {
+    if (v[i] < lo) lo = v[i];
+    if (v[i] > hi) hi = v[i];
+  }
+  if (lo === 0 && hi === 0) {
+    lo = -1;
+    hi = 1;
+  }
+  const maxq = 2 ** grid.bits - 1;
+  const scale = Math.fround((hi - lo) / maxq);
+  return { scale, zero: roundEven(-lo / scale) };
+}
+
+/** x's value on the grid. */
+export function quantizeValue(grid: Grid, x: number, p: GroupParams): number {
+  if (grid.kind === 'q4_0') {
+    const d = p.scale;
+    const id = d !== 0 ? 1 / d : 0;
+    const q = Math.max(0, Math.min(15, Math.trunc(x * id + 8.5)));
+    return (q - 8) * f16BitsToF32(f32ToF16Bits(d));
+  }
+  const maxq = 2 ** grid.bits - 1;
+  const q = Math.max(0, Math.min(maxq, roundEven(x / p.scale) + p.zero));
+  return p.scale * (q - p.zero);
+}
+
+/** Round-to-nearest: each row's groups quantized on their own values. */
+export function quantizeRtn(w: ArrayLike<number>, rows: number, cols: number, grid: Grid): Float64Array {
+  const g = gridGroup(grid);
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let c0 = 0; c0 < cols; c0 += g) {
+      const c1 = Math.min(c0 + g, cols);
+      const p = groupParams(grid, w, o + c0, o + c1);
+      for (let c = c0; c < c1; c++) out[o + c] = quantizeValue(grid, w[o + c], p);
+    }
+  }
+  return out;
+}
+
+/** G = XᵀX (cols x cols, f64) of n input rows. */
+export function gram(x: ArrayLike<number>, n: number, cols: number): Float64Array {
+  const g = new Float64Array(cols * cols);
+  for (let t = 0; t < n; t++) {
+    const o = t * cols;
+    for (let i = 0; i < cols; i++) {
+      const xi = x[o + i];
+      if (xi === 0) continue;
+      const gi = i * cols;
+      for (let j = i; j < cols; j++) g[gi + j] += xi * x[o + j];
+    }
+  }
+  for (let i = 0; i < cols; i++) for (let j = 0; j < i; j++) g[i * cols + j] = g[j * cols + i];
+  return g;
+}
+
+/**
+ * Layer output MSE: ||X Wᵀ − X Ŵᵀ||² / (n · rows), from G = XᵀX: Σ_r Δ_r G Δ_rᵀ / (n · rows).
+ */
+export function outputMse(w: ArrayLike<number>, wq: ArrayLike<number>, rows: number, cols: number, g: Float64Array, n: number): number {
+  const d = new Float64Array(cols);
+  let total = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) d[c] = w[r * cols + c] - wq[r * cols + c];
+    for (let i = 0; i < cols; i++) {
+      if (d[i] === 0) continue;
+      let s = 0;
+      const gi = i * cols;
+      for (let j = 0; j < cols; j++) s += g[gi + j] * d[j];
+      total += d[i] * s;
+    }
+  }
+  return total / (n * rows);
+}
