@@ -3,6 +3,8 @@
 // every blk.* weight accumulated as llama.cpp's llama-imatrix does, written as its GGUF
 // imatrix (src/calibrate/imatrix.ts), which `quantlab quantize --imatrix` and
 // llama-quantize read.
+// `--compare [--held-out FILE] [--group N]` (with or without -o): per-layer output MSE on
+// held-out text of RTN, Q4_K, Q4_K + imatrix, AWQ and GPTQ at ~4 bits (src/calibrate/compare.ts).
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
@@ -10,6 +12,7 @@ import { loadModel } from '../formats/model.ts';
 import { CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from '../calibrate/calibration-text.ts';
 import { defaultChunk, openCalibrationModel } from '../calibrate/activations.ts';
 import { computeImatrix, imatrixGgufBytes } from '../calibrate/imatrix.ts';
+import { CALIBRATION_METHODS, compareCalibration, METHOD_LABELS, type CalibrationComparison } from '../calibrate/compare.ts';
 import { type Command, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
@@ -39,30 +42,43 @@ export function parseChunk(value: string | undefined): number | undefined {
 export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: "run a calibration text through the model and write llama-imatrix's importance matrix (GGUF)",
-  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] -o IMATRIX.gguf [--json]',
+  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] (-o IMATRIX.gguf | --compare [--held-out FILE] [--group 32|64|128]) [--json]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
       text: { type: 'string' },
       chunk: { type: 'string' },
       output: { type: 'string', short: 'o' },
       json: { type: 'boolean' },
+      compare: { type: 'boolean' },
+      'held-out': { type: 'string' },
+      group: { type: 'string' },
     });
-    if (values.output === undefined) throw new UsageError('-o IMATRIX.gguf is required');
-    if (positionals.some((p) => resolve(p) === resolve(values.output!))) throw new UsageError('the output file is one of the inputs');
+    if (values.output === undefined && !values.compare) throw new UsageError('-o IMATRIX.gguf is required (or --compare)');
+    if (!values.compare && (values['held-out'] !== undefined || values.group !== undefined)) throw new UsageError('--held-out and --group go with --compare');
+    if (values.output !== undefined && positionals.some((p) => resolve(p) === resolve(values.output!))) throw new UsageError('the output file is one of the inputs');
+    const group = values.group === undefined ? undefined : Number(values.group);
+    if (group !== undefined && ![32, 64, 128].includes(group)) throw new UsageError(`--group must be 32, 64 or 128, not '${values.group}'`);
     const chunkArg = parseChunk(values.chunk);
     const text = values.text === undefined ? CALIBRATION_TEXT : await readTextFile(values.text);
+    const heldOut = values['held-out'] === undefined ? undefined : await readTextFile(values['held-out']);
     const model = await loadModel(await openFiles(positionals));
     const cm = await openCalibrationModel(model);
     const tokens = cm.tokenize(text).length;
     const chunk = chunkArg ?? defaultChunk(tokens, cm.config.contextLength);
+    const output = values.output;
+    if (values.compare) {
+      const r = await compareCalibration(cm, { calibrationText: text, heldOutText: heldOut, chunk, group });
+      io.stdout(values.json ? `${toJson(comparisonJson(r))}\n` : comparisonText(r));
+    }
+    if (output === undefined) return 0;
     const t0 = performance.now();
     const stats = await computeImatrix(cm, { text, chunk, dataset: values.text ?? BUILTIN_DATASET });
     const bytes = await imatrixGgufBytes(stats);
-    const part = `${values.output}.part`;
+    const part = `${output}.part`;
     await writeFile(part, bytes);
-    await rename(part, values.output);
+    await rename(part, output);
     const seconds = (performance.now() - t0) / 1000;
-    if (values.json) {
+    if (values.json && !values.compare) {
       io.stdout(`${toJson({
         output: values.output,
         bytes: bytes.length,
@@ -72,7 +88,7 @@ export const calibrateCommand: Command = {
         chunk_count: stats.chunkCount,
         entries: [...stats.sums.keys()].sort().map((name) => ({ name, columns: stats.sums.get(name)!.length, count: stats.counts.get(name)! })),
       })}\n`);
-    } else {
+    } else if (!values.json) {
       io.stdout(
         `${stats.datasets[0]}: ${stats.textTokens} tokens, ${stats.chunkCount} chunks of ${stats.chunkSize} (${seconds.toFixed(1)} s)\n` +
           `${values.output}: ${bytes.length} bytes, ${stats.sums.size} entries\n`,
@@ -81,3 +97,28 @@ export const calibrateCommand: Command = {
     return 0;
   },
 };
+
+/** The `calibrate --compare --json` shape. */
+export function comparisonJson(r: CalibrationComparison) {
+  return {
+    calibration: r.calibration,
+    held_out: r.heldOut,
+    group: r.group,
+    methods: CALIBRATION_METHODS.map((m) => ({ method: m, label: METHOD_LABELS[m], bpw: r.bpw[m], total_mse: r.totals[m] })),
+    layers: r.layers.map((l) => ({ name: l.name, rows: l.rows, cols: l.cols, awq_alpha: l.awqAlpha, mse: l.mse })),
+  };
+}
+
+function comparisonText(r: CalibrationComparison): string {
+  const head =
+    `calibration: ${r.calibration.tokens} tokens, ${r.calibration.chunks} chunks of ${r.calibration.chunk}; ` +
+    `held-out: ${r.heldOut.tokens} tokens (${r.heldOut.rows} input rows per layer); INT4 groups of ${r.group}\n` +
+    `layer output MSE ||XW^T - XQ(W)^T||^2 / (rows * tokens) on the held-out text\n\n`;
+  const cols = ['tensor', ...CALIBRATION_METHODS.map((m) => METHOD_LABELS[m]), 'awq_alpha'];
+  const rows = r.layers.map((l) => [l.name, ...CALIBRATION_METHODS.map((m) => l.mse[m].toExponential(3)), l.awqAlpha.toFixed(2)]);
+  rows.push(['total', ...CALIBRATION_METHODS.map((m) => r.totals[m].toExponential(4)), '']);
+  rows.push(['bpw', ...CALIBRATION_METHODS.map((m) => r.bpw[m].toFixed(3)), '']);
+  const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((x) => x[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return `${head}${[line(cols), ...rows.map(line)].join('\n')}\n`;
+}

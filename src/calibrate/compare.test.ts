@@ -1,0 +1,38 @@
+// `quantlab calibrate --compare`: every method's per-layer held-out output MSE is finite
+// and positive, GPTQ's and AWQ's totals are below RTN's on the same grid, the imatrix
+// lowers Q4_K's total; the JSON matches the table's totals.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FIXTURE_MODELS } from '../formats/testing.ts';
+import { runInProcess } from '../cli/testing.ts';
+import { CALIBRATION_METHODS } from './compare.ts';
+
+const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
+
+describe('quantlab calibrate --compare', () => {
+  it('stories260K, INT4 g32: 35 layers, finite figures; GPTQ < RTN, AWQ <= RTN, Q4_K + imatrix < Q4_K in total', async () => {
+    const r = await runInProcess(['calibrate', STORIES, '--compare', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as {
+      calibration: { tokens: number; chunk: number; chunks: number };
+      held_out: { tokens: number; rows: number };
+      methods: { method: string; total_mse: number; bpw: number }[];
+      layers: { name: string; mse: Record<string, number>; awq_alpha: number }[];
+    };
+    expect(j.layers).toHaveLength(35);
+    expect(j.calibration.chunks).toBeGreaterThanOrEqual(2);
+    expect(j.held_out.rows).toBeGreaterThanOrEqual(128);
+    for (const l of j.layers) for (const m of CALIBRATION_METHODS) expect(Number.isFinite(l.mse[m]) && l.mse[m] > 0, `${l.name} ${m}`).toBe(true);
+    const total = Object.fromEntries(j.methods.map((m) => [m.method, m.total_mse]));
+    for (const m of CALIBRATION_METHODS) expect(total[m]).toBeCloseTo(j.layers.reduce((s, l) => s + l.mse[m], 0), 12);
+    expect(total.gptq).toBeLessThan(total.rtn);
+    expect(total.awq).toBeLessThanOrEqual(total.rtn);
+    expect(total.q4_K_imatrix).toBeLessThan(total.q4_K);
+
+    const text = await runInProcess(['calibrate', STORIES, '--compare', '--group', '128']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/INT4 groups of 128/);
+    expect(text.stdout).toMatch(/^total\s+\d/m);
+    expect((await runInProcess(['calibrate', STORIES, '--compare', '--group', '48'])).stderr).toMatch(/--group must be 32, 64 or 128/);
+  });
+});

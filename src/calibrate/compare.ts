@@ -1,0 +1,146 @@
+// What calibration buys, layer by layer: every blk.* weight of a Llama quantized at ~4 bits
+// by round-to-nearest, by Q4_K without and with an importance matrix (llama-imatrix's, from
+// the calibration text: imatrix.ts), by AWQ and by GPTQ (both from the calibration text's
+// inputs), each scored by its layer output MSE ||XWᵀ − XŴᵀ||² / (n · rows) on held-out text
+// (X: the layer's inputs in the F32 model over a different text, the eval text by default).
+// RTN, AWQ and GPTQ share GPTQ's asym INT4 grid in groups of `group` columns (grid.ts);
+// Q4_K is ggml's (the reference codec, quant/types.ts), its rows zero-padded to its 256-value
+// super-blocks where they are shorter (stories260K's 64 and 172; the padded inputs are 0, so
+// the padding changes no output). Each layer is done on its own from F32 inputs (no
+// sequential quantization of earlier layers), which is what a per-layer comparison asks.
+import { quantType } from '../quant/types.ts';
+import { EVAL_TEXT } from '../model/eval-text.ts';
+import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, type CalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';
+import { awqQuantize } from './awq.ts';
+import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
+import { gram, outputMse, quantizeRtn, type Grid } from './grid.ts';
+import { gptqQuantize, hessian } from './gptq.ts';
+import { accumulateSquares } from './imatrix.ts';
+
+export const CALIBRATION_METHODS = ['rtn', 'q4_K', 'q4_K_imatrix', 'awq', 'gptq'] as const;
+export type CalibrationMethod = (typeof CALIBRATION_METHODS)[number];
+
+export const METHOD_LABELS: Readonly<Record<CalibrationMethod, string>> = {
+  rtn: 'RTN',
+  q4_K: 'Q4_K',
+  q4_K_imatrix: 'Q4_K + imatrix',
+  awq: 'AWQ',
+  gptq: 'GPTQ',
+};
+
+/** The held-out text's chunk: short, as the eval text is (~200 tokens). */
+export const HELD_OUT_CHUNK = 64;
+export const DEFAULT_GROUP = 32;
+
+export interface CompareCalibrationOptions {
+  /** Default: the built-in calibration stories. */
+  calibrationText?: string;
+  /** Default: the eval text (model/eval-text.ts). */
+  heldOutText?: string;
+  /** Calibration chunk (default as `quantlab calibrate`). */
+  chunk?: number;
+  /** INT4 group of RTN, AWQ and GPTQ (32, 64 or 128; default 32). */
+  group?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: CalibrationProgress) => void;
+}
+
+export interface LayerComparison {
+  name: string;
+  rows: number;
+  cols: number;
+  mse: Record<CalibrationMethod, number>;
+  awqAlpha: number;
+}
+
+export interface CalibrationComparison {
+  calibration: { tokens: number; chunk: number; chunks: number };
+  heldOut: { tokens: number; chunk: number; rows: number };
+  group: number;
+  /** Bits per weight of each method's storage (GPTQ's: 4-bit codes, f16 scale and 4-bit zero per group). */
+  bpw: Record<CalibrationMethod, number>;
+  layers: LayerComparison[];
+  totals: Record<CalibrationMethod, number>;
+}
+
+function check(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('cancelled');
+}
+
+/** Q4_K (ggml's codec) of rows zero-padded to 256, decoded and cut back. */
+function quantizeQ4K(w: Float32Array, rows: number, cols: number, importance: Float32Array | undefined): Float32Array {
+  const t = quantType('q4_K')!;
+  const padded = Math.ceil(cols / t.blockSize) * t.blockSize;
+  const src = new Float32Array(rows * padded);
+  for (let r = 0; r < rows; r++) src.set(w.subarray(r * cols, (r + 1) * cols), r * padded);
+  let imp: Float32Array | undefined;
+  if (importance) {
+    imp = new Float32Array(padded).fill(1);
+    imp.set(importance);
+  }
+  const dec = t.codec.decode(t.codec.encode(src, padded, imp), rows, padded);
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) out.set(dec.subarray(r * padded, r * padded + cols), r * cols);
+  return out;
+}
+
+export async function compareCalibration(cm: CalibrationModel, options: CompareCalibrationOptions = {}): Promise<CalibrationComparison> {
+  const calibText = options.calibrationText ?? CALIBRATION_STORY_TEXT;
+  const heldText = options.heldOutText ?? EVAL_TEXT;
+  const group = options.group ?? DEFAULT_GROUP;
+  if (![32, 64, 128].includes(group)) throw new Error(`the group must be 32, 64 or 128, not ${group}`);
+  const calibTokens = cm.tokenize(calibText).length;
+  const heldTokens = cm.tokenize(heldText).length;
+  const chunk = options.chunk ?? defaultChunk(calibTokens, cm.config.contextLength);
+  const calibChunks = chunkTokens(cm.tokenize(calibText), chunk, cm.bosId, cm.addBos).chunks.length;
+  const heldChunk = Math.min(HELD_OUT_CHUNK, defaultChunk(heldTokens, cm.config.contextLength));
+  const names = linearWeightNames(cm.config);
+  const total = calibChunks + Math.floor(heldTokens / heldChunk) + names.length;
+  let done = 0;
+  const tick = (label: string) => options.onProgress?.({ done: ++done, total, label });
+
+  const calib = await collectInputs(cm, calibText, chunk, { signal: options.signal, onChunk: (d, n) => tick(`calibration text: chunk ${d} of ${n}`) });
+  const held = await collectInputs(cm, heldText, heldChunk, { signal: options.signal, onChunk: (d, n) => tick(`held-out text: chunk ${d} of ${n}`) });
+  const grid: Grid = { kind: 'int', bits: 4, group };
+
+  const layers: LayerComparison[] = [];
+  for (const name of names) {
+    check(options.signal);
+    const w = cm.weights.get(cm.fileName(name))!;
+    const c = calib.get(name) as LayerInputs;
+    const t = held.get(name) as LayerInputs;
+    const cols = c.cols;
+    const rows = w.length / cols;
+    // llama-imatrix's statistics for this weight, normalized as llama-quantize does (sum / count).
+    const sums = new Float32Array(cols);
+    accumulateSquares(sums, c.x, c.n);
+    const importance = sums.map((v) => Math.fround(v / c.n));
+    const g = gram(t.x, t.n, cols);
+    const mse = (wq: ArrayLike<number>) => outputMse(w, wq, rows, cols, g, t.n);
+    const awq = awqQuantize(w, rows, cols, c.x, c.n, grid);
+    layers.push({
+      name,
+      rows,
+      cols,
+      awqAlpha: awq.alpha,
+      mse: {
+        rtn: mse(quantizeRtn(w, rows, cols, grid)),
+        q4_K: mse(quantizeQ4K(w, rows, cols, undefined)),
+        q4_K_imatrix: mse(quantizeQ4K(w, rows, cols, importance)),
+        awq: mse(awq.weights),
+        gptq: mse(gptqQuantize(w, rows, cols, hessian(c.x, c.n, cols), { grid })),
+      },
+    });
+    tick(name);
+  }
+  const totals = Object.fromEntries(CALIBRATION_METHODS.map((m) => [m, layers.reduce((s, l) => s + l.mse[m], 0)])) as Record<CalibrationMethod, number>;
+  const int4 = 4 + 20 / group;
+  return {
+    calibration: { tokens: calibTokens, chunk, chunks: calibChunks },
+    heldOut: { tokens: heldTokens, chunk: heldChunk, rows: layers.length > 0 ? held.get(names[0])!.n : 0 },
+    group,
+    bpw: { rtn: int4, q4_K: 4.5, q4_K_imatrix: 4.5, awq: int4, gptq: int4 },
+    layers,
+    totals,
+  };
+}
