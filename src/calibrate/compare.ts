@@ -17,16 +17,9 @@ import { gram, outputMse, quantizeRtn, type Grid } from './grid.ts';
 import { gptqQuantize, hessian } from './gptq.ts';
 import { accumulateSquares } from './imatrix.ts';
 
-export const CALIBRATION_METHODS = ['rtn', 'q4_K', 'q4_K_imatrix', 'awq', 'gptq'] as const;
-export type CalibrationMethod = (typeof CALIBRATION_METHODS)[number];
+import { CALIBRATION_METHODS, type CalibrationMethod } from './methods.ts';
 
-export const METHOD_LABELS: Readonly<Record<CalibrationMethod, string>> = {
-  rtn: 'RTN',
-  q4_K: 'Q4_K',
-  q4_K_imatrix: 'Q4_K + imatrix',
-  awq: 'AWQ',
-  gptq: 'GPTQ',
-};
+export { CALIBRATION_METHODS, METHOD_LABELS, type CalibrationMethod } from './methods.ts';
 
 /** The held-out text's chunk: short, as the eval text is (~200 tokens). */
 export const HELD_OUT_CHUNK = 64;

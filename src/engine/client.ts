@@ -132,6 +132,8 @@ export const engine = {
     worker.exportGguf(mode, overrides, proxy(sink), onProgress ? proxy(onProgress) : undefined),
   evalModel: (presets: string[], onProgress?: (p: Progress) => void) => worker.evalModel(presets, onProgress ? proxy(onProgress) : undefined),
   budgetScan: (onProgress?: (p: Progress) => void) => worker.budgetScan(onProgress ? proxy(onProgress) : undefined),
+  compareCalibration: (options: { calibrationText?: string; group?: number }, onProgress?: (p: Progress) => void) =>
+    worker.compareCalibration(options, onProgress ? proxy(onProgress) : undefined),
   budgetPlan: (target: BudgetTarget) => worker.budgetPlan(target),
   cancel: () => worker.cancel(),
 };

@@ -14,6 +14,8 @@ import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSp
 import type { PlanMode, TensorTypeOverride } from '../quant/presets.ts';
 import { summarizeModel } from './summary.ts';
 import { evaluateModel, type EvalOptions, type ModelEval } from '../model/eval.ts';
+import { openCalibrationModel } from '../calibrate/activations.ts';
+import { compareCalibration, type CalibrationComparison } from '../calibrate/compare.ts';
 import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
 import { llamaConfig } from '../model/llama.ts';
 import { ggufView } from '../model/weights.ts';
@@ -59,6 +61,7 @@ export class Engine {
   /** Told when the GPU goes away (device lost): the UI shows that jobs now run on the CPU. */
   private readonly gpuListeners = new Set<(status: GpuStatus) => void>();
   private evalAbort: AbortController | null = null;
+  private calibrationAbort: AbortController | null = null;
   /** The loaded model's budget session (costs and sensitivity scan), kept for re-planning. */
   private budget: { model: ModelIndex; session: BudgetSession } | null = null;
   private budgetAbort: AbortController | null = null;
@@ -120,6 +123,7 @@ export class Engine {
     this.generation++;
     this.exportAbort?.abort(new CancelledError());
     this.evalAbort?.abort(new CancelledError());
+    this.calibrationAbort?.abort(new CancelledError());
     this.budgetAbort?.abort(new CancelledError());
   }
 
@@ -280,6 +284,18 @@ export class Engine {
       // On WebGPU: matrix products run on the GPU, and on the CPU (types without a GPU matmul).
       products: gpu ? { gpu: stats.gpu, cpu: stats.cpu } : null,
     };
+  }
+
+  /**
+   * The Calibration tab: per-layer held-out output MSE of RTN, Q4_K (with and without the
+   * calibration text's imatrix), AWQ and GPTQ at ~4 bits (src/calibrate/compare.ts), on the
+   * CPU. `calibrationText` replaces the built-in calibration stories.
+   */
+  async compareCalibration(onProgress?: ProgressListener, options: { calibrationText?: string; group?: number } = {}): Promise<CalibrationComparison> {
+    this.calibrationAbort = new AbortController();
+    const signal = this.calibrationAbort.signal;
+    const cm = await openCalibrationModel(this.loadedModel());
+    return compareCalibration(cm, { ...options, signal, onProgress });
   }
 
   /**

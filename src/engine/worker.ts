@@ -60,6 +60,8 @@ const api = {
     ),
   evalModel: (presets: string[], onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.evalModel(presets, onProgress),
   budgetScan: (onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.budgetScan(onProgress),
+  compareCalibration: (options: { calibrationText?: string; group?: number }, onProgress?: ((p: Progress) => void) & ProxyMarked) =>
+    engine.compareCalibration(onProgress, options),
   budgetPlan: (target: BudgetTarget) => engine.budgetPlan(target),
   cancel: () => engine.cancel(),
 };

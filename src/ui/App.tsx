@@ -3,6 +3,7 @@ import { engine } from '../engine/client.ts';
 import { useApp } from '../store/store.ts';
 import { useHashState } from '../store/hash.ts';
 import { BudgetTab } from './BudgetTab.tsx';
+import { CalibrationTab } from './CalibrationTab.tsx';
 import { CompareTab } from './CompareTab.tsx';
 import { DropZone } from './DropZone.tsx';
 import { EngineNotice } from './EngineNotice.tsx';
@@ -12,7 +13,7 @@ import { ModelOverview } from './ModelOverview.tsx';
 import { TensorTable } from './TensorTable.tsx';
 import { WholeModelTab } from './WholeModelTab.tsx';
 
-const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output', 'Budget'] as const;
+const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output', 'Budget', 'Calibration'] as const;
 type Tab = (typeof TABS)[number];
 
 const SAMPLE_URL = './samples/stories260K.gguf';
@@ -97,6 +98,7 @@ export function App() {
               {tab === 'Whole model' && <WholeModelTab />}
               {tab === 'Quantized matmul' && <MatmulTab />}
               {tab === 'Model output' && <ModelOutputTab architecture={model.architecture} />}
+              {tab === 'Calibration' && <CalibrationTab architecture={model.architecture} />}
               {tab === 'Budget' && <BudgetTab key={model.files.map((f) => `${f.name}:${f.size}`).join(',')} />}
             </>
           ) : (

@@ -1,0 +1,36 @@
+import { test, expect } from './fixtures.ts';
+
+test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ per layer on the sample, in the worker', async ({ app, page }) => {
+  await app.open();
+  await app.loadSample();
+  await page.getByRole('tab', { name: 'Calibration' }).click();
+  const panel = page.getByRole('region', { name: 'Calibration' });
+  await expect(panel.getByTestId('calibration-text-name')).toHaveText('built-in stories');
+  await panel.getByRole('button', { name: 'Calibrate and compare' }).click();
+  const totals = panel.getByRole('table', { name: 'Calibration totals' });
+  await expect(totals.locator('tr[data-method="gptq"]')).toBeVisible({ timeout: 120_000 });
+  const total = async (m: string) => Number(await totals.locator(`tr[data-method="${m}"] td[data-metric="total"]`).getAttribute('data-value'));
+  const figures = Object.fromEntries(await Promise.all(['rtn', 'q4_K', 'q4_K_imatrix', 'awq', 'gptq'].map(async (m) => [m, await total(m)] as const)));
+  for (const v of Object.values(figures)) expect(Number.isFinite(v) && v > 0).toBe(true);
+  expect(figures.gptq).toBeLessThan(figures.rtn);
+  // Every layer's figure shown is finite: 35 weights x 5 methods.
+  const cells = panel.getByRole('table', { name: 'Calibration per layer' }).locator('td[data-method]');
+  await expect(cells).toHaveCount(35 * 5);
+  const values = await cells.evaluateAll((tds) => tds.map((td) => Number(td.getAttribute('data-value'))));
+  expect(values.every((v) => Number.isFinite(v) && v > 0)).toBe(true);
+  await expect(panel.getByRole('figure', { name: 'Output MSE per layer' }).locator('.recharts-bar-rectangle').first()).toBeVisible();
+  await app.screenshot('calibration');
+  const summary = panel.locator('p.muted', { hasText: 'Calibration:' });
+  const builtIn = await summary.textContent();
+
+  // A dropped .txt as the calibration text, and cancel through the worker.
+  const story = 'The cat sat on the mat and looked at the sun. ' .repeat(60);
+  await panel.getByLabel('Calibration text file').setInputFiles({ name: 'mine.txt', mimeType: 'text/plain', buffer: Buffer.from(story) });
+  await expect(panel.getByTestId('calibration-text-name')).toContainText('mine.txt');
+  await panel.getByRole('button', { name: 'Calibrate and compare' }).click();
+  await panel.getByRole('button', { name: 'Cancel' }).click();
+  await expect(panel.getByRole('button', { name: 'Calibrate and compare' })).toBeEnabled();
+  await panel.getByRole('button', { name: 'Calibrate and compare' }).click();
+  await expect(summary).not.toHaveText(builtIn!, { timeout: 120_000 });
+  await expect(summary).toContainText(/Calibration: \d+ tokens/);
+});

@@ -1,0 +1,165 @@
+import { useState } from 'react';
+import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { engine } from '../engine/client.ts';
+import type { Progress } from '../engine/types.ts';
+import { CALIBRATION_METHODS, METHOD_LABELS } from '../calibrate/methods.ts';
+import { formatMetric } from './format.ts';
+import { ErrorAlert, ProgressLine } from './Status.tsx';
+
+type Comparison = Awaited<ReturnType<typeof engine.compareCalibration>>;
+
+// Okabe-Ito, one per method.
+const COLORS = ['#999999', '#56B4E9', '#0072B2', '#E69F00', '#D55E00'];
+
+/** Short tensor labels for the chart's axis: blk.3.ffn_down.weight -> 3.ffn_down. */
+const shortName = (name: string) => name.replace(/^blk\./, '').replace(/\.weight$/, '');
+
+/**
+ * What calibration buys: per layer, the held-out output MSE of RTN, Q4_K without and with an
+ * imatrix, AWQ and GPTQ at ~4 bits, computed from a calibration text (built-in or a dropped .txt).
+ */
+export function CalibrationTab({ architecture }: { architecture: string | null }) {
+  const [text, setText] = useState<{ name: string; content: string } | null>(null);
+  const [group, setGroup] = useState(32);
+  const [result, setResult] = useState<Comparison | null>(null);
+  const [progress, setProgress] = useState<Progress | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const pickText = async (file: File | undefined) => {
+    if (!file) return;
+    setError(null);
+    try {
+      const content = new TextDecoder('utf-8', { fatal: true }).decode(await file.arrayBuffer());
+      setText({ name: file.name, content });
+    } catch {
+      setError(`${file.name} is not valid UTF-8 text`);
+    }
+  };
+
+  const run = async () => {
+    setError(null);
+    setProgress({ done: 0, total: 1, label: 'Reading the weights…' });
+    try {
+      setResult(await engine.compareCalibration({ calibrationText: text?.content, group }, setProgress));
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setProgress(null);
+    }
+  };
+
+  const data = result?.layers.map((l) => ({ name: shortName(l.name), ...l.mse })) ?? [];
+  return (
+    <section className="panel" aria-label="Calibration">
+      <p className="muted">
+        Runs the model over a calibration text and quantizes every layer's weight at about 4 bits five ways: round-to-nearest
+        (INT4, groups of {group}), Q4_K without and with the text's importance matrix (as llama-imatrix computes it), AWQ and
+        GPTQ (same INT4 grid as RTN). Each is scored by its layer output error ‖XWᵀ − XŴᵀ‖² / (rows · tokens) on held-out text
+        (the Model output tab's story), so the calibration text is never what the score is measured on. AWQ's inverse
+        per-channel scale would be folded into the previous op (the RMSNorm weight) in a deployed model; here it is kept
+        explicit, since AWQ export to GGUF is not done.
+        {architecture !== 'llama' && ' Needs a Llama-family model.'}
+      </p>
+      <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }}>
+        <label>
+          Calibration text:{' '}
+          <input type="file" accept=".txt,text/plain" aria-label="Calibration text file" onChange={(e) => void pickText(e.target.files?.[0])} />
+        </label>
+        <span data-testid="calibration-text-name">{text ? `${text.name} (${text.content.length} characters)` : 'built-in stories'}</span>
+        {text && (
+          <button type="button" onClick={() => setText(null)}>
+            Use the built-in text
+          </button>
+        )}
+        <label>
+          INT4 group{' '}
+          <select aria-label="INT4 group" value={group} onChange={(e) => setGroup(Number(e.target.value))}>
+            {[32, 64, 128].map((g) => (
+              <option key={g} value={g}>
+                {g}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <div className="row" style={{ margin: '8px 0' }}>
+        <button type="button" className="primary" onClick={run} disabled={progress !== null}>
+          Calibrate and compare
+        </button>
+        <ProgressLine progress={progress} onCancel={() => engine.cancel()} />
+      </div>
+      <ErrorAlert message={error} />
+      {result && (
+        <>
+          <p className="muted">
+            Calibration: {result.calibration.tokens} tokens, {result.calibration.chunks} chunks of {result.calibration.chunk}. Held out:{' '}
+            {result.heldOut.tokens} tokens ({result.heldOut.rows} input rows per layer).
+          </p>
+          <table className="metrics" aria-label="Calibration totals">
+            <thead>
+              <tr>
+                <th>Method</th>
+                <th className="num">bits/weight</th>
+                <th className="num">Total output MSE</th>
+                <th className="num">vs RTN</th>
+              </tr>
+            </thead>
+            <tbody>
+              {CALIBRATION_METHODS.map((m) => (
+                <tr key={m} data-method={m}>
+                  <td>{METHOD_LABELS[m]}</td>
+                  <td className="num">{result.bpw[m].toFixed(3)}</td>
+                  <td className="num" data-metric="total" data-value={result.totals[m]}>
+                    {formatMetric(result.totals[m])}
+                  </td>
+                  <td className="num">{((result.totals[m] / result.totals.rtn) * 100).toFixed(1)}%</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <figure className="chart" aria-label="Output MSE per layer">
+            <figcaption>Held-out layer output MSE per weight (lower is better)</figcaption>
+            <ResponsiveContainer width="100%" height={320}>
+              <BarChart data={data} margin={{ top: 8, right: 16, bottom: 48, left: 4 }}>
+                <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
+                <XAxis dataKey="name" angle={-60} textAnchor="end" interval={0} tick={{ fontSize: 9 }} height={60} />
+                <YAxis tickFormatter={(v: number) => formatMetric(v)} tick={{ fontSize: 11 }} width={56} />
+                <Tooltip formatter={(v) => formatMetric(Number(v))} />
+                <Legend verticalAlign="top" />
+                {CALIBRATION_METHODS.map((m, i) => (
+                  <Bar key={m} dataKey={m} name={METHOD_LABELS[m]} fill={COLORS[i]} isAnimationActive={false} />
+                ))}
+              </BarChart>
+            </ResponsiveContainer>
+          </figure>
+          <table className="metrics" aria-label="Calibration per layer">
+            <thead>
+              <tr>
+                <th>Weight</th>
+                {CALIBRATION_METHODS.map((m) => (
+                  <th key={m} className="num">
+                    {METHOD_LABELS[m]}
+                  </th>
+                ))}
+                <th className="num">AWQ α</th>
+              </tr>
+            </thead>
+            <tbody>
+              {result.layers.map((l) => (
+                <tr key={l.name} data-layer={l.name}>
+                  <td>{l.name}</td>
+                  {CALIBRATION_METHODS.map((m) => (
+                    <td key={m} className="num" data-method={m} data-value={l.mse[m]}>
+                      {formatMetric(l.mse[m])}
+                    </td>
+                  ))}
+                  <td className="num">{l.awqAlpha.toFixed(2)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </section>
+  );
+}
