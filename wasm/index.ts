@@ -71,6 +71,79 @@ function encodeLegacyRow(type: i32, x: usize, blocks: i32, qw: usize, rowLength:
  * flags[r] = 1 for each row left to the reference. Returns the number of such rows.
  */
 export function encode(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize, out: usize, flags: usize): i32 {
+  return encodeRows(type, src, rows, rowLength, imp, out, flags, 0);
+}
+
+// The running error sums of encodeMeasured (metrics.ts accumulateErrors' six, in f64).
+let sumSqErr: f64 = 0, sumAbsErr: f64 = 0, maxAbsErr: f64 = 0, sumSqRef: f64 = 0, sumSqDeq: f64 = 0, dot: f64 = 0;
+/** Set when a block of the rows could not be decoded here (an Inf or NaN scale): the sums are incomplete. */
+let measureFailed = false;
+
+/**
+ * encode, and the error of the result against the input in the same pass, each row measured
+ * right after it is encoded (while its values are in cache): decoded into deq (one row of
+ * f32) and accumulateErrors' sums carried on in element order, so they equal, to the last
+ * bit, accumulateErrors(src, decode(out)) over all the rows (sums from 0, maxAbsErr from
+ * maxAbs0). Into sums[0..7): sumSqErr, sumAbsErr, maxAbsErr, sumSqRef, sumSqDeq, dot, and 1
+ * when every row was measured here (no flagged row, no block left to the reference), else 0.
+ */
+export function encodeMeasured(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize, out: usize, flags: usize, deq: usize, sums: usize, maxAbs0: f64): i32 {
+  sumSqErr = 0;
+  sumAbsErr = 0;
+  maxAbsErr = maxAbs0;
+  sumSqRef = 0;
+  sumSqDeq = 0;
+  dot = 0;
+  measureFailed = false;
+  const flagged = encodeRows(type, src, rows, rowLength, imp, out, flags, deq);
+  store<f64>(sums, sumSqErr);
+  store<f64>(sums + 8, sumAbsErr);
+  store<f64>(sums + 16, maxAbsErr);
+  store<f64>(sums + 24, sumSqRef);
+  store<f64>(sums + 32, sumSqDeq);
+  store<f64>(sums + 40, dot);
+  store<f64>(sums + 48, flagged == 0 && !measureFailed ? 1 : 0);
+  return flagged;
+}
+
+/**
+ * Adds the error of one encoded row (blocks at o, values at x) to the running sums: the row
+ * decoded into `deq` first, then one pass over it; nothing when a block is left to the reference.
+ */
+function measureRow(type: i32, x: usize, o: usize, blocks: i32, isK: bool, deq: usize): void {
+  const n = isK ? QK_K : QK;
+  const bytes = <usize>blockBytes(type);
+  for (let b = 0; b < blocks; b++) {
+    const y = deq + ((<usize>(b * n)) << 2);
+    if (!(isK ? decodeKBlock(type, o + <usize>b * bytes, y) : decodeLegacyBlock(type, o + <usize>b * bytes, y))) {
+      measureFailed = true;
+      return;
+    }
+  }
+  let s0 = sumSqErr, s1 = sumAbsErr, mx = maxAbsErr, s3 = sumSqRef, s4 = sumSqDeq, s5 = dot;
+  const count = blocks * n;
+  for (let i = 0; i < count; i++) {
+    const r = <f64>load<f32>(x + ((<usize>i) << 2));
+    const d = <f64>load<f32>(deq + ((<usize>i) << 2));
+    const e = d - r;
+    const a = abs<f64>(e);
+    s0 += e * e;
+    s1 += a;
+    if (a > mx || isNaN<f64>(a)) mx = a;
+    s3 += r * r;
+    s4 += d * d;
+    s5 += r * d;
+  }
+  sumSqErr = s0;
+  sumAbsErr = s1;
+  maxAbsErr = mx;
+  sumSqRef = s3;
+  sumSqDeq = s4;
+  dot = s5;
+}
+
+/** encode's rows; with `deq` (room for one row of f32), each row's error measured after it (encodeMeasured). */
+function encodeRows(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize, out: usize, flags: usize, deq: usize): i32 {
   const bytes = blockBytes(type);
   const isK = type >= Q2_K;
   const blockSize = isK ? QK_K : QK;
@@ -102,6 +175,8 @@ export function encode(type: i32, src: usize, rows: i32, rowLength: i32, imp: us
     if (rowNeedsReference) {
       store<u8>(flags + <usize>r, 1);
       flagged++;
+    } else if (deq && !measureFailed && flagged == 0) {
+      measureRow(type, x, o, blocks, isK, deq);
     }
   }
   return flagged;

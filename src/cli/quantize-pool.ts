@@ -80,12 +80,13 @@ export class WorkerPool implements TensorQuantizer {
   async quantize(job: QuantizeJob, signal?: AbortSignal): Promise<QuantizeResult> {
     signal?.throwIfAborted();
     const minRows = Math.ceil(MIN_ELEMENTS_PER_WORKER / job.rowLength);
-    if (splitJob(job, 2, minRows).length === 1) return quantizeRows(job);
+    const fast = () => (this.rates.get(job.type) ?? 0) >= INLINE_ELEMENTS_PER_MS;
+    // A type known to be fast here is done in one piece (one pass, no parts to join).
+    if (fast() || splitJob(job, 2, minRows).length === 1) return quantizeRows(job);
     const parts = splitJob(job, this.threads * PARTS_PER_THREAD, Math.ceil(minRows / PARTS_PER_THREAD));
     const results: QuantizeResult[] = new Array(parts.length);
     let next = 0;
     // A type's first parts are timed here, before any worker is involved.
-    const fast = () => (this.rates.get(job.type) ?? 0) >= INLINE_ELEMENTS_PER_MS;
     while (next < parts.length && !fast() && (this.timed.get(job.type) ?? 0) < TIMED_PARTS) {
       results[next] = this.quantizeTimed(parts[next]);
       next++;

@@ -5,7 +5,7 @@
 // and out (a type id, typed arrays), so a Web Worker or a Node worker thread can run it.
 import { accumulateErrors, emptySums, mergeSums, type ErrorSums } from '../quant/metrics.ts';
 import { quantType, type QuantType } from '../quant/types.ts';
-import { fastAccumulateErrors } from '../quant/fast/wasm-codecs.ts';
+import { fastAccumulateErrors, fastEncodeMeasured } from '../quant/fast/wasm-codecs.ts';
 
 export interface QuantizeJob {
   /** Target type id (quant/types.ts). */
@@ -62,12 +62,21 @@ export function quantizeRows(job: QuantizeJob): QuantizeResult {
   const rows = data.length / rowLength;
   // Types whose ggml quantizer ignores importance get none (ggml_quantize_chunk passes it on regardless).
   const importance = type.usesImportance ? job.importance : null;
+  const segments = importance ? matrixSegments(rows, job.firstRow, job.rowsPerMatrix) : [];
+  if (job.measure && segments.length <= 1) {
+    // One WebAssembly pass encodes and measures (the same sums as measureError's, slab by slab).
+    const matrix = Math.floor(job.firstRow / job.rowsPerMatrix);
+    const weights = importance?.subarray(matrix * rowLength, (matrix + 1) * rowLength);
+    const sums = emptySums();
+    const bytes = rows > 0 ? fastEncodeMeasured(type.id, type.reference, data, rowLength, weights, MEASURE_SLAB_ELEMENTS, sums) : null;
+    if (bytes) return { bytes, sums };
+  }
   let bytes: Uint8Array;
   if (!importance) {
     bytes = type.codec.encode(data, rowLength);
   } else {
     bytes = new Uint8Array(rows * rowBytes(type, rowLength));
-    for (const [start, end] of matrixSegments(rows, job.firstRow, job.rowsPerMatrix)) {
+    for (const [start, end] of segments) {
       const matrix = Math.floor((job.firstRow + start) / job.rowsPerMatrix);
       const weights = importance.subarray(matrix * rowLength, (matrix + 1) * rowLength);
       bytes.set(type.codec.encode(data.subarray(start * rowLength, end * rowLength), rowLength, weights), start * rowBytes(type, rowLength));

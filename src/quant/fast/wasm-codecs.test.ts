@@ -12,7 +12,9 @@ import { quantType, QUANT_TYPES, type QuantType } from '../types.ts';
 import { loadFastCodecs } from './node.ts';
 import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
 import { accumulateErrors, emptySums } from '../metrics.ts';
-import { FAST_TYPE_IDS, fastAccumulateErrors, fastCodecsInstalled, fastDecode, fastEncode, installFastCodecs, uninstallFastCodecs } from './wasm-codecs.ts';
+import {
+  FAST_TYPE_IDS, fastAccumulateErrors, fastCodecsInstalled, fastDecode, fastEncode, fastEncodeMeasured, installFastCodecs, uninstallFastCodecs,
+} from './wasm-codecs.ts';
 
 const GOLDEN = join(import.meta.dirname, '../../../../shared/fixtures/golden');
 const manifest = JSON.parse(readFileSync(join(GOLDEN, 'manifest.json'), 'utf8')) as {
@@ -178,6 +180,44 @@ describe('fast codecs', () => {
       expect(fastAccumulateErrors(type.id, type.reference, ref, data, emptySums()), `${type.id} random blocks`)
         .toEqual(accumulateErrors(ref, type.reference.decode(data, 16, type.blockSize), emptySums()));
     }
+  });
+
+  it('encode and measure in one pass: encode\'s bytes and the sums of measuring slab by slab, to the last bit', () => {
+    const rows = 8;
+    const slabRows = 3; // slabs of 3, 3 and 2 rows
+    for (const type of FAST_TYPES) {
+      const rowLength = type.blockSize * 2;
+      const rowBytes = (rowLength / type.blockSize) * type.typeSize;
+      for (const [s, shape] of SHAPES.entries()) {
+        const x = makeRows(shape, 70 + s, rows, rowLength);
+        for (const importance of [undefined, importanceFor(s, rowLength)]) {
+          const what = `${type.id} ${shape}${importance ? ' imatrix' : ''}`;
+          const start = () => ({ ...emptySums(), count: 5, sumSqErr: 0.25, maxAbsErr: 0.5, dot: 1 });
+          const bytes = type.reference.encode(x, rowLength, importance);
+          const want = start();
+          for (let r = 0; r < rows; r += slabRows) {
+            const n = Math.min(slabRows, rows - r);
+            const deq = type.reference.decode(bytes.subarray(r * rowBytes, (r + n) * rowBytes), n, rowLength);
+            accumulateErrors(x.subarray(r * rowLength, (r + n) * rowLength), deq, want);
+          }
+          const got = start();
+          expectSameBytes(type, fastEncodeMeasured(type.id, type.reference, x, rowLength, importance, slabRows * rowLength, got)!, bytes, what);
+          expect(got, what).toEqual(want);
+        }
+      }
+      // Huge values: Inf scales stored, whose blocks only the reference decodes.
+      const huge = makeRows('outliers', 8, rows, rowLength).map((v, i) => v * 10 ** (15 + (i % 23)));
+      const got = emptySums();
+      const bytes = fastEncodeMeasured(type.id, type.reference, huge, rowLength, undefined, rowLength * slabRows, got)!;
+      expectSameBytes(type, bytes, type.reference.encode(huge, rowLength), `${type.id} huge`);
+      const want = emptySums();
+      for (let r = 0; r < rows; r += slabRows) {
+        const n = Math.min(slabRows, rows - r);
+        accumulateErrors(huge.subarray(r * rowLength, (r + n) * rowLength), type.reference.decode(bytes.subarray(r * rowBytes, (r + n) * rowBytes), n, rowLength), want);
+      }
+      expect(got, `${type.id} huge`).toEqual(want);
+    }
+    expect(fastEncodeMeasured('iq4_nl', quantType('iq4_nl')!.reference, new Float32Array(32), 32, undefined, 32, emptySums())).toBeNull();
   });
 
   it('splits big tensors into chunks without changing a byte', () => {

@@ -6,7 +6,7 @@
 // (types.ts) runs them through `withFastPath`; until `installFastCodecs` is given the module,
 // or for a type without one, the reference runs. No DOM, no Node: the caller brings the bytes.
 import type { Codec } from '../codec.ts';
-import type { ErrorSums } from '../metrics.ts';
+import { accumulateErrors, type ErrorSums } from '../metrics.ts';
 
 /** Type codes of wasm/index.ts. */
 const TYPE_CODES: Readonly<Record<string, number>> = {
@@ -25,6 +25,7 @@ interface Exports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   encode(type: number, src: number, rows: number, rowLength: number, imp: number, out: number, flags: number): number;
+  encodeMeasured(type: number, src: number, rows: number, rowLength: number, imp: number, out: number, flags: number, deq: number, sums: number, maxAbs0: number): number;
   decode(type: number, src: number, blocks: number, out: number, flags: number): number;
   accumulateErrors(ref: number, deq: number, n: number, sums: number, maxAbs0: number): void;
 }
@@ -75,39 +76,93 @@ function reserve(e: Exports, sizes: number[]): number[] {
 export function fastEncode(id: string, reference: Codec): Codec['encode'] | null {
   const code = TYPE_CODES[id];
   if (code === undefined) return null;
-  const [blockSize, blockBytes] = BLOCK[id];
   return (src, rowLength, importance) => {
     const e = exportsOf;
     // The reference checks the arguments and throws its own errors.
-    if (!e || rowLength <= 0 || rowLength % blockSize !== 0 || src.length % rowLength !== 0 || (importance && importance.length !== rowLength)) {
-      return reference.encode(src, rowLength, importance);
-    }
-    const rows = src.length / rowLength;
-    const rowBytes = (rowLength / blockSize) * blockBytes;
-    const out = new Uint8Array(rows * rowBytes);
-    const chunkRows = Math.max(1, Math.floor(CHUNK_VALUES / rowLength));
-    const n = Math.min(rows, chunkRows);
-    const [srcAt, impAt, outAt, flagsAt] = reserve(e, [n * rowLength * 4, importance ? rowLength * 4 : 0, n * rowBytes, n]);
-    let heap = e.memory.buffer;
-    if (importance) new Float32Array(heap, impAt, rowLength).set(importance);
-    for (let r = 0; r < rows; r += chunkRows) {
-      const m = Math.min(chunkRows, rows - r);
-      const part = src.subarray(r * rowLength, (r + m) * rowLength);
-      new Float32Array(heap, srcAt, m * rowLength).set(part);
-      const flagged = e.encode(code, srcAt, m, rowLength, importance ? impAt : 0, outAt, flagsAt);
-      heap = e.memory.buffer;
-      out.set(new Uint8Array(heap, outAt, m * rowBytes), r * rowBytes);
-      if (flagged > 0) {
-        const flags = new Uint8Array(heap, flagsAt, m);
-        for (let i = 0; i < m; i++) {
-          if (!flags[i]) continue;
-          const row = part.subarray(i * rowLength, (i + 1) * rowLength);
-          out.set(reference.encode(row, rowLength, importance), (r + i) * rowBytes);
-        }
+    if (!e || !fastEncodable(id, src, rowLength, importance)) return reference.encode(src, rowLength, importance);
+    return encodeInWasm(e, id, reference, src, rowLength, importance, CHUNK_VALUES, null);
+  };
+}
+
+/** WebAssembly can encode these rows of type `id` (else the reference does, or throws its error). */
+function fastEncodable(id: string, src: Float32Array, rowLength: number, importance: Float32Array | undefined): boolean {
+  const blockSize = BLOCK[id][0];
+  return rowLength > 0 && rowLength % blockSize === 0 && src.length % rowLength === 0 && (!importance || importance.length === rowLength);
+}
+
+/**
+ * The rows encoded in WebAssembly, `slabElements` values' worth of rows per call (at least
+ * one row); flagged rows by the reference. With `into`, each call's rows also have their
+ * error added to `into` as one accumulateErrors(rows, decode(bytes), into) would (so in
+ * slabs of the same rows as a caller measuring slab by slab), in the same pass where it can.
+ */
+function encodeInWasm(
+  e: Exports, id: string, reference: Codec, src: Float32Array, rowLength: number,
+  importance: Float32Array | undefined, slabElements: number, into: ErrorSums | null,
+): Uint8Array {
+  const code = TYPE_CODES[id];
+  const [blockSize, blockBytes] = BLOCK[id];
+  const rows = src.length / rowLength;
+  const rowBytes = (rowLength / blockSize) * blockBytes;
+  const out = new Uint8Array(rows * rowBytes);
+  const chunkRows = Math.max(1, Math.floor(slabElements / rowLength));
+  const n = Math.min(rows, chunkRows);
+  const [srcAt, impAt, outAt, flagsAt, sumsAt, deqAt] = reserve(e, [n * rowLength * 4, importance ? rowLength * 4 : 0, n * rowBytes, n, 56, into ? rowLength * 4 : 0]);
+  let heap = e.memory.buffer;
+  if (importance) new Float32Array(heap, impAt, rowLength).set(importance);
+  for (let r = 0; r < rows; r += chunkRows) {
+    const m = Math.min(chunkRows, rows - r);
+    const part = src.subarray(r * rowLength, (r + m) * rowLength);
+    new Float32Array(heap, srcAt, m * rowLength).set(part);
+    const flagged = into
+      ? e.encodeMeasured(code, srcAt, m, rowLength, importance ? impAt : 0, outAt, flagsAt, deqAt, sumsAt, into.maxAbsErr)
+      : e.encode(code, srcAt, m, rowLength, importance ? impAt : 0, outAt, flagsAt);
+    heap = e.memory.buffer;
+    out.set(new Uint8Array(heap, outAt, m * rowBytes), r * rowBytes);
+    if (flagged > 0) {
+      const flags = new Uint8Array(heap, flagsAt, m);
+      for (let i = 0; i < m; i++) {
+        if (!flags[i]) continue;
+        const row = part.subarray(i * rowLength, (i + 1) * rowLength);
+        out.set(reference.encode(row, rowLength, importance), (r + i) * rowBytes);
       }
     }
-    return out;
-  };
+    if (!into) continue;
+    const [sumSqErr, sumAbsErr, maxAbsErr, sumSqRef, sumSqDeq, dot, complete] = new Float64Array(heap, sumsAt, 7);
+    if (complete === 1) {
+      into.count += part.length;
+      into.sumSqErr += sumSqErr;
+      into.sumAbsErr += sumAbsErr;
+      into.maxAbsErr = maxAbsErr;
+      into.sumSqRef += sumSqRef;
+      into.sumSqDeq += sumSqDeq;
+      into.dot += dot;
+    } else {
+      // A row or block left to the reference: these rows measured after the fact.
+      const bytes = out.subarray(r * rowBytes, (r + m) * rowBytes);
+      if (!fastAccumulateErrors(id, reference, part, bytes, into)) accumulateErrors(part, fastDecode(id, reference)!(bytes, m, rowLength), into);
+      // Those lay out the module's memory afresh: the importance goes back in place.
+      heap = e.memory.buffer;
+      if (importance) new Float32Array(heap, impAt, rowLength).set(importance);
+    }
+  }
+  return out;
+}
+
+/**
+ * type `id`'s encode(src, rowLength, importance) and, in the same pass, the error of the
+ * result against src added to `into`, exactly as measuring `slabElements` values' worth of
+ * rows at a time with accumulateErrors(rows, decode(bytes), into) would (the same sums to the
+ * last bit). Null when the type has no fast encoder, the module is not installed, or the
+ * arguments are for the reference to refuse.
+ */
+export function fastEncodeMeasured(
+  id: string, reference: Codec, src: Float32Array, rowLength: number, importance: Float32Array | undefined,
+  slabElements: number, into: ErrorSums,
+): Uint8Array | null {
+  const e = exportsOf;
+  if (TYPE_CODES[id] === undefined || !e || !fastEncodable(id, src, rowLength, importance)) return null;
+  return encodeInWasm(e, id, reference, src, rowLength, importance, slabElements, into);
 }
 
 /**
