@@ -13,6 +13,10 @@ test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ per laye
   const figures = Object.fromEntries(await Promise.all(['rtn', 'q4_K', 'q4_K_imatrix', 'awq', 'gptq'].map(async (m) => [m, await total(m)] as const)));
   for (const v of Object.values(figures)) expect(Number.isFinite(v) && v > 0).toBe(true);
   expect(figures.gptq).toBeLessThan(figures.rtn);
+  // The whole model on the held-out text under each method: finite KL and perplexity.
+  const modelFigures = await totals.locator('td[data-metric="kl"], td[data-metric="ppl"]').evaluateAll((tds) => tds.map((td) => Number(td.getAttribute('data-value'))));
+  expect(modelFigures).toHaveLength(10);
+  expect(modelFigures.every((v) => Number.isFinite(v) && v > 0)).toBe(true);
   // Every layer's figure shown is finite: 35 weights x 5 methods.
   const cells = panel.getByRole('table', { name: 'Calibration per layer' }).locator('td[data-method]');
   await expect(cells).toHaveCount(35 * 5);

@@ -6,6 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { runInProcess } from '../cli/testing.ts';
 import { CALIBRATION_METHODS } from './compare.ts';
+import { loadModel } from '../formats/model.ts';
+import { fileSource } from '../formats/node-source.ts';
+import { evaluateModel } from '../model/eval.ts';
 
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
 
@@ -28,6 +31,16 @@ describe('quantlab calibrate --compare', () => {
     expect(total.gptq).toBeLessThan(total.rtn);
     expect(total.awq).toBeLessThanOrEqual(total.rtn);
     expect(total.q4_K_imatrix).toBeLessThan(total.q4_K);
+    // The whole model: F32's perplexity as the eval (model/eval.ts) computes it on the same text.
+    const j2 = j as unknown as { f32_ppl: number; positions: number; methods: { kl_mean: number; ppl: number; top1_agree: number }[] };
+    const ev = await evaluateModel(await loadModel([await fileSource(STORIES)]), { presets: [], greedyTokens: 0, chunk: 64 });
+    expect(j2.positions).toBe(ev.positions);
+    expect(j2.f32_ppl).toBeCloseTo(ev.f32.ppl, 5);
+    for (const m of j2.methods) {
+      expect(m.kl_mean > 0 && Number.isFinite(m.kl_mean)).toBe(true);
+      expect(m.ppl).toBeGreaterThan(1);
+      expect(m.top1_agree).toBeGreaterThan(0.5);
+    }
 
     const text = await runInProcess(['calibrate', STORIES, '--compare', '--group', '128']);
     expect(text.code, text.stderr).toBe(0);

@@ -10,6 +10,9 @@
 // sequential quantization of earlier layers), which is what a per-layer comparison asks.
 import { quantType } from '../quant/types.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
+import { klDivergence, logSoftmax } from '../model/eval.ts';
+import { argmax, LlamaModel } from '../model/llama.ts';
+import { mapProvider } from '../model/weights.ts';
 import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, type CalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';
 import { awqQuantize } from './awq.ts';
 import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
@@ -46,6 +49,15 @@ export interface LayerComparison {
   awqAlpha: number;
 }
 
+/** The whole model with every blk.* weight under one method, on the held-out text. */
+export interface ModelScore {
+  /** Mean KL(p_F32 || p_method) over the scored positions, nats. */
+  klMean: number;
+  ppl: number;
+  /** Share of positions whose argmax equals F32's. */
+  top1Agree: number;
+}
+
 export interface CalibrationComparison {
   calibration: { tokens: number; chunk: number; chunks: number };
   heldOut: { tokens: number; chunk: number; rows: number };
@@ -54,6 +66,11 @@ export interface CalibrationComparison {
   bpw: Record<CalibrationMethod, number>;
   layers: LayerComparison[];
   totals: Record<CalibrationMethod, number>;
+  /**
+   * The whole model on the held-out text (every position after BOS scored, one pass), with
+   * every blk.* weight quantized by the method and the rest (embedding, norms, output) F32.
+   */
+  model: { positions: number; f32Ppl: number; methods: Record<CalibrationMethod, ModelScore> };
 }
 
 function check(signal: AbortSignal | undefined): void {
@@ -88,7 +105,7 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
   const calibChunks = chunkTokens(cm.tokenize(calibText), chunk, cm.bosId, cm.addBos).chunks.length;
   const heldChunk = Math.min(HELD_OUT_CHUNK, defaultChunk(heldTokens, cm.config.contextLength));
   const names = linearWeightNames(cm.config);
-  const total = calibChunks + Math.floor(heldTokens / heldChunk) + names.length;
+  const total = calibChunks + Math.floor(heldTokens / heldChunk) + names.length + 1 + CALIBRATION_METHODS.length;
   let done = 0;
   const tick = (label: string) => options.onProgress?.({ done: ++done, total, label });
 
@@ -97,6 +114,7 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
   const grid: Grid = { kind: 'int', bits: 4, group };
 
   const layers: LayerComparison[] = [];
+  const quantized = new Map(CALIBRATION_METHODS.map((m) => [m, new Map(cm.weights)]));
   for (const name of names) {
     check(options.signal);
     const w = cm.weights.get(cm.fileName(name))!;
@@ -109,22 +127,56 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
     accumulateSquares(sums, c.x, c.n);
     const importance = sums.map((v) => Math.fround(v / c.n));
     const g = gram(t.x, t.n, cols);
-    const mse = (wq: ArrayLike<number>) => outputMse(w, wq, rows, cols, g, t.n);
     const awq = awqQuantize(w, rows, cols, c.x, c.n, grid);
+    const byMethod: Record<CalibrationMethod, ArrayLike<number>> = {
+      rtn: quantizeRtn(w, rows, cols, grid),
+      q4_K: quantizeQ4K(w, rows, cols, undefined),
+      q4_K_imatrix: quantizeQ4K(w, rows, cols, importance),
+      awq: awq.weights,
+      gptq: gptqQuantize(w, rows, cols, hessian(c.x, c.n, cols), { grid }),
+    };
+    for (const m of CALIBRATION_METHODS) quantized.get(m)!.set(cm.fileName(name), Float32Array.from(byMethod[m]));
     layers.push({
       name,
       rows,
       cols,
       awqAlpha: awq.alpha,
-      mse: {
-        rtn: mse(quantizeRtn(w, rows, cols, grid)),
-        q4_K: mse(quantizeQ4K(w, rows, cols, undefined)),
-        q4_K_imatrix: mse(quantizeQ4K(w, rows, cols, importance)),
-        awq: mse(awq.weights),
-        gptq: mse(gptqQuantize(w, rows, cols, hessian(c.x, c.n, cols), { grid })),
-      },
+      mse: Object.fromEntries(CALIBRATION_METHODS.map((m) => [m, outputMse(w, byMethod[m], rows, cols, g, t.n)])) as Record<CalibrationMethod, number>,
     });
     tick(name);
+  }
+
+  // The whole model on the held-out text: F32, then each method's weights.
+  const heldIds = cm.tokenize(heldText);
+  const logits = async (weights: Map<string, Float32Array>) => {
+    const provider = mapProvider(weights);
+    const m = new LlamaModel(cm.config, provider);
+    return m.forward(heldIds.slice(0, -1), m.newCache(heldIds.length), { logits: 'all' });
+  };
+  const positions = heldIds.length - 1;
+  const V = cm.config.nVocab;
+  const base = await logits(cm.weights);
+  tick('held-out text: F32 model');
+  const lpBase = new Float64Array(V);
+  const lp = new Float64Array(V);
+  let f32Nll = 0;
+  for (let i = 0; i < positions; i++) f32Nll -= logSoftmax(base, i * V, V, lpBase)[heldIds[i + 1]];
+  const methods = {} as Record<CalibrationMethod, ModelScore>;
+  for (const m of CALIBRATION_METHODS) {
+    check(options.signal);
+    const out = await logits(quantized.get(m)!);
+    let kl = 0;
+    let nll = 0;
+    let agree = 0;
+    for (let i = 0; i < positions; i++) {
+      logSoftmax(base, i * V, V, lpBase);
+      logSoftmax(out, i * V, V, lp);
+      kl += klDivergence(lpBase, lp);
+      nll -= lp[heldIds[i + 1]];
+      if (argmax(out, i * V, V) === argmax(base, i * V, V)) agree++;
+    }
+    methods[m] = { klMean: kl / positions, ppl: Math.exp(nll / positions), top1Agree: agree / positions };
+    tick(`held-out text: ${m} model`);
   }
   const totals = Object.fromEntries(CALIBRATION_METHODS.map((m) => [m, layers.reduce((s, l) => s + l.mse[m], 0)])) as Record<CalibrationMethod, number>;
   const int4 = 4 + 20 / group;
@@ -135,5 +187,6 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
     bpw: { rtn: int4, q4_K: 4.5, q4_K_imatrix: 4.5, awq: int4, gptq: int4 },
     layers,
     totals,
+    model: { positions, f32Ppl: Math.exp(f32Nll / positions), methods },
   };
 }

@@ -104,7 +104,17 @@ export function comparisonJson(r: CalibrationComparison) {
     calibration: r.calibration,
     held_out: r.heldOut,
     group: r.group,
-    methods: CALIBRATION_METHODS.map((m) => ({ method: m, label: METHOD_LABELS[m], bpw: r.bpw[m], total_mse: r.totals[m] })),
+    f32_ppl: r.model.f32Ppl,
+    positions: r.model.positions,
+    methods: CALIBRATION_METHODS.map((m) => ({
+      method: m,
+      label: METHOD_LABELS[m],
+      bpw: r.bpw[m],
+      total_mse: r.totals[m],
+      kl_mean: r.model.methods[m].klMean,
+      ppl: r.model.methods[m].ppl,
+      top1_agree: r.model.methods[m].top1Agree,
+    })),
     layers: r.layers.map((l) => ({ name: l.name, rows: l.rows, cols: l.cols, awq_alpha: l.awqAlpha, mse: l.mse })),
   };
 }
@@ -120,5 +130,12 @@ function comparisonText(r: CalibrationComparison): string {
   rows.push(['bpw', ...CALIBRATION_METHODS.map((m) => r.bpw[m].toFixed(3)), '']);
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((x) => x[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return `${head}${[line(cols), ...rows.map(line)].join('\n')}\n`;
+  const model = [
+    `\nthe whole model on the held-out text (${r.model.positions} positions; blk.* weights quantized, the rest F32; F32 ppl ${r.model.f32Ppl.toFixed(4)}):`,
+    ...CALIBRATION_METHODS.map((m) => {
+      const s = r.model.methods[m];
+      return `  ${METHOD_LABELS[m].padEnd(15)} kl_mean ${s.klMean.toExponential(3)}  ppl ${s.ppl.toFixed(4)}  top1_agree ${(100 * s.top1Agree).toFixed(1)}%`;
+    }),
+  ];
+  return `${head}${[line(cols), ...rows.map(line)].join('\n')}\n${model.join('\n')}\n`;
 }

@@ -93,7 +93,9 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
         <>
           <p className="muted">
             Calibration: {result.calibration.tokens} tokens, {result.calibration.chunks} chunks of {result.calibration.chunk}. Held out:{' '}
-            {result.heldOut.tokens} tokens ({result.heldOut.rows} input rows per layer).
+            {result.heldOut.tokens} tokens ({result.heldOut.rows} input rows per layer). Model columns: the whole model on the held-out
+            text with every layer weight quantized by the method (embedding, norms and output stay F32); F32 perplexity{' '}
+            {result.model.f32Ppl.toFixed(4)}.
           </p>
           <table className="metrics" aria-label="Calibration totals">
             <thead>
@@ -102,6 +104,9 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
                 <th className="num">bits/weight</th>
                 <th className="num">Total output MSE</th>
                 <th className="num">vs RTN</th>
+                <th className="num">Model KL</th>
+                <th className="num">Perplexity</th>
+                <th className="num">Top-1 agree</th>
               </tr>
             </thead>
             <tbody>
@@ -113,6 +118,13 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
                     {formatMetric(result.totals[m])}
                   </td>
                   <td className="num">{((result.totals[m] / result.totals.rtn) * 100).toFixed(1)}%</td>
+                  <td className="num" data-metric="kl" data-value={result.model.methods[m].klMean}>
+                    {formatMetric(result.model.methods[m].klMean)}
+                  </td>
+                  <td className="num" data-metric="ppl" data-value={result.model.methods[m].ppl}>
+                    {result.model.methods[m].ppl.toFixed(4)}
+                  </td>
+                  <td className="num">{(result.model.methods[m].top1Agree * 100).toFixed(1)}%</td>
                 </tr>
               ))}
             </tbody>
