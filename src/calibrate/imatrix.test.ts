@@ -92,6 +92,20 @@ describe('quantlab calibrate (llama-imatrix)', () => {
     }
   });
 
+  it('a safetensors checkpoint (HF names, NeoX RoPE on HF q/k order) gives the same matrix under llama.cpp names', async () => {
+    const st = join(dir, 'st.imatrix.gguf');
+    const files = ['stories260K.f32.safetensors', 'stories260K.config.json', 'tok512.model'].map((f) => join(FIXTURE_MODELS, f));
+    const r = await runInProcess(['calibrate', ...files, '--chunk', '64', '-o', st]);
+    expect(r.code, r.stderr).toBe(0);
+    const a = await rawEntries(ours);
+    const b = await rawEntries(st);
+    expect(b.entries.map((e) => e.name)).toEqual(a.entries.map((e) => e.name));
+    for (const [i, e] of b.entries.entries()) {
+      expect(e.counts).toEqual(a.entries[i].counts);
+      e.sums.forEach((v, j) => expect(Math.abs(v - a.entries[i].sums[j])).toBeLessThanOrEqual(1e-4 * Math.abs(a.entries[i].sums[j]) + 1e-4));
+    }
+  });
+
   it.each(['Q4_K_M', 'IQ4_XS'])('llama.cpp\'s quantizer given our imatrix writes the bytes `quantlab quantize --imatrix OURFILE` writes (%s)', async (preset) => {
     const out = join(dir, `ours-${preset}.gguf`);
     const r = await runInProcess(['quantize', STORIES, '-o', out, '--preset', preset, '--imatrix', ours]);
