@@ -11,7 +11,8 @@ import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
 import { collectInputs, openCalibrationModel, type CalibrationModel, type LayerInputs } from './activations.ts';
 import { gram, groupParams, outputMse, quantizeRtn, quantizeValue, type Grid } from './grid.ts';
-import { gptqQuantize, hessian } from './gptq.ts';
+import { gptqQ4_0, gptqQuantize, hessian } from './gptq.ts';
+import { quantType } from '../quant/types.ts';
 
 /** A seeded generator (mulberry32) for the small test. */
 function rng(seed: number): () => number {
@@ -117,6 +118,20 @@ describe('GPTQ', () => {
     cm = await openCalibrationModel(await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]));
     calib = await collectInputs(cm, CALIBRATION_TEXT, 512);
     held = await collectInputs(cm, EVAL_TEXT, 64);
+  });
+
+  it('GPTQ into Q4_0 gives Q4_0 blocks that the Q4_0 codec decodes to exactly its values (blk.0.ffn_gate); the same values as the q4_0 grid', () => {
+    const name = 'blk.0.ffn_gate.weight';
+    const w = cm.weights.get(name)!;
+    const c = calib.get(name)!;
+    const rows = w.length / c.cols;
+    const h = hessian(c.x, c.n, c.cols);
+    const { values, bytes } = gptqQ4_0(w, rows, c.cols, h);
+    const q4 = quantType('q4_0')!;
+    expect(bytes.length).toBe(q4.bytesFor(rows, c.cols));
+    const decoded = q4.reference.decode(bytes, rows, c.cols);
+    for (let k = 0; k < values.length; k++) expect(decoded[k]).toBe(Math.fround(values[k]));
+    expect(Array.from(values)).toEqual(Array.from(gptqQuantize(w, rows, c.cols, h, { grid: { kind: 'q4_0' } })));
   });
 
   it.each([

@@ -13,7 +13,8 @@
 // algorithm equals the unblocked one exactly in exact arithmetic for any group size (with
 // groups that divide the block, as 32/64/128 of 128, GPTQ's and ours are the same).
 // No act-order, no static groups. f64 throughout.
-import { gridGroup, groupParams, quantizeValue, type Grid, type GroupParams } from './grid.ts';
+import { f32ToF16Bits } from '../formats/float16.ts';
+import { gridGroup, groupParams, q4_0Code, Q4_0_GROUP, quantizeValue, type Grid, type GroupParams } from './grid.ts';
 
 export const GPTQ_BLOCK = 128;
 export const GPTQ_PERCDAMP = 0.01;
@@ -115,6 +116,38 @@ export function prepareHessian(h: Float64Array, cols: number, percdamp = GPTQ_PE
  * (`hessian`). Returns the quantized weights (dequantized values, f64).
  */
 export function gptqQuantize(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: GptqOptions): Float64Array {
+  return gptqRun(w, rows, cols, h, options, null);
+}
+
+/** Q4_0 block: f16 d, then 16 bytes: element j in the low nibble of byte j, element j + 16 in its high nibble. */
+const Q4_0_BLOCK_BYTES = 18;
+
+/**
+ * GPTQ into Q4_0's grid, as Q4_0 blocks (ggml's layout, block_q4_0): what a GGUF Q4_0
+ * tensor would hold; the Q4_0 codec decodes them to exactly the values GPTQ chose.
+ */
+export function gptqQ4_0(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: Omit<GptqOptions, 'grid'> = {}): { values: Float64Array; bytes: Uint8Array } {
+  if (cols % Q4_0_GROUP !== 0) throw new Error(`Q4_0 needs rows of a multiple of ${Q4_0_GROUP} values, not ${cols}`);
+  const bytes = new Uint8Array((rows * cols / Q4_0_GROUP) * Q4_0_BLOCK_BYTES);
+  const values = gptqRun(w, rows, cols, h, { ...options, grid: { kind: 'q4_0' } }, (r, col, x, p) => {
+    const block = (r * cols + col) / Q4_0_GROUP | 0;
+    const at = block * Q4_0_BLOCK_BYTES;
+    const j = col % Q4_0_GROUP;
+    if (j === 0) {
+      const bits = f32ToF16Bits(p.scale);
+      bytes[at] = bits & 0xff;
+      bytes[at + 1] = bits >> 8;
+    }
+    const code = q4_0Code(x, p.scale);
+    if (j < 16) bytes[at + 2 + j] |= code;
+    else bytes[at + 2 + j - 16] |= code << 4;
+  });
+  return { values, bytes };
+}
+
+type CodeSink = ((row: number, col: number, x: number, params: GroupParams) => void) | null;
+
+function gptqRun(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: GptqOptions, sink: CodeSink): Float64Array {
   const grid = options.grid;
   const group = gridGroup(grid);
   const block = options.blockSize ?? GPTQ_BLOCK;
@@ -137,6 +170,7 @@ export function gptqQuantize(w: ArrayLike<number>, rows: number, cols: number, h
         const o = r * cols;
         const x = W[o + col];
         const q = quantizeValue(grid, x, params[r]);
+        sink?.(r, col, x, params[r]);
         Q[o + col] = q;
         const e = (x - q) / d;
         err[r * block + (col - i1)] = e;

@@ -65,14 +65,15 @@ export function groupParams(grid: Grid, v: ArrayLike<number>, from: number, to: 
   return { scale, zero: roundEven(-lo / scale) };
 }
 
+/** Q4_0's code of x for the block scale d (f32, before its f16 rounding), as ggml computes it. */
+export function q4_0Code(x: number, d: number): number {
+  const id = d !== 0 ? Math.fround(1 / d) : 0;
+  return Math.max(0, Math.min(15, Math.trunc(Math.fround(Math.fround(x * id) + 8.5))));
+}
+
 /** x's value on the grid. */
 export function quantizeValue(grid: Grid, x: number, p: GroupParams): number {
-  if (grid.kind === 'q4_0') {
-    const d = p.scale;
-    const id = d !== 0 ? 1 / d : 0;
-    const q = Math.max(0, Math.min(15, Math.trunc(x * id + 8.5)));
-    return (q - 8) * f16BitsToF32(f32ToF16Bits(d));
-  }
+  if (grid.kind === 'q4_0') return (q4_0Code(x, p.scale) - 8) * f16BitsToF32(f32ToF16Bits(p.scale));
   const maxq = 2 ** grid.bits - 1;
   const q = Math.max(0, Math.min(maxq, roundEven(x / p.scale) + p.zero));
   return p.scale * (q - p.zero);
