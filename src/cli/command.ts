@@ -17,6 +17,14 @@ export interface Command {
   run(args: readonly string[], io: CliIO): Promise<number>;
 }
 
+export type BackendChoice = 'cpu' | 'webgpu';
+
+export function parseBackend(value: string | undefined): BackendChoice {
+  const b = value ?? 'cpu';
+  if (b !== 'cpu' && b !== 'webgpu') throw new UsageError(`--backend must be cpu or webgpu, not '${b}'`);
+  return b;
+}
+
 /** A bad command line (unknown option, missing file): reported as one line, exit 1. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';

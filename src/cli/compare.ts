@@ -4,17 +4,11 @@ import { Engine } from '../engine/engine.ts';
 import type { CompareResult } from '../engine/types.ts';
 import { createNodeGpu } from '../gpu/node-gpu.ts';
 import { quantType } from '../quant/types.ts';
-import { type Command, parseCommandLine, UsageError } from './command.ts';
+import { type BackendChoice, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
 
-export type BackendChoice = 'cpu' | 'webgpu';
-
-export function parseBackend(value: string | undefined): BackendChoice {
-  const b = value ?? 'cpu';
-  if (b !== 'cpu' && b !== 'webgpu') throw new UsageError(`--backend must be cpu or webgpu, not '${b}'`);
-  return b;
-}
+export { type BackendChoice, parseBackend };
 
 /** An engine on the chosen backend; --backend webgpu fails here if there is no GPU. */
 export async function openEngine(backend: BackendChoice): Promise<Engine> {

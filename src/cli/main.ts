@@ -1,42 +1,45 @@
 // quantlab CLI entry: `quantlab COMMAND ARGS...`. Each command lives in its own module
-// (inspect.ts, quantize.ts, compare.ts, eval.ts) and is listed in COMMANDS.
+// (inspect.ts, quantize.ts, compare.ts, eval.ts, ...), listed in COMMANDS and imported only
+// when it runs (or for help): a command loads only the modules it uses.
 // Exit codes: 0 success, 1 bad input or failure, with one line on stderr naming the
 // file, the byte offset and the reason (INTERFACES.md).
 
 import { FormatError } from '../formats/errors.ts';
 import { loadFastCodecs } from '../quant/fast/node.ts';
 import { type CliIO, type Command, UsageError } from './command.ts';
-import { compareCommand } from './compare.ts';
-import { evalCommand } from './eval.ts';
-import { inspectCommand } from './inspect.ts';
-import { quantizeCommand } from './quantize.ts';
-import { planCommand } from './plan.ts';
-import { calibrateCommand } from './calibrate.ts';
-
-export const COMMANDS: readonly Command[] = [inspectCommand, quantizeCommand, compareCommand, evalCommand, planCommand, calibrateCommand];
+/** Each command's module, by name, in the order help lists them. */
+export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map([
+  ['inspect', async () => (await import('./inspect.ts')).inspectCommand],
+  ['quantize', async () => (await import('./quantize.ts')).quantizeCommand],
+  ['compare', async () => (await import('./compare.ts')).compareCommand],
+  ['eval', async () => (await import('./eval.ts')).evalCommand],
+  ['plan', async () => (await import('./plan.ts')).planCommand],
+  ['calibrate', async () => (await import('./calibrate.ts')).calibrateCommand],
+]);
 
 const processIO: CliIO = {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
 };
 
-function helpText(): string {
-  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`);
+function helpText(commands: readonly Command[]): string {
+  const lines = commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`);
   return `usage: quantlab COMMAND [ARGS...]\n\ncommands:\n${lines.join('\n')}\n  help       show a command's usage\n`;
 }
 
 export async function main(argv: readonly string[], io: CliIO = processIO): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    const command = COMMANDS.find((c) => c.name === args[0]);
-    io.stdout(command ? `usage: ${command.usage}\n` : helpText());
+    const load = args[0] === undefined ? undefined : COMMANDS.get(args[0]);
+    io.stdout(load ? `usage: ${(await load()).usage}\n` : helpText(await Promise.all([...COMMANDS.values()].map((l) => l()))));
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
+  const load = COMMANDS.get(name);
+  if (!load) {
     io.stderr(`quantlab: unknown command '${name}' (try 'quantlab help')\n`);
     return 1;
   }
+  const command = await load();
   // The WebAssembly codecs (built from wasm/ on first use); without them the reference runs.
   await loadFastCodecs((message) => io.stderr(`quantlab: ${message}\n`));
   try {

@@ -1,6 +1,7 @@
 // The engine: one API for the UI (inside a Web Worker) and the CLI (in Node). It owns the
 // loaded model's byte sources, reads tensors on demand, and runs every job on WebGPU when
 // it can, on the CPU reference codecs otherwise; each result says which did the work.
+import { CancelledError } from './cancelled.ts';
 import type { ByteSource } from '../formats/bytes.ts';
 import { elementCount, loadModel, readTensorF32, type ModelIndex, type ModelTensor } from '../formats/model.ts';
 import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
@@ -42,12 +43,7 @@ const INSPECT_WINDOW = 256;
 const EVAL_GPU_CHUNK = 64;
 const EVAL_CPU_CHUNK = 8;
 
-export class CancelledError extends Error {
-  constructor() {
-    super('cancelled');
-    this.name = 'CancelledError';
-  }
-}
+export { CancelledError };
 
 export type ProgressListener = (p: Progress) => void;
 
