@@ -129,7 +129,7 @@ function measureRow(type: i32, x: usize, o: usize, blocks: i32, isK: bool, deq: 
     const a = abs<f64>(e);
     s0 += e * e;
     s1 += a;
-    if (a > mx || isNaN<f64>(a)) mx = a;
+    mx = max<f64>(mx, a); // f64.max keeps a NaN, as accumulateErrors' `a > mx || isNaN(a)` does
     s3 += r * r;
     s4 += d * d;
     s5 += r * d;

@@ -217,6 +217,14 @@ describe('fast codecs', () => {
       }
       expect(got, `${type.id} huge`).toEqual(want);
     }
+    // A NaN already in the running maximum (an earlier slab's) stays, as accumulateErrors keeps it.
+    for (const type of FAST_TYPES) {
+      const x = makeRows('gaussian', 4, 2, type.blockSize);
+      const got = { ...emptySums(), maxAbsErr: NaN };
+      const bytes = fastEncodeMeasured(type.id, type.reference, x, type.blockSize, undefined, 1 << 20, got)!;
+      expect(got, `${type.id} NaN maximum`).toEqual(accumulateErrors(x, type.reference.decode(bytes, 2, type.blockSize), { ...emptySums(), maxAbsErr: NaN }));
+      expect(got.maxAbsErr).toBeNaN();
+    }
     expect(fastEncodeMeasured('iq4_nl', quantType('iq4_nl')!.reference, new Float32Array(32), 32, undefined, 32, emptySums())).toBeNull();
   });
 
