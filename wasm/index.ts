@@ -76,6 +76,8 @@ export function encode(type: i32, src: usize, rows: i32, rowLength: i32, imp: us
 
 // The running error sums of encodeMeasured (metrics.ts accumulateErrors' six, in f64).
 let sumSqErr: f64 = 0, sumAbsErr: f64 = 0, maxAbsErr: f64 = 0, sumSqRef: f64 = 0, sumSqDeq: f64 = 0, dot: f64 = 0;
+/** Only sumSqErr is summed (all an RMSE needs: one chain of additions instead of five). */
+let squaredErrorOnly = false;
 /** Set when a block of the rows could not be decoded here (an Inf or NaN scale): the sums are incomplete. */
 let measureFailed = false;
 
@@ -86,8 +88,12 @@ let measureFailed = false;
  * bit, accumulateErrors(src, decode(out)) over all the rows (sums from 0, maxAbsErr from
  * maxAbs0). Into sums[0..7): sumSqErr, sumAbsErr, maxAbsErr, sumSqRef, sumSqDeq, dot, and 1
  * when every row was measured here (no flagged row, no block left to the reference), else 0.
+ * With squaredOnly, only sumSqErr is summed (the others stay 0, maxAbsErr maxAbs0).
  */
-export function encodeMeasured(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize, out: usize, flags: usize, deq: usize, sums: usize, maxAbs0: f64): i32 {
+export function encodeMeasured(
+  type: i32, src: usize, rows: i32, rowLength: i32, imp: usize, out: usize, flags: usize, deq: usize, sums: usize, maxAbs0: f64, squaredOnly: bool,
+): i32 {
+  squaredErrorOnly = squaredOnly;
   sumSqErr = 0;
   sumAbsErr = 0;
   maxAbsErr = maxAbs0;
@@ -120,8 +126,17 @@ function measureRow(type: i32, x: usize, o: usize, blocks: i32, isK: bool, deq: 
       return;
     }
   }
-  let s0 = sumSqErr, s1 = sumAbsErr, mx = maxAbsErr, s3 = sumSqRef, s4 = sumSqDeq, s5 = dot;
   const count = blocks * n;
+  if (squaredErrorOnly) {
+    let sq = sumSqErr;
+    for (let i = 0; i < count; i++) {
+      const e = <f64>load<f32>(deq + ((<usize>i) << 2)) - <f64>load<f32>(x + ((<usize>i) << 2));
+      sq += e * e;
+    }
+    sumSqErr = sq;
+    return;
+  }
+  let s0 = sumSqErr, s1 = sumAbsErr, mx = maxAbsErr, s3 = sumSqRef, s4 = sumSqDeq, s5 = dot;
   for (let i = 0; i < count; i++) {
     const r = <f64>load<f32>(x + ((<usize>i) << 2));
     const d = <f64>load<f32>(deq + ((<usize>i) << 2));

@@ -27,10 +27,12 @@ const PARTS_PER_THREAD = 4;
 const INLINE_ELEMENTS_PER_MS = 100_000;
 /**
  * Parts of a type this thread times before any worker is started for it: the first runs
- * WebAssembly's baseline code (Liftoff: Q8_0 at a fifth of its speed), the second the
- * optimized code, so a type fast enough to stay here never starts the workers at all.
+ * WebAssembly's baseline code (Liftoff: Q8_0 at a fifth of its speed) until the optimized
+ * code, compiled in the background, takes over (on a loaded machine, a part or two later),
+ * so a type fast enough to stay here never starts the workers at all. For a slow type the
+ * workers start a few milliseconds later.
  */
-const TIMED_PARTS = 2;
+const TIMED_PARTS = 4;
 
 /**
  * tsx's ESM API (the `import` target of its "./esm/api" export), which the workers use to

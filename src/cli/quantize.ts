@@ -145,6 +145,8 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     const bytes = await engine.exportGguf(a.mode, a.overrides, (chunk) => out.write(chunk), progress.update, {
       imatrix,
       cpu: pool,
+      // The table shows each tensor's RMSE: only its sums are needed.
+      measure: 'rmse',
       onTensor: (r) => reports.push(r),
     });
     if (plan && bytes !== plan.bytes) throw new Error(`the file has ${bytes} bytes, not the ${plan.bytes} the plan predicts`);

@@ -4,6 +4,8 @@
 // matrices (GGUF and legacy, dense and 8 experts) and requantized inputs, our file must
 // be byte for byte the file llama-quantize writes. On a mismatch the failure names the
 // first differing byte and the key, tensor info or tensor it falls in.
+import { loadFastCodecs } from '../quant/fast/node.ts';
+import { uninstallFastCodecs } from '../quant/fast/wasm-codecs.ts';
 import { gguf as hfGguf } from '@huggingface/gguf';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -287,6 +289,25 @@ describe('our output read back', () => {
     expect(q).toMatchObject({ backend: 'cpu', type: 'q8_0', sourceType: 'f32', bytes: 64 * 64 * 34 / 32 });
     expect(q.rmse).toBeGreaterThan(1e-5);
     expect(q.rmse).toBeLessThan(1e-2);
+  });
+
+  it("the WebAssembly codecs' one pass, full or measure 'rmse' (the CLI's), gives the reference's bytes and RMSEs exactly", async () => {
+    for (const mode of [{ preset: 'Q8_0' }, { preset: 'Q4_K_M' }]) {
+      const reference = await ours(paths.stories, { mode });
+      expect(await loadFastCodecs()).toBe(true);
+      try {
+        for (const measure of [true, 'rmse'] as const) {
+          const fast = await ours(paths.stories, { mode }, { measure });
+          expect(fast.bytes).toEqual(reference.bytes);
+          expect(fast.reports.map((r) => [r.name, r.rmse])).toEqual(reference.reports.map((r) => [r.name, r.rmse]));
+          const converted = fast.reports.filter((r) => r.backend === 'cpu');
+          if (measure === 'rmse') expect(converted.every((r) => r.sums === null)).toBe(true);
+          else expect(converted.map((r) => r.sums)).toEqual(reference.reports.filter((r) => r.backend === 'cpu').map((r) => r.sums));
+        }
+      } finally {
+        uninstallFastCodecs();
+      }
+    }
   });
 });
 

@@ -19,8 +19,11 @@ export interface QuantizeJob {
   readonly rowsPerMatrix: number;
   /** Importance per column and matrix (ne0 x ne2), or null. */
   readonly importance: Float32Array | null;
-  /** Also measure the error of the result against `data`. */
-  readonly measure: boolean;
+  /**
+   * Also measure the error of the result against `data`: every sum, or 'rmse': at least
+   * count and sumSqErr (the others may be left at 0), where that is faster.
+   */
+  readonly measure: boolean | 'rmse';
 }
 
 export interface QuantizeResult {
@@ -68,7 +71,7 @@ export function quantizeRows(job: QuantizeJob): QuantizeResult {
     const matrix = Math.floor(job.firstRow / job.rowsPerMatrix);
     const weights = importance?.subarray(matrix * rowLength, (matrix + 1) * rowLength);
     const sums = emptySums();
-    const bytes = rows > 0 ? fastEncodeMeasured(type.id, type.reference, data, rowLength, weights, MEASURE_SLAB_ELEMENTS, sums) : null;
+    const bytes = rows > 0 ? fastEncodeMeasured(type.id, type.reference, data, rowLength, weights, MEASURE_SLAB_ELEMENTS, sums, job.measure === 'rmse') : null;
     if (bytes) return { bytes, sums };
   }
   let bytes: Uint8Array;

@@ -203,6 +203,10 @@ describe('fast codecs', () => {
           const got = start();
           expectSameBytes(type, fastEncodeMeasured(type.id, type.reference, x, rowLength, importance, slabRows * rowLength, got)!, bytes, what);
           expect(got, what).toEqual(want);
+          // Only what an RMSE needs: the same count and sumSqErr.
+          const squared = start();
+          expectSameBytes(type, fastEncodeMeasured(type.id, type.reference, x, rowLength, importance, slabRows * rowLength, squared, true)!, bytes, what);
+          expect([squared.count, squared.sumSqErr], `${what} squared only`).toEqual([want.count, want.sumSqErr]);
         }
       }
       // Huge values: Inf scales stored, whose blocks only the reference decodes.

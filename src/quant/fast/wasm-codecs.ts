@@ -25,7 +25,10 @@ interface Exports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   encode(type: number, src: number, rows: number, rowLength: number, imp: number, out: number, flags: number): number;
-  encodeMeasured(type: number, src: number, rows: number, rowLength: number, imp: number, out: number, flags: number, deq: number, sums: number, maxAbs0: number): number;
+  encodeMeasured(
+    type: number, src: number, rows: number, rowLength: number, imp: number, out: number, flags: number, deq: number, sums: number,
+    maxAbs0: number, squaredOnly: number,
+  ): number;
   decode(type: number, src: number, blocks: number, out: number, flags: number): number;
   accumulateErrors(ref: number, deq: number, n: number, sums: number, maxAbs0: number): void;
 }
@@ -80,7 +83,7 @@ export function fastEncode(id: string, reference: Codec): Codec['encode'] | null
     const e = exportsOf;
     // The reference checks the arguments and throws its own errors.
     if (!e || !fastEncodable(id, src, rowLength, importance)) return reference.encode(src, rowLength, importance);
-    return encodeInWasm(e, id, reference, src, rowLength, importance, CHUNK_VALUES, null);
+    return encodeInWasm(e, id, reference, src, rowLength, importance, CHUNK_VALUES, null, false);
   };
 }
 
@@ -94,11 +97,12 @@ function fastEncodable(id: string, src: Float32Array, rowLength: number, importa
  * The rows encoded in WebAssembly, `slabElements` values' worth of rows per call (at least
  * one row); flagged rows by the reference. With `into`, each call's rows also have their
  * error added to `into` as one accumulateErrors(rows, decode(bytes), into) would (so in
- * slabs of the same rows as a caller measuring slab by slab), in the same pass where it can.
+ * slabs of the same rows as a caller measuring slab by slab), in the same pass where it can;
+ * with `squaredOnly`, at least count and sumSqErr (all an RMSE needs) where it can.
  */
 function encodeInWasm(
   e: Exports, id: string, reference: Codec, src: Float32Array, rowLength: number,
-  importance: Float32Array | undefined, slabElements: number, into: ErrorSums | null,
+  importance: Float32Array | undefined, slabElements: number, into: ErrorSums | null, squaredOnly: boolean,
 ): Uint8Array {
   const code = TYPE_CODES[id];
   const [blockSize, blockBytes] = BLOCK[id];
@@ -115,7 +119,7 @@ function encodeInWasm(
     const part = src.subarray(r * rowLength, (r + m) * rowLength);
     new Float32Array(heap, srcAt, m * rowLength).set(part);
     const flagged = into
-      ? e.encodeMeasured(code, srcAt, m, rowLength, importance ? impAt : 0, outAt, flagsAt, deqAt, sumsAt, into.maxAbsErr)
+      ? e.encodeMeasured(code, srcAt, m, rowLength, importance ? impAt : 0, outAt, flagsAt, deqAt, sumsAt, into.maxAbsErr, squaredOnly ? 1 : 0)
       : e.encode(code, srcAt, m, rowLength, importance ? impAt : 0, outAt, flagsAt);
     heap = e.memory.buffer;
     out.set(new Uint8Array(heap, outAt, m * rowBytes), r * rowBytes);
@@ -153,16 +157,17 @@ function encodeInWasm(
  * type `id`'s encode(src, rowLength, importance) and, in the same pass, the error of the
  * result against src added to `into`, exactly as measuring `slabElements` values' worth of
  * rows at a time with accumulateErrors(rows, decode(bytes), into) would (the same sums to the
- * last bit). Null when the type has no fast encoder, the module is not installed, or the
- * arguments are for the reference to refuse.
+ * last bit). `squaredOnly`: only count and sumSqErr need be summed (an RMSE; the others may
+ * stay as they were, or be summed too). Null when the type has no fast encoder, the module is
+ * not installed, or the arguments are for the reference to refuse.
  */
 export function fastEncodeMeasured(
   id: string, reference: Codec, src: Float32Array, rowLength: number, importance: Float32Array | undefined,
-  slabElements: number, into: ErrorSums,
+  slabElements: number, into: ErrorSums, squaredOnly = false,
 ): Uint8Array | null {
   const e = exportsOf;
   if (TYPE_CODES[id] === undefined || !e || !fastEncodable(id, src, rowLength, importance)) return null;
-  return encodeInWasm(e, id, reference, src, rowLength, importance, slabElements, into);
+  return encodeInWasm(e, id, reference, src, rowLength, importance, slabElements, into, squaredOnly);
 }
 
 /**
