@@ -20,8 +20,8 @@ const [, workerId = 'main', restartedOnCpu] = self.name.split(' ');
 const engine = new Engine(restartedOnCpu ? null : () => createGpu());
 
 // The WebAssembly fast codecs (same bytes as the reference, faster); the reference codecs
-// run until they are installed, or if they cannot be.
-fetch(fastCodecsUrl)
+// run if they cannot be installed. A model's load waits for them, so every job runs them.
+const fastCodecs = fetch(fastCodecsUrl)
   .then((response) => response.arrayBuffer())
   .then((bytes) => installFastCodecs(bytes))
   .catch((error) => console.warn('quantlab: fast codecs unavailable, using the reference codecs', error));
@@ -38,7 +38,10 @@ const api = {
       });
     }),
   watchGpu: (listener: ((status: GpuStatus) => void) & ProxyMarked) => void engine.watchGpu(listener),
-  load: (files: File[]) => engine.load(files.map((f) => blobSource(f, f.name))),
+  load: async (files: File[]) => {
+    await fastCodecs;
+    return engine.load(files.map((f) => blobSource(f, f.name)));
+  },
   compare: (request: CompareRequest, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.compare(request, onProgress),
   plan: (mode: PlanMode, overrides: OverrideSpec[]) => engine.plan(mode, overrides),
   presetSizes: () => engine.presetSizes(),
