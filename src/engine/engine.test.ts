@@ -1,7 +1,10 @@
 // The engine end to end in Node: WebGPU (Dawn on SwiftShader) against the CPU codecs, and a
 // device lost mid-job finishing on the CPU with the same numbers.
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadFastCodecs } from '../quant/fast/node.ts';
+import { fastCodecsInstalled, installFastCodecs, uninstallFastCodecs } from '../quant/fast/wasm-codecs.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { createTestGpu } from '../gpu/gpu-test-setup.ts';
 import { Engine } from './engine.ts';
@@ -64,6 +67,22 @@ describe('engine', () => {
       expect(a[i].rmse).toBeCloseTo(b[i].rmse, 9);
     }
     expect((await engine.gpuStatus()).backend).toBe('cpu');
+  });
+
+  it('says which CPU codecs run: the TypeScript reference until the WebAssembly ones are installed', async () => {
+    const installedBefore = fastCodecsInstalled();
+    expect(await loadFastCodecs()).toBe(true); // builds the module if stale
+    const engine = new Engine(null);
+    const wasm = readFileSync(join(import.meta.dirname, '../../wasm/build/quant.wasm'));
+    try {
+      uninstallFastCodecs();
+      expect((await engine.gpuStatus()).cpuCodecs).toBe('reference');
+      installFastCodecs(wasm);
+      expect(await engine.gpuStatus()).toMatchObject({ backend: 'cpu', cpuCodecs: 'webassembly' });
+    } finally {
+      if (installedBefore) installFastCodecs(wasm);
+      else uninstallFastCodecs();
+    }
   });
 
   it('refuses a type whose block does not divide the rows, saying why, and keeps the others', async () => {

@@ -2,6 +2,7 @@
 // loaded model's byte sources, reads tensors on demand, and runs every job on WebGPU when
 // it can, on the CPU reference codecs otherwise; each result says which did the work.
 import { CancelledError } from './cancelled.ts';
+import { fastCodecsInstalled } from '../quant/fast/wasm-codecs.ts';
 import type { ByteSource } from '../formats/bytes.ts';
 import { elementCount, loadModel, readTensorF32, type ModelIndex, type ModelTensor } from '../formats/model.ts';
 import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
@@ -86,9 +87,10 @@ export class Engine {
 
   async gpuStatus(): Promise<GpuStatus> {
     await this.ensureGpu();
+    const cpuCodecs = fastCodecsInstalled() ? 'webassembly' : 'reference';
     return this.gpu && !this.gpu.isLost()
-      ? { backend: 'webgpu', detail: this.gpu.description }
-      : { backend: 'cpu', detail: this.gpuError ?? 'no GPU' };
+      ? { backend: 'webgpu', detail: this.gpu.description, cpuCodecs }
+      : { backend: 'cpu', detail: this.gpuError ?? 'no GPU', cpuCodecs };
   }
 
   /** Calls `listener` with the new status when the GPU is lost; returns an unsubscribe. */

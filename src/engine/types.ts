@@ -31,6 +31,11 @@ export interface GpuStatus {
   backend: Backend;
   /** Adapter description when WebGPU is in use; why not, otherwise. */
   detail: string;
+  /**
+   * The CPU codecs that run what the GPU does not (all of it on the CPU backend): the
+   * WebAssembly fast codecs, or the TypeScript reference (same bytes, slower).
+   */
+  cpuCodecs?: 'webassembly' | 'reference';
 }
 
 /** One block of a tensor, original and after a round trip through a type. */

@@ -9,7 +9,7 @@ import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
 import type { MatmulRequest } from './matmul-job.ts';
 import type { CompareRequest, GpuStatus, Progress } from './types.ts';
-import { installFastCodecs } from '../quant/fast/wasm-codecs.ts';
+import { fastCodecsInstalled, installFastCodecs } from '../quant/fast/wasm-codecs.ts';
 // Built from wasm/ by the Vite plugin (vite.config.ts) before Vite resolves this import.
 import fastCodecsUrl from '../../wasm/build/quant.wasm?url';
 
@@ -27,8 +27,12 @@ const fastCodecs = fetch(fastCodecsUrl)
   .catch((error) => console.warn('quantlab: fast codecs unavailable, using the reference codecs', error));
 
 const api = {
-  gpuStatus: async (): Promise<GpuStatus> =>
-    restartedOnCpu ? { backend: 'cpu', detail: 'the engine was restarted after a crash and runs on the CPU' } : engine.gpuStatus(),
+  gpuStatus: async (): Promise<GpuStatus> => {
+    await fastCodecs; // the status says which CPU codecs run
+    if (!restartedOnCpu) return engine.gpuStatus();
+    const cpuCodecs = fastCodecsInstalled() ? 'webassembly' : 'reference';
+    return { backend: 'cpu', detail: 'the engine was restarted after a crash and runs on the CPU', cpuCodecs };
+  },
   /** Resolves once this worker holds its life lock: the page asks for the lock and gets it when the worker is gone. */
   alive: () =>
     new Promise<void>((held) => {

@@ -32,6 +32,12 @@ export function ModelOverview({ model, gpu }: { model: ModelSummary; gpu: GpuSta
           <dt>Compute</dt>
           <dd data-testid="backend">{gpu ? (gpu.backend === 'webgpu' ? `WebGPU · ${gpu.detail}` : `CPU fallback · ${gpu.detail}`) : 'probing…'}</dd>
         </div>
+        {gpu?.cpuCodecs && (
+          <div>
+            <dt>CPU codecs</dt>
+            <dd data-testid="cpu-codecs">{gpu.cpuCodecs === 'webassembly' ? 'WebAssembly (fast)' : 'TypeScript reference'}</dd>
+          </div>
+        )}
       </dl>
       <table className="dtypes" aria-label="Data types">
         <thead>
