@@ -3,7 +3,7 @@
 // from heapBase() on: it copies rows in, calls an encoder, and reads blocks and one flag
 // byte per row back. A flagged row (Inf/NaN in its input or importance, or a NaN scale to
 // store) is left for the reference codec, which alone reproduces ggml's NaN bits.
-import { allFinite, clearRowFlag, flagRow, rowNeedsReference, sumOfSquares } from './common';
+import { allFinite, clearRowFlag, f16ToF32, flagRow, rowNeedsReference, sumOfSquares } from './common';
 import { decodeKBlock, decodeLegacyBlock } from './decode';
 import { QK_K, encodeBlockQ2K, encodeBlockQ3K, encodeBlockQ4K, encodeBlockQ5K, encodeBlockQ6K } from './kquants';
 import {
@@ -117,6 +117,26 @@ export function encodeMeasured(
  * decoded into `deq` first, then one pass over it; nothing when a block is left to the reference.
  */
 function measureRow(type: i32, x: usize, o: usize, blocks: i32, isK: bool, deq: usize): void {
+  if (type == Q8_0 && squaredErrorOnly) {
+    // Q8_0's values decoded on the fly, as decodeLegacyBlock does (q * d in f32).
+    let sq = sumSqErr;
+    for (let b = 0; b < blocks; b++) {
+      const p = o + <usize>(34 * b);
+      const h = <i32>load<u16>(p);
+      if ((h & 0x7c00) == 0x7c00) {
+        measureFailed = true;
+        return;
+      }
+      const d = f16ToF32(h);
+      const xb = x + ((<usize>b) << 7);
+      for (let j = 0; j < 32; j++) {
+        const e = <f64>(<f32>load<i8>(p + 2 + <usize>j) * d) - <f64>load<f32>(xb + ((<usize>j) << 2));
+        sq += e * e;
+      }
+    }
+    sumSqErr = sq;
+    return;
+  }
   const n = isK ? QK_K : QK;
   const bytes = <usize>blockBytes(type);
   for (let b = 0; b < blocks; b++) {

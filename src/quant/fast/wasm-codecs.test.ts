@@ -220,6 +220,9 @@ describe('fast codecs', () => {
         accumulateErrors(huge.subarray(r * rowLength, (r + n) * rowLength), type.reference.decode(bytes.subarray(r * rowBytes, (r + n) * rowBytes), n, rowLength), want);
       }
       expect(got, `${type.id} huge`).toEqual(want);
+      const squared = emptySums();
+      fastEncodeMeasured(type.id, type.reference, huge, rowLength, undefined, rowLength * slabRows, squared, true);
+      expect([squared.count, squared.sumSqErr], `${type.id} huge, squared only`).toEqual([want.count, want.sumSqErr]);
     }
     // A NaN already in the running maximum (an earlier slab's) stays, as accumulateErrors keeps it.
     for (const type of FAST_TYPES) {
