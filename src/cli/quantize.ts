@@ -1,7 +1,10 @@
 // `quantlab quantize FILE... -o OUT.gguf (--preset P | --type T) [--tensor-type REGEX=T]...
-//  [--imatrix FILE] [--backend cpu|webgpu] [--threads N]`: the model quantized to a GGUF
+//  [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [--gptq [--text FILE] [--chunk N]]`:
+// the model quantized to a GGUF
 // file, byte for byte llama-quantize's (engine/export.ts), with a table of what each
-// tensor became and how far its values moved (RMSE against the f32 source).
+// tensor became and how far its values moved (RMSE against the f32 source). --gptq (with
+// --type q4_0 or --preset Q4_0): the blk.* linear weights' Q4_0 blocks from GPTQ on a
+// calibration text instead of round-to-nearest (calibrate/gptq-export.ts).
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -16,14 +19,14 @@ import { type ModelIndex, loadModel } from '../formats/model.ts';
 import { readImatrix } from '../engine/imatrix.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FormatError } from '../formats/errors.ts';
-import { type PlanMode, type TensorTypeOverride, fileTypeForPureType, parseTensorTypeOverride } from '../quant/presets.ts';
+import { type PlanMode, type TensorTypeOverride, fileTypeForPureType, parseTensorTypeOverride, resolveMode } from '../quant/presets.ts';
 import { QUANT_TYPES, quantType } from '../quant/types.ts';
 import { type BackendChoice, type CliIO, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { WorkerPool } from './quantize-pool.ts';
 
 const USAGE =
-  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N]';
+  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [--gptq [--text FILE] [--chunk N]]';
 
 /** Without a terminal, a progress line this often (ms); none for runs shorter than that. */
 const PROGRESS_LINE_INTERVAL_MS = 10_000;
@@ -59,6 +62,8 @@ interface QuantizeArgs {
   backend: 'cpu' | 'webgpu';
   /** Worker threads; undefined: one per core for models of POOL_MIN_MODEL_BYTES or more. */
   threads?: number;
+  /** `--gptq [--text FILE] [--chunk N]`: GPTQ's Q4_0 blocks from that calibration text (default: the built-in one). */
+  gptq?: { text?: string; chunk?: number };
 }
 
 function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
@@ -71,12 +76,20 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
         plan: { type: 'string' },
         backend: { type: 'string' },
         threads: { type: 'string' },
+        gptq: { type: 'boolean' },
+        text: { type: 'string' },
+        chunk: { type: 'string' },
       });
   if (!values.output) throw new UsageError('-o OUT.gguf is required');
   if ([values.preset, values.type, values.plan].filter((v) => v !== undefined).length !== 1) {
     throw new UsageError('give one of --preset P or --type T (or --plan PLAN.json)');
   }
   if (values.plan !== undefined && values['tensor-type']?.length) throw new UsageError('--plan names every tensor\'s type: no --tensor-type with it');
+  if (!values.gptq && (values.text !== undefined || values.chunk !== undefined)) throw new UsageError('--text and --chunk go with --gptq');
+  if (values.gptq && values.plan !== undefined) throw new UsageError(`--gptq writes Q4_0 blocks: it goes with --type ${GPTQ_TYPE} or --preset Q4_0, not --plan`);
+  if (values.gptq && values.imatrix !== undefined) throw new UsageError('--gptq calibrates on its own text: no --imatrix with it');
+  const chunk = values.chunk === undefined ? undefined : Number(values.chunk);
+  if (chunk !== undefined && (!Number.isInteger(chunk) || chunk < 16)) throw new UsageError(`--chunk must be a whole number of at least 16 tokens, not '${values.chunk}'`);
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
     throw new UsageError(`--threads must be a positive integer, not '${values.threads}'`);
@@ -90,7 +103,20 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
     plan: values.plan,
     backend: parseBackend(values.backend),
     threads,
+    gptq: values.gptq ? { text: values.text, chunk } : undefined,
   };
+}
+
+/** The one type GPTQ export writes (calibrate/gptq-export.ts GPTQ_EXPORT_TYPE; kept here so a refusal imports nothing). */
+const GPTQ_TYPE = 'q4_0';
+
+/** --gptq's target: the mode must put the blk.* weights in Q4_0 (--type q4_0 or --preset Q4_0). */
+function checkGptqMode(mode: PlanMode): void {
+  const { ftype } = resolveMode(mode);
+  if (ftype !== 'Q4_0') {
+    const given = 'type' in mode ? `--type ${mode.type}` : `--preset ${mode.preset}`;
+    throw new UsageError(`--gptq writes Q4_0 blocks: it goes with --type ${GPTQ_TYPE} or --preset Q4_0, not ${given}`);
+  }
 }
 
 /** The types `--type` can name: those with a llama.cpp file type (and so a GGUF type id). */
@@ -122,6 +148,7 @@ function parseOverride(arg: string): TensorTypeOverride {
 async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: boolean): Promise<number> {
   const a = parseQuantizeArgs(args);
   if (a.inputs.some((p) => resolve(p) === resolve(a.output))) throw new UsageError('the output file is one of the inputs');
+  if (a.gptq) checkGptqMode(a.mode);
   const engine = await openExporter(a.backend);
   const summary = await engine.load(await openFiles(a.inputs));
   const threads = a.threads ?? (summary.totalBytes >= POOL_MIN_MODEL_BYTES ? availableParallelism() : 1);
@@ -131,6 +158,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     a.mode = plan.request.mode;
     a.overrides = [...plan.request.overrides!];
   }
+  const gptq = a.gptq === undefined ? undefined : await gptqBlocks(engine.loadedModel(), a, a.gptq);
 
   const reports: TensorReport[] = [];
   const progress = progressLine(io, stderrIsTTY);
@@ -144,6 +172,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   try {
     const bytes = await engine.exportGguf(a.mode, a.overrides, (chunk) => out.write(chunk), progress.update, {
       imatrix,
+      precomputed: gptq,
       cpu: pool,
       // The table shows each tensor's RMSE: only its sums are needed.
       measure: 'rmse',
@@ -153,6 +182,9 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     await out.commit();
     progress.clear();
     io.stdout(reportTable(reports));
+    if (gptq) {
+      io.stdout(`GPTQ: ${gptq.tensors.size} tensors' Q4_0 blocks from ${gptq.dataset} (${gptq.textTokens} tokens, ${gptq.chunks} chunks of ${gptq.chunk})\n`);
+    }
     io.stdout(`${a.output}: ${bytes} bytes, ${reports.length} tensors, ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
     return 0;
   } catch (e) {
@@ -188,11 +220,25 @@ async function openExporter(backend: BackendChoice): Promise<Exporter> {
     cancel: () => abort.abort(new CancelledError()),
     async exportGguf(mode, overrides = [], sink, onProgress, more = {}) {
       const source = await exportSourceFor(loadedModel());
-      const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix });
+      const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix, precomputed: more.precomputed });
       const options = { cpu: more.cpu, measure: more.measure, onTensor: more.onTensor, onProgress, signal: abort.signal };
       return writeStream(exportGguf(source, plan, options), sink);
     },
   };
+}
+
+/** GPTQ's Q4_0 blocks for the tensors the export plan puts in q4_0 (the calibration modules load only here). */
+async function gptqBlocks(model: ModelIndex, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>) {
+  const [{ gptqQ4_0Export }, { CALIBRATION_STORY_TEXT }, { BUILTIN_DATASET, readTextFile }] = await Promise.all([
+    import('../calibrate/gptq-export.ts'),
+    import('../calibrate/calibration-text.ts'),
+    import('./calibrate.ts'),
+  ]);
+  const text = options.text === undefined ? CALIBRATION_STORY_TEXT : await readTextFile(options.text);
+  const dataset = options.text ?? BUILTIN_DATASET;
+  const source = await exportSourceFor(model);
+  const plan = planExport(source, { mode: a.mode, overrides: a.overrides });
+  return { ...(await gptqQ4_0Export(model, source, plan, { text, dataset, chunk: options.chunk })), dataset };
 }
 
 /** A `quantlab plan` JSON file checked against the model: the export request that writes it and the file's size. */
@@ -277,7 +323,7 @@ export function reportTable(reports: readonly TensorReport[]): string {
     r.sourceType === r.type ? r.type : `${r.sourceType}->${r.type}`,
     String(r.bytes),
     r.rmse === null ? '-' : r.rmse === 0 ? '0' : r.rmse.toExponential(3),
-    r.backend,
+    r.method ?? r.backend,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 2 || i === 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();

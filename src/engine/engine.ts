@@ -456,7 +456,7 @@ export class Engine {
   ): Promise<number> {
     await this.ensureGpu();
     const source = await exportSourceFor(this.loadedModel());
-    const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix });
+    const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix, precomputed: more.precomputed });
     const abort = new AbortController();
     this.exportAbort = abort;
     const gpu = this.compute();

@@ -26,7 +26,7 @@ import { type ModelIndex, type ModelTensor, readTensorBytes, readTensorF32 } fro
 import { convertHfLlama } from '../convert/llama.ts';
 import { type GgufSourceModel, encodeUnquantized } from '../convert/source-model.ts';
 import { GpuDeviceLostError } from '../gpu/device.ts';
-import { emptySums, mergeSums, metricsFromSums, type ErrorSums } from '../quant/metrics.ts';
+import { accumulateErrors, emptySums, mergeSums, metricsFromSums, type ErrorSums } from '../quant/metrics.ts';
 import {
   type PlanMode,
   type PlanOptions,
@@ -142,6 +142,19 @@ export interface ExportRequest {
   readonly options?: Omit<PlanOptions, 'hasImatrix'>;
   /** `--imatrix FILE`: the matrix and the file argument as given (written to quantize.imatrix.file). */
   readonly imatrix?: { readonly matrix: Imatrix; readonly fileArgument: string };
+  /**
+   * Tensors whose data was computed elsewhere (GPTQ's Q4_0 blocks: calibrate/gptq-export.ts),
+   * written as they are instead of quantizing the f32 values; `keys` are appended to the
+   * header (after the imatrix keys), `method` names it in the reports.
+   */
+  readonly precomputed?: PrecomputedTensors;
+}
+
+export interface PrecomputedTensors {
+  /** Tensor name -> its data in the type the plan gives it. */
+  readonly tensors: ReadonlyMap<string, Uint8Array>;
+  readonly keys: readonly GgufMetadataEntry[];
+  readonly method: string;
 }
 
 export interface ExportTensor extends TensorPlan {
@@ -152,6 +165,8 @@ export interface ExportTensor extends TensorPlan {
   readonly importance: Float32Array | null;
   /** Bytes of the tensor's data as written (before padding). */
   readonly nbytes: number;
+  /** Data written as it is (ExportRequest.precomputed), or null. */
+  readonly precomputed: Uint8Array | null;
 }
 
 export interface ExportPlan {
@@ -162,6 +177,8 @@ export interface ExportPlan {
   readonly tensors: readonly ExportTensor[];
   /** Header bytes, offsets and total size of the file. */
   readonly layout: GgufLayout;
+  /** ExportRequest.precomputed's method, or null. */
+  readonly method: string | null;
 }
 
 const GGML_QNT_VERSION = 2;
@@ -185,15 +202,35 @@ export function planExport(source: ExportSource, request: ExportRequest): Export
     const src = byName.get(plan.name)!;
     if (plan.converted) checkConvertible(plan);
     const ne = ggmlDims(src.ne);
-    return { ...plan, source: src, ne, importance: importanceFor(plan, src, request.imatrix?.matrix), nbytes: 0 };
+    const precomputed = request.precomputed?.tensors.get(plan.name) ?? null;
+    if (precomputed && !plan.converted) throw new Error(`tensor ${plan.name} keeps its ${plan.type} data: it cannot take ${request.precomputed!.method}'s`);
+    return { ...plan, source: src, ne, importance: importanceFor(plan, src, request.imatrix?.matrix), nbytes: 0, precomputed };
   });
+  for (const name of request.precomputed?.tensors.keys() ?? []) {
+    if (!byName.has(name)) throw new Error(`${request.precomputed!.method}: no tensor '${name}' in the model`);
+  }
   if (request.imatrix) checkImatrixNames(tensors, request.imatrix);
-  const extraKeys = request.imatrix ? imatrixKeys(request.imatrix.matrix, request.imatrix.fileArgument) : [];
+  const extraKeys = [
+    ...(request.imatrix ? imatrixKeys(request.imatrix.matrix, request.imatrix.fileArgument) : []),
+    ...(request.precomputed?.keys ?? []),
+  ];
   const layout = planGguf({
     metadata: quantizedMetadata(source.metadata, fileType, extraKeys),
     tensors: tensors.map((t): GgufTensorDescriptor => ({ name: t.name, type: quantType(t.type)!.ggml!.id, ne: t.ne })),
   });
-  return { ftype, fileType, tensors: tensors.map((t, i) => ({ ...t, nbytes: layout.tensors[i].nbytes })), layout };
+  return {
+    ftype,
+    fileType,
+    tensors: tensors.map((t, i) => {
+      const nbytes = layout.tensors[i].nbytes;
+      if (t.precomputed && t.precomputed.length !== nbytes) {
+        throw new Error(`tensor ${t.name}: ${request.precomputed!.method} gives ${t.precomputed.length} bytes, ${t.type} needs ${nbytes}`);
+      }
+      return { ...t, nbytes };
+    }),
+    layout,
+    method: request.precomputed?.method ?? null,
+  };
 }
 
 function ggmlTypeName(id: number): string {
@@ -325,6 +362,8 @@ export interface TensorReport {
   readonly ms: number;
   /** The rule that chose the type. */
   readonly reason: string;
+  /** Set when the data was computed elsewhere (ExportRequest.precomputed): its method ('gptq'). */
+  readonly method?: string;
 }
 
 /** done/total: bytes of the file produced so far (header included) and in all; label: the tensor at work. */
@@ -389,7 +428,7 @@ export function exportGguf(source: ExportSource, plan: ExportPlan, options: Expo
     options.signal?.throwIfAborted();
     const tensor = plan.tensors[index];
     progress(index, tensor.name);
-    const report = yield* tensorData(source, tensor, options, state, (slabBytes) => {
+    const report = yield* tensorData(source, tensor, plan.method, options, state, (slabBytes) => {
       bytesDone += slabBytes;
       progress(index, tensor.name);
     });
@@ -427,6 +466,7 @@ export function slabs(rows: number, rowLength: number, slabElements: number): Ro
 async function* tensorData(
   source: ExportSource,
   tensor: ExportTensor,
+  method: string | null,
   options: ExportOptions,
   state: JobState,
   onSlab: (bytes: number) => void,
@@ -451,7 +491,9 @@ async function* tensorData(
       onSlab(data.byteLength);
       continue;
     }
-    const slab = await quantizeSlab(tensor, data as Float32Array, range, measure, options, state);
+    const slab = tensor.precomputed
+      ? precomputedSlab(tensor, tensor.precomputed, data as Float32Array, range, measure)
+      : await quantizeSlab(tensor, data as Float32Array, range, measure, options, state);
     if (slab.backend === 'cpu') backend = 'cpu';
     if (sums && slab.sums) sums = mergeSums(sums, slab.sums);
     bytes += slab.bytes.length;
@@ -470,7 +512,18 @@ async function* tensorData(
     backend,
     ms: performance.now() - t0,
     reason: tensor.reason,
+    ...(tensor.precomputed ? { method: method ?? 'precomputed' } : {}),
   };
+}
+
+/** A slab of rows of precomputed data, measured (decoded by the type's codec) against the f32 source. */
+function precomputedSlab(tensor: ExportTensor, all: Uint8Array, data: Float32Array, range: RowRange, measure: boolean | 'rmse'): QuantizeResult & { backend: Backend } {
+  const type = quantType(tensor.type)!;
+  const rowLength = tensor.source.ne[0] ?? 1;
+  const perRow = (rowLength / type.blockSize) * type.typeSize;
+  const bytes = all.slice(range.first * perRow, (range.first + range.count) * perRow);
+  const sums = measure ? accumulateErrors(data, type.codec.decode(bytes, range.count, rowLength)) : null;
+  return { bytes, sums, backend: 'cpu' };
 }
 
 /** One slab quantized: on the GPU when it has the type's codec (and no importance applies), else the CPU. */

@@ -1,0 +1,94 @@
+// GPTQ as an export: the Q4_0 blocks of every tensor an export plan puts in q4_0 and that a
+// calibration pass sees (the blk.* linear weights), from gptqQ4_0 (gptq.ts) with each
+// weight's Hessian over the calibration text's inputs (activations.ts, chunked as
+// llama-imatrix). The export (engine/export.ts, ExportRequest.precomputed) writes these
+// blocks in place of round-to-nearest and everything else as before, so the file has the
+// plain Q4_0 export's layout, with the quantize.gptq.* keys below added to the header
+// (llama.cpp ignores keys it does not know).
+// The weights are read through the export source (the GGUF's own rows: a converted
+// safetensors model's Q/K rows are permuted as convert_hf_to_gguf.py does); GPTQ treats
+// each row on its own with one Hessian over the input columns, so the row order does not
+// matter and the inputs' columns are the same in both.
+import type { ModelIndex } from '../formats/model.ts';
+import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
+import { ggufEntry, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
+import { type ExportPlan, type ExportSource, type PrecomputedTensors, rowCount } from '../engine/export.ts';
+import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, openCalibrationModel, type CalibrationProgress } from './activations.ts';
+import { gptqQ4_0, hessian } from './gptq.ts';
+
+/** The only target GPTQ export writes: Q4_0's grid is what gptqQ4_0 quantizes into. */
+export const GPTQ_EXPORT_TYPE = 'q4_0';
+
+/** Header keys of a GPTQ export. */
+export const GPTQ_KEYS = {
+  dataset: 'quantize.gptq.dataset',
+  tensors: 'quantize.gptq.tensors_count',
+  chunks: 'quantize.gptq.chunks_count',
+  chunkSize: 'quantize.gptq.chunk_size',
+} as const;
+
+export interface GptqExportOptions {
+  /** The calibration text. */
+  text: string;
+  /** What quantize.gptq.dataset says: the text file as given, or the built-in text's name. */
+  dataset: string;
+  /** Calibration chunk (default as `quantlab calibrate`). */
+  chunk?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: CalibrationProgress) => void;
+}
+
+export interface GptqExport extends PrecomputedTensors {
+  textTokens: number;
+  chunk: number;
+  chunks: number;
+}
+
+/**
+ * GPTQ's Q4_0 blocks for the tensors `plan` converts to q4_0 that the calibration pass
+ * sees. `model` is the loaded model (for the forward pass), `source` and `plan` the
+ * export's (planExport without precomputed tensors).
+ */
+export async function gptqQ4_0Export(model: ModelIndex, source: ExportSource, plan: ExportPlan, options: GptqExportOptions): Promise<GptqExport> {
+  const cm = await openCalibrationModel(model);
+  const tokens = cm.tokenize(options.text);
+  const chunk = options.chunk ?? defaultChunk(tokens.length, cm.config.contextLength);
+  const chunks = chunkTokens(tokens, chunk, cm.bosId, cm.addBos).chunks.length;
+  const byName = new Map(plan.tensors.map((t) => [t.name, t]));
+  const names = linearWeightNames(cm.config).filter((n) => {
+    const t = byName.get(n);
+    return t !== undefined && t.converted && t.type === GPTQ_EXPORT_TYPE;
+  });
+  const total = chunks + names.length;
+  let done = 0;
+  const tick = (label: string) => options.onProgress?.({ done: ++done, total, label });
+  const inputs = await collectInputs(cm, options.text, chunk, {
+    only: new Set(names),
+    signal: options.signal,
+    onChunk: (d, n) => tick(`calibration text: chunk ${d} of ${n}`),
+  });
+  const tensors = new Map<string, Uint8Array>();
+  for (const name of names) {
+    if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('cancelled');
+    const x = inputs.get(name);
+    if (!x) {
+      tick(name);
+      continue;
+    }
+    const src = byName.get(name)!.source;
+    const cols = src.ne[0];
+    const rows = rowCount(src.ne);
+    if (x.cols !== cols) throw new Error(`GPTQ: ${name} has rows of ${cols} values but inputs of ${x.cols}`);
+    const w = await source.readF32(src, { first: 0, count: rows });
+    tensors.set(name, gptqQ4_0(w, rows, cols, hessian(x.x, x.n, cols)).bytes);
+    tick(name);
+  }
+  const { STRING, UINT32 } = GGUF_VALUE_TYPE;
+  const keys: GgufMetadataEntry[] = [
+    ggufEntry(GPTQ_KEYS.dataset, STRING, options.dataset),
+    ggufEntry(GPTQ_KEYS.tensors, UINT32, tensors.size),
+    ggufEntry(GPTQ_KEYS.chunks, UINT32, chunks),
+    ggufEntry(GPTQ_KEYS.chunkSize, UINT32, chunk),
+  ];
+  return { tensors, keys, method: 'gptq', textTokens: tokens.length, chunk, chunks };
+}

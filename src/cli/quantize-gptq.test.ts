@@ -1,0 +1,192 @@
+// `quantlab quantize --type q4_0 --gptq`: a GGUF whose blk.* linear Q4_0 tensors hold GPTQ's
+// blocks (calibrated on the built-in text or --text) and which is otherwise the plain Q4_0
+// export: same tensors, order, types, alignment and metadata (plus quantize.gptq.* keys);
+// every other tensor byte for byte the same. The file reads back through our reader and
+// @huggingface/gguf, runs in llama.cpp (node-llama-cpp, a child process), and its model is
+// closer to F32 on held-out text (the eval text, not the calibration text) than the plain
+// round-to-nearest Q4_0 export's.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gguf as hfGguf } from '@huggingface/gguf';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CALIBRATION_STORIES, CALIBRATION_STORY_TEXT } from '../calibrate/calibration-text.ts';
+import { collectInputs, openCalibrationModel } from '../calibrate/activations.ts';
+import { gptqQuantize, hessian } from '../calibrate/gptq.ts';
+import { GPTQ_KEYS } from '../calibrate/gptq-export.ts';
+import { exportSourceFromModel, planExport } from '../engine/export.ts';
+import { metadataToObject } from '../formats/gguf/metadata.ts';
+import { SWIFTSHADER_ICD } from '../gpu/gpu-test-setup.ts';
+import { loadModel, readTensorBytes, type ModelIndex } from '../formats/model.ts';
+import { fileSource } from '../formats/node-source.ts';
+import { FIXTURE_MODELS } from '../formats/testing.ts';
+import { EVAL_TEXT } from '../model/eval-text.ts';
+import { klDivergence, logSoftmax, modelTokenizer } from '../model/eval.ts';
+import { llamaConfig, LlamaModel } from '../model/llama.ts';
+import { mapProvider, readLlamaWeights } from '../model/weights.ts';
+import { quantType } from '../quant/types.ts';
+import { BUILTIN_DATASET } from './calibrate.ts';
+import { runInProcess } from './testing.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
+const run = promisify(execFile);
+/** The blk.* linear weights stories260K's Q4_0 plan puts in q4_0 (ffn_down's rows of 172 go to f16). */
+const GPTQ_TENSOR = /^blk\.\d+\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up)\.weight$/;
+
+let dir: string;
+const path = (name: string) => join(dir, name);
+const open = async (p: string) => loadModel([await fileSource(p)]);
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'quantlab-gptq-'));
+  for (const [out, args] of [
+    ['rtn.gguf', ['--type', 'q4_0']],
+    ['gptq.gguf', ['--type', 'q4_0', '--gptq']],
+    ['gptq-preset.gguf', ['--preset', 'Q4_0', '--gptq']],
+    ['rtn-preset.gguf', ['--preset', 'Q4_0']],
+  ] as const) {
+    const r = await runInProcess(['quantize', STORIES, '-o', path(out), ...args]);
+    expect(r.code, r.stderr).toBe(0);
+  }
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Mean KL(F32 || file's model) over every next-token position of `text` (one teacher-forced pass each). */
+async function meanKl(f32: ModelIndex, quantized: ModelIndex, text: string): Promise<number> {
+  const tokens = (await modelTokenizer(f32)).encode(text);
+  const logitsOf = async (m: ModelIndex) => {
+    const config = llamaConfig(m);
+    const model = new LlamaModel(config, mapProvider(await readLlamaWeights(m, config)));
+    return model.forward(tokens.slice(0, -1), model.newCache(tokens.length), { logits: 'all' });
+  };
+  const [p, q] = [await logitsOf(f32), await logitsOf(quantized)];
+  const V = llamaConfig(f32).nVocab;
+  const lp = new Float64Array(V);
+  const lq = new Float64Array(V);
+  let kl = 0;
+  const positions = tokens.length - 1;
+  for (let i = 0; i < positions; i++) kl += klDivergence(logSoftmax(p, i * V, V, lp), logSoftmax(q, i * V, V, lq));
+  return kl / positions;
+}
+
+describe('quantlab quantize --gptq', () => {
+  it.each([
+    ['gptq.gguf', 'rtn.gguf'],
+    ['gptq-preset.gguf', 'rtn-preset.gguf'],
+  ])('%s is %s with GPTQ blocks in the blk.* q4_0 tensors: same layout, other tensors byte-identical; read back by @huggingface/gguf', async (gptqFile, rtnFile) => {
+    const [g, r] = [await open(path(gptqFile)), await open(path(rtnFile))];
+    expect(g.tensors.map((t) => [t.name, t.dtype, t.shape])).toEqual(r.tensors.map((t) => [t.name, t.dtype, t.shape]));
+    expect(g.alignment).toBe(r.alignment);
+    // The RTN file's keys in their order, then the quantize.gptq.* keys.
+    const keys = g.ggufMetadata!.map((e) => e.key);
+    expect(keys).toEqual([...r.ggufMetadata!.map((e) => e.key), GPTQ_KEYS.dataset, GPTQ_KEYS.tensors, GPTQ_KEYS.chunks, GPTQ_KEYS.chunkSize]);
+    const gm = metadataToObject(g.ggufMetadata!);
+    const rm = metadataToObject(r.ggufMetadata!);
+    for (const k of Object.keys(rm)) expect(gm[k], k).toEqual(rm[k]);
+    expect(gm[GPTQ_KEYS.dataset]).toBe(BUILTIN_DATASET);
+    expect(gm[GPTQ_KEYS.chunkSize]).toBe(512);
+    expect(gm[GPTQ_KEYS.chunks]).toBe(2);
+
+    let gptq = 0;
+    for (const [i, t] of g.tensors.entries()) {
+      const [a, b] = [await readTensorBytes(g, t), await readTensorBytes(r, r.tensors[i])];
+      expect(a.length).toBe(b.length);
+      if (GPTQ_TENSOR.test(t.name)) {
+        expect(t.dtype, t.name).toBe('q4_0');
+        expect(Buffer.from(a).equals(Buffer.from(b)), t.name).toBe(false);
+        gptq++;
+      } else {
+        expect(Buffer.from(a).equals(Buffer.from(b)), t.name).toBe(true);
+      }
+    }
+    expect(gptq).toBe(30);
+    expect(gm[GPTQ_KEYS.tensors]).toBe(gptq);
+
+    const hf = await hfGguf(path(gptqFile), { allowLocalFile: true });
+    const meta = hf.metadata as Record<string, unknown>;
+    expect(meta['general.file_type']).toBe(2); // LLAMA_FTYPE_MOSTLY_Q4_0
+    expect(meta[GPTQ_KEYS.dataset]).toBe(BUILTIN_DATASET);
+    expect(hf.tensorInfos.map((t) => t.name)).toEqual(g.tensors.map((t) => t.name));
+    expect(hf.tensorInfos.map((t) => t.shape.map(Number))).toEqual(g.tensors.map((t) => [...t.shape].reverse()));
+    expect(hf.tensorInfos.map((t) => Number(t.offset))).toEqual(g.tensors.map((t) => t.offset - g.tensors[0].offset));
+  });
+
+  it("a GPTQ tensor's blocks decode to GPTQ's own values on the Q4_0 grid (the calibration inputs recomputed here)", async () => {
+    const g = await open(path('gptq.gguf'));
+    const cm = await openCalibrationModel(await open(STORIES));
+    const name = 'blk.2.ffn_up.weight';
+    const x = (await collectInputs(cm, CALIBRATION_STORY_TEXT, 512, { only: new Set([name]) })).get(name)!;
+    const w = cm.weights.get(name)!;
+    const rows = w.length / x.cols;
+    const expected = gptqQuantize(w, rows, x.cols, hessian(x.x, x.n, x.cols), { grid: { kind: 'q4_0' } });
+    const decoded = quantType('q4_0')!.reference.decode(await readTensorBytes(g, g.tensors.find((t) => t.name === name)!), rows, x.cols);
+    expect(Array.from(decoded)).toEqual(Array.from(expected, (v) => Math.fround(v)));
+  });
+
+  it('its model is closer to F32 than the RTN Q4_0 export on held-out text (mean KL over the eval text)', async () => {
+    const f32 = await open(STORIES);
+    const rtn = await meanKl(f32, await open(path('rtn.gguf')), EVAL_TEXT);
+    const gptq = await meanKl(f32, await open(path('gptq.gguf')), EVAL_TEXT);
+    console.log(`stories260K, eval text: mean KL to F32: RTN Q4_0 ${rtn.toFixed(5)}, GPTQ Q4_0 ${gptq.toFixed(5)}`);
+    expect(gptq).toBeGreaterThan(0);
+    expect(gptq).toBeLessThan(rtn);
+  });
+
+  it('loads and writes a story in llama.cpp (node-llama-cpp)', async () => {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/testing/generate-child.ts'), path('gptq.gguf'), 'Once upon a time', '24'], { cwd: ROOT });
+    const text = (JSON.parse(stdout.trim().split('\n').pop()!) as { text: string }).text;
+    expect(text).toMatch(/^[ ,.]*[A-Za-z]+( [A-Za-z,.']+){4,}/); // words, not noise
+  });
+
+  it('--text FILE calibrates on that text (its name in quantize.gptq.dataset, other blocks); the table names gptq', async () => {
+    const text = path('stories-reversed.txt');
+    writeFileSync(text, [...CALIBRATION_STORIES].reverse().join('\n\n'));
+    const out = path('gptq-text.gguf');
+    const r = await runInProcess(['quantize', STORIES, '-o', out, '--type', 'q4_0', '--gptq', '--text', text, '--chunk', '256']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/blk\.0\.attn_q\.weight\s+f32->q4_0\s+2304\s+\S+\s+gptq/);
+    expect(r.stdout).toMatch(/blk\.0\.ffn_down\.weight\s+f32->f16\s+\d+\s+\S+\s+cpu/);
+    expect(r.stdout).toMatch(/GPTQ: 30 tensors' Q4_0 blocks from .*stories-reversed\.txt \(\d+ tokens, 5 chunks of 256\)/);
+    const [a, b] = [await open(out), await open(path('gptq.gguf'))];
+    const meta = metadataToObject(a.ggufMetadata!);
+    expect(meta[GPTQ_KEYS.dataset]).toBe(text);
+    expect(meta[GPTQ_KEYS.chunkSize]).toBe(256);
+    const t = (m: ModelIndex) => m.tensors.find((x) => x.name === 'blk.1.attn_q.weight')!;
+    expect(Buffer.from(await readTensorBytes(a, t(a))).equals(Buffer.from(await readTensorBytes(b, t(b))))).toBe(false);
+  });
+
+  it('--backend webgpu writes the same file (the engine passes the GPTQ blocks through)', async () => {
+    process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
+    const out = path('gptq-webgpu.gguf');
+    const r = await runInProcess(['quantize', STORIES, '-o', out, '--type', 'q4_0', '--gptq', '--backend', 'webgpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(out).equals(readFileSync(path('gptq.gguf')))).toBe(true);
+  });
+
+  it('the export refuses precomputed data of the wrong size, for a tensor it copies, or for no tensor of the model', async () => {
+    const source = exportSourceFromModel(await open(STORIES));
+    const request = (tensors: Map<string, Uint8Array>) => ({ mode: { type: 'q4_0' }, precomputed: { tensors, keys: [], method: 'gptq' } });
+    expect(() => planExport(source, request(new Map([['blk.0.attn_q.weight', new Uint8Array(10)]])))).toThrow(/tensor blk\.0\.attn_q\.weight: gptq gives 10 bytes, q4_0 needs 2304/);
+    expect(() => planExport(source, request(new Map([['blk.0.attn_norm.weight', new Uint8Array(256)]])))).toThrow(/blk\.0\.attn_norm\.weight keeps its f32 data/);
+    expect(() => planExport(source, request(new Map([['blk.9.attn_q.weight', new Uint8Array(2304)]])))).toThrow(/gptq: no tensor 'blk\.9\.attn_q\.weight' in the model/);
+  });
+
+  it.each([
+    [['--type', 'q8_0', '--gptq'], /--gptq writes Q4_0 blocks: it goes with --type q4_0 or --preset Q4_0, not --type q8_0/],
+    [['--preset', 'Q4_K_M', '--gptq'], /--gptq writes Q4_0 blocks: it goes with --type q4_0 or --preset Q4_0, not --preset Q4_K_M/],
+    [['--plan', 'plan.json', '--gptq'], /--gptq writes Q4_0 blocks: it goes with --type q4_0 or --preset Q4_0, not --plan/],
+    [['--type', 'q4_0', '--gptq', '--imatrix', 'x.gguf'], /no --imatrix with it/],
+    [['--type', 'q4_0', '--text', 'calib.txt'], /--text and --chunk go with --gptq/],
+    [['--type', 'q4_0', '--gptq', '--text', '/nonexistent/calib.txt'], /nonexistent\/calib\.txt: at byte 0: cannot read the text \(ENOENT\)/],
+  ])('%j fails with one line and leaves no file', async (args, message) => {
+    const out = path('refused.gguf');
+    const r = await runInProcess(['quantize', STORIES, '-o', out, ...args]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
+  });
+});
