@@ -46,3 +46,6 @@ export const CALIBRATION_STORIES = [
 ];
 
 export const CALIBRATION_STORY_TEXT = CALIBRATION_STORIES.join('\n\n');
+
+/** The built-in text's name where a file name would go (imatrix.datasets, quantize.gptq.dataset). */
+export const BUILTIN_CALIBRATION_DATASET = 'quantlab built-in calibration text';

@@ -14,6 +14,7 @@ import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufEntry, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
 import { type ExportPlan, type ExportSource, type PrecomputedTensors, rowCount } from '../engine/export.ts';
 import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, openCalibrationModel, type CalibrationProgress } from './activations.ts';
+import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import { gptqQ4_0, hessian } from './gptq.ts';
 
 /** The only target GPTQ export writes: Q4_0's grid is what gptqQ4_0 quantizes into. */
@@ -28,10 +29,10 @@ export const GPTQ_KEYS = {
 } as const;
 
 export interface GptqExportOptions {
-  /** The calibration text. */
-  text: string;
-  /** What quantize.gptq.dataset says: the text file as given, or the built-in text's name. */
-  dataset: string;
+  /** The calibration text (default: the built-in stories). */
+  text?: string;
+  /** What quantize.gptq.dataset says: the text file as given (default: the built-in text's name). */
+  dataset?: string;
   /** Calibration chunk (default as `quantlab calibrate`). */
   chunk?: number;
   signal?: AbortSignal;
@@ -39,6 +40,7 @@ export interface GptqExportOptions {
 }
 
 export interface GptqExport extends PrecomputedTensors {
+  dataset: string;
   textTokens: number;
   chunk: number;
   chunks: number;
@@ -50,8 +52,11 @@ export interface GptqExport extends PrecomputedTensors {
  * export's (planExport without precomputed tensors).
  */
 export async function gptqQ4_0Export(model: ModelIndex, source: ExportSource, plan: ExportPlan, options: GptqExportOptions): Promise<GptqExport> {
+  if (plan.ftype !== 'Q4_0') throw new Error(`GPTQ export writes Q4_0 blocks: it needs the Q4_0 file type (--type ${GPTQ_EXPORT_TYPE} or --preset Q4_0), not ${plan.ftype}`);
+  const text = options.text ?? CALIBRATION_STORY_TEXT;
+  const dataset = options.dataset ?? BUILTIN_CALIBRATION_DATASET;
   const cm = await openCalibrationModel(model);
-  const tokens = cm.tokenize(options.text);
+  const tokens = cm.tokenize(text);
   const chunk = options.chunk ?? defaultChunk(tokens.length, cm.config.contextLength);
   const chunks = chunkTokens(tokens, chunk, cm.bosId, cm.addBos).chunks.length;
   const byName = new Map(plan.tensors.map((t) => [t.name, t]));
@@ -62,7 +67,7 @@ export async function gptqQ4_0Export(model: ModelIndex, source: ExportSource, pl
   const total = chunks + names.length;
   let done = 0;
   const tick = (label: string) => options.onProgress?.({ done: ++done, total, label });
-  const inputs = await collectInputs(cm, options.text, chunk, {
+  const inputs = await collectInputs(cm, text, chunk, {
     only: new Set(names),
     signal: options.signal,
     onChunk: (d, n) => tick(`calibration text: chunk ${d} of ${n}`),
@@ -85,10 +90,10 @@ export async function gptqQ4_0Export(model: ModelIndex, source: ExportSource, pl
   }
   const { STRING, UINT32 } = GGUF_VALUE_TYPE;
   const keys: GgufMetadataEntry[] = [
-    ggufEntry(GPTQ_KEYS.dataset, STRING, options.dataset),
+    ggufEntry(GPTQ_KEYS.dataset, STRING, dataset),
     ggufEntry(GPTQ_KEYS.tensors, UINT32, tensors.size),
     ggufEntry(GPTQ_KEYS.chunks, UINT32, chunks),
     ggufEntry(GPTQ_KEYS.chunkSize, UINT32, chunk),
   ];
-  return { tensors, keys, method: 'gptq', textTokens: tokens.length, chunk, chunks };
+  return { tensors, keys, method: 'gptq', dataset, textTokens: tokens.length, chunk, chunks };
 }

@@ -9,7 +9,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
 import { loadModel } from '../formats/model.ts';
-import { CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from '../calibrate/calibration-text.ts';
+import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from '../calibrate/calibration-text.ts';
 import { defaultChunk, openCalibrationModel } from '../calibrate/activations.ts';
 import { computeImatrix, imatrixGgufBytes } from '../calibrate/imatrix.ts';
 import { CALIBRATION_METHODS, compareCalibration, METHOD_LABELS, type CalibrationComparison } from '../calibrate/compare.ts';
@@ -18,7 +18,7 @@ import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
 
 /** imatrix.datasets for the built-in text (llama-imatrix writes the -f file name). */
-export const BUILTIN_DATASET = 'quantlab built-in calibration text';
+export const BUILTIN_DATASET = BUILTIN_CALIBRATION_DATASET;
 
 /** A UTF-8 text file, with one-line errors. */
 export async function readTextFile(path: string): Promise<string> {

@@ -16,6 +16,7 @@ import { CALIBRATION_STORIES, CALIBRATION_STORY_TEXT } from '../calibrate/calibr
 import { collectInputs, openCalibrationModel } from '../calibrate/activations.ts';
 import { gptqQuantize, hessian } from '../calibrate/gptq.ts';
 import { GPTQ_KEYS } from '../calibrate/gptq-export.ts';
+import { Engine } from '../engine/engine.ts';
 import { exportSourceFromModel, planExport } from '../engine/export.ts';
 import { metadataToObject } from '../formats/gguf/metadata.ts';
 import { SWIFTSHADER_ICD } from '../gpu/gpu-test-setup.ts';
@@ -164,6 +165,18 @@ describe('quantlab quantize --gptq', () => {
     const r = await runInProcess(['quantize', STORIES, '-o', out, '--type', 'q4_0', '--gptq', '--backend', 'webgpu']);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(out).equals(readFileSync(path('gptq.gguf')))).toBe(true);
+  });
+
+  it("the engine's export with { gptq } (the page's path through the worker) writes the CLI's file; it refuses a mode other than Q4_0", async () => {
+    const engine = new Engine(null);
+    await engine.load([await fileSource(STORIES)]);
+    const parts: Uint8Array[] = [];
+    const labels = new Set<string>();
+    const onProgress = (p: { label: string }) => void labels.add(p.label.split(':')[0]);
+    await engine.exportGguf({ type: 'q4_0' }, [], (c) => void parts.push(c.slice()), onProgress, { gptq: {} });
+    expect(Buffer.concat(parts).equals(readFileSync(path('gptq.gguf')))).toBe(true);
+    expect(labels.has('GPTQ')).toBe(true);
+    await expect(engine.exportGguf({ type: 'q8_0' }, [], () => undefined, undefined, { gptq: {} })).rejects.toThrow(/GPTQ export writes Q4_0 blocks: it needs the Q4_0 file type .*not Q8_0/);
   });
 
   it('the export refuses precomputed data of the wrong size, for a tensor it copies, or for no tensor of the model', async () => {

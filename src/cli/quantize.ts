@@ -229,16 +229,11 @@ async function openExporter(backend: BackendChoice): Promise<Exporter> {
 
 /** GPTQ's Q4_0 blocks for the tensors the export plan puts in q4_0 (the calibration modules load only here). */
 async function gptqBlocks(model: ModelIndex, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>) {
-  const [{ gptqQ4_0Export }, { CALIBRATION_STORY_TEXT }, { BUILTIN_DATASET, readTextFile }] = await Promise.all([
-    import('../calibrate/gptq-export.ts'),
-    import('../calibrate/calibration-text.ts'),
-    import('./calibrate.ts'),
-  ]);
-  const text = options.text === undefined ? CALIBRATION_STORY_TEXT : await readTextFile(options.text);
-  const dataset = options.text ?? BUILTIN_DATASET;
+  const [{ gptqQ4_0Export }, { readTextFile }] = await Promise.all([import('../calibrate/gptq-export.ts'), import('./calibrate.ts')]);
+  const text = options.text === undefined ? undefined : await readTextFile(options.text);
   const source = await exportSourceFor(model);
   const plan = planExport(source, { mode: a.mode, overrides: a.overrides });
-  return { ...(await gptqQ4_0Export(model, source, plan, { text, dataset, chunk: options.chunk })), dataset };
+  return gptqQ4_0Export(model, source, plan, { text, dataset: options.text, chunk: options.chunk });
 }
 
 /** A `quantlab plan` JSON file checked against the model: the export request that writes it and the file's size. */

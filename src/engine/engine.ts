@@ -18,6 +18,7 @@ import { summarizeModel } from './summary.ts';
 import { evaluateModel, type EvalOptions, type ModelEval } from '../model/eval.ts';
 import { openCalibrationModel } from '../calibrate/activations.ts';
 import { compareCalibration, type CalibrationComparison } from '../calibrate/compare.ts';
+import { gptqQ4_0Export, type GptqExportOptions } from '../calibrate/gptq-export.ts';
 import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
 import { llamaConfig } from '../model/llama.ts';
 import { ggufView } from '../model/weights.ts';
@@ -446,21 +447,29 @@ export class Engine {
    * Quantizes the loaded model to a GGUF file (export.ts: byte-identical to llama-quantize),
    * handing the file to `sink` chunk by chunk; resolves with the bytes written. The GPU
    * quantizes the types it has codecs for; cancel() stops it with CancelledError.
+   * `gptq`: the q4_0 tensors a calibration pass sees get GPTQ's blocks from that text
+   * (default: the built-in one; calibrate/gptq-export.ts), as `quantlab quantize --gptq`.
    */
   async exportGguf(
     mode: PlanMode,
     overrides: readonly TensorTypeOverride[] = [],
     sink: (chunk: Uint8Array) => void | Promise<void>,
     onProgress?: (p: ExportProgress) => void,
-    more: Omit<ExportRequest, 'mode' | 'overrides'> & Pick<ExportOptions, 'cpu' | 'onTensor' | 'measure'> = {},
+    more: Omit<ExportRequest, 'mode' | 'overrides'> & Pick<ExportOptions, 'cpu' | 'onTensor' | 'measure'> & { gptq?: GptqExportOptions } = {},
   ): Promise<number> {
     await this.ensureGpu();
     const source = await exportSourceFor(this.loadedModel());
-    const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix, precomputed: more.precomputed });
     const abort = new AbortController();
     this.exportAbort = abort;
     const gpu = this.compute();
     try {
+      let precomputed = more.precomputed;
+      if (more.gptq) {
+        const rtn = planExport(source, { mode, overrides, options: more.options });
+        const step = (p: Progress) => onProgress?.({ ...p, label: `GPTQ: ${p.label}`, tensorsDone: 0, tensorCount: rtn.tensors.length });
+        precomputed = await gptqQ4_0Export(this.loadedModel(), source, rtn, { ...more.gptq, signal: abort.signal, onProgress: step });
+      }
+      const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix, precomputed });
       const chunks = exportGguf(source, plan, {
         gpu: gpu.backend === 'webgpu' ? gpu : undefined,
         cpu: more.cpu,
