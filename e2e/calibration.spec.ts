@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test, expect } from './fixtures.ts';
+
+const ROOT = process.cwd();
 
 test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ per layer on the sample, in the worker', async ({ app, page }) => {
   await app.open();
@@ -37,4 +42,37 @@ test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ per laye
   await panel.getByRole('button', { name: 'Calibrate and compare' }).click();
   await expect(summary).not.toHaveText(builtIn!, { timeout: 120_000 });
   await expect(summary).toContainText(/Calibration: \d+ tokens/);
+});
+
+test('the Calibration tab downloads the GPTQ Q4_0 GGUF: the file quantlab quantize --type q4_0 --gptq writes, with the built-in or a dropped text', async ({ app, page }, info) => {
+  await app.open();
+  await app.loadSample();
+  await page.getByRole('tab', { name: 'Calibration' }).click();
+  const panel = page.getByRole('region', { name: 'Calibration' });
+  const sample = join(ROOT, 'public/samples/stories260K.gguf');
+  const exportOnce = async (name: string) => {
+    const download = page.waitForEvent('download', { timeout: 120_000 });
+    await panel.getByRole('button', { name: 'Download GPTQ Q4_0 GGUF' }).click();
+    const got = info.outputPath(name);
+    await (await download).saveAs(got);
+    await expect(panel.getByRole('status').filter({ hasText: 'Wrote model-GPTQ-Q4_0.gguf' })).toBeVisible();
+    return readFileSync(got);
+  };
+
+  const builtIn = await exportOnce('builtin.gguf');
+  const want = info.outputPath('cli-builtin.gguf');
+  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'quantize', sample, '-o', want, '--type', 'q4_0', '--gptq'], { cwd: ROOT, stdio: 'pipe' });
+  expect(builtIn.equals(readFileSync(want))).toBe(true);
+
+  // A dropped text: quantize.gptq.dataset is its name, as the CLI's --text with that file name.
+  const dir = info.outputPath('text');
+  mkdirSync(dir, { recursive: true });
+  const story = 'The cat sat on the mat and looked at the sun. '.repeat(60);
+  writeFileSync(join(dir, 'mine.txt'), story);
+  await panel.getByLabel('Calibration text file').setInputFiles(join(dir, 'mine.txt'));
+  await expect(panel.getByTestId('calibration-text-name')).toContainText('mine.txt');
+  const dropped = await exportOnce('dropped.gguf');
+  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'quantize', sample, '-o', 'cli.gguf', '--type', 'q4_0', '--gptq', '--text', 'mine.txt'], { cwd: dir, stdio: 'pipe' });
+  expect(dropped.equals(readFileSync(join(dir, 'cli.gguf')))).toBe(true);
+  expect(dropped.equals(builtIn)).toBe(false);
 });

@@ -12,7 +12,7 @@ import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
 import type { OverrideSpec } from './plan.ts';
 import type { MatmulRequest } from './matmul-job.ts';
-import type { CompareRequest, Progress } from './types.ts';
+import type { CompareRequest, ExportJobOptions, Progress } from './types.ts';
 
 /** The engine worker stopped while a call was in flight. */
 export class EngineCrashedError extends Error {
@@ -128,8 +128,13 @@ export const engine = {
     worker.planErrors(mode, overrides, onProgress ? proxy(onProgress) : undefined),
   matmulCheck: (request: MatmulRequest, onProgress?: (p: Progress) => void) =>
     worker.matmulCheck(request, onProgress ? proxy(onProgress) : undefined),
-  exportGguf: (mode: PlanMode, overrides: OverrideSpec[], sink: (chunk: Uint8Array) => Promise<void>, onProgress?: (p: Progress) => void) =>
-    worker.exportGguf(mode, overrides, proxy(sink), onProgress ? proxy(onProgress) : undefined),
+  exportGguf: (
+    mode: PlanMode,
+    overrides: OverrideSpec[],
+    sink: (chunk: Uint8Array) => Promise<void>,
+    onProgress?: (p: Progress) => void,
+    options?: ExportJobOptions,
+  ) => worker.exportGguf(mode, overrides, proxy(sink), onProgress ? proxy(onProgress) : undefined, options),
   evalModel: (presets: string[], onProgress?: (p: Progress) => void) => worker.evalModel(presets, onProgress ? proxy(onProgress) : undefined),
   budgetScan: (onProgress?: (p: Progress) => void) => worker.budgetScan(onProgress ? proxy(onProgress) : undefined),
   compareCalibration: (options: { calibrationText?: string; group?: number }, onProgress?: (p: Progress) => void) =>

@@ -86,3 +86,8 @@ export interface Progress {
   total: number;
   label: string;
 }
+
+/** The page's export options: `gptq` (with a Q4_0 mode) writes GPTQ's Q4_0 blocks from that calibration text (default: built-in). */
+export interface ExportJobOptions {
+  gptq?: { text?: string; dataset?: string };
+}

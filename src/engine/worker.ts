@@ -8,7 +8,7 @@ import type { OverrideSpec } from './plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
 import type { MatmulRequest } from './matmul-job.ts';
-import type { CompareRequest, GpuStatus, Progress } from './types.ts';
+import type { CompareRequest, ExportJobOptions, GpuStatus, Progress } from './types.ts';
 import { fastCodecsInstalled, installFastCodecs } from '../quant/fast/wasm-codecs.ts';
 // Built from wasm/ by the Vite plugin (vite.config.ts) before Vite resolves this import.
 import fastCodecsUrl from '../../wasm/build/quant.wasm?url';
@@ -58,12 +58,14 @@ const api = {
     overrides: OverrideSpec[],
     sink: ((chunk: Uint8Array) => Promise<void>) & ProxyMarked,
     onProgress?: ((p: Progress) => void) & ProxyMarked,
+    options: ExportJobOptions = {},
   ) =>
     engine.exportGguf(
       mode,
       overrides,
       (chunk) => sink(transfer(chunk, [chunk.buffer as ArrayBuffer])),
       onProgress && ((p) => onProgress({ done: p.done, total: p.total, label: p.label })),
+      { gptq: options.gptq },
     ),
   evalModel: (presets: string[], onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.evalModel(presets, onProgress),
   budgetScan: (onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.budgetScan(onProgress),

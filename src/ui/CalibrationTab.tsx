@@ -3,7 +3,8 @@ import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAx
 import { engine } from '../engine/client.ts';
 import type { Progress } from '../engine/types.ts';
 import { CALIBRATION_METHODS, METHOD_LABELS } from '../calibrate/methods.ts';
-import { formatMetric } from './format.ts';
+import { downloadSink } from './ExportPanel.tsx';
+import { formatBytes, formatMetric } from './format.ts';
 import { ErrorAlert, ProgressLine } from './Status.tsx';
 
 type Comparison = Awaited<ReturnType<typeof engine.compareCalibration>>;
@@ -24,6 +25,8 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
   const [result, setResult] = useState<Comparison | null>(null);
   const [progress, setProgress] = useState<Progress | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [exporting, setExporting] = useState<Progress | null>(null);
+  const [exportMessage, setExportMessage] = useState<string | null>(null);
 
   const pickText = async (file: File | undefined) => {
     if (!file) return;
@@ -45,6 +48,25 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
       setError(e instanceof Error ? e.message : String(e));
     } finally {
       setProgress(null);
+    }
+  };
+
+  /** The model as Q4_0 with GPTQ's blocks in the layer weights (quantlab quantize --type q4_0 --gptq), as a download. */
+  const exportGptq = async () => {
+    const fileName = 'model-GPTQ-Q4_0.gguf';
+    setExportMessage(null);
+    const sink = downloadSink(fileName);
+    setExporting({ done: 0, total: 1, label: 'GPTQ: reading the weights…' });
+    try {
+      const gptq = text ? { text: text.content, dataset: text.name } : {};
+      const written = await engine.exportGguf({ type: 'q4_0' }, [], (chunk) => sink.write(chunk), setExporting, { gptq });
+      await sink.close();
+      setExportMessage(`Wrote ${fileName}: ${formatBytes(written)}.`);
+    } catch (e) {
+      await sink.abort();
+      setExportMessage(`Export stopped: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      setExporting(null);
     }
   };
 
@@ -87,6 +109,17 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
           Calibrate and compare
         </button>
         <ProgressLine progress={progress} onCancel={() => engine.cancel()} />
+      </div>
+      <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }} aria-label="GPTQ export">
+        <button type="button" onClick={exportGptq} disabled={exporting !== null || progress !== null}>
+          Download GPTQ Q4_0 GGUF
+        </button>
+        <span className="muted">
+          Q4_0 with GPTQ's blocks (from the calibration text above) in every layer weight, the rest as llama-quantize's Q4_0; runs in
+          llama.cpp.
+        </span>
+        <ProgressLine progress={exporting} onCancel={() => engine.cancel()} label="GPTQ export progress" />
+        {exportMessage && <span role="status">{exportMessage}</span>}
       </div>
       <ErrorAlert message={error} />
       {result && (

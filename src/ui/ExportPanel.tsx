@@ -33,7 +33,7 @@ async function fileSink(name: string): Promise<Sink | null> {
 }
 
 /** Fallback without the File System Access API: the chunks become a Blob, then a download. */
-function downloadSink(name: string): Sink {
+export function downloadSink(name: string): Sink {
   const parts: BlobPart[] = [];
   return {
     write: async (chunk) => void parts.push(chunk as Uint8Array<ArrayBuffer>),
