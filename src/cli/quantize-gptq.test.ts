@@ -4,7 +4,7 @@
 // every other tensor byte for byte the same. The file reads back through our reader and
 // @huggingface/gguf, runs in llama.cpp (node-llama-cpp, a child process), and its model is
 // closer to F32 on held-out text (the eval text, not the calibration text) than the plain
-// round-to-nearest Q4_0 export's.
+// round-to-nearest Q4_0 export's, in our forward pass and in llama.cpp's.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,7 @@ import { klDivergence, logSoftmax, modelTokenizer } from '../model/eval.ts';
 import { llamaConfig, LlamaModel } from '../model/llama.ts';
 import { mapProvider, readLlamaWeights } from '../model/weights.ts';
 import { quantType } from '../quant/types.ts';
+import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
 import { BUILTIN_DATASET } from './calibrate.ts';
 import { runInProcess } from './testing.ts';
 
@@ -136,6 +137,22 @@ describe('quantlab quantize --gptq', () => {
     expect(gptq).toBeLessThan(rtn);
   });
 
+  it('in llama.cpp too (teacher-forced logits of the eval text, Q4_0 matmuls): GPTQ closer to the F32 file than RTN', async () => {
+    const tokens = (await modelTokenizer(await open(STORIES))).encode(EVAL_TEXT);
+    const [f32, rtn, gptq] = await Promise.all([STORIES, path('rtn.gguf'), path('gptq.gguf')].map(async (model) => (await runLlamaCpp({ model, logits: [tokens] })).logits[0]));
+    const kl = (q: number[][]) => {
+      const V = f32[0].length;
+      const [lp, lq] = [new Float64Array(V), new Float64Array(V)];
+      let sum = 0;
+      for (let i = 0; i < tokens.length - 1; i++) sum += klDivergence(logSoftmax(f32[i], 0, V, lp), logSoftmax(q[i], 0, V, lq));
+      return sum / (tokens.length - 1);
+    };
+    const [klRtn, klGptq] = [kl(rtn), kl(gptq)];
+    console.log(`stories260K, eval text, in llama.cpp: mean KL to the F32 file: RTN Q4_0 ${klRtn.toFixed(5)}, GPTQ Q4_0 ${klGptq.toFixed(5)}`);
+    expect(klGptq).toBeGreaterThan(0);
+    expect(klGptq).toBeLessThan(klRtn);
+  });
+
   it('loads and writes a story in llama.cpp (node-llama-cpp)', async () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/testing/generate-child.ts'), path('gptq.gguf'), 'Once upon a time', '24'], { cwd: ROOT });
     const text = (JSON.parse(stdout.trim().split('\n').pop()!) as { text: string }).text;
@@ -157,6 +174,18 @@ describe('quantlab quantize --gptq', () => {
     expect(meta[GPTQ_KEYS.chunkSize]).toBe(256);
     const t = (m: ModelIndex) => m.tensors.find((x) => x.name === 'blk.1.attn_q.weight')!;
     expect(Buffer.from(await readTensorBytes(a, t(a))).equals(Buffer.from(await readTensorBytes(b, t(b))))).toBe(false);
+  });
+
+  it('from safetensors + config.json (converted; Q/K rows permuted as convert_hf_to_gguf.py): every tensor as from the GGUF', async () => {
+    const out = path('gptq-st.gguf');
+    const inputs = ['stories260K.f32.safetensors', 'stories260K.config.json', 'tok512.model'].map((f) => join(FIXTURE_MODELS, f));
+    const r = await runInProcess(['quantize', ...inputs, '-o', out, '--type', 'q4_0', '--gptq']);
+    expect(r.code, r.stderr).toBe(0);
+    const [a, b] = [await open(out), await open(path('gptq.gguf'))];
+    expect(a.tensors.map((t) => t.name)).toEqual(b.tensors.map((t) => t.name));
+    for (const [i, t] of a.tensors.entries()) {
+      expect(Buffer.from(await readTensorBytes(a, t)).equals(Buffer.from(await readTensorBytes(b, b.tensors[i]))), t.name).toBe(true);
+    }
   });
 
   it('--backend webgpu writes the same file (the engine passes the GPTQ blocks through)', async () => {
