@@ -8,8 +8,7 @@ const STORIES = join(FIXTURES, 'stories260K.gguf');
 test('the Budget tab plans the sample at the size of Q4_K_M: fits, measures below the preset, exports the file quantlab quantize --plan writes', async ({ app, page }, info) => {
   await app.open();
   await app.loadSample();
-  await page.getByRole('tab', { name: 'Budget' }).click();
-  const panel = page.getByRole('region', { name: 'Budget' });
+  const panel = await app.openTab('Budget');
   // Cancel stops the scan: no result, the reason shown, and it can start again.
   await panel.getByRole('button', { name: 'Scan sensitivity' }).click();
   const progress = panel.getByLabel('Budget progress');

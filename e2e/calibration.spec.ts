@@ -8,8 +8,7 @@ const ROOT = process.cwd();
 test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ per layer on the sample, in the worker', async ({ app, page }) => {
   await app.open();
   await app.loadSample();
-  await page.getByRole('tab', { name: 'Calibration' }).click();
-  const panel = page.getByRole('region', { name: 'Calibration' });
+  const panel = await app.openTab('Calibration');
   await expect(panel.getByTestId('calibration-text-name')).toHaveText('built-in stories');
   await panel.getByRole('button', { name: 'Calibrate and compare' }).click();
   const totals = panel.getByRole('table', { name: 'Calibration totals' });
@@ -47,8 +46,7 @@ test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ per laye
 test('the Calibration tab downloads the GPTQ Q4_0 GGUF: the file quantlab quantize --type q4_0 --gptq writes, with the built-in or a dropped text', async ({ app, page }, info) => {
   await app.open();
   await app.loadSample();
-  await page.getByRole('tab', { name: 'Calibration' }).click();
-  const panel = page.getByRole('region', { name: 'Calibration' });
+  const panel = await app.openTab('Calibration');
   const sample = join(ROOT, 'public/samples/stories260K.gguf');
   const exportOnce = async (name: string) => {
     const download = page.waitForEvent('download', { timeout: 120_000 });

@@ -13,8 +13,7 @@ function cliExport(preset: string, dir: string): Buffer {
 test('Download GGUF streams the same bytes as quantlab quantize (Q4_K_M)', async ({ app, page }, info) => {
   await app.open();
   await app.loadSample();
-  await page.getByRole('tab', { name: 'Whole model' }).click();
-  const panel = page.getByRole('region', { name: 'Whole model' });
+  const panel = await app.openTab('Whole model');
   await panel.getByLabel('Preset', { exact: true }).selectOption('Q4_K_M');
   const download = page.waitForEvent('download');
   await panel.getByRole('button', { name: 'Download GGUF' }).click();
@@ -45,8 +44,7 @@ test('Save GGUF to disk writes through the File System Access API (test hook) th
   });
   await app.open();
   await app.loadSample();
-  await page.getByRole('tab', { name: 'Whole model' }).click();
-  const panel = page.getByRole('region', { name: 'Whole model' });
+  const panel = await app.openTab('Whole model');
   await panel.getByLabel('Preset', { exact: true }).selectOption('Q8_0');
   await panel.getByRole('button', { name: 'Save GGUF to disk…' }).click();
   await page.waitForFunction(() => (window as unknown as { __saved?: boolean }).__saved === true, undefined, { timeout: 120_000 });

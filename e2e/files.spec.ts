@@ -23,8 +23,7 @@ test('loads the sharded safetensors model and exports it as the GGUF quantlab qu
   await app.screenshot('sharded');
 
   // Whole model: llama.cpp's plan under GGUF names, and a download equal to the CLI's file.
-  await page.getByRole('tab', { name: 'Whole model' }).click();
-  const panel = page.getByRole('region', { name: 'Whole model' });
+  const panel = await app.openTab('Whole model');
   await panel.getByLabel('Preset', { exact: true }).selectOption('Q8_0');
   await expect(panel.getByRole('table', { name: 'Plan' }).locator('tr[data-tensor="blk.4.ffn_down.weight"]')).toBeVisible();
   const download = page.waitForEvent('download');

@@ -25,6 +25,12 @@ export class AppPage {
     return this.page.getByLabel('Compute backend');
   }
 
+  /** Clicks a tab and returns its panel. */
+  async openTab(name: string) {
+    await this.page.getByRole('tab', { name }).click();
+    return this.page.getByRole('region', { name });
+  }
+
   async selectTensor(name: string) {
     await this.page.getByRole('searchbox', { name: 'Search tensors' }).fill(name);
     await this.page.getByRole('region', { name: 'Tensors' }).getByRole('cell', { name, exact: true }).click();

@@ -82,8 +82,7 @@ test('a 2.3 GB GGUF: opened, listed, a tensor compared and the whole file export
     expect(q8).toBeGreaterThan(0);
     expect(q4).toBeGreaterThan(q8);
 
-    await page.getByRole('tab', { name: 'Whole model' }).click();
-    const panel = page.getByRole('region', { name: 'Whole model' });
+    const panel = await app.openTab('Whole model');
     await panel.getByLabel('Preset', { exact: true }).selectOption('type:q8_0');
     await panel.getByRole('button', { name: 'Save GGUF to disk…' }).click();
     await expect(panel.getByRole('status').filter({ hasText: 'Wrote' })).toBeVisible({ timeout: 240_000 });

@@ -4,8 +4,7 @@ test('runs y = W x on the quantized WebGPU kernels and shows the product error p
   await app.open();
   await app.loadSample();
   await app.selectTensor('blk.0.ffn_up.weight');
-  await page.getByRole('tab', { name: 'Quantized matmul' }).click();
-  const panel = page.getByRole('region', { name: 'Quantized matmul' });
+  const panel = await app.openTab('Quantized matmul');
   await panel.getByRole('button', { name: 'Run y = W x' }).click();
   const table = panel.getByRole('table', { name: 'Matmul results' });
   // The default GGUF types of the comparison: f16, bf16, q8_0, q4_0 apply to rows of 64.

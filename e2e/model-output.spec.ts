@@ -3,8 +3,7 @@ import { test, expect } from './fixtures.ts';
 test('the Model output panel scores presets against F32 on the sample', async ({ app, page }) => {
   await app.open();
   await app.loadSample();
-  await page.getByRole('tab', { name: 'Model output' }).click();
-  const panel = page.getByRole('region', { name: 'Model output' });
+  const panel = await app.openTab('Model output');
   await panel.getByRole('button', { name: /Evaluate 3 presets/ }).click();
   const table = panel.getByRole('table', { name: 'Model output metrics' });
   await expect(table.locator('tr[data-preset="Q2_K"]')).toBeVisible({ timeout: 170_000 });

@@ -59,8 +59,7 @@ test('a whole session (sample, compare, plan, export) asks for nothing off the o
   await app.open();
   await app.loadSample();
   await expect(page.getByRole('table', { name: 'Error metrics' }).locator('td[data-metric="rmse"]').first()).toBeVisible({ timeout: 120_000 });
-  await page.getByRole('tab', { name: 'Whole model' }).click();
-  const panel = page.getByRole('region', { name: 'Whole model' });
+  const panel = await app.openTab('Whole model');
   await panel.getByLabel('Preset', { exact: true }).selectOption('Q4_0');
   const download = page.waitForEvent('download');
   await panel.getByRole('button', { name: 'Download GGUF' }).click();

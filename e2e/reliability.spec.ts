@@ -131,8 +131,7 @@ test('engine worker dies mid-export: the file is discarded, never closed as done
   const state = await fileHook(page);
   await app.open();
   await app.loadSample();
-  await page.getByRole('tab', { name: 'Whole model' }).click();
-  const panel = page.getByRole('region', { name: 'Whole model' });
+  const panel = await app.openTab('Whole model');
   await panel.getByLabel('Preset', { exact: true }).selectOption('Q8_0');
   await (await engineWorker(page)).evaluate(() => {
     GPUBuffer.prototype.mapAsync = () => {
@@ -162,8 +161,7 @@ test('cancel mid-export: the file is discarded, never closed as done, and the pa
   const state = await fileHook(page, 150);
   await app.open();
   await app.loadSample();
-  await page.getByRole('tab', { name: 'Whole model' }).click();
-  const panel = page.getByRole('region', { name: 'Whole model' });
+  const panel = await app.openTab('Whole model');
   await panel.getByLabel('Preset', { exact: true }).selectOption('Q8_0');
   await panel.getByRole('button', { name: 'Save GGUF to disk…' }).click();
   await expect.poll(async () => (await state()).writes, { timeout: 60_000 }).toBeGreaterThan(2);

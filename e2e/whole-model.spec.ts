@@ -3,8 +3,7 @@ import { test, expect } from './fixtures.ts';
 test('plans a preset for the whole sample model, with sizes across presets and error per layer', async ({ app, page }) => {
   await app.open();
   await app.loadSample();
-  await page.getByRole('tab', { name: 'Whole model' }).click();
-  const panel = page.getByRole('region', { name: 'Whole model' });
+  const panel = await app.openTab('Whole model');
   await panel.getByLabel('Preset', { exact: true }).selectOption('Q8_0');
   await expect(panel.getByTestId('plan-size')).toContainText('bits/weight');
   // stories260K: every 2-D weight is q8_0 except those whose rows (172) are not whole blocks.
