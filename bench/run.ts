@@ -17,6 +17,7 @@ import { loadFastCodecs } from '../src/quant/fast/node.ts';
 import { benchCpu, type CpuResult, type GgmlQuantize } from './cpu.ts';
 import { benchGpu, GpuStuckError, type GpuResult } from './gpu.ts';
 import { createGpuTimer } from './timing.ts';
+import { gaussians } from '../src/testing/random.ts';
 
 /** Chromium's SwiftShader Vulkan driver: the GPU of GPU-less machines (../shared/webgpu.md). */
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -75,18 +76,6 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Deterministic Gaussian weights (mulberry32 + Box-Muller), std 0.02 like a trained layer. */
-function gaussians(n: number, seed: number): Float32Array {
-  const uniform = () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform()) * 0.02;
-  return out;
-}
 
 /** A GPU, re-running this process on SwiftShader when Dawn finds no adapter and none was named. */
 async function openGpu(): Promise<GpuContext | undefined> {
@@ -123,7 +112,7 @@ async function main() {
   const gpu = args.noGpu ? undefined : await openGpu();
   const ggml: GgmlQuantize | undefined = args.ggml ? (await import('../src/testing/llama-peer.ts')).ggmlQuantizeChunk : undefined;
   const timer = gpu ? createGpuTimer(gpu, args.wall) : undefined;
-  const values = gaussians(rows * cols, 1234);
+  const values = gaussians(rows * cols, 1234, 0.02); // std 0.02, like a trained layer
   const cpuRows = Math.max(1, Math.min(rows, Math.floor(args.cpuValues / cols)));
   const cpuValues = values.subarray(0, cpuRows * cols);
 

@@ -1,19 +1,10 @@
 // The allocator against brute force on small random instances: the best damage within
 // the capacity, never over it, and no answer where nothing fits.
 import { describe, expect, it } from 'vitest';
+import { rng } from '../testing/random.ts';
 import { allocate, lowerHull, type Option } from './allocate.ts';
 
 /** Seeded uniform [0, 1): mulberry32. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bruteForce(items: Option[][], capacity: number): number {
   let best = Infinity;

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../formats/model.ts';
 import { fixture } from '../formats/testing.ts';
-import { rng } from '../testing/fuzz.ts';
+import { rng } from '../testing/random.ts';
 import { convertHfLlama } from './llama.ts';
 
 describe('rows read on their own', () => {

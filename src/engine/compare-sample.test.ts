@@ -6,7 +6,7 @@ import { f32ToF16Bits } from '../formats/float16.ts';
 import { GGML_TYPE } from '../formats/gguf/constants.ts';
 import { planGguf, writeGguf } from '../formats/gguf/write.ts';
 import { collect } from '../formats/testing.ts';
-import { rng } from '../testing/fuzz.ts';
+import { rng } from '../testing/random.ts';
 import { compareJson } from '../cli/compare.ts';
 import { Engine, MAX_COMPARE_VALUES } from './engine.ts';
 

@@ -12,6 +12,7 @@ import { QUANT_TYPES, quantType, whyNotApplicable, type QuantType } from '../qua
 import { dequantizedProduct, matmulError, matvecError, relativeError } from '../quant/matmul.ts';
 import { restrictLimits, type GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
+import { gaussians } from '../testing/random.ts';
 import {
   canUseSubgroups,
   gpuMatmulSupportsType,
@@ -51,17 +52,6 @@ function note(type: QuantType, name: string, rel: number) {
   let m = gpuErrors.get(type.id);
   if (!m) gpuErrors.set(type.id, (m = new Map()));
   m.set(name, Math.max(m.get(name) ?? 0, rel));
-}
-
-/** Deterministic PRNG (mulberry32) and Gaussians from it. */
-function gaussians(n: number, seed: number, scale = 1): Float32Array {
-  const r = () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()) * scale);
 }
 
 async function tensor(name: string): Promise<Float32Array> {

@@ -29,15 +29,7 @@ export const readGoldenF32 = (name: string) => readF32File(join(GOLDEN, name));
 /** The f32 bits of f (a view, not a copy). */
 export const bitsOf = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../testing/random.ts';
 
 /** Indices of the blocks (of typeSize bytes) whose bytes differ; the lengths must match. */
 export function differingBlocks(got: Uint8Array, want: Uint8Array, typeSize: number): number[] {

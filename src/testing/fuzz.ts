@@ -22,21 +22,10 @@ import { FIXTURE_MODELS, collect, rawSafetensors } from '../formats/testing.ts';
 import { summarizeModel } from '../engine/summary.ts';
 import { inspectJson, inspectText } from '../cli/inspect.ts';
 import { toJson } from '../cli/json.ts';
+import { rng } from './random.ts';
 import { dequantizeGgml, quantTypeByGgmlId } from '../quant/types.ts';
 
 // ---- random numbers ---------------------------------------------------------------------
-
-/** mulberry32: a small seeded generator, so that every finding can be replayed from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Random = () => number;
 const int = (r: Random, n: number) => Math.floor(r() * n);

@@ -11,7 +11,7 @@ import { f32ToBf16Bits, f32ToF16Bits } from '../formats/float16.ts';
 import { GGML_TYPE, GGML_TYPES, GGUF_VALUE_TYPE as T } from '../formats/gguf/constants.ts';
 import { ggufArray, ggufEntry } from '../formats/gguf/metadata.ts';
 import { type GgufLayout, planGguf } from '../formats/gguf/write.ts';
-import { rng } from './fuzz.ts';
+import { rng } from './random.ts';
 
 export const LLAMA31_8B = {
   layers: 32, embd: 4096, ff: 14336, heads: 32, headsKv: 8, vocab: 128256, contextLength: 131072,

@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { f32ToF16Bits } from '../formats/float16.ts';
 import { GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
+import { mulberry32Uint } from './random.ts';
 
 export interface SyntheticLlamaOptions {
   nLayer: number;
@@ -197,14 +198,8 @@ function writeKv(b: Bytes, key: string, v: KvValue): void {
 
 /** Seeded normal(0, std) values: mulberry32 + Box-Muller. */
 function gaussian(seed: number, std: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
+  const next = mulberry32Uint(seed);
+  const uniform = () => (next() + 0.5) / 2 ** 32;
   return () => std * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 

@@ -16,16 +16,7 @@ export function random(seed: number): () => number {
 }
 
 /** Seeded standard normal values (mulberry32 + Box-Muller). */
-export function gaussian(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform()));
-}
+export { gaussians as gaussian } from '../../testing/random.ts';
 
 export const rmse = (a: Float32Array, b: Float32Array) => Math.sqrt(a.reduce((s, x, i) => s + (x - b[i]) ** 2, 0) / a.length);
 
