@@ -10,6 +10,7 @@
 //   text file as named), imatrix.chunk_count (u32), imatrix.chunk_size (u32, n_ctx /
 //   n_parallel = the chunk); per weight, in std::sort order of the names,
 //   NAME.in_sum2 (F32, ne [cols, 1]) and NAME.counts (F32, ne [1, 1]).
+import { collectBytes } from '../formats/bytes.ts';
 import { GGML_TYPE, GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufArray, ggufEntry } from '../formats/gguf/metadata.ts';
 import { planGguf, writeGguf, type GgufLayout } from '../formats/gguf/write.ts';
@@ -97,14 +98,6 @@ export function writeImatrixGguf(stats: ImatrixStats): AsyncGenerator<Uint8Array
 }
 
 /** The imatrix GGUF in one buffer (small: one row of f32 per weight). */
-export async function imatrixGgufBytes(stats: ImatrixStats): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const p of writeImatrixGguf(stats)) parts.push(p);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+export function imatrixGgufBytes(stats: ImatrixStats): Promise<Uint8Array> {
+  return collectBytes(writeImatrixGguf(stats));
 }

@@ -74,6 +74,24 @@ function blobName(blob: Blob): string {
   return 'name' in blob && typeof blob.name === 'string' && blob.name ? blob.name : 'blob';
 }
 
+/** The parts, one after another, in one new buffer. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** A (small) stream's chunks in one buffer; each is copied as it comes, since writers may reuse theirs. */
+export async function collectBytes(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of chunks) parts.push(chunk.slice());
+  return concatBytes(parts);
+}
+
 /** Reads a whole (small) file, refusing one above `maxBytes`. */
 export async function readWhole(source: ByteSource, maxBytes: number, what: string): Promise<Uint8Array> {
   if (source.size > maxBytes) {

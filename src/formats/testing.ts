@@ -29,17 +29,7 @@ export function spySource(bytes: Uint8Array, name = 'hostile.bin'): ByteSource &
   return spy;
 }
 
-export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const chunk of chunks) parts.push(chunk.slice());
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export { collectBytes as collect } from './bytes.ts';
 
 /** Writes GGUF fields one by one, valid or not. */
 export class RawGguf {

@@ -7,6 +7,8 @@
 // The vocabulary comes from GGUF `tokenizer.ggml.*` metadata (spmVocabFromGguf) or from a
 // SentencePiece tokenizer.model (spmVocabFromModelProto: pieces, scores, types, ids).
 
+import { concatBytes } from '../formats/bytes.ts';
+
 /** llama_token_type as GGUF stores it (tokenizer.ggml.token_type) = SentencePiece's piece type. */
 export const TOKEN_TYPE = { UNDEFINED: 0, NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -417,12 +419,6 @@ export class SpmTokenizer {
       removeSpace = false;
       parts.push(piece);
     }
-    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      all.set(p, at);
-      at += p.length;
-    }
-    return this.decoder.decode(all);
+    return this.decoder.decode(concatBytes(parts));
   }
 }

@@ -3,6 +3,7 @@
 // reads both), and the map llama-quantize hands llama_model_quantize for them (its
 // load_imatrix: sums / count per matrix), so the peer gets what the tool would pass.
 // Test support only: nothing under src/ outside tests imports this.
+import { concatBytes } from '../formats/bytes.ts';
 import { GGML_TYPE, GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufArray, ggufEntry } from '../formats/gguf/metadata.ts';
 import { planGguf, writeGguf } from '../formats/gguf/write.ts';
@@ -55,13 +56,7 @@ export function buildLegacyImatrix(entries: readonly { name: string; values: Flo
   }
   const ds = text.encode(dataset);
   parts.push(i32(chunkCount), i32(ds.length), ds);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** What quantize.cpp's load_imatrix passes on for a GGUF imatrix: sums / count in f32 (count 0: ones). */
