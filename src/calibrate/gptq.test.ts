@@ -13,18 +13,7 @@ import { collectInputs, openCalibrationModel, type CalibrationModel, type LayerI
 import { gram, groupParams, outputMse, quantizeRtn, quantizeValue, type Grid } from './grid.ts';
 import { gptqQ4_0, gptqQuantize, hessian } from './gptq.ts';
 import { quantType } from '../quant/types.ts';
-
-/** A seeded generator (mulberry32) for the small test. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../testing/random.ts';
 
 /** Gauss-Jordan inverse with partial pivoting (independent of the Cholesky code). */
 function invert(a: Float64Array, n: number): Float64Array {

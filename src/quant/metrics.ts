@@ -41,13 +41,21 @@ export function accumulateErrors(ref: ArrayLike<number>, deq: ArrayLike<number>,
     sumSqDeq += d * d;
     dot += r * d;
   }
-  into.count += ref.length;
-  into.sumSqErr += sumSqErr;
-  into.sumAbsErr += sumAbsErr;
-  into.maxAbsErr = maxAbsErr;
-  into.sumSqRef += sumSqRef;
-  into.sumSqDeq += sumSqDeq;
-  into.dot += dot;
+  return addSlabSums(into, ref.length, [sumSqErr, sumAbsErr, maxAbsErr, sumSqRef, sumSqDeq, dot]);
+}
+
+/**
+ * Adds one slab's sums (sumSqErr, sumAbsErr, maxAbsErr, sumSqRef, sumSqDeq, dot, in that order)
+ * to `into`. The slab's maxAbsErr is a running maximum that started from `into`'s, so it replaces it.
+ */
+export function addSlabSums(into: ErrorSums, count: number, slab: ArrayLike<number>): ErrorSums {
+  into.count += count;
+  into.sumSqErr += slab[0];
+  into.sumAbsErr += slab[1];
+  into.maxAbsErr = slab[2];
+  into.sumSqRef += slab[3];
+  into.sumSqDeq += slab[4];
+  into.dot += slab[5];
   return into;
 }
 

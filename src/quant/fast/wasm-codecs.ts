@@ -6,7 +6,7 @@
 // (types.ts) runs them through `withFastPath`; until `installFastCodecs` is given the module,
 // or for a type without one, the reference runs. No DOM, no Node: the caller brings the bytes.
 import type { Codec } from '../codec.ts';
-import { accumulateErrors, type ErrorSums } from '../metrics.ts';
+import { accumulateErrors, addSlabSums, type ErrorSums } from '../metrics.ts';
 
 /** Type codes of wasm/index.ts. */
 const TYPE_CODES: Readonly<Record<string, number>> = {
@@ -132,15 +132,10 @@ function encodeInWasm(
       }
     }
     if (!into) continue;
-    const [sumSqErr, sumAbsErr, maxAbsErr, sumSqRef, sumSqDeq, dot, complete] = new Float64Array(heap, sumsAt, 7);
-    if (complete === 1) {
-      into.count += part.length;
-      into.sumSqErr += sumSqErr;
-      into.sumAbsErr += sumAbsErr;
-      into.maxAbsErr = maxAbsErr;
-      into.sumSqRef += sumSqRef;
-      into.sumSqDeq += sumSqDeq;
-      into.dot += dot;
+    const sums = new Float64Array(heap, sumsAt, 7);
+    if (sums[6] === 1) {
+      // Complete: every row measured in the pass.
+      addSlabSums(into, part.length, sums);
     } else {
       // A row or block left to the reference: these rows measured after the fact.
       const bytes = out.subarray(r * rowBytes, (r + m) * rowBytes);
@@ -248,13 +243,5 @@ export function fastAccumulateErrors(
     }
   }
   e.accumulateErrors(refAt, outAt, ref.length, sumsAt, into.maxAbsErr);
-  const [sumSqErr, sumAbsErr, maxAbsErr, sumSqRef, sumSqDeq, dot] = new Float64Array(e.memory.buffer, sumsAt, 6);
-  into.count += ref.length;
-  into.sumSqErr += sumSqErr;
-  into.sumAbsErr += sumAbsErr;
-  into.maxAbsErr = maxAbsErr;
-  into.sumSqRef += sumSqRef;
-  into.sumSqDeq += sumSqDeq;
-  into.dot += dot;
-  return into;
+  return addSlabSums(into, ref.length, new Float64Array(e.memory.buffer, sumsAt, 6));
 }
