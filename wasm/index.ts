@@ -156,6 +156,11 @@ function measureRow(type: i32, x: usize, o: usize, blocks: i32, isK: bool, deq: 
     sumSqErr = sq;
     return;
   }
+  addErrors(x, deq, count);
+}
+
+/** Adds `count` values' errors (ref at x, decoded at deq, f32) to the running sums, in metrics.ts accumulateErrors' order. */
+function addErrors(x: usize, deq: usize, count: i32): void {
   let s0 = sumSqErr, s1 = sumAbsErr, mx = maxAbsErr, s3 = sumSqRef, s4 = sumSqDeq, s5 = dot;
   for (let i = 0; i < count; i++) {
     const r = <f64>load<f32>(x + ((<usize>i) << 2));
@@ -243,19 +248,13 @@ export function decode(type: i32, src: usize, blocks: i32, out: usize, flags: us
  * as sumSqErr, sumAbsErr, maxAbsErr (from maxAbs0 on), sumSqRef, sumSqDeq, dot.
  */
 export function accumulateErrors(ref: usize, deq: usize, n: i32, sums: usize, maxAbs0: f64): void {
-  let sumSqErr: f64 = 0, sumAbsErr: f64 = 0, maxAbsErr = maxAbs0, sumSqRef: f64 = 0, sumSqDeq: f64 = 0, dot: f64 = 0;
-  for (let i = 0; i < n; i++) {
-    const r = <f64>load<f32>(ref + ((<usize>i) << 2));
-    const d = <f64>load<f32>(deq + ((<usize>i) << 2));
-    const e = d - r;
-    const a = abs<f64>(e);
-    sumSqErr += e * e;
-    sumAbsErr += a;
-    if (a > maxAbsErr || isNaN<f64>(a)) maxAbsErr = a;
-    sumSqRef += r * r;
-    sumSqDeq += d * d;
-    dot += r * d;
-  }
+  sumSqErr = 0;
+  sumAbsErr = 0;
+  maxAbsErr = maxAbs0;
+  sumSqRef = 0;
+  sumSqDeq = 0;
+  dot = 0;
+  addErrors(ref, deq, n);
   store<f64>(sums, sumSqErr);
   store<f64>(sums + 8, sumAbsErr);
   store<f64>(sums + 16, maxAbsErr);
