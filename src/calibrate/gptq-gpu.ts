@@ -1,0 +1,312 @@
+// GPTQ on the GPU (WebGPU), with gptq.ts as its CPU reference: the same algorithm
+// (IST-DASLab/gptq gptq.py fasterquant, as gptq.ts states it, group params from the updated
+// values included) in f32, as PyTorch's GPTQ runs, where gptq.ts runs in f64.
+// - The Hessian's damping, Cholesky and inverse (O(cols³), small next to the rest for the
+//   layer sizes of LLMs, and where f64 matters most) stay on the CPU: prepareHessian.
+// - Per block of 128 columns, one dispatch of shaders/kernels/gptq_block.wgsl (an
+//   invocation per row walks the block's columns: group params, quantize, error, in-block
+//   update), then the lazy update W[:, i2:] -= Err · U[i1:i2, i2:] as a register-tiled
+//   product (gptq_update.wgsl). Rows are independent given U, so large tensors are done in
+//   chunks of rows whose buffers fit the storage binding limit: chunking changes no result.
+// - XᵀX, the Hessian sum over many tokens, as a product too (gptq_hessian.wgsl): gptqHessianGpu.
+// f32 vs f64: a few values near a rounding tie land on the neighbouring grid point, and the
+// error feedback carries that along its row; the tests bound how many (gptq-gpu.test.ts).
+import type { GpuContext, GpuLimits } from '../gpu/device.ts';
+import { getPipeline } from '../gpu/pipelines.ts';
+import { withErrorScopes } from '../gpu/quantize.ts';
+import { composeShader } from '../gpu/shaders.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../formats/float16.ts';
+import { GPTQ_BLOCK, prepareHessian, type GptqOptions } from './gptq.ts';
+import { gridGroup, type Grid } from './grid.ts';
+
+/** Cap on one buffer of a chunk (W, Q, X, a band of H): bounds the GPU memory one call holds. */
+export const GPTQ_MAX_CHUNK_BYTES = 128 * 1024 * 1024;
+/** Invocations (rows) per workgroup of gptq_block.wgsl. */
+const BLOCK_WG_SIZE = 64;
+/** gptq_update.wgsl / gptq_hessian.wgsl: 8 x 8 invocations of 4 x 4 outputs each. */
+const TILE = 4;
+const TILE_WG = 8;
+/** Zero columns after each row of a U slab: gptq_update.wgsl reads a tile's 4 columns unguarded. */
+const SLAB_PAD = 4;
+/** Uniform slots: minUniformBufferOffsetAlignment is at most 256 on every device. */
+const UNIFORM_SLOT = 256;
+
+export interface GptqGpuResult {
+  /** rows x cols: the quantized weights (each a grid value), f32. */
+  values: Float32Array;
+  /** rows x groups: each group's scale (Q4_0: the f32 d, before its f16 rounding). */
+  scales: Float32Array;
+  /** rows x groups: each group's zero point (Q4_0: 8). */
+  zeros: Float32Array;
+  /** What the GPU did: chunks of rows and dispatches, for tests and logs. */
+  stats: { chunks: number; rowsPerChunk: number; dispatches: number };
+}
+
+const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
+const floor4 = (n: number) => Math.floor(n / 4) * 4;
+
+function chunkBytes(limits: GpuLimits): number {
+  return Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, GPTQ_MAX_CHUNK_BYTES);
+}
+
+/**
+ * Rows per chunk (a multiple of 4, gptq_update's vec4 of rows): W, Q, Err and the group
+ * params of a chunk each fit one binding, and its dispatches fit the workgroup count.
+ */
+export function gptqRowsPerChunk(limits: GpuLimits, rows: number, cols: number, block: number, groups: number): number {
+  const bytes = chunkBytes(limits);
+  const maxWg = limits.maxComputeWorkgroupsPerDimension;
+  const fit = Math.min(
+    Math.floor(bytes / (cols * 4)),
+    Math.floor(bytes / (Math.min(block, cols) * 4)),
+    Math.floor(bytes / (groups * 8)),
+    maxWg * blockWgSize(limits),
+    maxWg * TILE * TILE_WG,
+  );
+  const perChunk = Math.min(floor4(fit), ceil4(rows));
+  if (perChunk < 4) throw new RangeError(`GPTQ on the GPU: 4 rows of ${cols} f32 do not fit a ${bytes}-byte storage binding`);
+  return perChunk;
+}
+
+function blockWgSize(limits: GpuLimits): number {
+  return Math.min(BLOCK_WG_SIZE, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+}
+
+/** Rows col0..col1-1 of U from column col0 on, each followed by SLAB_PAD zeros. */
+export function uSlab(u: Float64Array, cols: number, col0: number, col1: number): Float32Array<ArrayBuffer> {
+  const stride = cols - col0 + SLAB_PAD;
+  const slab = new Float32Array((col1 - col0) * stride);
+  for (let k = 0; k < col1 - col0; k++) {
+    const from = (col0 + k) * cols + col0;
+    for (let j = 0; j < cols - col0; j++) slab[k * stride + j] = u[from + j];
+  }
+  return slab;
+}
+
+/** Rows r0..r0+n-1 of row-major w as the kernels' column-major chunk of `padded` rows (padding 0). */
+function toColumnMajor(w: ArrayLike<number>, cols: number, r0: number, n: number, padded: number, dead: Uint8Array): Float32Array<ArrayBuffer> {
+  const out = new Float32Array(padded * cols);
+  for (let r = 0; r < n; r++) {
+    const o = (r0 + r) * cols;
+    for (let c = 0; c < cols; c++) if (!dead[c]) out[c * padded + r] = w[o + c];
+  }
+  return out;
+}
+
+function gptqPipelines(gpu: GpuContext) {
+  const libs = ['lib/rounding.wgsl', 'lib/f16.wgsl'];
+  return Promise.all([
+    getPipeline(gpu.device, { name: 'gptq.block', code: () => composeShader([...libs, 'kernels/gptq_block.wgsl']), constants: { WG_SIZE: blockWgSize(gpu.limits) } }),
+    getPipeline(gpu.device, { name: 'gptq.update', code: () => composeShader(['kernels/gptq_update.wgsl']), constants: { WG_X: TILE_WG, WG_Y: TILE_WG } }),
+  ]);
+}
+
+async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes: number, label: string): Promise<Float32Array> {
+  const read = device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder({ label: `${label}.encoder` });
+  enc.copyBufferToBuffer(src, 0, read, 0, bytes);
+  device.queue.submit([enc.finish()]);
+  await read.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(read.getMappedRange().slice(0));
+  read.unmap();
+  read.destroy();
+  return out;
+}
+
+/**
+ * GPTQ of a rows x cols weight (row-major) given its Hessian (hessian() or
+ * gptqHessianGpu()), on the GPU: gptqQuantize's contract, for the 'int' and 'q4_0' grids.
+ */
+export async function gptqQuantizeGpu(gpu: GpuContext, w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: GptqOptions): Promise<GptqGpuResult> {
+  if (w.length !== rows * cols) throw new RangeError(`GPTQ: ${w.length} weights are not ${rows} x ${cols}`);
+  if (h.length !== cols * cols) throw new RangeError(`GPTQ: the Hessian has ${h.length} values, not ${cols} x ${cols}`);
+  const grid: Grid = options.grid;
+  const group = gridGroup(grid);
+  const block = options.blockSize ?? GPTQ_BLOCK;
+  const groups = Math.ceil(cols / group);
+  const { u, dead } = prepareHessian(h, cols, options.percdamp);
+  const { device, limits } = gpu;
+  const bytes = chunkBytes(limits);
+  const starts = Array.from({ length: Math.ceil(cols / block) }, (_, b) => b * block);
+  const slabBytes = Math.min(block, cols) * (cols + SLAB_PAD) * 4;
+  if (slabBytes > bytes) throw new RangeError(`GPTQ on the GPU: ${Math.min(block, cols)} rows of U (${slabBytes} bytes) do not fit a ${bytes}-byte storage binding`);
+  const rowsPerChunk = gptqRowsPerChunk(limits, rows, cols, block, groups);
+  const [blockPipe, updatePipe] = await gptqPipelines(gpu);
+
+  const values = new Float32Array(rows * cols);
+  const scales = new Float32Array(rows * groups);
+  const zeros = new Float32Array(rows * groups);
+  const stats = { chunks: 0, rowsPerChunk, dispatches: 0 };
+  await withErrorScopes(gpu, 'GPTQ', async () => {
+    const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+    // U's slabs, one per block, uploaded once and shared by every chunk.
+    const slabs = starts.map((col0, b) => {
+      const data = uSlab(u, cols, col0, Math.min(col0 + block, cols));
+      const buf = device.createBuffer({ label: `gptq.u.${b}`, size: Math.max(16, data.byteLength), usage: storage });
+      device.queue.writeBuffer(buf, 0, data);
+      return buf;
+    });
+    try {
+      for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+        const n = Math.min(rowsPerChunk, rows - r0);
+        await gptqChunk(r0, n, ceil4(n));
+        stats.chunks++;
+      }
+    } finally {
+      for (const s of slabs) s.destroy();
+    }
+
+    async function gptqChunk(r0: number, n: number, padded: number): Promise<void> {
+      const label = `gptq.rows${r0}`;
+      const wBuf = device.createBuffer({ label: `${label}.w`, size: padded * cols * 4, usage: storage });
+      const qBuf = device.createBuffer({ label: `${label}.q`, size: padded * cols * 4, usage: storage });
+      const errBuf = device.createBuffer({ label: `${label}.err`, size: padded * Math.min(block, cols) * 4, usage: storage });
+      const gridBuf = device.createBuffer({ label: `${label}.grid`, size: padded * groups * 8, usage: storage });
+      const uniforms = device.createBuffer({ label: `${label}.params`, size: starts.length * 2 * UNIFORM_SLOT, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(wBuf, 0, toColumnMajor(w, cols, r0, n, padded, dead));
+      const enc = device.createCommandEncoder({ label: `${label}.encoder` });
+      const pass = enc.beginComputePass({ label: `${label}.pass` });
+      starts.forEach((col0, b) => {
+        const col1 = Math.min(col0 + block, cols);
+        const stride = cols - col0 + SLAB_PAD;
+        const blockAt = 2 * b * UNIFORM_SLOT;
+        const kind = grid.kind === 'q4_0' ? 1 : 0;
+        const maxq = grid.kind === 'int' ? 2 ** grid.bits - 1 : 15;
+        device.queue.writeBuffer(uniforms, blockAt, new Uint32Array([padded, cols, col0, col1, group, kind, maxq, stride, 0, 0, 0, 0]));
+        pass.setPipeline(blockPipe);
+        pass.setBindGroup(0, device.createBindGroup({
+          label: `${label}.block${b}`,
+          layout: blockPipe.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: wBuf } },
+            { binding: 1, resource: { buffer: qBuf } },
+            { binding: 2, resource: { buffer: errBuf } },
+            { binding: 3, resource: { buffer: slabs[b] } },
+            { binding: 4, resource: { buffer: gridBuf } },
+            { binding: 5, resource: { buffer: uniforms, offset: blockAt, size: 48 } },
+          ],
+        }));
+        pass.dispatchWorkgroups(Math.ceil(padded / blockWgSize(limits)));
+        stats.dispatches++;
+        if (col1 >= cols) return;
+        const updateAt = blockAt + UNIFORM_SLOT;
+        device.queue.writeBuffer(uniforms, updateAt, new Uint32Array([padded, cols, col0, col1, stride, 0, 0, 0]));
+        pass.setPipeline(updatePipe);
+        pass.setBindGroup(0, device.createBindGroup({
+          label: `${label}.update${b}`,
+          layout: updatePipe.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: wBuf } },
+            { binding: 1, resource: { buffer: errBuf } },
+            { binding: 2, resource: { buffer: slabs[b] } },
+            { binding: 3, resource: { buffer: uniforms, offset: updateAt, size: 32 } },
+          ],
+        }));
+        pass.dispatchWorkgroups(Math.ceil(padded / TILE / TILE_WG), Math.ceil((cols - col1) / TILE / TILE_WG));
+        stats.dispatches++;
+      });
+      pass.end();
+      device.queue.submit([enc.finish()]);
+      const [q, g] = await Promise.all([readBuffer(device, qBuf, padded * cols * 4, `${label}.q.read`), readBuffer(device, gridBuf, padded * groups * 8, `${label}.grid.read`)]);
+      for (const buf of [wBuf, qBuf, errBuf, gridBuf, uniforms]) buf.destroy();
+      for (let r = 0; r < n; r++) {
+        const o = (r0 + r) * cols;
+        for (let c = 0; c < cols; c++) values[o + c] = q[c * padded + r];
+        for (let k = 0; k < groups; k++) {
+          scales[(r0 + r) * groups + k] = g[2 * (k * padded + r)];
+          zeros[(r0 + r) * groups + k] = g[2 * (k * padded + r) + 1];
+        }
+      }
+    }
+  });
+  return { values, scales, zeros, stats };
+}
+
+/** The distance between neighbouring grid points of a group: its scale (Q4_0: the f16 d). */
+export function gridStep(grid: Grid, scale: number): number {
+  return Math.abs(grid.kind === 'q4_0' ? f16BitsToF32(f32ToF16Bits(scale)) : scale);
+}
+
+/**
+ * Share of weights on which two GPTQ runs chose the same grid point: |a − b| under half
+ * of the group's step (from `result`, the GPU run). Scales that differ in their last bits
+ * (f32 vs f64) then count as the same choice; a code or a zero point one off does not.
+ */
+export function sameGridPoints(a: ArrayLike<number>, b: ArrayLike<number>, result: GptqGpuResult, grid: Grid, cols: number): number {
+  const group = gridGroup(grid);
+  const groups = Math.ceil(cols / group);
+  let same = 0;
+  for (let k = 0; k < a.length; k++) {
+    const r = Math.floor(k / cols);
+    const step = gridStep(grid, result.scales[r * groups + Math.floor((k % cols) / group)]);
+    if (Math.abs(a[k] - b[k]) < step / 2 || a[k] === b[k]) same++;
+  }
+  return a.length === 0 ? 1 : same / a.length;
+}
+
+/**
+ * GPTQ's Hessian on the GPU: H = 2/N · XᵀX for N input rows of `cols` (hessian()'s
+ * contract), summed in f32 in register tiles, in bands of H's rows and chunks of tokens
+ * that fit the storage binding limit; returned as f64 for prepareHessian.
+ */
+export async function gptqHessianGpu(gpu: GpuContext, x: Float32Array, n: number, cols: number): Promise<Float64Array> {
+  if (x.length !== n * cols || n < 1) throw new RangeError(`GPTQ Hessian: ${x.length} values are not ${n} rows of ${cols}`);
+  const { device, limits } = gpu;
+  const bytes = chunkBytes(limits);
+  const stride = ceil4(cols);
+  const maxWg = limits.maxComputeWorkgroupsPerDimension;
+  const tokensPerChunk = Math.min(n, Math.floor(bytes / (stride * 4)));
+  const bandRows = Math.min(floor4(Math.floor(bytes / (stride * 4))), stride, maxWg * TILE * TILE_WG);
+  if (tokensPerChunk < 1 || bandRows < 4) throw new RangeError(`GPTQ Hessian: rows of ${cols} f32 do not fit a ${bytes}-byte storage binding`);
+  if (Math.ceil(stride / TILE / TILE_WG) > maxWg) throw new RangeError(`GPTQ Hessian: ${cols} columns exceed one dispatch`);
+  const pipe = await getPipeline(device, { name: 'gptq.hessian', code: () => composeShader(['kernels/gptq_hessian.wgsl']), constants: { WG_X: TILE_WG, WG_Y: TILE_WG } });
+  const h = new Float64Array(cols * cols);
+  await withErrorScopes(gpu, 'GPTQ Hessian', async () => {
+    const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+    const xBufs: { buf: GPUBuffer; tokens: number }[] = [];
+    for (let t0 = 0; t0 < n; t0 += tokensPerChunk) {
+      const tokens = Math.min(tokensPerChunk, n - t0);
+      const padded = new Float32Array(tokens * stride);
+      for (let t = 0; t < tokens; t++) padded.set(x.subarray((t0 + t) * cols, (t0 + t + 1) * cols), t * stride);
+      const buf = device.createBuffer({ label: `gptq.hessian.x${t0}`, size: padded.byteLength, usage: storage });
+      device.queue.writeBuffer(buf, 0, padded);
+      xBufs.push({ buf, tokens });
+    }
+    const slots = Math.ceil(cols / bandRows) * xBufs.length;
+    const uniforms = device.createBuffer({ label: 'gptq.hessian.params', size: slots * UNIFORM_SLOT, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    try {
+      let slot = 0;
+      for (let row0 = 0; row0 < cols; row0 += bandRows) {
+        const band = Math.min(bandRows, cols - row0);
+        const hBuf = device.createBuffer({ label: `gptq.hessian.h${row0}`, size: band * stride * 4, usage: storage });
+        const enc = device.createCommandEncoder({ label: `gptq.hessian.h${row0}.encoder` });
+        const pass = enc.beginComputePass({ label: `gptq.hessian.h${row0}.pass` });
+        pass.setPipeline(pipe);
+        for (const { buf, tokens } of xBufs) {
+          const at = slot++ * UNIFORM_SLOT;
+          device.queue.writeBuffer(uniforms, at, new Uint32Array([tokens, stride, row0, band]));
+          pass.setBindGroup(0, device.createBindGroup({
+            label: `gptq.hessian.h${row0}.bindgroup`,
+            layout: pipe.getBindGroupLayout(0),
+            entries: [
+              { binding: 0, resource: { buffer: buf } },
+              { binding: 1, resource: { buffer: hBuf } },
+              { binding: 2, resource: { buffer: uniforms, offset: at, size: 16 } },
+            ],
+          }));
+          pass.dispatchWorkgroups(Math.ceil(stride / TILE / TILE_WG), Math.ceil(band / TILE / TILE_WG));
+        }
+        pass.end();
+        device.queue.submit([enc.finish()]);
+        const sums = await readBuffer(device, hBuf, band * stride * 4, `gptq.hessian.h${row0}.read`);
+        hBuf.destroy();
+        const f = 2 / n;
+        for (let i = 0; i < band; i++) for (let j = 0; j < cols; j++) h[(row0 + i) * cols + j] = sums[i * stride + j] * f;
+      }
+    } finally {
+      for (const { buf } of xBufs) buf.destroy();
+      uniforms.destroy();
+    }
+  });
+  return h;
+}
