@@ -121,6 +121,7 @@ export async function gptqQuantizeGpu(gpu: GpuContext, w: ArrayLike<number>, row
   if (w.length !== rows * cols) throw new RangeError(`GPTQ: ${w.length} weights are not ${rows} x ${cols}`);
   if (h.length !== cols * cols) throw new RangeError(`GPTQ: the Hessian has ${h.length} values, not ${cols} x ${cols}`);
   const grid: Grid = options.grid;
+  if (grid.kind !== 'int' && grid.kind !== 'q4_0') throw new RangeError(`GPTQ on the GPU: no kernel for the ${(grid as Grid).kind} grid`);
   const group = gridGroup(grid);
   const block = options.blockSize ?? GPTQ_BLOCK;
   const groups = Math.ceil(cols / group);
