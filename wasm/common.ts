@@ -72,6 +72,11 @@ const candidateQ3 = memory.data(32 * 4, 16); // f32: make_q3_quants' first quant
 /** ggml_compute_fp32_to_fp16 (no F16C), as src/formats/float16.ts; a NaN flags the row. */
 export function f32ToF16(x: f32): i32 {
   if (isNaN<f32>(x)) rowNeedsReference = true;
+  return f32ToF16Bits(x);
+}
+
+/** f32ToF16 without the NaN check (inlined where the caller knows x is not a NaN). */
+@inline export function f32ToF16Bits(x: f32): i32 {
   const w = reinterpret<u32>(x);
   const shl1 = w << 1;
   const sign = (w >> 16) & 0x8000;

@@ -7,7 +7,7 @@ import { allFinite, clearRowFlag, f16ToF32, flagRow, rowNeedsReference, sumOfSqu
 import { decodeKBlock, decodeLegacyBlock } from './decode';
 import { QK_K, encodeBlockQ2K, encodeBlockQ3K, encodeBlockQ4K, encodeBlockQ5K, encodeBlockQ6K } from './kquants';
 import {
-  QK, encodeAffineRef, encodeAffineWeighted, encodeQ8_0, encodeSymmetricRef, encodeSymmetricWeighted, fillLegacyWeights,
+  QK, encodeAffineRowRef, encodeAffineWeighted, encodeQ8_0, encodeSymmetricRowRef, encodeSymmetricWeighted, fillLegacyWeights,
 } from './legacy';
 
 export function heapBase(): usize {
@@ -44,25 +44,22 @@ function encodeKBlock(type: i32, x: usize, qw: usize, out: usize): void {
 }
 
 function encodeLegacyRow(type: i32, x: usize, blocks: i32, qw: usize, rowLength: i32, out: usize): void {
-  const bytes = blockBytes(type);
-  const nmax = type == Q4_0 ? 8 : type == Q5_0 ? 16 : type == Q4_1 ? 15 : 31;
   const fiveBit = type == Q5_0 || type == Q5_1;
   const symmetric = type == Q4_0 || type == Q5_0;
-  const sigma2: f32 = qw ? sumOfSquares(x, rowLength) / <f32>rowLength : 0;
+  if (!qw) {
+    // quantize_row_*_ref: whole rows (each block checks its own values instead of the row first).
+    if (!(symmetric ? encodeSymmetricRowRef(x, blocks, fiveBit, out) : encodeAffineRowRef(x, blocks, fiveBit, out))) flagRow();
+    return;
+  }
+  const bytes = blockBytes(type);
+  const nmax = type == Q4_0 ? 8 : type == Q5_0 ? 16 : type == Q4_1 ? 15 : 31;
+  const sigma2: f32 = sumOfSquares(x, rowLength) / <f32>rowLength;
   for (let b = 0; b < blocks; b++) {
     const xb = x + ((<usize>b) << 7);
     const o = out + <usize>(bytes * b);
-    if (!qw) {
-      const ok = symmetric ? encodeSymmetricRef(xb, nmax, fiveBit, o) : encodeAffineRef(xb, nmax, fiveBit, o);
-      if (!ok) {
-        flagRow();
-        return;
-      }
-    } else {
-      fillLegacyWeights(xb, qw + ((<usize>b) << 7), sigma2);
-      if (symmetric) encodeSymmetricWeighted(xb, nmax, fiveBit, o);
-      else encodeAffineWeighted(xb, nmax, fiveBit, o);
-    }
+    fillLegacyWeights(xb, qw + ((<usize>b) << 7), sigma2);
+    if (symmetric) encodeSymmetricWeighted(xb, nmax, fiveBit, o);
+    else encodeAffineWeighted(xb, nmax, fiveBit, o);
   }
 }
 
@@ -76,6 +73,24 @@ export function encode(type: i32, src: usize, rows: i32, rowLength: i32, imp: us
 
 // The running error sums of encodeMeasured (metrics.ts accumulateErrors' six, in f64).
 let sumSqErr: f64 = 0, sumAbsErr: f64 = 0, maxAbsErr: f64 = 0, sumSqRef: f64 = 0, sumSqDeq: f64 = 0, dot: f64 = 0;
+/** The running sums from 0 (maxAbsErr from maxAbs0), for a new measurement. */
+function resetSums(maxAbs0: f64): void {
+  sumSqErr = 0;
+  sumAbsErr = 0;
+  maxAbsErr = maxAbs0;
+  sumSqRef = 0;
+  sumSqDeq = 0;
+  dot = 0;
+}
+/** The six running sums into sums[0..6) (f64), in encodeMeasured's order. */
+function storeSums(sums: usize): void {
+  store<f64>(sums, sumSqErr);
+  store<f64>(sums + 8, sumAbsErr);
+  store<f64>(sums + 16, maxAbsErr);
+  store<f64>(sums + 24, sumSqRef);
+  store<f64>(sums + 32, sumSqDeq);
+  store<f64>(sums + 40, dot);
+}
 /** Only sumSqErr is summed (all an RMSE needs: one chain of additions instead of five). */
 let squaredErrorOnly = false;
 /** Set when a block of the rows could not be decoded here (an Inf or NaN scale): the sums are incomplete. */
@@ -94,20 +109,10 @@ export function encodeMeasured(
   type: i32, src: usize, rows: i32, rowLength: i32, imp: usize, out: usize, flags: usize, deq: usize, sums: usize, maxAbs0: f64, squaredOnly: bool,
 ): i32 {
   squaredErrorOnly = squaredOnly;
-  sumSqErr = 0;
-  sumAbsErr = 0;
-  maxAbsErr = maxAbs0;
-  sumSqRef = 0;
-  sumSqDeq = 0;
-  dot = 0;
+  resetSums(maxAbs0);
   measureFailed = false;
   const flagged = encodeRows(type, src, rows, rowLength, imp, out, flags, deq);
-  store<f64>(sums, sumSqErr);
-  store<f64>(sums + 8, sumAbsErr);
-  store<f64>(sums + 16, maxAbsErr);
-  store<f64>(sums + 24, sumSqRef);
-  store<f64>(sums + 32, sumSqDeq);
-  store<f64>(sums + 40, dot);
+  storeSums(sums);
   store<f64>(sums + 48, flagged == 0 && !measureFailed ? 1 : 0);
   return flagged;
 }
@@ -248,17 +253,7 @@ export function decode(type: i32, src: usize, blocks: i32, out: usize, flags: us
  * as sumSqErr, sumAbsErr, maxAbsErr (from maxAbs0 on), sumSqRef, sumSqDeq, dot.
  */
 export function accumulateErrors(ref: usize, deq: usize, n: i32, sums: usize, maxAbs0: f64): void {
-  sumSqErr = 0;
-  sumAbsErr = 0;
-  maxAbsErr = maxAbs0;
-  sumSqRef = 0;
-  sumSqDeq = 0;
-  dot = 0;
+  resetSums(maxAbs0);
   addErrors(ref, deq, n);
-  store<f64>(sums, sumSqErr);
-  store<f64>(sums + 8, sumAbsErr);
-  store<f64>(sums + 16, maxAbsErr);
-  store<f64>(sums + 24, sumSqRef);
-  store<f64>(sums + 32, sumSqDeq);
-  store<f64>(sums + 40, dot);
+  storeSums(sums);
 }

@@ -2,7 +2,7 @@
 // the reference src/quant/codecs/legacy.ts, which follows ggml-org/ggml
 // src/ggml-quants.c quantize_row_*_ref and quantize_row_*_impl. Byte maps: see the reference.
 import {
-  FLT_MAX, fillImportanceWeights, flagRow, groupWeights, ldf, ldu8, makeQkxQuants, makeQxQuants, storeF16, stu8,
+  FLT_MAX, f32ToF16Bits, fillImportanceWeights, flagRow, groupWeights, ldf, ldu8, makeQkxQuants, makeQxQuants, storeF16, stu8,
 } from './common';
 
 export const QK = 32;
@@ -155,6 +155,212 @@ export function encodeAffineRef(x: usize, nmax: i32, fiveBit: bool, out: usize):
   const q7 = affine4(v128.load(x, 112), mn4, id4, clamp15);
   if (fiveBit) packFiveBit4(q0, q1, q2, q3, q4, q5, q6, q7, out + 8, out + 4);
   else packNibbles4(q0, q1, q2, q3, q4, q5, q6, q7, out + 4);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Whole rows of quantize_row_q{4,5}_{0,1}_ref (no importance): the block loop inlined, each
+// block's 32 values loaded once into eight v128 locals. A block the fast path does not
+// cover (an Inf or NaN, a zero min or max, a tie of +amax and -amax, an overflowing 1/d) is
+// handed to encodeSymmetricRef / encodeAffineRef above, which decide it the C's way.
+//
+// Quants are made in f32 to the end: q = trunc(min(v, top)) is an integral f32 in [0, 256),
+// and adding 2^23 puts it in the low mantissa bits (lowBytes4), which the narrowing packs
+// into bytes; i32x4.trunc_sat (seven instructions on x64 for its NaN and overflow cases,
+// which cannot occur here) is not needed. Equal to the C's MIN(top, (int8_t)v) and
+// (uint8_t)v because every v is in [0, 2*nmax) (x's range scaled by 1/d, plus a bias).
+
+/** 2^23: an integral f32 t in [0, 2^22) plus this has t in the low bits of its mantissa. */
+const MAGIC: f32 = 8388608.0;
+
+/** The four integral f32 lanes t (0 <= t < 256) as i32 lanes, from the bits of t + 2^23. */
+@inline function lowBytes4(t: v128): v128 {
+  return v128.and(f32x4.add(t, f32x4.splat(MAGIC)), i32x4.splat(0xff));
+}
+
+/** The 16 low bytes of four i32 lanes each holding 0..255. */
+@inline function narrowBytes(a: v128, b: v128, c: v128, d: v128): v128 {
+  return i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(a, b), i16x8.narrow_i32x4_u(c, d));
+}
+
+/**
+ * A q4_x block's 16 bytes (byte j = q[j] | q[j+16] << 4) from its quants as integral f32
+ * lanes 0..15 (t0..t3: values 0..15, t4..t7: 16..31): the pair combined in f32, exactly.
+ */
+@inline function packNibblesF(t0: v128, t1: v128, t2: v128, t3: v128, t4: v128, t5: v128, t6: v128, t7: v128, out: usize): void {
+  const k16 = f32x4.splat(16);
+  v128.store(out, narrowBytes(
+    lowBytes4(f32x4.add(f32x4.mul(t4, k16), t0)),
+    lowBytes4(f32x4.add(f32x4.mul(t5, k16), t1)),
+    lowBytes4(f32x4.add(f32x4.mul(t6, k16), t2)),
+    lowBytes4(f32x4.add(f32x4.mul(t7, k16), t3)),
+  ));
+}
+
+/** A q5_x block's qh (at qhAt: bit j = bit 4 of q[j]) and nibble bytes (at out), from the quants as bytes (lo: 0..15, hi: 16..31). */
+@inline function packFiveBitBytes(lo: v128, hi: v128, out: usize, qhAt: usize): void {
+  // Shifting 16-bit lanes: each byte's bit 4 lands on its own bit 7 (what bitmask reads),
+  // and a nibble shifted by 4 stays within its byte.
+  store<u32>(qhAt, <u32>i8x16.bitmask(i16x8.shl(lo, 3)) | (<u32>i8x16.bitmask(i16x8.shl(hi, 3)) << 16));
+  const m4 = i8x16.splat(0x0f);
+  v128.store(out, v128.or(v128.and(lo, m4), i16x8.shl(v128.and(hi, m4), 4)));
+}
+
+/**
+ * quantize_row_q4_0_ref (fiveBit false) or quantize_row_q5_0_ref over `blocks` blocks of x
+ * into out. False (the row goes to the reference) where encodeSymmetricRef says so.
+ */
+export function encodeSymmetricRowRef(x: usize, blocks: i32, fiveBit: bool, out: usize): bool {
+  return fiveBit ? symmetricRow(x, blocks, 16, true, out) : symmetricRow(x, blocks, 8, false, out);
+}
+
+@inline function symmetricRow(x: usize, blocks: i32, nmax: i32, fiveBit: bool, out: usize): bool {
+  const bytes: usize = fiveBit ? 22 : 18;
+  for (let b = 0; b < blocks; b++) {
+    const p = x + ((<usize>b) << 7);
+    const o = out + bytes * <usize>b;
+    const x0 = v128.load(p), x1 = v128.load(p, 16), x2 = v128.load(p, 32), x3 = v128.load(p, 48);
+    const x4 = v128.load(p, 64), x5 = v128.load(p, 80), x6 = v128.load(p, 96), x7 = v128.load(p, 112);
+    // The C's amax loop keeps the first value of largest magnitude. As signed ints, the
+    // largest bits are the largest value (negative: no value >= +0); as unsigned, the
+    // most negative value (when >= 0x80000000). An Inf or NaN has magnitude bits >= 0x7f800000.
+    let s = i32x4.max_s(i32x4.max_s(i32x4.max_s(x0, x1), i32x4.max_s(x2, x3)), i32x4.max_s(i32x4.max_s(x4, x5), i32x4.max_s(x6, x7)));
+    let u = i32x4.max_u(i32x4.max_u(i32x4.max_u(x0, x1), i32x4.max_u(x2, x3)), i32x4.max_u(i32x4.max_u(x4, x5), i32x4.max_u(x6, x7)));
+    s = i32x4.max_s(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+    u = i32x4.max_u(u, i32x4.shuffle(u, u, 2, 3, 0, 1));
+    s = i32x4.max_s(s, i32x4.shuffle(s, s, 1, 0, 3, 2));
+    u = i32x4.max_u(u, i32x4.shuffle(u, u, 1, 0, 3, 2));
+    const pos = i32x4.extract_lane(s, 0);
+    const negBits = i32x4.extract_lane(u, 0);
+    const neg = negBits < 0 ? negBits & 0x7fffffff : -1; // magnitude of the most negative value; -1: none
+    const amaxBits = max<i32>(pos, neg);
+    // A tie of +amax and -amax needs the first of them: the slow path's.
+    if ((amaxBits >= 0x7f800000) | ((pos == neg) & (amaxBits != 0))) {
+      if (!encodeSymmetricRef(p, nmax, fiveBit, o)) return false;
+      continue;
+    }
+    // max: +amax, or -amax when only a negative value has it (all zero: +0, as the C's).
+    const mx = reinterpret<f32>(pos == amaxBits ? amaxBits : amaxBits | 0x80000000);
+    const d: f32 = mx / <f32>(-nmax);
+    const id: f32 = d != 0 ? <f32>1.0 / d : 0;
+    if (!(abs<f32>(id) <= FLT_MAX)) {
+      if (!encodeSymmetricRef(p, nmax, fiveBit, o)) return false;
+      continue;
+    }
+    store<u16>(o, <u16>f32ToF16Bits(d));
+    const id4 = f32x4.splat(id);
+    const bias = f32x4.splat(<f32>nmax + <f32>0.5);
+    const top = f32x4.splat(<f32>nmax * <f32>2 - <f32>1);
+    // MIN(top, (int8_t)(x*id + nmax + 0.5f)): x*id is within [-nmax, nmax] (to a few ulp).
+    const t0 = f32x4.trunc(f32x4.pmin(f32x4.add(f32x4.mul(x0, id4), bias), top));
+    const t1 = f32x4.trunc(f32x4.pmin(f32x4.add(f32x4.mul(x1, id4), bias), top));
+    const t2 = f32x4.trunc(f32x4.pmin(f32x4.add(f32x4.mul(x2, id4), bias), top));
+    const t3 = f32x4.trunc(f32x4.pmin(f32x4.add(f32x4.mul(x3, id4), bias), top));
+    const t4 = f32x4.trunc(f32x4.pmin(f32x4.add(f32x4.mul(x4, id4), bias), top));
+    const t5 = f32x4.trunc(f32x4.pmin(f32x4.add(f32x4.mul(x5, id4), bias), top));
+    const t6 = f32x4.trunc(f32x4.pmin(f32x4.add(f32x4.mul(x6, id4), bias), top));
+    const t7 = f32x4.trunc(f32x4.pmin(f32x4.add(f32x4.mul(x7, id4), bias), top));
+    if (fiveBit) {
+      packFiveBitBytes(
+        narrowBytes(lowBytes4(t0), lowBytes4(t1), lowBytes4(t2), lowBytes4(t3)),
+        narrowBytes(lowBytes4(t4), lowBytes4(t5), lowBytes4(t6), lowBytes4(t7)),
+        o + 6, o + 2,
+      );
+    } else {
+      packNibblesF(t0, t1, t2, t3, t4, t5, t6, t7, o + 2);
+    }
+  }
+  return true;
+}
+
+/**
+ * quantize_row_q4_1_ref (fiveBit false) or quantize_row_q5_1_ref over `blocks` blocks of x
+ * into out. False (the row goes to the reference) where encodeAffineRef says so.
+ */
+export function encodeAffineRowRef(x: usize, blocks: i32, fiveBit: bool, out: usize): bool {
+  return fiveBit ? affineRow(x, blocks, 31, true, out) : affineRow(x, blocks, 15, false, out);
+}
+
+@inline function affineRow(x: usize, blocks: i32, nmax: i32, fiveBit: bool, out: usize): bool {
+  const bytes: usize = fiveBit ? 24 : 20;
+  for (let b = 0; b < blocks; b++) {
+    const p = x + ((<usize>b) << 7);
+    const o = out + bytes * <usize>b;
+    const x0 = v128.load(p), x1 = v128.load(p, 16), x2 = v128.load(p, 32), x3 = v128.load(p, 48);
+    const x4 = v128.load(p, 64), x5 = v128.load(p, 80), x6 = v128.load(p, 96), x7 = v128.load(p, 112);
+    // min and max are order-free but for the sign of a zero (a zero min or max goes the slow
+    // way) and for a NaN, which pmin/pmax may drop: it is found in the quants below.
+    let lo = f32x4.pmin(f32x4.pmin(f32x4.pmin(x0, x1), f32x4.pmin(x2, x3)), f32x4.pmin(f32x4.pmin(x4, x5), f32x4.pmin(x6, x7)));
+    let hi = f32x4.pmax(f32x4.pmax(f32x4.pmax(x0, x1), f32x4.pmax(x2, x3)), f32x4.pmax(f32x4.pmax(x4, x5), f32x4.pmax(x6, x7)));
+    lo = f32x4.pmin(lo, i32x4.shuffle(lo, lo, 2, 3, 0, 1));
+    hi = f32x4.pmax(hi, i32x4.shuffle(hi, hi, 2, 3, 0, 1));
+    lo = f32x4.pmin(lo, i32x4.shuffle(lo, lo, 1, 0, 3, 2));
+    hi = f32x4.pmax(hi, i32x4.shuffle(hi, hi, 1, 0, 3, 2));
+    const mn = f32x4.extract_lane(lo, 0);
+    const mx = f32x4.extract_lane(hi, 0);
+    const range: f32 = mx - mn;
+    // range <= FLT_MAX: mn and mx finite (an Inf or a NaN among them makes it Inf or NaN), and
+    // every x - mn finite. The C's d and id:
+    const d: f32 = range / <f32>nmax;
+    const id: f32 = d != 0 ? <f32>1.0 / d : 0;
+    if (!(range <= FLT_MAX) | (mn == 0) | (mx == 0) | !(id <= FLT_MAX)) {
+      if (!encodeAffineRef(p, nmax, fiveBit, o)) return false;
+      continue;
+    }
+    const mn4 = f32x4.splat(mn);
+    const id4 = f32x4.splat(id);
+    const half = f32x4.splat(0.5);
+    // v = (x - min)*id + 0.5f is in [0.5, nmax + 0.5] (to a few ulp); q4_1: MIN(15, (int8_t)v).
+    let t0 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x0, mn4), id4), half));
+    let t1 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x1, mn4), id4), half));
+    let t2 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x2, mn4), id4), half));
+    let t3 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x3, mn4), id4), half));
+    let t4 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x4, mn4), id4), half));
+    let t5 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x5, mn4), id4), half));
+    let t6 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x6, mn4), id4), half));
+    let t7 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x7, mn4), id4), half));
+    if (!fiveBit) {
+      // pmin keeps a NaN lane (its first operand) as it is.
+      const top = f32x4.splat(15);
+      t0 = f32x4.pmin(t0, top); t1 = f32x4.pmin(t1, top); t2 = f32x4.pmin(t2, top); t3 = f32x4.pmin(t3, top);
+      t4 = f32x4.pmin(t4, top); t5 = f32x4.pmin(t5, top); t6 = f32x4.pmin(t6, top); t7 = f32x4.pmin(t7, top);
+    }
+    // An input NaN (pmin/pmax may have dropped it) makes its quant lane a NaN: arithmetic on
+    // NaN gives an arithmetic NaN (WebAssembly's rule), whose quiet bit 0x00400000 no t + 2^23
+    // below 256 + 2^23 has.
+    const magic = f32x4.splat(MAGIC);
+    let m0: v128, m1: v128, m2: v128, m3: v128, m4: v128, m5: v128, m6: v128, m7: v128;
+    let any: v128;
+    if (fiveBit) {
+      m0 = f32x4.add(t0, magic); m1 = f32x4.add(t1, magic); m2 = f32x4.add(t2, magic); m3 = f32x4.add(t3, magic);
+      m4 = f32x4.add(t4, magic); m5 = f32x4.add(t5, magic); m6 = f32x4.add(t6, magic); m7 = f32x4.add(t7, magic);
+      any = v128.or(v128.or(v128.or(m0, m1), v128.or(m2, m3)), v128.or(v128.or(m4, m5), v128.or(m6, m7)));
+    } else {
+      const k16 = f32x4.splat(16);
+      m0 = f32x4.add(f32x4.add(f32x4.mul(t4, k16), t0), magic);
+      m1 = f32x4.add(f32x4.add(f32x4.mul(t5, k16), t1), magic);
+      m2 = f32x4.add(f32x4.add(f32x4.mul(t6, k16), t2), magic);
+      m3 = f32x4.add(f32x4.add(f32x4.mul(t7, k16), t3), magic);
+      m4 = m5 = m6 = m7 = m0;
+      any = v128.or(v128.or(m0, m1), v128.or(m2, m3));
+    }
+    if (v128.any_true(v128.and(any, i32x4.splat(0x00400000)))) {
+      if (!encodeAffineRef(p, nmax, fiveBit, o)) return false;
+      continue;
+    }
+    store<u16>(o, <u16>f32ToF16Bits(d));
+    store<u16>(o, <u16>f32ToF16Bits(mn), 2);
+    const ff = i32x4.splat(0xff);
+    if (fiveBit) {
+      packFiveBitBytes(
+        narrowBytes(v128.and(m0, ff), v128.and(m1, ff), v128.and(m2, ff), v128.and(m3, ff)),
+        narrowBytes(v128.and(m4, ff), v128.and(m5, ff), v128.and(m6, ff), v128.and(m7, ff)),
+        o + 8, o + 4,
+      );
+    } else {
+      v128.store(o + 4, narrowBytes(v128.and(m0, ff), v128.and(m1, ff), v128.and(m2, ff), v128.and(m3, ff)));
+    }
+  }
   return true;
 }
 

@@ -235,6 +235,51 @@ describe('fast codecs', () => {
     expect(fastEncodeMeasured('iq4_nl', quantType('iq4_nl')!.reference, new Float32Array(32), 32, undefined, 32, emptySums())).toBeNull();
   });
 
+  it('legacy encoders without importance (the whole-row fast path) on edge blocks: as the reference, and as ggml where finite', () => {
+    // One block per row, so a block the fast path hands on (or a row it flags) stays alone.
+    const rnd = random(77);
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
+    const blocks: number[][] = [];
+    const base = (scale: number) => Array.from({ length: 32 }, () => gauss() * scale);
+    const f32 = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
+    for (let k = 0; k < 32; k++) {
+      const scale = 10 ** (rnd() * 60 - 40);
+      // The largest magnitude at k, either sign, and tied with the other sign elsewhere (both orders).
+      for (const sign of [1, -1]) {
+        const b = base(scale);
+        b[k] = sign * 5 * scale;
+        blocks.push(b);
+        const t = [...b];
+        t[(k + 7) % 32] = -sign * 5 * scale;
+        blocks.push(t);
+      }
+      // Non-finite values at k: NaNs of either sign, payloads and signalling ones, Infs.
+      for (const bad of [NaN, -NaN, f32(0x7f800001), f32(0xffc00123), Infinity, -Infinity]) {
+        const b = base(scale);
+        b[k] = bad;
+        blocks.push(b);
+      }
+      // Zeros of either sign as the min, the max, or everything.
+      const pos = base(scale).map((v) => Math.abs(v) + scale);
+      pos[k] = rnd() < 0.5 ? 0 : -0;
+      blocks.push(pos, pos.map((v) => -v));
+      blocks.push(Array.from({ length: 32 }, (_, j) => (j === k ? -0 : 0)), Array.from({ length: 32 }, (_, j) => (j === k ? 0 : -0)));
+    }
+    // Huge ranges (max - min overflows), tiny and subnormal scales (1/d overflows), constants.
+    for (const scale of [3e38, 1e38, 1e-36, 1e-37, 2e-38, 1e-38, 3e-39, 1e-40, 1e-44, 1.4e-45]) {
+      blocks.push(base(scale), base(scale).map(Math.abs), Array(32).fill(scale), Array(32).fill(-scale));
+    }
+    blocks.push(Array.from({ length: 32 }, (_, j) => (j % 2 ? 3.4e38 : -3.4e38)));
+    const x = Float32Array.from(blocks.flat());
+    for (const id of ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0']) {
+      const type = quantType(id)!;
+      const got = type.codec.encode(x, 32);
+      expectSameBytes(type, got, type.reference.encode(x, 32), 'edge blocks');
+      const finite = Float32Array.from(blocks.filter((b) => b.every(Number.isFinite)).flat());
+      expectSameBytes(type, type.codec.encode(finite, 32), ggmlQuantizeChunk(type.ggml!.id, finite, 32), 'finite edge blocks vs ggml_quantize_chunk');
+    }
+  });
+
   it('splits big tensors into chunks without changing a byte', () => {
     const type = quantType('q4_0')!;
     const rowLength = 96 * 32; // 1 << 20 is not a multiple: the last chunk is short
