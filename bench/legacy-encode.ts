@@ -7,8 +7,8 @@
 //           out, the copy into the module's memory included), as bench/run.ts's "cpu enc";
 //   ggml:   llama.cpp's ggml_quantize_chunk through koffi (Float32Array in, Uint8Array out), as
 //           bench/run.ts's "ggml enc";
-// each the best of --rounds rounds of 50 ms, the rounds of all columns interleaved so that a
-// noisy neighbour slows them alike. With several --wasm modules, each one's kernel and codec
+// each the best of --rounds rounds of 5 ms (short: some fall between a busy machine's other
+// work), the rounds of all columns interleaved so that a noisy neighbour slows them alike. With several --wasm modules, each one's kernel and codec
 // columns are measured in the same run (old build against new). Same values as bench/run.ts
 // (256 x 1024 Gaussians, std 0.02, seed 1234).
 import { readFileSync } from 'node:fs';
@@ -32,7 +32,7 @@ function arg(name: string): string | undefined {
 }
 
 /** Calls per second of fn over at least `seconds`. */
-function rate(fn: () => void, seconds = 0.05): number {
+function rate(fn: () => void, seconds = 0.005): number {
   let calls = 0;
   const t0 = performance.now();
   let t = t0;
@@ -49,7 +49,7 @@ const cols = 1024;
 const values = gaussians(rows * cols, 1234, 0.02);
 const mb = (values.length * 4) / 1e6;
 const types = (arg('--types') ?? 'q4_0,q4_1,q5_0,q5_1,q8_0').split(',');
-const rounds = Number(arg('--rounds') ?? 15);
+const rounds = Number(arg('--rounds') ?? 100);
 let wasmPaths = arg('--wasm')?.split(',');
 if (!wasmPaths) {
   await buildWasm({ quiet: true });
@@ -83,7 +83,11 @@ for (const id of types) {
     const codecModule = module;
     columns.push({
       label: `codec${modules.length > 1 ? m : ''}`,
-      setup: () => installFastCodecs(codecModule),
+      setup: () => {
+        // A fresh instance: its first call grows and touches its memory (not timed).
+        installFastCodecs(codecModule);
+        outputs[m] = type.codec.encode(values, cols);
+      },
       run: () => {
         outputs[m] = type.codec.encode(values, cols);
       },
