@@ -5,7 +5,7 @@ import { test, expect } from './fixtures.ts';
 
 const ROOT = process.cwd();
 
-test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ per layer on the sample, in the worker', async ({ app, page }) => {
+test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ (on WebGPU) per layer on the sample, in the worker', async ({ app, page }) => {
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Calibration');
@@ -13,6 +13,10 @@ test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ per laye
   await panel.getByRole('button', { name: 'Calibrate and compare' }).click();
   const totals = panel.getByRole('table', { name: 'Calibration totals' });
   await expect(totals.locator('tr[data-method="gptq"]')).toBeVisible({ timeout: 120_000 });
+  // GPTQ ran on WebGPU (the worker's device), for every layer.
+  const gptqBackend = panel.getByTestId('gptq-backend');
+  await expect(gptqBackend).toHaveAttribute('data-backend', 'webgpu');
+  await expect(gptqBackend).toContainText(/GPTQ on WebGPU \(f32, .+\): all 35 layers/);
   const total = async (m: string) => Number(await totals.locator(`tr[data-method="${m}"] td[data-metric="total"]`).getAttribute('data-value'));
   const figures = Object.fromEntries(await Promise.all(['rtn', 'q4_K', 'q4_K_imatrix', 'awq', 'gptq'].map(async (m) => [m, await total(m)] as const)));
   for (const v of Object.values(figures)) expect(Number.isFinite(v) && v > 0).toBe(true);

@@ -8,6 +8,8 @@
 // super-blocks where they are shorter (stories260K's 64 and 172; the padded inputs are 0, so
 // the padding changes no output). Each layer is done on its own from F32 inputs (no
 // sequential quantization of earlier layers), which is what a per-layer comparison asks.
+// GPTQ runs where the caller says (options.gptq: the engine passes GPTQ on WebGPU,
+// gptq-gpu.ts, when it has a device), else on the CPU (gptq.ts); the result says which.
 import { quantType } from '../quant/types.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
 import { klDivergence, logSoftmax } from '../model/eval.ts';
@@ -37,9 +39,26 @@ export interface CompareCalibrationOptions {
   chunk?: number;
   /** INT4 group of RTN, AWQ and GPTQ (32, 64 or 128; default 32). */
   group?: number;
+  /** GPTQ of each layer; default gptqQuantize on the CPU. */
+  gptq?: GptqRunner;
   signal?: AbortSignal;
   onProgress?: (p: CalibrationProgress) => void;
 }
+
+/** Where GPTQ ran, per layer: the GPU may be lost mid-way, and the runner then goes on on the CPU. */
+export type GptqBackend = 'webgpu' | 'cpu';
+
+/** Runs GPTQ on one layer (gptqQuantize's contract) and says where it ran. */
+export interface GptqRunner {
+  /** The device, for the UI ('google swiftshader … (fallback)'); absent for the CPU. */
+  device?: string;
+  quantize(w: Float32Array, rows: number, cols: number, h: Float64Array, grid: Grid): Promise<{ values: ArrayLike<number>; backend: GptqBackend }>;
+}
+
+/** GPTQ on the CPU, the reference (gptq.ts). */
+export const CPU_GPTQ: GptqRunner = {
+  quantize: async (w, rows, cols, h, grid) => ({ values: gptqQuantize(w, rows, cols, h, { grid }), backend: 'cpu' }),
+};
 
 export interface LayerComparison {
   name: string;
@@ -66,6 +85,8 @@ export interface CalibrationComparison {
   bpw: Record<CalibrationMethod, number>;
   layers: LayerComparison[];
   totals: Record<CalibrationMethod, number>;
+  /** Where GPTQ ran: 'webgpu' when every layer's ran there; layers on the GPU of all. */
+  gptq: { backend: GptqBackend; device?: string; gpuLayers: number; layers: number };
   /**
    * The whole model on the held-out text (every position after BOS scored, one pass), with
    * every blk.* weight quantized by the method and the rest (embedding, norms, output) F32.
@@ -114,6 +135,8 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
   const grid: Grid = { kind: 'int', bits: 4, group };
 
   const layers: LayerComparison[] = [];
+  const gptqRunner = options.gptq ?? CPU_GPTQ;
+  let gptqGpuLayers = 0;
   const quantized = new Map(CALIBRATION_METHODS.map((m) => [m, new Map(cm.weights)]));
   for (const name of names) {
     check(options.signal);
@@ -128,12 +151,14 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
     const importance = sums.map((v) => Math.fround(v / c.n));
     const g = gram(t.x, t.n, cols);
     const awq = awqQuantize(w, rows, cols, c.x, c.n, grid);
+    const gptq = await gptqRunner.quantize(w, rows, cols, hessian(c.x, c.n, cols), grid);
+    if (gptq.backend === 'webgpu') gptqGpuLayers++;
     const byMethod: Record<CalibrationMethod, ArrayLike<number>> = {
       rtn: quantizeRtn(w, rows, cols, grid),
       q4_K: quantizeQ4K(w, rows, cols, undefined),
       q4_K_imatrix: quantizeQ4K(w, rows, cols, importance),
       awq: awq.weights,
-      gptq: gptqQuantize(w, rows, cols, hessian(c.x, c.n, cols), { grid }),
+      gptq: gptq.values,
     };
     for (const m of CALIBRATION_METHODS) quantized.get(m)!.set(cm.fileName(name), Float32Array.from(byMethod[m]));
     layers.push({
@@ -187,6 +212,12 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
     bpw: { rtn: int4, q4_K: 4.5, q4_K_imatrix: 4.5, awq: int4, gptq: int4 },
     layers,
     totals,
+    gptq: {
+      backend: layers.length > 0 && gptqGpuLayers === layers.length ? 'webgpu' : 'cpu',
+      device: gptqGpuLayers > 0 ? gptqRunner.device : undefined,
+      gpuLayers: gptqGpuLayers,
+      layers: layers.length,
+    },
     model: { positions, f32Ppl: Math.exp(f32Nll / positions), methods },
   };
 }

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restrictLimits, type GpuContext } from '../gpu/device.ts';
+import { Engine } from '../engine/engine.ts';
 import { createTestGpu } from '../gpu/gpu-test-setup.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../formats/float16.ts';
 import { loadModel } from '../formats/model.ts';
@@ -130,4 +131,13 @@ describe('GPTQ on WebGPU', () => {
     }
     expect(gpu.uncapturedErrors).toEqual([]);
   });
+
+  it('the engine\'s Calibration comparison (the app\'s, in its worker) runs GPTQ on WebGPU for every layer, and says so', async () => {
+    const engine = new Engine(async () => gpu);
+    await engine.load([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
+    const r = await engine.compareCalibration();
+    expect(r.gptq).toEqual({ backend: 'webgpu', device: gpu.description, gpuLayers: 35, layers: 35 });
+    expect(r.totals.gptq).toBeLessThan(r.totals.rtn);
+    expect(gpu.uncapturedErrors).toEqual([]);
+  }, 120_000);
 });

@@ -17,7 +17,8 @@ import type { PlanMode, TensorTypeOverride } from '../quant/presets.ts';
 import { summarizeModel } from './summary.ts';
 import { evaluateModel, type EvalOptions, type ModelEval } from '../model/eval.ts';
 import { openCalibrationModel } from '../calibrate/activations.ts';
-import { compareCalibration, type CalibrationComparison } from '../calibrate/compare.ts';
+import { compareCalibration, CPU_GPTQ, type CalibrationComparison, type GptqRunner } from '../calibrate/compare.ts';
+import { gptqQuantizeGpu } from '../calibrate/gptq-gpu.ts';
 import { gptqQ4_0Export, type GptqExportOptions } from '../calibrate/gptq-export.ts';
 import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
 import { llamaConfig } from '../model/llama.ts';
@@ -288,13 +289,35 @@ export class Engine {
   /**
    * The Calibration tab: per-layer held-out output MSE of RTN, Q4_K (with and without the
    * calibration text's imatrix), AWQ and GPTQ at ~4 bits (src/calibrate/compare.ts), on the
-   * CPU. `calibrationText` replaces the built-in calibration stories.
+   * CPU but for GPTQ, which runs on WebGPU while the device lives (the result says where).
+   * `calibrationText` replaces the built-in calibration stories.
    */
   async compareCalibration(onProgress?: ProgressListener, options: { calibrationText?: string; group?: number } = {}): Promise<CalibrationComparison> {
     this.calibrationAbort = new AbortController();
     const signal = this.calibrationAbort.signal;
+    await this.ensureGpu();
     const cm = await openCalibrationModel(this.loadedModel());
-    return compareCalibration(cm, { ...options, signal, onProgress });
+    return compareCalibration(cm, { ...options, gptq: this.gptqRunner(), signal, onProgress });
+  }
+
+  /** GPTQ on the GPU (calibrate/gptq-gpu.ts) while the device lives, then on the CPU. */
+  private gptqRunner(): GptqRunner {
+    const gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
+    if (!gpu) return CPU_GPTQ;
+    return {
+      device: gpu.description,
+      quantize: async (w, rows, cols, h, grid) => {
+        if (!gpu.isLost()) {
+          try {
+            return { values: (await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid })).values, backend: 'webgpu' };
+          } catch (e) {
+            if (!(e instanceof GpuDeviceLostError)) throw e;
+            this.gpuError = e.message;
+          }
+        }
+        return CPU_GPTQ.quantize(w, rows, cols, h, grid);
+      },
+    };
   }
 
   /**

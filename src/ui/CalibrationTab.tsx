@@ -15,6 +15,13 @@ const COLORS = ['#999999', '#56B4E9', '#0072B2', '#E69F00', '#D55E00'];
 /** Short tensor labels for the chart's axis: blk.3.ffn_down.weight -> 3.ffn_down. */
 const shortName = (name: string) => name.replace(/^blk\./, '').replace(/\.weight$/, '');
 
+/** Where GPTQ ran: WebGPU (f32, as PyTorch's GPTQ) or the CPU reference (f64). */
+function gptqBackendText(g: Comparison['gptq']): string {
+  if (g.backend === 'webgpu') return `GPTQ on WebGPU (f32, ${g.device ?? 'GPU'}): all ${g.layers} layers.`;
+  if (g.gpuLayers > 0) return `GPTQ on WebGPU for ${g.gpuLayers} of ${g.layers} layers, then on the CPU (f64) after the GPU was lost.`;
+  return 'GPTQ on the CPU (f64 reference): no WebGPU device.';
+}
+
 /**
  * What calibration buys: per layer, the held-out output MSE of RTN, Q4_K without and with an
  * imatrix, AWQ and GPTQ at ~4 bits, computed from a calibration text (built-in or a dropped .txt).
@@ -129,6 +136,9 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
             {result.heldOut.tokens} tokens ({result.heldOut.rows} input rows per layer). Model columns: the whole model on the held-out
             text with every layer weight quantized by the method (embedding, norms and output stay F32); F32 perplexity{' '}
             {result.model.f32Ppl.toFixed(4)}.
+          </p>
+          <p className="muted" data-testid="gptq-backend" data-backend={result.gptq.backend}>
+            {gptqBackendText(result.gptq)}
           </p>
           <table className="metrics" aria-label="Calibration totals">
             <thead>
