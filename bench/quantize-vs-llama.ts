@@ -6,9 +6,10 @@
 //   llama.cpp: llama_model_quantize from the npm build (src/testing/llama-peer.ts), nthread N,
 //   quantlab:  bin/quantlab.js quantize --preset P --threads N,
 // each in a child process under /usr/bin/time -v (wall time, CPU time, peak RSS; CPU time
-// is the fair figure on a machine other work is loading). Both children are
-// Node processes, so a bare `node --import tsx` is measured too: the share of the peak RSS
-// that is Node itself. Checks that the two outputs are byte-identical. Not a test.
+// is the fair figure on a machine other work is loading). Both are Node processes (the
+// peer under tsx), so each is also run on stories260K (1 MB) first: its start, which the
+// second ratio leaves out of both (a real llama-quantize binary starts in milliseconds).
+// Checks that the two outputs are byte-identical. Not a test.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -64,25 +65,40 @@ const inputMiB = statSync(input).size / 2 ** 20;
 const theirs = join(values.dir!, `llama.${preset}.gguf`);
 const ours = join(values.dir!, `quantlab.${preset}.gguf`);
 
-const peer = `const { llamaQuantize } = await import(${JSON.stringify(join(ROOT, 'src/testing/llama-peer.ts'))});
-llamaQuantize(${JSON.stringify(input)}, ${JSON.stringify(theirs)}, ${JSON.stringify(preset)}, { threads: ${threads} });`;
+/** llama.cpp's quantizer in a Node child (the npm build has no llama-quantize binary). */
+const peerCommand = (from: string, to: string) => [
+  process.execPath, '--import', 'tsx', '--input-type=module', '-e',
+  `const { llamaQuantize } = await import(${JSON.stringify(join(ROOT, 'src/testing/llama-peer.ts'))});
+llamaQuantize(${JSON.stringify(from)}, ${JSON.stringify(to)}, ${JSON.stringify(preset)}, { threads: ${threads} });`,
+];
+const quantlabCommand = (from: string, to: string) =>
+  [process.execPath, join(ROOT, 'bin/quantlab.js'), 'quantize', from, '-o', to, '--preset', preset, '--threads', String(threads)];
 
 console.log(`input: ${input} (${inputMiB.toFixed(0)} MiB, F32), preset ${preset}, ${threads} threads, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`);
-const node = timeChild('node', [process.execPath, '--import', 'tsx', '-e', '0']);
-const llama = timeChild('llama.cpp', [process.execPath, '--import', 'tsx', '--input-type=module', '-e', peer]);
-const quantlab = timeChild('quantlab', [process.execPath, join(ROOT, 'bin/quantlab.js'), 'quantize', input, '-o', ours, '--preset', preset, '--threads', String(threads)]);
+// Each command on a 1 MB model first: what it costs to start (Node, tsx for the peer's
+// TypeScript, loading the library or our modules), subtracted below for the work alone.
+const tiny = join(ROOT, '../shared/fixtures/models/stories260K.gguf');
+const tinyOut = join(values.dir!, `tiny.${preset}.gguf`);
+const llamaStart = timeChild('llama.cpp start', peerCommand(tiny, tinyOut));
+const quantlabStart = timeChild('quantlab start', quantlabCommand(tiny, tinyOut));
+const llama = timeChild('llama.cpp', peerCommand(input, theirs));
+const quantlab = timeChild('quantlab', quantlabCommand(input, ours));
 
 const identical = readFileSync(ours).equals(readFileSync(theirs));
 const row = (name: string, m: Measured) =>
-  `${name.padEnd(10)} ${m.wallS.toFixed(2).padStart(8)} s ${m.cpuS.toFixed(2).padStart(8)} s ${m.peakRssMiB.toFixed(0).padStart(8)} MiB`;
+  `${name.padEnd(22)} ${m.wallS.toFixed(2).padStart(8)} s ${m.cpuS.toFixed(2).padStart(8)} s ${m.peakRssMiB.toFixed(0).padStart(8)} MiB`;
+const minus = (a: Measured, b: Measured): Measured => ({ wallS: a.wallS - b.wallS, cpuS: a.cpuS - b.cpuS, peakRssMiB: a.peakRssMiB });
+const ratios = (a: Measured, b: Measured) =>
+  `wall x${(a.wallS / b.wallS).toFixed(2)}, CPU x${(a.cpuS / b.cpuS).toFixed(2)}, peak RSS x${(a.peakRssMiB / b.peakRssMiB).toFixed(2)}`;
 console.log(`load average before: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-console.log(`${''.padEnd(10)} ${'wall'.padStart(10)} ${'CPU'.padStart(10)} ${'peak RSS'.padStart(12)}`);
-console.log(row('node', node) + '   (bare `node --import tsx`: Node\'s own share)');
+console.log(`${''.padEnd(22)} ${'wall'.padStart(10)} ${'CPU'.padStart(10)} ${'peak RSS'.padStart(12)}`);
+console.log(row('llama.cpp, 1 MB model', llamaStart) + '   (its start: Node, tsx, the library)');
+console.log(row('quantlab, 1 MB model', quantlabStart));
 console.log(row('llama.cpp', llama));
 console.log(row('quantlab', quantlab));
-console.log(
-  `quantlab / llama.cpp: wall x${(quantlab.wallS / llama.wallS).toFixed(2)}, CPU x${(quantlab.cpuS / llama.cpuS).toFixed(2)}, peak RSS x${(quantlab.peakRssMiB / llama.peakRssMiB).toFixed(2)}`,
-);
+console.log(`quantlab / llama.cpp, whole runs:         ${ratios(quantlab, llama)}`);
+console.log(`quantlab / llama.cpp, less their starts:  ${ratios(minus(quantlab, quantlabStart), minus(llama, llamaStart))}`);
 console.log(`outputs byte-identical: ${identical}`);
 rmSync(ours, { force: true });
 rmSync(theirs, { force: true });
+rmSync(tinyOut, { force: true });

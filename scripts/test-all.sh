@@ -25,6 +25,8 @@ export VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-/usr/lib/chromium/vk_swiftshader_icd
 results=$(mktemp -d)
 # The fast codecs' WebAssembly, built from wasm/ (AssemblyScript); never committed.
 npm run build:wasm --silent
+# The CLI bundle (build/cli) that bin/quantlab.js runs: the tests spawn the CLI as users do.
+npm run build:cli --silent
 npx tsc --noEmit -p .
 npx vitest run --reporter=default --reporter=json --outputFile="$results/unit.json"
 npm run build --silent

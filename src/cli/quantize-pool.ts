@@ -45,6 +45,22 @@ function tsxEsmApiUrl(): string {
   return pathToFileURL(join(dirname(pkgJson), exports['./esm/api'].import.default)).href;
 }
 
+/**
+ * A worker's main script. In the CLI bundle (scripts/build-cli.mjs) this module is a .mjs
+ * chunk beside the bundled worker, which starts in a few milliseconds. From the sources, a
+ * .ts file cannot be a Worker's main script: a one-line script imports it through tsx (which
+ * compiles the codecs first: about a second).
+ */
+function workerScript(): { main: string | URL; eval: boolean } {
+  if (import.meta.url.endsWith('.mjs')) return { main: new URL('./quantize-worker.mjs', import.meta.url), eval: false };
+  const entry = JSON.stringify(new URL('./quantize-worker.ts', import.meta.url).href);
+  return { main: `import(${JSON.stringify(tsxEsmApiUrl())}).then((tsx) => tsx.tsImport(${entry}, ${entry}))`, eval: true };
+}
+
+function isShared(data: Float32Array): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer;
+}
+
 export class WorkerPool implements TensorQuantizer {
   private workers: Worker[] | null = null;
   /** Set when a worker dies: every later job fails with it instead of waiting forever. */
@@ -60,14 +76,12 @@ export class WorkerPool implements TensorQuantizer {
 
   constructor(readonly threads = availableParallelism()) {}
 
-  /** The threads, started on first need (each takes about a second: tsx compiles the codecs). */
+  /** The threads, started on first need. */
   private start(): Worker[] {
     if (this.workers) return this.workers;
-    // A .ts file cannot be a Worker's main script: a one-line script imports it through tsx.
-    const entry = JSON.stringify(new URL('./quantize-worker.ts', import.meta.url).href);
-    const boot = `import(${JSON.stringify(tsxEsmApiUrl())}).then((tsx) => tsx.tsImport(${entry}, ${entry}))`;
+    const script = workerScript();
     this.workers = Array.from({ length: this.threads - 1 }, (_, i) => {
-      const worker = new Worker(boot, { eval: true, name: `quantlab-quantize-${i}` });
+      const worker = new Worker(script.main, { eval: script.eval, name: `quantlab-quantize-${i}` });
       this.loaded.set(worker, new Promise((resolve) => worker.once('message', resolve)));
       worker.on('message', (reply: WorkerReply) => this.settle(reply));
       worker.on('error', (error) => this.failAll(error));
@@ -82,7 +96,8 @@ export class WorkerPool implements TensorQuantizer {
   async quantize(job: QuantizeJob, signal?: AbortSignal): Promise<QuantizeResult> {
     signal?.throwIfAborted();
     const minRows = Math.ceil(MIN_ELEMENTS_PER_WORKER / job.rowLength);
-    const fast = () => (this.rates.get(job.type) ?? 0) >= INLINE_ELEMENTS_PER_MS;
+    // Rows in shared memory reach a worker without a copy: every type is worth sharing out.
+    const fast = () => !isShared(job.data) && (this.rates.get(job.type) ?? 0) >= INLINE_ELEMENTS_PER_MS;
     // A type known to be fast here is done in one piece (one pass, no parts to join).
     if (fast() || splitJob(job, 2, minRows).length === 1) return quantizeRows(job);
     const parts = splitJob(job, this.threads * PARTS_PER_THREAD, Math.ceil(minRows / PARTS_PER_THREAD));
@@ -146,13 +161,14 @@ export class WorkerPool implements TensorQuantizer {
   private post(worker: Worker, part: QuantizeJob): Promise<QuantizeResult> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    // Copies: posting a view would clone its whole buffer (the entire tensor).
-    const data = part.data.slice();
+    // Rows in shared memory go as they are; others are copied, since posting a view would
+    // clone its whole buffer (the entire tensor), and the copy is handed over.
+    const data = isShared(part.data) ? part.data : part.data.slice();
     const importance = part.importance?.slice() ?? null;
     const request: WorkerRequest = { id, job: { ...part, data, importance } };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage(request, [data.buffer]);
+      worker.postMessage(request, isShared(data) ? [] : [data.buffer as ArrayBuffer]);
     });
   }
 

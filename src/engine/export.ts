@@ -64,8 +64,11 @@ export interface ExportSource {
   readonly tensors: readonly ExportSourceTensor[];
   /** Rows of the tensor's bytes in its own type (copied as they are when the type stays). */
   readBytes(tensor: ExportSourceTensor, rows: RowRange): Promise<Uint8Array>;
-  /** Rows of the tensor's values as f32 (dequantized if need be). */
-  readF32(tensor: ExportSourceTensor, rows: RowRange): Promise<Float32Array>;
+  /**
+   * Rows of the tensor's values as f32 (dequantized if need be); the bytes may be read into
+   * `scratch` and the values be a view of it (ReadF32Options.scratch).
+   */
+  readF32(tensor: ExportSourceTensor, rows: RowRange, scratch?: Uint8Array): Promise<Float32Array>;
   /** Largest slab read at once, in elements (default SLAB_ELEMENTS); Infinity: whole tensors. */
   readonly slabElements?: number;
 }
@@ -94,9 +97,9 @@ export function exportSourceFromModel(model: ModelIndex): ExportSource {
     metadata: model.ggufMetadata,
     tensors: model.tensors.map((t) => ({ name: t.name, type: t.ggmlType!, ne: [...t.shape].reverse() })),
     readBytes: (t, rows) => readTensorBytes(model, tensorOf(t), elements(t, rows)),
-    readF32: async (t, rows) => {
+    readF32: async (t, rows, scratch) => {
       const tensor = tensorOf(t);
-      if (!tensor.flat) return readTensorF32(model, tensor, { ...elements(t, rows), dequantize: dequantizeGgml });
+      if (!tensor.flat) return readTensorF32(model, tensor, { ...elements(t, rows), dequantize: dequantizeGgml, scratch });
       const whole = await readTensorF32(model, tensor, { dequantize: dequantizeGgml });
       return whole.subarray(rows.first * t.ne[0], (rows.first + rows.count) * t.ne[0]);
     },
@@ -419,7 +422,7 @@ export const inlineQuantizer: TensorQuantizer = {
  */
 export function exportGguf(source: ExportSource, plan: ExportPlan, options: ExportOptions = {}): AsyncGenerator<Uint8Array> {
   const total = plan.tensors.length;
-  const state: JobState = { gpu: options.gpu };
+  const state: JobState = { gpu: options.gpu, reads: 0 };
   let bytesDone = plan.layout.dataOffset;
   const progress = (tensorsDone: number, label: string) =>
     options.onProgress?.({ done: bytesDone, total: plan.layout.totalBytes, label, tensorsDone, tensorCount: total });
@@ -447,11 +450,38 @@ function endOfTensor(layout: GgufLayout, index: number): number {
 interface JobState {
   /** Dropped once the device is lost: the CPU takes over for the rest of the file. */
   gpu?: Compute;
+  /**
+   * Two slabs' worth of bytes the source reads into by turns (ExportSource.readF32): one
+   * holds the slab being quantized while the next is read into the other.
+   */
+  scratch?: [Uint8Array, Uint8Array];
+  reads: number;
 }
 
 /** The bytes in a buffer of their own, so that a consumer may transfer it (a reader may return views of a shared one). */
 function ownBuffer(bytes: Uint8Array): Uint8Array {
   return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
+/**
+ * The next of the two scratch buffers, for a slab of `bytes` (none for a slab bigger than a
+ * default one: whole tensors of a source that cannot read by slab). Every slab's data is
+ * done with before the read after next starts (tensorData), so two suffice.
+ */
+function scratchFor(state: JobState, bytes: number): Uint8Array | undefined {
+  if (bytes > SLAB_ELEMENTS * 4) return undefined;
+  // Not shared when a GPU may upload it: Dawn's writeBuffer crashes on shared memory.
+  const allocate = state.gpu ? (n: number) => new Uint8Array(n) : sharedBytes;
+  state.scratch ??= [allocate(SLAB_ELEMENTS * 4), allocate(SLAB_ELEMENTS * 4)];
+  return state.scratch[state.reads++ % 2];
+}
+
+/**
+ * Shared memory where there is any (Node; a cross-origin-isolated page): a worker pool
+ * (cli/quantize-pool.ts) then hands the rows to its threads without copying them.
+ */
+function sharedBytes(n: number): Uint8Array {
+  return new Uint8Array(typeof SharedArrayBuffer === 'undefined' ? new ArrayBuffer(n) : new SharedArrayBuffer(n));
 }
 
 /** Row ranges of at most `slabElements` elements (at least one row each). */
@@ -479,7 +509,7 @@ async function* tensorData(
   let sums: ErrorSums | null = measure ? emptySums() : null;
   let backend: ExportBackend = tensor.converted ? (state.gpu?.backend ?? 'cpu') : 'copy';
 
-  const read = (r: RowRange) => (tensor.converted ? source.readF32(src, r) : source.readBytes(src, r));
+  const read = (r: RowRange) => (tensor.converted ? source.readF32(src, r, scratchFor(state, r.count * (src.ne[0] ?? 1) * 4)) : source.readBytes(src, r));
   let next: Promise<Uint8Array | Float32Array> | null = ranges.length ? read(ranges[0]) : null;
   for (const [i, range] of ranges.entries()) {
     const data = await next!;

@@ -20,8 +20,12 @@ export interface ByteSource {
   readonly name: string;
   /** Size in bytes. */
   readonly size: number;
-  /** Exactly `length` bytes from `offset`; the range must lie inside the file. */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Exactly `length` bytes from `offset`; the range must lie inside the file. A source may
+   * read them into the start of `into` (at least `length` bytes) and return a view of it,
+   * sparing a new buffer a read (the Node file source does); others return their own.
+   */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
 }
 
 /** Throws a FormatError unless [offset, offset + length) lies inside the source. */

@@ -24,6 +24,12 @@ function ownedBuffer(bytes: Uint8Array): ArrayBuffer | null {
   return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes.buffer : null;
 }
 
+/** F32 bytes as values: a view of them where they are 4-byte aligned (no copy), else a copy. */
+export function f32View(bytes: Uint8Array, count: number): Float32Array {
+  assertLittleEndianHost();
+  return bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new Float32Array(aligned(bytes), 0, count);
+}
+
 function fromTable(table: Float32Array): F32Decoder {
   return (bytes, count) => {
     const out = new Float32Array(count);

@@ -3,7 +3,7 @@
 // readTensorF32). The store keeps this object; it holds no tensor data.
 
 import { type ByteSource, checkRange } from './bytes.ts';
-import { F32_DECODERS, GGML_PLAIN_DTYPES } from './decode.ts';
+import { F32_DECODERS, GGML_PLAIN_DTYPES, f32View } from './decode.ts';
 import { FormatError, FormatErrorList } from './errors.ts';
 import { GGML_TYPES, GGUF_MAGIC } from './gguf/constants.ts';
 import { type GgufMetadataEntry, metadataToObject } from './gguf/metadata.ts';
@@ -257,12 +257,15 @@ function sourceOf(model: ModelIndex, tensor: ModelTensor): ByteSource {
   return file.source;
 }
 
-/** The raw bytes of a tensor (or of a block-aligned range of its elements). */
-export async function readTensorBytes(model: ModelIndex, tensor: ModelTensor, range: ElementRange = {}): Promise<Uint8Array> {
+/**
+ * The raw bytes of a tensor (or of a block-aligned range of its elements); read into
+ * `into` where the source can (ByteSource.read).
+ */
+export async function readTensorBytes(model: ModelIndex, tensor: ModelTensor, range: ElementRange = {}, into?: Uint8Array): Promise<Uint8Array> {
   const source = sourceOf(model, tensor);
   const { offset, length } = byteRange(tensor, range);
   checkRange(source, offset, length, `tensor '${tensor.name}' data`);
-  return source.read(offset, length);
+  return source.read(offset, length, into);
 }
 
 /**
@@ -274,6 +277,11 @@ export type GgmlDequantizer = (ggmlType: number, bytes: Uint8Array, elementCount
 
 export interface ReadF32Options extends ElementRange {
   readonly dequantize?: GgmlDequantizer;
+  /**
+   * A buffer the bytes may be read into (ByteSource.read): an F32 tensor's values are then
+   * a view of it, valid until the caller reuses it.
+   */
+  readonly scratch?: Uint8Array;
 }
 
 /** A tensor's values as f32, read from its file on demand. */
@@ -283,11 +291,19 @@ export async function readTensorF32(model: ModelIndex, tensor: ModelTensor, opti
   // A tensor may have no elements (a dimension of 0 is valid in ggml and safetensors);
   // block codecs refuse a zero row length, so there is nothing to ask them.
   if (count === 0) return new Float32Array(0);
-  return decode(await readTensorBytes(model, tensor, options), count);
+  const bytes = await readTensorBytes(model, tensor, options, options.scratch);
+  // F32 read into the caller's scratch: the values are a view of it.
+  if (options.scratch && bytes.buffer === options.scratch.buffer && plainDtype(tensor) === 'F32') return f32View(bytes, count);
+  return decode(bytes, count);
+}
+
+/** The tensor's dtype name when it is a plain (not block-quantized) one. */
+function plainDtype(tensor: ModelTensor): string | undefined {
+  return tensor.ggmlType === undefined ? tensor.dtype : GGML_PLAIN_DTYPES.get(tensor.dtype);
 }
 
 function decoderFor(tensor: ModelTensor, dequantize?: GgmlDequantizer): (bytes: Uint8Array, count: number) => Float32Array {
-  const plainName = tensor.ggmlType === undefined ? tensor.dtype : GGML_PLAIN_DTYPES.get(tensor.dtype);
+  const plainName = plainDtype(tensor);
   const plain = plainName ? F32_DECODERS.get(plainName) : undefined;
   if (plain) return plain;
   if (tensor.ggmlType !== undefined && dequantize) {
