@@ -239,8 +239,8 @@ export function encodeSymmetricRowRef(x: usize, blocks: i32, fiveBit: bool, out:
       if (!encodeSymmetricRef(p, nmax, fiveBit, o)) return false;
       continue;
     }
-    // max: +amax, or -amax when only a negative value has it (all zero: +0, as the C's).
-    const mx = reinterpret<f32>(pos == amaxBits ? amaxBits : amaxBits | 0x80000000);
+    // max: +amax, or -amax when only a negative value has it; all zero (even all -0): +0, as the C's.
+    const mx = reinterpret<f32>((pos == amaxBits) | (amaxBits == 0) ? amaxBits : amaxBits | 0x80000000);
     const d: f32 = mx / <f32>(-nmax);
     const id: f32 = d != 0 ? <f32>1.0 / d : 0;
     if (!(abs<f32>(id) <= FLT_MAX)) {

@@ -269,7 +269,7 @@ describe('fast codecs', () => {
     for (const scale of [3e38, 1e38, 1e-36, 1e-37, 2e-38, 1e-38, 3e-39, 1e-40, 1e-44, 1.4e-45]) {
       blocks.push(base(scale), base(scale).map(Math.abs), Array(32).fill(scale), Array(32).fill(-scale));
     }
-    blocks.push(Array.from({ length: 32 }, (_, j) => (j % 2 ? 3.4e38 : -3.4e38)));
+    blocks.push(Array.from({ length: 32 }, (_, j) => (j % 2 ? 3.4e38 : -3.4e38)), Array(32).fill(-0), Array(32).fill(0));
     const x = Float32Array.from(blocks.flat());
     for (const id of ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0']) {
       const type = quantType(id)!;
