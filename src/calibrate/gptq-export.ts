@@ -1,9 +1,9 @@
-// GPTQ as an export: the Q4_0 blocks of every tensor an export plan puts in q4_0 and that a
-// calibration pass sees (the blk.* linear weights), from gptqQ4_0 (gptq.ts) with each
+// GPTQ as an export: the blocks of every tensor an export plan puts in q4_0 or q4_K and that a
+// calibration pass sees (the blk.* linear weights), from gptqQ4_0 / gptqQ4_K (gptq.ts) with each
 // weight's Hessian over the calibration text's inputs (activations.ts, chunked as
 // llama-imatrix). The export (engine/export.ts, ExportRequest.precomputed) writes these
-// blocks in place of round-to-nearest and everything else as before, so the file has the
-// plain Q4_0 export's layout, with the quantize.gptq.* keys below added to the header
+// blocks in place of round-to-nearest and everything else as before (a preset's q6_K, q5_0...
+// tensors as the plain export), so the file has the plain export's layout, with the quantize.gptq.* keys below added to the header
 // (llama.cpp ignores keys it does not know).
 // The weights are read through the export source (the GGUF's own rows: a converted
 // safetensors model's Q/K rows are permuted as convert_hf_to_gguf.py does); GPTQ treats
@@ -15,10 +15,14 @@ import { ggufEntry, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
 import { type ExportPlan, type ExportSource, type PrecomputedTensors, rowCount } from '../engine/export.ts';
 import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, openCalibrationModel, type CalibrationProgress } from './activations.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
-import { gptqQ4_0, hessian } from './gptq.ts';
+import { gptqQ4_0, gptqQ4_K, hessian } from './gptq.ts';
 
-/** The only target GPTQ export writes: Q4_0's grid is what gptqQ4_0 quantizes into. */
-export const GPTQ_EXPORT_TYPE = 'q4_0';
+/** The tensor types GPTQ export writes, each with the GPTQ that quantizes into its grid. */
+const GPTQ_BY_TYPE = { q4_0: gptqQ4_0, q4_K: gptqQ4_K } as const;
+export const GPTQ_EXPORT_TYPES = Object.keys(GPTQ_BY_TYPE) as (keyof typeof GPTQ_BY_TYPE)[];
+type GptqType = keyof typeof GPTQ_BY_TYPE;
+
+const isGptqType = (type: string): type is GptqType => Object.hasOwn(GPTQ_BY_TYPE, type);
 
 /** Header keys of a GPTQ export. */
 export const GPTQ_KEYS = {
@@ -40,6 +44,8 @@ export interface GptqExportOptions {
 }
 
 export interface GptqExport extends PrecomputedTensors {
+  /** How many tensors of each type hold GPTQ's blocks. */
+  types: Partial<Record<GptqType, number>>;
   dataset: string;
   textTokens: number;
   chunk: number;
@@ -47,12 +53,11 @@ export interface GptqExport extends PrecomputedTensors {
 }
 
 /**
- * GPTQ's Q4_0 blocks for the tensors `plan` converts to q4_0 that the calibration pass
- * sees. `model` is the loaded model (for the forward pass), `source` and `plan` the
- * export's (planExport without precomputed tensors).
+ * GPTQ's blocks for the tensors `plan` converts to q4_0 or q4_K that the calibration pass
+ * sees; refused when there are none. `model` is the loaded model (for the forward pass),
+ * `source` and `plan` the export's (planExport without precomputed tensors).
  */
-export async function gptqQ4_0Export(model: ModelIndex, source: ExportSource, plan: ExportPlan, options: GptqExportOptions): Promise<GptqExport> {
-  if (plan.ftype !== 'Q4_0') throw new Error(`GPTQ export writes Q4_0 blocks: it needs the Q4_0 file type (--type ${GPTQ_EXPORT_TYPE} or --preset Q4_0), not ${plan.ftype}`);
+export async function gptqExport(model: ModelIndex, source: ExportSource, plan: ExportPlan, options: GptqExportOptions): Promise<GptqExport> {
   const text = options.text ?? CALIBRATION_STORY_TEXT;
   const dataset = options.dataset ?? BUILTIN_CALIBRATION_DATASET;
   const cm = await openCalibrationModel(model);
@@ -62,8 +67,11 @@ export async function gptqQ4_0Export(model: ModelIndex, source: ExportSource, pl
   const byName = new Map(plan.tensors.map((t) => [t.name, t]));
   const names = linearWeightNames(cm.config).filter((n) => {
     const t = byName.get(n);
-    return t !== undefined && t.converted && t.type === GPTQ_EXPORT_TYPE;
+    return t !== undefined && t.converted && isGptqType(t.type);
   });
+  if (names.length === 0) {
+    throw new Error(`GPTQ export writes Q4_0 or Q4_K blocks: the ${plan.ftype} plan puts no blk.* linear weight in q4_0 or q4_K (a row length they cannot hold falls back to another type)`);
+  }
   const total = chunks + names.length;
   let done = 0;
   const tick = (label: string) => options.onProgress?.({ done: ++done, total, label });
@@ -73,6 +81,7 @@ export async function gptqQ4_0Export(model: ModelIndex, source: ExportSource, pl
     onChunk: (d, n) => tick(`calibration text: chunk ${d} of ${n}`),
   });
   const tensors = new Map<string, Uint8Array>();
+  const types: GptqExport['types'] = {};
   for (const name of names) {
     if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('cancelled');
     const x = inputs.get(name);
@@ -80,12 +89,13 @@ export async function gptqQ4_0Export(model: ModelIndex, source: ExportSource, pl
       tick(name);
       continue;
     }
-    const src = byName.get(name)!.source;
+    const { source: src, type } = byName.get(name)!;
     const cols = src.ne[0];
     const rows = rowCount(src.ne);
     if (x.cols !== cols) throw new Error(`GPTQ: ${name} has rows of ${cols} values but inputs of ${x.cols}`);
     const w = await source.readF32(src, { first: 0, count: rows });
-    tensors.set(name, gptqQ4_0(w, rows, cols, hessian(x.x, x.n, cols)).bytes);
+    tensors.set(name, GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols)).bytes);
+    types[type as GptqType] = (types[type as GptqType] ?? 0) + 1;
     tick(name);
   }
   const { STRING, UINT32 } = GGUF_VALUE_TYPE;
@@ -95,5 +105,8 @@ export async function gptqQ4_0Export(model: ModelIndex, source: ExportSource, pl
     ggufEntry(GPTQ_KEYS.chunks, UINT32, chunks),
     ggufEntry(GPTQ_KEYS.chunkSize, UINT32, chunk),
   ];
-  return { tensors, keys, method: 'gptq', dataset, textTokens: tokens.length, chunk, chunks };
+  return { tensors, keys, method: 'gptq', types, dataset, textTokens: tokens.length, chunk, chunks };
 }
+
+/** The engine's name for it (engine/engine.ts), from when it wrote Q4_0 blocks only. */
+export const gptqQ4_0Export = gptqExport;

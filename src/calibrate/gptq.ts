@@ -12,9 +12,15 @@
 // hold the block's own error updates; we find them on the updated values, so the blocked
 // algorithm equals the unblocked one exactly in exact arithmetic for any group size (with
 // groups that divide the block, as 32/64/128 of 128, GPTQ's and ours are the same).
-// No act-order, no static groups. f64 throughout.
+// No act-order, no static groups. f64 throughout, but for the grids' own f32 arithmetic.
+// Grids: grid.ts's (int, q4_0) and Q4_K's super-blocks (gptqQ4_K), whose params, found when
+// a row reaches a super-block's first column, are ggml's for the row's values then.
 import { f32ToF16Bits } from '../formats/float16.ts';
-import { gridGroup, groupParams, q4_0Code, Q4_0_GROUP, quantizeValue, type Grid, type GroupParams } from './grid.ts';
+import { Q4_K_BLOCK_BYTES } from '../quant/codecs/kquants.ts';
+import {
+  gridGroup, groupParams, q4_0Code, Q4_0_GROUP, q4KBlockParams, type Q4KBlockParams, q4KCode, q4KCodeAt, q4KValue, Q4_K_GROUP, quantizeValue,
+  type Grid, type GroupParams,
+} from './grid.ts';
 
 export const GPTQ_BLOCK = 128;
 export const GPTQ_PERCDAMP = 0.01;
@@ -116,7 +122,7 @@ export function prepareHessian(h: Float64Array, cols: number, percdamp = GPTQ_PE
  * (`hessian`). Returns the quantized weights (dequantized values, f64).
  */
 export function gptqQuantize(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: GptqOptions): Float64Array {
-  return gptqRun(w, rows, cols, h, options, null);
+  return gptqRun(w, rows, cols, h, options, gridColumns(options.grid, rows));
 }
 
 /** Q4_0 block: f16 d, then 16 bytes: element j in the low nibble of byte j, element j + 16 in its high nibble. */
@@ -129,7 +135,7 @@ const Q4_0_BLOCK_BYTES = 18;
 export function gptqQ4_0(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: Omit<GptqOptions, 'grid'> = {}): { values: Float64Array; bytes: Uint8Array } {
   if (cols % Q4_0_GROUP !== 0) throw new Error(`Q4_0 needs rows of a multiple of ${Q4_0_GROUP} values, not ${cols}`);
   const bytes = new Uint8Array((rows * cols / Q4_0_GROUP) * Q4_0_BLOCK_BYTES);
-  const values = gptqRun(w, rows, cols, h, { ...options, grid: { kind: 'q4_0' } }, (r, col, x, p) => {
+  const values = gptqRun(w, rows, cols, h, options, gridColumns({ kind: 'q4_0' }, rows, (r, col, x, p) => {
     const block = (r * cols + col) / Q4_0_GROUP | 0;
     const at = block * Q4_0_BLOCK_BYTES;
     const j = col % Q4_0_GROUP;
@@ -141,36 +147,87 @@ export function gptqQ4_0(w: ArrayLike<number>, rows: number, cols: number, h: Fl
     const code = q4_0Code(x, p.scale);
     if (j < 16) bytes[at + 2 + j] |= code;
     else bytes[at + 2 + j - 16] |= code << 4;
-  });
+  }));
   return { values, bytes };
 }
 
-type CodeSink = ((row: number, col: number, x: number, params: GroupParams) => void) | null;
+/**
+ * GPTQ into Q4_K's grid, as block_q4_K super-blocks: when a row reaches the first column of
+ * a super-block, its d, dmin and 6-bit scales and mins are ggml's quantize_row_q4_K_ref's for
+ * the row's current (error-updated) 256 values (grid.ts q4KBlockParams); each column is then
+ * coded with them. The Q4_K codec decodes the blocks to exactly the values GPTQ used.
+ */
+export function gptqQ4_K(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: Omit<GptqOptions, 'grid'> = {}): { values: Float64Array; bytes: Uint8Array } {
+  if (cols % Q4_K_GROUP !== 0) throw new Error(`Q4_K needs rows of a multiple of ${Q4_K_GROUP} values, not ${cols}`);
+  const blocksPerRow = cols / Q4_K_GROUP;
+  const bytes = new Uint8Array(rows * blocksPerRow * Q4_K_BLOCK_BYTES);
+  const blockAt = (r: number, col: number) => (r * blocksPerRow + Math.floor(col / Q4_K_GROUP)) * Q4_K_BLOCK_BYTES;
+  const current: Q4KBlockParams[] = new Array(rows);
+  const columns: ColumnGrid = {
+    group: Q4_K_GROUP,
+    open(r, W, from) {
+      const p = (current[r] = q4KBlockParams(W, from));
+      bytes.set(p.header, blockAt(r, from - r * cols));
+    },
+    quantize(r, col, x) {
+      const p = current[r];
+      const e = col % Q4_K_GROUP;
+      const [dl, dm] = [p.scale[e >> 5], p.min[e >> 5]];
+      const code = q4KCode(x, dl, dm);
+      const { byte, high } = q4KCodeAt(e);
+      bytes[blockAt(r, col) + byte] |= high ? code << 4 : code;
+      return q4KValue(code, dl, dm);
+    },
+  };
+  return { values: gptqRun(w, rows, cols, h, options, columns), bytes };
+}
 
-function gptqRun(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: GptqOptions, sink: CodeSink): Float64Array {
-  const grid = options.grid;
-  const group = gridGroup(grid);
+/**
+ * How gptqRun quantizes a row: `open` finds the params of the group starting at `from`
+ * (an index into W) from the row's current values, `quantize` returns x's value on them.
+ */
+interface ColumnGrid {
+  group: number;
+  open(row: number, W: Float64Array, from: number, to: number): void;
+  quantize(row: number, col: number, x: number): number;
+}
+
+type CodeSink = (row: number, col: number, x: number, params: GroupParams) => void;
+
+/** A Grid (grid.ts) as gptqRun's columns, each value handed to `sink` with its group's params. */
+function gridColumns(grid: Grid, rows: number, sink?: CodeSink): ColumnGrid {
+  const params: GroupParams[] = new Array(rows);
+  return {
+    group: gridGroup(grid),
+    open: (r, W, from, to) => void (params[r] = groupParams(grid, W, from, to)),
+    quantize(r, col, x) {
+      sink?.(r, col, x, params[r]);
+      return quantizeValue(grid, x, params[r]);
+    },
+  };
+}
+
+function gptqRun(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: Omit<GptqOptions, 'grid'>, columns: ColumnGrid): Float64Array {
+  const group = columns.group;
   const block = options.blockSize ?? GPTQ_BLOCK;
   const { u, dead } = prepareHessian(h, cols, options.percdamp);
   const W = Float64Array.from(w as ArrayLike<number>);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (dead[c]) W[r * cols + c] = 0;
   const Q = new Float64Array(rows * cols);
-  const params: GroupParams[] = new Array(rows);
   const err = new Float64Array(rows * block); // Err1[r][i]
   for (let i1 = 0; i1 < cols; i1 += block) {
     const i2 = Math.min(i1 + block, cols);
     for (let col = i1; col < i2; col++) {
       if (col % group === 0) {
         const end = Math.min(col + group, cols);
-        for (let r = 0; r < rows; r++) params[r] = groupParams(grid, W, r * cols + col, r * cols + end);
+        for (let r = 0; r < rows; r++) columns.open(r, W, r * cols + col, r * cols + end);
       }
       const d = u[col * cols + col];
       const urow = col * cols;
       for (let r = 0; r < rows; r++) {
         const o = r * cols;
         const x = W[o + col];
-        const q = quantizeValue(grid, x, params[r]);
-        sink?.(r, col, x, params[r]);
+        const q = columns.quantize(r, col, x);
         Q[o + col] = q;
         const e = (x - q) / d;
         err[r * block + (col - i1)] = e;

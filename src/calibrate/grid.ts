@@ -9,9 +9,15 @@
 // - 'q4_0': ggml's Q4_0 block of 32 (quantize_row_q4_0_ref): d = (the value of largest
 //   magnitude) / -8, codes min(15, trunc(x / d + 8.5)) with the f32 d, value = (q - 8) * f16(d).
 //   GPTQ into this grid gives weights Q4_0 blocks hold exactly.
+// - Q4_K (q4KBlockParams, q4KCode, q4KValue; GPTQ only, gptq.ts gptqQ4_K): ggml's super-block
+//   of 256 (quantize_row_q4_K_ref): d, dmin and eight 6-bit scales and mins found from the
+//   256 values by our reference codec's own encoder, then q = clamp(nearest_int((x + dm)/dl), 0, 15)
+//   with dl = f16(d)·sc_j, dm = f16(dmin)·m_j, value = dl·q − dm (dequantize_row_q4_K).
 // A last group shorter than `group` (a row length it does not divide, as stories260K's 172)
 // is a group of its own, as GPTQ's column groups are.
 import { f16BitsToF32, f32ToF16Bits } from '../formats/float16.ts';
+import { Q4_K, QK_K } from '../quant/codecs/kquants.ts';
+import { nearestIntC } from '../quant/codecs/rounding.ts';
 
 export type Grid = { kind: 'int'; bits: number; group: number } | { kind: 'q4_0' };
 
@@ -69,6 +75,68 @@ export function groupParams(grid: Grid, v: ArrayLike<number>, from: number, to: 
 export function q4_0Code(x: number, d: number): number {
   const id = d !== 0 ? Math.fround(1 / d) : 0;
   return Math.max(0, Math.min(15, Math.trunc(Math.fround(Math.fround(x * id) + 8.5))));
+}
+
+/** Q4_K's super-block: 256 values, sub-blocks of 32 with their own 6-bit scale and min. */
+export const Q4_K_GROUP = QK_K;
+/** block_q4_K's header (f16 d, f16 dmin, scales[12]); qs[128] follow it. */
+export const Q4_K_HEADER_BYTES = 16;
+
+export interface Q4KBlockParams {
+  /** block_q4_K's first 16 bytes, as ggml writes them for these values. */
+  header: Uint8Array;
+  /** Per sub-block of 32: dl = f16(d)·sc_j and dm = f16(dmin)·m_j, in f32 as ggml computes them. */
+  scale: Float32Array;
+  min: Float32Array;
+}
+
+/**
+ * The block params ggml's quantize_row_q4_K_ref finds for 256 values (rounded to f32, the
+ * C's float input): our reference Q4_K codec encodes them (no importance: the _ref path)
+ * and the header is read back, so the params are the codec's byte for byte.
+ */
+export function q4KBlockParams(values: ArrayLike<number>, from: number): Q4KBlockParams {
+  const x = new Float32Array(Q4_K_GROUP);
+  for (let i = 0; i < Q4_K_GROUP; i++) x[i] = values[from + i];
+  const header = Q4_K.encode(x, Q4_K_GROUP).slice(0, Q4_K_HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  const d = f16BitsToF32(view.getUint16(0, true));
+  const dmin = f16BitsToF32(view.getUint16(2, true));
+  const scale = new Float32Array(8);
+  const min = new Float32Array(8);
+  for (let j = 0; j < 8; j++) {
+    const [sc, m] = q4KScaleMin(header, j);
+    scale[j] = d * sc;
+    min[j] = dmin * m;
+  }
+  return { header, scale, min };
+}
+
+/** ggml get_scale_min_k4: sub-block j's 6-bit scale and min from scales[12] (header bytes 4..15). */
+function q4KScaleMin(header: Uint8Array, j: number): [number, number] {
+  const q = header.subarray(4);
+  if (j < 4) return [q[j] & 63, q[j + 4] & 63];
+  return [(q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)];
+}
+
+/**
+ * Q4_K's code of x in a sub-block with scale dl and min dm, as quantize_row_q4_K_ref's last
+ * loop: clamp(nearest_int((x + dm)/dl), 0, 15) in float; with dl = 0 ggml keeps the search's
+ * code, which any code decodes the same (to −dm), so 0 here.
+ */
+export function q4KCode(x: number, dl: number, dm: number): number {
+  if (dl === 0) return 0;
+  return Math.max(0, Math.min(15, nearestIntC(Math.fround(Math.fround(Math.fround(x) + dm) / dl))));
+}
+
+/** dequantize_row_q4_K's value of code q: dl·q − dm, each step in f32. */
+export function q4KValue(q: number, dl: number, dm: number): number {
+  return Math.fround(Math.fround(dl * q) - dm);
+}
+
+/** Byte of element e (0..255) of a block_q4_K's qs, after the header, and whether it is the high nibble. */
+export function q4KCodeAt(e: number): { byte: number; high: boolean } {
+  return { byte: Q4_K_HEADER_BYTES + 32 * (e >> 6) + (e & 31), high: (e & 32) !== 0 };
 }
 
 /** x's value on the grid. */

@@ -14,7 +14,7 @@ import { gguf as hfGguf } from '@huggingface/gguf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CALIBRATION_STORIES, CALIBRATION_STORY_TEXT } from '../calibrate/calibration-text.ts';
 import { collectInputs, openCalibrationModel } from '../calibrate/activations.ts';
-import { gptqQuantize, hessian } from '../calibrate/gptq.ts';
+import { gptqQ4_K, gptqQuantize, hessian } from '../calibrate/gptq.ts';
 import { GPTQ_KEYS } from '../calibrate/gptq-export.ts';
 import { Engine } from '../engine/engine.ts';
 import { exportSourceFromModel, planExport } from '../engine/export.ts';
@@ -29,6 +29,7 @@ import { llamaConfig, LlamaModel } from '../model/llama.ts';
 import { mapProvider, readLlamaWeights } from '../model/weights.ts';
 import { quantType } from '../quant/types.ts';
 import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
+import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { BUILTIN_DATASET } from './calibrate.ts';
 import { runInProcess } from './testing.ts';
 
@@ -55,6 +56,15 @@ beforeAll(async () => {
   }
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Mean KL of llama.cpp's teacher-forced logits (per position) to the reference's. */
+function meanKlOfLogits(reference: number[][], quantized: number[][]): number {
+  const V = reference[0].length;
+  const [lp, lq] = [new Float64Array(V), new Float64Array(V)];
+  let sum = 0;
+  for (let i = 0; i < reference.length - 1; i++) sum += klDivergence(logSoftmax(reference[i], 0, V, lp), logSoftmax(quantized[i], 0, V, lq));
+  return sum / (reference.length - 1);
+}
 
 /** Mean KL(F32 || file's model) over every next-token position of `text` (one teacher-forced pass each). */
 async function meanKl(f32: ModelIndex, quantized: ModelIndex, text: string): Promise<number> {
@@ -167,7 +177,7 @@ describe('quantlab quantize --gptq', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/blk\.0\.attn_q\.weight\s+f32->q4_0\s+2304\s+\S+\s+gptq/);
     expect(r.stdout).toMatch(/blk\.0\.ffn_down\.weight\s+f32->f16\s+\d+\s+\S+\s+cpu/);
-    expect(r.stdout).toMatch(/GPTQ: 30 tensors' Q4_0 blocks from .*stories-reversed\.txt \(\d+ tokens, 5 chunks of 256\)/);
+    expect(r.stdout).toMatch(/GPTQ: 30 tensors' blocks \(30 Q4_0\) from .*stories-reversed\.txt \(\d+ tokens, 5 chunks of 256\)/);
     const [a, b] = [await open(out), await open(path('gptq.gguf'))];
     const meta = metadataToObject(a.ggufMetadata!);
     expect(meta[GPTQ_KEYS.dataset]).toBe(text);
@@ -196,7 +206,7 @@ describe('quantlab quantize --gptq', () => {
     expect(readFileSync(out).equals(readFileSync(path('gptq.gguf')))).toBe(true);
   });
 
-  it("the engine's export with { gptq } (the page's path through the worker) writes the CLI's file; it refuses a mode other than Q4_0", async () => {
+  it("the engine's export with { gptq } (the page's path through the worker) writes the CLI's file; it refuses a plan with no q4_0 or q4_K tensor", async () => {
     const engine = new Engine(null);
     await engine.load([await fileSource(STORIES)]);
     const parts: Uint8Array[] = [];
@@ -205,7 +215,9 @@ describe('quantlab quantize --gptq', () => {
     await engine.exportGguf({ type: 'q4_0' }, [], (c) => void parts.push(c.slice()), onProgress, { gptq: {} });
     expect(Buffer.concat(parts).equals(readFileSync(path('gptq.gguf')))).toBe(true);
     expect(labels.has('GPTQ')).toBe(true);
-    await expect(engine.exportGguf({ type: 'q8_0' }, [], () => undefined, undefined, { gptq: {} })).rejects.toThrow(/GPTQ export writes Q4_0 blocks: it needs the Q4_0 file type .*not Q8_0/);
+    await expect(engine.exportGguf({ type: 'q8_0' }, [], () => undefined, undefined, { gptq: {} })).rejects.toThrow(/GPTQ export writes Q4_0 or Q4_K blocks: the Q8_0 plan puts no blk\.\* linear weight in q4_0 or q4_K/);
+    // stories260K's rows of 64 and 172 cannot hold Q4_K: Q4_K_M falls back to q5_0/q8_0 there.
+    await expect(engine.exportGguf({ preset: 'Q4_K_M' }, [], () => undefined, undefined, { gptq: {} })).rejects.toThrow(/the Q4_K_M plan puts no blk\.\* linear weight in q4_0 or q4_K/);
   });
 
   it('the export refuses precomputed data of the wrong size, for a tensor it copies, or for no tensor of the model', async () => {
@@ -217,9 +229,10 @@ describe('quantlab quantize --gptq', () => {
   });
 
   it.each([
-    [['--type', 'q8_0', '--gptq'], /--gptq writes Q4_0 blocks: it goes with --type q4_0 or --preset Q4_0, not --type q8_0/],
-    [['--preset', 'Q4_K_M', '--gptq'], /--gptq writes Q4_0 blocks: it goes with --type q4_0 or --preset Q4_0, not --preset Q4_K_M/],
-    [['--plan', 'plan.json', '--gptq'], /--gptq writes Q4_0 blocks: it goes with --type q4_0 or --preset Q4_0, not --plan/],
+    [['--type', 'q8_0', '--gptq'], /--gptq writes Q4_0 or Q4_K blocks: it goes with --type q4_0\|q4_K or --preset Q4_0\|Q4_K_S\|Q4_K_M, not --type q8_0/],
+    [['--preset', 'Q5_K_M', '--gptq'], /--gptq writes Q4_0 or Q4_K blocks: .* not --preset Q5_K_M/],
+    [['--preset', 'Q4_K_M', '--gptq'], /GPTQ export writes Q4_0 or Q4_K blocks: the Q4_K_M plan puts no blk\.\* linear weight in q4_0 or q4_K/],
+    [['--plan', 'plan.json', '--gptq'], /--gptq writes Q4_0 or Q4_K blocks: .*, not --plan/],
     [['--type', 'q4_0', '--gptq', '--imatrix', 'x.gguf'], /no --imatrix with it/],
     [['--type', 'q4_0', '--text', 'calib.txt'], /--text and --chunk go with --gptq/],
     [['--type', 'q4_0', '--gptq', '--text', '/nonexistent/calib.txt'], /nonexistent\/calib\.txt: at byte 0: cannot read the text \(ENOENT\)/],
@@ -231,4 +244,79 @@ describe('quantlab quantize --gptq', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
   });
+});
+
+// Q4_K: stories260K's rows (64, 172) cannot hold it, so a synthetic Llama with rows of 256
+// and 768 (random weights, the byte vocabulary: a token per character; n_head_kv = n_head),
+// calibrated on a third of the built-in text (--text, 1408 tokens).
+describe('quantlab quantize --gptq into Q4_K (synthetic Llama, rows of 256 and 768)', () => {
+  const model = () => path('synthetic.gguf');
+  const calibration = () => path('calibration-third.txt');
+  const gptqArgs = () => ['--gptq', '--text', calibration(), '--chunk', '256'];
+  beforeAll(async () => {
+    writeSyntheticLlama(model(), { nLayer: 2, nEmbd: 256, nFf: 768, nHead: 8, nHeadKv: 8, nVocab: 300, seed: 5 });
+    writeFileSync(calibration(), CALIBRATION_STORY_TEXT.slice(0, CALIBRATION_STORY_TEXT.length / 3));
+    for (const [out, args] of [
+      ['syn-q4km.gguf', ['--preset', 'Q4_K_M']],
+      ['syn-q4km-gptq.gguf', ['--preset', 'Q4_K_M', ...gptqArgs()]],
+      ['syn-q4ks.gguf', ['--preset', 'Q4_K_S']],
+      ['syn-q4ks-gptq.gguf', ['--preset', 'Q4_K_S', ...gptqArgs()]],
+      ['syn-q4k-gptq.gguf', ['--type', 'q4_K', ...gptqArgs()]],
+    ] as const) {
+      const r = await runInProcess(['quantize', model(), '-o', path(out), ...args]);
+      expect(r.code, r.stderr).toBe(0);
+      if (out === 'syn-q4km-gptq.gguf') expect(r.stdout).toMatch(/GPTQ: 12 tensors' blocks \(12 Q4_K\) from .*calibration-third\.txt \(1408 tokens, 5 chunks of 256\)/);
+    }
+  }, 120_000);
+
+  it.each([
+    ['syn-q4km-gptq.gguf', 'syn-q4km.gguf'],
+    ['syn-q4ks-gptq.gguf', 'syn-q4ks.gguf'],
+  ])("%s is %s with GPTQ blocks in every blk.* linear q4_K tensor; the preset's q6_K/q5_K tensors byte-identical", async (gptqFile, rtnFile) => {
+    const [g, r] = [await open(path(gptqFile)), await open(path(rtnFile))];
+    expect(g.tensors.map((t) => [t.name, t.dtype, t.shape])).toEqual(r.tensors.map((t) => [t.name, t.dtype, t.shape]));
+    expect(g.ggufMetadata!.map((e) => e.key)).toEqual([...r.ggufMetadata!.map((e) => e.key), GPTQ_KEYS.dataset, GPTQ_KEYS.tensors, GPTQ_KEYS.chunks, GPTQ_KEYS.chunkSize]);
+    const linear = /^blk\.\d+\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$/;
+    let gptq = 0;
+    const otherTypes = new Set<string>();
+    for (const [i, t] of g.tensors.entries()) {
+      const same = Buffer.from(await readTensorBytes(g, t)).equals(Buffer.from(await readTensorBytes(r, r.tensors[i])));
+      if (linear.test(t.name) && t.dtype === 'q4_K') {
+        expect(same, t.name).toBe(false);
+        gptq++;
+      } else {
+        expect(same, t.name).toBe(true);
+        if (linear.test(t.name)) otherTypes.add(t.dtype);
+      }
+    }
+    expect(gptq).toBeGreaterThanOrEqual(10);
+    expect(otherTypes.size).toBeGreaterThan(0); // the preset's own choices for attn_v/ffn_down stay
+    expect(metadataToObject(g.ggufMetadata!)[GPTQ_KEYS.tensors]).toBe(gptq);
+  });
+
+  it("a GPTQ Q4_K tensor's blocks decode to gptqQ4_K's values (the calibration inputs recomputed)", async () => {
+    const g = await open(path('syn-q4k-gptq.gguf'));
+    const cm = await openCalibrationModel(await open(model()));
+    const name = 'blk.1.ffn_down.weight';
+    const text = CALIBRATION_STORY_TEXT.slice(0, CALIBRATION_STORY_TEXT.length / 3);
+    const x = (await collectInputs(cm, text, 256, { only: new Set([name]) })).get(name)!;
+    const w = cm.weights.get(name)!;
+    const rows = w.length / x.cols;
+    const expected = gptqQ4_K(w, rows, x.cols, hessian(x.x, x.n, x.cols)).values;
+    const t = g.tensors.find((t) => t.name === name)!;
+    expect(t.dtype).toBe('q4_K');
+    const decoded = quantType('q4_K')!.reference.decode(await readTensorBytes(g, t), rows, x.cols);
+    expect(Array.from(decoded)).toEqual(Array.from(expected));
+  }, 30_000);
+
+  it('in llama.cpp (teacher-forced logits, the first 255 eval-text tokens): GPTQ Q4_K_M and Q4_K_S closer to the F32 file than plain Q4_K_M and Q4_K_S', async () => {
+    const tokens = (await modelTokenizer(await open(model()))).encode(EVAL_TEXT).slice(0, 255);
+    const files = [model(), path('syn-q4km.gguf'), path('syn-q4km-gptq.gguf'), path('syn-q4ks.gguf'), path('syn-q4ks-gptq.gguf')];
+    const [f32, ...quantized] = await Promise.all(files.map(async (m) => (await runLlamaCpp({ model: m, logits: [tokens] })).logits[0]));
+    const [m, mGptq, s, sGptq] = quantized.map((q) => meanKlOfLogits(f32, q));
+    console.log(`synthetic Llama (256/768), eval text (255 tokens), in llama.cpp: mean KL to the F32 file: Q4_K_M ${m.toExponential(3)}, GPTQ Q4_K_M ${mGptq.toExponential(3)}; Q4_K_S ${s.toExponential(3)}, GPTQ Q4_K_S ${sGptq.toExponential(3)}`);
+    expect(mGptq).toBeGreaterThan(0);
+    expect(mGptq).toBeLessThan(m);
+    expect(sGptq).toBeLessThan(s);
+  }, 120_000);
 });

@@ -3,8 +3,9 @@
 // the model quantized to a GGUF
 // file, byte for byte llama-quantize's (engine/export.ts), with a table of what each
 // tensor became and how far its values moved (RMSE against the f32 source). --gptq (with
-// --type q4_0 or --preset Q4_0): the blk.* linear weights' Q4_0 blocks from GPTQ on a
-// calibration text instead of round-to-nearest (calibrate/gptq-export.ts).
+// --type q4_0|q4_K or --preset Q4_0|Q4_K_S|Q4_K_M): the blk.* linear weights the plan puts
+// in q4_0 or q4_K hold GPTQ's blocks from a calibration text instead of round-to-nearest
+// (calibrate/gptq-export.ts); the preset's other types are quantized as without it.
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -62,7 +63,7 @@ interface QuantizeArgs {
   backend: 'cpu' | 'webgpu';
   /** Worker threads; undefined: one per core for models of POOL_MIN_MODEL_BYTES or more. */
   threads?: number;
-  /** `--gptq [--text FILE] [--chunk N]`: GPTQ's Q4_0 blocks from that calibration text (default: the built-in one). */
+  /** `--gptq [--text FILE] [--chunk N]`: GPTQ's Q4_0/Q4_K blocks from that calibration text (default: the built-in one). */
   gptq?: { text?: string; chunk?: number };
 }
 
@@ -86,7 +87,7 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
   }
   if (values.plan !== undefined && values['tensor-type']?.length) throw new UsageError('--plan names every tensor\'s type: no --tensor-type with it');
   if (!values.gptq && (values.text !== undefined || values.chunk !== undefined)) throw new UsageError('--text and --chunk go with --gptq');
-  if (values.gptq && values.plan !== undefined) throw new UsageError(`--gptq writes Q4_0 blocks: it goes with --type ${GPTQ_TYPE} or --preset Q4_0, not --plan`);
+  if (values.gptq && values.plan !== undefined) throw new UsageError(`${GPTQ_MODES}, not --plan`);
   if (values.gptq && values.imatrix !== undefined) throw new UsageError('--gptq calibrates on its own text: no --imatrix with it');
   const chunk = values.chunk === undefined ? undefined : Number(values.chunk);
   if (chunk !== undefined && (!Number.isInteger(chunk) || chunk < 16)) throw new UsageError(`--chunk must be a whole number of at least 16 tokens, not '${values.chunk}'`);
@@ -107,15 +108,19 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
   };
 }
 
-/** The one type GPTQ export writes (calibrate/gptq-export.ts GPTQ_EXPORT_TYPE; kept here so a refusal imports nothing). */
-const GPTQ_TYPE = 'q4_0';
+/**
+ * The file types whose blk.* weights GPTQ export can write (calibrate/gptq-export.ts: q4_0 and
+ * q4_K tensors; kept here so that a refusal imports nothing). --type q4_K is Q4_K_M.
+ */
+const GPTQ_FILE_TYPES: readonly string[] = ['Q4_0', 'Q4_K_S', 'Q4_K_M'];
+const GPTQ_MODES = '--gptq writes Q4_0 or Q4_K blocks: it goes with --type q4_0|q4_K or --preset Q4_0|Q4_K_S|Q4_K_M';
 
-/** --gptq's target: the mode must put the blk.* weights in Q4_0 (--type q4_0 or --preset Q4_0). */
+/** --gptq's target: the mode must put the blk.* weights in q4_0 or q4_K. */
 function checkGptqMode(mode: PlanMode): void {
   const { ftype } = resolveMode(mode);
-  if (ftype !== 'Q4_0') {
+  if (!GPTQ_FILE_TYPES.includes(ftype)) {
     const given = 'type' in mode ? `--type ${mode.type}` : `--preset ${mode.preset}`;
-    throw new UsageError(`--gptq writes Q4_0 blocks: it goes with --type ${GPTQ_TYPE} or --preset Q4_0, not ${given}`);
+    throw new UsageError(`${GPTQ_MODES}, not ${given}`);
   }
 }
 
@@ -183,7 +188,8 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     progress.clear();
     io.stdout(reportTable(reports));
     if (gptq) {
-      io.stdout(`GPTQ: ${gptq.tensors.size} tensors' Q4_0 blocks from ${gptq.dataset} (${gptq.textTokens} tokens, ${gptq.chunks} chunks of ${gptq.chunk})\n`);
+      const types = Object.entries(gptq.types).map(([type, n]) => `${n} ${type.toUpperCase()}`).join(', ');
+      io.stdout(`GPTQ: ${gptq.tensors.size} tensors' blocks (${types}) from ${gptq.dataset} (${gptq.textTokens} tokens, ${gptq.chunks} chunks of ${gptq.chunk})\n`);
     }
     io.stdout(`${a.output}: ${bytes} bytes, ${reports.length} tensors, ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
     return 0;
@@ -227,13 +233,13 @@ async function openExporter(backend: BackendChoice): Promise<Exporter> {
   };
 }
 
-/** GPTQ's Q4_0 blocks for the tensors the export plan puts in q4_0 (the calibration modules load only here). */
+/** GPTQ's blocks for the tensors the export plan puts in q4_0 or q4_K (the calibration modules load only here). */
 async function gptqBlocks(model: ModelIndex, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>) {
-  const [{ gptqQ4_0Export }, { readTextFile }] = await Promise.all([import('../calibrate/gptq-export.ts'), import('./calibrate.ts')]);
+  const [{ gptqExport }, { readTextFile }] = await Promise.all([import('../calibrate/gptq-export.ts'), import('./calibrate.ts')]);
   const text = options.text === undefined ? undefined : await readTextFile(options.text);
   const source = await exportSourceFor(model);
   const plan = planExport(source, { mode: a.mode, overrides: a.overrides });
-  return gptqQ4_0Export(model, source, plan, { text, dataset: options.text, chunk: options.chunk });
+  return gptqExport(model, source, plan, { text, dataset: options.text, chunk: options.chunk });
 }
 
 /** A `quantlab plan` JSON file checked against the model: the export request that writes it and the file's size. */
