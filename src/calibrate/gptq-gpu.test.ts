@@ -140,4 +140,19 @@ describe('GPTQ on WebGPU', () => {
     expect(r.totals.gptq).toBeLessThan(r.totals.rtn);
     expect(gpu.uncapturedErrors).toEqual([]);
   }, 120_000);
+
+  it('a device lost mid-comparison: GPTQ goes on on the CPU, and the result says how many layers the GPU did', async () => {
+    const lost = await createTestGpu({ label: 'gptq-lost' });
+    const engine = new Engine(async () => lost);
+    await engine.load([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
+    let layersSeen = 0;
+    const r = await engine.compareCalibration((p) => {
+      if (p.label.startsWith('blk.') && ++layersSeen === 5) lost.device.destroy();
+    });
+    expect(r.gptq.backend).toBe('cpu');
+    expect(r.gptq.layers).toBe(35);
+    expect(r.gptq.gpuLayers).toBeGreaterThanOrEqual(5);
+    expect(r.gptq.gpuLayers).toBeLessThan(35);
+    expect(r.totals.gptq).toBeLessThan(r.totals.rtn);
+  }, 120_000);
 });

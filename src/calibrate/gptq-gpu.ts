@@ -118,14 +118,22 @@ async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes: number, labe
  * gptqHessianGpu()), on the GPU: gptqQuantize's contract, for the 'int' and 'q4_0' grids.
  */
 export async function gptqQuantizeGpu(gpu: GpuContext, w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: GptqOptions): Promise<GptqGpuResult> {
-  if (w.length !== rows * cols) throw new RangeError(`GPTQ: ${w.length} weights are not ${rows} x ${cols}`);
   if (h.length !== cols * cols) throw new RangeError(`GPTQ: the Hessian has ${h.length} values, not ${cols} x ${cols}`);
+  return gptqColumnsGpu(gpu, w, rows, cols, prepareHessian(h, cols, options.percdamp), options);
+}
+
+/**
+ * GPTQ's column walk on the GPU from a prepared Hessian (prepareHessian: U, upper, with
+ * H⁻¹ = UᵀU, and the dead columns, whose weights are zeroed).
+ */
+export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows: number, cols: number, prepared: { u: Float64Array; dead: Uint8Array }, options: Omit<GptqOptions, 'percdamp'>): Promise<GptqGpuResult> {
+  if (w.length !== rows * cols) throw new RangeError(`GPTQ: ${w.length} weights are not ${rows} x ${cols}`);
+  const { u, dead } = prepared;
   const grid: Grid = options.grid;
   if (grid.kind !== 'int' && grid.kind !== 'q4_0') throw new RangeError(`GPTQ on the GPU: no kernel for the ${(grid as Grid).kind} grid`);
   const group = gridGroup(grid);
   const block = options.blockSize ?? GPTQ_BLOCK;
   const groups = Math.ceil(cols / group);
-  const { u, dead } = prepareHessian(h, cols, options.percdamp);
   const { device, limits } = gpu;
   const bytes = chunkBytes(limits);
   const starts = Array.from({ length: Math.ceil(cols / block) }, (_, b) => b * block);
@@ -187,7 +195,7 @@ export async function gptqQuantizeGpu(gpu: GpuContext, w: ArrayLike<number>, row
             { binding: 5, resource: { buffer: uniforms, offset: blockAt, size: 48 } },
           ],
         }));
-        pass.dispatchWorkgroups(Math.ceil(padded / blockWgSize(limits)));
+        if (!(globalThis as any).__skipBlock) pass.dispatchWorkgroups(Math.ceil(padded / blockWgSize(limits)));
         stats.dispatches++;
         if (col1 >= cols) return;
         const updateAt = blockAt + UNIFORM_SLOT;
@@ -203,7 +211,7 @@ export async function gptqQuantizeGpu(gpu: GpuContext, w: ArrayLike<number>, row
             { binding: 3, resource: { buffer: uniforms, offset: updateAt, size: 32 } },
           ],
         }));
-        pass.dispatchWorkgroups(Math.ceil(padded / TILE / TILE_WG), Math.ceil((cols - col1) / TILE / TILE_WG));
+        if (!(globalThis as any).__skipUpdate) pass.dispatchWorkgroups(Math.ceil(padded / TILE / TILE_WG), Math.ceil((cols - col1) / TILE / TILE_WG));
         stats.dispatches++;
       });
       pass.end();
