@@ -14,7 +14,7 @@ import { collectBytes } from '../formats/bytes.ts';
 import { GGML_TYPE, GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufArray, ggufEntry } from '../formats/gguf/metadata.ts';
 import { planGguf, writeGguf, type GgufLayout } from '../formats/gguf/write.ts';
-import { chunkTokens, runCalibration, type CalibrationModel, type CalibrationProgress } from './activations.ts';
+import { chunkTokens, defaultChunk, runCalibration, type CalibrationModel, type CalibrationProgress } from './activations.ts';
 
 export interface ImatrixStats {
   /** Sums of squared inputs per column (f32, as llama-imatrix), by weight GGUF name. */
@@ -68,6 +68,19 @@ export async function computeImatrix(cm: CalibrationModel, options: ComputeImatr
   let chunkCount = 0;
   for (const c of counts.values()) chunkCount = Math.max(chunkCount, Math.floor(c / chunk));
   return { sums, counts, chunkCount, chunkSize: chunk, datasets: [options.dataset], textTokens };
+}
+
+/**
+ * `quantlab calibrate -o`'s matrix: the text's tokens in chunks of `chunk` (default:
+ * defaultChunk, as llama-imatrix's -c would be set for this model), in the GGUF file format.
+ */
+export async function imatrixFileForText(
+  cm: CalibrationModel,
+  options: Omit<ComputeImatrixOptions, 'chunk'> & { chunk?: number },
+): Promise<{ stats: ImatrixStats; bytes: Uint8Array }> {
+  const chunk = options.chunk ?? defaultChunk(cm.tokenize(options.text).length, cm.config.contextLength);
+  const stats = await computeImatrix(cm, { ...options, chunk });
+  return { stats, bytes: await imatrixGgufBytes(stats) };
 }
 
 /** save_imatrix's GGUF: header and tensors (names sorted as std::sort sorts them). */

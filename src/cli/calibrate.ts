@@ -11,7 +11,7 @@ import { FormatError } from '../formats/errors.ts';
 import { loadModel } from '../formats/model.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from '../calibrate/calibration-text.ts';
 import { defaultChunk, openCalibrationModel } from '../calibrate/activations.ts';
-import { computeImatrix, imatrixGgufBytes } from '../calibrate/imatrix.ts';
+import { imatrixFileForText } from '../calibrate/imatrix.ts';
 import { CALIBRATION_METHODS, compareCalibration, METHOD_LABELS, type CalibrationComparison } from '../calibrate/compare.ts';
 import { type Command, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
@@ -72,8 +72,7 @@ export const calibrateCommand: Command = {
     }
     if (output === undefined) return 0;
     const t0 = performance.now();
-    const stats = await computeImatrix(cm, { text, chunk, dataset: values.text ?? BUILTIN_DATASET });
-    const bytes = await imatrixGgufBytes(stats);
+    const { stats, bytes } = await imatrixFileForText(cm, { text, chunk, dataset: values.text ?? BUILTIN_DATASET });
     const part = `${output}.part`;
     await writeFile(part, bytes);
     await rename(part, output);

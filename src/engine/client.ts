@@ -122,7 +122,7 @@ export const engine = {
   load: (files: File[]) => worker.load(files),
   compare: (request: CompareRequest, onProgress?: (p: Progress) => void) =>
     worker.compare(request, onProgress ? proxy(onProgress) : undefined),
-  plan: (mode: PlanMode, overrides: OverrideSpec[]) => worker.plan(mode, overrides),
+  plan: (mode: PlanMode, overrides: OverrideSpec[], options: { hasImatrix?: boolean } = {}) => worker.plan(mode, overrides, options),
   presetSizes: () => worker.presetSizes(),
   planErrors: (mode: PlanMode, overrides: OverrideSpec[], onProgress?: (p: Progress) => void) =>
     worker.planErrors(mode, overrides, onProgress ? proxy(onProgress) : undefined),
@@ -140,5 +140,8 @@ export const engine = {
   compareCalibration: (options: { calibrationText?: string; group?: number }, onProgress?: (p: Progress) => void) =>
     worker.compareCalibration(options, onProgress ? proxy(onProgress) : undefined),
   budgetPlan: (target: BudgetTarget) => worker.budgetPlan(target),
+  checkImatrix: (file: File) => worker.checkImatrix(file),
+  computeImatrix: (options: { text?: string; dataset?: string }, onProgress?: (p: Progress) => void) =>
+    worker.computeImatrix(options, onProgress ? proxy(onProgress) : undefined),
   cancel: () => worker.cancel(),
 };

@@ -3,14 +3,17 @@
 // it can, on the CPU reference codecs otherwise; each result says which did the work.
 import { CancelledError } from './cancelled.ts';
 import { fastCodecsInstalled } from '../quant/fast/wasm-codecs.ts';
-import type { ByteSource } from '../formats/bytes.ts';
+import { memorySource, type ByteSource } from '../formats/bytes.ts';
 import { elementCount, loadModel, readTensorF32, type ModelIndex, type ModelTensor } from '../formats/model.ts';
 import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
 import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '../quant/metrics.ts';
 import { blockFields } from '../quant/block-fields.ts';
 import { bitsPerWeight, dequantizeGgml, quantType, whyNotApplicable, type QuantType } from '../quant/types.ts';
 import { cpuCompute, gpuCompute, type Compute } from './compute.ts';
-import { exportGguf, exportSourceFor, planExport, writeStream, type ExportOptions, type ExportProgress, type ExportRequest } from './export.ts';
+import { checkImatrix, exportGguf, exportSourceFor, planExport, writeStream, type ExportOptions, type ExportProgress, type ExportRequest } from './export.ts';
+import { readImatrix } from './imatrix.ts';
+import { imatrixFileForText } from '../calibrate/imatrix.ts';
+import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from '../calibrate/calibration-text.ts';
 import { randomVector, runMatmulCheck, type MatmulRequest, type MatmulResult } from './matmul-job.ts';
 import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSpec, type PlanSummary, type PresetSize } from './plan.ts';
 import type { PlanMode, TensorTypeOverride } from '../quant/presets.ts';
@@ -25,7 +28,7 @@ import { llamaConfig } from '../model/llama.ts';
 import { ggufView } from '../model/weights.ts';
 import { type BudgetTarget, llamaQuantizeCommand, planOverrides, planToJson, smallestPlanBytes } from '../budget/budget.ts';
 import { type BudgetSession, openBudgetSession, planForTarget, planReport, presetPoints } from '../budget/session.ts';
-import type { BlockView, CompareRequest, CompareResult, GpuStatus, ModelSummary, Progress, TypeResult } from './types.ts';
+import type { BlockView, CompareRequest, CompareResult, GpuStatus, ImatrixSummary, ModelSummary, Progress, TypeResult } from './types.ts';
 
 /** Dequantized copies kept between the two passes of a comparison, at most (bytes). */
 const MAX_KEPT_DEQUANTIZED_BYTES = 512 << 20;
@@ -165,8 +168,9 @@ export class Engine {
     return { view: ggufView(model, config), fileTensor: (name) => this.tensor(sourceName.get(name)!) };
   }
 
-  plan(mode: PlanMode, overrides: readonly OverrideSpec[] = []): PlanSummary {
-    return planModel(this.planView().view, mode, overrides);
+  /** `hasImatrix`: the export will have an importance matrix, which changes some presets' types (as in llama-quantize). */
+  plan(mode: PlanMode, overrides: readonly OverrideSpec[] = [], options: { hasImatrix?: boolean } = {}): PlanSummary {
+    return planModel(this.planView().view, mode, overrides, options);
   }
 
   presetSizes(): PresetSize[] {
@@ -298,6 +302,33 @@ export class Engine {
     await this.ensureGpu();
     const cm = await openCalibrationModel(this.loadedModel());
     return compareCalibration(cm, { ...options, gptq: this.gptqRunner(), signal, onProgress });
+  }
+
+  /**
+   * llama-imatrix's importance matrix of the loaded model over a calibration text (default:
+   * the built-in stories), as the imatrix GGUF file `quantlab calibrate -o` writes for it.
+   */
+  async computeImatrix(onProgress?: ProgressListener, options: { text?: string; dataset?: string } = {}): Promise<{ bytes: Uint8Array; summary: ImatrixSummary }> {
+    this.calibrationAbort = new AbortController();
+    const cm = await openCalibrationModel(this.loadedModel());
+    const { bytes } = await imatrixFileForText(cm, {
+      text: options.text ?? CALIBRATION_STORY_TEXT,
+      dataset: options.dataset ?? BUILTIN_CALIBRATION_DATASET,
+      signal: this.calibrationAbort.signal,
+      onProgress,
+    });
+    const name = `${this.model?.files[0]?.source.name.replace(/\.(gguf|safetensors)$/, '') ?? 'model'}.imatrix.gguf`;
+    return { bytes, summary: await this.checkImatrix(memorySource(bytes, name)) };
+  }
+
+  /**
+   * An importance matrix file (llama-imatrix's GGUF or legacy .dat) read and checked
+   * against the loaded model as an export would check it: what it holds, or the error.
+   */
+  async checkImatrix(file: ByteSource): Promise<ImatrixSummary> {
+    const matrix = await readImatrix(file);
+    checkImatrix(await exportSourceFor(this.loadedModel()), { matrix, fileArgument: file.name });
+    return { name: file.name, entries: matrix.entries.size, datasets: [...matrix.datasets], chunkCount: matrix.chunkCount };
   }
 
   /** GPTQ on the GPU (calibrate/gptq-gpu.ts) while the device lives, then on the CPU. */

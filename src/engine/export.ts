@@ -290,6 +290,15 @@ function importanceFor(plan: TensorPlan, tensor: ExportSourceTensor, imatrix: Im
 }
 
 /**
+ * An imatrix checked against a model as an export would check it (a name it shares with
+ * the model, each entry's size), on the plan of `--type q8_0`, which converts every weight;
+ * throws the export's errors. For a file given before the export's type is chosen.
+ */
+export function checkImatrix(source: ExportSource, imatrix: NonNullable<ExportRequest['imatrix']>): void {
+  planExport(source, { mode: { type: 'q8_0' }, imatrix });
+}
+
+/**
  * An imatrix none of whose entries names a tensor being converted was made for another
  * model (or another naming: HF names instead of llama.cpp's). llama-quantize would go on
  * without importance, warning once per tensor; we refuse, as that file cannot be what

@@ -40,7 +40,7 @@ function storedBytes(type: string, shape: readonly number[], fallback: number): 
   return t.bytesFor(rows, rowLength);
 }
 
-export function planModel(model: ModelIndex, mode: PlanMode, overrides: readonly OverrideSpec[] = []): PlanSummary {
+export function planModel(model: ModelIndex, mode: PlanMode, overrides: readonly OverrideSpec[] = [], options: { hasImatrix?: boolean } = {}): PlanSummary {
   const info = modelInfoFromMetadata(model.metadata);
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
   const plans = planQuantization(
@@ -48,6 +48,7 @@ export function planModel(model: ModelIndex, mode: PlanMode, overrides: readonly
     info,
     mode,
     overrides.map((o) => ({ pattern: new RegExp(o.pattern), type: o.type })),
+    options,
   );
   const rows = plans.map((p): PlanRow => {
     const t = byName.get(p.name)!;

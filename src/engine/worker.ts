@@ -4,6 +4,7 @@ import { expose, transfer, type ProxyMarked } from 'comlink';
 import { blobSource } from '../formats/bytes.ts';
 import { createGpu } from '../gpu/device.ts';
 import { Engine } from './engine.ts';
+import { readImatrix } from './imatrix.ts';
 import type { OverrideSpec } from './plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
@@ -47,13 +48,19 @@ const api = {
     return engine.load(files.map((f) => blobSource(f, f.name)));
   },
   compare: (request: CompareRequest, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.compare(request, onProgress),
-  plan: (mode: PlanMode, overrides: OverrideSpec[]) => engine.plan(mode, overrides),
+  plan: (mode: PlanMode, overrides: OverrideSpec[], options: { hasImatrix?: boolean }) => engine.plan(mode, overrides, options),
   presetSizes: () => engine.presetSizes(),
   planErrors: (mode: PlanMode, overrides: OverrideSpec[], onProgress?: ((p: Progress) => void) & ProxyMarked) =>
     engine.planErrors(mode, overrides, onProgress),
   matmulCheck: (request: MatmulRequest, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.matmulCheck(request, onProgress),
+  checkImatrix: (file: File) => engine.checkImatrix(blobSource(file)),
+  /** The imatrix GGUF file's bytes come out transferred. */
+  computeImatrix: async (options: { text?: string; dataset?: string }, onProgress?: ((p: Progress) => void) & ProxyMarked) => {
+    const result = await engine.computeImatrix(onProgress, options);
+    return transfer(result, [result.bytes.buffer as ArrayBuffer]);
+  },
   /** Streams the GGUF to `sink` on the page, chunk by chunk (each transferred, not copied). */
-  exportGguf: (
+  exportGguf: async (
     mode: PlanMode,
     overrides: OverrideSpec[],
     sink: ((chunk: Uint8Array) => Promise<void>) & ProxyMarked,
@@ -65,7 +72,11 @@ const api = {
       overrides,
       (chunk) => sink(transfer(chunk, [chunk.buffer as ArrayBuffer])),
       onProgress && ((p) => onProgress({ done: p.done, total: p.total, label: p.label })),
-      { gptq: options.gptq },
+      {
+        gptq: options.gptq,
+        // Read again for each export (it is small): the page keeps the file, so a restarted worker has it too.
+        imatrix: options.imatrix && { matrix: await readImatrix(blobSource(options.imatrix)), fileArgument: options.imatrix.name },
+      },
     ),
   evalModel: (presets: string[], onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.evalModel(presets, onProgress),
   budgetScan: (onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.budgetScan(onProgress),

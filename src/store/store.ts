@@ -1,7 +1,7 @@
 // The app's state as zustand slices. It holds metadata, settings and results, never
 // tensor bytes (house rule 7): those stay in the engine's worker.
 import { create, type StateCreator } from 'zustand';
-import type { CompareResult, GpuStatus, ModelSummary, Progress } from '../engine/types.ts';
+import type { CompareResult, GpuStatus, ImatrixSummary, ModelSummary, Progress } from '../engine/types.ts';
 
 export const DEFAULT_COMPARE_TYPES = ['f16', 'bf16', 'q8_0', 'int8', 'q4_0', 'q4_K', 'nf4', 'q2_K'];
 
@@ -50,7 +50,17 @@ export interface EnvSlice {
   setGpu: (g: GpuStatus) => void;
 }
 
-export type AppState = ModelSlice & SelectionSlice & ResultsSlice & EnvSlice;
+/**
+ * The importance matrix exports quantize with (llama-quantize --imatrix): a file the user
+ * gave, or one computed in the Calibration tab. The page keeps the File, not its numbers:
+ * the engine reads it for each export (a restarted engine worker gets it again that way).
+ */
+export interface ImatrixSlice {
+  imatrix: { file: File; summary: ImatrixSummary; computed: boolean } | null;
+  setImatrix: (imatrix: ImatrixSlice['imatrix']) => void;
+}
+
+export type AppState = ModelSlice & SelectionSlice & ResultsSlice & EnvSlice & ImatrixSlice;
 
 const modelSlice: StateCreator<AppState, [], [], ModelSlice> = (set) => ({
   model: null,
@@ -58,7 +68,8 @@ const modelSlice: StateCreator<AppState, [], [], ModelSlice> = (set) => ({
   loadErrors: [],
   // A new model replaces the old one only once it has loaded: a bad file loses nothing.
   // The first matrix is selected at once, so the first chart needs no extra click.
-  setModel: (model) => set({ model, tensor: firstMatrix(model), compare: null, compareError: null, loadErrors: [] }),
+  // Its importance matrix belonged to the old model.
+  setModel: (model) => set({ model, tensor: firstMatrix(model), compare: null, compareError: null, loadErrors: [], imatrix: null }),
   setLoading: (loading) => set({ loading }),
   addLoadError: (e) => set((s) => ({ loadErrors: [...s.loadErrors, e] })),
   dismissLoadErrors: () => set({ loadErrors: [] }),
@@ -88,9 +99,15 @@ const envSlice: StateCreator<AppState, [], [], EnvSlice> = (set) => ({
   setGpu: (gpu) => set({ gpu }),
 });
 
+const imatrixSlice: StateCreator<AppState, [], [], ImatrixSlice> = (set) => ({
+  imatrix: null,
+  setImatrix: (imatrix) => set({ imatrix }),
+});
+
 export const useApp = create<AppState>()((...a) => ({
   ...modelSlice(...a),
   ...selectionSlice(...a),
   ...resultsSlice(...a),
   ...envSlice(...a),
+  ...imatrixSlice(...a),
 }));

@@ -4,6 +4,7 @@ import { engine } from '../engine/client.ts';
 import type { Progress } from '../engine/types.ts';
 import { CALIBRATION_METHODS, METHOD_LABELS } from '../calibrate/methods.ts';
 import { downloadSink } from './ExportPanel.tsx';
+import { useApp } from '../store/store.ts';
 import { formatBytes, formatMetric } from './format.ts';
 import { ErrorAlert, ProgressLine } from './Status.tsx';
 
@@ -34,6 +35,8 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
   const [error, setError] = useState<string | null>(null);
   const [exporting, setExporting] = useState<Progress | null>(null);
   const [exportMessage, setExportMessage] = useState<string | null>(null);
+  const [imatrixProgress, setImatrixProgress] = useState<Progress | null>(null);
+  const { imatrix, setImatrix } = useApp();
 
   const pickText = async (file: File | undefined) => {
     if (!file) return;
@@ -56,6 +59,30 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
     } finally {
       setProgress(null);
     }
+  };
+
+  /**
+   * llama-imatrix's matrix over the calibration text (the file `quantlab calibrate -o` writes),
+   * kept for the exports (the Whole model tab's export uses it) and offered as a download.
+   */
+  const computeImatrix = async () => {
+    setError(null);
+    setImatrixProgress({ done: 0, total: 1, label: 'Running the calibration text…' });
+    try {
+      const { bytes, summary } = await engine.computeImatrix(text ? { text: text.content, dataset: text.name } : {}, setImatrixProgress);
+      setImatrix({ file: new File([bytes as Uint8Array<ArrayBuffer>], summary.name), summary, computed: true });
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setImatrixProgress(null);
+    }
+  };
+
+  const downloadImatrix = async () => {
+    if (!imatrix) return;
+    const sink = downloadSink(imatrix.file.name);
+    await sink.write(new Uint8Array(await imatrix.file.arrayBuffer()));
+    await sink.close();
   };
 
   /** The model as Q4_0 with GPTQ's blocks in the layer weights (quantlab quantize --type q4_0 --gptq), as a download. */
@@ -116,6 +143,25 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
           Calibrate and compare
         </button>
         <ProgressLine progress={progress} onCancel={() => engine.cancel()} />
+      </div>
+      <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }} aria-label="Importance matrix from the text">
+        <button type="button" onClick={computeImatrix} disabled={imatrixProgress !== null || progress !== null}>
+          Compute importance matrix
+        </button>
+        {imatrix?.computed ? (
+          <>
+            <span data-testid="computed-imatrix">
+              {imatrix.summary.name}: {imatrix.summary.entries} weights, {imatrix.summary.chunkCount} chunks of {imatrix.summary.datasets.join(', ')}. The
+              Whole model tab's export quantizes with it.
+            </span>
+            <button type="button" onClick={() => void downloadImatrix()}>
+              Download imatrix GGUF
+            </button>
+          </>
+        ) : (
+          <span className="muted">As llama-imatrix computes it; for llama-quantize --imatrix and this page's exports.</span>
+        )}
+        <ProgressLine progress={imatrixProgress} onCancel={() => engine.cancel()} label="Importance matrix progress" />
       </div>
       <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }} aria-label="GPTQ export">
         <button type="button" onClick={exportGptq} disabled={exporting !== null || progress !== null}>

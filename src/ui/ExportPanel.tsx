@@ -4,7 +4,9 @@ import type { OverrideSpec, PlanSummary } from '../engine/plan.ts';
 import type { Progress } from '../engine/types.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import { formatBytes } from './format.ts';
+import { ImatrixControl } from './ImatrixControl.tsx';
 import { ProgressLine } from './Status.tsx';
+import { useApp } from '../store/store.ts';
 
 /** Where the export's bytes go: a file on disk (File System Access API) or a download. */
 interface Sink {
@@ -56,6 +58,7 @@ function eta(p: Progress, startedAt: number): string {
 }
 
 export function ExportPanel({ mode, overrides, plan, name }: { mode: PlanMode; overrides: OverrideSpec[]; plan: PlanSummary; name?: string }) {
+  const imatrix = useApp((s) => s.imatrix);
   const [progress, setProgress] = useState<Progress | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const started = useRef(0);
@@ -69,7 +72,7 @@ export function ExportPanel({ mode, overrides, plan, name }: { mode: PlanMode; o
     started.current = performance.now();
     setProgress({ done: 0, total: plan.totalBytes, label: 'Starting…' });
     try {
-      const written = await engine.exportGguf(mode, overrides, (chunk) => sink.write(chunk), (p) => setProgress(p));
+      const written = await engine.exportGguf(mode, overrides, (chunk) => sink.write(chunk), (p) => setProgress(p), { imatrix: imatrix?.file });
       await sink.close();
       setMessage(`Wrote ${fileName}: ${formatBytes(written)}.`);
     } catch (e) {
@@ -81,21 +84,24 @@ export function ExportPanel({ mode, overrides, plan, name }: { mode: PlanMode; o
   };
 
   return (
-    <div className="export row" aria-label="Export">
-      <button type="button" className="primary" onClick={() => run(false)} disabled={progress !== null}>
-        Download GGUF
-      </button>
-      {savePicker() && (
-        <button type="button" onClick={() => run(true)} disabled={progress !== null}>
-          Save GGUF to disk…
+    <>
+      <ImatrixControl />
+      <div className="export row" aria-label="Export">
+        <button type="button" className="primary" onClick={() => run(false)} disabled={progress !== null}>
+          Download GGUF
         </button>
-      )}
-      <ProgressLine
-        progress={progress && { ...progress, label: progress.label + eta(progress, started.current) }}
-        onCancel={() => engine.cancel()}
-        label="Export progress"
-      />
-      {message && <span role="status">{message}</span>}
-    </div>
+        {savePicker() && (
+          <button type="button" onClick={() => run(true)} disabled={progress !== null}>
+            Save GGUF to disk…
+          </button>
+        )}
+        <ProgressLine
+          progress={progress && { ...progress, label: progress.label + eta(progress, started.current) }}
+          onCancel={() => engine.cancel()}
+          label="Export progress"
+        />
+        {message && <span role="status">{message}</span>}
+      </div>
+    </>
   );
 }

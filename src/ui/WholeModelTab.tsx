@@ -61,6 +61,7 @@ function LayerChart({ layers }: { layers: LayerError[] }) {
 
 export function WholeModelTab() {
   const { model, preset, setPreset } = useApp();
+  const hasImatrix = useApp((s) => s.imatrix !== null);
   const [overrides, setOverrides] = useState<OverrideSpec[]>([]);
   const [plan, setPlan] = useState<PlanSummary | null>(null);
   const [sizes, setSizes] = useState<PresetSize[]>([]);
@@ -72,11 +73,11 @@ export function WholeModelTab() {
   useEffect(() => {
     setError(null);
     setErrors(null);
-    engine.plan(mode, overrides).then(setPlan, (e: unknown) => {
+    engine.plan(mode, overrides, { hasImatrix }).then(setPlan, (e: unknown) => {
       setPlan(null);
       setError(e instanceof Error ? e.message : String(e));
     });
-  }, [model, mode, overrides]);
+  }, [model, mode, overrides, hasImatrix]);
 
   useEffect(() => {
     engine.presetSizes().then(setSizes, () => setSizes([]));
