@@ -24,8 +24,11 @@ let ours: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'quantlab-calibrate-'));
   ours = join(dir, 'stories.imatrix.gguf');
-  const r = await runInProcess(['calibrate', STORIES, '--chunk', '64', '-o', ours]);
+  const r = await runInProcess(['calibrate', STORIES, '--chunk', '64', '-o', ours], { stderrIsTTY: true });
   expect(r.code, r.stderr).toBe(0);
+  // On a terminal: the live progress line, erased at the end.
+  expect(r.stderr).toMatch(/^\r\x1b\[Kcalibrate: imatrix, chunk 1 of \d+/);
+  expect(r.stderr.endsWith('\r\x1b[K')).toBe(true);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -5,17 +5,19 @@
 // llama-quantize read.
 // `--compare [--held-out FILE] [--group N]` (with or without -o): per-layer output MSE on
 // held-out text of RTN, Q4_K, Q4_K + imatrix, AWQ and GPTQ at ~4 bits (src/calibrate/compare.ts).
+// Long runs show their progress on stderr (progress.ts).
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { FormatError } from '../formats/errors.ts';
 import { loadModel } from '../formats/model.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from '../calibrate/calibration-text.ts';
-import { defaultChunk, openCalibrationModel } from '../calibrate/activations.ts';
+import { defaultChunk, openCalibrationModel, type CalibrationProgress } from '../calibrate/activations.ts';
 import { imatrixFileForText } from '../calibrate/imatrix.ts';
 import { CALIBRATION_METHODS, compareCalibration, METHOD_LABELS, type CalibrationComparison } from '../calibrate/compare.ts';
 import { type Command, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
+import { progressLine, stderrIsTTY } from './progress.ts';
 
 /** imatrix.datasets for the built-in text (llama-imatrix writes the -f file name). */
 export const BUILTIN_DATASET = BUILTIN_CALIBRATION_DATASET;
@@ -66,13 +68,17 @@ export const calibrateCommand: Command = {
     const tokens = cm.tokenize(text).length;
     const chunk = chunkArg ?? defaultChunk(tokens, cm.config.contextLength);
     const output = values.output;
+    const progress = progressLine<CalibrationProgress>(io, stderrIsTTY(io), (p) => `calibrate: ${p.label}`);
     if (values.compare) {
-      const r = await compareCalibration(cm, { calibrationText: text, heldOutText: heldOut, chunk, group });
+      const r = await compareCalibration(cm, { calibrationText: text, heldOutText: heldOut, chunk, group, onProgress: (p) => progress.update(p) });
+      progress.clear();
       io.stdout(values.json ? `${toJson(comparisonJson(r))}\n` : comparisonText(r));
     }
     if (output === undefined) return 0;
     const t0 = performance.now();
-    const { stats, bytes } = await imatrixFileForText(cm, { text, chunk, dataset: values.text ?? BUILTIN_DATASET });
+    const onProgress = (p: CalibrationProgress) => progress.update({ ...p, label: `imatrix, ${p.label}` });
+    const { stats, bytes } = await imatrixFileForText(cm, { text, chunk, dataset: values.text ?? BUILTIN_DATASET, onProgress });
+    progress.clear();
     const part = `${output}.part`;
     await writeFile(part, bytes);
     await rename(part, output);

@@ -5,6 +5,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Whether stderr is a terminal (progress.ts); default: the process's. */
+  readonly stderrIsTTY?: boolean;
 }
 
 export interface Command {
