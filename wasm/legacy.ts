@@ -164,11 +164,13 @@ export function encodeAffineRef(x: usize, nmax: i32, fiveBit: bool, out: usize):
 // cover (an Inf or NaN, a zero min or max, a tie of +amax and -amax, an overflowing 1/d) is
 // handed to encodeSymmetricRef / encodeAffineRef above, which decide it the C's way.
 //
-// Quants are made in f32 to the end: q = trunc(min(v, top)) is an integral f32 in [0, 256),
-// and adding 2^23 puts it in the low mantissa bits (lowBytes4), which the narrowing packs
-// into bytes; i32x4.trunc_sat (seven instructions on x64 for its NaN and overflow cases,
-// which cannot occur here) is not needed. Equal to the C's MIN(top, (int8_t)v) and
-// (uint8_t)v because every v is in [0, 2*nmax) (x's range scaled by 1/d, plus a bias).
+// Quants are made in f32 to the end: q = trunc(v) (q4_0, q5_0: trunc(min(v, top))) is an
+// integral f32 in [0, 256), and adding 2^23 puts it in the low mantissa bits (lowBytes4),
+// which the narrowing packs into bytes; i32x4.trunc_sat (seven instructions on x64 for its
+// NaN and overflow cases, which cannot occur here) is not needed. Equal to the C's
+// MIN(top, (int8_t)v) and (uint8_t)v because every v is in [0, 2*nmax + 1) (x's range
+// scaled by 1/d, plus a bias). The vector float pipes are what these loops wait on (in
+// V8 on x64): the blocks' scalars stay scalar, and no clamp is made that cannot change a q.
 
 /** 2^23: an integral f32 t in [0, 2^22) plus this has t in the low bits of its mantissa. */
 const MAGIC: f32 = 8388608.0;
@@ -310,21 +312,17 @@ export function encodeAffineRowRef(x: usize, blocks: i32, fiveBit: bool, out: us
     const mn4 = f32x4.splat(mn);
     const id4 = f32x4.splat(id);
     const half = f32x4.splat(0.5);
-    // v = (x - min)*id + 0.5f is in [0.5, nmax + 0.5] (to a few ulp); q4_1: MIN(15, (int8_t)v).
-    let t0 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x0, mn4), id4), half));
-    let t1 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x1, mn4), id4), half));
-    let t2 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x2, mn4), id4), half));
-    let t3 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x3, mn4), id4), half));
-    let t4 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x4, mn4), id4), half));
-    let t5 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x5, mn4), id4), half));
-    let t6 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x6, mn4), id4), half));
-    let t7 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x7, mn4), id4), half));
-    if (!fiveBit) {
-      // pmin keeps a NaN lane (its first operand) as it is.
-      const top = f32x4.splat(15);
-      t0 = f32x4.pmin(t0, top); t1 = f32x4.pmin(t1, top); t2 = f32x4.pmin(t2, top); t3 = f32x4.pmin(t3, top);
-      t4 = f32x4.pmin(t4, top); t5 = f32x4.pmin(t5, top); t6 = f32x4.pmin(t6, top); t7 = f32x4.pmin(t7, top);
-    }
+    // v = (x - min)*id + 0.5f: x - min <= max - min (rounding is monotonic) and (max - min)*id
+    // is nmax to a few ulp, so v is in [0.5, nmax + 1): q4_1's MIN(15, (int8_t)v) and q5_1's
+    // (uint8_t)v are both trunc(v) (no clamp: the float pipes are the busy ones).
+    const t0 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x0, mn4), id4), half));
+    const t1 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x1, mn4), id4), half));
+    const t2 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x2, mn4), id4), half));
+    const t3 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x3, mn4), id4), half));
+    const t4 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x4, mn4), id4), half));
+    const t5 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x5, mn4), id4), half));
+    const t6 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x6, mn4), id4), half));
+    const t7 = f32x4.trunc(f32x4.add(f32x4.mul(f32x4.sub(x7, mn4), id4), half));
     // An input NaN (pmin/pmax may have dropped it) makes its quant lane a NaN: arithmetic on
     // NaN gives an arithmetic NaN (WebAssembly's rule), whose quiet bit 0x00400000 no t + 2^23
     // below 256 + 2^23 has.
