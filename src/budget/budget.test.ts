@@ -19,7 +19,7 @@ import { loadFastCodecs } from '../quant/fast/node.ts';
 import { runInProcess } from '../cli/testing.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
 import { syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
-import { buildGgufImatrix, toolImatrixValues } from '../testing/imatrix-file.ts';
+import { buildGgufImatrix, toolImatrixOptions } from '../testing/imatrix-file.ts';
 import { readImatrix } from '../engine/imatrix.ts';
 import { clearKlCache, errorDamage, KlProbe, roundTrip } from './sensitivity.ts';
 import { BudgetTooSmallError, checkedExportPlan, exactNamePattern, planFromJson, planOverrides, planToJson, smallestPlanBytes, type BudgetPlan } from './budget.ts';
@@ -282,16 +282,7 @@ describe('with an importance matrix, on a model the forward pass cannot run', ()
       const a: string = json.tensor_type_args[i];
       overrides.push({ pattern: a.slice(0, a.lastIndexOf('=')).toLowerCase(), type: a.slice(a.lastIndexOf('=') + 1) });
     }
-    llamaQuantize(input, theirs, json.base, {
-      imatrix: new Map(entries.map((e) => [e.name, toolImatrixValues(e)])),
-      overrides,
-      kvOverrides: [
-        { key: 'quantize.imatrix.file', value: imatrixPath },
-        { key: 'quantize.imatrix.dataset', value: 'calibration.txt' },
-        { key: 'quantize.imatrix.entries_count', value: { int: entries.length } },
-        { key: 'quantize.imatrix.chunks_count', value: { int: 3 } },
-      ],
-    });
+    llamaQuantize(input, theirs, json.base, { overrides, ...toolImatrixOptions(imatrixPath, entries, 'calibration.txt', 3) });
     expect(readFileSync(out).equals(readFileSync(theirs))).toBe(true);
   });
 });

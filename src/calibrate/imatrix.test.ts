@@ -14,7 +14,7 @@ import { loadModel } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { runInProcess } from '../cli/testing.ts';
-import { buildGgufImatrix, toolImatrixValues, type ImatrixTestEntry } from '../testing/imatrix-file.ts';
+import { buildGgufImatrix, toolImatrixOptions, toolImatrixValues, type ImatrixTestEntry } from '../testing/imatrix-file.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
 import { openCalibrationModel } from './activations.ts';
 
@@ -115,15 +115,7 @@ describe('quantlab calibrate (llama-imatrix)', () => {
     expect(r.code, r.stderr).toBe(0);
     const { entries, meta } = await rawEntries(ours);
     const theirs = join(dir, `llama-${preset}.gguf`);
-    llamaQuantize(STORIES, theirs, preset, {
-      imatrix: new Map(entries.map((e) => [e.name, toolImatrixValues(e)])),
-      kvOverrides: [
-        { key: 'quantize.imatrix.file', value: ours },
-        { key: 'quantize.imatrix.dataset', value: (meta['imatrix.datasets'] as string[])[0] },
-        { key: 'quantize.imatrix.entries_count', value: { int: entries.length } },
-        { key: 'quantize.imatrix.chunks_count', value: { int: meta['imatrix.chunk_count'] as number } },
-      ],
-    });
+    llamaQuantize(STORIES, theirs, preset, toolImatrixOptions(ours, entries, (meta['imatrix.datasets'] as string[])[0], meta['imatrix.chunk_count'] as number));
     expect(readFileSync(out).equals(readFileSync(theirs))).toBe(true);
     // ...and the imatrix changed the bytes (it reached the codecs).
     const plain = join(dir, `plain-${preset}.gguf`);

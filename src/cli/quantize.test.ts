@@ -13,7 +13,7 @@ import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { runInProcess } from './testing.ts';
 import { SWIFTSHADER_ICD } from '../gpu/gpu-test-setup.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
-import { buildGgufImatrix, toolImatrixValues } from '../testing/imatrix-file.ts';
+import { buildGgufImatrix, toolImatrixOptions } from '../testing/imatrix-file.ts';
 import { syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -104,14 +104,8 @@ describe('quantlab quantize', () => {
     expect((await runInProcess(args)).code).toBe(0);
     const theirs = join(dir, 'compact-Q2_K_S.llama.gguf');
     llamaQuantize(input, theirs, 'Q2_K_S', {
-      imatrix: new Map(entries.map((e) => [e.name, toolImatrixValues(e)])),
       overrides: [{ pattern: 'attn_v', type: 'q5_K' }], // llama-quantize lower-cases the pattern
-      kvOverrides: [
-        { key: 'quantize.imatrix.file', value: imatrix },
-        { key: 'quantize.imatrix.dataset', value: 'calibration.txt' },
-        { key: 'quantize.imatrix.entries_count', value: { int: entries.length } },
-        { key: 'quantize.imatrix.chunks_count', value: { int: 9 } },
-      ],
+      ...toolImatrixOptions(imatrix, entries, 'calibration.txt', 9),
     });
     expect(readFileSync(out).equals(readFileSync(theirs))).toBe(true);
   });

@@ -67,3 +67,20 @@ export function toolImatrixValues(entry: ImatrixTestEntry): Float32Array {
     return count > 0 ? Math.fround(s / Math.fround(count)) : 1;
   });
 }
+
+/**
+ * What llama-quantize --imatrix FILE hands llama_model_quantize (tools/quantize/quantize.cpp):
+ * the matrix as load_imatrix reads it, and the quantize.imatrix.* keys it adds to the output
+ * (the file as given, its first dataset, the entry and chunk counts).
+ */
+export function toolImatrixOptions(file: string, entries: readonly ImatrixTestEntry[], dataset: string, chunkCount: number) {
+  return {
+    imatrix: new Map(entries.map((e) => [e.name, toolImatrixValues(e)])),
+    kvOverrides: [
+      { key: 'quantize.imatrix.file', value: file },
+      { key: 'quantize.imatrix.dataset', value: dataset },
+      { key: 'quantize.imatrix.entries_count', value: { int: entries.length } },
+      { key: 'quantize.imatrix.chunks_count', value: { int: chunkCount } },
+    ],
+  };
+}
