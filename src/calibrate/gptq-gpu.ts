@@ -1,8 +1,9 @@
 // GPTQ on the GPU (WebGPU), with gptq.ts as its CPU reference: the same algorithm
 // (IST-DASLab/gptq gptq.py fasterquant, as gptq.ts states it, group params from the updated
 // values included) in f32, as PyTorch's GPTQ runs, where gptq.ts runs in f64.
-// - The Hessian's damping, Cholesky and inverse (O(cols³), small next to the rest for the
-//   layer sizes of LLMs, and where f64 matters most) stay on the CPU: prepareHessian.
+// - The Hessian's damping, Cholesky and inverse stay on the CPU in f64 (prepareHessian), then
+//   go up as f32: where precision matters most (an ill-conditioned H), and O(cols³), about
+//   the column walk's O(rows · cols²) for a square layer: on a fast GPU, the next thing to move.
 // - Per block of 128 columns, one dispatch of shaders/kernels/gptq_block.wgsl (an
 //   invocation per row walks the block's columns: group params, quantize, error, in-block
 //   update), then the lazy update W[:, i2:] -= Err · U[i1:i2, i2:] as a register-tiled
@@ -72,9 +73,12 @@ function blockWgSize(limits: GpuLimits): number {
   return Math.min(BLOCK_WG_SIZE, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
 }
 
-/** Rows col0..col1-1 of U from column col0 on, each followed by SLAB_PAD zeros. */
+/** gptq_update.wgsl reads U as vec4: a slab's row stride, a multiple of 4 with SLAB_PAD zeros at least. */
+const slabStride = (cols: number, col0: number) => ceil4(cols - col0) + SLAB_PAD;
+
+/** Rows col0..col1-1 of U from column col0 on, each padded with zeros to slabStride. */
 export function uSlab(u: Float64Array, cols: number, col0: number, col1: number): Float32Array<ArrayBuffer> {
-  const stride = cols - col0 + SLAB_PAD;
+  const stride = slabStride(cols, col0);
   const slab = new Float32Array((col1 - col0) * stride);
   for (let k = 0; k < col1 - col0; k++) {
     const from = (col0 + k) * cols + col0;
@@ -137,7 +141,8 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
   const { device, limits } = gpu;
   const bytes = chunkBytes(limits);
   const starts = Array.from({ length: Math.ceil(cols / block) }, (_, b) => b * block);
-  const slabBytes = Math.min(block, cols) * (cols + SLAB_PAD) * 4;
+  if (block % 4 !== 0) throw new RangeError(`GPTQ on the GPU: blocks of a multiple of 4 columns (gptq_update.wgsl reads U as vec4), not ${block}`);
+  const slabBytes = Math.min(block, cols) * slabStride(cols, 0) * 4;
   if (slabBytes > bytes) throw new RangeError(`GPTQ on the GPU: ${Math.min(block, cols)} rows of U (${slabBytes} bytes) do not fit a ${bytes}-byte storage binding`);
   const rowsPerChunk = gptqRowsPerChunk(limits, rows, cols, block, groups);
   const [blockPipe, updatePipe] = await gptqPipelines(gpu);
@@ -177,7 +182,7 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
       const pass = enc.beginComputePass({ label: `${label}.pass` });
       starts.forEach((col0, b) => {
         const col1 = Math.min(col0 + block, cols);
-        const stride = cols - col0 + SLAB_PAD;
+        const stride = slabStride(cols, col0);
         const blockAt = 2 * b * UNIFORM_SLOT;
         const kind = grid.kind === 'q4_0' ? 1 : 0;
         const maxq = grid.kind === 'int' ? 2 ** grid.bits - 1 : 15;
@@ -195,7 +200,7 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
             { binding: 5, resource: { buffer: uniforms, offset: blockAt, size: 48 } },
           ],
         }));
-        if (!(globalThis as any).__skipBlock) pass.dispatchWorkgroups(Math.ceil(padded / blockWgSize(limits)));
+        pass.dispatchWorkgroups(Math.ceil(padded / blockWgSize(limits)));
         stats.dispatches++;
         if (col1 >= cols) return;
         const updateAt = blockAt + UNIFORM_SLOT;
@@ -211,7 +216,7 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
             { binding: 3, resource: { buffer: uniforms, offset: updateAt, size: 32 } },
           ],
         }));
-        if (!(globalThis as any).__skipUpdate) pass.dispatchWorkgroups(Math.ceil(padded / TILE / TILE_WG), Math.ceil((cols - col1) / TILE / TILE_WG));
+        pass.dispatchWorkgroups(Math.ceil(padded / TILE / TILE_WG), Math.ceil((cols - col1) / TILE / TILE_WG));
         stats.dispatches++;
       });
       pass.end();
