@@ -13,7 +13,7 @@ import {
   type BudgetModel, type BudgetPlan, type BudgetTarget, type DamageKind, type DamageTable,
   budgetModel, finishPlan, layerBits, planBudget,
 } from './budget.ts';
-import { CALIBRATION_TEXT } from './calibration-text.ts';
+import { SCAN_TEXT } from './scan-text.ts';
 import { errorDamage, KlProbe, SCAN_MAX_TOKENS, type KlMeasure, type ScanOptions } from './sensitivity.ts';
 
 export interface BudgetSession {
@@ -38,7 +38,7 @@ export interface SessionOptions extends ScanOptions {
   readonly damage?: DamageKind;
   /** Largest model (parameters) scanned by KL unless `damage` says 'kl' (default KL_SCAN_MAX_PARAMS). */
   readonly klMaxParams?: number;
-  /** The scan's text (default CALIBRATION_TEXT). */
+  /** The scan's text (default SCAN_TEXT). */
   readonly calibrationText?: string;
   /** The text plans are measured on (default EVAL_TEXT). */
   readonly evalText?: string;
@@ -73,7 +73,7 @@ export async function openBudgetSession(model: ModelIndex, options: SessionOptio
     const damage = await errorDamage(source, budget, imatrix, options);
     return { model, source, budget, kind: 'error', damage, errors: damage, heldOut: null, imatrix: options.imatrix };
   }
-  const probe = await KlProbe.open(model, options.calibrationText ?? CALIBRATION_TEXT, imatrix, SCAN_MAX_TOKENS);
+  const probe = await KlProbe.open(model, options.calibrationText ?? SCAN_TEXT, imatrix, SCAN_MAX_TOKENS);
   const { kl, error } = await probe.scan(budget, options);
   const heldOut = await KlProbe.open(model, options.evalText ?? EVAL_TEXT, imatrix);
   return { model, source, budget, kind: 'kl', damage: kl, errors: error, heldOut, imatrix: options.imatrix };
