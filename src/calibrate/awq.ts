@@ -6,8 +6,10 @@
 // never exceeds RTN's.
 // In a deployed AWQ model diag(s)⁻¹ is folded into the previous op (the RMSNorm weight
 // before q/k/v and gate/up, v before attn_output, up before down) and the file stores
-// Q(W·diag(s)); we keep it explicit (Ŵ = Q(W·diag(s))·diag(s)⁻¹), since AWQ export to GGUF
-// is not done here. The grid is GPTQ's asym INT grid (grid.ts), the same RTN and GPTQ use,
+// Q(W·diag(s)); awqQuantize keeps it explicit (Ŵ = Q(W·diag(s))·diag(s)⁻¹) for the
+// comparison; awqSearch is the export's (awq-export.ts): one s shared by the linears that
+// read the same input, each quantized as the export will quantize it (its own type's
+// round-to-nearest) in the form the file stores. The grid is GPTQ's asym INT grid (grid.ts), the same RTN and GPTQ use,
 // so that the three differ only in their method (llm-awq's own grid leaves 0 out of the
 // range; a detail at 4 bits).
 import { gram, outputMse, quantizeRtn, type Grid } from './grid.ts';
@@ -71,4 +73,77 @@ export function awqQuantize(w: ArrayLike<number>, rows: number, cols: number, x:
     if (!best || mse < best.calibrationMse) best = { weights, alpha, scales, calibrationMse: mse, rtnCalibrationMse: rtn };
   }
   return { ...best!, rtnCalibrationMse: rtn };
+}
+
+/**
+ * A linear weight AWQ scales, as the export stores it: diag(1/rowScale)·W·diag(s), the rows
+ * divided by a later layer's scales folded into them (v before attn_output, up before down;
+ * none: ones), rounded to f32, then quantized by `quantize` (the export type's RTN).
+ */
+export interface AwqLinear {
+  /** The original weight, rows x cols, row-major. */
+  w: ArrayLike<number>;
+  rows: number;
+  rowScale?: Float64Array;
+  /** The stored values' dequantized round trip through the export's quantizer. */
+  quantize: (stored: Float32Array) => ArrayLike<number>;
+}
+
+/** The values the file stores for `l` under input scales s: f32(W[r][c]·s[c] / rowScale[r]). */
+export function storedWeights(l: AwqLinear, s: ArrayLike<number>): Float32Array {
+  const cols = s.length;
+  const out = new Float32Array(l.rows * cols);
+  for (let r = 0; r < l.rows; r++) {
+    const rs = l.rowScale ? l.rowScale[r] : 1;
+    for (let c = 0; c < cols; c++) out[r * cols + c] = (l.w[r * cols + c] * s[c]) / rs;
+  }
+  return out;
+}
+
+/** What the model computes with the stored, quantized weight, in W's frame: diag(rowScale)·Q(stored)·diag(s)⁻¹. */
+function effectiveWeights(l: AwqLinear, s: ArrayLike<number>): Float64Array {
+  const cols = s.length;
+  const q = l.quantize(storedWeights(l, s));
+  const out = new Float64Array(l.rows * cols);
+  for (let r = 0; r < l.rows; r++) {
+    const rs = l.rowScale ? l.rowScale[r] : 1;
+    for (let c = 0; c < cols; c++) out[r * cols + c] = (q[r * cols + c] * rs) / s[c];
+  }
+  return out;
+}
+
+/** Σ of the linears' output MSE with input scales s, on the inputs whose XᵀX is g (n rows). */
+export function awqLoss(linears: readonly AwqLinear[], s: ArrayLike<number>, g: Float64Array, n: number): number {
+  let loss = 0;
+  for (const l of linears) loss += outputMse(l.w, effectiveWeights(l, s), l.rows, s.length, g, n);
+  return loss;
+}
+
+export interface AwqSearch {
+  alpha: number;
+  scales: Float64Array;
+  /** Σ of the linears' output MSE on the calibration inputs at α, and at α = 0 (s = 1: plain RTN of the stored form). */
+  loss: number;
+  rtnLoss: number;
+}
+
+/**
+ * AWQ's α search for linears sharing one input (n rows x of `cols`): the s of the α in
+ * {0, 1/20, ..., 19/20} with the least summed layer output MSE (as llm-awq searches q/k/v
+ * and gate/up together; it measures the whole attention or MLP block's output, we the
+ * linears' own outputs).
+ */
+export function awqSearch(linears: readonly AwqLinear[], x: ArrayLike<number>, n: number, cols: number): AwqSearch {
+  const act = meanAbs(x, n, cols);
+  const g = gram(x, n, cols);
+  let best: AwqSearch | null = null;
+  let rtnLoss = NaN;
+  for (let i = 0; i < AWQ_GRID_POINTS; i++) {
+    const alpha = i / AWQ_GRID_POINTS;
+    const scales = awqScales(act, alpha);
+    const loss = awqLoss(linears, scales, g, n);
+    if (i === 0) rtnLoss = loss;
+    if (!best || loss < best.loss) best = { alpha, scales, loss, rtnLoss };
+  }
+  return { ...best!, rtnLoss };
 }

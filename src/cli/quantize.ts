@@ -1,18 +1,21 @@
 // `quantlab quantize FILE... -o OUT.gguf (--preset P | --type T) [--tensor-type REGEX=T]...
-//  [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [--gptq [--text FILE] [--chunk N]]`:
+//  [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq | --awq) [--text FILE] [--chunk N]]`:
 // the model quantized to a GGUF
 // file, byte for byte llama-quantize's (engine/export.ts), with a table of what each
 // tensor became and how far its values moved (RMSE against the f32 source). --gptq (with
 // --type q4_0|q4_K or --preset Q4_0|Q4_K_S|Q4_K_M): the blk.* linear weights the plan puts
 // in q4_0 or q4_K hold GPTQ's blocks from a calibration text instead of round-to-nearest
 // (calibrate/gptq-export.ts); the preset's other types are quantized as without it.
+// --awq (any --type or --preset): AWQ's input-channel scales, searched on a calibration text
+// for each tensor's export type, folded into the norms and the v/up rows
+// (calibrate/awq-export.ts); the scaled model is then quantized as usual.
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { Engine } from '../engine/engine.ts';
 import { CancelledError } from '../engine/cancelled.ts';
 import {
-  type ExportProgress, type ExportRequest, type TensorReport, exportGguf, exportSourceFor, planExport, writeStream,
+  type ExportProgress, type ExportRequest, type ExportSource, type TensorReport, exportGguf, exportSourceFor, planExport, writeStream,
 } from '../engine/export.ts';
 import { summarizeModel } from '../engine/summary.ts';
 import type { ByteSource } from '../formats/bytes.ts';
@@ -27,7 +30,7 @@ import { openFiles } from './inspect.ts';
 import { WorkerPool } from './quantize-pool.ts';
 
 const USAGE =
-  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [--gptq [--text FILE] [--chunk N]]';
+  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq | --awq) [--text FILE] [--chunk N]]';
 
 /** Without a terminal, a progress line this often (ms); none for runs shorter than that. */
 const PROGRESS_LINE_INTERVAL_MS = 10_000;
@@ -65,6 +68,8 @@ interface QuantizeArgs {
   threads?: number;
   /** `--gptq [--text FILE] [--chunk N]`: GPTQ's Q4_0/Q4_K blocks from that calibration text (default: the built-in one). */
   gptq?: { text?: string; chunk?: number };
+  /** `--awq [--text FILE] [--chunk N]`: AWQ's scales from that calibration text, folded, then the usual export. */
+  awq?: { text?: string; chunk?: number };
 }
 
 function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
@@ -78,6 +83,7 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
         backend: { type: 'string' },
         threads: { type: 'string' },
         gptq: { type: 'boolean' },
+        awq: { type: 'boolean' },
         text: { type: 'string' },
         chunk: { type: 'string' },
       });
@@ -86,7 +92,11 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
     throw new UsageError('give one of --preset P or --type T (or --plan PLAN.json)');
   }
   if (values.plan !== undefined && values['tensor-type']?.length) throw new UsageError('--plan names every tensor\'s type: no --tensor-type with it');
-  if (!values.gptq && (values.text !== undefined || values.chunk !== undefined)) throw new UsageError('--text and --chunk go with --gptq');
+  if (!values.gptq && !values.awq && (values.text !== undefined || values.chunk !== undefined)) throw new UsageError('--text and --chunk go with --gptq or --awq');
+  if (values.gptq && values.awq) throw new UsageError('one of --gptq or --awq');
+  if (values.awq && values.plan !== undefined) throw new UsageError('--awq goes with --type or --preset, not --plan');
+  if (values.awq && values.imatrix !== undefined) throw new UsageError('--awq calibrates on its own text: no --imatrix with it');
+  if (values.awq && values.backend === 'webgpu') throw new UsageError('--awq exports on the CPU: no --backend webgpu with it');
   if (values.gptq && values.plan !== undefined) throw new UsageError(`${GPTQ_MODES}, not --plan`);
   if (values.gptq && values.imatrix !== undefined) throw new UsageError('--gptq calibrates on its own text: no --imatrix with it');
   const chunk = values.chunk === undefined ? undefined : Number(values.chunk);
@@ -105,6 +115,7 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
     backend: parseBackend(values.backend),
     threads,
     gptq: values.gptq ? { text: values.text, chunk } : undefined,
+    awq: values.awq ? { text: values.text, chunk } : undefined,
   };
 }
 
@@ -164,6 +175,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     a.overrides = [...plan.request.overrides!];
   }
   const gptq = a.gptq === undefined ? undefined : await gptqBlocks(engine.loadedModel(), a, a.gptq);
+  const awq = a.awq === undefined ? undefined : await awqModel(engine.loadedModel(), a, a.awq);
 
   const reports: TensorReport[] = [];
   const progress = progressLine(io, stderrIsTTY);
@@ -177,7 +189,8 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   try {
     const bytes = await engine.exportGguf(a.mode, a.overrides, (chunk) => out.write(chunk), progress.update, {
       imatrix,
-      precomputed: gptq,
+      precomputed: gptq ?? awq?.precomputed,
+      source: awq?.source,
       cpu: pool,
       // The table shows each tensor's RMSE: only its sums are needed.
       measure: 'rmse',
@@ -191,6 +204,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
       const types = Object.entries(gptq.types).map(([type, n]) => `${n} ${type.toUpperCase()}`).join(', ');
       io.stdout(`GPTQ: ${gptq.tensors.size} tensors' blocks (${types}) from ${gptq.dataset} (${gptq.textTokens} tokens, ${gptq.chunks} chunks of ${gptq.chunk})\n`);
     }
+    if (awq) io.stdout(awqSummary(awq));
     io.stdout(`${a.output}: ${bytes} bytes, ${reports.length} tensors, ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
     return 0;
   } catch (e) {
@@ -204,8 +218,18 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   }
 }
 
-/** What quantize needs of the engine. */
-type Exporter = Pick<Engine, 'load' | 'loadedModel' | 'cancel' | 'exportGguf'>;
+type ExportMore = NonNullable<Parameters<Engine['exportGguf']>[4]>;
+
+/** What quantize needs of the engine; `source` (--awq's scaled model) is the CPU exporter's alone. */
+interface Exporter extends Pick<Engine, 'load' | 'loadedModel' | 'cancel'> {
+  exportGguf(
+    mode: PlanMode,
+    overrides: readonly TensorTypeOverride[],
+    sink: (chunk: Uint8Array) => void | Promise<void>,
+    onProgress?: (p: ExportProgress) => void,
+    more?: ExportMore & { source?: ExportSource },
+  ): Promise<number>;
+}
 
 /**
  * The engine for --backend webgpu; on the CPU, its export alone (the same functions, no
@@ -225,7 +249,7 @@ async function openExporter(backend: BackendChoice): Promise<Exporter> {
     loadedModel,
     cancel: () => abort.abort(new CancelledError()),
     async exportGguf(mode, overrides = [], sink, onProgress, more = {}) {
-      const source = await exportSourceFor(loadedModel());
+      const source = more.source ?? (await exportSourceFor(loadedModel()));
       const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix, precomputed: more.precomputed });
       const options = { cpu: more.cpu, measure: more.measure, onTensor: more.onTensor, onProgress, signal: abort.signal };
       return writeStream(exportGguf(source, plan, options), sink);
@@ -241,6 +265,28 @@ async function gptqBlocks(model: ModelIndex, a: QuantizeArgs, options: NonNullab
   const plan = planExport(source, { mode: a.mode, overrides: a.overrides });
   return gptqExport(model, source, plan, { text, dataset: options.text, chunk: options.chunk });
 }
+
+/** AWQ's scaled model (its export source) for the export plan's types (the calibration modules load only here). */
+async function awqModel(model: ModelIndex, a: QuantizeArgs, options: NonNullable<QuantizeArgs['awq']>) {
+  const [{ awqExport }, { readTextFile }] = await Promise.all([import('../calibrate/awq-export.ts'), import('./calibrate.ts')]);
+  const text = options.text === undefined ? undefined : await readTextFile(options.text);
+  const source = await exportSourceFor(model);
+  const plan = planExport(source, { mode: a.mode, overrides: a.overrides });
+  return awqExport(model, source, plan, { text, dataset: options.text, chunk: options.chunk });
+}
+
+/** What --awq did: how many linears it scaled, their α, what it left alone and why. */
+function awqSummary(awq: Awaited<ReturnType<typeof awqModel>>): string {
+  const scaled = awq.groups.reduce((n, g) => n + g.linears.length, 0);
+  const alphas = awq.groups.map((g) => g.alpha);
+  const lines = [
+    `AWQ: ${scaled} tensors scaled in ${awq.groups.length} groups (α ${Math.min(...alphas).toFixed(2)}..${Math.max(...alphas).toFixed(2)}; calibration output MSE ${sum(awq.groups.map((g) => g.loss)).toExponential(3)}, at α = 0 ${sum(awq.groups.map((g) => g.rtnLoss)).toExponential(3)}) from ${awq.dataset} (${awq.textTokens} tokens, ${awq.chunks} chunks of ${awq.chunk})`,
+    ...awq.skipped.map((why) => `AWQ: not scaled: ${why}`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+const sum = (v: readonly number[]) => v.reduce((a, b) => a + b, 0);
 
 /** A `quantlab plan` JSON file checked against the model: the export request that writes it and the file's size. */
 async function budgetPlanFromFile(path: string, model: ModelIndex, imatrix: ExportRequest['imatrix']) {
