@@ -60,6 +60,14 @@ describe('quantlab quantize', () => {
     expect(existsSync(`${out}.part`)).toBe(false);
   });
 
+  it('on a terminal: a live progress line on stderr, erased before the table', async () => {
+    const { code, stdout, stderr } = await runInProcess(['quantize', STORIES, '-o', join(dir, 'tty.gguf'), '--preset', 'Q8_0'], { stderrIsTTY: true });
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(/^\r\x1b\[Kquantize: 0\/\d+ tensors, \d+% of \d+ bytes: /);
+    expect(stderr.endsWith('\r\x1b[K')).toBe(true);
+    expect(stdout).toMatch(/^tensor +type/);
+  });
+
   it('--backend webgpu quantizes the types with GPU codecs on the GPU, byte-identical (stories260K -> Q4_K_M)', async () => {
     process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
     const out = join(dir, 'ours-gpu.gguf');

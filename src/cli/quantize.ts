@@ -28,32 +28,20 @@ import { QUANT_TYPES, quantType } from '../quant/types.ts';
 import { type BackendChoice, type CliIO, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { WorkerPool } from './quantize-pool.ts';
+import { progressLine, stderrIsTTY } from './progress.ts';
 
 const USAGE =
   'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq | --awq) [--text FILE] [--chunk N]]';
 
-/** Without a terminal, a progress line this often (ms); none for runs shorter than that. */
-const PROGRESS_LINE_INTERVAL_MS = 10_000;
-/** On a terminal, the progress line is redrawn at most this often (ms). */
-const PROGRESS_REDRAW_MS = 100;
 /** Without --threads, models smaller than this stay in one thread: starting the workers costs more. */
 const POOL_MIN_MODEL_BYTES = 64 << 20;
 
-export interface QuantizeCommandOptions {
-  /** Whether stderr is a terminal (a live progress line) or not (a line every 10 s). */
-  readonly stderrIsTTY?: boolean;
-}
-
-export function quantizeCommandWith(env: QuantizeCommandOptions = {}): Command {
-  return {
-    name: 'quantize',
-    summary: "quantize a model to a GGUF file, byte-identical to llama-quantize's",
-    usage: USAGE,
-    run: (args, io) => runQuantize(args, io, env.stderrIsTTY ?? process.stderr.isTTY === true),
-  };
-}
-
-export const quantizeCommand: Command = quantizeCommandWith();
+export const quantizeCommand: Command = {
+  name: 'quantize',
+  summary: "quantize a model to a GGUF file, byte-identical to llama-quantize's",
+  usage: USAGE,
+  run: (args, io) => runQuantize(args, io, stderrIsTTY(io)),
+};
 
 interface QuantizeArgs {
   inputs: string[];
@@ -178,7 +166,8 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   const awq = a.awq === undefined ? undefined : await awqModel(engine.loadedModel(), a, a.awq);
 
   const reports: TensorReport[] = [];
-  const progress = progressLine(io, stderrIsTTY);
+  const progress = progressLine<ExportProgress>(io, stderrIsTTY, (p) =>
+    `quantize: ${p.tensorsDone}/${p.tensorCount} tensors, ${Math.floor((100 * p.done) / Math.max(p.total, 1))}% of ${p.total} bytes: ${p.label}`);
   const out = new PartFile(a.output);
   const pool = threads > 1 ? new WorkerPool(threads) : undefined;
   const t0 = performance.now();
@@ -339,27 +328,6 @@ class PartFile {
     await this.handle?.close().catch(() => undefined);
     await rm(this.part, { force: true });
   }
-}
-
-/** stderr progress: a live line on a terminal, else a line every PROGRESS_LINE_INTERVAL_MS. */
-function progressLine(io: CliIO, isTTY: boolean) {
-  const started = performance.now();
-  let last = isTTY ? 0 : started;
-  let shown = false;
-  const text = (p: ExportProgress) =>
-    `quantize: ${p.tensorsDone}/${p.tensorCount} tensors, ${Math.floor((100 * p.done) / Math.max(p.total, 1))}% of ${p.total} bytes: ${p.label}`;
-  return {
-    update: (p: ExportProgress) => {
-      const now = performance.now();
-      if (now - last < (isTTY ? PROGRESS_REDRAW_MS : PROGRESS_LINE_INTERVAL_MS)) return;
-      last = now;
-      shown = true;
-      io.stderr(isTTY ? `\r\x1b[K${text(p)}` : `${text(p)}\n`);
-    },
-    clear: () => {
-      if (isTTY && shown) io.stderr('\r\x1b[K');
-    },
-  };
 }
 
 /** The per-tensor table: tensor, type, bytes, RMSE against the f32 source, backend. */
