@@ -9,9 +9,13 @@
 // - ffn_down reads silu(gate)·up: 1/s into the rows of ffn_up;
 // - attn_output reads attention·V: 1/s into the rows of attn_v, only when n_head ==
 //   n_head_kv (with grouped KV heads a V row feeds several heads' columns: not scaled).
-// The search (awq.ts awqSearch) scores each linear as the file stores it (its rows already
-// divided by a later linear's s: attn_output and ffn_down are searched first) on the type the
-// export plan gives it, with that type's round-to-nearest codec.
+// The search (awq.ts awqSearchBy, α on AWQ's grid) quantizes each linear as the file stores
+// it (its rows already divided by a later linear's s: attn_output and ffn_down are searched
+// first) with the round-to-nearest codec of the type the export plan gives it. The loss: for
+// q/k/v the attention block's output (llm-awq's module2inspect = self_attn; q and k act
+// through the softmax, and their own output MSE measured worse: stories260K Q4_0's KL to F32
+// rose from 0.0927 to 0.0928 with it, fell to 0.0788 with this), for the others the linears'
+// own output MSE (llm-awq inspects the whole MLP for gate/up).
 // Inputs are collected once on the original model: folding leaves every layer's output
 // unchanged, so later layers see the same inputs.
 import type { ModelIndex } from '../formats/model.ts';
@@ -19,8 +23,10 @@ import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufEntry, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
 import { type ExportPlan, type ExportSource, type ExportSourceTensor, type PrecomputedTensors, rowCount } from '../engine/export.ts';
 import { quantType, quantTypeByGgmlId } from '../quant/types.ts';
-import { chunkTokens, collectInputs, defaultChunk, openCalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';
-import { awqSearch, storedWeights, type AwqLinear } from './awq.ts';
+import { LlamaModel, matmulF32, type LlamaConfig, type Linear } from '../model/llama.ts';
+import { chunkTokens, collectInputs, defaultChunk, openCalibrationModel, type CalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';
+import { awqLoss, awqSearchBy, effectiveWeights, meanAbs, storedWeights, type AwqLinear } from './awq.ts';
+import { gram } from './grid.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 
 /** Header keys of an AWQ export. */
@@ -49,9 +55,11 @@ export interface AwqGroup {
   scales: Float64Array;
   foldedInto: string;
   alpha: number;
-  /** Summed output MSE of the linears on the calibration inputs, at α and at α = 0. */
+  /** The search's loss on the calibration inputs (the attention block's output for q/k/v, else the linears' summed output MSE), at α and at α = 0. */
   loss: number;
   rtnLoss: number;
+  /** The same loss on other inputs of the group (chunks of `chunk`): with the group's s as stored, and for plain RTN (s = 1, no row folds). */
+  heldOut(x: LayerInputs, chunk: number): Promise<{ awq: number; rtn: number }>;
 }
 
 export interface AwqExport {
@@ -94,28 +102,39 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
   const read = async (name: string) => {
     const t = sourceByName.get(name);
     if (!t) throw new Error(`AWQ: no tensor '${name}' in the model`);
-    return { t, values: await source.readF32(t, { first: 0, count: rowCount(t.ne) }) };
+    return { rows: rowCount(t.ne), cols: t.ne[0], values: await source.readF32(t, { first: 0, count: rowCount(t.ne) }) };
   };
-  const linear = async (name: string, rowScale?: Float64Array): Promise<AwqLinear & { name: string }> => {
-    const { t, values } = await read(name);
-    const rows = rowCount(t.ne);
-    const cols = t.ne[0];
+  // The search reads the weights as the forward pass does (a converted model's Q/K rows in
+  // the files' order): each row is quantized on its own, so the losses are the file's.
+  const linear = (name: string, rowScale?: Float64Array): AwqLinear & { name: string } => {
+    const w = cm.weights.get(cm.fileName(name))!;
+    const cols = name.endsWith('ffn_down.weight') ? cm.config.nFf : name.endsWith('attn_output.weight') ? nHead * cm.config.headDim : cm.config.nEmbd;
+    const rows = w.length / cols;
     const type = quantType(planByName.get(name)!.type)!;
-    // A copy: the codec may hand back a view of its scratch.
-    return { name, w: values.slice(), rows, rowScale, quantize: (stored) => type.codec.decode(type.codec.encode(stored, cols), rows, cols) };
+    return { name, w, rows, rowScale, quantize: (stored) => type.codec.decode(type.codec.encode(stored, cols), rows, cols) };
   };
 
   const replaced = new Map<string, Float32Array>();
   const groups: AwqGroup[] = [];
   const skipped: string[] = [];
-  const search = async (layers: (AwqLinear & { name: string })[], x: LayerInputs | undefined, foldedInto: string) => {
+  /** The source's values of `l` stored under s. */
+  const store = async (l: AwqLinear & { name: string }, s: Float64Array) => {
+    const { rows, values } = await read(l.name);
+    replaced.set(l.name, storedWeights({ ...l, w: values, rows }, s));
+  };
+  /** Searches the group's s with `lossOn` (default: the linears' summed output MSE) and stores the scaled linears. */
+  const search = async (layers: (AwqLinear & { name: string })[], x: LayerInputs | undefined, foldedInto: string, lossOn: GroupLoss = linearsLoss) => {
     if (!x) {
       skipped.push(`${layers.map((l) => l.name).join(', ')}: no calibration inputs`);
       return null;
     }
-    const r = awqSearch(layers, x.x, x.n, x.cols);
-    for (const l of layers) replaced.set(l.name, storedWeights(l, r.scales));
-    groups.push({ linears: layers.map((l) => l.name), layers, scales: r.scales, foldedInto, alpha: r.alpha, loss: r.loss, rtnLoss: r.rtnLoss });
+    const r = await awqSearchBy(meanAbs(x.x, x.n, x.cols), lossOn(layers, x, chunk));
+    for (const l of layers) await store(l, r.scales);
+    const heldOut = async (y: LayerInputs, yChunk: number) => ({
+      awq: await lossOn(layers, y, yChunk)(r.scales),
+      rtn: await lossOn(layers.map((l) => ({ ...l, rowScale: undefined })), y, yChunk)(ones(y.cols)),
+    });
+    groups.push({ linears: layers.map((l) => l.name), layers, scales: r.scales, foldedInto, alpha: r.alpha, loss: r.loss, rtnLoss: r.rtnLoss, heldOut });
     return r.scales;
   };
   const foldIntoNorm = async (name: string, s: Float64Array) => {
@@ -131,21 +150,20 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
     // gate/up searches then see as stored.
     let vRows: Float64Array | undefined;
     if (nHead === nHeadKv) {
-      vRows = (await search([await linear(`${p}attn_output.weight`)], x('attn_output'), `${p}attn_v.weight rows`)) ?? undefined;
+      vRows = (await search([linear(`${p}attn_output.weight`)], x('attn_output'), `${p}attn_v.weight rows`)) ?? undefined;
     } else {
       skipped.push(`${p}attn_output.weight: n_head ${nHead} != n_head_kv ${nHeadKv} (a V row feeds several heads' columns: no fold for its scales)`);
     }
-    const upRows = (await search([await linear(`${p}ffn_down.weight`)], x('ffn_down'), `${p}ffn_up.weight rows`)) ?? undefined;
-    const sQkv = await search(
-      [await linear(`${p}attn_q.weight`), await linear(`${p}attn_k.weight`), await linear(`${p}attn_v.weight`, vRows)],
-      x('attn_q'),
-      `${p}attn_norm.weight`,
-    );
+    const upRows = (await search([linear(`${p}ffn_down.weight`)], x('ffn_down'), `${p}ffn_up.weight rows`)) ?? undefined;
+    const qkv = [linear(`${p}attn_q.weight`), linear(`${p}attn_k.weight`), linear(`${p}attn_v.weight`, vRows)];
+    // q and k act through the attention scores: scored on the attention block's output.
+    const sQkv = await search(qkv, x('attn_q'), `${p}attn_norm.weight`, (layers, h, c) => attentionBlockLoss(cm, i, h, c, layers));
     if (sQkv) await foldIntoNorm(`${p}attn_norm.weight`, sQkv);
-    else if (vRows) replaced.set(`${p}attn_v.weight`, storedWeights(await linear(`${p}attn_v.weight`, vRows), ones(vRows.length)));
-    const sGateUp = await search([await linear(`${p}ffn_gate.weight`), await linear(`${p}ffn_up.weight`, upRows)], x('ffn_gate'), `${p}ffn_norm.weight`);
+    else if (vRows) await store(qkv[2], ones(cm.config.nEmbd));
+    const up = linear(`${p}ffn_up.weight`, upRows);
+    const sGateUp = await search([linear(`${p}ffn_gate.weight`), up], x('ffn_gate'), `${p}ffn_norm.weight`);
     if (sGateUp) await foldIntoNorm(`${p}ffn_norm.weight`, sGateUp);
-    else if (upRows) replaced.set(`${p}ffn_up.weight`, storedWeights(await linear(`${p}ffn_up.weight`, upRows), ones(upRows.length)));
+    else if (upRows) await store(up, ones(cm.config.nEmbd));
     tick(`blk.${i}`);
   }
 
@@ -166,6 +184,59 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
     textTokens: tokens.length,
     chunk,
     chunks,
+  };
+}
+
+/** A group's loss as a function of s, on inputs x cut in chunks of `chunk`. */
+type GroupLoss = (layers: readonly AwqLinear[], x: LayerInputs, chunk: number) => (s: Float64Array) => number | Promise<number>;
+
+/** The linears' summed output MSE (awq.ts awqLoss). */
+const linearsLoss: GroupLoss = (layers, x) => {
+  const g = gram(x.x, x.n, x.cols);
+  return (s) => awqLoss(layers, s, g, x.n);
+};
+
+/**
+ * llm-awq's loss for the q/k/v scales (module2inspect = self_attn): the squared difference of
+ * layer `layer`'s attention block output (attn_output, in f32, of the causal attention with
+ * RoPE over each calibration chunk: model/llama.ts's forward, one layer, stopped there) with
+ * q/k/v as the file will compute them, from the original's; h: their inputs, chunk by chunk.
+ */
+function attentionBlockLoss(cm: CalibrationModel, layer: number, h: LayerInputs, chunk: number, qkv: readonly AwqLinear[]): (s: Float64Array) => Promise<number> {
+  const c = cm.config;
+  const L = c.names.layers[layer];
+  const config: LlamaConfig = { ...c, nLayer: 1, nVocab: chunk, names: { ...c.names, layers: [L] } };
+  // The q/k/v products are answered from h; the embedding only has to exist.
+  const zeros = new Float32Array(chunk * c.nEmbd);
+  const weights = (name: string) => (name === c.names.tokenEmbd ? zeros : cm.weights.get(name)!);
+  const positions = Array.from({ length: chunk }, (_, i) => i);
+  const STOP = new Error('attention block done');
+  const blockOutput = async (q: Float32Array, k: Float32Array, v: Float32Array) => {
+    const out = new Float32Array(h.n * c.nEmbd);
+    for (let start = 0; start + chunk <= h.n; start += chunk) {
+      const rows = h.x.subarray(start * h.cols, (start + chunk) * h.cols);
+      const product: Linear = (name, x, n, outRows, cols) => {
+        const w = name === L.q ? q : name === L.k ? k : name === L.v ? v : null;
+        if (w) return matmulF32(w, outRows, cols, rows, n);
+        if (name !== L.o) throw new Error(`AWQ: unexpected product ${name}`);
+        out.set(matmulF32(weights(L.o), outRows, cols, x, n), start * c.nEmbd);
+        throw STOP;
+      };
+      const model = new LlamaModel(config, weights, product);
+      await model.forward(positions, model.newCache(chunk)).catch((e: unknown) => {
+        if (e !== STOP) throw e;
+      });
+    }
+    return out;
+  };
+  const f32 = (l: AwqLinear) => Float32Array.from(l.w);
+  const reference = blockOutput(f32(qkv[0]), f32(qkv[1]), f32(qkv[2]));
+  return async (s) => {
+    const [q, k, v] = qkv.map((l) => Float32Array.from(effectiveWeights(l, s)));
+    const [a, b] = [await reference, await blockOutput(q, k, v)];
+    let sum = 0;
+    for (let i = 0; i < a.length; i++) sum += (a[i] - b[i]) ** 2;
+    return sum / h.n;
   };
 }
 

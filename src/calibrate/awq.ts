@@ -7,9 +7,9 @@
 // In a deployed AWQ model diag(s)⁻¹ is folded into the previous op (the RMSNorm weight
 // before q/k/v and gate/up, v before attn_output, up before down) and the file stores
 // Q(W·diag(s)); awqQuantize keeps it explicit (Ŵ = Q(W·diag(s))·diag(s)⁻¹) for the
-// comparison; awqSearch is the export's (awq-export.ts): one s shared by the linears that
-// read the same input, each quantized as the export will quantize it (its own type's
-// round-to-nearest) in the form the file stores. The grid is GPTQ's asym INT grid (grid.ts), the same RTN and GPTQ use,
+// comparison; awqSearchBy and awqLoss are the export's (awq-export.ts): one s shared by the
+// linears that read the same input, each quantized as the export will quantize it (its own
+// type's round-to-nearest) in the form the file stores. The grid is GPTQ's asym INT grid (grid.ts), the same RTN and GPTQ use,
 // so that the three differ only in their method (llm-awq's own grid leaves 0 out of the
 // range; a detail at 4 bits).
 import { gram, outputMse, quantizeRtn, type Grid } from './grid.ts';
@@ -101,7 +101,7 @@ export function storedWeights(l: AwqLinear, s: ArrayLike<number>): Float32Array 
 }
 
 /** What the model computes with the stored, quantized weight, in W's frame: diag(rowScale)·Q(stored)·diag(s)⁻¹. */
-function effectiveWeights(l: AwqLinear, s: ArrayLike<number>): Float64Array {
+export function effectiveWeights(l: AwqLinear, s: ArrayLike<number>): Float64Array {
   const cols = s.length;
   const q = l.quantize(storedWeights(l, s));
   const out = new Float64Array(l.rows * cols);
@@ -122,28 +122,21 @@ export function awqLoss(linears: readonly AwqLinear[], s: ArrayLike<number>, g: 
 export interface AwqSearch {
   alpha: number;
   scales: Float64Array;
-  /** Σ of the linears' output MSE on the calibration inputs at α, and at α = 0 (s = 1: plain RTN of the stored form). */
+  /** The loss on the calibration inputs at α, and at α = 0 (s = 1: plain RTN of the stored form). */
   loss: number;
   rtnLoss: number;
 }
 
-/**
- * AWQ's α search for linears sharing one input (n rows x of `cols`): the s of the α in
- * {0, 1/20, ..., 19/20} with the least summed layer output MSE (as llm-awq searches q/k/v
- * and gate/up together; it measures the whole attention or MLP block's output, we the
- * linears' own outputs).
- */
-export function awqSearch(linears: readonly AwqLinear[], x: ArrayLike<number>, n: number, cols: number): AwqSearch {
-  const act = meanAbs(x, n, cols);
-  const g = gram(x, n, cols);
+/** AWQ's α grid over the scales of `actMean` (mean |x| per input column), scored by `loss`. */
+export async function awqSearchBy(actMean: Float64Array, loss: (s: Float64Array) => number | Promise<number>): Promise<AwqSearch> {
   let best: AwqSearch | null = null;
   let rtnLoss = NaN;
   for (let i = 0; i < AWQ_GRID_POINTS; i++) {
     const alpha = i / AWQ_GRID_POINTS;
-    const scales = awqScales(act, alpha);
-    const loss = awqLoss(linears, scales, g, n);
-    if (i === 0) rtnLoss = loss;
-    if (!best || loss < best.loss) best = { alpha, scales, loss, rtnLoss };
+    const scales = awqScales(actMean, alpha);
+    const l = await loss(scales);
+    if (i === 0) rtnLoss = l;
+    if (!best || l < best.loss) best = { alpha, scales, loss: l, rtnLoss };
   }
   return { ...best!, rtnLoss };
 }

@@ -3,9 +3,10 @@
 // n_head == n_head_kv) and ffn_up, then the plain export. Checked: the folded F32 model is
 // the original function (logits within float rounding); the file has the plain export's
 // layout plus quantize.awq.* keys and runs in llama.cpp; on held-out text (the eval text) the
-// searched linears' summed output MSE is below round-to-nearest's. Whole-model KL to F32 is
-// printed for stories260K (where AWQ does not beat RTN: measured, not asserted) and asserted
-// lower only on the synthetic Llama where it measured lower.
+// groups' summed search losses are below round-to-nearest's. In llama.cpp the whole model's KL
+// to F32 is lower than RTN's for stories260K Q4_0 and the synthetic Llama's Q4_K_M (asserted);
+// stories260K's Q4_K_M (mostly q5_0/q8_0 fallbacks there) is printed only: AWQ measured a
+// little above it.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,9 +15,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectInputs, openCalibrationModel } from '../calibrate/activations.ts';
 import { AWQ_KEYS, awqExport, type AwqExport } from '../calibrate/awq-export.ts';
-import { awqLoss } from '../calibrate/awq.ts';
 import { CALIBRATION_STORY_TEXT } from '../calibrate/calibration-text.ts';
-import { gram } from '../calibrate/grid.ts';
 import { exportGguf, exportSourceFor, planExport, writeStream } from '../engine/export.ts';
 import { metadataToObject } from '../formats/gguf/metadata.ts';
 import { loadModel, readTensorBytes, type ModelIndex } from '../formats/model.ts';
@@ -139,7 +138,7 @@ describe('quantlab quantize --awq', () => {
     }
     console.log(`${label}: folded F32 vs original, max |Δ logit| ${maxDiff.toExponential(3)} (max |logit| ${maxAbs.toFixed(2)})`);
     expect(maxDiff).toBeLessThan(1e-5 * Math.max(1, maxAbs));
-  }, 60_000);
+  }, 180_000);
 
   it.each([
     ['awq.gguf', 'rtn.gguf'],
@@ -166,26 +165,22 @@ describe('quantlab quantize --awq', () => {
   it.each([
     ['stories260K Q4_0', 'stories', { type: 'q4_0' }],
     ['synthetic Llama Q4_K_M', 'synthetic', { preset: 'Q4_K_M' }],
-  ] as const)('%s: on held-out text (the eval text), the searched linears\' summed output MSE is below round-to-nearest\'s', async (label, input, mode) => {
+  ] as const)("%s: on held-out text (the eval text), the groups' summed losses (q/k/v: the attention block's output; else the linears' outputs) are below round-to-nearest's", async (label, input, mode) => {
     const { model, awq } = await awqFor(input, mode);
     const held = await collectInputs(await openCalibrationModel(model), EVAL_TEXT, 64);
     let [withAwq, rtn, better] = [0, 0, 0];
     for (const g of awq.groups) {
-      const x = held.get(g.linears[0])!;
-      const G = gram(x.x, x.n, x.cols);
-      const a = awqLoss(g.layers, g.scales, G, x.n);
-      // Plain RTN: no scales, no row folds.
-      const r = awqLoss(g.layers.map((l) => ({ ...l, rowScale: undefined })), new Float64Array(x.cols).fill(1), G, x.n);
-      withAwq += a;
-      rtn += r;
-      if (a < r) better++;
+      const r = await g.heldOut(held.get(g.linears[0])!, 64);
+      withAwq += r.awq;
+      rtn += r.rtn;
+      if (r.awq < r.rtn) better++;
     }
-    console.log(`${label}: held-out summed output MSE of the ${awq.groups.length} groups: RTN ${rtn.toExponential(4)}, AWQ ${withAwq.toExponential(4)} (${better} groups lower)`);
+    console.log(`${label}: held-out summed loss of the ${awq.groups.length} groups: RTN ${rtn.toExponential(4)}, AWQ ${withAwq.toExponential(4)} (${better} groups lower)`);
     expect(withAwq).toBeGreaterThan(0);
     expect(withAwq).toBeLessThan(rtn);
-  }, 90_000);
+  }, 180_000);
 
-  it('in llama.cpp (teacher-forced logits): the files load and run; KL to F32 printed; on the synthetic Llama AWQ Q4_K_M is below Q4_K_M', async () => {
+  it('in llama.cpp (teacher-forced logits): KL to the F32 file of AWQ Q4_0 below Q4_0 (stories260K) and of AWQ Q4_K_M below Q4_K_M (synthetic Llama)', async () => {
     const storiesTokens = (await modelTokenizer(await open(STORIES))).encode(EVAL_TEXT);
     const syntheticTokens = (await modelTokenizer(await open(SYNTHETIC()))).encode(EVAL_TEXT).slice(0, 255);
     const logitsOf = async (model: string, tokens: number[]) => (await runLlamaCpp({ model, logits: [tokens] })).logits[0];
@@ -199,6 +194,7 @@ describe('quantlab quantize --awq', () => {
         `synthetic Llama (255 tokens): Q4_K_M ${kl.srtn.toExponential(3)}, AWQ Q4_K_M ${kl.sawq.toExponential(3)}`,
     );
     for (const v of Object.values(kl)) expect(Number.isFinite(v) && v > 0).toBe(true);
+    expect(kl.awq).toBeLessThan(kl.rtn);
     expect(kl.sawq).toBeLessThan(kl.srtn);
   }, 120_000);
 
