@@ -9,6 +9,9 @@ import { QK_K, encodeBlockQ2K, encodeBlockQ3K, encodeBlockQ4K, encodeBlockQ5K, e
 import {
   QK, encodeAffineRowRef, encodeAffineWeighted, encodeQ8_0, encodeSymmetricRowRef, encodeSymmetricWeighted, fillLegacyWeights,
 } from './legacy';
+import { MXFP4_BYTES, QK_MXFP4, decodeMxfp4Block, encodeMxfp4Row } from './mxfp4';
+import { QK_TQ, TQ1_0_BYTES, TQ2_0_BYTES, decodeTq1Block, decodeTq2Block, encodeTq1Row, encodeTq2Row } from './ternary';
+export { encodeBF16, encodeF16 } from './floats';
 
 export function heapBase(): usize {
   return __heap_base;
@@ -16,6 +19,20 @@ export function heapBase(): usize {
 
 // Type codes shared with src/quant/fast/wasm-codecs.ts.
 const Q4_0 = 0, Q4_1 = 1, Q5_0 = 2, Q5_1 = 3, Q8_0 = 4, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14;
+// Types without importance whose rows are encoded whole (ternary.ts, mxfp4.ts).
+const TQ1_0 = 20, TQ2_0 = 21, MXFP4 = 22;
+
+@inline function isKQuant(type: i32): bool {
+  return type >= Q2_K && type <= Q6_K;
+}
+
+/** Weights per block. */
+function blockValues(type: i32): i32 {
+  if (isKQuant(type)) return QK_K;
+  if (type == TQ1_0 || type == TQ2_0) return QK_TQ;
+  if (type == MXFP4) return QK_MXFP4;
+  return QK;
+}
 
 function blockBytes(type: i32): i32 {
   switch (type) {
@@ -29,6 +46,9 @@ function blockBytes(type: i32): i32 {
     case Q4_K: return 144;
     case Q5_K: return 176;
     case Q6_K: return 210;
+    case TQ1_0: return TQ1_0_BYTES;
+    case TQ2_0: return TQ2_0_BYTES;
+    case MXFP4: return MXFP4_BYTES;
   }
   return 0;
 }
@@ -41,6 +61,22 @@ function encodeKBlock(type: i32, x: usize, qw: usize, out: usize): void {
     case Q5_K: encodeBlockQ5K(x, qw, out); break;
     case Q6_K: encodeBlockQ6K(x, qw, out); break;
   }
+}
+
+/** A row of tq1_0, tq2_0 or mxfp4; false when it holds Inf or NaN (left to the reference). */
+function encodeWholeRow(type: i32, x: usize, blocks: i32, out: usize): bool {
+  if (type == TQ1_0) return encodeTq1Row(x, blocks, out);
+  if (type == TQ2_0) return encodeTq2Row(x, blocks, out);
+  return encodeMxfp4Row(x, blocks, out);
+}
+
+/** Decode one block of `type` at p into y; false when left to the reference (an Inf or NaN scale). */
+function decodeBlock(type: i32, p: usize, y: usize): bool {
+  if (isKQuant(type)) return decodeKBlock(type, p, y);
+  if (type == TQ1_0) return decodeTq1Block(p, y);
+  if (type == TQ2_0) return decodeTq2Block(p, y);
+  if (type == MXFP4) return decodeMxfp4Block(p, y);
+  return decodeLegacyBlock(type, p, y);
 }
 
 function encodeLegacyRow(type: i32, x: usize, blocks: i32, qw: usize, rowLength: i32, out: usize): void {
@@ -121,7 +157,7 @@ export function encodeMeasured(
  * Adds the error of one encoded row (blocks at o, values at x) to the running sums: the row
  * decoded into `deq` first, then one pass over it; nothing when a block is left to the reference.
  */
-function measureRow(type: i32, x: usize, o: usize, blocks: i32, isK: bool, deq: usize): void {
+function measureRow(type: i32, x: usize, o: usize, blocks: i32, deq: usize): void {
   if (type == Q8_0 && squaredErrorOnly) {
     // Q8_0's values decoded on the fly, as decodeLegacyBlock does (q * d in f32).
     let sq = sumSqErr;
@@ -142,11 +178,11 @@ function measureRow(type: i32, x: usize, o: usize, blocks: i32, isK: bool, deq: 
     sumSqErr = sq;
     return;
   }
-  const n = isK ? QK_K : QK;
+  const n = blockValues(type);
   const bytes = <usize>blockBytes(type);
   for (let b = 0; b < blocks; b++) {
     const y = deq + ((<usize>(b * n)) << 2);
-    if (!(isK ? decodeKBlock(type, o + <usize>b * bytes, y) : decodeLegacyBlock(type, o + <usize>b * bytes, y))) {
+    if (!decodeBlock(type, o + <usize>b * bytes, y)) {
       measureFailed = true;
       return;
     }
@@ -190,9 +226,8 @@ function addErrors(x: usize, deq: usize, count: i32): void {
 /** encode's rows; with `deq` (room for one row of f32), each row's error measured after it (encodeMeasured). */
 function encodeRows(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize, out: usize, flags: usize, deq: usize): i32 {
   const bytes = blockBytes(type);
-  const isK = type >= Q2_K;
-  const blockSize = isK ? QK_K : QK;
-  const blocks = rowLength / blockSize;
+  const isK = isKQuant(type);
+  const blocks = rowLength / blockValues(type);
   const rowBytes = blocks * bytes;
   memory.fill(flags, 0, rows);
   if (imp && !allFinite(imp, rowLength)) {
@@ -204,7 +239,9 @@ function encodeRows(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize
     const x = src + <usize>r * <usize>rowLength * 4;
     const o = out + <usize>r * <usize>rowBytes;
     clearRowFlag();
-    if (type == Q8_0) {
+    if (type >= TQ1_0) {
+      if (!encodeWholeRow(type, x, blocks, o)) flagRow();
+    } else if (type == Q8_0) {
       encodeQ8_0(x, blocks, o);
     } else if (!imp && !isK) {
       encodeLegacyRow(type, x, blocks, 0, rowLength, o); // each block checks its own values instead
@@ -221,7 +258,7 @@ function encodeRows(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize
       store<u8>(flags + <usize>r, 1);
       flagged++;
     } else if (deq && !measureFailed && flagged == 0) {
-      measureRow(type, x, o, blocks, isK, deq);
+      measureRow(type, x, o, blocks, deq);
     }
   }
   return flagged;
@@ -234,13 +271,12 @@ function encodeRows(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize
  */
 export function decode(type: i32, src: usize, blocks: i32, out: usize, flags: usize): i32 {
   const bytes = <usize>blockBytes(type);
-  const isK = type >= Q2_K;
-  const valuesBytes: usize = isK ? QK_K * 4 : QK * 4;
+  const valuesBytes = <usize>blockValues(type) * 4;
   let flagged = 0;
   for (let b = 0; b < blocks; b++) {
     const p = src + <usize>b * bytes;
     const y = out + <usize>b * valuesBytes;
-    const ok = isK ? decodeKBlock(type, p, y) : decodeLegacyBlock(type, p, y);
+    const ok = decodeBlock(type, p, y);
     store<u8>(flags + <usize>b, ok ? 0 : 1);
     if (!ok) flagged++;
   }

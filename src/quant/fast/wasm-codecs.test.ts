@@ -13,7 +13,7 @@ import { loadFastCodecs } from './node.ts';
 import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
 import { accumulateErrors, emptySums } from '../metrics.ts';
 import {
-  FAST_TYPE_IDS, fastAccumulateErrors, fastCodecsInstalled, fastDecode, fastEncode, fastEncodeMeasured, installFastCodecs, uninstallFastCodecs,
+  FAST_FLOAT_TYPE_IDS, FAST_TYPE_IDS, fastAccumulateErrors, fastCodecsInstalled, fastDecode, fastEncode, fastEncodeMeasured, installFastCodecs, uninstallFastCodecs,
 } from './wasm-codecs.ts';
 
 const GOLDEN = join(import.meta.dirname, '../../../../shared/fixtures/golden');
@@ -46,6 +46,7 @@ function expectSameFloats(type: QuantType, got: Float32Array, want: Float32Array
 /** Where each of a type's f16 scales (and mins) sits in its block. */
 const F16_FIELDS: Record<string, number[]> = {
   q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q8_0: [0], q2_K: [80, 82], q3_K: [108], q4_K: [0, 2], q5_K: [0, 2], q6_K: [208],
+  tq1_0: [52], tq2_0: [64], mxfp4: [], // mxfp4's E8M0 scale is a random byte: every value of it
 };
 
 /** Random blocks of `type`, their f16 fields often one of SPECIAL_F16 (Inf, NaNs with payloads, zeros, subnormal, max). */
@@ -79,7 +80,7 @@ describe('fast codecs', () => {
   it('are installed and run by the type table for every type that has one', () => {
     expect(fastCodecsInstalled()).toBe(true);
     const withFast = QUANT_TYPES.filter((t) => t.codec !== t.reference).map((t) => t.id);
-    expect(withFast.sort()).toEqual([...FAST_TYPE_IDS].sort());
+    expect(withFast.sort()).toEqual([...FAST_TYPE_IDS, ...FAST_FLOAT_TYPE_IDS].sort());
   });
 
   for (const type of FAST_TYPES) {

@@ -11,11 +11,20 @@ import { accumulateErrors, addSlabSums, type ErrorSums } from '../metrics.ts';
 /** Type codes of wasm/index.ts. */
 const TYPE_CODES: Readonly<Record<string, number>> = {
   q4_0: 0, q4_1: 1, q5_0: 2, q5_1: 3, q8_0: 4, q2_K: 10, q3_K: 11, q4_K: 12, q5_K: 13, q6_K: 14,
+  tq1_0: 20, tq2_0: 21, mxfp4: 22,
 };
 const BLOCK: Readonly<Record<string, readonly [number, number]>> = {
   q4_0: [32, 18], q4_1: [32, 20], q5_0: [32, 22], q5_1: [32, 24], q8_0: [32, 34],
   q2_K: [256, 84], q3_K: [256, 110], q4_K: [256, 144], q5_K: [256, 176], q6_K: [256, 210],
+  tq1_0: [256, 54], tq2_0: [256, 66], mxfp4: [32, 17],
 };
+/** Types whose encoder ignores importance, as ggml_quantize_chunk does for them. */
+const WITHOUT_IMPORTANCE: ReadonlySet<string> = new Set(['tq1_0', 'tq2_0', 'mxfp4']);
+/**
+ * Float types whose encode runs in WebAssembly (every value there, NaN included: the
+ * conversions choose NaN bits from the input's bits); their decode stays the reference's.
+ */
+const FLOAT_ENCODERS: Readonly<Record<string, 'encodeF16' | 'encodeBF16'>> = { f16: 'encodeF16', bf16: 'encodeBF16' };
 
 /** Rows per call into the module: bounds its memory (input + output) to a few MiB. */
 const CHUNK_VALUES = 1 << 20;
@@ -36,18 +45,24 @@ interface Exports {
     maxAbs0: number, squaredOnly: number,
   ): number;
   decode(type: number, src: number, blocks: number, out: number, flags: number): number;
+  encodeF16(src: number, n: number, out: number): void;
+  encodeBF16(src: number, n: number, out: number): void;
   accumulateErrors(ref: number, deq: number, n: number, sums: number, maxAbs0: number): void;
 }
 
 let exportsOf: Exports | null = null;
 
-/** The type ids that have a fast codec. */
+/** The type ids that have a fast codec (encode, decode and the measured encode). */
 export const FAST_TYPE_IDS: readonly string[] = Object.keys(TYPE_CODES);
+/** The float type ids that have a fast encoder only. */
+export const FAST_FLOAT_TYPE_IDS: readonly string[] = Object.keys(FLOAT_ENCODERS);
 
 /** Instantiate the module (synchronously: Node, or a worker) and switch the fast codecs on. */
 export function installFastCodecs(module: WebAssembly.Module | BufferSource): void {
   const compiled = module instanceof WebAssembly.Module ? module : new WebAssembly.Module(module);
-  const instance = new WebAssembly.Instance(compiled, { env: { abort: wasmAbort } });
+  // log2: mxfp4's shared exponent near a power of two, where only the reference's own
+  // Math.log2 rounds as it does (wasm/mxfp4.ts sharedExponent).
+  const instance = new WebAssembly.Instance(compiled, { env: { abort: wasmAbort, log2: Math.log2 } });
   exportsOf = instance.exports as unknown as Exports;
 }
 
@@ -89,14 +104,20 @@ export function fastEncode(id: string, reference: Codec): Codec['encode'] | null
     const e = exportsOf;
     // The reference checks the arguments and throws its own errors.
     if (!e || !fastEncodable(id, src, rowLength, importance)) return reference.encode(src, rowLength, importance);
-    return encodeInWasm(e, id, reference, src, rowLength, importance, ENCODE_CHUNK_VALUES, null, false);
+    return encodeInWasm(e, id, reference, src, rowLength, usedImportance(id, importance), ENCODE_CHUNK_VALUES, null, false);
   };
 }
 
 /** WebAssembly can encode these rows of type `id` (else the reference does, or throws its error). */
 function fastEncodable(id: string, src: Float32Array, rowLength: number, importance: Float32Array | undefined): boolean {
   const blockSize = BLOCK[id][0];
-  return rowLength > 0 && rowLength % blockSize === 0 && src.length % rowLength === 0 && (!importance || importance.length === rowLength);
+  const importanceFits = !importance || importance.length === rowLength || WITHOUT_IMPORTANCE.has(id);
+  return rowLength > 0 && rowLength % blockSize === 0 && src.length % rowLength === 0 && importanceFits;
+}
+
+/** The importance type `id`'s encoder reads: none for the types whose reference ignores it. */
+function usedImportance(id: string, importance: Float32Array | undefined): Float32Array | undefined {
+  return WITHOUT_IMPORTANCE.has(id) ? undefined : importance;
 }
 
 /**
@@ -168,7 +189,7 @@ export function fastEncodeMeasured(
 ): Uint8Array | null {
   const e = exportsOf;
   if (TYPE_CODES[id] === undefined || !e || !fastEncodable(id, src, rowLength, importance)) return null;
-  return encodeInWasm(e, id, reference, src, rowLength, importance, slabElements, into, squaredOnly);
+  return encodeInWasm(e, id, reference, src, rowLength, usedImportance(id, importance), slabElements, into, squaredOnly);
 }
 
 /**
@@ -216,6 +237,8 @@ export function fastDecode(id: string, reference: Codec): Codec['decode'] | null
  * what the type table runs.
  */
 export function withFastPath(id: string, reference: Codec): Codec {
+  const floatEncoder = FLOAT_ENCODERS[id];
+  if (floatEncoder) return { encode: fastFloatEncode(floatEncoder, reference), decode: reference.decode };
   const encode = fastEncode(id, reference);
   const decode = fastDecode(id, reference);
   if (!encode || !decode) return reference;
@@ -250,4 +273,28 @@ export function fastAccumulateErrors(
   }
   e.accumulateErrors(refAt, outAt, ref.length, sumsAt, into.maxAbsErr);
   return addSlabSums(into, ref.length, new Float64Array(e.memory.buffer, sumsAt, 6));
+}
+
+/**
+ * A float type's encode (f16, bf16: 2 bytes a value) through WebAssembly, ENCODE_CHUNK_VALUES
+ * values per call; the reference before installFastCodecs, or to refuse bad arguments.
+ */
+function fastFloatEncode(encoder: 'encodeF16' | 'encodeBF16', reference: Codec): Codec['encode'] {
+  return (src, rowLength, importance) => {
+    const e = exportsOf;
+    if (!e || rowLength <= 0 || src.length % rowLength !== 0) return reference.encode(src, rowLength, importance);
+    const out = new Uint8Array(src.length * 2);
+    const n = Math.min(src.length, ENCODE_CHUNK_VALUES);
+    const [srcAt, outAt] = reserve(e, [n * 4, n * 2]);
+    const heap = e.memory.buffer; // the calls below allocate nothing: it stays valid
+    const input = new Float32Array(heap, srcAt, n);
+    const output = new Uint8Array(heap, outAt, n * 2);
+    for (let i = 0; i < src.length; i += n) {
+      const m = Math.min(n, src.length - i);
+      input.set(m === n ? src.subarray(i, i + n) : src.subarray(i, i + m));
+      e[encoder](srcAt, m, outAt);
+      out.set(m === n ? output : output.subarray(0, m * 2), i * 2);
+    }
+    return out;
+  };
 }
