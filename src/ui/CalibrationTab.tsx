@@ -52,11 +52,18 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
   const run = async () => {
     setError(null);
     setProgress({ done: 0, total: 1, label: 'Reading the weights…' });
+    // Progress comes from the worker as messages: one may land after the job has settled
+    // (a cancel mid-layer), and must not bring the progress line back (nor keep the button off).
+    let settled = false;
+    const onProgress = (p: Progress) => {
+      if (!settled) setProgress(p);
+    };
     try {
-      setResult(await engine.compareCalibration({ calibrationText: text?.content, group }, setProgress));
+      setResult(await engine.compareCalibration({ calibrationText: text?.content, group }, onProgress));
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
     } finally {
+      settled = true;
       setProgress(null);
     }
   };
