@@ -11,11 +11,11 @@
 //   n_head_kv (with grouped KV heads a V row feeds several heads' columns: not scaled).
 // The search (awq.ts awqSearchBy, α on AWQ's grid) quantizes each linear as the file stores
 // it (its rows already divided by a later linear's s: attn_output and ffn_down are searched
-// first) with the round-to-nearest codec of the type the export plan gives it. The loss: for
-// q/k/v the attention block's output (llm-awq's module2inspect = self_attn; q and k act
-// through the softmax, and their own output MSE measured worse: stories260K Q4_0's KL to F32
-// rose from 0.0927 to 0.0928 with it, fell to 0.0788 with this), for the others the linears'
-// own output MSE (llm-awq inspects the whole MLP for gate/up).
+// first) with the round-to-nearest codec of the type the export plan gives it. The losses are
+// llm-awq's (module2inspect): for q/k/v the attention block's output (self_attn; q and k act
+// through the softmax: scored by their own output MSE instead, stories260K Q4_0's KL to F32
+// went from RTN's 0.0927 to 0.0928), for gate/up the MLP's output, for attn_output and
+// ffn_down their own output MSE.
 // Inputs are collected once on the original model: folding leaves every layer's output
 // unchanged, so later layers see the same inputs.
 import type { ModelIndex } from '../formats/model.ts';
@@ -161,7 +161,8 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
     if (sQkv) await foldIntoNorm(`${p}attn_norm.weight`, sQkv);
     else if (vRows) await store(qkv[2], ones(cm.config.nEmbd));
     const up = linear(`${p}ffn_up.weight`, upRows);
-    const sGateUp = await search([linear(`${p}ffn_gate.weight`), up], x('ffn_gate'), `${p}ffn_norm.weight`);
+    const down = cm.weights.get(cm.fileName(`${p}ffn_down.weight`))!;
+    const sGateUp = await search([linear(`${p}ffn_gate.weight`), up], x('ffn_gate'), `${p}ffn_norm.weight`, (layers, h) => mlpBlockLoss(h, layers, down, cm.config.nFf));
     if (sGateUp) await foldIntoNorm(`${p}ffn_norm.weight`, sGateUp);
     else if (upRows) await store(up, ones(cm.config.nEmbd));
     tick(`blk.${i}`);
@@ -237,6 +238,27 @@ function attentionBlockLoss(cm: CalibrationModel, layer: number, h: LayerInputs,
     let sum = 0;
     for (let i = 0; i < a.length; i++) sum += (a[i] - b[i]) ** 2;
     return sum / h.n;
+  };
+}
+
+/**
+ * llm-awq's loss for the gate/up scales (module2inspect = mlp): the squared difference of the
+ * MLP's output ffn_down(silu(gate·x) ⊙ up·x), ffn_down in f32, with gate and up as the file
+ * will compute them, from the original's.
+ */
+function mlpBlockLoss(x: LayerInputs, gateUp: readonly AwqLinear[], down: Float32Array, nFf: number): (s: Float64Array) => number {
+  const output = (gate: Float32Array, up: Float32Array) => {
+    const g = matmulF32(gate, nFf, x.cols, x.x, x.n);
+    const u = matmulF32(up, nFf, x.cols, x.x, x.n);
+    for (let j = 0; j < g.length; j++) g[j] = (g[j] / (1 + Math.exp(-g[j]))) * u[j];
+    return matmulF32(down, x.cols, nFf, g, x.n);
+  };
+  const reference = output(Float32Array.from(gateUp[0].w), Float32Array.from(gateUp[1].w));
+  return (s) => {
+    const y = output(Float32Array.from(effectiveWeights(gateUp[0], s)), Float32Array.from(effectiveWeights(gateUp[1], s)));
+    let sum = 0;
+    for (let i = 0; i < y.length; i++) sum += (y[i] - reference[i]) ** 2;
+    return sum / x.n;
   };
 }
 

@@ -269,7 +269,7 @@ function awqSummary(awq: Awaited<ReturnType<typeof awqModel>>): string {
   const scaled = awq.groups.reduce((n, g) => n + g.linears.length, 0);
   const alphas = awq.groups.map((g) => g.alpha);
   const lines = [
-    `AWQ: ${scaled} tensors scaled in ${awq.groups.length} groups (α ${Math.min(...alphas).toFixed(2)}..${Math.max(...alphas).toFixed(2)}; calibration output MSE ${sum(awq.groups.map((g) => g.loss)).toExponential(3)}, at α = 0 ${sum(awq.groups.map((g) => g.rtnLoss)).toExponential(3)}) from ${awq.dataset} (${awq.textTokens} tokens, ${awq.chunks} chunks of ${awq.chunk})`,
+    `AWQ: ${scaled} tensors scaled in ${awq.groups.length} groups (α ${Math.min(...alphas).toFixed(2)}..${Math.max(...alphas).toFixed(2)}; calibration loss ${sum(awq.groups.map((g) => g.loss)).toExponential(3)}, at α = 0 ${sum(awq.groups.map((g) => g.rtnLoss)).toExponential(3)}) from ${awq.dataset} (${awq.textTokens} tokens, ${awq.chunks} chunks of ${awq.chunk})`,
     ...awq.skipped.map((why) => `AWQ: not scaled: ${why}`),
   ];
   return lines.join('\n') + '\n';
