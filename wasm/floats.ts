@@ -25,15 +25,19 @@ import { f32ToF16Bits } from './common';
 }
 
 /**
- * ggml_compute_fp32_to_bf16 on four lanes of f32 bits: a NaN's top half with the quiet bit
- * set (0x40), else the bits rounded to nearest even at bit 16. Lanes hold the bf16 bits in
- * their low 16 bits.
+ * ggml_compute_fp32_to_bf16 on four lanes of f32 bits, left in the lanes' top halves: a
+ * NaN with the quiet bit set (0x40 of the top half), else the bits rounded to nearest even
+ * at bit 16.
  */
-@inline function bf16x4(u: v128): v128 {
-  const rounded = i32x4.shr_u(i32x4.add(i32x4.add(u, i32x4.splat(0x7fff)), v128.and(i32x4.shr_u(u, 16), i32x4.splat(1))), 16);
+@inline function bf16x4High(u: v128): v128 {
+  const rounded = i32x4.add(i32x4.add(u, i32x4.splat(0x7fff)), v128.and(i32x4.shr_u(u, 16), i32x4.splat(1)));
   const isNaN = i32x4.gt_s(v128.and(u, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000));
-  const quietNaN = v128.or(i32x4.shr_u(u, 16), i32x4.splat(0x40));
-  return v128.bitselect(quietNaN, rounded, isNaN);
+  return v128.bitselect(v128.or(u, i32x4.splat(0x00400000)), rounded, isNaN);
+}
+
+/** The top halves of the eight lanes of a and b, in order. */
+@inline function highHalves(a: v128, b: v128): v128 {
+  return i8x16.shuffle(a, b, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
 }
 
 /** bf16FromF32Bits for one value (the tail of a row). */
@@ -56,9 +60,11 @@ export function encodeF16(src: usize, n: i32, out: usize): void {
 /** n f32 at src -> n BF16 (u16) at out. */
 export function encodeBF16(src: usize, n: i32, out: usize): void {
   let i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 16 <= n; i += 16) {
     const p = src + ((<usize>i) << 2);
-    v128.store(out + ((<usize>i) << 1), i16x8.narrow_i32x4_u(bf16x4(v128.load(p)), bf16x4(v128.load(p, 16))));
+    const o = out + ((<usize>i) << 1);
+    v128.store(o, highHalves(bf16x4High(v128.load(p)), bf16x4High(v128.load(p, 16))));
+    v128.store(o, highHalves(bf16x4High(v128.load(p, 32)), bf16x4High(v128.load(p, 48))), 16);
   }
   for (; i < n; i++) store<u16>(out + ((<usize>i) << 1), <u16>bf16One(load<u32>(src + ((<usize>i) << 2))));
 }

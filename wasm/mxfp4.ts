@@ -32,9 +32,11 @@ const KVALUES = memory.data<i8>([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6,
 /**
  * floor(x / d) + 16 of four weights, as i32 lanes. x / d is exact in f32 (d a power of two)
  * unless it underflows; then only a negative x's -0 would floor wrongly, to 0: made -1.
+ * x * (1/d) is the same correctly rounded quotient where 1/d is an f32 (all d but 2^-128):
+ * then `inverse` holds it and `divide` is false.
  */
-@inline function bucket4(x: v128, d: v128): v128 {
-  const k = i32x4.trunc_sat_f32x4_s(f32x4.floor(f32x4.div(x, d)));
+@inline function bucket4(x: v128, d: v128, inverse: v128, divide: bool): v128 {
+  const k = i32x4.trunc_sat_f32x4_s(f32x4.floor(divide ? f32x4.div(x, d) : f32x4.mul(x, inverse)));
   const negativeZero = v128.and(f32x4.lt(x, f32x4.splat(0)), i32x4.eq(k, i32x4.splat(0)));
   return i32x4.add(i32x4.add(k, negativeZero), i32x4.splat(16));
 }
@@ -47,11 +49,11 @@ const KVALUES = memory.data<i8>([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6,
 }
 
 /** The codes (bytes) of the sixteen weights at p, each the reference's nearestCode. */
-@inline function codes16(p: usize, d: v128): v128 {
+@inline function codes16(p: usize, d: v128, inverse: v128, divide: bool): v128 {
   const x0 = v128.load(p), x1 = v128.load(p, 16), x2 = v128.load(p, 32), x3 = v128.load(p, 48);
   const buckets = i8x16.narrow_i16x8_u(
-    i16x8.narrow_i32x4_u(bucket4(x0, d), bucket4(x1, d)),
-    i16x8.narrow_i32x4_u(bucket4(x2, d), bucket4(x3, d)),
+    i16x8.narrow_i32x4_u(bucket4(x0, d, inverse, divide), bucket4(x1, d, inverse, divide)),
+    i16x8.narrow_i32x4_u(bucket4(x2, d, inverse, divide), bucket4(x3, d, inverse, divide)),
   );
   const below = lookup32(VALUE_BELOW, buckets);
   const above = lookup32(VALUE_ABOVE, buckets);
@@ -111,10 +113,16 @@ export function encodeMxfp4Row(x: usize, blocks: i32, out: usize): bool {
     const bits = max<u32>(max<u32>(i32x4.extract_lane(m, 0), i32x4.extract_lane(m, 1)), max<u32>(i32x4.extract_lane(m, 2), i32x4.extract_lane(m, 3)));
     if (bits >= 0x7f800000) return false;
     const e = sharedExponent(bits);
-    const d = f32x4.splat(e8m0Half(e));
+    const half = e8m0Half(e);
+    const d = f32x4.splat(half);
     store<u8>(o, <u8>e);
     // Byte 1 + j: code of weight j, and of weight j + 16 in the high nibble.
-    v128.store(o + 1, v128.or(codes16(xb, d), i8x16.shl(codes16(xb + 64, d), 4)));
+    if (e == 0) {
+      v128.store(o + 1, v128.or(codes16(xb, d, d, true), i8x16.shl(codes16(xb + 64, d, d, true), 4)));
+    } else {
+      const inverse = f32x4.splat(<f32>1.0 / half);
+      v128.store(o + 1, v128.or(codes16(xb, d, inverse, false), i8x16.shl(codes16(xb + 64, d, inverse, false), 4)));
+    }
   }
   return true;
 }

@@ -135,7 +135,7 @@ function encodeInWasm(
   const [blockSize, blockBytes] = BLOCK[id];
   const rows = src.length / rowLength;
   const rowBytes = (rowLength / blockSize) * blockBytes;
-  const out = new Uint8Array(rows * rowBytes);
+  const out = uninitializedBytes(rows * rowBytes); // every row is written below
   const chunkRows = Math.max(1, Math.floor(slabElements / rowLength));
   const n = Math.min(rows, chunkRows);
   const [srcAt, impAt, outAt, flagsAt, sumsAt, deqAt] = reserve(e, [n * rowLength * 4, importance ? rowLength * 4 : 0, n * rowBytes, n, 56, into ? rowLength * 4 : 0]);
@@ -283,7 +283,7 @@ function fastFloatEncode(encoder: 'encodeF16' | 'encodeBF16', reference: Codec):
   return (src, rowLength, importance) => {
     const e = exportsOf;
     if (!e || rowLength <= 0 || src.length % rowLength !== 0) return reference.encode(src, rowLength, importance);
-    const out = new Uint8Array(src.length * 2);
+    const out = uninitializedBytes(src.length * 2);
     const n = Math.min(src.length, ENCODE_CHUNK_VALUES);
     const [srcAt, outAt] = reserve(e, [n * 4, n * 2]);
     const heap = e.memory.buffer; // the calls below allocate nothing: it stays valid
@@ -297,4 +297,18 @@ function fastFloatEncode(encoder: 'encodeF16' | 'encodeBF16', reference: Codec):
     }
     return out;
   };
+}
+
+/** Node's Buffer.allocUnsafeSlow, where there is one (an own ArrayBuffer, never the pool). */
+const allocUnsafeSlow = (globalThis as { Buffer?: { allocUnsafeSlow(size: number): Uint8Array } }).Buffer?.allocUnsafeSlow;
+
+/**
+ * A plain Uint8Array of `size` bytes that the caller overwrites entirely: in Node its memory
+ * is not zeroed first (malloc, not calloc: a pass over the output fewer, when the allocator
+ * hands back memory it already had); in a browser, a zeroed one.
+ */
+function uninitializedBytes(size: number): Uint8Array {
+  if (!allocUnsafeSlow || size === 0) return new Uint8Array(size);
+  const b = allocUnsafeSlow(size);
+  return new Uint8Array(b.buffer, b.byteOffset, size);
 }
