@@ -41,7 +41,7 @@ describe('GPTQ on WebGPU', () => {
     cm = await openCalibrationModel(await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]));
     calib = await collectInputs(cm, CALIBRATION_STORY_TEXT, 512);
     held = await collectInputs(cm, EVAL_TEXT, 64);
-  });
+  }, 120_000); // the model's passes over both texts: over vitest's 10 s on a loaded 2-core machine
   afterAll(() => gpu?.destroy());
 
   const layer = (name: string) => {
