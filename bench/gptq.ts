@@ -10,6 +10,7 @@
 // then how often the two chose the same grid point and each one's layer output MSE on X
 // next to round-to-nearest's. Pipelines are compiled in a warm-up run that is not timed.
 // Without a hardware adapter this runs on SwiftShader (a CPU): then the GPU may be slower.
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';
 import { gptqQuantize, hessian, prepareHessian } from '../src/calibrate/gptq.ts';
@@ -56,7 +57,9 @@ for (let t = 0; t < n; t++) for (let c = 0; c < cols; c++) {
 }
 
 const gpu = await createNodeGpu({ label: 'bench-gptq' });
-console.log(`GPTQ bench: W ${rows} x ${cols}, X ${n} tokens, grid ${gridLabel(grid)}; GPU: ${gpu.description}`);
+// CPU columns = gptqQuantize − prep, two separate timings: on a loaded machine the
+// difference is noisy, so the load average is printed before and after.
+console.log(`GPTQ bench: W ${rows} x ${cols}, X ${n} tokens, grid ${gridLabel(grid)}; GPU: ${gpu.description}; load average ${loadavg()[0].toFixed(1)}`);
 // Warm-up: compile the pipelines.
 await gptqHessianGpu(gpu, x.subarray(0, 8 * cols), 8, cols);
 await gptqQuantizeGpu(gpu, w.subarray(0, 4 * cols), 4, cols, hessian(x.subarray(0, 64 * cols), 64, cols), { grid });
@@ -78,6 +81,7 @@ console.log(`GPTQ columns:      cpu ${f(cpuS - prepS)}  gpu ${f(columnsGpuS)}  g
 console.log(`GPTQ with prep:    cpu ${f(cpuS)}  gpu ${f(gpuS)}  gpu/cpu ${(gpuS / cpuS).toFixed(2)}`);
 console.log(`same grid point as the CPU: ${(sameGridPoints(got.values, cpu, got, grid, cols) * 100).toFixed(3)}% (GPU Hessian too: ${(sameGridPoints(fromGpuH.values, cpu, fromGpuH, grid, cols) * 100).toFixed(3)}%)`);
 console.log(`layer output MSE on X: cpu ${mse(cpu).toPrecision(5)}  gpu ${mse(got.values).toPrecision(5)}  gpu with GPU Hessian ${mse(fromGpuH.values).toPrecision(5)}  rtn ${mse(quantizeRtn(w, rows, cols, grid)).toPrecision(5)}`);
+console.log(`load average ${loadavg()[0].toFixed(1)}`);
 if (gpu.uncapturedErrors.length) console.log(`WebGPU errors: ${gpu.uncapturedErrors.join('; ')}`);
 gpu.destroy();
 process.exit(0);
