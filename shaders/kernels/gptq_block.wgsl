@@ -9,7 +9,7 @@
 // f32 throughout, as PyTorch's GPTQ runs. Needs lib/rounding.wgsl (div_rn, no_fuse) and
 // lib/f16.wgsl (Q4_0's f16 scale).
 //
-// Layouts: W and Q are column-major within the chunk, w[c * rows + r], so that the
+// Layouts: W and Q (the codes) are column-major within the chunk, w[c * rows + r], so that the
 // invocations of a workgroup read neighbouring words at every step; err[k * rows + r] with
 // k = col - col0; the U slab holds U's rows col0..col1-1 from column col0 on:
 // u[k * u_stride + (j - col0)] = U[col0 + k, j].
@@ -35,7 +35,7 @@ const GRID_Q4_0: u32 = 1u;
 override WG_SIZE: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read_write> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> q: array<f32>;
+@group(0) @binding(1) var<storage, read_write> q: array<f32>; // each weight's code (an integer)
 @group(0) @binding(2) var<storage, read_write> err: array<f32>;
 @group(0) @binding(3) var<storage, read> u: array<f32>;
 // (scale, zero) of each group and row: grid[g * rows + r]. Written when a column opens the
@@ -75,17 +75,23 @@ fn group_params(r: u32, col: u32) -> vec2<f32> {
   return vec2<f32>(scale, round(div_rn(-lo, scale))); // round: half to even, as torch.round
 }
 
-// grid.ts quantizeValue: x's value on the grid.
-fn grid_value(x: f32, g: vec2<f32>) -> f32 {
+// x's code on the grid (grid.ts q4_0Code, quantizeValue's q).
+fn grid_code(x: f32, g: vec2<f32>) -> f32 {
   if (p.kind == GRID_Q4_0) {
     let d = g.x;
     let id = select(0.0, div_rn(1.0, d), d != 0.0);
-    let code = clamp(trunc(no_fuse(x * id) + 8.5), 0.0, 15.0);
-    return (code - 8.0) * f16_bits_to_f32(f32_to_f16_bits(d));
+    return clamp(trunc(no_fuse(x * id) + 8.5), 0.0, 15.0);
   }
   // Plain f32 division per weight: div_rn, exact, cost as much again as the whole walk on
   // SwiftShader, and can only move a value that sits on a rounding tie.
-  let code = clamp(round(x / g.x) + g.y, 0.0, f32(p.maxq));
+  return clamp(round(x / g.x) + g.y, 0.0, f32(p.maxq));
+}
+
+// The code's value (grid.ts quantizeValue); gptq-gpu.ts computes the same f32 from the codes.
+fn grid_value(code: f32, g: vec2<f32>) -> f32 {
+  if (p.kind == GRID_Q4_0) {
+    return (code - 8.0) * f16_bits_to_f32(f32_to_f16_bits(g.x));
+  }
   return g.x * (code - g.y);
 }
 
@@ -109,8 +115,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k = col - p.col0;
     let urow = k * p.u_stride;
     let x = w[col * p.rows + r];
-    let qx = grid_value(x, g);
-    q[col * p.rows + r] = qx;
+    let code = grid_code(x, g);
+    let qx = grid_value(code, g);
+    q[col * p.rows + r] = code; // codes, not values: Q4_0's blocks need them (an f16 d of 0 hides them)
     let e = (x - qx) / u[urow + k];
     err[k * p.rows + r] = e;
     // In storage, not a private array: with dynamic indices that was 1.5-3x slower on

@@ -18,7 +18,7 @@ import { withErrorScopes } from '../gpu/quantize.ts';
 import { composeShader } from '../gpu/shaders.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../formats/float16.ts';
 import { GPTQ_BLOCK, prepareHessian, type GptqOptions } from './gptq.ts';
-import { gridGroup, type Grid } from './grid.ts';
+import { gridGroup, Q4_0_GROUP, type Grid } from './grid.ts';
 
 /** Cap on one buffer of a chunk (W, Q, X, a band of H): bounds the GPU memory one call holds. */
 export const GPTQ_MAX_CHUNK_BYTES = 128 * 1024 * 1024;
@@ -29,12 +29,16 @@ const TILE = 4;
 const TILE_WG = 8;
 /** Zero columns after each row of a U slab: gptq_update.wgsl reads a tile's 4 columns unguarded. */
 const SLAB_PAD = 4;
+/** ggml's block_q4_0: f16 d and 16 bytes of nibbles. */
+const Q4_0_BLOCK_BYTES = 18;
 /** Uniform slots: minUniformBufferOffsetAlignment is at most 256 on every device. */
 const UNIFORM_SLOT = 256;
 
 export interface GptqGpuResult {
   /** rows x cols: the quantized weights (each a grid value), f32. */
   values: Float32Array;
+  /** rows x cols: each weight's code (INT: 0..2^bits − 1; Q4_0: 0..15, value (code − 8) · f16(d)). */
+  codes: Uint8Array;
   /** rows x groups: each group's scale (Q4_0: the f32 d, before its f16 rounding). */
   scales: Float32Array;
   /** rows x groups: each group's zero point (Q4_0: 8). */
@@ -148,6 +152,7 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
   const [blockPipe, updatePipe] = await gptqPipelines(gpu);
 
   const values = new Float32Array(rows * cols);
+  const codes = new Uint8Array(rows * cols);
   const scales = new Float32Array(rows * groups);
   const zeros = new Float32Array(rows * groups);
   const stats = { chunks: 0, rowsPerChunk, dispatches: 0 };
@@ -225,15 +230,43 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
       for (const buf of [wBuf, qBuf, errBuf, gridBuf, uniforms]) buf.destroy();
       for (let r = 0; r < n; r++) {
         const o = (r0 + r) * cols;
-        for (let c = 0; c < cols; c++) values[o + c] = q[c * padded + r];
         for (let k = 0; k < groups; k++) {
           scales[(r0 + r) * groups + k] = g[2 * (k * padded + r)];
           zeros[(r0 + r) * groups + k] = g[2 * (k * padded + r) + 1];
         }
+        for (let c = 0; c < cols; c++) {
+          const k = (r0 + r) * groups + Math.floor(c / group);
+          codes[o + c] = q[c * padded + r];
+          values[o + c] = codeValue(grid, codes[o + c], scales[k], zeros[k]);
+        }
       }
     }
   });
-  return { values, scales, zeros, stats };
+  return { values, codes, scales, zeros, stats };
+}
+
+/** A code's value, the f32 gptq_block.wgsl's grid_value computes (one rounding: exact here too). */
+export function codeValue(grid: Grid, code: number, scale: number, zero: number): number {
+  return grid.kind === 'q4_0' ? (code - 8) * f16BitsToF32(f32ToF16Bits(scale)) : Math.fround(scale * (code - zero));
+}
+
+/**
+ * Q4_0 blocks (ggml's block_q4_0: f16 d, then element j in the low nibble of byte j and
+ * element j + 16 in its high nibble) from a GPU result on the 'q4_0' grid: what gptqQ4_0
+ * writes, the file's bytes.
+ */
+export function q4_0BlocksFromGpu(result: GptqGpuResult, rows: number, cols: number): Uint8Array {
+  if (cols % Q4_0_GROUP !== 0) throw new RangeError(`Q4_0 needs rows of a multiple of ${Q4_0_GROUP} values, not ${cols}`);
+  const blocks = (rows * cols) / Q4_0_GROUP;
+  const bytes = new Uint8Array(blocks * Q4_0_BLOCK_BYTES);
+  for (let b = 0; b < blocks; b++) {
+    const at = b * Q4_0_BLOCK_BYTES;
+    const d = f32ToF16Bits(result.scales[b]);
+    bytes[at] = d & 0xff;
+    bytes[at + 1] = d >> 8;
+    for (let j = 0; j < 16; j++) bytes[at + 2 + j] = result.codes[b * Q4_0_GROUP + j] | (result.codes[b * Q4_0_GROUP + j + 16] << 4);
+  }
+  return bytes;
 }
 
 /** The distance between neighbouring grid points of a group: its scale (Q4_0: the f16 d). */
