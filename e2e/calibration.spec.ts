@@ -78,3 +78,25 @@ test('the Calibration tab downloads the GPTQ Q4_0 GGUF: the file quantlab quanti
   expect(dropped.equals(readFileSync(join(dir, 'cli.gguf')))).toBe(true);
   expect(dropped.equals(builtIn)).toBe(false);
 });
+
+test('the Calibration tab downloads the AWQ Q4_K_M GGUF quantlab quantize --preset Q4_K_M --awq writes; GPTQ says why stories260K has no Q4_K weight for it', async ({ app, page }, info) => {
+  await app.open();
+  await app.loadSample();
+  const panel = await app.openTab('Calibration');
+  const sample = join(ROOT, 'public/samples/stories260K.gguf');
+  await panel.getByLabel('Calibration method').selectOption('AWQ');
+  await panel.getByLabel('Export type').selectOption('Q4_K_M');
+  const download = page.waitForEvent('download', { timeout: 180_000 });
+  await panel.getByRole('button', { name: 'Download AWQ Q4_K_M GGUF' }).click();
+  const got = info.outputPath('awq.gguf');
+  await (await download).saveAs(got);
+  await expect(panel.getByRole('status').filter({ hasText: 'Wrote model-AWQ-Q4_K_M.gguf' })).toBeVisible();
+  const want = info.outputPath('cli-awq.gguf');
+  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'quantize', sample, '-o', want, '--preset', 'Q4_K_M', '--awq'], { cwd: ROOT, stdio: 'pipe' });
+  expect(readFileSync(got).equals(readFileSync(want))).toBe(true);
+
+  // stories260K's rows (64, 172) make every Q4_K fall back: GPTQ has nothing to write, and says so.
+  await panel.getByLabel('Calibration method').selectOption('GPTQ');
+  await panel.getByRole('button', { name: 'Download GPTQ Q4_K_M GGUF' }).click();
+  await expect(panel.getByRole('status').filter({ hasText: 'Export stopped' })).toContainText(/q4_0 or q4_K|Q4_0 or Q4_K/i);
+});

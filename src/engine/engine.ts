@@ -22,7 +22,8 @@ import { evaluateModel, type EvalOptions, type ModelEval } from '../model/eval.t
 import { openCalibrationModel } from '../calibrate/activations.ts';
 import { compareCalibration, CPU_GPTQ, type CalibrationComparison, type GptqRunner } from '../calibrate/compare.ts';
 import { gptqQuantizeGpu } from '../calibrate/gptq-gpu.ts';
-import { gptqQ4_0Export, type GptqExportOptions } from '../calibrate/gptq-export.ts';
+import { gptqExport, type GptqExportOptions } from '../calibrate/gptq-export.ts';
+import { awqExport, type AwqExportOptions } from '../calibrate/awq-export.ts';
 import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
 import { llamaConfig } from '../model/llama.ts';
 import { ggufView } from '../model/weights.ts';
@@ -501,27 +502,35 @@ export class Engine {
    * Quantizes the loaded model to a GGUF file (export.ts: byte-identical to llama-quantize),
    * handing the file to `sink` chunk by chunk; resolves with the bytes written. The GPU
    * quantizes the types it has codecs for; cancel() stops it with CancelledError.
-   * `gptq`: the q4_0 tensors a calibration pass sees get GPTQ's blocks from that text
+   * `gptq`: the q4_0/q4_K tensors a calibration pass sees get GPTQ's blocks from that text
    * (default: the built-in one; calibrate/gptq-export.ts), as `quantlab quantize --gptq`.
+   * `awq`: AWQ's scales from that text, folded into the previous operations, then the usual
+   * export of the scaled model (calibrate/awq-export.ts), as `quantlab quantize --awq`.
    */
   async exportGguf(
     mode: PlanMode,
     overrides: readonly TensorTypeOverride[] = [],
     sink: (chunk: Uint8Array) => void | Promise<void>,
     onProgress?: (p: ExportProgress) => void,
-    more: Omit<ExportRequest, 'mode' | 'overrides'> & Pick<ExportOptions, 'cpu' | 'onTensor' | 'measure'> & { gptq?: GptqExportOptions } = {},
+    more: Omit<ExportRequest, 'mode' | 'overrides'> & Pick<ExportOptions, 'cpu' | 'onTensor' | 'measure'> & { gptq?: GptqExportOptions; awq?: AwqExportOptions } = {},
   ): Promise<number> {
     await this.ensureGpu();
-    const source = await exportSourceFor(this.loadedModel());
+    let source = await exportSourceFor(this.loadedModel());
     const abort = new AbortController();
     this.exportAbort = abort;
     const gpu = this.compute();
     try {
       let precomputed = more.precomputed;
-      if (more.gptq) {
+      const calibrated = more.gptq ? 'GPTQ' : more.awq ? 'AWQ' : null;
+      if (calibrated) {
         const rtn = planExport(source, { mode, overrides, options: more.options });
-        const step = (p: Progress) => onProgress?.({ ...p, label: `GPTQ: ${p.label}`, tensorsDone: 0, tensorCount: rtn.tensors.length });
-        precomputed = await gptqQ4_0Export(this.loadedModel(), source, rtn, { ...more.gptq, signal: abort.signal, onProgress: step });
+        const step = (p: Progress) => onProgress?.({ ...p, label: `${calibrated}: ${p.label}`, tensorsDone: 0, tensorCount: rtn.tensors.length });
+        if (more.gptq) precomputed = await gptqExport(this.loadedModel(), source, rtn, { ...more.gptq, signal: abort.signal, onProgress: step });
+        if (more.awq) {
+          const awq = await awqExport(this.loadedModel(), source, rtn, { ...more.awq, signal: abort.signal, onProgress: step });
+          source = awq.source;
+          precomputed = awq.precomputed;
+        }
       }
       const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix, precomputed });
       const chunks = exportGguf(source, plan, {

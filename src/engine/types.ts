@@ -90,6 +90,7 @@ export interface Progress {
 /** The page's export options: `gptq` (with a Q4_0 mode) writes GPTQ's Q4_0 blocks from that calibration text (default: built-in). */
 export interface ExportJobOptions {
   gptq?: { text?: string; dataset?: string };
+  awq?: { text?: string; dataset?: string };
   /** An importance matrix file for every tensor's quantization (llama-quantize --imatrix). */
   imatrix?: File;
 }

@@ -74,6 +74,7 @@ const api = {
       onProgress && ((p) => onProgress({ done: p.done, total: p.total, label: p.label })),
       {
         gptq: options.gptq,
+        awq: options.awq,
         // Read again for each export (it is small): the page keeps the file, so a restarted worker has it too.
         imatrix: options.imatrix && { matrix: await readImatrix(blobSource(options.imatrix)), fileArgument: options.imatrix.name },
       },

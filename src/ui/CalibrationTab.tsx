@@ -10,6 +10,9 @@ import { ErrorAlert, ProgressLine } from './Status.tsx';
 
 type Comparison = Awaited<ReturnType<typeof engine.compareCalibration>>;
 
+/** What a calibrated export can write: GPTQ's grids are Q4_0's and Q4_K's (calibrate/gptq-export.ts). */
+const EXPORT_TARGETS = ['Q4_0', 'Q4_K_S', 'Q4_K_M'] as const;
+
 // Okabe-Ito, one per method.
 const COLORS = ['#999999', '#56B4E9', '#0072B2', '#E69F00', '#D55E00'];
 
@@ -36,6 +39,8 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
   const [exporting, setExporting] = useState<Progress | null>(null);
   const [exportMessage, setExportMessage] = useState<string | null>(null);
   const [imatrixProgress, setImatrixProgress] = useState<Progress | null>(null);
+  const [exportMethod, setExportMethod] = useState<'GPTQ' | 'AWQ'>('GPTQ');
+  const [exportTarget, setExportTarget] = useState<(typeof EXPORT_TARGETS)[number]>('Q4_0');
   const { imatrix, setImatrix } = useApp();
 
   const pickText = async (file: File | undefined) => {
@@ -92,15 +97,20 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
     await sink.close();
   };
 
-  /** The model as Q4_0 with GPTQ's blocks in the layer weights (quantlab quantize --type q4_0 --gptq), as a download. */
-  const exportGptq = async () => {
-    const fileName = 'model-GPTQ-Q4_0.gguf';
+  /**
+   * The model exported with GPTQ's blocks in its Q4_0/Q4_K layer weights, or with AWQ's
+   * folded scales (quantlab quantize --type q4_0 / --preset P, --gptq or --awq), as a download.
+   */
+  const exportCalibrated = async () => {
+    const fileName = `model-${exportMethod}-${exportTarget}.gguf`;
     setExportMessage(null);
     const sink = downloadSink(fileName);
-    setExporting({ done: 0, total: 1, label: 'GPTQ: reading the weights…' });
+    setExporting({ done: 0, total: 1, label: `${exportMethod}: reading the weights…` });
     try {
-      const gptq = text ? { text: text.content, dataset: text.name } : {};
-      const written = await engine.exportGguf({ type: 'q4_0' }, [], (chunk) => sink.write(chunk), setExporting, { gptq });
+      const calibration = text ? { text: text.content, dataset: text.name } : {};
+      const mode = exportTarget === 'Q4_0' ? { type: 'q4_0' } : { preset: exportTarget };
+      const options = exportMethod === 'GPTQ' ? { gptq: calibration } : { awq: calibration };
+      const written = await engine.exportGguf(mode, [], (chunk) => sink.write(chunk), setExporting, options);
       await sink.close();
       setExportMessage(`Wrote ${fileName}: ${formatBytes(written)}.`);
     } catch (e) {
@@ -118,9 +128,9 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
         Runs the model over a calibration text and quantizes every layer's weight at about 4 bits five ways: round-to-nearest
         (INT4, groups of {group}), Q4_K without and with the text's importance matrix (as llama-imatrix computes it), AWQ and
         GPTQ (same INT4 grid as RTN). Each is scored by its layer output error ‖XWᵀ − XŴᵀ‖² / (rows · tokens) on held-out text
-        (the Model output tab's story), so the calibration text is never what the score is measured on. AWQ's inverse
-        per-channel scale would be folded into the previous op (the RMSNorm weight) in a deployed model; here it is kept
-        explicit, since AWQ export to GGUF is not done.
+        (the Model output tab's story), so the calibration text is never what the score is measured on. Here AWQ's inverse
+        per-channel scale is kept explicit; its export below folds it into the previous operation (the RMSNorm weight, or the
+        rows of the linear before), so the GGUF is a plain one.
         {architecture !== 'llama' && ' Needs a Llama-family model.'}
       </p>
       <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }}>
@@ -170,15 +180,34 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
         )}
         <ProgressLine progress={imatrixProgress} onCancel={() => engine.cancel()} label="Importance matrix progress" />
       </div>
-      <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }} aria-label="GPTQ export">
-        <button type="button" onClick={exportGptq} disabled={exporting !== null || progress !== null}>
-          Download GPTQ Q4_0 GGUF
+      <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }} aria-label="Calibrated export">
+        <label>
+          Export with{' '}
+          <select aria-label="Calibration method" value={exportMethod} onChange={(e) => setExportMethod(e.target.value as 'GPTQ' | 'AWQ')}>
+            <option value="GPTQ">GPTQ</option>
+            <option value="AWQ">AWQ</option>
+          </select>
+        </label>
+        <label>
+          as{' '}
+          <select aria-label="Export type" value={exportTarget} onChange={(e) => setExportTarget(e.target.value as (typeof EXPORT_TARGETS)[number])}>
+            {EXPORT_TARGETS.map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" onClick={exportCalibrated} disabled={exporting !== null || progress !== null}>
+          Download {exportMethod} {exportTarget} GGUF
         </button>
         <span className="muted">
-          Q4_0 with GPTQ's blocks (from the calibration text above) in every layer weight, the rest as llama-quantize's Q4_0; runs in
-          llama.cpp.
+          {exportMethod === 'GPTQ'
+            ? "GPTQ's blocks (from the calibration text above) in every Q4_0/Q4_K layer weight, the rest as llama-quantize's"
+            : "AWQ's per-channel scales (from the calibration text above) folded into the norms and the previous linears, then llama-quantize's quantization"}
+          ; runs in llama.cpp.
         </span>
-        <ProgressLine progress={exporting} onCancel={() => engine.cancel()} label="GPTQ export progress" />
+        <ProgressLine progress={exporting} onCancel={() => engine.cancel()} label="Calibrated export progress" />
         {exportMessage && <span role="status">{exportMessage}</span>}
       </div>
       <ErrorAlert message={error} />
