@@ -107,6 +107,3 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
   ];
   return { tensors, keys, method: 'gptq', types, dataset, textTokens: tokens.length, chunk, chunks };
 }
-
-/** The engine's name for it (engine/engine.ts), from when it wrote Q4_0 blocks only. */
-export const gptqQ4_0Export = gptqExport;
