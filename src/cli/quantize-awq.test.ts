@@ -37,7 +37,7 @@ const run = promisify(execFile);
 let dir: string;
 const path = (name: string) => join(dir, name);
 const open = async (p: string) => loadModel([await fileSource(p)]);
-/** The synthetic Llama: rows of 256 and 768, n_head_kv = n_head (attn_output scaled too); a third of the text (1408 tokens). */
+/** The synthetic Llama: rows of 256 and 768, n_head_kv = n_head (attn_output scaled too). */
 const SYNTHETIC = () => path('synthetic.gguf');
 const THIRD = () => path('calibration-third.txt');
 
@@ -47,40 +47,46 @@ beforeAll(async () => {
   writeFileSync(THIRD(), CALIBRATION_STORY_TEXT.slice(0, CALIBRATION_STORY_TEXT.length / 3));
   for (const [out, input, args] of [
     ['rtn.gguf', STORIES, ['--type', 'q4_0']],
-    ['awq.gguf', STORIES, ['--type', 'q4_0', '--awq']],
     ['rtn-q4km.gguf', STORIES, ['--preset', 'Q4_K_M']],
     ['awq-q4km.gguf', STORIES, ['--preset', 'Q4_K_M', '--awq']],
     ['syn-q4km.gguf', SYNTHETIC(), ['--preset', 'Q4_K_M']],
   ] as const) {
     const r = await runInProcess(['quantize', input, '-o', path(out), ...args]);
     expect(r.code, r.stderr).toBe(0);
-    if (out === 'awq.gguf') {
+    if (out === 'awq-q4km.gguf') {
       expect(r.stdout).toMatch(/AWQ: 30 tensors scaled in 15 groups \(α [\d.]+\.\.[\d.]+; .*\) from quantlab built-in calibration text \(1491 tokens, 2 chunks of 512\)/);
       for (let i = 0; i < 5; i++) expect(r.stdout).toContain(`AWQ: not scaled: blk.${i}.attn_output.weight: n_head 8 != n_head_kv 4`);
     }
   }
-  // The synthetic Llama's AWQ file as the CLI's CPU export writes it, from the one search the
-  // tests share (it takes a minute or two).
+  // The other AWQ files as the CLI's CPU export writes them, from the searches the tests
+  // share (each search takes from seconds to a minute: done once).
+  const write = async (name: string, awq: AwqExport, mode: PlanMode) => {
+    const plan = planExport(awq.source, { mode, precomputed: awq.precomputed });
+    const parts: Uint8Array[] = [];
+    await writeStream(exportGguf(awq.source, plan, {}), (c) => void parts.push(c.slice()));
+    writeFileSync(path(name), Buffer.concat(parts));
+  };
+  await write('awq.gguf', (await awqFor('stories', { type: 'q4_0' })).awq, { type: 'q4_0' });
   const { awq } = await awqFor('synthetic', { preset: 'Q4_K_M' });
   expect(awq.groups.flatMap((g) => g.linears)).toHaveLength(14);
   expect(awq.skipped).toEqual([]);
-  const plan = planExport(awq.source, { mode: { preset: 'Q4_K_M' }, precomputed: awq.precomputed });
-  const parts: Uint8Array[] = [];
-  await writeStream(exportGguf(awq.source, plan, {}), (c) => void parts.push(c.slice()));
-  writeFileSync(path('syn-awq-q4km.gguf'), Buffer.concat(parts));
+  await write('syn-awq-q4km.gguf', awq, { preset: 'Q4_K_M' });
 }, 400_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const searched = new Map<string, Promise<{ model: ModelIndex; awq: AwqExport }>>();
 
-/** AWQ's export of stories260K (built-in text) or the synthetic Llama (a third of it, chunks of 256), once per mode. */
+/**
+ * AWQ's export of stories260K (built-in text) or the synthetic Llama (a sixth of it: 2 chunks
+ * of 256 byte tokens; its search costs a minute per 1,000 tokens), once per mode.
+ */
 function awqFor(input: 'stories' | 'synthetic', mode: PlanMode): Promise<{ model: ModelIndex; awq: AwqExport }> {
   const key = `${input} ${JSON.stringify(mode)}`;
   if (!searched.has(key)) {
     searched.set(key, (async () => {
       const model = await open(input === 'synthetic' ? SYNTHETIC() : STORIES);
       const source = await exportSourceFor(model);
-      const options = input === 'synthetic' ? { text: CALIBRATION_STORY_TEXT.slice(0, CALIBRATION_STORY_TEXT.length / 3), chunk: 256 } : {};
+      const options = input === 'synthetic' ? { text: CALIBRATION_STORY_TEXT.slice(0, CALIBRATION_STORY_TEXT.length / 6), chunk: 256 } : {};
       return { model, awq: await awqExport(model, source, planExport(source, { mode }), options) };
     })());
   }
@@ -207,11 +213,14 @@ describe('quantlab quantize --awq', () => {
   });
 
   it('from safetensors + config.json (converted; Q/K rows permuted): the same file as from the GGUF', async () => {
-    const out = path('awq-st.gguf');
+    // A short calibration (a third of the text, chunks of 128): two searches of seconds.
+    const short = ['--type', 'q4_0', '--awq', '--text', THIRD(), '--chunk', '128'];
     const inputs = ['stories260K.f32.safetensors', 'stories260K.config.json', 'tok512.model'].map((f) => join(FIXTURE_MODELS, f));
-    const r = await runInProcess(['quantize', ...inputs, '-o', out, '--type', 'q4_0', '--awq']);
-    expect(r.code, r.stderr).toBe(0);
-    const [a, b] = [await open(out), await open(path('awq.gguf'))];
+    for (const [from, out] of [[inputs, path('awq-st.gguf')], [[STORIES], path('awq-short.gguf')]] as const) {
+      const r = await runInProcess(['quantize', ...from, '-o', out, ...short]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const [a, b] = [await open(path('awq-st.gguf')), await open(path('awq-short.gguf'))];
     expect(a.tensors.map((t) => t.name)).toEqual(b.tensors.map((t) => t.name));
     for (const [i, t] of a.tensors.entries()) {
       expect(Buffer.from(await readTensorBytes(a, t)).equals(Buffer.from(await readTensorBytes(b, b.tensors[i]))), t.name).toBe(true);
