@@ -79,11 +79,17 @@ test('the Calibration tab downloads the GPTQ Q4_0 GGUF: the file quantlab quanti
   expect(dropped.equals(builtIn)).toBe(false);
 });
 
-test('the Calibration tab downloads the AWQ Q4_K_M GGUF quantlab quantize --preset Q4_K_M --awq writes; GPTQ says why stories260K has no Q4_K weight for it', async ({ app, page }, info) => {
+test('the Calibration tab downloads the AWQ Q4_K_M GGUF quantlab quantize --preset Q4_K_M --awq --text writes; GPTQ says why stories260K has no Q4_K weight for it', async ({ app, page }, info) => {
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Calibration');
   const sample = join(ROOT, 'public/samples/stories260K.gguf');
+  // A short dropped text keeps both searches (here and the CLI's) to seconds.
+  const dir = info.outputPath('text');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'short.txt'), 'The cat sat on the mat and looked at the sun. '.repeat(30));
+  await panel.getByLabel('Calibration text file').setInputFiles(join(dir, 'short.txt'));
+  await expect(panel.getByTestId('calibration-text-name')).toContainText('short.txt');
   await panel.getByLabel('Calibration method').selectOption('AWQ');
   await panel.getByLabel('Export type').selectOption('Q4_K_M');
   const download = page.waitForEvent('download', { timeout: 180_000 });
@@ -91,9 +97,8 @@ test('the Calibration tab downloads the AWQ Q4_K_M GGUF quantlab quantize --pres
   const got = info.outputPath('awq.gguf');
   await (await download).saveAs(got);
   await expect(panel.getByRole('status').filter({ hasText: 'Wrote model-AWQ-Q4_K_M.gguf' })).toBeVisible();
-  const want = info.outputPath('cli-awq.gguf');
-  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'quantize', sample, '-o', want, '--preset', 'Q4_K_M', '--awq'], { cwd: ROOT, stdio: 'pipe' });
-  expect(readFileSync(got).equals(readFileSync(want))).toBe(true);
+  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'quantize', sample, '-o', 'cli-awq.gguf', '--preset', 'Q4_K_M', '--awq', '--text', 'short.txt'], { cwd: dir, stdio: 'pipe' });
+  expect(readFileSync(got).equals(readFileSync(join(dir, 'cli-awq.gguf')))).toBe(true);
 
   // stories260K's rows (64, 172) make every Q4_K fall back: GPTQ has nothing to write, and says so.
   await panel.getByLabel('Calibration method').selectOption('GPTQ');
