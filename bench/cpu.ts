@@ -28,18 +28,22 @@ export type GgmlQuantize = (ggmlType: number, values: Float32Array, rowLength: n
 function timeCpu(fn: () => void, minSeconds = 0.1, roundSeconds = 0.01): number {
   let best = Infinity;
   const start = performance.now();
-  do {
-    let calls = 0;
-    const t0 = performance.now();
-    let t = t0;
-    do {
-      fn();
-      calls++;
-      t = performance.now();
-    } while ((t - t0) / 1000 < roundSeconds);
-    best = Math.min(best, (t - t0) / 1000 / calls);
-  } while ((performance.now() - start) / 1000 < minSeconds);
+  do best = Math.min(best, secondsPerCall(fn, roundSeconds));
+  while ((performance.now() - start) / 1000 < minSeconds);
   return best;
+}
+
+/** One round: seconds per call of fn, called until `roundSeconds` have passed. */
+export function secondsPerCall(fn: () => void, roundSeconds: number): number {
+  let calls = 0;
+  const t0 = performance.now();
+  let t = t0;
+  do {
+    fn();
+    calls++;
+    t = performance.now();
+  } while ((t - t0) / 1000 < roundSeconds);
+  return (t - t0) / 1000 / calls;
 }
 
 /**
@@ -55,15 +59,7 @@ function timeCpuAlternating(fns: (() => void)[], minSeconds = 0.1, roundSeconds 
   const start = performance.now();
   do {
     fns.forEach((fn, k) => {
-      let calls = 0;
-      const t0 = performance.now();
-      let t = t0;
-      do {
-        fn();
-        calls++;
-        t = performance.now();
-      } while ((t - t0) / 1000 < roundSeconds);
-      best[k] = Math.min(best[k], (t - t0) / 1000 / calls);
+      best[k] = Math.min(best[k], secondsPerCall(fn, roundSeconds));
     });
   } while ((performance.now() - start) / 1000 < minSeconds * fns.length);
   return best;

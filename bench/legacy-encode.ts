@@ -13,9 +13,10 @@
 // (256 x 1024 Gaussians, std 0.02, seed 1234).
 import { readFileSync } from 'node:fs';
 import { WASM_OUTPUT, buildWasm } from '../scripts/build-wasm.mjs';
-import { installFastCodecs } from '../src/quant/fast/wasm-codecs.ts';
+import { WASM_IMPORTS, installFastCodecs } from '../src/quant/fast/wasm-codecs.ts';
 import { quantType, type QuantType } from '../src/quant/types.ts';
 import { gaussians } from '../src/testing/random.ts';
+import { secondsPerCall } from './cpu.ts';
 
 const TYPE_CODES: Record<string, number> = { q4_0: 0, q4_1: 1, q5_0: 2, q5_1: 3, q8_0: 4 };
 const BLOCK_BYTES: Record<string, number> = { q4_0: 18, q4_1: 20, q5_0: 22, q5_1: 24, q8_0: 34 };
@@ -33,15 +34,7 @@ function arg(name: string): string | undefined {
 
 /** Calls per second of fn over at least `seconds`. */
 function rate(fn: () => void, seconds = 0.005): number {
-  let calls = 0;
-  const t0 = performance.now();
-  let t = t0;
-  do {
-    fn();
-    calls++;
-    t = performance.now();
-  } while (t - t0 < seconds * 1000);
-  return (calls * 1000) / (t - t0);
+  return 1 / secondsPerCall(fn, seconds);
 }
 
 const rows = 256;
@@ -71,7 +64,7 @@ for (const id of types) {
   const columns: Column[] = [];
   const outputs: Uint8Array[] = [];
   modules.forEach((module, m) => {
-    const e = new WebAssembly.Instance(module, { env: { abort: () => { throw new Error('abort'); } } }).exports as unknown as Exports;
+    const e = new WebAssembly.Instance(module, WASM_IMPORTS).exports as unknown as Exports;
     const base = (e.heapBase() + 15) & ~15;
     const outAt = base + values.length * 4;
     const flagsAt = outAt + (values.length / 32) * BLOCK_BYTES[id];

@@ -6,7 +6,7 @@
 // groups' summed search losses are below round-to-nearest's; in llama.cpp the whole model's KL
 // to F32 is lower than RTN's (stories260K Q4_0 and Q4_K_M, the synthetic Llama's Q4_K_M).
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -28,7 +28,7 @@ import type { PlanMode } from '../quant/presets.ts';
 import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
 import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { BUILTIN_DATASET } from './calibrate.ts';
-import { runInProcess } from './testing.ts';
+import { expectQuantizeRefused, runInProcess } from './testing.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
@@ -234,11 +234,6 @@ describe('quantlab quantize --awq', () => {
     [['--type', 'q4_0', '--awq', '--backend', 'webgpu'], /--awq exports on the CPU: no --backend webgpu with it/],
     [['--type', 'q4_0', '--chunk', '64'], /--text and --chunk go with --gptq or --awq/],
   ])('%j fails with one line and leaves no file', async (args, message) => {
-    const out = path('refused.gguf');
-    const r = await runInProcess(['quantize', STORIES, '-o', out, ...args]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(message);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
+    await expectQuantizeRefused(STORIES, path('refused.gguf'), args, message);
   });
 });

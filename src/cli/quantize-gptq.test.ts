@@ -6,7 +6,7 @@
 // closer to F32 on held-out text (the eval text, not the calibration text) than the plain
 // round-to-nearest Q4_0 export's, in our forward pass and in llama.cpp's.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -31,7 +31,7 @@ import { quantType } from '../quant/types.ts';
 import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
 import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { BUILTIN_DATASET } from './calibrate.ts';
-import { runInProcess } from './testing.ts';
+import { expectQuantizeRefused, runInProcess } from './testing.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
@@ -237,12 +237,7 @@ describe('quantlab quantize --gptq', () => {
     [['--type', 'q4_0', '--text', 'calib.txt'], /--text and --chunk go with --gptq/],
     [['--type', 'q4_0', '--gptq', '--text', '/nonexistent/calib.txt'], /nonexistent\/calib\.txt: at byte 0: cannot read the text \(ENOENT\)/],
   ])('%j fails with one line and leaves no file', async (args, message) => {
-    const out = path('refused.gguf');
-    const r = await runInProcess(['quantize', STORIES, '-o', out, ...args]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(message);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
+    await expectQuantizeRefused(STORIES, path('refused.gguf'), args, message);
   });
 });
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
-import { runInProcess } from './testing.ts';
+import { expectQuantizeRefused, runInProcess } from './testing.ts';
 import { SWIFTSHADER_ICD } from '../gpu/gpu-test-setup.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
 import { buildGgufImatrix, toolImatrixOptions } from '../testing/imatrix-file.ts';
@@ -90,12 +90,7 @@ describe('quantlab quantize', () => {
     [['--preset', 'Q4_0', '--type', 'q4_0'], /give one of --preset P or --type T/],
     [['--preset', 'Q4_0', '--imatrix', '/nonexistent/imatrix.gguf'], /nonexistent\/imatrix\.gguf: at byte 0: cannot open the importance matrix \(ENOENT\)/],
   ])('%j fails with one line and leaves no file', async (args, message, input = 'stories') => {
-    const out = join(dir, `refused-${refusals++}.gguf`);
-    const { code, stderr } = await runInProcess(['quantize', input === 'stories' ? STORIES : synthetic, '-o', out, ...args]);
-    expect(code).toBe(1);
-    expect(stderr).toMatch(message);
-    expect(stderr.trim().split('\n')).toHaveLength(1);
-    expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
+    await expectQuantizeRefused(input === 'stories' ? STORIES : synthetic, join(dir, `refused-${refusals++}.gguf`), args, message);
   });
 
   it('--imatrix (a GGUF imatrix) and --tensor-type: byte-identical to llama-quantize given the same, with its quantize.imatrix.* keys', async () => {

@@ -1,4 +1,6 @@
 // Test support for the CLI: run main() in this process and capture what it prints.
+import { existsSync } from 'node:fs';
+import { expect } from 'vitest';
 import { main } from './main.ts';
 
 /** `stderrIsTTY`: run as on a terminal (live progress lines; default: as off one). */
@@ -7,4 +9,16 @@ export async function runInProcess(args: readonly string[], { stderrIsTTY = fals
   let stderr = '';
   const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY });
   return { code, stdout, stderr };
+}
+
+/**
+ * `quantlab quantize INPUT -o OUT ARGS...` must be refused: exit 1, one stderr line matching
+ * `message`, and neither OUT nor OUT.part left behind.
+ */
+export async function expectQuantizeRefused(input: string, out: string, args: readonly string[], message: RegExp): Promise<void> {
+  const { code, stderr } = await runInProcess(['quantize', input, '-o', out, ...args]);
+  expect(code).toBe(1);
+  expect(stderr).toMatch(message);
+  expect(stderr.trim().split('\n')).toHaveLength(1);
+  expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
 }

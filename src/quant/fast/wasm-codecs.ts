@@ -57,12 +57,16 @@ export const FAST_TYPE_IDS: readonly string[] = Object.keys(TYPE_CODES);
 /** The float type ids that have a fast encoder only. */
 export const FAST_FLOAT_TYPE_IDS: readonly string[] = Object.keys(FLOAT_ENCODERS);
 
+/**
+ * What the module imports. log2: mxfp4's shared exponent near a power of two, where only the
+ * reference's own Math.log2 rounds as it does (wasm/mxfp4.ts sharedExponent).
+ */
+export const WASM_IMPORTS = { env: { abort: wasmAbort, log2: Math.log2 } };
+
 /** Instantiate the module (synchronously: Node, or a worker) and switch the fast codecs on. */
 export function installFastCodecs(module: WebAssembly.Module | BufferSource): void {
   const compiled = module instanceof WebAssembly.Module ? module : new WebAssembly.Module(module);
-  // log2: mxfp4's shared exponent near a power of two, where only the reference's own
-  // Math.log2 rounds as it does (wasm/mxfp4.ts sharedExponent).
-  const instance = new WebAssembly.Instance(compiled, { env: { abort: wasmAbort, log2: Math.log2 } });
+  const instance = new WebAssembly.Instance(compiled, WASM_IMPORTS);
   exportsOf = instance.exports as unknown as Exports;
 }
 
