@@ -99,12 +99,21 @@ export async function openCalibrationModel(model: ModelIndex): Promise<Calibrati
   };
 }
 
+/**
+ * A layer's linear weights in the order their inputs become known: a stage's inputs depend
+ * on the stages before it alone (q/k/v read the normed residual; the output projection
+ * reads attention over q/k/v; gate/up the normed residual after it; down gate/up's product).
+ * AutoGPTQ's "true sequential" groups for Llama (inside_layer_modules).
+ */
+export const LAYER_STAGES = [['attn_q', 'attn_k', 'attn_v'], ['attn_output'], ['ffn_gate', 'ffn_up'], ['ffn_down']] as const;
+
+/** Layer il's weights of one stage, by GGUF name. */
+export const stageWeightNames = (il: number, stage: readonly string[]) => stage.map((w) => `blk.${il}.${w}.weight`);
+
 /** The blk.* weights (GGUF names) whose products a calibration pass sees, in forward order. */
 export function linearWeightNames(config: LlamaConfig): string[] {
   const out: string[] = [];
-  for (let i = 0; i < config.nLayer; i++) {
-    for (const w of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down']) out.push(`blk.${i}.${w}.weight`);
-  }
+  for (let i = 0; i < config.nLayer; i++) for (const stage of LAYER_STAGES) out.push(...stageWeightNames(i, stage));
   return out;
 }
 
@@ -133,6 +142,81 @@ export async function runCalibration(
     await model.forward(c, model.newCache(c.length));
     options.onChunk?.(i + 1, chunks.length);
   }
+}
+
+/**
+ * A calibration pass for GPTQ as its reference runs it (IST-DASLab/gptq llama.py
+ * llama_sequential; by stages as AutoGPTQ's true_sequential): the chunks go through the
+ * model one layer at a time, and through a layer stage by stage (LAYER_STAGES). The inputs
+ * of a stage's weights are collected over every chunk with the model's weights as they are
+ * then, and handed to `quantizeStage`, which may replace those weights in cm.weights; the
+ * next stages and layers then see the replaced ones. So each weight is quantized for the
+ * inputs the quantized model before it gives it, not the F32 model's.
+ */
+export async function calibrateSequentially(
+  cm: CalibrationModel,
+  chunks: readonly number[][],
+  quantizeStage: (names: string[], inputs: Map<string, LayerInputs>) => void | Promise<void>,
+  options: { signal?: AbortSignal; onPass?: (label: string) => void } = {},
+): Promise<void> {
+  const c = cm.config;
+  const byFile = new Map<string, string>();
+  for (const [g, f] of c.ggufNames) byFile.set(f, g);
+  const base = cpuLinear(mapProvider(cm.weights));
+  let collecting: Map<string, Float32Array[]> | null = null;
+  const linear = (name: string, x: Float32Array, n: number, rows: number, cols: number) => {
+    const list = collecting?.get(byFile.get(name) ?? '');
+    if (list && n >= IMATRIX_MIN_ROWS) list.push(x.slice());
+    return base(name, x, n, rows, cols);
+  };
+  const model = new LlamaModel(c, mapProvider(cm.weights), linear);
+  const kvDim = c.nHeadKv * c.headDim;
+  // Each chunk's residual stream, and one layer's keys and values (every layer rewrites them).
+  const states = chunks.map((tokens) => ({ x: model.embed(tokens), n: tokens.length, k: new Float32Array(tokens.length * kvDim), v: new Float32Array(tokens.length * kvDim) }));
+  const attention = (il: number, s: (typeof states)[number], x: Float32Array) => model.attention(il, x, s.n, 0, s.k, s.v);
+  const feedForward = (il: number, s: (typeof states)[number], x: Float32Array) => model.feedForward(il, x, s.n);
+  const halves = [
+    { run: attention, stages: LAYER_STAGES.slice(0, 2) },
+    { run: feedForward, stages: LAYER_STAGES.slice(2) },
+  ];
+  for (let il = 0; il < c.nLayer; il++) {
+    for (const half of halves) {
+      for (const stage of half.stages) {
+        const names = stageWeightNames(il, stage);
+        collecting = new Map(names.map((n) => [n, []]));
+        for (const s of states) {
+          check(options.signal);
+          await half.run(il, s, s.x.slice());
+        }
+        const inputs = joinInputs(cm, collecting);
+        collecting = null;
+        options.onPass?.(`layer ${il}: inputs of ${stage.join(', ')}`);
+        await quantizeStage(names, inputs);
+      }
+      for (const s of states) {
+        check(options.signal);
+        await half.run(il, s, s.x);
+      }
+    }
+  }
+}
+
+/** Each weight's collected input rows as one LayerInputs (names with none are left out). */
+function joinInputs(cm: CalibrationModel, parts: ReadonlyMap<string, readonly Float32Array[]>): Map<string, LayerInputs> {
+  const out = new Map<string, LayerInputs>();
+  for (const [name, list] of parts) {
+    if (list.length === 0) continue;
+    const total = list.reduce((s, p) => s + p.length, 0);
+    const x = new Float32Array(total);
+    let at = 0;
+    for (const p of list) {
+      x.set(p, at);
+      at += p.length;
+    }
+    const cols = colsOf(cm, name);
+    out.set(name, { x, n: total / cols, cols });
+  }
+  return out;
 }
 
 export interface LayerInputs {
@@ -165,19 +249,7 @@ export async function collectInputs(
     },
     { signal: options.signal, onChunk: options.onChunk },
   );
-  const out = new Map<string, LayerInputs>();
-  for (const [name, list] of parts) {
-    const total = list.reduce((s, p) => s + p.length, 0);
-    const x = new Float32Array(total);
-    let at = 0;
-    for (const p of list) {
-      x.set(p, at);
-      at += p.length;
-    }
-    const cols = cm.config.names.layers.length > 0 ? colsOf(cm, name) : 0;
-    out.set(name, { x, n: total / cols, cols });
-  }
-  return out;
+  return joinInputs(cm, parts);
 }
 
 /** Input columns of a weight (its row length). */

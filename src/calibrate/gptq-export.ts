@@ -5,6 +5,10 @@
 // blocks in place of round-to-nearest and everything else as before (a preset's q6_K, q5_0...
 // tensors as the plain export), so the file has the plain export's layout, with the quantize.gptq.* keys below added to the header
 // (llama.cpp ignores keys it does not know).
+// Each weight's Hessian is of its inputs in the F32 model, not in the model quantized so far
+// as GPTQ's reference feeds them (activations.ts calibrateSequentially): on stories260K the
+// sequential inputs gave the worse model (bench/gptq-inputs.ts: mean KL on the eval text
+// x0.640 of round-to-nearest's, against x0.573 from F32 inputs).
 // The weights are read through the export source (the GGUF's own rows: a converted
 // safetensors model's Q/K rows are permuted as convert_hf_to_gguf.py does); GPTQ treats
 // each row on its own with one Hessian over the input columns, so the row order does not

@@ -376,51 +376,74 @@ export class LlamaModel {
     if (cache.config !== c) throw new Error('forward: the cache belongs to another model');
     const start = cache.length;
     if (start + n > cache.capacity) throw new Error(`forward: ${start + n} positions exceed the cache's ${cache.capacity}`);
-    const d = c.nEmbd;
-    const qDim = c.nHead * c.headDim;
-    const kvDim = c.nHeadKv * c.headDim;
-
-    // Embedding rows (get_rows).
-    const embd = this.weights(c.names.tokenEmbd);
-    const x = new Float32Array(n * d);
-    tokens.forEach((t, i) => {
-      if (!Number.isInteger(t) || t < 0 || t >= c.nVocab) throw new RangeError(`token ${t} is outside the vocabulary of ${c.nVocab}`);
-      x.set(embd.subarray(t * d, (t + 1) * d), i * d);
-    });
-
+    const x = this.embed(tokens);
     for (let il = 0; il < c.nLayer; il++) {
-      const L = c.names.layers[il];
-      const h = rmsNorm(x, n, d, this.weights(L.attnNorm), c.rmsEps);
-      const q = await this.linear(L.q, h, n, qDim, d);
-      const k = await this.linear(L.k, h, n, kvDim, d);
-      const v = await this.linear(L.v, h, n, kvDim, d);
-      for (let i = 0; i < n; i++) {
-        const rope = this.rope(start + i);
-        for (let hd = 0; hd < c.nHead; hd++) this.applyRope(q, i * qDim + hd * c.headDim, rope);
-        for (let hd = 0; hd < c.nHeadKv; hd++) this.applyRope(k, i * kvDim + hd * c.headDim, rope);
-      }
-      cache.k[il].set(k, start * kvDim);
-      cache.v[il].set(v, start * kvDim);
-      const attn = attention(q, cache.k[il], cache.v[il], n, start, c);
-      const o = await this.linear(L.o, attn, n, d, qDim);
-      for (let j = 0; j < x.length; j++) x[j] += o[j];
-
-      const h2 = rmsNorm(x, n, d, this.weights(L.ffnNorm), c.rmsEps);
-      const gate = await this.linear(L.gate, h2, n, c.nFf, d);
-      const up = await this.linear(L.up, h2, n, c.nFf, d);
-      for (let j = 0; j < gate.length; j++) {
-        const g = gate[j];
-        gate[j] = (g / (1 + Math.exp(-g))) * up[j]; // silu(gate) * up
-      }
-      const down = await this.linear(L.down, gate, n, d, c.nFf);
-      for (let j = 0; j < x.length; j++) x[j] += down[j];
+      await this.attention(il, x, n, start, cache.k[il], cache.v[il]);
+      await this.feedForward(il, x, n);
     }
     cache.length = start + n;
 
     const rowsOut = options.logits === 'all' ? n : 1;
+    const d = c.nEmbd;
     const last = rowsOut === n ? x : x.subarray((n - 1) * d);
     const normed = rmsNorm(last, rowsOut, d, this.weights(c.names.outputNorm), c.rmsEps);
     return this.linear(c.names.output, normed, rowsOut, c.nVocab, d);
+  }
+
+  /** The tokens' embedding rows (get_rows): the residual stream the layers update in place. */
+  embed(tokens: readonly number[]): Float32Array {
+    const c = this.config;
+    const d = c.nEmbd;
+    const embd = this.weights(c.names.tokenEmbd);
+    const x = new Float32Array(tokens.length * d);
+    tokens.forEach((t, i) => {
+      if (!Number.isInteger(t) || t < 0 || t >= c.nVocab) throw new RangeError(`token ${t} is outside the vocabulary of ${c.nVocab}`);
+      x.set(embd.subarray(t * d, (t + 1) * d), i * d);
+    });
+    return x;
+  }
+
+  /**
+   * Layer il's attention for the n rows of x at positions start.. (x += attention output):
+   * their keys and values go to kCache/vCache (this layer's, positions × kv dim), which
+   * must hold the earlier positions' already.
+   */
+  async attention(il: number, x: Float32Array, n: number, start: number, kCache: Float32Array, vCache: Float32Array): Promise<void> {
+    const c = this.config;
+    const L = c.names.layers[il];
+    const d = c.nEmbd;
+    const qDim = c.nHead * c.headDim;
+    const kvDim = c.nHeadKv * c.headDim;
+    const h = rmsNorm(x, n, d, this.weights(L.attnNorm), c.rmsEps);
+    const q = await this.linear(L.q, h, n, qDim, d);
+    const k = await this.linear(L.k, h, n, kvDim, d);
+    const v = await this.linear(L.v, h, n, kvDim, d);
+    for (let i = 0; i < n; i++) {
+      const rope = this.rope(start + i);
+      for (let hd = 0; hd < c.nHead; hd++) this.applyRope(q, i * qDim + hd * c.headDim, rope);
+      for (let hd = 0; hd < c.nHeadKv; hd++) this.applyRope(k, i * kvDim + hd * c.headDim, rope);
+    }
+    kCache.set(k, start * kvDim);
+    vCache.set(v, start * kvDim);
+    const attn = attention(q, kCache, vCache, n, start, c);
+    const o = await this.linear(L.o, attn, n, d, qDim);
+    for (let j = 0; j < x.length; j++) x[j] += o[j];
+  }
+
+  /** Layer il's feed-forward for the n rows of x (x += SwiGLU output). */
+  async feedForward(il: number, x: Float32Array, n: number): Promise<void> {
+    const c = this.config;
+    const L = c.names.layers[il];
+    const d = c.nEmbd;
+    const h = rmsNorm(x, n, d, this.weights(L.ffnNorm), c.rmsEps);
+    const gate = await this.linear(L.gate, h, n, c.nFf, d);
+    const up = await this.linear(L.up, h, n, c.nFf, d);
+    for (let j = 0; j < gate.length; j++) {
+      const g = gate[j];
+      gate[j] = (g / (1 + Math.exp(-g))) * up[j]; // silu(gate) * up
+    }
+    const down = await this.linear(L.down, gate, n, d, c.nFf);
+    for (let j = 0; j < x.length; j++) x[j] += down[j];
   }
 
   /** cos/sin per rotated pair at `pos`, as ggml's rope cache (f32 angles). */
