@@ -13,12 +13,13 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';
+import { SWIFTSHADER_ICD } from '../src/gpu/swiftshader.ts';
 import { gptqQuantize, hessian, prepareHessian } from '../src/calibrate/gptq.ts';
 import { gptqColumnsGpu, gptqHessianGpu, gptqQuantizeGpu, sameGridPoints } from '../src/calibrate/gptq-gpu.ts';
 import { gram, gridLabel, outputMse, quantizeRtn, type Grid } from '../src/calibrate/grid.ts';
 import { gaussians } from '../src/testing/random.ts';
 
-process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
+process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
 const { values: args } = parseArgs({
   options: {
     size: { type: 'string', default: '1024x1024' },

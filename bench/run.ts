@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WebGpuUnavailableError, type GpuContext } from '../src/gpu/device.ts';
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';
+import { SWIFTSHADER_ICD } from '../src/gpu/swiftshader.ts';
 import { QUANT_TYPES, quantType, bitsPerWeight, type QuantType } from '../src/quant/types.ts';
 import { loadFastCodecs } from '../src/quant/fast/node.ts';
 import { benchCpu, type CpuResult, type GgmlQuantize } from './cpu.ts';
@@ -19,8 +20,6 @@ import { benchGpu, GpuStuckError, type GpuResult } from './gpu.ts';
 import { createGpuTimer } from './timing.ts';
 import { gaussians } from '../src/testing/random.ts';
 
-/** Chromium's SwiftShader Vulkan driver: the GPU of GPU-less machines (../shared/webgpu.md). */
-const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 interface Args {
   rows: number;

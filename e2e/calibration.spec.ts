@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SWIFTSHADER_ICD } from '../src/gpu/swiftshader.ts';
 import { test, expect } from './fixtures.ts';
 
 const ROOT = process.cwd();
@@ -47,7 +48,11 @@ test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ (on WebG
   await expect(summary).toContainText(/Calibration: \d+ tokens/);
 });
 
-test('the Calibration tab downloads the GPTQ Q4_0 GGUF: the file quantlab quantize --type q4_0 --gptq writes, with the built-in or a dropped text', async ({ app, page }, info) => {
+/** `quantlab quantize ARGS` in `cwd`; with --backend webgpu Dawn runs on SwiftShader, the page's GPU here. */
+const quantlab = (args: string[], cwd = ROOT) =>
+  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'quantize', ...args], { cwd, stdio: 'pipe', env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD } });
+
+test('the Calibration tab downloads the GPTQ Q4_0 GGUF, GPTQ on WebGPU in the worker: the file quantlab quantize --type q4_0 --gptq --backend webgpu writes, with the built-in or a dropped text', async ({ app, page }, info) => {
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Calibration');
@@ -62,9 +67,13 @@ test('the Calibration tab downloads the GPTQ Q4_0 GGUF: the file quantlab quanti
   };
 
   const builtIn = await exportOnce('builtin.gguf');
-  const want = info.outputPath('cli-builtin.gguf');
-  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'quantize', sample, '-o', want, '--type', 'q4_0', '--gptq'], { cwd: ROOT, stdio: 'pipe' });
-  expect(builtIn.equals(readFileSync(want))).toBe(true);
+  const [onGpu, onCpu] = [info.outputPath('cli-webgpu.gguf'), info.outputPath('cli-cpu.gguf')];
+  expect(quantlab([sample, '-o', onGpu, '--type', 'q4_0', '--gptq', '--backend', 'webgpu']).toString()).toMatch(/30 of them on WebGPU/);
+  quantlab([sample, '-o', onCpu, '--type', 'q4_0', '--gptq']);
+  expect(builtIn.equals(readFileSync(onGpu))).toBe(true);
+  // GPTQ in f32 rounds one of the file's scales to the next f16 (quantize-gptq.test.ts): so
+  // the page's GPTQ ran on the GPU, not on the CPU reference.
+  expect(builtIn.equals(readFileSync(onCpu))).toBe(false);
 
   // A dropped text: quantize.gptq.dataset is its name, as the CLI's --text with that file name.
   const dir = info.outputPath('text');
@@ -74,7 +83,7 @@ test('the Calibration tab downloads the GPTQ Q4_0 GGUF: the file quantlab quanti
   await panel.getByLabel('Calibration text file').setInputFiles(join(dir, 'mine.txt'));
   await expect(panel.getByTestId('calibration-text-name')).toContainText('mine.txt');
   const dropped = await exportOnce('dropped.gguf');
-  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'quantize', sample, '-o', 'cli.gguf', '--type', 'q4_0', '--gptq', '--text', 'mine.txt'], { cwd: dir, stdio: 'pipe' });
+  quantlab([sample, '-o', 'cli.gguf', '--type', 'q4_0', '--gptq', '--text', 'mine.txt', '--backend', 'webgpu'], dir);
   expect(dropped.equals(readFileSync(join(dir, 'cli.gguf')))).toBe(true);
   expect(dropped.equals(builtIn)).toBe(false);
 });

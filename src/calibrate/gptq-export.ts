@@ -19,6 +19,8 @@ import { ggufEntry, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
 import { type ExportPlan, type ExportSource, type PrecomputedTensors, rowCount } from '../engine/export.ts';
 import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, openCalibrationModel, type CalibrationProgress } from './activations.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
+import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
+import { gptqHessianGpu, gptqQuantizeGpu, q4_0BlocksFromGpu } from './gptq-gpu.ts';
 import { gptqQ4_0, gptqQ4_K, hessian } from './gptq.ts';
 
 /** The tensor types GPTQ export writes, each with the GPTQ that quantizes into its grid. */
@@ -43,6 +45,8 @@ export interface GptqExportOptions {
   dataset?: string;
   /** Calibration chunk (default as `quantlab calibrate`). */
   chunk?: number;
+  /** Where Q4_0's GPTQ runs while the device lives (default: the CPU). */
+  gpu?: GpuContext;
   signal?: AbortSignal;
   onProgress?: (p: CalibrationProgress) => void;
 }
@@ -54,6 +58,8 @@ export interface GptqExport extends PrecomputedTensors {
   textTokens: number;
   chunk: number;
   chunks: number;
+  /** How many tensors' GPTQ ran on the GPU, and on which (options.gpu.description). */
+  gpu: { tensors: number; device?: string };
 }
 
 /**
@@ -86,6 +92,7 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
   });
   const tensors = new Map<string, Uint8Array>();
   const types: GptqExport['types'] = {};
+  let gpuTensors = 0;
   for (const name of names) {
     if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('cancelled');
     const x = inputs.get(name);
@@ -98,7 +105,9 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
     const rows = rowCount(src.ne);
     if (x.cols !== cols) throw new Error(`GPTQ: ${name} has rows of ${cols} values but inputs of ${x.cols}`);
     const w = await source.readF32(src, { first: 0, count: rows });
-    tensors.set(name, GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols)).bytes);
+    const onGpu = type === 'q4_0' && options.gpu ? await gptqQ4_0Gpu(options.gpu, w, rows, cols, x.x, x.n) : null;
+    if (onGpu) gpuTensors++;
+    tensors.set(name, onGpu ?? GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols)).bytes);
     types[type as GptqType] = (types[type as GptqType] ?? 0) + 1;
     tick(name);
   }
@@ -109,5 +118,18 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
     ggufEntry(GPTQ_KEYS.chunks, UINT32, chunks),
     ggufEntry(GPTQ_KEYS.chunkSize, UINT32, chunk),
   ];
-  return { tensors, keys, method: 'gptq', types, dataset, textTokens: tokens.length, chunk, chunks };
+  const gpu = { tensors: gpuTensors, device: gpuTensors > 0 ? options.gpu?.description : undefined };
+  return { tensors, keys, method: 'gptq', types, dataset, textTokens: tokens.length, chunk, chunks, gpu };
+}
+
+/** GPTQ's Q4_0 blocks computed on the GPU; null when the device is (or gets) lost. */
+async function gptqQ4_0Gpu(gpu: GpuContext, w: Float32Array, rows: number, cols: number, x: Float32Array, n: number): Promise<Uint8Array | null> {
+  if (gpu.isLost()) return null;
+  try {
+    const h = await gptqHessianGpu(gpu, x, n, cols);
+    return q4_0BlocksFromGpu(await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid: { kind: 'q4_0' } }), rows, cols);
+  } catch (e) {
+    if (e instanceof GpuDeviceLostError) return null;
+    throw e;
+  }
 }

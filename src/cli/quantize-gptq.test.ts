@@ -198,12 +198,43 @@ describe('quantlab quantize --gptq', () => {
     }
   });
 
-  it('--backend webgpu writes the same file (the engine passes the GPTQ blocks through)', async () => {
+  it("--backend webgpu runs GPTQ on the GPU (f32): the CPU's file (f64) but for a few codes one grid point away or scales one f16 step", async () => {
     process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
     const out = path('gptq-webgpu.gguf');
     const r = await runInProcess(['quantize', STORIES, '-o', out, '--type', 'q4_0', '--gptq', '--backend', 'webgpu']);
     expect(r.code, r.stderr).toBe(0);
-    expect(readFileSync(out).equals(readFileSync(path('gptq.gguf')))).toBe(true);
+    expect(r.stdout).toMatch(/GPTQ: 30 tensors' blocks \(30 Q4_0\) .*; 30 of them on WebGPU \(.+\)\n/);
+    const [gpu, cpu] = [await open(out), await open(path('gptq.gguf'))];
+    expect(gpu.ggufMetadata).toEqual(cpu.ggufMetadata);
+    let codes = 0;
+    let moved = 0;
+    let scales = 0;
+    for (const [i, t] of gpu.tensors.entries()) {
+      const [a, b] = [await readTensorBytes(gpu, t), await readTensorBytes(cpu, cpu.tensors[i])];
+      if (!GPTQ_TENSOR.test(t.name)) {
+        expect(Buffer.from(a).equals(Buffer.from(b)), t.name).toBe(true);
+        continue;
+      }
+      // block_q4_0: the f16 d (2 bytes: a scale may round to the next f16), then 32 4-bit codes.
+      for (let at = 0; at < a.length; at += 18) {
+        const ulps = Math.abs((a[at] | (a[at + 1] << 8)) - (b[at] | (b[at + 1] << 8)));
+        expect(ulps, `${t.name} block ${at / 18}: d`).toBeLessThanOrEqual(1);
+        scales += ulps;
+        for (let j = at + 2; j < at + 18; j++) {
+          for (const shift of [0, 4]) {
+            const step = Math.abs(((a[j] >> shift) & 15) - ((b[j] >> shift) & 15));
+            expect(step, `${t.name} byte ${j}`).toBeLessThanOrEqual(1);
+            moved += step;
+            codes++;
+          }
+        }
+      }
+    }
+    console.log(`GPTQ Q4_0 on WebGPU vs the CPU: ${moved} of ${codes} codes one grid point away, ${scales} of ${codes / 32} scales one f16 step`);
+    expect(scales / (codes / 32)).toBeLessThan(1e-2);
+    const elements = gpu.tensors.filter((t) => GPTQ_TENSOR.test(t.name)).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    expect(codes).toBe(elements);
+    expect(moved / codes).toBeLessThan(1e-3);
   });
 
   it("the engine's export with { gptq } (the page's path through the worker) writes the CLI's file; it refuses a plan with no q4_0 or q4_K tensor", async () => {

@@ -162,7 +162,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     a.mode = plan.request.mode;
     a.overrides = [...plan.request.overrides!];
   }
-  const gptq = a.gptq === undefined ? undefined : await gptqBlocks(engine.loadedModel(), a, a.gptq);
+  const gptq = a.gptq === undefined ? undefined : await gptqBlocks(engine, a, a.gptq);
   const awq = a.awq === undefined ? undefined : await awqModel(engine.loadedModel(), a, a.awq);
 
   const reports: TensorReport[] = [];
@@ -191,7 +191,8 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     io.stdout(reportTable(reports));
     if (gptq) {
       const types = Object.entries(gptq.types).map(([type, n]) => `${n} ${type.toUpperCase()}`).join(', ');
-      io.stdout(`GPTQ: ${gptq.tensors.size} tensors' blocks (${types}) from ${gptq.dataset} (${gptq.textTokens} tokens, ${gptq.chunks} chunks of ${gptq.chunk})\n`);
+      const where = gptq.gpu.tensors > 0 ? `; ${gptq.gpu.tensors} of them on WebGPU (${gptq.gpu.device})` : '';
+      io.stdout(`GPTQ: ${gptq.tensors.size} tensors' blocks (${types}) from ${gptq.dataset} (${gptq.textTokens} tokens, ${gptq.chunks} chunks of ${gptq.chunk})${where}\n`);
     }
     if (awq) io.stdout(awqSummary(awq));
     io.stdout(`${a.output}: ${bytes} bytes, ${reports.length} tensors, ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
@@ -210,7 +211,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
 type ExportMore = NonNullable<Parameters<Engine['exportGguf']>[4]>;
 
 /** What quantize needs of the engine; `source` (--awq's scaled model) is the CPU exporter's alone. */
-interface Exporter extends Pick<Engine, 'load' | 'loadedModel' | 'cancel'> {
+interface Exporter extends Pick<Engine, 'load' | 'loadedModel' | 'cancel' | 'gptqBlocks'> {
   exportGguf(
     mode: PlanMode,
     overrides: readonly TensorTypeOverride[],
@@ -237,6 +238,11 @@ async function openExporter(backend: BackendChoice): Promise<Exporter> {
     load: async (sources: readonly ByteSource[]) => summarizeModel((model = await loadModel(sources))),
     loadedModel,
     cancel: () => abort.abort(new CancelledError()),
+    async gptqBlocks(mode, overrides, options) {
+      const { gptqExport } = await import('../calibrate/gptq-export.ts');
+      const source = await exportSourceFor(loadedModel());
+      return gptqExport(loadedModel(), source, planExport(source, { mode, overrides }), options);
+    },
     async exportGguf(mode, overrides = [], sink, onProgress, more = {}) {
       const source = more.source ?? (await exportSourceFor(loadedModel()));
       const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix, precomputed: more.precomputed });
@@ -246,13 +252,11 @@ async function openExporter(backend: BackendChoice): Promise<Exporter> {
   };
 }
 
-/** GPTQ's blocks for the tensors the export plan puts in q4_0 or q4_K (the calibration modules load only here). */
-async function gptqBlocks(model: ModelIndex, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>) {
-  const [{ gptqExport }, { readTextFile }] = await Promise.all([import('../calibrate/gptq-export.ts'), import('./calibrate.ts')]);
+/** GPTQ's blocks for the tensors the export plan puts in q4_0 or q4_K (on the engine's GPU with --backend webgpu). */
+async function gptqBlocks(engine: Exporter, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>) {
+  const { readTextFile } = await import('./calibrate.ts');
   const text = options.text === undefined ? undefined : await readTextFile(options.text);
-  const source = await exportSourceFor(model);
-  const plan = planExport(source, { mode: a.mode, overrides: a.overrides });
-  return gptqExport(model, source, plan, { text, dataset: options.text, chunk: options.chunk });
+  return engine.gptqBlocks(a.mode, a.overrides, { text, dataset: options.text, chunk: options.chunk });
 }
 
 /** AWQ's scaled model (its export source) for the export plan's types (the calibration modules load only here). */

@@ -1,6 +1,6 @@
 // A WebGPU device lost in the middle of the matmul check or the model-output eval: the job
 // runs again on the CPU and gives the CPU's numbers (compare and export: engine.test.ts,
-// export.test.ts). Dawn on SwiftShader; this fails, not skips, without a GPU.
+// export.test.ts); GPTQ's export blocks go on on the CPU. Dawn on SwiftShader; this fails, not skips, without a GPU.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fileSource } from '../formats/node-source.ts';
@@ -52,5 +52,31 @@ describe('device lost mid-job', () => {
     expect(r.products).toBeNull();
     const cpu = await (await engineOn(null)).evalModel(['Q8_0'], undefined, { text, greedyTokens: 4 });
     expect(r.results.map((x) => [x.preset, x.ppl, x.top1Agree])).toEqual(cpu.results.map((x) => [x.preset, x.ppl, x.top1Agree]));
+  }, 120_000);
+
+  it("GPTQ export: the tensors after the loss get the CPU's blocks, those before keep the GPU's", async () => {
+    const gpu = await createTestGpu();
+    const engine = await engineOn(gpu);
+    const mode = { type: 'q4_0' };
+    const onGpu = await engine.gptqBlocks(mode, [], {});
+    expect(onGpu.gpu.tensors).toBe(30);
+    const onCpu = await (await engineOn(null)).gptqBlocks(mode, [], {});
+    expect(onCpu.gpu.tensors).toBe(0);
+    const LOST_AFTER = 7;
+    let tensorsDone = 0;
+    const r = await engine.gptqBlocks(mode, [], {
+      onProgress: (p) => {
+        if (p.label.startsWith('blk.') && ++tensorsDone === LOST_AFTER) gpu.device.destroy();
+      },
+    });
+    expect(tensorsDone).toBe(30);
+    expect(r.gpu.tensors).toBe(LOST_AFTER);
+    const names = [...r.tensors.keys()];
+    expect(names).toEqual([...onGpu.tensors.keys()]);
+    for (const [i, name] of names.entries()) {
+      const want = (i < LOST_AFTER ? onGpu : onCpu).tensors.get(name)!;
+      expect(Buffer.from(r.tensors.get(name)!).equals(Buffer.from(want)), name).toBe(true);
+    }
+    expect((await engine.gpuStatus()).detail).toMatch(/GPU device lost/);
   }, 120_000);
 });

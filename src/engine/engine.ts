@@ -22,7 +22,7 @@ import { evaluateModel, type EvalOptions, type ModelEval } from '../model/eval.t
 import { openCalibrationModel } from '../calibrate/activations.ts';
 import { compareCalibration, CPU_GPTQ, type CalibrationComparison, type GptqRunner } from '../calibrate/compare.ts';
 import { gptqQuantizeGpu } from '../calibrate/gptq-gpu.ts';
-import { gptqExport, type GptqExportOptions } from '../calibrate/gptq-export.ts';
+import { gptqExport, type GptqExport, type GptqExportOptions } from '../calibrate/gptq-export.ts';
 import { awqExport, type AwqExportOptions } from '../calibrate/awq-export.ts';
 import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../model/gpu-linear.ts';
 import { llamaConfig } from '../model/llama.ts';
@@ -105,9 +105,26 @@ export class Engine {
     return () => this.gpuListeners.delete(listener);
   }
 
+  /** The GPU while its device lives. */
+  private liveGpu(): GpuContext | undefined {
+    return this.gpu && !this.gpu.isLost() ? this.gpu : undefined;
+  }
+
   /** The compute for the next step: WebGPU while the device lives, else the CPU. */
   private compute(): Compute {
-    return this.gpu && !this.gpu.isLost() ? gpuCompute(this.gpu) : cpuCompute;
+    const gpu = this.liveGpu();
+    return gpu ? gpuCompute(gpu) : cpuCompute;
+  }
+
+  /**
+   * GPTQ's blocks for an export of the loaded model in `mode` (calibrate/gptq-export.ts), on
+   * the GPU while it lives: what exportGguf's `gptq` option computes, for a caller that
+   * reports on them (`quantlab quantize --gptq`) and passes them on as `precomputed`.
+   */
+  async gptqBlocks(mode: PlanMode, overrides: readonly TensorTypeOverride[], options: Omit<GptqExportOptions, 'gpu'>): Promise<GptqExport> {
+    await this.ensureGpu();
+    const source = await exportSourceFor(this.loadedModel());
+    return gptqExport(this.loadedModel(), source, planExport(source, { mode, overrides }), { ...options, gpu: this.liveGpu() });
   }
 
   /** Reads the files' headers; the previous model stays loaded if they are bad. */
@@ -222,7 +239,7 @@ export class Engine {
       input = `row ${row} of ${source.name}`;
     }
     let done = 0;
-    const gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
+    const gpu = this.liveGpu() ?? null;
     const check = (on: GpuContext | null) =>
       runMatmulCheck(w, rows, cols, x, request.types, on, (type) =>
         onProgress?.({ done: ++done, total: request.types.length, label: `${type}: y = W x` }),
@@ -251,7 +268,7 @@ export class Engine {
   ): Promise<Omit<ModelEval, 'results'> & { results: Omit<ModelEval['results'][number], 'kl'>[]; backend: Compute['backend']; products: { gpu: number; cpu: number } | null }> {
     await this.ensureGpu();
     this.evalAbort = new AbortController();
-    let gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
+    let gpu = this.liveGpu() ?? null;
     const linears: GpuLinear[] = [];
     const signal = this.evalAbort.signal;
     const attempt = (on: GpuContext | null) =>
@@ -334,7 +351,7 @@ export class Engine {
 
   /** GPTQ on the GPU (calibrate/gptq-gpu.ts) while the device lives, then on the CPU. */
   private gptqRunner(): GptqRunner {
-    const gpu = this.gpu && !this.gpu.isLost() ? this.gpu : null;
+    const gpu = this.liveGpu();
     if (!gpu) return CPU_GPTQ;
     return {
       device: gpu.description,
@@ -525,7 +542,7 @@ export class Engine {
       if (calibrated) {
         const rtn = planExport(source, { mode, overrides, options: more.options });
         const step = (p: Progress) => onProgress?.({ ...p, label: `${calibrated}: ${p.label}`, tensorsDone: 0, tensorCount: rtn.tensors.length });
-        if (more.gptq) precomputed = await gptqExport(this.loadedModel(), source, rtn, { ...more.gptq, signal: abort.signal, onProgress: step });
+        if (more.gptq) precomputed = await gptqExport(this.loadedModel(), source, rtn, { ...more.gptq, gpu: this.liveGpu(), signal: abort.signal, onProgress: step });
         if (more.awq) {
           const awq = await awqExport(this.loadedModel(), source, rtn, { ...more.awq, signal: abort.signal, onProgress: step });
           source = awq.source;

@@ -2,9 +2,9 @@
 // the GPU path is what these tests are for.
 import { createNodeGpu } from './node-gpu.ts';
 import type { CreateGpuOptions, GpuContext } from './device.ts';
+import { SWIFTSHADER_ICD } from './swiftshader.ts';
 
-/** Chromium's SwiftShader Vulkan driver: the GPU of GPU-less machines (../shared/webgpu.md). */
-export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+export { SWIFTSHADER_ICD };
 
 /** A device for tests; VK_ICD_FILENAMES defaults to SwiftShader (scripts/test-all.sh sets it too). */
 export async function createTestGpu(options: Omit<CreateGpuOptions, 'gpu'> = {}): Promise<GpuContext> {

@@ -11,6 +11,7 @@ import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGpu, WebGpuUnavailableError, type CreateGpuOptions, type GpuContext } from './device.ts';
 import { hasShaderSources, registerShaderSources } from './shaders.ts';
+import { SWIFTSHADER_ICD } from './swiftshader.ts';
 
 const SHADER_ROOT = fileURLToPath(new URL('../../shaders/', import.meta.url));
 
@@ -40,7 +41,6 @@ export function nodeGpuEntry(): GPU {
 }
 
 /** Chromium's SwiftShader Vulkan driver, the software GPU of GPU-less Debian machines. */
-const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 /**
  * createGpu() on Dawn, with the WGSL read from disk when Vite's glob is not there (tsx).
