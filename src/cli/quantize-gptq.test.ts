@@ -169,12 +169,15 @@ describe('quantlab quantize --gptq', () => {
     expect(text).toMatch(/^[ ,.]*[A-Za-z]+( [A-Za-z,.']+){4,}/); // words, not noise
   });
 
-  it('--text FILE calibrates on that text (its name in quantize.gptq.dataset, other blocks); the table names gptq', async () => {
+  it('--text FILE calibrates on that text (its name in quantize.gptq.dataset, other blocks); the table names gptq; a terminal sees the progress', async () => {
     const text = path('stories-reversed.txt');
     writeFileSync(text, [...CALIBRATION_STORIES].reverse().join('\n\n'));
     const out = path('gptq-text.gguf');
-    const r = await runInProcess(['quantize', STORIES, '-o', out, '--type', 'q4_0', '--gptq', '--text', text, '--chunk', '256']);
+    const r = await runInProcess(['quantize', STORIES, '-o', out, '--type', 'q4_0', '--gptq', '--text', text, '--chunk', '256'], { stderrIsTTY: true });
     expect(r.code, r.stderr).toBe(0);
+    // The live line: calibration chunks, then a step per tensor (5 chunks + 30 tensors), erased before the table.
+    expect(r.stderr).toMatch(/^\r\x1b\[Kquantize: GPTQ 1\/35: calibration text: chunk 1 of 5/);
+    expect(r.stderr.endsWith('\r\x1b[K')).toBe(true);
     expect(r.stdout).toMatch(/blk\.0\.attn_q\.weight\s+f32->q4_0\s+2304\s+\S+\s+gptq/);
     expect(r.stdout).toMatch(/blk\.0\.ffn_down\.weight\s+f32->f16\s+\d+\s+\S+\s+cpu/);
     expect(r.stdout).toMatch(/GPTQ: 30 tensors' blocks \(30 Q4_0\) from .*stories-reversed\.txt \(\d+ tokens, 5 chunks of 256\)/);

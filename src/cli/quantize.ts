@@ -29,6 +29,9 @@ import { type BackendChoice, type CliIO, type Command, parseBackend, parseComman
 import { openFiles } from './inspect.ts';
 import { WorkerPool } from './quantize-pool.ts';
 import { progressLine, stderrIsTTY } from './progress.ts';
+import type { CalibrationProgress } from '../calibrate/activations.ts';
+import type { AwqExport } from '../calibrate/awq-export.ts';
+import type { GptqExport } from '../calibrate/gptq-export.ts';
 
 const USAGE =
   'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq | --awq) [--text FILE] [--chunk N]]';
@@ -162,8 +165,17 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     a.mode = plan.request.mode;
     a.overrides = [...plan.request.overrides!];
   }
-  const gptq = a.gptq === undefined ? undefined : await gptqBlocks(engine, a, a.gptq);
-  const awq = a.awq === undefined ? undefined : await awqModel(engine.loadedModel(), a, a.awq);
+  // Calibrating for --gptq / --awq can take long too: its own progress line first.
+  const calibrating = progressLine<CalibrationProgress>(io, stderrIsTTY, (p) => `quantize: ${a.gptq ? 'GPTQ' : 'AWQ'} ${p.done}/${p.total}: ${p.label}`);
+  const onCalibration = (p: CalibrationProgress) => calibrating.update(p);
+  let gptq: GptqExport | undefined;
+  let awq: AwqExport | undefined;
+  try {
+    if (a.gptq) gptq = await gptqBlocks(engine, a, a.gptq, onCalibration);
+    if (a.awq) awq = await awqModel(engine.loadedModel(), a, a.awq, onCalibration);
+  } finally {
+    calibrating.clear();
+  }
 
   const reports: TensorReport[] = [];
   const progress = progressLine<ExportProgress>(io, stderrIsTTY, (p) =>
@@ -253,23 +265,23 @@ async function openExporter(backend: BackendChoice): Promise<Exporter> {
 }
 
 /** GPTQ's blocks for the tensors the export plan puts in q4_0 or q4_K (on the engine's GPU with --backend webgpu). */
-async function gptqBlocks(engine: Exporter, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>) {
+async function gptqBlocks(engine: Exporter, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>, onProgress: (p: CalibrationProgress) => void) {
   const { readTextFile } = await import('./calibrate.ts');
   const text = options.text === undefined ? undefined : await readTextFile(options.text);
-  return engine.gptqBlocks(a.mode, a.overrides, { text, dataset: options.text, chunk: options.chunk });
+  return engine.gptqBlocks(a.mode, a.overrides, { text, dataset: options.text, chunk: options.chunk, onProgress });
 }
 
 /** AWQ's scaled model (its export source) for the export plan's types (the calibration modules load only here). */
-async function awqModel(model: ModelIndex, a: QuantizeArgs, options: NonNullable<QuantizeArgs['awq']>) {
+async function awqModel(model: ModelIndex, a: QuantizeArgs, options: NonNullable<QuantizeArgs['awq']>, onProgress: (p: CalibrationProgress) => void) {
   const [{ awqExport }, { readTextFile }] = await Promise.all([import('../calibrate/awq-export.ts'), import('./calibrate.ts')]);
   const text = options.text === undefined ? undefined : await readTextFile(options.text);
   const source = await exportSourceFor(model);
   const plan = planExport(source, { mode: a.mode, overrides: a.overrides });
-  return awqExport(model, source, plan, { text, dataset: options.text, chunk: options.chunk });
+  return awqExport(model, source, plan, { text, dataset: options.text, chunk: options.chunk, onProgress });
 }
 
 /** What --awq did: how many linears it scaled, their α, what it left alone and why. */
-function awqSummary(awq: Awaited<ReturnType<typeof awqModel>>): string {
+function awqSummary(awq: AwqExport): string {
   const scaled = awq.groups.reduce((n, g) => n + g.linears.length, 0);
   const alphas = awq.groups.map((g) => g.alpha);
   const lines = [
