@@ -1,4 +1,4 @@
-// npx tsx bench/gptq.ts [--size 1024x1024] [--tokens 2048] [--grid int4_g128|int4_g32|q4_0] [--repeat 2]
+// npx tsx bench/gptq.ts [--size 1024x1024] [--tokens 2048] [--grid int4_g128|int4_g32|q4_0|q4_K] [--repeat 2]
 //
 // GPTQ on the CPU (calibrate/gptq.ts, f64, single thread) against GPTQ on WebGPU
 // (calibrate/gptq-gpu.ts, f32) on one synthetic layer: W ~ N(0, 0.02²), inputs X with a
@@ -14,9 +14,10 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';
 import { SWIFTSHADER_ICD } from '../src/gpu/swiftshader.ts';
-import { gptqQuantize, hessian, prepareHessian } from '../src/calibrate/gptq.ts';
-import { gptqColumnsGpu, gptqHessianGpu, gptqQuantizeGpu, sameGridPoints } from '../src/calibrate/gptq-gpu.ts';
-import { gram, gridLabel, outputMse, quantizeRtn, type Grid } from '../src/calibrate/grid.ts';
+import { gptqQ4_K, gptqQuantize, hessian, prepareHessian } from '../src/calibrate/gptq.ts';
+import { gptqColumnsGpu, gptqHessianGpu, gptqQuantizeGpu, sameGridPoints, type GpuGrid } from '../src/calibrate/gptq-gpu.ts';
+import { gram, gridLabel, outputMse, quantizeRtn } from '../src/calibrate/grid.ts';
+import { quantType } from '../src/quant/types.ts';
 import { gaussians } from '../src/testing/random.ts';
 
 process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
@@ -30,7 +31,13 @@ const { values: args } = parseArgs({
 });
 const [rows, cols] = /^(\d+)x(\d+)$/.exec(args.size!)!.slice(1).map(Number);
 const n = Number(args.tokens);
-const grid: Grid = args.grid === 'q4_0' ? { kind: 'q4_0' } : { kind: 'int', bits: Number(/^int(\d)_g(\d+)$/.exec(args.grid!)![1]), group: Number(/_g(\d+)$/.exec(args.grid!)![1]) };
+const grid: GpuGrid = args.grid === 'q4_0' || args.grid === 'q4_K'
+  ? { kind: args.grid }
+  : { kind: 'int', bits: Number(/^int(\d)_g(\d+)$/.exec(args.grid!)![1]), group: Number(/_g(\d+)$/.exec(args.grid!)![1]) };
+const q4K = quantType('q4_K')!.reference;
+/** The CPU reference of the grid (f64), and its round-to-nearest. */
+const cpuGptq = (h: Float64Array) => (grid.kind === 'q4_K' ? gptqQ4_K(w, rows, cols, h).values : gptqQuantize(w, rows, cols, h, { grid }));
+const rtn = () => (grid.kind === 'q4_K' ? q4K.decode(q4K.encode(w, cols), rows, cols) : quantizeRtn(w, rows, cols, grid));
 
 const repeat = Number(args.repeat);
 /** The best of `repeat` runs' seconds of fn() (a shared machine only ever slows a run down), and its value. */
@@ -60,7 +67,7 @@ for (let t = 0; t < n; t++) for (let c = 0; c < cols; c++) {
 const gpu = await createNodeGpu({ label: 'bench-gptq' });
 // CPU columns = gptqQuantize − prep, two separate timings: on a loaded machine the
 // difference is noisy, so the load average is printed before and after.
-console.log(`GPTQ bench: W ${rows} x ${cols}, X ${n} tokens, grid ${gridLabel(grid)}; GPU: ${gpu.description}; load average ${loadavg()[0].toFixed(1)}`);
+console.log(`GPTQ bench: W ${rows} x ${cols}, X ${n} tokens, grid ${grid.kind === 'q4_K' ? 'Q4_K' : gridLabel(grid)}; GPU: ${gpu.description}; load average ${loadavg()[0].toFixed(1)}`);
 // Warm-up: compile the pipelines.
 await gptqHessianGpu(gpu, x.subarray(0, 8 * cols), 8, cols);
 await gptqQuantizeGpu(gpu, w.subarray(0, 4 * cols), 4, cols, hessian(x.subarray(0, 64 * cols), 64, cols), { grid });
@@ -68,7 +75,7 @@ await gptqQuantizeGpu(gpu, w.subarray(0, 4 * cols), 4, cols, hessian(x.subarray(
 const [hCpu, hessCpuS] = await timed(() => hessian(x, n, cols));
 const [hGpu, hessGpuS] = await timed(() => gptqHessianGpu(gpu, x, n, cols));
 const [prepared, prepS] = await timed(() => prepareHessian(hCpu, cols));
-const [cpu, cpuS] = await timed(() => gptqQuantize(w, rows, cols, hCpu, { grid }));
+const [cpu, cpuS] = await timed(() => cpuGptq(hCpu));
 const [got, columnsGpuS] = await timed(() => gptqColumnsGpu(gpu, w, rows, cols, prepared, { grid }));
 const gpuS = prepS + columnsGpuS;
 const fromGpuH = await gptqQuantizeGpu(gpu, w, rows, cols, hGpu, { grid });
@@ -81,7 +88,7 @@ console.log(`Hessian prep (CPU f64, in both): ${f(prepS)}`);
 console.log(`GPTQ columns:      cpu ${f(cpuS - prepS)}  gpu ${f(columnsGpuS)}  gpu/cpu ${(columnsGpuS / (cpuS - prepS)).toFixed(2)}  (${got.stats.dispatches} dispatches, ${got.stats.chunks} chunk(s))`);
 console.log(`GPTQ with prep:    cpu ${f(cpuS)}  gpu ${f(gpuS)}  gpu/cpu ${(gpuS / cpuS).toFixed(2)}`);
 console.log(`same grid point as the CPU: ${(sameGridPoints(got.values, cpu, got, grid, cols) * 100).toFixed(3)}% (GPU Hessian too: ${(sameGridPoints(fromGpuH.values, cpu, fromGpuH, grid, cols) * 100).toFixed(3)}%)`);
-console.log(`layer output MSE on X: cpu ${mse(cpu).toPrecision(5)}  gpu ${mse(got.values).toPrecision(5)}  gpu with GPU Hessian ${mse(fromGpuH.values).toPrecision(5)}  rtn ${mse(quantizeRtn(w, rows, cols, grid)).toPrecision(5)}`);
+console.log(`layer output MSE on X: cpu ${mse(cpu).toPrecision(5)}  gpu ${mse(got.values).toPrecision(5)}  gpu with GPU Hessian ${mse(fromGpuH.values).toPrecision(5)}  rtn ${mse(rtn()).toPrecision(5)}`);
 console.log(`load average ${loadavg()[0].toFixed(1)}`);
 if (gpu.uncapturedErrors.length) console.log(`WebGPU errors: ${gpu.uncapturedErrors.join('; ')}`);
 gpu.destroy();

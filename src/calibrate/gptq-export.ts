@@ -9,6 +9,8 @@
 // as GPTQ's reference feeds them (activations.ts calibrateSequentially): on stories260K the
 // sequential inputs gave the worse model (bench/gptq-inputs.ts: mean KL on the eval text
 // x0.640 of round-to-nearest's, against x0.573 from F32 inputs).
+// With a GPU (options.gpu), GPTQ runs there (gptq-gpu.ts: the Hessian and the column walk,
+// f32) while the device lives, then on the CPU (gptq.ts, f64).
 // The weights are read through the export source (the GGUF's own rows: a converted
 // safetensors model's Q/K rows are permuted as convert_hf_to_gguf.py does); GPTQ treats
 // each row on its own with one Hessian over the input columns, so the row order does not
@@ -20,7 +22,7 @@ import { type ExportPlan, type ExportSource, type PrecomputedTensors, rowCount }
 import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, openCalibrationModel, type CalibrationProgress } from './activations.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
-import { gptqHessianGpu, gptqQuantizeGpu, q4_0BlocksFromGpu } from './gptq-gpu.ts';
+import { gptqHessianGpu, gptqQuantizeGpu, q4_0BlocksFromGpu, q4KBlocksFromGpu } from './gptq-gpu.ts';
 import { gptqQ4_0, gptqQ4_K, hessian } from './gptq.ts';
 
 /** The tensor types GPTQ export writes, each with the GPTQ that quantizes into its grid. */
@@ -45,7 +47,7 @@ export interface GptqExportOptions {
   dataset?: string;
   /** Calibration chunk (default as `quantlab calibrate`). */
   chunk?: number;
-  /** Where Q4_0's GPTQ runs while the device lives (default: the CPU). */
+  /** Where GPTQ runs while the device lives (default: the CPU). */
   gpu?: GpuContext;
   signal?: AbortSignal;
   onProgress?: (p: CalibrationProgress) => void;
@@ -105,7 +107,7 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
     const rows = rowCount(src.ne);
     if (x.cols !== cols) throw new Error(`GPTQ: ${name} has rows of ${cols} values but inputs of ${x.cols}`);
     const w = await source.readF32(src, { first: 0, count: rows });
-    const onGpu = type === 'q4_0' && options.gpu ? await gptqQ4_0Gpu(options.gpu, w, rows, cols, x.x, x.n) : null;
+    const onGpu = options.gpu ? await gptqOnGpu(options.gpu, type as GptqType, w, rows, cols, x.x, x.n) : null;
     if (onGpu) gpuTensors++;
     tensors.set(name, onGpu ?? GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols)).bytes);
     types[type as GptqType] = (types[type as GptqType] ?? 0) + 1;
@@ -122,12 +124,13 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
   return { tensors, keys, method: 'gptq', types, dataset, textTokens: tokens.length, chunk, chunks, gpu };
 }
 
-/** GPTQ's Q4_0 blocks computed on the GPU; null when the device is (or gets) lost. */
-async function gptqQ4_0Gpu(gpu: GpuContext, w: Float32Array, rows: number, cols: number, x: Float32Array, n: number): Promise<Uint8Array | null> {
+/** GPTQ's blocks computed on the GPU; null when the device is (or gets) lost. */
+async function gptqOnGpu(gpu: GpuContext, type: GptqType, w: Float32Array, rows: number, cols: number, x: Float32Array, n: number): Promise<Uint8Array | null> {
   if (gpu.isLost()) return null;
   try {
     const h = await gptqHessianGpu(gpu, x, n, cols);
-    return q4_0BlocksFromGpu(await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid: { kind: 'q4_0' } }), rows, cols);
+    const result = await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid: { kind: type } });
+    return (type === 'q4_0' ? q4_0BlocksFromGpu : q4KBlocksFromGpu)(result, rows, cols);
   } catch (e) {
     if (e instanceof GpuDeviceLostError) return null;
     throw e;

@@ -6,7 +6,8 @@
 //   the column walk's O(rows · cols²) for a square layer: on a fast GPU, the next thing to move.
 // - Per block of 128 columns, one dispatch of shaders/kernels/gptq_block.wgsl (an
 //   invocation per row walks the block's columns: group params, quantize, error, in-block
-//   update), then the lazy update W[:, i2:] -= Err · U[i1:i2, i2:] as a register-tiled
+//   update; the grid from gptq_grid_int_q4_0.wgsl, or gptq_grid_q4_k.wgsl whose super-block
+//   params are ggml's Q4_K search, codecs/q4_k.wgsl), then the lazy update W[:, i2:] -= Err · U[i1:i2, i2:] as a register-tiled
 //   product (gptq_update.wgsl). Rows are independent given U, so large tensors are done in
 //   chunks of rows whose buffers fit the storage binding limit: chunking changes no result.
 // - XᵀX, the Hessian sum over many tokens, as a product too (gptq_hessian.wgsl): gptqHessianGpu.
@@ -17,8 +18,9 @@ import { getPipeline } from '../gpu/pipelines.ts';
 import { withErrorScopes } from '../gpu/quantize.ts';
 import { composeShader } from '../gpu/shaders.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../formats/float16.ts';
+import { Q4_K_BLOCK_BYTES } from '../quant/codecs/kquants.ts';
 import { GPTQ_BLOCK, prepareHessian, type GptqOptions } from './gptq.ts';
-import { gridGroup, Q4_0_GROUP, type Grid } from './grid.ts';
+import { gridGroup, Q4_0_GROUP, q4KCodeAt, Q4_K_GROUP, Q4_K_HEADER_BYTES, q4KValue, type Grid } from './grid.ts';
 
 /** Cap on one buffer of a chunk (W, Q, X, a band of H): bounds the GPU memory one call holds. */
 export const GPTQ_MAX_CHUNK_BYTES = 128 * 1024 * 1024;
@@ -34,15 +36,33 @@ const Q4_0_BLOCK_BYTES = 18;
 /** Uniform slots: minUniformBufferOffsetAlignment is at most 256 on every device. */
 const UNIFORM_SLOT = 256;
 
+/** The grids the GPU walks: grid.ts's, and Q4_K's super-blocks (gptq.ts gptqQ4_K on the CPU). */
+export type GpuGrid = Grid | { kind: 'q4_K' };
+
+export interface GpuGptqOptions {
+  grid: GpuGrid;
+  /** Columns per dispatch (default GPTQ_BLOCK). */
+  blockSize?: number;
+}
+
+/** Columns per group (whose params open together) and per stored entry of them. */
+function gridShape(grid: GpuGrid): { group: number; sub: number } {
+  if (grid.kind === 'q4_K') return { group: Q4_K_GROUP, sub: 32 };
+  const group = gridGroup(grid);
+  return { group, sub: group };
+}
+
 export interface GptqGpuResult {
   /** rows x cols: the quantized weights (each a grid value), f32. */
   values: Float32Array;
-  /** rows x cols: each weight's code (INT: 0..2^bits − 1; Q4_0: 0..15, value (code − 8) · f16(d)). */
+  /** rows x cols: each weight's code (INT: 0..2^bits − 1; Q4_0: 0..15, value (code − 8) · f16(d); Q4_K: 0..15). */
   codes: Uint8Array;
-  /** rows x groups: each group's scale (Q4_0: the f32 d, before its f16 rounding). */
+  /** rows x entries (one per group; Q4_K: per sub-block of 32): the scale (Q4_0: the f32 d, before its f16 rounding; Q4_K: dl). */
   scales: Float32Array;
-  /** rows x groups: each group's zero point (Q4_0: 8). */
+  /** rows x entries: the zero point (Q4_0: 8; Q4_K: dm). */
   zeros: Float32Array;
+  /** Q4_K: rows x super-blocks of block_q4_K's 16-byte header (d, dmin, scales); else null. */
+  headers: Uint8Array | null;
   /** What the GPU did: chunks of rows and dispatches, for tests and logs. */
   stats: { chunks: number; rowsPerChunk: number; dispatches: number };
 }
@@ -101,12 +121,18 @@ function toColumnMajor(w: ArrayLike<number>, cols: number, r0: number, n: number
   return out;
 }
 
-function gptqPipelines(gpu: GpuContext) {
-  const libs = ['lib/rounding.wgsl', 'lib/f16.wgsl'];
+/** gptq_block.wgsl with its grid file (and Q4_K's: ggml's search, codecs/q4_k.wgsl, and what it needs). */
+const BLOCK_SHADERS = {
+  scalar: ['lib/rounding.wgsl', 'lib/f16.wgsl', 'kernels/gptq_grid_int_q4_0.wgsl', 'kernels/gptq_block.wgsl'],
+  q4_K: ['lib/rounding.wgsl', 'lib/f16.wgsl', 'lib/bytes.wgsl', 'lib/kquant.wgsl', 'codecs/q4_k.wgsl', 'kernels/gptq_grid_q4_k.wgsl', 'kernels/gptq_block.wgsl'],
+};
+
+function gptqPipelines(gpu: GpuContext, grid: GpuGrid) {
+  const variant = grid.kind === 'q4_K' ? 'q4_K' : 'scalar';
   return Promise.all([
-    getPipeline(gpu.device, { name: 'gptq.block', code: () => composeShader([...libs, 'kernels/gptq_block.wgsl']), constants: { WG_SIZE: blockWgSize(gpu.limits) } }),
+    getPipeline(gpu.device, { name: `gptq.block.${variant}`, code: () => composeShader(BLOCK_SHADERS[variant]), constants: { WG_SIZE: blockWgSize(gpu.limits) } }),
     getPipeline(gpu.device, { name: 'gptq.update', code: () => composeShader(['kernels/gptq_update.wgsl']), constants: { WG_X: TILE_WG, WG_Y: TILE_WG } }),
-  ]);
+  ] as const);
 }
 
 async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes: number, label: string): Promise<Float32Array> {
@@ -123,9 +149,10 @@ async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes: number, labe
 
 /**
  * GPTQ of a rows x cols weight (row-major) given its Hessian (hessian() or
- * gptqHessianGpu()), on the GPU: gptqQuantize's contract, for the 'int' and 'q4_0' grids.
+ * gptqHessianGpu()), on the GPU: gptqQuantize's contract for the 'int' and 'q4_0' grids, and
+ * gptqQ4_K's for 'q4_K' (its blocks: q4KBlocksFromGpu).
  */
-export async function gptqQuantizeGpu(gpu: GpuContext, w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: GptqOptions): Promise<GptqGpuResult> {
+export async function gptqQuantizeGpu(gpu: GpuContext, w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: GpuGptqOptions & Pick<GptqOptions, 'percdamp'>): Promise<GptqGpuResult> {
   if (h.length !== cols * cols) throw new RangeError(`GPTQ: the Hessian has ${h.length} values, not ${cols} x ${cols}`);
   return gptqColumnsGpu(gpu, w, rows, cols, prepareHessian(h, cols, options.percdamp), options);
 }
@@ -134,14 +161,20 @@ export async function gptqQuantizeGpu(gpu: GpuContext, w: ArrayLike<number>, row
  * GPTQ's column walk on the GPU from a prepared Hessian (prepareHessian: U, upper, with
  * H⁻¹ = UᵀU, and the dead columns, whose weights are zeroed).
  */
-export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows: number, cols: number, prepared: { u: Float64Array; dead: Uint8Array }, options: Omit<GptqOptions, 'percdamp'>): Promise<GptqGpuResult> {
+export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows: number, cols: number, prepared: { u: Float64Array; dead: Uint8Array }, options: GpuGptqOptions): Promise<GptqGpuResult> {
   if (w.length !== rows * cols) throw new RangeError(`GPTQ: ${w.length} weights are not ${rows} x ${cols}`);
   const { u, dead } = prepared;
-  const grid: Grid = options.grid;
-  if (grid.kind !== 'int' && grid.kind !== 'q4_0') throw new RangeError(`GPTQ on the GPU: no kernel for the ${(grid as Grid).kind} grid`);
-  const group = gridGroup(grid);
+  const grid = options.grid;
+  if (grid.kind !== 'int' && grid.kind !== 'q4_0' && grid.kind !== 'q4_K') throw new RangeError(`GPTQ on the GPU: no kernel for the ${(grid as { kind: string }).kind} grid`);
+  const { group, sub } = gridShape(grid);
   const block = options.blockSize ?? GPTQ_BLOCK;
-  const groups = Math.ceil(cols / group);
+  if (grid.kind === 'q4_K') {
+    if (cols % Q4_K_GROUP !== 0) throw new RangeError(`Q4_K needs rows of a multiple of ${Q4_K_GROUP} values, not ${cols}`);
+    // A super-block's params are found at a block's start, where its columns hold every earlier block's update.
+    if (Q4_K_GROUP % block !== 0) throw new RangeError(`GPTQ into Q4_K on the GPU: blocks that divide ${Q4_K_GROUP} columns, not ${block}`);
+  }
+  const groups = Math.ceil(cols / sub);
+  const superBlocks = grid.kind === 'q4_K' ? cols / Q4_K_GROUP : 0;
   const { device, limits } = gpu;
   const bytes = chunkBytes(limits);
   const starts = Array.from({ length: Math.ceil(cols / block) }, (_, b) => b * block);
@@ -149,12 +182,13 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
   const slabBytes = Math.min(block, cols) * slabStride(cols, 0) * 4;
   if (slabBytes > bytes) throw new RangeError(`GPTQ on the GPU: ${Math.min(block, cols)} rows of U (${slabBytes} bytes) do not fit a ${bytes}-byte storage binding`);
   const rowsPerChunk = gptqRowsPerChunk(limits, rows, cols, block, groups);
-  const [blockPipe, updatePipe] = await gptqPipelines(gpu);
+  const [blockPipe, updatePipe] = await gptqPipelines(gpu, grid);
 
   const values = new Float32Array(rows * cols);
   const codes = new Uint8Array(rows * cols);
   const scales = new Float32Array(rows * groups);
   const zeros = new Float32Array(rows * groups);
+  const headers = grid.kind === 'q4_K' ? new Uint8Array(rows * superBlocks * Q4_K_HEADER_BYTES) : null;
   const stats = { chunks: 0, rowsPerChunk, dispatches: 0 };
   await withErrorScopes(gpu, 'GPTQ', async () => {
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
@@ -181,6 +215,7 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
       const qBuf = device.createBuffer({ label: `${label}.q`, size: padded * cols * 4, usage: storage });
       const errBuf = device.createBuffer({ label: `${label}.err`, size: padded * Math.min(block, cols) * 4, usage: storage });
       const gridBuf = device.createBuffer({ label: `${label}.grid`, size: padded * groups * 8, usage: storage });
+      const headerBuf = headers && device.createBuffer({ label: `${label}.header`, size: padded * superBlocks * Q4_K_HEADER_BYTES, usage: storage });
       const uniforms = device.createBuffer({ label: `${label}.params`, size: starts.length * 2 * UNIFORM_SLOT, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       device.queue.writeBuffer(wBuf, 0, toColumnMajor(w, cols, r0, n, padded, dead));
       const enc = device.createCommandEncoder({ label: `${label}.encoder` });
@@ -189,9 +224,9 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
         const col1 = Math.min(col0 + block, cols);
         const stride = slabStride(cols, col0);
         const blockAt = 2 * b * UNIFORM_SLOT;
-        const kind = grid.kind === 'q4_0' ? 1 : 0;
+        const kind = grid.kind === 'q4_0' ? 1 : 0; // gptq_grid_int_q4_0.wgsl's GRID_*
         const maxq = grid.kind === 'int' ? 2 ** grid.bits - 1 : 15;
-        device.queue.writeBuffer(uniforms, blockAt, new Uint32Array([padded, cols, col0, col1, group, kind, maxq, stride, 0, 0, 0, 0]));
+        device.queue.writeBuffer(uniforms, blockAt, new Uint32Array([padded, cols, col0, col1, group, kind, maxq, stride, 0, sub, 0, 0]));
         pass.setPipeline(blockPipe);
         pass.setBindGroup(0, device.createBindGroup({
           label: `${label}.block${b}`,
@@ -203,6 +238,7 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
             { binding: 3, resource: { buffer: slabs[b] } },
             { binding: 4, resource: { buffer: gridBuf } },
             { binding: 5, resource: { buffer: uniforms, offset: blockAt, size: 48 } },
+            ...(headerBuf ? [{ binding: 6, resource: { buffer: headerBuf } }] : []),
           ],
         }));
         pass.dispatchWorkgroups(Math.ceil(padded / blockWgSize(limits)));
@@ -226,8 +262,22 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
       });
       pass.end();
       device.queue.submit([enc.finish()]);
-      const [q, g] = await Promise.all([readBuffer(device, qBuf, padded * cols * 4, `${label}.q.read`), readBuffer(device, gridBuf, padded * groups * 8, `${label}.grid.read`)]);
-      for (const buf of [wBuf, qBuf, errBuf, gridBuf, uniforms]) buf.destroy();
+      const [q, g, h] = await Promise.all([
+        readBuffer(device, qBuf, padded * cols * 4, `${label}.q.read`),
+        readBuffer(device, gridBuf, padded * groups * 8, `${label}.grid.read`),
+        headerBuf && readBuffer(device, headerBuf, padded * superBlocks * Q4_K_HEADER_BYTES, `${label}.header.read`),
+      ]);
+      for (const buf of [wBuf, qBuf, errBuf, gridBuf, headerBuf, uniforms]) buf?.destroy();
+      if (h && headers) {
+        // header[(s * padded + r) * 4 ..] to rows x super-blocks, row-major.
+        const words = new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
+        for (let r = 0; r < n; r++) {
+          for (let s = 0; s < superBlocks; s++) {
+            const from = (s * padded + r) * Q4_K_HEADER_BYTES;
+            headers.set(words.subarray(from, from + Q4_K_HEADER_BYTES), ((r0 + r) * superBlocks + s) * Q4_K_HEADER_BYTES);
+          }
+        }
+      }
       for (let r = 0; r < n; r++) {
         const o = (r0 + r) * cols;
         for (let k = 0; k < groups; k++) {
@@ -235,19 +285,37 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
           zeros[(r0 + r) * groups + k] = g[2 * (k * padded + r) + 1];
         }
         for (let c = 0; c < cols; c++) {
-          const k = (r0 + r) * groups + Math.floor(c / group);
+          const k = (r0 + r) * groups + Math.floor(c / sub);
           codes[o + c] = q[c * padded + r];
           values[o + c] = codeValue(grid, codes[o + c], scales[k], zeros[k]);
         }
       }
     }
   });
-  return { values, codes, scales, zeros, stats };
+  return { values, codes, scales, zeros, headers, stats };
 }
 
-/** A code's value, the f32 gptq_block.wgsl's grid_value computes (one rounding: exact here too). */
-export function codeValue(grid: Grid, code: number, scale: number, zero: number): number {
+/** A code's value, the f32 the grid file's grid_value computes. */
+export function codeValue(grid: GpuGrid, code: number, scale: number, zero: number): number {
+  if (grid.kind === 'q4_K') return q4KValue(code, scale, zero);
   return grid.kind === 'q4_0' ? (code - 8) * f16BitsToF32(f32ToF16Bits(scale)) : Math.fround(scale * (code - zero));
+}
+
+/** block_q4_K super-blocks from a GPU result on the 'q4_K' grid: what gptqQ4_K writes, the file's bytes. */
+export function q4KBlocksFromGpu(result: GptqGpuResult, rows: number, cols: number): Uint8Array {
+  if (!result.headers) throw new Error('not a Q4_K result');
+  const perRow = cols / Q4_K_GROUP;
+  const bytes = new Uint8Array(rows * perRow * Q4_K_BLOCK_BYTES);
+  for (let b = 0; b < rows * perRow; b++) {
+    const at = b * Q4_K_BLOCK_BYTES;
+    bytes.set(result.headers.subarray(b * Q4_K_HEADER_BYTES, (b + 1) * Q4_K_HEADER_BYTES), at);
+    for (let e = 0; e < Q4_K_GROUP; e++) {
+      const { byte, high } = q4KCodeAt(e);
+      const code = result.codes[b * Q4_K_GROUP + e];
+      bytes[at + byte] |= high ? code << 4 : code;
+    }
+  }
+  return bytes;
 }
 
 /**
@@ -270,7 +338,7 @@ export function q4_0BlocksFromGpu(result: GptqGpuResult, rows: number, cols: num
 }
 
 /** The distance between neighbouring grid points of a group: its scale (Q4_0: the f16 d). */
-export function gridStep(grid: Grid, scale: number): number {
+export function gridStep(grid: GpuGrid, scale: number): number {
   return Math.abs(grid.kind === 'q4_0' ? f16BitsToF32(f32ToF16Bits(scale)) : scale);
 }
 
@@ -279,13 +347,13 @@ export function gridStep(grid: Grid, scale: number): number {
  * of the group's step (from `result`, the GPU run). Scales that differ in their last bits
  * (f32 vs f64) then count as the same choice; a code or a zero point one off does not.
  */
-export function sameGridPoints(a: ArrayLike<number>, b: ArrayLike<number>, result: GptqGpuResult, grid: Grid, cols: number): number {
-  const group = gridGroup(grid);
-  const groups = Math.ceil(cols / group);
+export function sameGridPoints(a: ArrayLike<number>, b: ArrayLike<number>, result: GptqGpuResult, grid: GpuGrid, cols: number): number {
+  const { sub } = gridShape(grid);
+  const entries = Math.ceil(cols / sub);
   let same = 0;
   for (let k = 0; k < a.length; k++) {
     const r = Math.floor(k / cols);
-    const step = gridStep(grid, result.scales[r * groups + Math.floor((k % cols) / group)]);
+    const step = gridStep(grid, result.scales[r * entries + Math.floor((k % cols) / sub)]);
     if (Math.abs(a[k] - b[k]) < step / 2 || a[k] === b[k]) same++;
   }
   return a.length === 0 ? 1 : same / a.length;

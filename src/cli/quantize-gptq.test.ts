@@ -30,6 +30,7 @@ import { mapProvider, readLlamaWeights } from '../model/weights.ts';
 import { quantType } from '../quant/types.ts';
 import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
 import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
+import { differingBlocks } from '../gpu/testing.ts';
 import { BUILTIN_DATASET } from './calibrate.ts';
 import { expectQuantizeRefused, runInProcess } from './testing.ts';
 
@@ -322,6 +323,33 @@ describe('quantlab quantize --gptq into Q4_K (synthetic Llama, rows of 256 and 7
     expect(otherTypes.size).toBeGreaterThan(0); // the preset's own choices for attn_v/ffn_down stay
     expect(metadataToObject(g.ggufMetadata!)[GPTQ_KEYS.tensors]).toBe(gptq);
   });
+
+  it("--backend webgpu: GPTQ into Q4_K on the GPU (ggml's super-block search in WGSL): the CPU's file but for a few super-blocks, and closer to F32 than plain Q4_K_M in llama.cpp", async () => {
+    process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
+    const out = path('syn-q4km-gptq-webgpu.gguf');
+    const r = await runInProcess(['quantize', model(), '-o', out, '--preset', 'Q4_K_M', ...gptqArgs(), '--backend', 'webgpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/GPTQ: 12 tensors' blocks \(12 Q4_K\) .*; 12 of them on WebGPU \(.+\)\n/);
+    const [gpu, cpu] = [await open(out), await open(path('syn-q4km-gptq.gguf'))];
+    expect(gpu.ggufMetadata).toEqual(cpu.ggufMetadata);
+    let [superBlocks, same] = [0, 0];
+    for (const [i, t] of gpu.tensors.entries()) {
+      const [a, b] = [await readTensorBytes(gpu, t), await readTensorBytes(cpu, cpu.tensors[i])];
+      if (t.dtype !== 'q4_K' || !t.name.startsWith('blk.')) {
+        expect(Buffer.from(a).equals(Buffer.from(b)), t.name).toBe(true);
+        continue;
+      }
+      superBlocks += a.length / 144;
+      same += a.length / 144 - differingBlocks(a, b, 144).length;
+    }
+    console.log(`synthetic Q4_K_M, GPTQ on WebGPU vs the CPU: ${same} of ${superBlocks} super-blocks identical`);
+    expect(same / superBlocks).toBeGreaterThanOrEqual(0.9);
+    const tokens = (await modelTokenizer(await open(model()))).encode(EVAL_TEXT).slice(0, 255);
+    const [f32, plain, onGpu] = await Promise.all([model(), path('syn-q4km.gguf'), out].map(async (m) => (await runLlamaCpp({ model: m, logits: [tokens] })).logits[0]));
+    const [klPlain, klGpu] = [meanKlOfLogits(f32, plain), meanKlOfLogits(f32, onGpu)];
+    console.log(`synthetic Llama, llama.cpp mean KL to F32: Q4_K_M ${klPlain.toExponential(3)}, GPTQ Q4_K_M on WebGPU ${klGpu.toExponential(3)}`);
+    expect(klGpu).toBeLessThan(klPlain);
+  }, 60_000);
 
   it("a GPTQ Q4_K tensor's blocks decode to gptqQ4_K's values (the calibration inputs recomputed)", async () => {
     const g = await open(path('syn-q4k-gptq.gguf'));
