@@ -1,9 +1,10 @@
 // GPTQ on the GPU (WebGPU), with gptq.ts as its CPU reference: the same algorithm
 // (IST-DASLab/gptq gptq.py fasterquant, as gptq.ts states it, group params from the updated
 // values included) in f32, as PyTorch's GPTQ runs, where gptq.ts runs in f64.
-// - The Hessian's damping, Cholesky and inverse stay on the CPU in f64 (prepareHessian), then
-//   go up as f32: where precision matters most (an ill-conditioned H), and O(cols³), about
-//   the column walk's O(rows · cols²) for a square layer: on a fast GPU, the next thing to move.
+// - The Hessian's damping, Cholesky factor and triangular inverse stay on the CPU in f64
+//   (prepareHessian), then go up as f32: where precision matters most (an ill-conditioned H),
+//   and cols³/2 multiply-adds, about the column walk's rows · cols² for a square layer: on a
+//   fast GPU, the next thing to move.
 // - Per block of 128 columns, one dispatch of shaders/kernels/gptq_block.wgsl (an
 //   invocation per row walks the block's columns: group params, quantize, error, in-block
 //   update; the grid from gptq_grid_int_q4_0.wgsl, or gptq_grid_q4_k.wgsl whose super-block

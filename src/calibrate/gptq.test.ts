@@ -11,7 +11,7 @@ import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
 import { collectInputs, openCalibrationModel, type CalibrationModel, type LayerInputs } from './activations.ts';
 import { gram, groupParams, outputMse, quantizeRtn, quantizeValue, type Grid } from './grid.ts';
-import { gptqQ4_0, gptqQuantize, hessian } from './gptq.ts';
+import { gptqQ4_0, gptqQuantize, hessian, prepareHessian } from './gptq.ts';
 import { quantType } from '../quant/types.ts';
 import { rng } from '../testing/random.ts';
 
@@ -78,6 +78,33 @@ function obsQuantize(w: Float64Array, rows: number, cols: number, xs: Float64Arr
 }
 
 describe('GPTQ', () => {
+  it("prepareHessian's U is upper with a positive diagonal and UᵀU the damped H's inverse (Gauss-Jordan), a dead column fixed (60 columns)", () => {
+    const rand = rng(21);
+    const [cols, n] = [60, 200];
+    const x = Float64Array.from({ length: n * cols }, (_, k) => (k % cols === 17 ? 0 : rand() * 2 - 1 + (k % 3) * 0.4));
+    const h = hessian(x, n, cols);
+    const { u, dead } = prepareHessian(h, cols);
+    expect(Array.from(dead.keys()).filter((i) => dead[i])).toEqual([17]);
+    const damped = h.slice();
+    damped[17 * cols + 17] = 1;
+    let mean = 0;
+    for (let i = 0; i < cols; i++) mean += damped[i * cols + i] / cols;
+    for (let i = 0; i < cols; i++) damped[i * cols + i] += 0.01 * mean;
+    const want = invert(damped, cols);
+    let [worst, scale] = [0, 0];
+    for (let i = 0; i < cols; i++) {
+      expect(u[i * cols + i]).toBeGreaterThan(0);
+      for (let j = 0; j < cols; j++) {
+        if (j < i) expect(u[i * cols + j]).toBe(0);
+        let s = 0;
+        for (let k = 0; k < cols; k++) s += u[k * cols + i] * u[k * cols + j];
+        worst = Math.max(worst, Math.abs(s - want[i * cols + j]));
+        scale = Math.max(scale, Math.abs(want[i * cols + j]));
+      }
+    }
+    expect(worst / scale).toBeLessThan(1e-12);
+  });
+
   it('blocked (block 16, lazy updates) equals the unblocked OBS formulation on a 6 x 40 matrix (groups of 8, a last group of 8)', () => {
     const rand = rng(7);
     const rows = 6;

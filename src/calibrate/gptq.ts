@@ -49,27 +49,22 @@ export function choleskyLower(a: Float64Array, n: number): Float64Array {
   return l;
 }
 
-/** H⁻¹ from H's lower Cholesky factor L (torch.cholesky_inverse): (L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹. */
-export function choleskyInverse(l: Float64Array, n: number): Float64Array {
-  const li = new Float64Array(n * n); // L⁻¹, lower
-  for (let j = 0; j < n; j++) {
-    li[j * n + j] = 1 / l[j * n + j];
-    for (let i = j + 1; i < n; i++) {
-      let s = 0;
-      for (let k = j; k < i; k++) s += l[i * n + k] * li[k * n + j];
-      li[i * n + j] = -s / l[i * n + i];
-    }
-  }
-  const inv = new Float64Array(n * n);
+/** L⁻¹ of a lower triangular L (row-major), by forward substitution a row at a time. */
+export function lowerInverse(l: Float64Array, n: number): Float64Array {
+  const x = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = 0;
-      for (let k = i; k < n; k++) s += li[k * n + i] * li[k * n + j];
-      inv[i * n + j] = s;
-      inv[j * n + i] = s;
+    const xi = i * n;
+    for (let k = 0; k < i; k++) {
+      const a = l[xi + k];
+      if (a === 0) continue;
+      const xk = k * n;
+      for (let j = 0; j <= k; j++) x[xi + j] -= a * x[xk + j];
     }
+    const d = l[xi + i];
+    for (let j = 0; j < i; j++) x[xi + j] /= d;
+    x[xi + i] = 1 / d;
   }
-  return inv;
+  return x;
 }
 
 /** H = 2/N · XᵀX for N input rows of `cols`. */
@@ -96,6 +91,10 @@ export function hessian(x: ArrayLike<number>, n: number, cols: number): Float64A
 /**
  * The dead-column fix and damping applied to a copy of H, and U (upper, row-major) with
  * H⁻¹ = UᵀU; `dead` marks the columns whose weights GPTQ zeroes.
+ * GPTQ gets U as cholesky(cholesky_inverse(cholesky(H)), upper): two factorizations and an
+ * inverse. Here J reverses the order: with K Kᵀ = J·H·J (K lower), H = A·Aᵀ for the upper
+ * A = J·K·J, so H⁻¹ = (A⁻¹)ᵀ·A⁻¹ and U = A⁻¹ = J·K⁻¹·J (upper, positive diagonal: the same
+ * unique factor): one factorization and one triangular inverse, half the arithmetic.
  */
 export function prepareHessian(h: Float64Array, cols: number, percdamp = GPTQ_PERCDAMP): { u: Float64Array; dead: Uint8Array } {
   const a = h.slice();
@@ -110,10 +109,12 @@ export function prepareHessian(h: Float64Array, cols: number, percdamp = GPTQ_PE
   for (let i = 0; i < cols; i++) mean += a[i * cols + i];
   const damp = (percdamp * mean) / cols;
   for (let i = 0; i < cols; i++) a[i * cols + i] += damp;
-  const inv = choleskyInverse(choleskyLower(a, cols), cols);
-  const lower = choleskyLower(inv, cols); // H⁻¹ = L Lᵀ, so U = Lᵀ
+  const last = cols - 1;
+  const reversed = new Float64Array(cols * cols);
+  for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) reversed[i * cols + j] = a[(last - i) * cols + (last - j)];
+  const kInv = lowerInverse(choleskyLower(reversed, cols), cols);
   const u = new Float64Array(cols * cols);
-  for (let i = 0; i < cols; i++) for (let j = i; j < cols; j++) u[i * cols + j] = lower[j * cols + i];
+  for (let i = 0; i < cols; i++) for (let j = i; j < cols; j++) u[i * cols + j] = kInv[(last - i) * cols + (last - j)];
   return { u, dead };
 }
 
