@@ -32,6 +32,15 @@ function expectGpuWork(gpu: GpuContext, got: GptqGpuResult, cpu: Float64Array, g
   if (grid.kind === 'int') expect(Array.from(got.values).some((v, k) => v !== cpu[k])).toBe(true);
 }
 
+/** A random layer (weights ~ U(−0.05, 0.05)) and n input rows that share 24 random directions, plus noise. */
+function correlatedLayer(seed: number, rows: number, cols: number, n: number): { w: Float64Array; x: Float64Array } {
+  const rand = rng(seed);
+  const w = Float64Array.from({ length: rows * cols }, () => (rand() * 2 - 1) * 0.05);
+  const base = Float64Array.from({ length: n * 24 }, () => rand() * 2 - 1);
+  const x = Float64Array.from({ length: n * cols }, (_, k) => base[Math.floor(k / cols) * 24 + (k % 24)] + 0.2 * (rand() - 0.5));
+  return { w, x };
+}
+
 describe('GPTQ on WebGPU', () => {
   let gpu: GpuContext;
   let cm: CalibrationModel;
@@ -122,11 +131,8 @@ describe('GPTQ on WebGPU', () => {
     [{ kind: 'int', bits: 4, group: 128 }],
     [{ kind: 'q4_0' }],
   ] as const)('GPTQ\'s own blocks of 128 with lazy updates across three of them (192 x 384, correlated inputs), %j: >= 99% the CPU\'s grid points, output MSE within 3%', async (grid: Grid) => {
-    const rand = rng(5);
     const [rows, cols, n] = [192, 384, 1024];
-    const w = Float64Array.from({ length: rows * cols }, () => (rand() * 2 - 1) * 0.05);
-    const base = Float64Array.from({ length: n * 24 }, () => rand() * 2 - 1);
-    const x = Float64Array.from({ length: n * cols }, (_, k) => base[Math.floor(k / cols) * 24 + (k % 24)] + 0.2 * (rand() - 0.5));
+    const { w, x } = correlatedLayer(5, rows, cols, n);
     const h = hessian(x, n, cols);
     const cpu = gptqQuantize(w, rows, cols, h, { grid });
     const got = await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid });
@@ -142,11 +148,9 @@ describe('GPTQ on WebGPU', () => {
   });
 
   it("into Q4_K (128 x 768: three super-blocks over six blocks, correlated inputs): ggml's super-block params on the GPU, >= 99% of gptqQ4_K's grid points, output MSE within 3%, below Q4_K's round-to-nearest; the blocks decode to the GPU's values", async () => {
-    const rand = rng(7);
     const [rows, cols, n] = [128, 768, 1024];
-    const w = Float32Array.from({ length: rows * cols }, () => (rand() * 2 - 1) * 0.05);
-    const base = Float64Array.from({ length: n * 24 }, () => rand() * 2 - 1);
-    const x = Float64Array.from({ length: n * cols }, (_, k) => base[Math.floor(k / cols) * 24 + (k % 24)] + 0.2 * (rand() - 0.5));
+    const layer = correlatedLayer(7, rows, cols, n);
+    const [w, x] = [Float32Array.from(layer.w), layer.x];
     const h = hessian(x, n, cols);
     const cpu = gptqQ4_K(w, rows, cols, h);
     const got = await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid: { kind: 'q4_K' } });
