@@ -111,7 +111,7 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
     if (onGpu) gpuTensors++;
     tensors.set(name, onGpu ?? GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols)).bytes);
     types[type as GptqType] = (types[type as GptqType] ?? 0) + 1;
-    tick(name);
+    tick(onGpu ? `${name} on WebGPU` : name);
   }
   const { STRING, UINT32 } = GGUF_VALUE_TYPE;
   const keys: GgufMetadataEntry[] = [

@@ -64,12 +64,17 @@ describe('device lost mid-job', () => {
     expect(onCpu.gpu.tensors).toBe(0);
     const LOST_AFTER = 7;
     let tensorsDone = 0;
+    const labels: string[] = [];
     const r = await engine.gptqBlocks(mode, [], {
       onProgress: (p) => {
-        if (p.label.startsWith('blk.') && ++tensorsDone === LOST_AFTER) gpu.device.destroy();
+        if (!p.label.startsWith('blk.')) return;
+        labels.push(p.label);
+        if (++tensorsDone === LOST_AFTER) gpu.device.destroy();
       },
     });
     expect(tensorsDone).toBe(30);
+    // The progress says where each tensor's GPTQ ran.
+    expect(labels.map((l) => l.endsWith(' on WebGPU'))).toEqual(labels.map((_, i) => i < LOST_AFTER));
     expect(r.gpu.tensors).toBe(LOST_AFTER);
     const names = [...r.tensors.keys()];
     expect(names).toEqual([...onGpu.tensors.keys()]);
