@@ -203,7 +203,7 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
         </button>
         <span className="muted">
           {exportMethod === 'GPTQ'
-            ? "GPTQ's blocks (from the calibration text above) in every Q4_0/Q4_K layer weight, the rest as llama-quantize's"
+            ? "GPTQ's blocks (from the calibration text above, computed on WebGPU when the page has it) in every Q4_0/Q4_K layer weight, the rest as llama-quantize's"
             : "AWQ's per-channel scales (from the calibration text above) folded into the norms and the previous linears, then llama-quantize's quantization"}
           ; runs in llama.cpp.
         </span>
