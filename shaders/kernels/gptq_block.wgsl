@@ -2,7 +2,7 @@
 // the CPU reference is src/calibrate/gptq.ts, after IST-DASLab/gptq gptq.py fasterquant).
 // One invocation per row: rows are independent given U, and within a row the columns
 // must go left to right (each column's error moves the later ones). Per column:
-//   - when it opens a group: the group's (scale, zero) from the row's current values;
+//   - when it opens a group: the group's params from the row's current values (open_group);
 //   - q = its grid value, err = (w - q) / U[col, col];
 //   - the rest of the block: w[j] -= err * U[col, j] (the lazy update of the columns after
 //     the block is gptq_update.wgsl).
