@@ -6,7 +6,7 @@ import { test, expect } from './fixtures.ts';
 
 const ROOT = process.cwd();
 
-test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ (on WebGPU) per layer on the sample, in the worker', async ({ app, page }) => {
+test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ, GPTQ and GPTQ into Q4_K (both on WebGPU) per layer on the sample, in the worker', async ({ app, page }) => {
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Calibration');
@@ -19,16 +19,17 @@ test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ and GPTQ (on WebG
   await expect(gptqBackend).toHaveAttribute('data-backend', 'webgpu');
   await expect(gptqBackend).toContainText(/GPTQ on WebGPU \(f32, .+\): all 35 layers/);
   const total = async (m: string) => Number(await totals.locator(`tr[data-method="${m}"] td[data-metric="total"]`).getAttribute('data-value'));
-  const figures = Object.fromEntries(await Promise.all(['rtn', 'q4_K', 'q4_K_imatrix', 'awq', 'gptq'].map(async (m) => [m, await total(m)] as const)));
+  const figures = Object.fromEntries(await Promise.all(['rtn', 'q4_K', 'q4_K_imatrix', 'awq', 'gptq', 'gptq_q4_K'].map(async (m) => [m, await total(m)] as const)));
   for (const v of Object.values(figures)) expect(Number.isFinite(v) && v > 0).toBe(true);
   expect(figures.gptq).toBeLessThan(figures.rtn);
+  expect(figures.gptq_q4_K).toBeLessThan(figures.q4_K);
   // The whole model on the held-out text under each method: finite KL and perplexity.
   const modelFigures = await totals.locator('td[data-metric="kl"], td[data-metric="ppl"]').evaluateAll((tds) => tds.map((td) => Number(td.getAttribute('data-value'))));
-  expect(modelFigures).toHaveLength(10);
+  expect(modelFigures).toHaveLength(12);
   expect(modelFigures.every((v) => Number.isFinite(v) && v > 0)).toBe(true);
-  // Every layer's figure shown is finite: 35 weights x 5 methods.
+  // Every layer's figure shown is finite: 35 weights x 6 methods.
   const cells = panel.getByRole('table', { name: 'Calibration per layer' }).locator('td[data-method]');
-  await expect(cells).toHaveCount(35 * 5);
+  await expect(cells).toHaveCount(35 * 6);
   const values = await cells.evaluateAll((tds) => tds.map((td) => Number(td.getAttribute('data-value'))));
   expect(values.every((v) => Number.isFinite(v) && v > 0)).toBe(true);
   await expect(panel.getByRole('figure', { name: 'Output MSE per layer' }).locator('.recharts-bar-rectangle').first()).toBeVisible();

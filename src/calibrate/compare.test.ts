@@ -1,6 +1,6 @@
 // `quantlab calibrate --compare`: every method's per-layer held-out output MSE is finite
-// and positive, GPTQ's and AWQ's totals are below RTN's on the same grid, the imatrix
-// lowers Q4_K's total; the JSON matches the table's totals.
+// and positive, GPTQ's and AWQ's totals are below RTN's on the same grid, the imatrix and
+// GPTQ into Q4_K's grid lower Q4_K's total; the JSON matches the table's totals.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
@@ -13,7 +13,7 @@ import { evaluateModel } from '../model/eval.ts';
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
 
 describe('quantlab calibrate --compare', () => {
-  it('stories260K, INT4 g32: 35 layers, finite figures; GPTQ < RTN, AWQ <= RTN, Q4_K + imatrix < Q4_K in total', async () => {
+  it('stories260K, INT4 g32: 35 layers, finite figures; GPTQ < RTN, AWQ <= RTN, Q4_K + imatrix < Q4_K, GPTQ into Q4_K < Q4_K in total', async () => {
     const r = await runInProcess(['calibrate', STORIES, '--compare', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as {
@@ -31,6 +31,7 @@ describe('quantlab calibrate --compare', () => {
     expect(total.gptq).toBeLessThan(total.rtn);
     expect(total.awq).toBeLessThanOrEqual(total.rtn);
     expect(total.q4_K_imatrix).toBeLessThan(total.q4_K);
+    expect(total.gptq_q4_K).toBeLessThan(total.q4_K); // on Q4_K's own grid too
     // The whole model: F32's perplexity as the eval (model/eval.ts) computes it on the same text.
     const j2 = j as unknown as { f32_ppl: number; positions: number; methods: { kl_mean: number; ppl: number; top1_agree: number }[] };
     const ev = await evaluateModel(await loadModel([await fileSource(STORIES)]), { presets: [], greedyTokens: 0, chunk: 64 });

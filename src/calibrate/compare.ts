@@ -1,12 +1,13 @@
 // What calibration buys, layer by layer: every blk.* weight of a Llama quantized at ~4 bits
 // by round-to-nearest, by Q4_K without and with an importance matrix (llama-imatrix's, from
 // the calibration text: imatrix.ts), by AWQ and by GPTQ (both from the calibration text's
-// inputs), each scored by its layer output MSE ||XWᵀ − XŴᵀ||² / (n · rows) on held-out text
+// inputs), and by GPTQ into Q4_K's own grid (gptqQ4_K: what `quantize --gptq` writes for a
+// Q4_K tensor, so Q4_K's three rows compare one storage format), each scored by its layer output MSE ||XWᵀ − XŴᵀ||² / (n · rows) on held-out text
 // (X: the layer's inputs in the F32 model over a different text, the eval text by default).
 // RTN, AWQ and GPTQ share GPTQ's asym INT4 grid in groups of `group` columns (grid.ts);
 // Q4_K is ggml's (the reference codec, quant/types.ts), its rows zero-padded to its 256-value
 // super-blocks where they are shorter (stories260K's 64 and 172; the padded inputs are 0, so
-// the padding changes no output). Each layer is done on its own from F32 inputs (no
+// the padding changes no output; for GPTQ they are dead columns, whose weights it zeroes). Each layer is done on its own from F32 inputs (no
 // sequential quantization of earlier layers), which is what a per-layer comparison asks.
 // GPTQ runs where the caller says (options.gptq: the engine passes GPTQ on WebGPU,
 // gptq-gpu.ts, when it has a device), else on the CPU (gptq.ts); the result says which.
@@ -19,7 +20,8 @@ import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, type Calib
 import { awqQuantize } from './awq.ts';
 import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import { gram, outputMse, quantizeRtn, type Grid } from './grid.ts';
-import { gptqQuantize, hessian } from './gptq.ts';
+import type { GpuGrid } from './gptq-gpu.ts';
+import { gptqQ4_K, gptqQuantize, hessian } from './gptq.ts';
 import { accumulateSquares } from './imatrix.ts';
 
 import { CALIBRATION_METHODS, type CalibrationMethod } from './methods.ts';
@@ -48,16 +50,19 @@ export interface CompareCalibrationOptions {
 /** Where GPTQ ran, per layer: the GPU may be lost mid-way, and the runner then goes on on the CPU. */
 export type GptqBackend = 'webgpu' | 'cpu';
 
-/** Runs GPTQ on one layer (gptqQuantize's contract) and says where it ran. */
+/** Runs GPTQ on one layer (gptqQuantize's contract; gptqQ4_K's for 'q4_K') and says where it ran. */
 export interface GptqRunner {
   /** The device, for the UI ('google swiftshader … (fallback)'); absent for the CPU. */
   device?: string;
-  quantize(w: Float32Array, rows: number, cols: number, h: Float64Array, grid: Grid): Promise<{ values: ArrayLike<number>; backend: GptqBackend }>;
+  quantize(w: Float32Array, rows: number, cols: number, h: Float64Array, grid: GpuGrid): Promise<{ values: ArrayLike<number>; backend: GptqBackend }>;
 }
 
 /** GPTQ on the CPU, the reference (gptq.ts). */
 export const CPU_GPTQ: GptqRunner = {
-  quantize: async (w, rows, cols, h, grid) => ({ values: gptqQuantize(w, rows, cols, h, { grid }), backend: 'cpu' }),
+  quantize: async (w, rows, cols, h, grid) => ({
+    values: grid.kind === 'q4_K' ? gptqQ4_K(w, rows, cols, h).values : gptqQuantize(w, rows, cols, h, { grid }),
+    backend: 'cpu',
+  }),
 };
 
 export interface LayerComparison {
@@ -85,7 +90,7 @@ export interface CalibrationComparison {
   bpw: Record<CalibrationMethod, number>;
   layers: LayerComparison[];
   totals: Record<CalibrationMethod, number>;
-  /** Where GPTQ ran: 'webgpu' when every layer's ran there; layers on the GPU of all. */
+  /** Where GPTQ ran: 'webgpu' when every layer's (both grids) ran there; layers on the GPU of all. */
   gptq: { backend: GptqBackend; device?: string; gpuLayers: number; layers: number };
   /**
    * The whole model on the held-out text (every position after BOS scored, one pass), with
@@ -98,21 +103,40 @@ function check(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('cancelled');
 }
 
+const Q4_K = quantType('q4_K')!;
+/** Columns of a row zero-padded to Q4_K's 256-value super-blocks. */
+const q4KPadded = (cols: number) => Math.ceil(cols / Q4_K.blockSize) * Q4_K.blockSize;
+
+/** Rows of `cols` values zero-padded to `padded` columns, and back. */
+function padRows(w: ArrayLike<number>, rows: number, cols: number, padded: number): Float32Array {
+  const out = new Float32Array(rows * padded);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * padded + c] = w[r * cols + c];
+  return out;
+}
+function cutRows(w: ArrayLike<number>, rows: number, cols: number, padded: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = w[r * padded + c];
+  return out;
+}
+
 /** Q4_K (ggml's codec) of rows zero-padded to 256, decoded and cut back. */
 function quantizeQ4K(w: Float32Array, rows: number, cols: number, importance: Float32Array | undefined): Float32Array {
-  const t = quantType('q4_K')!;
-  const padded = Math.ceil(cols / t.blockSize) * t.blockSize;
-  const src = new Float32Array(rows * padded);
-  for (let r = 0; r < rows; r++) src.set(w.subarray(r * cols, (r + 1) * cols), r * padded);
+  const padded = q4KPadded(cols);
   let imp: Float32Array | undefined;
   if (importance) {
     imp = new Float32Array(padded).fill(1);
     imp.set(importance);
   }
-  const dec = t.codec.decode(t.codec.encode(src, padded, imp), rows, padded);
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) out.set(dec.subarray(r * padded, r * padded + cols), r * cols);
-  return out;
+  return cutRows(Q4_K.codec.decode(Q4_K.codec.encode(padRows(w, rows, cols, padded), padded, imp), rows, padded), rows, cols, padded);
+}
+
+/** GPTQ into Q4_K's grid of rows zero-padded to 256 (the Hessian's padding columns 0: dead), cut back. */
+async function gptqQ4KPadded(runner: GptqRunner, w: Float32Array, rows: number, cols: number, h: Float64Array) {
+  const padded = q4KPadded(cols);
+  const hp = new Float64Array(padded * padded);
+  for (let i = 0; i < cols; i++) hp.set(h.subarray(i * cols, (i + 1) * cols), i * padded);
+  const r = await runner.quantize(padRows(w, rows, cols, padded), rows, padded, hp, { kind: 'q4_K' });
+  return { values: cutRows(r.values, rows, cols, padded), backend: r.backend };
 }
 
 export async function compareCalibration(cm: CalibrationModel, options: CompareCalibrationOptions = {}): Promise<CalibrationComparison> {
@@ -151,14 +175,17 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
     const importance = sums.map((v) => Math.fround(v / c.n));
     const g = gram(t.x, t.n, cols);
     const awq = awqQuantize(w, rows, cols, c.x, c.n, grid);
-    const gptq = await gptqRunner.quantize(w, rows, cols, hessian(c.x, c.n, cols), grid);
-    if (gptq.backend === 'webgpu') gptqGpuLayers++;
+    const h = hessian(c.x, c.n, cols);
+    const gptq = await gptqRunner.quantize(w, rows, cols, h, grid);
+    const gptqQ4K = await gptqQ4KPadded(gptqRunner, w, rows, cols, h);
+    if (gptq.backend === 'webgpu' && gptqQ4K.backend === 'webgpu') gptqGpuLayers++;
     const byMethod: Record<CalibrationMethod, ArrayLike<number>> = {
       rtn: quantizeRtn(w, rows, cols, grid),
       q4_K: quantizeQ4K(w, rows, cols, undefined),
       q4_K_imatrix: quantizeQ4K(w, rows, cols, importance),
       awq: awq.weights,
       gptq: gptq.values,
+      gptq_q4_K: gptqQ4K.values,
     };
     for (const m of CALIBRATION_METHODS) quantized.get(m)!.set(cm.fileName(name), Float32Array.from(byMethod[m]));
     layers.push({
@@ -209,7 +236,7 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
     calibration: { tokens: calibTokens, chunk, chunks: calibChunks },
     heldOut: { tokens: heldTokens, chunk: heldChunk, rows: layers.length > 0 ? held.get(names[0])!.n : 0 },
     group,
-    bpw: { rtn: int4, q4_K: 4.5, q4_K_imatrix: 4.5, awq: int4, gptq: int4 },
+    bpw: { rtn: int4, q4_K: 4.5, q4_K_imatrix: 4.5, awq: int4, gptq: int4, gptq_q4_K: 4.5 },
     layers,
     totals,
     gptq: {

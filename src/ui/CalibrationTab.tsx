@@ -14,7 +14,7 @@ type Comparison = Awaited<ReturnType<typeof engine.compareCalibration>>;
 const EXPORT_TARGETS = ['Q4_0', 'Q4_K_S', 'Q4_K_M'] as const;
 
 // Okabe-Ito, one per method.
-const COLORS = ['#999999', '#56B4E9', '#0072B2', '#E69F00', '#D55E00'];
+const COLORS = ['#999999', '#56B4E9', '#0072B2', '#E69F00', '#D55E00', '#009E73'];
 
 /** Short tensor labels for the chart's axis: blk.3.ffn_down.weight -> 3.ffn_down. */
 const shortName = (name: string) => name.replace(/^blk\./, '').replace(/\.weight$/, '');
@@ -125,9 +125,9 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
   return (
     <section className="panel" aria-label="Calibration">
       <p className="muted">
-        Runs the model over a calibration text and quantizes every layer's weight at about 4 bits five ways: round-to-nearest
+        Runs the model over a calibration text and quantizes every layer's weight at about 4 bits six ways: round-to-nearest
         (INT4, groups of {group}), Q4_K without and with the text's importance matrix (as llama-imatrix computes it), AWQ and
-        GPTQ (same INT4 grid as RTN). Each is scored by its layer output error ‖XWᵀ − XŴᵀ‖² / (rows · tokens) on held-out text
+        GPTQ (same INT4 grid as RTN), and GPTQ into Q4_K's grid (what the GPTQ export writes for a Q4_K tensor). Each is scored by its layer output error ‖XWᵀ − XŴᵀ‖² / (rows · tokens) on held-out text
         (the Model output tab's story), so the calibration text is never what the score is measured on. Here AWQ's inverse
         per-channel scale is kept explicit; its export below folds it into the previous operation (the RMSNorm weight, or the
         rows of the linear before), so the GGUF is a plain one.
