@@ -269,32 +269,34 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
               </BarChart>
             </ResponsiveContainer>
           </figure>
-          <table className="metrics" aria-label="Calibration per layer">
-            <thead>
-              <tr>
-                <th>Weight</th>
-                {CALIBRATION_METHODS.map((m) => (
-                  <th key={m} className="num">
-                    {METHOD_LABELS[m]}
-                  </th>
-                ))}
-                <th className="num">AWQ α</th>
-              </tr>
-            </thead>
-            <tbody>
-              {result.layers.map((l) => (
-                <tr key={l.name} data-layer={l.name}>
-                  <td>{l.name}</td>
+          <div className="table-wrap">
+            <table className="metrics" aria-label="Calibration per layer">
+              <thead>
+                <tr>
+                  <th>Weight</th>
                   {CALIBRATION_METHODS.map((m) => (
-                    <td key={m} className="num" data-method={m} data-value={l.mse[m]}>
-                      {formatMetric(l.mse[m])}
-                    </td>
+                    <th key={m} className="num">
+                      {METHOD_LABELS[m]}
+                    </th>
                   ))}
-                  <td className="num">{l.awqAlpha.toFixed(2)}</td>
+                  <th className="num">AWQ α</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {result.layers.map((l) => (
+                  <tr key={l.name} data-layer={l.name}>
+                    <td title={l.name}>{l.name.replace(/\.weight$/, '')}</td>
+                    {CALIBRATION_METHODS.map((m) => (
+                      <td key={m} className="num" data-method={m} data-value={l.mse[m]}>
+                        {formatMetric(l.mse[m])}
+                      </td>
+                    ))}
+                    <td className="num">{l.awqAlpha.toFixed(2)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         </>
       )}
     </section>
