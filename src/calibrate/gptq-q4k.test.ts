@@ -39,6 +39,25 @@ describe('GPTQ into Q4_K', () => {
     expect(outputMse(w, values, rows, cols, g, n)).toBeLessThan(outputMse(w, rtnQ4K(w, rows, cols), rows, cols, g, n));
   });
 
+  it('with act-order, every super-block header is the row\'s RTN header (static groups: params from the weights before the walk), codes still moved by the error feedback', () => {
+    const rand = rng(12);
+    const [rows, cols, n] = [4, 512, 600];
+    const w = Float64Array.from({ length: rows * cols }, () => (rand() * 2 - 1) * 0.05);
+    const base = Float64Array.from({ length: n * 16 }, () => rand() * 2 - 1);
+    const x = Float64Array.from({ length: n * cols }, (_, k) => (base[Math.floor(k / cols) * 16 + (k % 16)] + 0.2 * (rand() - 0.5)) * (1 + (k % 7)));
+    const { values, bytes } = gptqQ4_K(w, rows, cols, hessian(x, n, cols), { actOrder: true });
+    const decoded = Q4_K.decode(bytes, rows, cols);
+    for (let k = 0; k < values.length; k++) expect(decoded[k]).toBe(values[k]);
+    const rtnBytes = Q4_K.encode(Float32Array.from(w), cols);
+    for (let b = 0; b < rows * 2; b++) {
+      const at = b * 144;
+      expect(Array.from(bytes.subarray(at, at + Q4_K_HEADER_BYTES))).toEqual(Array.from(rtnBytes.subarray(at, at + Q4_K_HEADER_BYTES)));
+    }
+    expect(Buffer.from(bytes).equals(Buffer.from(rtnBytes))).toBe(false);
+    const g = gram(x, n, cols);
+    expect(outputMse(w, values, rows, cols, g, n)).toBeLessThan(outputMse(w, rtnQ4K(w, rows, cols), rows, cols, g, n));
+  });
+
   it('refuses rows that are not a multiple of 256', () => {
     expect(() => gptqQ4_K(new Float64Array(64), 1, 64, new Float64Array(64 * 64))).toThrow(/Q4_K needs rows of a multiple of 256 values, not 64/);
   });

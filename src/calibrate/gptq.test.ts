@@ -1,7 +1,8 @@
 // GPTQ: the blocked Cholesky algorithm equals an independent, unblocked OBS-style
 // implementation (explicit inverse Hessian, the quantized column removed after each step)
-// on a small matrix; on real stories260K layers, with inputs from held-out text (not the
-// calibration text), its layer output MSE is below round-to-nearest's on the same grid.
+// on a small matrix, in GPTQ's order and in act-order (static groups); on real stories260K
+// layers, with inputs from held-out text (not the calibration text), its layer output MSE is
+// below round-to-nearest's on the same grid, in both orders.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from './calibration-text.ts';
@@ -11,7 +12,7 @@ import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
 import { collectInputs, openCalibrationModel, type CalibrationModel, type LayerInputs } from './activations.ts';
 import { gram, groupParams, outputMse, quantizeRtn, quantizeValue, type Grid } from './grid.ts';
-import { gptqQ4_0, gptqQuantize, hessian, prepareHessian } from './gptq.ts';
+import { actOrder, gptqQ4_0, gptqQuantize, hessian, prepareHessian } from './gptq.ts';
 import { quantType } from '../quant/types.ts';
 import { rng } from '../testing/random.ts';
 
@@ -46,10 +47,12 @@ function invert(a: Float64Array, n: number): Float64Array {
 
 /**
  * OBS one column at a time: quantize column q (groups on the current values), spread
- * (w − q)/Hinv_qq · Hinv_q,· over the later columns, then remove q from Hinv
+ * (w − q)/Hinv_qq · Hinv_q,· over the columns not yet quantized, then remove q from Hinv
  * (Hinv −= Hinv_·q Hinv_q· / Hinv_qq). The GPTQ paper's starting point, before Cholesky and blocks.
+ * With `order` (act-order), the columns go in that order and each group's params are found
+ * on w before any update (static groups).
  */
-function obsQuantize(w: Float64Array, rows: number, cols: number, xs: Float64Array, n: number, grid: Grid & { kind: 'int' }): Float64Array {
+function obsQuantize(w: Float64Array, rows: number, cols: number, xs: Float64Array, n: number, grid: Grid & { kind: 'int' }, order?: number[]): Float64Array {
   const h = new Float64Array(cols * cols);
   for (let t = 0; t < n; t++) for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j] += (2 / n) * xs[t * cols + i] * xs[t * cols + j];
   let mean = 0;
@@ -59,16 +62,21 @@ function obsQuantize(w: Float64Array, rows: number, cols: number, xs: Float64Arr
   const W = w.slice();
   const Q = new Float64Array(rows * cols);
   const params: ReturnType<typeof groupParams>[] = [];
-  for (let q = 0; q < cols; q++) {
+  const done = new Uint8Array(cols);
+  for (const q of order ?? Array.from({ length: cols }, (_, i) => i)) {
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
-      // A group's grid, from its values as they are when its first column comes up.
-      if (q % grid.group === 0) params[r] = groupParams(grid, W, o + q, o + Math.min(q + grid.group, cols));
+      const g = Math.floor(q / grid.group) * grid.group;
+      const end = o + Math.min(g + grid.group, cols);
+      // A group's grid, from its values as they are when its first column comes up (static: as they were).
+      if (order) params[r] = groupParams(grid, w, o + g, end);
+      else if (q === g) params[r] = groupParams(grid, W, o + g, end);
       const p = params[r];
       Q[o + q] = quantizeValue(grid, W[o + q], p);
       const e = (W[o + q] - Q[o + q]) / hinv[q * cols + q];
-      for (let j = q + 1; j < cols; j++) W[o + j] -= e * hinv[q * cols + j];
+      for (let j = 0; j < cols; j++) if (!done[j] && j !== q) W[o + j] -= e * hinv[q * cols + j];
     }
+    done[q] = 1;
     const hq = hinv[q * cols + q];
     const col = Array.from({ length: cols }, (_, i) => hinv[i * cols + q]);
     const row = hinv.slice(q * cols, (q + 1) * cols);
@@ -127,6 +135,27 @@ describe('GPTQ', () => {
     }
   });
 
+  it('act-order (static groups), blocked, equals OBS in the order of decreasing H_ii with groups found on the unupdated weights (6 x 40)', () => {
+    const rand = rng(8);
+    const [rows, cols, n] = [6, 40, 90];
+    const w = Float64Array.from({ length: rows * cols }, () => rand() * 2 - 1);
+    const base = Float64Array.from({ length: n * 8 }, () => rand() * 2 - 1);
+    // Column scales that vary, so that the order is far from left to right.
+    const x = Float64Array.from({ length: n * cols }, (_, k) => (base[Math.floor(k / cols) * 8 + (k % 8)] + 0.3 * (rand() - 0.5)) * (1 + ((k % cols) * 7) % 5));
+    const h = hessian(x, n, cols);
+    const order = Array.from(actOrder(h, cols));
+    expect(order).not.toEqual([...order].sort((a, b) => a - b));
+    for (let k = 1; k < cols; k++) expect(h[order[k] * cols + order[k]]).toBeLessThanOrEqual(h[order[k - 1] * cols + order[k - 1]]);
+    for (const grid of [{ kind: 'int', bits: 4, group: 8 }, { kind: 'int', bits: 3, group: 16 }] as const) {
+      const obs = obsQuantize(w, rows, cols, x, n, grid, order);
+      for (const blockSize of [16, 128]) {
+        const got = gptqQuantize(w, rows, cols, h, { grid, blockSize, actOrder: true });
+        for (let k = 0; k < w.length; k++) expect(Math.abs(got[k] - obs[k])).toBeLessThan(1e-9);
+      }
+      expect(Array.from(gptqQuantize(w, rows, cols, h, { grid, actOrder: true }))).not.toEqual(Array.from(gptqQuantize(w, rows, cols, h, { grid })));
+    }
+  });
+
   let cm: CalibrationModel;
   let calib: Map<string, LayerInputs>;
   let held: Map<string, LayerInputs>;
@@ -136,18 +165,22 @@ describe('GPTQ', () => {
     held = await collectInputs(cm, EVAL_TEXT, 64);
   });
 
-  it('GPTQ into Q4_0 gives Q4_0 blocks that the Q4_0 codec decodes to exactly its values (blk.0.ffn_gate); the same values as the q4_0 grid', () => {
+  it.each([false, true])('GPTQ into Q4_0 (act-order %s) gives Q4_0 blocks that the Q4_0 codec decodes to exactly its values (blk.0.ffn_gate); the same values as the q4_0 grid', (actOrder) => {
     const name = 'blk.0.ffn_gate.weight';
     const w = cm.weights.get(name)!;
     const c = calib.get(name)!;
     const rows = w.length / c.cols;
     const h = hessian(c.x, c.n, c.cols);
-    const { values, bytes } = gptqQ4_0(w, rows, c.cols, h);
+    const { values, bytes } = gptqQ4_0(w, rows, c.cols, h, { actOrder });
     const q4 = quantType('q4_0')!;
     expect(bytes.length).toBe(q4.bytesFor(rows, c.cols));
     const decoded = q4.reference.decode(bytes, rows, c.cols);
     for (let k = 0; k < values.length; k++) expect(decoded[k]).toBe(Math.fround(values[k]));
-    expect(Array.from(values)).toEqual(Array.from(gptqQuantize(w, rows, c.cols, h, { grid: { kind: 'q4_0' } })));
+    expect(Array.from(values)).toEqual(Array.from(gptqQuantize(w, rows, c.cols, h, { grid: { kind: 'q4_0' }, actOrder })));
+    // Act-order's static groups are found on the weights as given: every block's scale is RTN's.
+    const rtn = q4.reference.encode(w, c.cols);
+    const scalesEqual = Array.from({ length: bytes.length / 18 }, (_, b) => bytes[b * 18] === rtn[b * 18] && bytes[b * 18 + 1] === rtn[b * 18 + 1]);
+    expect(scalesEqual.every(Boolean)).toBe(actOrder);
   });
 
   it.each([
@@ -155,15 +188,18 @@ describe('GPTQ', () => {
     ['blk.3.attn_q.weight', { kind: 'int', bits: 3, group: 64 }],
     ['blk.2.ffn_down.weight', { kind: 'int', bits: 4, group: 128 }],
     ['blk.4.attn_output.weight', { kind: 'q4_0' }],
-  ] as const)('stories260K %s, %j: held-out layer output MSE of GPTQ < RTN', (name, grid) => {
+  ] as const)('stories260K %s, %j: held-out layer output MSE of GPTQ, in its order and in act-order, < RTN', (name, grid) => {
     const w = cm.weights.get(name)!;
     const c = calib.get(name)!;
     const t = held.get(name)!;
     const rows = w.length / c.cols;
     const g = gram(t.x, t.n, t.cols);
     const rtn = outputMse(w, quantizeRtn(w, rows, c.cols, grid), rows, c.cols, g, t.n);
-    const gptq = outputMse(w, gptqQuantize(w, rows, c.cols, hessian(c.x, c.n, c.cols), { grid }), rows, c.cols, g, t.n);
-    expect(Number.isFinite(gptq) && gptq > 0).toBe(true);
-    expect(gptq).toBeLessThan(rtn);
+    const h = hessian(c.x, c.n, c.cols);
+    for (const actOrder of [false, true]) {
+      const gptq = outputMse(w, gptqQuantize(w, rows, c.cols, h, { grid, actOrder }), rows, c.cols, g, t.n);
+      expect(Number.isFinite(gptq) && gptq > 0).toBe(true);
+      expect(gptq).toBeLessThan(rtn);
+    }
   });
 });

@@ -12,7 +12,12 @@
 // hold the block's own error updates; we find them on the updated values, so the blocked
 // algorithm equals the unblocked one exactly in exact arithmetic for any group size (with
 // groups that divide the block, as 32/64/128 of 128, GPTQ's and ours are the same).
-// No act-order, no static groups. f64 throughout, but for the grids' own f32 arithmetic.
+// Act-order (options.actOrder, AutoGPTQ's desc_act with static_groups, auto_gptq
+// quantization/gptq.py fasterquant): the columns walked in order of decreasing H_ii (ties
+// left to right), each group's params found first, on the weights before any update, so a
+// group stays the contiguous run of columns Q4_0, Q4_K and INT4 groups store (without static
+// groups, act-order groups are runs in the walk's order, which need a g_idx no GGUF type has).
+// f64 throughout, but for the grids' own f32 arithmetic.
 // Grids: grid.ts's (int, q4_0) and Q4_K's super-blocks (gptqQ4_K), whose params, found when
 // a row reaches a super-block's first column, are ggml's for the row's values then.
 import { f32ToF16Bits } from '../formats/float16.ts';
@@ -29,6 +34,8 @@ export interface GptqOptions {
   grid: Grid;
   blockSize?: number;
   percdamp?: number;
+  /** Act-order with static groups (see the header); default off, GPTQ's own order. */
+  actOrder?: boolean;
 }
 
 /** In-place lower Cholesky factor of an SPD n x n matrix (row-major); throws if not SPD. */
@@ -123,7 +130,7 @@ export function prepareHessian(h: Float64Array, cols: number, percdamp = GPTQ_PE
  * (`hessian`). Returns the quantized weights (dequantized values, f64).
  */
 export function gptqQuantize(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: GptqOptions): Float64Array {
-  return gptqRun(w, rows, cols, h, options, gridColumns(options.grid, rows));
+  return gptqRun(w, rows, cols, h, options, gridColumns(options.grid));
 }
 
 /** Q4_0 block: f16 d, then 16 bytes: element j in the low nibble of byte j, element j + 16 in its high nibble. */
@@ -136,7 +143,7 @@ const Q4_0_BLOCK_BYTES = 18;
 export function gptqQ4_0(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: Omit<GptqOptions, 'grid'> = {}): { values: Float64Array; bytes: Uint8Array } {
   if (cols % Q4_0_GROUP !== 0) throw new Error(`Q4_0 needs rows of a multiple of ${Q4_0_GROUP} values, not ${cols}`);
   const bytes = new Uint8Array((rows * cols / Q4_0_GROUP) * Q4_0_BLOCK_BYTES);
-  const values = gptqRun(w, rows, cols, h, options, gridColumns({ kind: 'q4_0' }, rows, (r, col, x, p) => {
+  const values = gptqRun(w, rows, cols, h, options, gridColumns({ kind: 'q4_0' }, (r, col, x, p) => {
     const block = (r * cols + col) / Q4_0_GROUP | 0;
     const at = block * Q4_0_BLOCK_BYTES;
     const j = col % Q4_0_GROUP;
@@ -155,28 +162,24 @@ export function gptqQ4_0(w: ArrayLike<number>, rows: number, cols: number, h: Fl
 /**
  * GPTQ into Q4_K's grid, as block_q4_K super-blocks: when a row reaches the first column of
  * a super-block, its d, dmin and 6-bit scales and mins are ggml's quantize_row_q4_K_ref's for
- * the row's current (error-updated) 256 values (grid.ts q4KBlockParams); each column is then
- * coded with them. The Q4_K codec decodes the blocks to exactly the values GPTQ used.
+ * the row's current (error-updated) 256 values (grid.ts q4KBlockParams; with act-order, its
+ * values before the walk); each column is then coded with them. The Q4_K codec decodes the blocks to exactly the values GPTQ used.
  */
 export function gptqQ4_K(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: Omit<GptqOptions, 'grid'> = {}): { values: Float64Array; bytes: Uint8Array } {
   if (cols % Q4_K_GROUP !== 0) throw new Error(`Q4_K needs rows of a multiple of ${Q4_K_GROUP} values, not ${cols}`);
   const blocksPerRow = cols / Q4_K_GROUP;
   const bytes = new Uint8Array(rows * blocksPerRow * Q4_K_BLOCK_BYTES);
-  const blockAt = (r: number, col: number) => (r * blocksPerRow + Math.floor(col / Q4_K_GROUP)) * Q4_K_BLOCK_BYTES;
-  const current: Q4KBlockParams[] = new Array(rows);
-  const columns: ColumnGrid = {
+  const columns: ColumnGrid<Q4KBlockParams> = {
     group: Q4_K_GROUP,
-    open(r, W, from) {
-      const p = (current[r] = q4KBlockParams(W, from));
-      bytes.set(p.header, blockAt(r, from - r * cols));
-    },
-    quantize(r, col, x) {
-      const p = current[r];
+    params: (v, from) => q4KBlockParams(v, from),
+    quantize(r, col, x, p) {
       const e = col % Q4_K_GROUP;
+      const at = (r * blocksPerRow + Math.floor(col / Q4_K_GROUP)) * Q4_K_BLOCK_BYTES;
+      if (e === 0) bytes.set(p.header, at);
       const [dl, dm] = [p.scale[e >> 5], p.min[e >> 5]];
       const code = q4KCode(x, dl, dm);
       const { byte, high } = q4KCodeAt(e);
-      bytes[blockAt(r, col) + byte] |= high ? code << 4 : code;
+      bytes[at + byte] |= high ? code << 4 : code;
       return q4KValue(code, dl, dm);
     },
   };
@@ -184,55 +187,73 @@ export function gptqQ4_K(w: ArrayLike<number>, rows: number, cols: number, h: Fl
 }
 
 /**
- * How gptqRun quantizes a row: `open` finds the params of the group starting at `from`
- * (an index into W) from the row's current values, `quantize` returns x's value on them.
+ * How gptqRun puts a row on a grid: `params` finds a group's params from one row's values
+ * v[from..to), `quantize` returns x (column `col`) on them (and may record its code).
  */
-interface ColumnGrid {
+interface ColumnGrid<P> {
   group: number;
-  open(row: number, W: Float64Array, from: number, to: number): void;
-  quantize(row: number, col: number, x: number): number;
+  params(v: Float64Array, from: number, to: number): P;
+  quantize(row: number, col: number, x: number, params: P): number;
 }
 
 type CodeSink = (row: number, col: number, x: number, params: GroupParams) => void;
 
 /** A Grid (grid.ts) as gptqRun's columns, each value handed to `sink` with its group's params. */
-function gridColumns(grid: Grid, rows: number, sink?: CodeSink): ColumnGrid {
-  const params: GroupParams[] = new Array(rows);
+function gridColumns(grid: Grid, sink?: CodeSink): ColumnGrid<GroupParams> {
   return {
     group: gridGroup(grid),
-    open: (r, W, from, to) => void (params[r] = groupParams(grid, W, from, to)),
-    quantize(r, col, x) {
-      sink?.(r, col, x, params[r]);
-      return quantizeValue(grid, x, params[r]);
+    params: (v, from, to) => groupParams(grid, v, from, to),
+    quantize(r, col, x, p) {
+      sink?.(r, col, x, p);
+      return quantizeValue(grid, x, p);
     },
   };
 }
 
-function gptqRun(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: Omit<GptqOptions, 'grid'>, columns: ColumnGrid): Float64Array {
-  const group = columns.group;
+/** Act-order: the columns by decreasing H_ii (a dead column's counted as 1, as GPTQ sets it), ties left to right. */
+export function actOrder(h: Float64Array, cols: number): Int32Array {
+  const diag = (i: number) => h[i * cols + i] || 1;
+  return Int32Array.from({ length: cols }, (_, i) => i).sort((a, b) => diag(b) - diag(a) || a - b);
+}
+
+/** H with rows and columns taken in `order`. */
+function permuted(h: Float64Array, cols: number, order: Int32Array): Float64Array {
+  const p = new Float64Array(cols * cols);
+  for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) p[i * cols + j] = h[order[i] * cols + order[j]];
+  return p;
+}
+
+function gptqRun<P>(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: Omit<GptqOptions, 'grid'>, grid: ColumnGrid<P>): Float64Array {
+  const group = grid.group;
   const block = options.blockSize ?? GPTQ_BLOCK;
-  const { u, dead } = prepareHessian(h, cols, options.percdamp);
-  const W = Float64Array.from(w as ArrayLike<number>);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (dead[c]) W[r * cols + c] = 0;
+  // The walk's k-th column is order[k] (the identity without act-order); W and U are in walk order.
+  const order = options.actOrder ? actOrder(h, cols) : null;
+  const columnAt = (k: number) => (order ? order[k] : k);
+  const { u, dead } = prepareHessian(order ? permuted(h, cols, order) : h, cols, options.percdamp);
+  const W = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) W[r * cols + k] = dead[k] ? 0 : w[r * cols + columnAt(k)];
+  const fixed = order ? staticGroups(W, rows, cols, order, grid) : null;
+  const current: P[] = new Array(rows);
   const Q = new Float64Array(rows * cols);
   const err = new Float64Array(rows * block); // Err1[r][i]
   for (let i1 = 0; i1 < cols; i1 += block) {
     const i2 = Math.min(i1 + block, cols);
-    for (let col = i1; col < i2; col++) {
-      if (col % group === 0) {
-        const end = Math.min(col + group, cols);
-        for (let r = 0; r < rows; r++) columns.open(r, W, r * cols + col, r * cols + end);
+    for (let k = i1; k < i2; k++) {
+      const col = columnAt(k);
+      if (!fixed && k % group === 0) {
+        const end = Math.min(k + group, cols);
+        for (let r = 0; r < rows; r++) current[r] = grid.params(W, r * cols + k, r * cols + end);
       }
-      const d = u[col * cols + col];
-      const urow = col * cols;
+      const d = u[k * cols + k];
+      const urow = k * cols;
       for (let r = 0; r < rows; r++) {
         const o = r * cols;
-        const x = W[o + col];
-        const q = columns.quantize(r, col, x);
+        const x = W[o + k];
+        const q = grid.quantize(r, col, x, fixed ? fixed(r, col) : current[r]);
         Q[o + col] = q;
         const e = (x - q) / d;
-        err[r * block + (col - i1)] = e;
-        for (let j = col + 1; j < i2; j++) W[o + j] -= e * u[urow + j];
+        err[r * block + (k - i1)] = e;
+        for (let j = k + 1; j < i2; j++) W[o + j] -= e * u[urow + j];
       }
     }
     // Lazy batch update of the columns after the block: W[:, i2:] -= Err1 · U[i1:i2, i2:].
@@ -249,4 +270,22 @@ function gptqRun(w: ArrayLike<number>, rows: number, cols: number, h: Float64Arr
     }
   }
   return Q;
+}
+
+/**
+ * Static groups: every row's group params from the weights before the walk (W in walk
+ * order, dead columns zeroed), back in column order; (row, column) -> its group's params.
+ */
+function staticGroups<P>(W: Float64Array, rows: number, cols: number, order: Int32Array, grid: ColumnGrid<P>): (row: number, col: number) => P {
+  const inColumnOrder = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) inColumnOrder[r * cols + order[k]] = W[r * cols + k];
+  const groups = Math.ceil(cols / grid.group);
+  const params: P[] = new Array(rows * groups);
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < groups; g++) {
+      const from = r * cols + g * grid.group;
+      params[r * groups + g] = grid.params(inColumnOrder, from, Math.min(from + grid.group, (r + 1) * cols));
+    }
+  }
+  return (r, col) => params[r * groups + Math.floor(col / grid.group)];
 }
