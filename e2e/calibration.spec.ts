@@ -53,7 +53,7 @@ test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ, GPTQ and GPTQ in
 const quantlab = (args: string[], cwd = ROOT) =>
   execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'quantize', ...args], { cwd, stdio: 'pipe', env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD } });
 
-test('the Calibration tab downloads the GPTQ Q4_0 GGUF, GPTQ on WebGPU in the worker: the file quantlab quantize --type q4_0 --gptq --backend webgpu writes, with the built-in or a dropped text', async ({ app, page }, info) => {
+test('the Calibration tab downloads the GPTQ Q4_0 GGUF, GPTQ on WebGPU in the worker: the file quantlab quantize --type q4_0 --gptq --backend webgpu writes, with the built-in or a dropped text, and in act-order (--act-order)', async ({ app, page }, info) => {
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Calibration');
@@ -87,6 +87,14 @@ test('the Calibration tab downloads the GPTQ Q4_0 GGUF, GPTQ on WebGPU in the wo
   quantlab([sample, '-o', 'cli.gguf', '--type', 'q4_0', '--gptq', '--text', 'mine.txt', '--backend', 'webgpu'], dir);
   expect(dropped.equals(readFileSync(join(dir, 'cli.gguf')))).toBe(true);
   expect(dropped.equals(builtIn)).toBe(false);
+
+  // Act-order (static groups) runs on the CPU: the page's file is the CLI's --act-order file.
+  await panel.getByLabel('GPTQ act-order').check();
+  await expect(panel.getByLabel('Calibrated export')).toContainText('in act-order, on the CPU');
+  const actOrder = await exportOnce('act-order.gguf');
+  quantlab([sample, '-o', 'cli-act.gguf', '--type', 'q4_0', '--gptq', '--act-order', '--text', 'mine.txt'], dir);
+  expect(actOrder.equals(readFileSync(join(dir, 'cli-act.gguf')))).toBe(true);
+  expect(actOrder.equals(dropped)).toBe(false);
 });
 
 test('the Calibration tab downloads the AWQ Q4_K_M GGUF quantlab quantize --preset Q4_K_M --awq --text writes; GPTQ says why stories260K has no Q4_K weight for it', async ({ app, page }, info) => {

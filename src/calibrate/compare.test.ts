@@ -1,6 +1,7 @@
 // `quantlab calibrate --compare`: every method's per-layer held-out output MSE is finite
 // and positive, GPTQ's and AWQ's totals are below RTN's on the same grid, the imatrix and
-// GPTQ into Q4_K's grid lower Q4_K's total; the JSON matches the table's totals.
+// GPTQ into Q4_K's grid lower Q4_K's total; the JSON matches the table's totals; --act-order
+// changes GPTQ's figures alone.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
@@ -48,5 +49,23 @@ describe('quantlab calibrate --compare', () => {
     expect(text.stdout).toMatch(/INT4 groups of 128/);
     expect(text.stdout).toMatch(/^total\s+\d/m);
     expect((await runInProcess(['calibrate', STORIES, '--compare', '--group', '48'])).stderr).toMatch(/--group must be 32, 64 or 128/);
+    expect((await runInProcess(['calibrate', STORIES, '--act-order', '-o', 'x.gguf'])).stderr).toMatch(/--act-order go with --compare/);
+  });
+
+  it('--act-order: both GPTQ methods in act-order (static groups), still below RTN and Q4_K; every other method as without it', async () => {
+    const figures = async (...args: string[]) => {
+      const r = await runInProcess(['calibrate', STORIES, '--compare', '--json', ...args]);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { gptq_act_order: boolean; methods: { method: string; total_mse: number; kl_mean: number }[] };
+    };
+    const [plain, act] = [await figures(), await figures('--act-order')];
+    expect([plain.gptq_act_order, act.gptq_act_order]).toEqual([false, true]);
+    const total = (j: typeof plain) => Object.fromEntries(j.methods.map((m) => [m.method, m.total_mse]));
+    const [p, a] = [total(plain), total(act)];
+    console.log(`stories260K held-out summed layer MSE: GPTQ ${p.gptq.toFixed(4)} -> act-order ${a.gptq.toFixed(4)}; GPTQ → Q4_K ${p.gptq_q4_K.toFixed(4)} -> ${a.gptq_q4_K.toFixed(4)}`);
+    for (const m of ['rtn', 'q4_K', 'q4_K_imatrix', 'awq']) expect(a[m], m).toBe(p[m]);
+    expect(a.gptq).not.toBe(p.gptq);
+    expect(a.gptq).toBeLessThan(a.rtn);
+    expect(a.gptq_q4_K).toBeLessThan(a.q4_K);
   });
 });

@@ -11,6 +11,7 @@
 // sequential quantization of earlier layers), which is what a per-layer comparison asks.
 // GPTQ runs where the caller says (options.gptq: the engine passes GPTQ on WebGPU,
 // gptq-gpu.ts, when it has a device), else on the CPU (gptq.ts); the result says which.
+// options.actOrder puts both GPTQ methods in act-order (static groups, gptq.ts).
 import { quantType } from '../quant/types.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
 import { klDivergence, logSoftmax } from '../model/eval.ts';
@@ -21,7 +22,7 @@ import { awqQuantize } from './awq.ts';
 import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import { gram, outputMse, quantizeRtn, type Grid } from './grid.ts';
 import type { GpuGrid } from './gptq-gpu.ts';
-import { gptqQ4_K, gptqQuantize, hessian } from './gptq.ts';
+import { gptqQ4_K, gptqQuantize, hessian, type GptqOptions } from './gptq.ts';
 import { accumulateSquares } from './imatrix.ts';
 
 import { CALIBRATION_METHODS, type CalibrationMethod } from './methods.ts';
@@ -43,6 +44,8 @@ export interface CompareCalibrationOptions {
   group?: number;
   /** GPTQ of each layer; default gptqQuantize on the CPU. */
   gptq?: GptqRunner;
+  /** Both GPTQ methods in act-order (static groups: gptq.ts); default GPTQ's own column order. */
+  actOrder?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: CalibrationProgress) => void;
 }
@@ -54,13 +57,15 @@ export type GptqBackend = 'webgpu' | 'cpu';
 export interface GptqRunner {
   /** The device, for the UI ('google swiftshader … (fallback)'); absent for the CPU. */
   device?: string;
-  quantize(w: Float32Array, rows: number, cols: number, h: Float64Array, grid: GpuGrid): Promise<{ values: ArrayLike<number>; backend: GptqBackend }>;
+  quantize(w: Float32Array, rows: number, cols: number, h: Float64Array, grid: GpuGrid, options?: GptqOrder): Promise<{ values: ArrayLike<number>; backend: GptqBackend }>;
 }
+
+export type GptqOrder = Pick<GptqOptions, 'actOrder'>;
 
 /** GPTQ on the CPU, the reference (gptq.ts). */
 export const CPU_GPTQ: GptqRunner = {
-  quantize: async (w, rows, cols, h, grid) => ({
-    values: grid.kind === 'q4_K' ? gptqQ4_K(w, rows, cols, h).values : gptqQuantize(w, rows, cols, h, { grid }),
+  quantize: async (w, rows, cols, h, grid, options = {}) => ({
+    values: grid.kind === 'q4_K' ? gptqQ4_K(w, rows, cols, h, options).values : gptqQuantize(w, rows, cols, h, { grid, ...options }),
     backend: 'cpu',
   }),
 };
@@ -90,8 +95,8 @@ export interface CalibrationComparison {
   bpw: Record<CalibrationMethod, number>;
   layers: LayerComparison[];
   totals: Record<CalibrationMethod, number>;
-  /** Where GPTQ ran: 'webgpu' when every layer's (both grids) ran there; layers on the GPU of all. */
-  gptq: { backend: GptqBackend; device?: string; gpuLayers: number; layers: number };
+  /** Where GPTQ ran: 'webgpu' when every layer's (both grids) ran there; layers on the GPU of all; act-order or not. */
+  gptq: { backend: GptqBackend; device?: string; gpuLayers: number; layers: number; actOrder: boolean };
   /**
    * The whole model on the held-out text (every position after BOS scored, one pass), with
    * every blk.* weight quantized by the method and the rest (embedding, norms, output) F32.
@@ -131,11 +136,11 @@ function quantizeQ4K(w: Float32Array, rows: number, cols: number, importance: Fl
 }
 
 /** GPTQ into Q4_K's grid of rows zero-padded to 256 (the Hessian's padding columns 0: dead), cut back. */
-async function gptqQ4KPadded(runner: GptqRunner, w: Float32Array, rows: number, cols: number, h: Float64Array) {
+async function gptqQ4KPadded(runner: GptqRunner, w: Float32Array, rows: number, cols: number, h: Float64Array, order: GptqOrder) {
   const padded = q4KPadded(cols);
   const hp = new Float64Array(padded * padded);
   for (let i = 0; i < cols; i++) hp.set(h.subarray(i * cols, (i + 1) * cols), i * padded);
-  const r = await runner.quantize(padRows(w, rows, cols, padded), rows, padded, hp, { kind: 'q4_K' });
+  const r = await runner.quantize(padRows(w, rows, cols, padded), rows, padded, hp, { kind: 'q4_K' }, order);
   return { values: cutRows(r.values, rows, cols, padded), backend: r.backend };
 }
 
@@ -160,6 +165,8 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
 
   const layers: LayerComparison[] = [];
   const gptqRunner = options.gptq ?? CPU_GPTQ;
+  const actOrder = options.actOrder ?? false;
+  const order: GptqOrder = { actOrder };
   let gptqGpuLayers = 0;
   const quantized = new Map(CALIBRATION_METHODS.map((m) => [m, new Map(cm.weights)]));
   for (const name of names) {
@@ -176,8 +183,8 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
     const g = gram(t.x, t.n, cols);
     const awq = awqQuantize(w, rows, cols, c.x, c.n, grid);
     const h = hessian(c.x, c.n, cols);
-    const gptq = await gptqRunner.quantize(w, rows, cols, h, grid);
-    const gptqQ4K = await gptqQ4KPadded(gptqRunner, w, rows, cols, h);
+    const gptq = await gptqRunner.quantize(w, rows, cols, h, grid, order);
+    const gptqQ4K = await gptqQ4KPadded(gptqRunner, w, rows, cols, h, order);
     if (gptq.backend === 'webgpu' && gptqQ4K.backend === 'webgpu') gptqGpuLayers++;
     const byMethod: Record<CalibrationMethod, ArrayLike<number>> = {
       rtn: quantizeRtn(w, rows, cols, grid),
@@ -244,6 +251,7 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
       device: gptqGpuLayers > 0 ? gptqRunner.device : undefined,
       gpuLayers: gptqGpuLayers,
       layers: layers.length,
+      actOrder,
     },
     model: { positions, f32Ppl: Math.exp(f32Nll / positions), methods },
   };

@@ -10,7 +10,8 @@
 // sequential inputs gave the worse model (bench/gptq-inputs.ts: mean KL on the eval text
 // x0.640 of round-to-nearest's, against x0.573 from F32 inputs).
 // With a GPU (options.gpu), GPTQ runs there (gptq-gpu.ts: the Hessian and the column walk,
-// f32) while the device lives, then on the CPU (gptq.ts, f64).
+// f32) while the device lives, then on the CPU (gptq.ts, f64). Act-order (options.actOrder,
+// static groups) runs on the CPU: the GPU walk keeps GPTQ's column order.
 // The weights are read through the export source (the GGUF's own rows: a converted
 // safetensors model's Q/K rows are permuted as convert_hf_to_gguf.py does); GPTQ treats
 // each row on its own with one Hessian over the input columns, so the row order does not
@@ -38,6 +39,8 @@ export const GPTQ_KEYS = {
   tensors: 'quantize.gptq.tensors_count',
   chunks: 'quantize.gptq.chunks_count',
   chunkSize: 'quantize.gptq.chunk_size',
+  /** Written (true) only for act-order, so a plain GPTQ file's header is as before. */
+  actOrder: 'quantize.gptq.act_order',
 } as const;
 
 export interface GptqExportOptions {
@@ -49,6 +52,8 @@ export interface GptqExportOptions {
   chunk?: number;
   /** Where GPTQ runs while the device lives (default: the CPU). */
   gpu?: GpuContext;
+  /** GPTQ in act-order with static groups (gptq.ts), on the CPU. */
+  actOrder?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: CalibrationProgress) => void;
 }
@@ -62,6 +67,7 @@ export interface GptqExport extends PrecomputedTensors {
   chunks: number;
   /** How many tensors' GPTQ ran on the GPU, and on which (options.gpu.description). */
   gpu: { tensors: number; device?: string };
+  actOrder: boolean;
 }
 
 /**
@@ -71,6 +77,7 @@ export interface GptqExport extends PrecomputedTensors {
  */
 export async function gptqExport(model: ModelIndex, source: ExportSource, plan: ExportPlan, options: GptqExportOptions): Promise<GptqExport> {
   const text = options.text ?? CALIBRATION_STORY_TEXT;
+  const actOrder = options.actOrder ?? false;
   const dataset = options.dataset ?? BUILTIN_CALIBRATION_DATASET;
   const cm = await openCalibrationModel(model);
   const tokens = cm.tokenize(text);
@@ -107,21 +114,22 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
     const rows = rowCount(src.ne);
     if (x.cols !== cols) throw new Error(`GPTQ: ${name} has rows of ${cols} values but inputs of ${x.cols}`);
     const w = await source.readF32(src, { first: 0, count: rows });
-    const onGpu = options.gpu ? await gptqOnGpu(options.gpu, type as GptqType, w, rows, cols, x.x, x.n) : null;
+    const onGpu = options.gpu && !actOrder ? await gptqOnGpu(options.gpu, type as GptqType, w, rows, cols, x.x, x.n) : null;
     if (onGpu) gpuTensors++;
-    tensors.set(name, onGpu ?? GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols)).bytes);
+    tensors.set(name, onGpu ?? GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols), { actOrder }).bytes);
     types[type as GptqType] = (types[type as GptqType] ?? 0) + 1;
     tick(onGpu ? `${name} on WebGPU` : name);
   }
-  const { STRING, UINT32 } = GGUF_VALUE_TYPE;
+  const { BOOL, STRING, UINT32 } = GGUF_VALUE_TYPE;
   const keys: GgufMetadataEntry[] = [
     ggufEntry(GPTQ_KEYS.dataset, STRING, dataset),
     ggufEntry(GPTQ_KEYS.tensors, UINT32, tensors.size),
     ggufEntry(GPTQ_KEYS.chunks, UINT32, chunks),
     ggufEntry(GPTQ_KEYS.chunkSize, UINT32, chunk),
+    ...(actOrder ? [ggufEntry(GPTQ_KEYS.actOrder, BOOL, true)] : []),
   ];
   const gpu = { tensors: gpuTensors, device: gpuTensors > 0 ? options.gpu?.description : undefined };
-  return { tensors, keys, method: 'gptq', types, dataset, textTokens: tokens.length, chunk, chunks, gpu };
+  return { tensors, keys, method: 'gptq', types, dataset, textTokens: tokens.length, chunk, chunks, gpu, actOrder };
 }
 
 /** GPTQ's blocks computed on the GPU; null when the device is (or gets) lost. */

@@ -193,9 +193,17 @@ describe('GPTQ on WebGPU', () => {
     const engine = new Engine(async () => gpu);
     await engine.load([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
     const r = await engine.compareCalibration();
-    expect(r.gptq).toEqual({ backend: 'webgpu', device: gpu.description, gpuLayers: 35, layers: 35 });
+    expect(r.gptq).toEqual({ backend: 'webgpu', device: gpu.description, gpuLayers: 35, layers: 35, actOrder: false });
     expect(r.totals.gptq).toBeLessThan(r.totals.rtn);
     expect(gpu.uncapturedErrors).toEqual([]);
+  }, 120_000);
+
+  it('with act-order, GPTQ runs on the CPU (the GPU walk keeps GPTQ\'s order), and the result says so', async () => {
+    const engine = new Engine(async () => gpu);
+    await engine.load([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
+    const r = await engine.compareCalibration(undefined, { actOrder: true });
+    expect(r.gptq).toEqual({ backend: 'cpu', device: undefined, gpuLayers: 0, layers: 35, actOrder: true });
+    expect(r.totals.gptq).toBeLessThan(r.totals.rtn);
   }, 120_000);
 
   it('a device lost mid-comparison: GPTQ goes on on the CPU, and the result says how many layers the GPU did', async () => {

@@ -3,7 +3,7 @@
 // every blk.* weight accumulated as llama.cpp's llama-imatrix does, written as its GGUF
 // imatrix (src/calibrate/imatrix.ts), which `quantlab quantize --imatrix` and
 // llama-quantize read.
-// `--compare [--held-out FILE] [--group N]` (with or without -o): per-layer output MSE on
+// `--compare [--held-out FILE] [--group N] [--act-order]` (with or without -o): per-layer output MSE on
 // held-out text of RTN, Q4_K, Q4_K + imatrix, AWQ and GPTQ at ~4 bits (src/calibrate/compare.ts).
 // Long runs show their progress on stderr (progress.ts).
 import { readFile, rename, writeFile } from 'node:fs/promises';
@@ -44,7 +44,7 @@ export function parseChunk(value: string | undefined): number | undefined {
 export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: "run a calibration text through the model and write llama-imatrix's importance matrix (GGUF)",
-  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] (-o IMATRIX.gguf | --compare [--held-out FILE] [--group 32|64|128]) [--json]',
+  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] (-o IMATRIX.gguf | --compare [--held-out FILE] [--group 32|64|128] [--act-order]) [--json]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
       text: { type: 'string' },
@@ -54,9 +54,10 @@ export const calibrateCommand: Command = {
       compare: { type: 'boolean' },
       'held-out': { type: 'string' },
       group: { type: 'string' },
+      'act-order': { type: 'boolean' },
     });
     if (values.output === undefined && !values.compare) throw new UsageError('-o IMATRIX.gguf is required (or --compare)');
-    if (!values.compare && (values['held-out'] !== undefined || values.group !== undefined)) throw new UsageError('--held-out and --group go with --compare');
+    if (!values.compare && (values['held-out'] !== undefined || values.group !== undefined || values['act-order'])) throw new UsageError('--held-out, --group and --act-order go with --compare');
     if (values.output !== undefined && positionals.some((p) => resolve(p) === resolve(values.output!))) throw new UsageError('the output file is one of the inputs');
     const group = values.group === undefined ? undefined : Number(values.group);
     if (group !== undefined && ![32, 64, 128].includes(group)) throw new UsageError(`--group must be 32, 64 or 128, not '${values.group}'`);
@@ -70,7 +71,8 @@ export const calibrateCommand: Command = {
     const output = values.output;
     const progress = progressLine<CalibrationProgress>(io, stderrIsTTY(io), (p) => `calibrate: ${p.label}`);
     if (values.compare) {
-      const r = await compareCalibration(cm, { calibrationText: text, heldOutText: heldOut, chunk, group, onProgress: (p) => progress.update(p) });
+      const actOrder = values['act-order'] ?? false;
+      const r = await compareCalibration(cm, { calibrationText: text, heldOutText: heldOut, chunk, group, actOrder, onProgress: (p) => progress.update(p) });
       progress.clear();
       io.stdout(values.json ? `${toJson(comparisonJson(r))}\n` : comparisonText(r));
     }
@@ -109,6 +111,7 @@ export function comparisonJson(r: CalibrationComparison) {
     calibration: r.calibration,
     held_out: r.heldOut,
     group: r.group,
+    gptq_act_order: r.gptq.actOrder,
     f32_ppl: r.model.f32Ppl,
     positions: r.model.positions,
     methods: CALIBRATION_METHODS.map((m) => ({
@@ -127,7 +130,7 @@ export function comparisonJson(r: CalibrationComparison) {
 function comparisonText(r: CalibrationComparison): string {
   const head =
     `calibration: ${r.calibration.tokens} tokens, ${r.calibration.chunks} chunks of ${r.calibration.chunk}; ` +
-    `held-out: ${r.heldOut.tokens} tokens (${r.heldOut.rows} input rows per layer); INT4 groups of ${r.group}\n` +
+    `held-out: ${r.heldOut.tokens} tokens (${r.heldOut.rows} input rows per layer); INT4 groups of ${r.group}${r.gptq.actOrder ? '; GPTQ in act-order' : ''}\n` +
     `layer output MSE ||XW^T - XQ(W)^T||^2 / (rows * tokens) on the held-out text\n\n`;
   const cols = ['tensor', ...CALIBRATION_METHODS.map((m) => METHOD_LABELS[m]), 'awq_alpha'];
   const rows = r.layers.map((l) => [l.name, ...CALIBRATION_METHODS.map((m) => l.mse[m].toExponential(3)), l.awqAlpha.toFixed(2)]);

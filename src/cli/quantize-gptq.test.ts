@@ -270,9 +270,64 @@ describe('quantlab quantize --gptq', () => {
     [['--plan', 'plan.json', '--gptq'], /--gptq writes Q4_0 or Q4_K blocks: .*, not --plan/],
     [['--type', 'q4_0', '--gptq', '--imatrix', 'x.gguf'], /no --imatrix with it/],
     [['--type', 'q4_0', '--text', 'calib.txt'], /--text and --chunk go with --gptq/],
+    [['--type', 'q4_0', '--act-order'], /--act-order goes with --gptq/],
     [['--type', 'q4_0', '--gptq', '--text', '/nonexistent/calib.txt'], /nonexistent\/calib\.txt: at byte 0: cannot read the text \(ENOENT\)/],
   ])('%j fails with one line and leaves no file', async (args, message) => {
     await expectQuantizeRefused(STORIES, path('refused.gguf'), args, message);
+  });
+});
+
+// --act-order: GPTQ's columns by decreasing H_ii with static groups (gptq.ts), so each block's
+// scale is found on the weights before the walk: every scale is the RTN file's, the codes GPTQ's.
+describe('quantlab quantize --gptq --act-order', () => {
+  beforeAll(async () => {
+    const r = await runInProcess(['quantize', STORIES, '-o', path('gptq-act.gguf'), '--type', 'q4_0', '--gptq', '--act-order']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/GPTQ \(act-order\): 30 tensors' blocks \(30 Q4_0\)/);
+  });
+
+  it("every GPTQ block's scale is the RTN export's and its codes decode to gptqQuantize's act-order values; quantize.gptq.act_order = true", async () => {
+    const [act, rtn, plain] = [await open(path('gptq-act.gguf')), await open(path('rtn.gguf')), await open(path('gptq.gguf'))];
+    expect(act.ggufMetadata!.map((e) => e.key)).toEqual([...plain.ggufMetadata!.map((e) => e.key), GPTQ_KEYS.actOrder]);
+    expect(metadataToObject(act.ggufMetadata!)[GPTQ_KEYS.actOrder]).toBe(true);
+    for (const [i, t] of act.tensors.entries()) {
+      const [a, r, p] = [await readTensorBytes(act, t), await readTensorBytes(rtn, rtn.tensors[i]), await readTensorBytes(plain, plain.tensors[i])];
+      if (!GPTQ_TENSOR.test(t.name)) {
+        expect(Buffer.from(a).equals(Buffer.from(r)), t.name).toBe(true);
+        continue;
+      }
+      for (let at = 0; at < a.length; at += 18) expect([a[at], a[at + 1]], `${t.name} block ${at / 18}`).toEqual([r[at], r[at + 1]]);
+      expect(Buffer.from(a).equals(Buffer.from(r)), t.name).toBe(false);
+      expect(Buffer.from(a).equals(Buffer.from(p)), t.name).toBe(false);
+    }
+    const cm = await openCalibrationModel(await open(STORIES));
+    const name = 'blk.3.attn_v.weight';
+    const x = (await collectInputs(cm, CALIBRATION_STORY_TEXT, 512, { only: new Set([name]) })).get(name)!;
+    const w = cm.weights.get(name)!;
+    const rows = w.length / x.cols;
+    const expected = gptqQuantize(w, rows, x.cols, hessian(x.x, x.n, x.cols), { grid: { kind: 'q4_0' }, actOrder: true });
+    const decoded = quantType('q4_0')!.reference.decode(await readTensorBytes(act, act.tensors.find((t) => t.name === name)!), rows, x.cols);
+    expect(Array.from(decoded)).toEqual(Array.from(expected, (v) => Math.fround(v)));
+  });
+
+  it('in llama.cpp: closer to the F32 file than RTN Q4_0 on the eval text (mean KL, teacher-forced)', async () => {
+    const tokens = (await modelTokenizer(await open(STORIES))).encode(EVAL_TEXT);
+    const [f32, rtn, plain, act] = await Promise.all(
+      [STORIES, path('rtn.gguf'), path('gptq.gguf'), path('gptq-act.gguf')].map(async (model) => (await runLlamaCpp({ model, logits: [tokens] })).logits[0]),
+    );
+    const [klRtn, klPlain, klAct] = [meanKlOfLogits(f32, rtn), meanKlOfLogits(f32, plain), meanKlOfLogits(f32, act)];
+    console.log(`stories260K, eval text, in llama.cpp: mean KL to F32: RTN Q4_0 ${klRtn.toFixed(5)}, GPTQ ${klPlain.toFixed(5)}, GPTQ act-order ${klAct.toFixed(5)}`);
+    expect(klAct).toBeGreaterThan(0);
+    expect(klAct).toBeLessThan(klRtn);
+  });
+
+  it('--backend webgpu with --act-order runs GPTQ on the CPU (the GPU walk keeps GPTQ\'s order): the CPU act-order file, 0 tensors on WebGPU', async () => {
+    process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
+    const out = path('gptq-act-webgpu.gguf');
+    const r = await runInProcess(['quantize', STORIES, '-o', out, '--type', 'q4_0', '--gptq', '--act-order', '--backend', 'webgpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(/on WebGPU/);
+    expect(readFileSync(out).equals(readFileSync(path('gptq-act.gguf')))).toBe(true);
   });
 });
 

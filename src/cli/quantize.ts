@@ -1,11 +1,12 @@
 // `quantlab quantize FILE... -o OUT.gguf (--preset P | --type T) [--tensor-type REGEX=T]...
-//  [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq | --awq) [--text FILE] [--chunk N]]`:
+//  [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq [--act-order] | --awq) [--text FILE] [--chunk N]]`:
 // the model quantized to a GGUF
 // file, byte for byte llama-quantize's (engine/export.ts), with a table of what each
 // tensor became and how far its values moved (RMSE against the f32 source). --gptq (with
 // --type q4_0|q4_K or --preset Q4_0|Q4_K_S|Q4_K_M): the blk.* linear weights the plan puts
 // in q4_0 or q4_K hold GPTQ's blocks from a calibration text instead of round-to-nearest
 // (calibrate/gptq-export.ts); the preset's other types are quantized as without it.
+// --act-order: GPTQ's columns by decreasing Hessian diagonal, groups static (on the CPU).
 // --awq (any --type or --preset): AWQ's input-channel scales, searched on a calibration text
 // for each tensor's export type, folded into the norms and the v/up rows
 // (calibrate/awq-export.ts); the scaled model is then quantized as usual.
@@ -34,7 +35,7 @@ import type { AwqExport } from '../calibrate/awq-export.ts';
 import type { GptqExport } from '../calibrate/gptq-export.ts';
 
 const USAGE =
-  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq | --awq) [--text FILE] [--chunk N]]';
+  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq [--act-order] | --awq) [--text FILE] [--chunk N]]';
 
 /** Without --threads, models smaller than this stay in one thread: starting the workers costs more. */
 const POOL_MIN_MODEL_BYTES = 64 << 20;
@@ -57,8 +58,8 @@ interface QuantizeArgs {
   backend: 'cpu' | 'webgpu';
   /** Worker threads; undefined: one per core for models of POOL_MIN_MODEL_BYTES or more. */
   threads?: number;
-  /** `--gptq [--text FILE] [--chunk N]`: GPTQ's Q4_0/Q4_K blocks from that calibration text (default: the built-in one). */
-  gptq?: { text?: string; chunk?: number };
+  /** `--gptq [--act-order] [--text FILE] [--chunk N]`: GPTQ's Q4_0/Q4_K blocks from that calibration text (default: the built-in one). */
+  gptq?: { text?: string; chunk?: number; actOrder: boolean };
   /** `--awq [--text FILE] [--chunk N]`: AWQ's scales from that calibration text, folded, then the usual export. */
   awq?: { text?: string; chunk?: number };
 }
@@ -74,6 +75,7 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
         backend: { type: 'string' },
         threads: { type: 'string' },
         gptq: { type: 'boolean' },
+        'act-order': { type: 'boolean' },
         awq: { type: 'boolean' },
         text: { type: 'string' },
         chunk: { type: 'string' },
@@ -85,6 +87,7 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
   if (values.plan !== undefined && values['tensor-type']?.length) throw new UsageError('--plan names every tensor\'s type: no --tensor-type with it');
   if (!values.gptq && !values.awq && (values.text !== undefined || values.chunk !== undefined)) throw new UsageError('--text and --chunk go with --gptq or --awq');
   if (values.gptq && values.awq) throw new UsageError('one of --gptq or --awq');
+  if (values['act-order'] && !values.gptq) throw new UsageError('--act-order goes with --gptq');
   if (values.awq && values.plan !== undefined) throw new UsageError('--awq goes with --type or --preset, not --plan');
   if (values.awq && values.imatrix !== undefined) throw new UsageError('--awq calibrates on its own text: no --imatrix with it');
   if (values.awq && values.backend === 'webgpu') throw new UsageError('--awq exports on the CPU: no --backend webgpu with it');
@@ -105,7 +108,7 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
     plan: values.plan,
     backend: parseBackend(values.backend),
     threads,
-    gptq: values.gptq ? { text: values.text, chunk } : undefined,
+    gptq: values.gptq ? { text: values.text, chunk, actOrder: values['act-order'] ?? false } : undefined,
     awq: values.awq ? { text: values.text, chunk } : undefined,
   };
 }
@@ -204,7 +207,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     if (gptq) {
       const types = Object.entries(gptq.types).map(([type, n]) => `${n} ${type.toUpperCase()}`).join(', ');
       const where = gptq.gpu.tensors > 0 ? `; ${gptq.gpu.tensors} of them on WebGPU (${gptq.gpu.device})` : '';
-      io.stdout(`GPTQ: ${gptq.tensors.size} tensors' blocks (${types}) from ${gptq.dataset} (${gptq.textTokens} tokens, ${gptq.chunks} chunks of ${gptq.chunk})${where}\n`);
+      io.stdout(`GPTQ${gptq.actOrder ? ' (act-order)' : ''}: ${gptq.tensors.size} tensors' blocks (${types}) from ${gptq.dataset} (${gptq.textTokens} tokens, ${gptq.chunks} chunks of ${gptq.chunk})${where}\n`);
     }
     if (awq) io.stdout(awqSummary(awq));
     io.stdout(`${a.output}: ${bytes} bytes, ${reports.length} tensors, ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
@@ -268,7 +271,7 @@ async function openExporter(backend: BackendChoice): Promise<Exporter> {
 async function gptqBlocks(engine: Exporter, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>, onProgress: (p: CalibrationProgress) => void) {
   const { readTextFile } = await import('./calibrate.ts');
   const text = options.text === undefined ? undefined : await readTextFile(options.text);
-  return engine.gptqBlocks(a.mode, a.overrides, { text, dataset: options.text, chunk: options.chunk, onProgress });
+  return engine.gptqBlocks(a.mode, a.overrides, { text, dataset: options.text, chunk: options.chunk, actOrder: options.actOrder, onProgress });
 }
 
 /** AWQ's scaled model (its export source) for the export plan's types (the calibration modules load only here). */

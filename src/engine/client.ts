@@ -12,7 +12,7 @@ import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
 import type { OverrideSpec } from './plan.ts';
 import type { MatmulRequest } from './matmul-job.ts';
-import type { CompareRequest, ExportJobOptions, Progress } from './types.ts';
+import type { CalibrationCompareOptions, CompareRequest, ExportJobOptions, Progress } from './types.ts';
 
 /** The engine worker stopped while a call was in flight. */
 export class EngineCrashedError extends Error {
@@ -137,7 +137,7 @@ export const engine = {
   ) => worker.exportGguf(mode, overrides, proxy(sink), onProgress ? proxy(onProgress) : undefined, options),
   evalModel: (presets: string[], onProgress?: (p: Progress) => void) => worker.evalModel(presets, onProgress ? proxy(onProgress) : undefined),
   budgetScan: (onProgress?: (p: Progress) => void) => worker.budgetScan(onProgress ? proxy(onProgress) : undefined),
-  compareCalibration: (options: { calibrationText?: string; group?: number }, onProgress?: (p: Progress) => void) =>
+  compareCalibration: (options: CalibrationCompareOptions, onProgress?: (p: Progress) => void) =>
     worker.compareCalibration(options, onProgress ? proxy(onProgress) : undefined),
   budgetPlan: (target: BudgetTarget) => worker.budgetPlan(target),
   checkImatrix: (file: File) => worker.checkImatrix(file),

@@ -29,7 +29,7 @@ import { llamaConfig } from '../model/llama.ts';
 import { ggufView } from '../model/weights.ts';
 import { type BudgetTarget, llamaQuantizeCommand, planOverrides, planToJson, smallestPlanBytes } from '../budget/budget.ts';
 import { type BudgetSession, openBudgetSession, planForTarget, planReport, presetPoints } from '../budget/session.ts';
-import type { BlockView, CompareRequest, CompareResult, GpuStatus, ImatrixSummary, ModelSummary, Progress, TypeResult } from './types.ts';
+import type { BlockView, CalibrationCompareOptions, CompareRequest, CompareResult, GpuStatus, ImatrixSummary, ModelSummary, Progress, TypeResult } from './types.ts';
 
 /** Dequantized copies kept between the two passes of a comparison, at most (bytes). */
 const MAX_KEPT_DEQUANTIZED_BYTES = 512 << 20;
@@ -311,10 +311,10 @@ export class Engine {
   /**
    * The Calibration tab: per-layer held-out output MSE of RTN, Q4_K (with and without the
    * calibration text's imatrix), AWQ and GPTQ at ~4 bits (src/calibrate/compare.ts), on the
-   * CPU but for GPTQ, which runs on WebGPU while the device lives (the result says where).
-   * `calibrationText` replaces the built-in calibration stories.
+   * CPU but for GPTQ, which runs on WebGPU while the device lives (the result says where;
+   * act-order runs on the CPU). `calibrationText` replaces the built-in calibration stories.
    */
-  async compareCalibration(onProgress?: ProgressListener, options: { calibrationText?: string; group?: number } = {}): Promise<CalibrationComparison> {
+  async compareCalibration(onProgress?: ProgressListener, options: CalibrationCompareOptions = {}): Promise<CalibrationComparison> {
     this.calibrationAbort = new AbortController();
     const signal = this.calibrationAbort.signal;
     await this.ensureGpu();
@@ -349,14 +349,14 @@ export class Engine {
     return { name: file.name, entries: matrix.entries.size, datasets: [...matrix.datasets], chunkCount: matrix.chunkCount };
   }
 
-  /** GPTQ on the GPU (calibrate/gptq-gpu.ts) while the device lives, then on the CPU. */
+  /** GPTQ on the GPU (calibrate/gptq-gpu.ts) while the device lives, then on the CPU; act-order on the CPU (the GPU walk keeps GPTQ's order). */
   private gptqRunner(): GptqRunner {
     const gpu = this.liveGpu();
     if (!gpu) return CPU_GPTQ;
     return {
       device: gpu.description,
-      quantize: async (w, rows, cols, h, grid) => {
-        if (!gpu.isLost()) {
+      quantize: async (w, rows, cols, h, grid, order) => {
+        if (!gpu.isLost() && !order?.actOrder) {
           try {
             return { values: (await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid })).values, backend: 'webgpu' };
           } catch (e) {
@@ -364,7 +364,7 @@ export class Engine {
             this.gpuError = e.message;
           }
         }
-        return CPU_GPTQ.quantize(w, rows, cols, h, grid);
+        return CPU_GPTQ.quantize(w, rows, cols, h, grid, order);
       },
     };
   }

@@ -87,9 +87,16 @@ export interface Progress {
   label: string;
 }
 
-/** The page's export options: `gptq` (with a Q4_0 mode) writes GPTQ's Q4_0 blocks from that calibration text (default: built-in). */
+/** The Calibration tab's comparison: its calibration text (default: built-in), INT4 group, GPTQ in act-order. */
+export interface CalibrationCompareOptions {
+  calibrationText?: string;
+  group?: number;
+  actOrder?: boolean;
+}
+
+/** The page's export options: `gptq` (with a Q4_0/Q4_K mode) writes GPTQ's blocks from that calibration text (default: built-in), in act-order if asked. */
 export interface ExportJobOptions {
-  gptq?: { text?: string; dataset?: string };
+  gptq?: { text?: string; dataset?: string; actOrder?: boolean };
   awq?: { text?: string; dataset?: string };
   /** An importance matrix file for every tensor's quantization (llama-quantize --imatrix). */
   imatrix?: File;

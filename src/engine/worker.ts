@@ -9,7 +9,7 @@ import type { OverrideSpec } from './plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
 import type { MatmulRequest } from './matmul-job.ts';
-import type { CompareRequest, ExportJobOptions, GpuStatus, Progress } from './types.ts';
+import type { CalibrationCompareOptions, CompareRequest, ExportJobOptions, GpuStatus, Progress } from './types.ts';
 import { fastCodecsInstalled, installFastCodecs } from '../quant/fast/wasm-codecs.ts';
 // Built from wasm/ by the Vite plugin (vite.config.ts) before Vite resolves this import.
 import fastCodecsUrl from '../../wasm/build/quant.wasm?url';
@@ -81,7 +81,7 @@ const api = {
     ),
   evalModel: (presets: string[], onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.evalModel(presets, onProgress),
   budgetScan: (onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.budgetScan(onProgress),
-  compareCalibration: (options: { calibrationText?: string; group?: number }, onProgress?: ((p: Progress) => void) & ProxyMarked) =>
+  compareCalibration: (options: CalibrationCompareOptions, onProgress?: ((p: Progress) => void) & ProxyMarked) =>
     engine.compareCalibration(onProgress, options),
   budgetPlan: (target: BudgetTarget) => engine.budgetPlan(target),
   cancel: () => engine.cancel(),

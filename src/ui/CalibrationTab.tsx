@@ -21,6 +21,7 @@ const shortName = (name: string) => name.replace(/^blk\./, '').replace(/\.weight
 
 /** Where GPTQ ran: WebGPU (f32, as PyTorch's GPTQ) or the CPU reference (f64). */
 function gptqBackendText(g: Comparison['gptq']): string {
+  if (g.actOrder) return "GPTQ in act-order (static groups) on the CPU (f64 reference): the GPU's walk keeps GPTQ's column order.";
   if (g.backend === 'webgpu') return `GPTQ on WebGPU (f32, ${g.device ?? 'GPU'}): all ${g.layers} layers.`;
   if (g.gpuLayers > 0) return `GPTQ on WebGPU for ${g.gpuLayers} of ${g.layers} layers, then on the CPU (f64) after the GPU was lost.`;
   return 'GPTQ on the CPU (f64 reference): no WebGPU device.';
@@ -33,6 +34,7 @@ function gptqBackendText(g: Comparison['gptq']): string {
 export function CalibrationTab({ architecture }: { architecture: string | null }) {
   const [text, setText] = useState<{ name: string; content: string } | null>(null);
   const [group, setGroup] = useState(32);
+  const [actOrder, setActOrder] = useState(false);
   const [result, setResult] = useState<Comparison | null>(null);
   const [progress, setProgress] = useState<Progress | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -64,7 +66,7 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
       if (!settled) setProgress(p);
     };
     try {
-      setResult(await engine.compareCalibration({ calibrationText: text?.content, group }, onProgress));
+      setResult(await engine.compareCalibration({ calibrationText: text?.content, group, actOrder }, onProgress));
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
     } finally {
@@ -109,7 +111,7 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
     try {
       const calibration = text ? { text: text.content, dataset: text.name } : {};
       const mode = exportTarget === 'Q4_0' ? { type: 'q4_0' } : { preset: exportTarget };
-      const options = exportMethod === 'GPTQ' ? { gptq: calibration } : { awq: calibration };
+      const options = exportMethod === 'GPTQ' ? { gptq: { ...calibration, actOrder } } : { awq: calibration };
       const written = await engine.exportGguf(mode, [], (chunk) => sink.write(chunk), setExporting, options);
       await sink.close();
       setExportMessage(`Wrote ${fileName}: ${formatBytes(written)}.`);
@@ -153,6 +155,9 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
               </option>
             ))}
           </select>
+        </label>
+        <label title="GPTQ's columns by decreasing Hessian diagonal (AutoGPTQ desc_act), each group's scale found before the walk (static groups) so it stays a Q4_0/Q4_K block; on the CPU">
+          <input type="checkbox" checked={actOrder} onChange={(e) => setActOrder(e.target.checked)} /> GPTQ act-order
         </label>
       </div>
       <div className="row" style={{ margin: '8px 0' }}>
@@ -203,7 +208,7 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
         </button>
         <span className="muted">
           {exportMethod === 'GPTQ'
-            ? "GPTQ's blocks (from the calibration text above, computed on WebGPU when the page has it) in every Q4_0/Q4_K layer weight, the rest as llama-quantize's"
+            ? `GPTQ's blocks (from the calibration text above, ${actOrder ? 'in act-order, on the CPU' : 'computed on WebGPU when the page has it'}) in every Q4_0/Q4_K layer weight, the rest as llama-quantize's`
             : "AWQ's per-channel scales (from the calibration text above) folded into the norms and the previous linears, then llama-quantize's quantization"}
           ; runs in llama.cpp.
         </span>
