@@ -86,6 +86,21 @@ function obsQuantize(w: Float64Array, rows: number, cols: number, xs: Float64Arr
 }
 
 describe('GPTQ', () => {
+  it('hessian is 2/N · the one-row-at-a-time XᵀX bit for bit, for every tile remainder (N = 1..9) and with zero inputs', () => {
+    const rand = rng(5);
+    for (const cols of [1, 5, 33]) {
+      for (let n = 1; n <= 9; n++) {
+        const x = Float64Array.from({ length: n * cols }, (_, k) => (k % 4 === 1 ? 0 : k % 9 === 2 ? -0 : rand() * 2 - 1));
+        const upper = new Float64Array(cols * cols);
+        for (let t = 0; t < n; t++) for (let i = 0; i < cols; i++) for (let j = i; j < cols; j++) upper[i * cols + j] += x[t * cols + i] * x[t * cols + j];
+        const want = new Float64Array(cols * cols);
+        for (let i = 0; i < cols; i++) for (let j = i; j < cols; j++) want[i * cols + j] = want[j * cols + i] = upper[i * cols + j] * (2 / n);
+        const got = hessian(x, n, cols);
+        for (let k = 0; k < got.length; k++) expect(Object.is(got[k], want[k]), `${cols} cols, ${n} rows, entry ${k}: ${got[k]} vs ${want[k]}`).toBe(true);
+      }
+    }
+  });
+
   it("prepareHessian's U is upper with a positive diagonal and UᵀU the damped H's inverse (Gauss-Jordan), a dead column fixed (60 columns)", () => {
     const rand = rng(21);
     const [cols, n] = [60, 200];

@@ -23,7 +23,7 @@
 import { f32ToF16Bits } from '../formats/float16.ts';
 import { Q4_K_BLOCK_BYTES } from '../quant/codecs/kquants.ts';
 import {
-  gridGroup, groupParams, q4_0Code, Q4_0_GROUP, q4KBlockParams, type Q4KBlockParams, q4KCode, q4KCodeAt, q4KValue, Q4_K_GROUP, quantizeValue,
+  gram, gridGroup, groupParams, q4_0Code, Q4_0_GROUP, q4KBlockParams, type Q4KBlockParams, q4KCode, q4KCodeAt, q4KValue, Q4_K_GROUP, quantizeValue,
   type Grid, type GroupParams,
 } from './grid.ts';
 
@@ -76,22 +76,9 @@ export function lowerInverse(l: Float64Array, n: number): Float64Array {
 
 /** H = 2/N · XᵀX for N input rows of `cols`. */
 export function hessian(x: ArrayLike<number>, n: number, cols: number): Float64Array {
-  const h = new Float64Array(cols * cols);
-  for (let t = 0; t < n; t++) {
-    const o = t * cols;
-    for (let i = 0; i < cols; i++) {
-      const xi = x[o + i];
-      if (xi === 0) continue;
-      for (let j = i; j < cols; j++) h[i * cols + j] += xi * x[o + j];
-    }
-  }
+  const h = gram(x, n, cols);
   const f = 2 / n;
-  for (let i = 0; i < cols; i++) {
-    for (let j = i; j < cols; j++) {
-      h[i * cols + j] *= f;
-      h[j * cols + i] = h[i * cols + j];
-    }
-  }
+  for (let k = 0; k < h.length; k++) h[k] *= f;
   return h;
 }
 

@@ -162,10 +162,37 @@ export function quantizeRtn(w: ArrayLike<number>, rows: number, cols: number, gr
   return out;
 }
 
-/** G = XᵀX (cols x cols, f64) of n input rows. */
+/**
+ * G = XᵀX (cols x cols, f64) of n input rows. The upper triangle gathers four rows of X at a
+ * time, so each G entry is read and written once per four rows rather than once per row
+ * (x0.42-0.51 of its time: `npx tsx bench/cpu-products.ts`); each entry still adds its terms row by row, in order,
+ * so G is the one-row-at-a-time loop's bit for bit (a zero term leaves a sum unchanged).
+ */
 export function gram(x: ArrayLike<number>, n: number, cols: number): Float64Array {
   const g = new Float64Array(cols * cols);
-  for (let t = 0; t < n; t++) {
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const o0 = t * cols;
+    const o1 = o0 + cols;
+    const o2 = o1 + cols;
+    const o3 = o2 + cols;
+    for (let i = 0; i < cols; i++) {
+      const a0 = x[o0 + i];
+      const a1 = x[o1 + i];
+      const a2 = x[o2 + i];
+      const a3 = x[o3 + i];
+      const gi = i * cols;
+      for (let j = i; j < cols; j++) {
+        let s = g[gi + j];
+        s += a0 * x[o0 + j];
+        s += a1 * x[o1 + j];
+        s += a2 * x[o2 + j];
+        s += a3 * x[o3 + j];
+        g[gi + j] = s;
+      }
+    }
+  }
+  for (; t < n; t++) {
     const o = t * cols;
     for (let i = 0; i < cols; i++) {
       const xi = x[o + i];

@@ -28,6 +28,30 @@ async function f32Model(model: ModelIndex, linear?: (w: (n: string) => Float32Ar
   return new LlamaModel(config, provider, linear?.(provider));
 }
 
+describe('matmulF32', () => {
+  it("equals one f64 dot product per row and token, in column order, bit for bit, for every tile remainder (rows 1-5, tokens 1-9)", () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
+    for (const cols of [1, 7, 64]) {
+      for (let rows = 1; rows <= 5; rows++) {
+        for (let n = 1; n <= 9; n++) {
+          const w = Float32Array.from({ length: rows * cols }, random);
+          const x = Float32Array.from({ length: n * cols }, () => random() * 1e3);
+          const want = new Float32Array(n * rows);
+          for (let t = 0; t < n; t++) {
+            for (let r = 0; r < rows; r++) {
+              let s = 0;
+              for (let c = 0; c < cols; c++) s += w[r * cols + c] * x[t * cols + c];
+              want[t * rows + r] = s;
+            }
+          }
+          expect(Array.from(matmulF32(w, rows, cols, x, n)), `${rows} x ${cols}, ${n} tokens`).toEqual(Array.from(want));
+        }
+      }
+    }
+  });
+});
+
 describe('llamaConfig', () => {
   it('reads stories260K from GGUF metadata and from config.json alike', async () => {
     const gguf = llamaConfig(await open('stories260K.gguf'));
