@@ -150,7 +150,8 @@ export function gptqQ4_0(w: ArrayLike<number>, rows: number, cols: number, h: Fl
  * GPTQ into Q4_K's grid, as block_q4_K super-blocks: when a row reaches the first column of
  * a super-block, its d, dmin and 6-bit scales and mins are ggml's quantize_row_q4_K_ref's for
  * the row's current (error-updated) 256 values (grid.ts q4KBlockParams; with act-order, its
- * values before the walk); each column is then coded with them. The Q4_K codec decodes the blocks to exactly the values GPTQ used.
+ * values before the walk); each column is then coded with them. The Q4_K codec decodes the
+ * blocks to exactly the values GPTQ used.
  */
 export function gptqQ4_K(w: ArrayLike<number>, rows: number, cols: number, h: Float64Array, options: Omit<GptqOptions, 'grid'> = {}): { values: Float64Array; bytes: Uint8Array } {
   if (cols % Q4_K_GROUP !== 0) throw new Error(`Q4_K needs rows of a multiple of ${Q4_K_GROUP} values, not ${cols}`);
