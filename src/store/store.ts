@@ -79,7 +79,9 @@ const selectionSlice: StateCreator<AppState, [], [], SelectionSlice> = (set) => 
   tensor: null,
   types: DEFAULT_COMPARE_TYPES,
   preset: 'Q4_K_M',
-  selectTensor: (tensor) => set({ tensor, compare: null, compareError: null }),
+  // The row already selected keeps its results: clearing them would not start a new comparison
+  // (nothing the comparison depends on changed), so the charts would just vanish.
+  selectTensor: (tensor) => set((s) => (s.tensor === tensor ? {} : { tensor, compare: null, compareError: null })),
   toggleType: (id) => set((s) => ({ types: s.types.includes(id) ? s.types.filter((t) => t !== id) : [...s.types, id] })),
   setTypes: (types) => set({ types }),
   setPreset: (preset) => set({ preset }),
