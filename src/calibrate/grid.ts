@@ -165,8 +165,9 @@ export function quantizeRtn(w: ArrayLike<number>, rows: number, cols: number, gr
 /**
  * G = XᵀX (cols x cols, f64) of n input rows. The upper triangle gathers four rows of X at a
  * time, so each G entry is read and written once per four rows rather than once per row
- * (x0.42-0.51 of its time: `npx tsx bench/cpu-products.ts`); each entry still adds its terms row by row, in order,
- * so G is the one-row-at-a-time loop's bit for bit (a zero term leaves a sum unchanged).
+ * (x0.42-0.51 of its time: `npx tsx bench/cpu-products.ts`); each entry still adds its terms
+ * row by row, in order, so G is the one-row-at-a-time loop's bit for bit (a zero term leaves
+ * a sum unchanged).
  */
 export function gram(x: ArrayLike<number>, n: number, cols: number): Float64Array {
   const g = new Float64Array(cols * cols);
