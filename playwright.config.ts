@@ -1,6 +1,6 @@
 import { defineConfig } from '@playwright/test';
 
-// Debian's Chromium with WebGPU on (../shared/webgpu.md): Playwright cannot download its
+// Debian's Chromium with WebGPU on (docs/webgpu.md): Playwright cannot download its
 // own browser here. The page must be a secure context: 127.0.0.1.
 // E2E_PORT and E2E_DIST let several checkouts or builds be tested side by side.
 const PORT = Number(process.env.E2E_PORT ?? 4173);

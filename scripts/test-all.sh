@@ -19,7 +19,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm install --no-audit --no-fund
 fi
 
-# Dawn (npm `webgpu`) on Chromium's SwiftShader Vulkan ICD: see ../shared/webgpu.md.
+# Dawn (npm `webgpu`) on Chromium's SwiftShader Vulkan ICD: see docs/webgpu.md.
 export VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-/usr/lib/chromium/vk_swiftshader_icd.json}
 
 results=$(mktemp -d)

@@ -6,7 +6,7 @@
 // stride and the block are multiples of 4) with at least 3 zero columns after the last, so a
 // tile's reads past `cols` are in bounds and 0.
 // Each invocation: 4 rows x 4 columns in registers, no workgroup memory (register blocking
-// beat shared-memory tiles by 10x on SwiftShader: ../shared/webgpu.md).
+// beat shared-memory tiles by 10x on SwiftShader: docs/webgpu.md).
 
 struct UpdateParams {
   rows: u32,

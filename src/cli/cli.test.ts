@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 describe('npx quantlab inspect', () => {
-  it('runs through npx from the repository (no build step) and prints the INTERFACES.md JSON', async () => {
+  it('runs through npx from the repository (no build step) and prints the docs/contracts.md JSON', async () => {
     const { code, stdout } = await quantlab(['inspect', model('stories260K.gguf'), '--json'], ['npx', '--no-install', 'quantlab']);
     expect(code).toBe(0);
     const json = JSON.parse(stdout);

@@ -1,5 +1,5 @@
 // `quantlab compare FILE... --tensor NAME --types T,T,... [--json] [--backend cpu|webgpu]`:
-// one tensor quantized into each type, with the error metrics of INTERFACES.md.
+// one tensor quantized into each type, with the error metrics of docs/contracts.md.
 import { Engine } from '../engine/engine.ts';
 import type { CompareResult } from '../engine/types.ts';
 import { createNodeGpu } from '../gpu/node-gpu.ts';
@@ -46,7 +46,7 @@ export const compareCommand: Command = {
   },
 };
 
-/** The `compare --json` shape of INTERFACES.md (plus each result's backend, and `error` for a type that cannot apply). */
+/** The `compare --json` shape of docs/contracts.md (plus each result's backend, and `error` for a type that cannot apply). */
 export function compareJson(r: CompareResult) {
   return {
     tensor: r.tensor,

@@ -16,7 +16,7 @@ afterAll(async () => {
 });
 
 describe('quantlab eval', () => {
-  it('--json prints the INTERFACES.md shape (+ f32_ppl and greedy)', async () => {
+  it('--json prints the docs/contracts.md shape (+ f32_ppl and greedy)', async () => {
     const { code, stdout, stderr } = await runInProcess(['eval', model('stories260K.gguf'), '--presets', 'Q8_0,q4_k,Q2_K', '--json', '--tokens', '8']);
     expect(stderr).toBe('');
     expect(code).toBe(0);

@@ -64,14 +64,14 @@ export const evalCommand: Command = {
     await engine.load(await openFiles(positionals));
     const { backend: ran, products, ...result } = await engine.evalModel(presets, undefined, { text, prompt: values.prompt, greedyTokens });
     const run: EvalRun = { backend: ran, products: products ?? undefined };
-    // `backend` in the JSON when --backend is given (the INTERFACES.md shape stays as it is without it).
+    // `backend` in the JSON when --backend is given (the docs/contracts.md shape stays as it is without it).
     io.stdout(values.json ? `${toJson(evalJson(result, values.backend === undefined ? undefined : run))}\n` : evalText(result, run));
     return 0;
   },
 };
 
 /**
- * The `eval --json` shape of INTERFACES.md; extensions: `f32_ppl` (the F32 model's
+ * The `eval --json` shape of docs/contracts.md; extensions: `f32_ppl` (the F32 model's
  * perplexity on the same text), `greedy` (prompt and continuation per model); with `run`
  * (`--backend` given), `backend` (cpu or webgpu) and on WebGPU `products` (matrix
  * products run on the GPU and on the CPU, for types without a GPU matmul).

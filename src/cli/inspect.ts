@@ -32,7 +32,7 @@ export async function openFiles(paths: readonly string[]): Promise<ByteSource[]>
   );
 }
 
-/** The `inspect --json` shape of INTERFACES.md. */
+/** The `inspect --json` shape of docs/contracts.md. */
 export function inspectJson(model: ModelIndex) {
   return {
     format: model.format,

@@ -1,5 +1,5 @@
 // JSON for the CLI's --json output: 64-bit ints and numbers past 2^53 become decimal
-// strings (INTERFACES.md), typed arrays become arrays, and NaN/±Infinity (possible in
+// strings (docs/contracts.md), typed arrays become arrays, and NaN/±Infinity (possible in
 // f32 metadata) become the strings "NaN", "Infinity", "-Infinity", which JSON lacks.
 // Metadata arrays are written whole (a 32000-token vocabulary included): --json is for
 // programs, which may need them; the human table abbreviates. Layout: objects indented,

@@ -2,7 +2,7 @@
 // (inspect.ts, quantize.ts, compare.ts, eval.ts, ...), listed in COMMANDS and imported only
 // when it runs (or for help): a command loads only the modules it uses.
 // Exit codes: 0 success, 1 bad input or failure, with one line on stderr naming the
-// file, the byte offset and the reason (INTERFACES.md).
+// file, the byte offset and the reason (docs/contracts.md).
 
 import { FormatError } from '../formats/errors.ts';
 import { loadFastCodecs } from '../quant/fast/node.ts';

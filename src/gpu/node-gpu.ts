@@ -2,7 +2,7 @@
 // bundle must never import this file (it pulls in a native addon and node:fs).
 //
 // Dawn needs a Vulkan driver; on GPU-less machines that is Chromium's SwiftShader:
-// VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (../shared/webgpu.md). The
+// VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (docs/webgpu.md). The
 // Vulkan loader reads it when Dawn creates its instance, so it must be set before
 // createNodeGpu() (the test setup and scripts/test-all.sh do).
 import { create, globals } from 'webgpu';

@@ -1,7 +1,7 @@
 // A Llama forward pass: the plain CPU reference (house rule 3) that model-output metrics
 // (eval.ts) run on, over a ModelIndex from GGUF (llama.cpp names) or from HF safetensors
 // + config.json (HF names). It follows llama.cpp's graph (src/models/llama.cpp of the
-// pinned commit, INTERFACES.md): RMSNorm -> q,k,v -> RoPE -> grouped-query attention over
+// pinned commit, docs/contracts.md): RMSNorm -> q,k,v -> RoPE -> grouped-query attention over
 // a KV cache (softmax(q·k/sqrt(head_dim))) -> output projection + residual -> RMSNorm ->
 // SwiGLU FFN (down(silu(gate(x)) * up(x))) + residual; final RMSNorm; output matrix, or the
 // token embedding when the model ties them.

@@ -1,5 +1,5 @@
 // The SentencePiece (SPM) tokenizer as llama.cpp runs it (llama.cpp src/llama-vocab.cpp,
-// the pinned commit of INTERFACES.md):
+// the pinned commit of docs/contracts.md):
 //   llama_vocab::impl::tokenize, case LLAMA_VOCAB_TYPE_SPM  -> encode
 //   llm_tokenizer_spm_session (bigram merges by score)     -> spmSegment
 //   llama_vocab::impl::tokenizer_st_partition              -> partition

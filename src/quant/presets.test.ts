@@ -166,7 +166,7 @@ const CHECKS: Record<string, { presets: string[]; types: string[] }> = {
 };
 
 describe('presets table', () => {
-  it('lists the file types of INTERFACES.md with llama.cpp numbers and types we can encode', () => {
+  it('lists the file types of docs/contracts.md with llama.cpp numbers and types we can encode', () => {
     expect(PRESETS.map((p) => p.name).sort()).toEqual(
       'F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q2_K_S Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS'.split(' ').sort(),
     );

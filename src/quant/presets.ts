@@ -1,6 +1,6 @@
 // llama.cpp's file types ("presets"): which ggml type each tensor of a model gets, and the
 // order llama-quantize writes the tensors in. A port of the pinned llama.cpp (the one
-// inside @node-llama-cpp/linux-x64@3.22.1, see INTERFACES.md), src/llama-quant.cpp:
+// inside @node-llama-cpp/linux-x64@3.22.1, see docs/contracts.md), src/llama-quant.cpp:
 //   tensor_allows_quantization   -> allowsQuantization
 //   tensor_get_category          -> categoryOf
 //   llama_tensor_get_type        -> planTensor (overrides, --pure, output/token_embd types)

@@ -1,4 +1,4 @@
-// THE table of quantization types (house rule 1 of DESIGN.md). UI labels, size math,
+// THE table of quantization types (house rule 1 of docs/architecture.md). UI labels, size math,
 // GGUF type codes, shader choice and the test loops all read it: adding a type means one
 // row here and one codec.
 import { GGML_TYPES, type GgmlTypeInfo } from '../formats/gguf/constants.ts';
@@ -16,7 +16,7 @@ import { withFastPath } from './fast/wasm-codecs.ts';
 export type TypeFamily = 'float' | 'legacy' | 'k-quant' | 'i-quant' | 'ternary' | 'microscaling' | 'integer' | 'bitsandbytes';
 
 export interface QuantType {
-  /** The contract id (INTERFACES.md): ggml's spelling for GGUF types. */
+  /** The contract id (docs/contracts.md): ggml's spelling for GGUF types. */
   readonly id: string;
   /** ggml's traits when GGUF can store the type; absent otherwise. */
   readonly ggml?: GgmlTypeInfo;
@@ -122,7 +122,7 @@ export const QUANT_TYPES: readonly QuantType[] = ROWS.map(defineType);
 
 const BY_ID = new Map(QUANT_TYPES.map((t) => [t.id.toLowerCase(), t]));
 
-/** Find a type by id, case-insensitively (INTERFACES.md: `Q4_K` = `q4_K`). */
+/** Find a type by id, case-insensitively (docs/contracts.md: `Q4_K` = `q4_K`). */
 export function quantType(id: string): QuantType | undefined {
   return BY_ID.get(id.toLowerCase());
 }

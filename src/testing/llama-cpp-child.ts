@@ -1,4 +1,4 @@
-// A child process around node-llama-cpp (the llama.cpp peer of INTERFACES.md): loads ONE
+// A child process around node-llama-cpp (the llama.cpp peer of docs/contracts.md): loads ONE
 // model (a second load in the same process was seen to fail), runs the requests it is
 // given and prints one JSON line. Run by llama-cpp-peer.ts as
 //   node --import tsx src/testing/llama-cpp-child.ts REQUEST.json

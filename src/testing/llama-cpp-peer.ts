@@ -1,4 +1,4 @@
-// Runs real llama.cpp (node-llama-cpp, INTERFACES.md) on a GGUF in a child process:
+// Runs real llama.cpp (node-llama-cpp, docs/contracts.md) on a GGUF in a child process:
 // tokenize, detokenize, greedy continuation, teacher-forced logits. One model per
 // process is the safe pattern, so every call is one `node --import tsx` child running
 // llama-cpp-child.ts. Test support only: nothing under src/ outside tests imports this.

@@ -1,5 +1,5 @@
 // The reference peer for tests: the real llama.cpp that ships prebuilt inside
-// @node-llama-cpp/linux-x64 (see ../shared/INTERFACES.md), called through koffi.
+// @node-llama-cpp/linux-x64 (see docs/contracts.md), called through koffi.
 // - llamaQuantize: llama-quantize's own output file for any input GGUF and preset, with
 //   its options (--pure, --tensor-type, --imatrix, --output-tensor-type, ...).
 // - ggmlQuantizeChunk: ggml's quantizer on any floats (what llama-quantize calls per tensor).

@@ -1,7 +1,7 @@
 // GGUF v2/v3 header reader. Follows ggml-org/ggml src/gguf.cpp (gguf_init_from_reader,
 // commit d99724f2) for layout and validity rules: the same file is accepted or refused
 // as llama.cpp would, except that old files whose quant blocks run across rows are read
-// as flat tensors (INTERFACES.md), and nested metadata arrays (allowed by the spec,
+// as flat tensors (docs/contracts.md), and nested metadata arrays (allowed by the spec,
 // written by gguf-py) are read. Only the header is read; tensor data stays in the file.
 
 import { type ByteSource, ByteReader, assertLittleEndianHost } from '../bytes.ts';
