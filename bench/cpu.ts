@@ -37,7 +37,7 @@ function timeCpu(fn: () => void, minSeconds = 0.1, roundSeconds = 0.01): number 
 export function secondsPerCall(fn: () => void, roundSeconds: number): number {
   let calls = 0;
   const t0 = performance.now();
-  let t = t0;
+  let t: number;
   do {
     fn();
     calls++;

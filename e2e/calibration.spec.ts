@@ -6,7 +6,7 @@ import { test, expect } from './fixtures.ts';
 
 const ROOT = process.cwd();
 
-test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ, GPTQ and GPTQ into Q4_K (both on WebGPU) per layer on the sample, in the worker', async ({ app, page }) => {
+test('the Calibration tab compares RTN, Q4_K (± imatrix), AWQ, GPTQ and GPTQ into Q4_K (both on WebGPU) per layer on the sample, in the worker', async ({ app }) => {
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Calibration');

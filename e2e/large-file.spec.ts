@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { GGML_TYPE } from '../src/formats/gguf/constants.ts';
 import { loadModel } from '../src/formats/model.ts';
 import { fileSource } from '../src/formats/node-source.ts';
-import { exportSourceFromModel, planExport } from '../src/engine/export.ts';
+import { exportSourceFromModel } from '../src/export/source.ts';
+import { planExport } from '../src/export/plan.ts';
 import { writeSparseLlamaGguf } from '../src/testing/sparse-model.ts';
 import { test, expect } from './fixtures.ts';
 

@@ -1,6 +1,6 @@
 import { test, expect } from './fixtures.ts';
 
-test('runs y = W x on the quantized WebGPU kernels and shows the product error per type', async ({ app, page }) => {
+test('runs y = W x on the quantized WebGPU kernels and shows the product error per type', async ({ app }) => {
   await app.open();
   await app.loadSample();
   await app.selectTensor('blk.0.ffn_up.weight');

@@ -1,6 +1,6 @@
 import { test, expect } from './fixtures.ts';
 
-test('the Model output panel scores presets against F32 on the sample', async ({ app, page }) => {
+test('the Model output panel scores presets against F32 on the sample', async ({ app }) => {
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Model output');

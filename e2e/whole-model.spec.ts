@@ -1,6 +1,6 @@
 import { test, expect } from './fixtures.ts';
 
-test('plans a preset for the whole sample model, with sizes across presets and error per layer', async ({ app, page }) => {
+test('plans a preset for the whole sample model, with sizes across presets and error per layer', async ({ app }) => {
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Whole model');

@@ -28,6 +28,8 @@ npm run build:wasm --silent
 # The CLI bundle (build/cli) that bin/quantlab.js runs: the tests spawn the CLI as users do.
 npm run build:cli --silent
 npx tsc --noEmit -p .
+# ESLint, with the layer rule (scripts/eslint-layers.js): a lower layer importing a higher one fails here.
+npx eslint .
 npx vitest run --reporter=default --reporter=json --outputFile="$results/unit.json"
 npm run build --silent
 PLAYWRIGHT_JSON_OUTPUT_NAME="$results/e2e.json" npx playwright test --reporter=list,json

@@ -1,14 +1,15 @@
 // Mixed precision by budget: which type each tensor gets so that the GGUF file fits a
 // target size (or bits per weight) with the least total damage (sensitivity.ts), as
 // EXL2's per-layer bitrates and llama.cpp's target-bpw work do. Built on the exporter's
-// own plan (engine/export.ts planExport): the header, the alignment padding and so the
+// own plan (export/plan.ts planExport): the header, the alignment padding and so the
 // file size come out exactly as the writer makes them. The result is written as
 // llama-quantize `--tensor-type` overrides over a base preset (llama.cpp src/llama-quant.cpp
 // llama_tensor_get_type: a pattern that regex_searches a quantizable tensor's name gives
 // it that type, before the preset's mixture rules; tools/quantize/quantize.cpp
 // parse_tensor_type lower-cases the pattern), so llama.cpp makes the same file.
 import { alignUp } from '../formats/gguf/read.ts';
-import { type ExportPlan, type ExportRequest, type ExportSource, planExport, rowCount } from '../engine/export.ts';
+import { type ExportPlan, type ExportRequest, planExport } from '../export/plan.ts';
+import { type ExportSource, rowCount } from '../export/source.ts';
 import { PRESETS, type TensorTypeOverride } from '../quant/presets.ts';
 import { quantType } from '../quant/types.ts';
 import { allocate, type Option } from './allocate.ts';
@@ -225,7 +226,7 @@ export function planOverrides(plan: Pick<BudgetPlan, 'tensors'>): TensorTypeOver
   return [...byType].map(([type, names]) => ({ pattern: exactNamePattern(names), type }));
 }
 
-/** The export request that writes the plan (engine/export.ts). */
+/** The export request that writes the plan (export/). */
 export function planExportRequest(plan: Pick<BudgetPlan, 'tensors' | 'base'>, imatrix?: ExportRequest['imatrix']): ExportRequest {
   return { mode: { preset: plan.base }, overrides: planOverrides(plan), imatrix };
 }

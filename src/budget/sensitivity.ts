@@ -11,8 +11,8 @@ import { cpuLinear, llamaConfig, LlamaModel, type Linear, type LlamaConfig } fro
 import { klDivergence, logSoftmax, modelTokenizer } from '../model/eval.ts';
 import { mapProvider, readLlamaWeights } from '../model/weights.ts';
 import type { ModelIndex } from '../formats/model.ts';
-import type { ExportSource } from '../engine/export.ts';
-import type { Imatrix } from '../engine/imatrix.ts';
+import type { ExportSource } from '../export/source.ts';
+import type { Imatrix } from '../formats/imatrix.ts';
 import { quantType } from '../quant/types.ts';
 import type { BudgetModel, DamageTable } from './budget.ts';
 

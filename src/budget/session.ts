@@ -3,8 +3,9 @@
 // error otherwise), plans for targets, and the presets beside them (size, predicted and
 // measured KL). Shared by the CLI (`quantlab plan`) and the engine (the Budget tab).
 import type { ModelIndex } from '../formats/model.ts';
-import { type ExportSource, exportSourceFor, planExport } from '../engine/export.ts';
-import type { Imatrix } from '../engine/imatrix.ts';
+import { type ExportSource, exportSourceFor } from '../export/source.ts';
+import { planExport } from '../export/plan.ts';
+import type { Imatrix } from '../formats/imatrix.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
 import { llamaConfig } from '../model/llama.ts';
 import { PRESETS } from '../quant/presets.ts';

@@ -21,7 +21,8 @@
 import type { ModelIndex } from '../formats/model.ts';
 import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufEntry, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
-import { type ExportPlan, type ExportSource, type ExportSourceTensor, type PrecomputedTensors, rowCount } from '../engine/export.ts';
+import { type ExportPlan, type PrecomputedTensors } from '../export/plan.ts';
+import { type ExportSource, type ExportSourceTensor, rowCount } from '../export/source.ts';
 import { quantType, quantTypeByGgmlId } from '../quant/types.ts';
 import { LlamaModel, matmulF32, type LlamaConfig, type Linear } from '../model/llama.ts';
 import { chunkTokens, collectInputs, defaultChunk, openCalibrationModel, type CalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';

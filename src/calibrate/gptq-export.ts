@@ -1,7 +1,7 @@
 // GPTQ as an export: the blocks of every tensor an export plan puts in q4_0 or q4_K and that a
 // calibration pass sees (the blk.* linear weights), from gptqQ4_0 / gptqQ4_K (gptq.ts) with each
 // weight's Hessian over the calibration text's inputs (activations.ts, chunked as
-// llama-imatrix). The export (engine/export.ts, ExportRequest.precomputed) writes these
+// llama-imatrix). The export (export/plan.ts, ExportRequest.precomputed) writes these
 // blocks in place of round-to-nearest and everything else as before (a preset's q6_K, q5_0...
 // tensors as the plain export), so the file has the plain export's layout, with the quantize.gptq.* keys below added to the header
 // (llama.cpp ignores keys it does not know).
@@ -19,7 +19,8 @@
 import type { ModelIndex } from '../formats/model.ts';
 import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufEntry, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
-import { type ExportPlan, type ExportSource, type PrecomputedTensors, rowCount } from '../engine/export.ts';
+import { type ExportPlan, type PrecomputedTensors } from '../export/plan.ts';
+import { type ExportSource, rowCount } from '../export/source.ts';
 import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, openCalibrationModel, type CalibrationProgress } from './activations.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';

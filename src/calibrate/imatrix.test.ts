@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from '../calibrate/calibration-text.ts';
-import { readImatrix } from '../engine/imatrix.ts';
+import { readImatrix } from '../formats/imatrix.ts';
 import { metadataToObject } from '../formats/gguf/metadata.ts';
 import { readGguf } from '../formats/gguf/read.ts';
 import { loadModel } from '../formats/model.ts';
@@ -32,7 +32,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Our file through the GGUF parser only (not engine/imatrix.ts): tensors as llama-imatrix wrote them. */
+/** Our file through the GGUF parser only (not formats/imatrix.ts): tensors as llama-imatrix wrote them. */
 async function rawEntries(path: string): Promise<{ entries: ImatrixTestEntry[]; meta: Record<string, unknown>; names: string[] }> {
   const src = await fileSource(path);
   const h = await readGguf(src);

@@ -4,7 +4,7 @@
 // predicted and measured KL), bits per layer, and the llama-quantize command that makes
 // the same file. `quantlab quantize FILE... -o OUT.gguf --plan PLAN.json` writes it.
 import { readFile, writeFile } from 'node:fs/promises';
-import { readImatrix } from '../engine/imatrix.ts';
+import { readImatrix } from '../formats/imatrix.ts';
 import { FormatError } from '../formats/errors.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { loadModel } from '../formats/model.ts';

@@ -17,7 +17,8 @@ import { collectInputs, openCalibrationModel } from '../calibrate/activations.ts
 import { gptqQ4_K, gptqQuantize, hessian } from '../calibrate/gptq.ts';
 import { GPTQ_KEYS } from '../calibrate/gptq-export.ts';
 import { Engine } from '../engine/engine.ts';
-import { exportSourceFromModel, planExport } from '../engine/export.ts';
+import { exportSourceFromModel } from '../export/source.ts';
+import { planExport } from '../export/plan.ts';
 import { metadataToObject } from '../formats/gguf/metadata.ts';
 import { SWIFTSHADER_ICD } from '../gpu/gpu-test-setup.ts';
 import { loadModel, readTensorBytes, type ModelIndex } from '../formats/model.ts';

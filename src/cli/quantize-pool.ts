@@ -7,8 +7,8 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { TensorQuantizer } from '../engine/export.ts';
-import { type QuantizeJob, type QuantizeResult, joinResults, quantizeRows, splitJob } from '../engine/quantize-rows.ts';
+import type { TensorQuantizer } from '../export/write.ts';
+import { type QuantizeJob, type QuantizeResult, joinResults, quantizeRows, splitJob } from '../quant/quantize-rows.ts';
 import type { WorkerReply, WorkerRequest } from './quantize-worker.ts';
 
 /** Below this many values per worker, posting the rows costs more than it saves: one thread does it. */

@@ -1,7 +1,7 @@
 // A worker thread of the quantize pool (quantize-pool.ts): quantizes the row ranges it is
 // sent with the CPU reference codecs and sends the bytes (and error sums) back.
 import { parentPort } from 'node:worker_threads';
-import { quantizeRows, type QuantizeJob } from '../engine/quantize-rows.ts';
+import { quantizeRows, type QuantizeJob } from '../quant/quantize-rows.ts';
 import { loadBuiltFastCodecs } from '../quant/fast/node.ts';
 
 // The parent process built the module (cli/main.ts); this thread only instantiates it.

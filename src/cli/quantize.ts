@@ -1,7 +1,7 @@
 // `quantlab quantize FILE... -o OUT.gguf (--preset P | --type T) [--tensor-type REGEX=T]...
 //  [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq [--act-order] | --awq) [--text FILE] [--chunk N]]`:
 // the model quantized to a GGUF
-// file, byte for byte llama-quantize's (engine/export.ts), with a table of what each
+// file, byte for byte llama-quantize's (src/export/), with a table of what each
 // tensor became and how far its values moved (RMSE against the f32 source). --gptq (with
 // --type q4_0|q4_K or --preset Q4_0|Q4_K_S|Q4_K_M): the blk.* linear weights the plan puts
 // in q4_0 or q4_K hold GPTQ's blocks from a calibration text instead of round-to-nearest
@@ -15,13 +15,13 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { Engine } from '../engine/engine.ts';
 import { CancelledError } from '../engine/cancelled.ts';
-import {
-  type ExportProgress, type ExportRequest, type ExportSource, type TensorReport, exportGguf, exportSourceFor, planExport, writeStream,
-} from '../engine/export.ts';
+import { type ExportProgress, type TensorReport, exportGguf, writeStream } from '../export/write.ts';
+import { type ExportRequest, planExport } from '../export/plan.ts';
+import { type ExportSource, exportSourceFor } from '../export/source.ts';
 import { summarizeModel } from '../engine/summary.ts';
 import type { ByteSource } from '../formats/bytes.ts';
 import { type ModelIndex, loadModel } from '../formats/model.ts';
-import { readImatrix } from '../engine/imatrix.ts';
+import { readImatrix } from '../formats/imatrix.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FormatError } from '../formats/errors.ts';
 import { type PlanMode, type TensorTypeOverride, fileTypeForPureType, parseTensorTypeOverride, resolveMode } from '../quant/presets.ts';

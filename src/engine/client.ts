@@ -10,7 +10,7 @@ import type { WorkerApi } from './worker.ts';
 import type { GpuStatus } from './types.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
-import type { OverrideSpec } from './plan.ts';
+import type { OverrideSpec } from '../quant/plan.ts';
 import type { MatmulRequest } from './matmul-job.ts';
 import type { CalibrationCompareOptions, CompareRequest, ExportJobOptions, Progress } from './types.ts';
 

@@ -9,13 +9,15 @@ import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
 import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '../quant/metrics.ts';
 import { blockFields } from '../quant/block-fields.ts';
 import { bitsPerWeight, dequantizeGgml, quantType, whyNotApplicable, type QuantType } from '../quant/types.ts';
-import { cpuCompute, gpuCompute, type Compute } from './compute.ts';
-import { checkImatrix, exportGguf, exportSourceFor, planExport, writeStream, type ExportOptions, type ExportProgress, type ExportRequest } from './export.ts';
-import { readImatrix } from './imatrix.ts';
+import { cpuCompute, gpuCompute, type Compute } from '../gpu/compute.ts';
+import { checkImatrix, planExport, type ExportRequest } from '../export/plan.ts';
+import { exportGguf, writeStream, type ExportOptions, type ExportProgress } from '../export/write.ts';
+import { exportSourceFor } from '../export/source.ts';
+import { readImatrix } from '../formats/imatrix.ts';
 import { imatrixFileForText } from '../calibrate/imatrix.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from '../calibrate/calibration-text.ts';
 import { randomVector, runMatmulCheck, type MatmulRequest, type MatmulResult } from './matmul-job.ts';
-import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSpec, type PlanSummary, type PresetSize } from './plan.ts';
+import { errorsByLayer, planModel, presetSizes, type LayerError, type OverrideSpec, type PlanSummary, type PresetSize } from '../quant/plan.ts';
 import type { PlanMode, TensorTypeOverride } from '../quant/presets.ts';
 import { summarizeModel } from './summary.ts';
 import { evaluateModel, type EvalOptions, type ModelEval } from '../model/eval.ts';
@@ -516,7 +518,7 @@ export class Engine {
   }
 
   /**
-   * Quantizes the loaded model to a GGUF file (export.ts: byte-identical to llama-quantize),
+   * Quantizes the loaded model to a GGUF file (export/: byte-identical to llama-quantize),
    * handing the file to `sink` chunk by chunk; resolves with the bytes written. The GPU
    * quantizes the types it has codecs for; cancel() stops it with CancelledError.
    * `gptq`: the q4_0/q4_K tensors a calibration pass sees get GPTQ's blocks from that text

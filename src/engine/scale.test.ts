@@ -26,7 +26,8 @@ import { loadFastCodecs } from '../quant/fast/node.ts';
 import { dequantizeGgml, quantType } from '../quant/types.ts';
 import { STAMP_BYTES, llamaConfigJson, writeSparseLlamaGguf, writeSparseLlamaSafetensors, type SparseSafetensors } from '../testing/sparse-model.ts';
 import { convertHfLlama } from '../convert/llama.ts';
-import { exportSourceFromConverted, exportSourceFromModel, planExport, type ExportRequest } from './export.ts';
+import { exportSourceFromConverted, exportSourceFromModel } from '../export/source.ts';
+import { planExport, type ExportRequest } from '../export/plan.ts';
 
 const MiB = 1 << 20;
 const MAX_RSS_BYTES = 768 * MiB;

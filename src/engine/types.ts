@@ -2,7 +2,9 @@
 // its callers: plain serializable data, never tensor bytes (house rule 7).
 import type { ErrorMetrics, ErrorSums, Histogram } from '../quant/metrics.ts';
 
-export type Backend = 'webgpu' | 'cpu';
+import type { Backend } from '../gpu/compute.ts';
+
+export type { Backend };
 
 export interface TensorSummary {
   name: string;

@@ -23,10 +23,11 @@ import { firstDifference } from '../testing/gguf-diff.ts';
 import { type ImatrixTestEntry, buildGgufImatrix, buildLegacyImatrix, toolImatrixValues } from '../testing/imatrix-file.ts';
 import { llamaQuantize, type QuantizeOptions } from '../testing/llama-peer.ts';
 import { type SyntheticLlamaOptions, syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
-import { CancelledError, Engine } from './engine.ts';
-import { type ExportOptions, type ExportRequest, type TensorReport, exportGguf, exportSourceFor, exportSourceFromModel, ggmlDims, inlineQuantizer, planExport, quantizedMetadata } from './export.ts';
-import { type Imatrix, readImatrix } from './imatrix.ts';
-import { type QuantizeJob, joinResults, matrixSegments, quantizeRows, splitJob } from './quantize-rows.ts';
+import { type ExportRequest, ggmlDims, planExport, quantizedMetadata } from './plan.ts';
+import { exportSourceFor, exportSourceFromModel } from './source.ts';
+import { type ExportOptions, type TensorReport, exportGguf, inlineQuantizer } from './write.ts';
+import { type Imatrix, readImatrix } from '../formats/imatrix.ts';
+import { type QuantizeJob, joinResults, matrixSegments, quantizeRows, splitJob } from '../quant/quantize-rows.ts';
 
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
 
@@ -392,26 +393,6 @@ describe('the job', () => {
     expect(seen[0]).toBe(plan.layout.dataOffset);
     expect(seen.at(-1)).toBe(plan.layout.totalBytes);
     expect([...seen].sort((a, b) => a - b)).toEqual(seen);
-  });
-});
-
-describe('Engine.exportGguf (what the UI calls)', () => {
-  it('writes the file to a sink with progress in bytes; cancel() stops it with CancelledError', async () => {
-    const engine = new Engine(null);
-    await engine.load([await fileSource(paths.stories)]);
-    const chunks: Uint8Array[] = [];
-    const progress: number[] = [];
-    const written = await engine.exportGguf({ preset: 'Q5_K_M' }, [{ pattern: 'ffn_down', type: 'q8_0' }], (c) => void chunks.push(c.slice()), (p) => progress.push(p.done / p.total));
-    const bytes = Buffer.concat(chunks);
-    expect(written).toBe(bytes.length);
-    expect(bytes.equals(theirs(paths.stories, { mode: { preset: 'Q5_K_M' }, overrides: [{ pattern: 'ffn_down', type: 'q8_0' }] }))).toBe(true);
-    expect(progress.at(-1)).toBe(1);
-
-    let calls = 0;
-    const cancelled = engine.exportGguf({ preset: 'Q8_0' }, [], () => {
-      if (++calls === 4) engine.cancel();
-    });
-    await expect(cancelled).rejects.toBeInstanceOf(CancelledError);
   });
 });
 

@@ -5,7 +5,7 @@
 //   through C strings: keys and string values end at a NUL), then
 //   general.quantization_version = 2 and general.file_type (gguf_set_val_* removes a key
 //   and appends it, so an input's own copies move to the end), the split.* keys removed,
-//   then llama-quantize's own keys (the imatrix ones, see imatrix.ts);
+//   then llama-quantize's own keys (the imatrix ones, see formats/imatrix.ts);
 // - tensor infos in llama-quantize's order (quant/presets.ts) with the planned types and
 //   n_dims = ggml_n_dims (trailing dimensions of 1 dropped);
 // - data: a tensor that keeps its type is copied byte for byte; any other is read as f32

@@ -40,7 +40,10 @@ export interface TensorReport {
 }
 
 /** done/total: bytes of the file produced so far (header included) and in all; label: the tensor at work. */
-export interface ExportProgress extends Progress {
+export interface ExportProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly label: string;
   readonly tensorsDone: number;
   readonly tensorCount: number;
 }

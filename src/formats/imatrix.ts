@@ -11,11 +11,11 @@
 //   value / ncall (the values as they are when ncall is 0).
 // Any file that does not parse as GGUF is read as legacy, as llama.cpp does.
 // The quantize.imatrix.* keys llama-quantize adds to its output come from `imatrixKeys`.
-import { ByteReader, type ByteSource } from '../formats/bytes.ts';
-import { FormatError } from '../formats/errors.ts';
-import { GGML_TYPE, GGUF_MAGIC, GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
-import { type GgufMetadataEntry, ggufEntry, metadataToObject } from '../formats/gguf/metadata.ts';
-import { readGguf } from '../formats/gguf/read.ts';
+import { ByteReader, type ByteSource } from './bytes.ts';
+import { FormatError } from './errors.ts';
+import { GGML_TYPE, GGUF_MAGIC, GGUF_VALUE_TYPE } from './gguf/constants.ts';
+import { type GgufMetadataEntry, ggufEntry, metadataToObject } from './gguf/metadata.ts';
+import { readGguf } from './gguf/read.ts';
 
 export interface Imatrix {
   /** Importance per column, by weight name: ne0 values per matrix (ne0 x n_expert for experts). */

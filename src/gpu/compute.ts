@@ -1,10 +1,12 @@
 // The two ways the engine computes: WebGPU kernels or the CPU reference codecs. One
 // interface, so every job is written once; each result records which one did the work.
-import type { GpuContext } from '../gpu/device.ts';
-import { dequantizeOnGpu, errorStatsOnGpu, gpuSupportsType, quantizeOnGpu } from '../gpu/quantize.ts';
+import type { GpuContext } from './device.ts';
+import { dequantizeOnGpu, errorStatsOnGpu, gpuSupportsType, quantizeOnGpu } from './quantize.ts';
 import { accumulateErrors, errorHistogram, type ErrorSums, type Histogram } from '../quant/metrics.ts';
 import type { QuantType } from '../quant/types.ts';
-import type { Backend } from './types.ts';
+
+/** Who did the work. */
+export type Backend = 'webgpu' | 'cpu';
 
 export interface ErrorReport {
   sums: ErrorSums;

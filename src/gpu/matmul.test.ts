@@ -79,7 +79,10 @@ async function ffnValues(): Promise<Float32Array> {
   for (let b = 0; b < 5; b++) for (const n of ['ffn_gate', 'ffn_up']) parts.push(await tensor(`blk.${b}.${n}.weight`));
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
-  for (const p of parts) (out.set(p, o), (o += p.length));
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 

@@ -46,7 +46,7 @@ async function buildPipeline(device: GPUDevice, spec: PipelineSpec, key: string)
       .filter((m) => m.type === 'error')
       .map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`)
       .join('\n');
-    throw new Error(`WGSL pipeline ${key} failed: ${(err as Error).message}${details ? `\n${details}` : ''}`);
+    throw new Error(`WGSL pipeline ${key} failed: ${(err as Error).message}${details ? `\n${details}` : ''}`, { cause: err });
   }
 }
 

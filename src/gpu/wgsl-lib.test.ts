@@ -95,7 +95,12 @@ describe('lib/rounding.wgsl', () => {
     const special = [0, 0x80000000, 1, 0x80000001, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x00800000, 0x7f7fffff, 0xff7fffff];
     const a: number[] = [];
     const b: number[] = [];
-    for (const x of special) for (const y of special) (a.push(x), b.push(y));
+    for (const x of special) {
+      for (const y of special) {
+        a.push(x);
+        b.push(y);
+      }
+    }
     for (let i = 0; i < 20000; i++) {
       const x = bitsOfRandom(r);
       a.push(x);

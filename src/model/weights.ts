@@ -1,11 +1,11 @@
 // The weights a forward pass runs on: the model's own (read as f32), or "the model under
 // preset P" = every tensor llama-quantize would convert, quantized with the plan's type
 // and dequantized back by the CPU reference codecs (quant/types.ts); tensors the plan
-// keeps stay as they are. The plan is engine/plan.ts planModel = quant/presets.ts
+// keeps stay as they are. The plan is quant/plan.ts planModel = quant/presets.ts
 // planQuantization, the port of llama.cpp's llama-quant.cpp, so each tensor gets exactly
 // the type llama-quantize gives it (fallbacks for rows that blocks do not divide included).
 import { readTensorF32, type ModelIndex, type ModelTensor } from '../formats/model.ts';
-import { planModel, type PlanSummary } from '../engine/plan.ts';
+import { planModel, type PlanSummary } from '../quant/plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import { dequantizeGgml, quantType, type QuantType } from '../quant/types.ts';
 import { llamaWeightNames, type LlamaConfig, type WeightProvider } from './llama.ts';

@@ -1,9 +1,9 @@
 // Whole-model plans: which type each tensor gets under a preset (or one type), the file
 // it makes, and the error it costs, per tensor and per layer.
 import { elementCount, type ModelIndex } from '../formats/model.ts';
-import { emptySums, mergeSums, metricsFromSums, type ErrorMetrics, type ErrorSums } from '../quant/metrics.ts';
-import { PRESETS, modelInfoFromMetadata, planQuantization, type PlanMode, type TensorPlan } from '../quant/presets.ts';
-import { quantType } from '../quant/types.ts';
+import { emptySums, mergeSums, metricsFromSums, type ErrorMetrics, type ErrorSums } from './metrics.ts';
+import { PRESETS, modelInfoFromMetadata, planQuantization, type PlanMode, type TensorPlan } from './presets.ts';
+import { quantType } from './types.ts';
 
 /** A serializable --tensor-type override: a regular expression source and a type id. */
 export interface OverrideSpec {

@@ -3,9 +3,9 @@
 // gives the same bytes, except that an imatrix has one slice of ne0 weights per matrix
 // (expert) and a range never runs across a matrix boundary with one slice. Plain data in
 // and out (a type id, typed arrays), so a Web Worker or a Node worker thread can run it.
-import { accumulateErrors, emptySums, mergeSums, type ErrorSums } from '../quant/metrics.ts';
-import { quantType, type QuantType } from '../quant/types.ts';
-import { fastAccumulateErrors, fastEncodeMeasured } from '../quant/fast/wasm-codecs.ts';
+import { accumulateErrors, emptySums, mergeSums, type ErrorSums } from './metrics.ts';
+import { quantType, type QuantType } from './types.ts';
+import { fastAccumulateErrors, fastEncodeMeasured } from './fast/wasm-codecs.ts';
 
 export interface QuantizeJob {
   /** Target type id (quant/types.ts). */

@@ -1,6 +1,6 @@
 import { useRef, useState } from 'react';
 import { engine } from '../engine/client.ts';
-import type { OverrideSpec, PlanSummary } from '../engine/plan.ts';
+import type { OverrideSpec, PlanSummary } from '../quant/plan.ts';
 import type { Progress } from '../engine/types.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import { formatBytes } from './format.ts';

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Cell, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { engine } from '../engine/client.ts';
-import type { LayerError, OverrideSpec, PlanSummary, PresetSize } from '../engine/plan.ts';
+import type { LayerError, OverrideSpec, PlanSummary, PresetSize } from '../quant/plan.ts';
 import type { Progress } from '../engine/types.ts';
 import { PRESETS, type PlanMode } from '../quant/presets.ts';
 import { QUANT_TYPES } from '../quant/types.ts';
