@@ -48,7 +48,7 @@ export default defineConfig({
   server: { host: '127.0.0.1' },
   // The same policy as a header: a worker's script takes its policy
   // from its own response, not from the page, so only a header covers the engine worker.
-  // Static hosts should send it too (README, "Privacy").
+  // Static hosts should send it too (docs/reliability.md, "Nothing leaves the machine").
   preview: { headers: { 'Content-Security-Policy': CONTENT_SECURITY_POLICY } },
   test: {
     include: ['src/**/*.test.ts', 'bench/**/*.test.ts', 'scripts/**/*.test.ts'],
