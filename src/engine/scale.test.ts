@@ -54,7 +54,7 @@ interface ChildReport {
   exported: { bytes: number; rssPeakBytes: number; ms: number } | null;
 }
 
-/** One line of the measured figures, for the README's limits section. */
+/** One line of the measured figures, for docs/measurements.md's limits section. */
 function figures(what: string, r: ChildReport): string {
   const mib = (n: number) => `${(n / MiB).toFixed(0)} MiB`;
   const exp = r.exported ? `; export ${(r.exported.bytes / 1e9).toFixed(2)} GB in ${(r.exported.ms / 1000).toFixed(1)} s, RSS peak while streaming ${mib(r.exported.rssPeakBytes)}` : '';
