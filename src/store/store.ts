@@ -1,115 +1,56 @@
-// The app's state as zustand slices. It holds metadata, settings and results, never
+// The app's state as zustand slices, one per concern and one per kind of job (see job.ts):
+// the store owns every job's status, progress, result and error, and its actions call the
+// engine, so a result outlives the tab that started it. Components read it through narrow
+// selectors (`useApp((s) => s.compare.progress)`), never the whole store, so a progress tick
+// re-renders only what shows the progress. It holds metadata, settings and results, never
 // tensor bytes (house rule 7): those stay in the engine's worker.
-import { create, type StateCreator } from 'zustand';
-import type { CompareResult, GpuStatus, ImatrixSummary, ModelSummary, Progress } from '../engine/types.ts';
+import { create } from 'zustand';
+import { budgetSlice, type BudgetSlice } from './slices/budget.ts';
+import { calibrationSlice, type CalibrationSlice } from './slices/calibration.ts';
+import { compareSlice, type CompareSlice } from './slices/compare.ts';
+import { envSlice, type EnvSlice } from './slices/env.ts';
+import { exportSlice, type ExportSlice } from './slices/export.ts';
+import { imatrixSlice, type ImatrixSlice } from './slices/imatrix.ts';
+import { matmulSlice, type MatmulSlice } from './slices/matmul.ts';
+import { modelSlice, type ModelSlice } from './slices/model.ts';
+import { modelOutputSlice, type ModelOutputSlice } from './slices/modelOutput.ts';
+import { selectionSlice, type SelectionSlice } from './slices/selection.ts';
+import { wholeModelSlice, type WholeModelSlice } from './slices/wholeModel.ts';
+import { engine } from '../engine/client.ts';
 
-export const DEFAULT_COMPARE_TYPES = ['f16', 'bf16', 'q8_0', 'int8', 'q4_0', 'q4_K', 'nf4', 'q2_K'];
+export { DEFAULT_COMPARE_TYPES } from './slices/selection.ts';
+export type { LoadError } from './slices/model.ts';
+export type { Job, JobStatus } from './job.ts';
 
-export interface LoadError {
-  file: string;
-  message: string;
+export interface EngineControl {
+  /** Stops the engine's running job (the engine has one cancel: it stops what runs now). */
+  cancelJob: () => void;
 }
 
-/** The first 2-D tensor past the embeddings (a typical weight to look at), else the first 2-D one. */
-function firstMatrix(model: ModelSummary): string | null {
-  const matrices = model.tensors.filter((t) => t.shape.length === 2);
-  return (matrices.find((t) => /attn|proj|ffn|mlp/.test(t.name)) ?? matrices[0])?.name ?? null;
-}
-
-export interface ModelSlice {
-  model: ModelSummary | null;
-  loading: Progress | null;
-  loadErrors: LoadError[];
-  setModel: (model: ModelSummary) => void;
-  setLoading: (p: Progress | null) => void;
-  addLoadError: (e: LoadError) => void;
-  dismissLoadErrors: () => void;
-}
-
-export interface SelectionSlice {
-  tensor: string | null;
-  types: string[];
-  preset: string;
-  selectTensor: (name: string | null) => void;
-  toggleType: (id: string) => void;
-  setTypes: (ids: string[]) => void;
-  setPreset: (p: string) => void;
-}
-
-export interface ResultsSlice {
-  compare: CompareResult | null;
-  comparing: Progress | null;
-  compareError: string | null;
-  setCompare: (r: CompareResult | null) => void;
-  setComparing: (p: Progress | null) => void;
-  setCompareError: (e: string | null) => void;
-}
-
-export interface EnvSlice {
-  gpu: GpuStatus | null;
-  setGpu: (g: GpuStatus) => void;
-}
-
-/**
- * The importance matrix exports quantize with (llama-quantize --imatrix): a file the user
- * gave, or one computed in the Calibration tab. The page keeps the File, not its numbers:
- * the engine reads it for each export (a restarted engine worker gets it again that way).
- */
-export interface ImatrixSlice {
-  imatrix: { file: File; summary: ImatrixSummary; computed: boolean } | null;
-  setImatrix: (imatrix: ImatrixSlice['imatrix']) => void;
-}
-
-export type AppState = ModelSlice & SelectionSlice & ResultsSlice & EnvSlice & ImatrixSlice;
-
-const modelSlice: StateCreator<AppState, [], [], ModelSlice> = (set) => ({
-  model: null,
-  loading: null,
-  loadErrors: [],
-  // A new model replaces the old one only once it has loaded: a bad file loses nothing.
-  // The first matrix is selected at once, so the first chart needs no extra click.
-  // Its importance matrix belonged to the old model.
-  setModel: (model) => set({ model, tensor: firstMatrix(model), compare: null, compareError: null, loadErrors: [], imatrix: null }),
-  setLoading: (loading) => set({ loading }),
-  addLoadError: (e) => set((s) => ({ loadErrors: [...s.loadErrors, e] })),
-  dismissLoadErrors: () => set({ loadErrors: [] }),
-});
-
-const selectionSlice: StateCreator<AppState, [], [], SelectionSlice> = (set) => ({
-  tensor: null,
-  types: DEFAULT_COMPARE_TYPES,
-  preset: 'Q4_K_M',
-  // The row already selected keeps its results: clearing them would not start a new comparison
-  // (nothing the comparison depends on changed), so the charts would just vanish.
-  selectTensor: (tensor) => set((s) => (s.tensor === tensor ? {} : { tensor, compare: null, compareError: null })),
-  toggleType: (id) => set((s) => ({ types: s.types.includes(id) ? s.types.filter((t) => t !== id) : [...s.types, id] })),
-  setTypes: (types) => set({ types }),
-  setPreset: (preset) => set({ preset }),
-});
-
-const resultsSlice: StateCreator<AppState, [], [], ResultsSlice> = (set) => ({
-  compare: null,
-  comparing: null,
-  compareError: null,
-  setCompare: (compare) => set({ compare }),
-  setComparing: (comparing) => set({ comparing }),
-  setCompareError: (compareError) => set({ compareError }),
-});
-
-const envSlice: StateCreator<AppState, [], [], EnvSlice> = (set) => ({
-  gpu: null,
-  setGpu: (gpu) => set({ gpu }),
-});
-
-const imatrixSlice: StateCreator<AppState, [], [], ImatrixSlice> = (set) => ({
-  imatrix: null,
-  setImatrix: (imatrix) => set({ imatrix }),
-});
+export type AppState = ModelSlice &
+  SelectionSlice &
+  EnvSlice &
+  ImatrixSlice &
+  CompareSlice &
+  MatmulSlice &
+  ModelOutputSlice &
+  CalibrationSlice &
+  BudgetSlice &
+  WholeModelSlice &
+  ExportSlice &
+  EngineControl;
 
 export const useApp = create<AppState>()((...a) => ({
   ...modelSlice(...a),
   ...selectionSlice(...a),
-  ...resultsSlice(...a),
   ...envSlice(...a),
   ...imatrixSlice(...a),
+  ...compareSlice(...a),
+  ...matmulSlice(...a),
+  ...modelOutputSlice(...a),
+  ...calibrationSlice(...a),
+  ...budgetSlice(...a),
+  ...wholeModelSlice(...a),
+  ...exportSlice(...a),
+  cancelJob: () => void engine.cancel(),
 }));

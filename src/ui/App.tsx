@@ -1,5 +1,4 @@
-import { useCallback, useEffect, useState } from 'react';
-import { engine } from '../engine/client.ts';
+import { useEffect, useState } from 'react';
 import { useApp } from '../store/store.ts';
 import { useHashState } from '../store/hash.ts';
 import { BudgetTab } from './BudgetTab.tsx';
@@ -16,39 +15,21 @@ import { WholeModelTab } from './WholeModelTab.tsx';
 const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output', 'Budget', 'Calibration'] as const;
 type Tab = (typeof TABS)[number];
 
-const SAMPLE_URL = './samples/stories260K.gguf';
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 export function App() {
-  const { model, loading, loadErrors, gpu, tensor } = useApp();
+  // Each part of the store on its own: a job's progress re-renders none of this.
+  const model = useApp((s) => s.model);
+  const loading = useApp((s) => s.loading);
+  const loadErrors = useApp((s) => s.loadErrors);
+  const gpu = useApp((s) => s.gpu);
+  const tensor = useApp((s) => s.tensor);
   const [tab, setTab] = useState<Tab>('Compare types');
   useHashState();
 
   useEffect(() => {
-    engine.gpuStatus().then(useApp.getState().setGpu, (e) => useApp.getState().setGpu({ backend: 'cpu', detail: errorMessage(e) }));
+    void useApp.getState().probeGpu();
   }, []);
 
-  const load = useCallback(async (files: File[]) => {
-    const s = useApp.getState();
-    s.setLoading({ done: 0, total: files.length, label: `Reading ${files.length === 1 ? files[0].name : `${files.length} files`}…` });
-    try {
-      s.setModel(await engine.load(files));
-    } catch (e) {
-      // The model already loaded stays: only the error is added.
-      s.addLoadError({ file: files.map((f) => f.name).join(', '), message: errorMessage(e) });
-    } finally {
-      s.setLoading(null);
-    }
-  }, []);
-
-  const loadSample = useCallback(async () => {
-    const response = await fetch(SAMPLE_URL);
-    const blob = await response.blob();
-    await load([new File([blob], 'stories260K.gguf')]);
-  }, [load]);
+  const { loadFiles, loadSample, selectTensor, dismissLoadErrors } = useApp.getState();
 
   return (
     <>
@@ -62,7 +43,7 @@ export function App() {
       <main className="layout">
         <div className="side">
           <EngineNotice />
-          <DropZone onFiles={load} onSample={loadSample} busy={loading !== null} compact={model !== null} />
+          <DropZone onFiles={(files) => void loadFiles(files)} onSample={() => void loadSample()} busy={loading !== null} compact={model !== null} />
           {loading && (
             <div className="progress panel" role="status">
               <progress /> {loading.label}
@@ -76,13 +57,13 @@ export function App() {
                   <li key={i}>{e.message}</li>
                 ))}
               </ul>
-              <button type="button" onClick={() => useApp.getState().dismissLoadErrors()}>
+              <button type="button" onClick={dismissLoadErrors}>
                 Dismiss
               </button>
             </div>
           )}
           {model && <ModelOverview model={model} gpu={gpu} />}
-          {model && <TensorTable tensors={model.tensors} selected={tensor} onSelect={useApp.getState().selectTensor} />}
+          {model && <TensorTable tensors={model.tensors} selected={tensor} onSelect={selectTensor} />}
         </div>
         <div className="work">
           {model ? (
@@ -99,7 +80,7 @@ export function App() {
               {tab === 'Quantized matmul' && <MatmulTab />}
               {tab === 'Model output' && <ModelOutputTab architecture={model.architecture} />}
               {tab === 'Calibration' && <CalibrationTab architecture={model.architecture} />}
-              {tab === 'Budget' && <BudgetTab key={model.files.map((f) => `${f.name}:${f.size}`).join(',')} />}
+              {tab === 'Budget' && <BudgetTab />}
             </>
           ) : (
             <div className="panel empty">Load a model to see its tensors, then compare quantization types on any of them.</div>

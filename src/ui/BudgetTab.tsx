@@ -1,14 +1,10 @@
 import { useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { engine } from '../engine/client.ts';
-import type { Progress } from '../engine/types.ts';
-import { parseSize } from '../budget/size.ts';
+import { useApp } from '../store/store.ts';
 import { ExportPanel } from './ExportPanel.tsx';
 import { formatBytes, formatMetric } from './format.ts';
-import { ErrorAlert, ProgressLine } from './Status.tsx';
-
-type Scan = Awaited<ReturnType<typeof engine.budgetScan>>;
-type Plan = Awaited<ReturnType<typeof engine.budgetPlan>>;
+import { JobProgress } from './JobProgress.tsx';
+import { ErrorAlert } from './Status.tsx';
 
 function download(name: string, text: string) {
   const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
@@ -21,56 +17,25 @@ function download(name: string, text: string) {
 
 /** Mixed precision by budget: a type per tensor that fits a file size with the least damage (src/budget). */
 export function BudgetTab() {
-  const [scan, setScan] = useState<Scan | null>(null);
-  const [plan, setPlan] = useState<Plan | null>(null);
-  const [progress, setProgress] = useState<Progress | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [unit, setUnit] = useState<'bytes' | 'bpw'>('bytes');
-  const [value, setValue] = useState('');
+  const scan = useApp((s) => s.budget.result?.scan ?? null);
+  const plan = useApp((s) => s.budget.result?.plan ?? null);
+  const error = useApp((s) => s.budget.error);
+  const running = useApp((s) => s.budget.status === 'running');
+  const unit = useApp((s) => s.budget.unit);
+  const value = useApp((s) => s.budget.value);
   const [copied, setCopied] = useState(false);
+  const { scanBudget: runScan, setBudgetTarget } = useApp.getState();
+  const setUnit = (unit: 'bytes' | 'bpw') => setBudgetTarget({ unit });
+  const setValue = (value: string) => setBudgetTarget({ value });
 
-  const runScan = async () => {
-    setError(null);
-    setPlan(null);
-    setProgress({ done: 0, total: 1, label: 'Reading the weights…' });
-    try {
-      const s = await engine.budgetScan(setProgress);
-      setScan(s);
-      if (!value) setValue(String(s.presets.find((p) => p.preset === 'Q4_K_M')?.bytes ?? s.smallestBytes));
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-    } finally {
-      setProgress(null);
-    }
-  };
-
-  const runPlan = async (target: { bytes: number } | { bpw: number }) => {
-    setError(null);
+  const runPlan = (target: { bytes: number } | { bpw: number }) => {
     setCopied(false);
-    setProgress({ done: 0, total: 1, label: 'Planning and measuring…' });
-    try {
-      setPlan(await engine.budgetPlan(target));
-    } catch (e) {
-      setPlan(null);
-      setError(e instanceof Error ? e.message : String(e));
-    } finally {
-      setProgress(null);
-    }
+    return useApp.getState().planBudget(target);
   };
 
   const submit = () => {
-    if (unit === 'bytes') {
-      let bytes: number;
-      try {
-        bytes = parseSize(value);
-      } catch (e) {
-        return setError((e as Error).message);
-      }
-      return void runPlan({ bytes });
-    }
-    const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0) return setError(`'${value}' is not a positive number`);
-    void runPlan({ bpw: n });
+    setCopied(false);
+    void useApp.getState().planBudgetTarget();
   };
 
   const damageName = scan?.kind === 'kl' ? 'KL' : 'error';
@@ -85,10 +50,10 @@ export function BudgetTab() {
         otherwise. The plan is then measured on a different text, beside llama.cpp's presets.
       </p>
       <div className="row" style={{ margin: '8px 0' }}>
-        <button type="button" className="primary" onClick={runScan} disabled={progress !== null}>
+        <button type="button" className="primary" onClick={runScan} disabled={running}>
           {scan ? 'Scan again' : 'Scan sensitivity'}
         </button>
-        <ProgressLine progress={progress} onCancel={() => engine.cancel()} label="Budget progress" />
+        <JobProgress select={(s) => s.budget.progress} cancellable label="Budget progress" />
         {scan && (
           <span className="muted" data-testid="budget-scan" data-kind={scan.kind}>
             {scan.tensors} tensors scanned ({scan.kind === 'kl' ? 'KL of each tensor alone' : 'tensor error'}); smallest file{' '}
@@ -107,13 +72,13 @@ export function BudgetTab() {
             <option value="bytes">bytes (whole file; 300KB, 1.2GiB…)</option>
             <option value="bpw">bits per weight</option>
           </select>
-          <button type="button" className="primary" onClick={submit} disabled={progress !== null}>
+          <button type="button" className="primary" onClick={submit} disabled={running}>
             Plan
           </button>
           {['Q4_K_M', 'Q3_K_M'].map((name) => {
             const preset = scan.presets.find((x) => x.preset === name);
             return preset ? (
-              <button key={name} type="button" disabled={progress !== null} onClick={() => { setUnit('bytes'); setValue(String(preset.bytes)); void runPlan({ bytes: preset.bytes }); }}>
+              <button key={name} type="button" disabled={running} onClick={() => { setUnit('bytes'); setValue(String(preset.bytes)); void runPlan({ bytes: preset.bytes }); }}>
                 Size of {name}
               </button>
             ) : null;
@@ -169,6 +134,7 @@ export function BudgetTab() {
           </div>
           <h3>Export</h3>
           <ExportPanel
+            slot="budget"
             mode={{ preset: plan.base }}
             overrides={plan.overrides}
             plan={{ rows: [], totalBytes: p.bytes, bpw: p.bpw, params: 0 }}

@@ -1,14 +1,12 @@
 import { useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { engine } from '../engine/client.ts';
-import type { Progress } from '../engine/types.ts';
-import { CALIBRATION_METHODS, METHOD_LABELS } from '../calibrate/methods.ts';
-import { downloadSink } from './ExportPanel.tsx';
+import { CALIBRATION_METHODS, METHOD_LABELS } from '../store/labels.ts';
+import type { CalibrationComparison as Comparison } from '../store/slices/calibration.ts';
 import { useApp } from '../store/store.ts';
-import { formatBytes, formatMetric } from './format.ts';
-import { ErrorAlert, ProgressLine } from './Status.tsx';
-
-type Comparison = Awaited<ReturnType<typeof engine.compareCalibration>>;
+import { downloadSink, ExportProgress, exportMessage } from './ExportPanel.tsx';
+import { formatMetric } from './format.ts';
+import { JobProgress } from './JobProgress.tsx';
+import { ErrorAlert } from './Status.tsx';
 
 /** What a calibrated export can write: GPTQ's grids are Q4_0's and Q4_K's (calibrate/gptq-export.ts). */
 const EXPORT_TARGETS = ['Q4_0', 'Q4_K_S', 'Q4_K_M'] as const;
@@ -32,65 +30,32 @@ function gptqBackendText(g: Comparison['gptq']): string {
  * imatrix, AWQ and GPTQ at ~4 bits, computed from a calibration text (built-in or a dropped .txt).
  */
 export function CalibrationTab({ architecture }: { architecture: string | null }) {
-  const [text, setText] = useState<{ name: string; content: string } | null>(null);
-  const [group, setGroup] = useState(32);
-  const [actOrder, setActOrder] = useState(false);
-  const [result, setResult] = useState<Comparison | null>(null);
-  const [progress, setProgress] = useState<Progress | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [exporting, setExporting] = useState<Progress | null>(null);
-  const [exportMessage, setExportMessage] = useState<string | null>(null);
-  const [imatrixProgress, setImatrixProgress] = useState<Progress | null>(null);
+  const text = useApp((s) => s.calibration.text);
+  const group = useApp((s) => s.calibration.group);
+  const actOrder = useApp((s) => s.calibration.actOrder);
+  const result = useApp((s) => s.calibration.result);
+  const running = useApp((s) => s.calibration.status === 'running');
+  // One error line for the tab: the comparison's (or the text's), else the importance matrix's.
+  const error = useApp((s) => s.calibration.error ?? s.imatrixCompute.error);
+  const computing = useApp((s) => s.imatrixCompute.status === 'running');
+  const exporting = useApp((s) => s.exports.calibration.status === 'running');
+  const exportText = useApp((s) => exportMessage(s.exports.calibration));
+  const imatrix = useApp((s) => s.imatrix);
   const [exportMethod, setExportMethod] = useState<'GPTQ' | 'AWQ'>('GPTQ');
   const [exportTarget, setExportTarget] = useState<(typeof EXPORT_TARGETS)[number]>('Q4_0');
-  const { imatrix, setImatrix } = useApp();
-
+  const { setCalibrationOptions, pickCalibrationText, runCalibration: run } = useApp.getState();
+  const setText = (t: null) => setCalibrationOptions({ text: t });
+  const setGroup = (g: number) => setCalibrationOptions({ group: g });
+  const setActOrder = (a: boolean) => setCalibrationOptions({ actOrder: a });
   const pickText = async (file: File | undefined) => {
-    if (!file) return;
-    setError(null);
-    try {
-      const content = new TextDecoder('utf-8', { fatal: true }).decode(await file.arrayBuffer());
-      setText({ name: file.name, content });
-    } catch {
-      setError(`${file.name} is not valid UTF-8 text`);
-    }
-  };
-
-  const run = async () => {
-    setError(null);
-    setProgress({ done: 0, total: 1, label: 'Reading the weights…' });
-    // Progress comes from the worker as messages: one may land after the job has settled
-    // (a cancel mid-layer), and must not bring the progress line back (nor keep the button off).
-    let settled = false;
-    const onProgress = (p: Progress) => {
-      if (!settled) setProgress(p);
-    };
-    try {
-      setResult(await engine.compareCalibration({ calibrationText: text?.content, group, actOrder }, onProgress));
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-    } finally {
-      settled = true;
-      setProgress(null);
-    }
+    if (file) await pickCalibrationText(file);
   };
 
   /**
    * llama-imatrix's matrix over the calibration text (the file `quantlab calibrate -o` writes),
    * kept for the exports (the Whole model tab's export uses it) and offered as a download.
    */
-  const computeImatrix = async () => {
-    setError(null);
-    setImatrixProgress({ done: 0, total: 1, label: 'Running the calibration text…' });
-    try {
-      const { bytes, summary } = await engine.computeImatrix(text ? { text: text.content, dataset: text.name } : {}, setImatrixProgress);
-      setImatrix({ file: new File([bytes as Uint8Array<ArrayBuffer>], summary.name), summary, computed: true });
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-    } finally {
-      setImatrixProgress(null);
-    }
-  };
+  const computeImatrix = () => void useApp.getState().computeImatrix(text);
 
   const downloadImatrix = async () => {
     if (!imatrix) return;
@@ -105,22 +70,16 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
    */
   const exportCalibrated = async () => {
     const fileName = `model-${exportMethod}-${exportTarget}.gguf`;
-    setExportMessage(null);
-    const sink = downloadSink(fileName);
-    setExporting({ done: 0, total: 1, label: `${exportMethod}: reading the weights…` });
-    try {
-      const calibration = text ? { text: text.content, dataset: text.name } : {};
-      const mode = exportTarget === 'Q4_0' ? { type: 'q4_0' } : { preset: exportTarget };
-      const options = exportMethod === 'GPTQ' ? { gptq: { ...calibration, actOrder } } : { awq: calibration };
-      const written = await engine.exportGguf(mode, [], (chunk) => sink.write(chunk), setExporting, options);
-      await sink.close();
-      setExportMessage(`Wrote ${fileName}: ${formatBytes(written)}.`);
-    } catch (e) {
-      await sink.abort();
-      setExportMessage(`Export stopped: ${e instanceof Error ? e.message : String(e)}`);
-    } finally {
-      setExporting(null);
-    }
+    const calibration = text ? { text: text.content, dataset: text.name } : {};
+    await useApp.getState().startExport('calibration', {
+      mode: exportTarget === 'Q4_0' ? { type: 'q4_0' } : { preset: exportTarget },
+      overrides: [],
+      fileName,
+      sink: downloadSink(fileName),
+      total: 1,
+      firstLabel: `${exportMethod}: reading the weights…`,
+      options: exportMethod === 'GPTQ' ? { gptq: { ...calibration, actOrder } } : { awq: calibration },
+    });
   };
 
   const data = result?.layers.map((l) => ({ name: shortName(l.name), ...l.mse })) ?? [];
@@ -161,13 +120,13 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
         </label>
       </div>
       <div className="row" style={{ margin: '8px 0' }}>
-        <button type="button" className="primary" onClick={run} disabled={progress !== null}>
+        <button type="button" className="primary" onClick={run} disabled={running}>
           Calibrate and compare
         </button>
-        <ProgressLine progress={progress} onCancel={() => engine.cancel()} />
+        <JobProgress select={(s) => s.calibration.progress} cancellable />
       </div>
       <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }} aria-label="Importance matrix from the text">
-        <button type="button" onClick={computeImatrix} disabled={imatrixProgress !== null || progress !== null}>
+        <button type="button" onClick={computeImatrix} disabled={computing || running}>
           Compute importance matrix
         </button>
         {imatrix?.computed ? (
@@ -183,7 +142,7 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
         ) : (
           <span className="muted">As llama-imatrix computes it; for llama-quantize --imatrix and this page's exports.</span>
         )}
-        <ProgressLine progress={imatrixProgress} onCancel={() => engine.cancel()} label="Importance matrix progress" />
+        <JobProgress select={(s) => s.imatrixCompute.progress} cancellable label="Importance matrix progress" />
       </div>
       <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }} aria-label="Calibrated export">
         <label>
@@ -203,7 +162,7 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
             ))}
           </select>
         </label>
-        <button type="button" onClick={exportCalibrated} disabled={exporting !== null || progress !== null}>
+        <button type="button" onClick={exportCalibrated} disabled={exporting || running}>
           Download {exportMethod} {exportTarget} GGUF
         </button>
         <span className="muted">
@@ -212,8 +171,8 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
             : "AWQ's per-channel scales (from the calibration text above) folded into the norms and the previous linears, then llama-quantize's quantization"}
           ; runs in llama.cpp.
         </span>
-        <ProgressLine progress={exporting} onCancel={() => engine.cancel()} label="Calibrated export progress" />
-        {exportMessage && <span role="status">{exportMessage}</span>}
+        <ExportProgress slot="calibration" label="Calibrated export progress" />
+        {exportText && <span role="status">{exportText}</span>}
       </div>
       <ErrorAlert message={error} />
       {result && (

@@ -1,39 +1,25 @@
-import { useEffect, useState } from 'react';
-import { engine } from '../engine/client.ts';
+import { useEffect } from 'react';
+import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/store.ts';
 import { CompareView } from './CompareView.tsx';
 import { formatShape } from './format.ts';
-import { ErrorAlert, ProgressLine } from './Status.tsx';
+import { JobProgress } from './JobProgress.tsx';
+import { ErrorAlert } from './Status.tsx';
 import { TypeChips } from './TypeChips.tsx';
 
 /** Pick a tensor and types; the engine quantizes it in each and the charts compare them. */
 export function CompareTab() {
-  const { model, tensor, types, compare, comparing, compareError, toggleType } = useApp();
-  const [blockIndex, setBlockIndex] = useState(0);
+  const { model, tensor, types, toggleType } = useApp(useShallow((s) => ({ model: s.model, tensor: s.tensor, types: s.types, toggleType: s.toggleType })));
+  // The job's parts this panel shows; its progress is JobProgress's alone.
+  const { compare, compareError, blockIndex } = useApp(
+    useShallow((s) => ({ compare: s.compare.result, compareError: s.compare.error, blockIndex: s.compare.blockIndex })),
+  );
   const info = model?.tensors.find((t) => t.name === tensor) ?? null;
 
+  // The store runs the comparison unless it has this very one (shown again, the tab keeps its result).
   useEffect(() => {
     if (!info || types.length === 0) return;
-    const s = useApp.getState();
-    // Progress messages come on their own channel and may arrive after the result.
-    let current = true;
-    let finished = false;
-    s.setComparing({ done: 0, total: types.length, label: `Quantizing ${info.name}…` });
-    s.setCompareError(null);
-    engine
-      .compare({ tensor: info.name, types, blockIndex }, (p) => current && !finished && useApp.getState().setComparing(p))
-      .then(
-        (r) => current && s.setCompare(r),
-        (e: unknown) => current && s.setCompareError(e instanceof Error ? e.message : String(e)),
-      )
-      .finally(() => {
-        finished = true;
-        if (current) s.setComparing(null);
-      });
-    return () => {
-      current = false;
-      engine.cancel();
-    };
+    useApp.getState().ensureCompare({ tensor: info.name, types, blockIndex });
   }, [info, types, blockIndex]);
 
   return (
@@ -50,7 +36,7 @@ export function CompareTab() {
         </div>
       </div>
       <TypeChips selected={types} rowLength={info ? info.shape[info.shape.length - 1] : null} onToggle={toggleType} />
-      <ProgressLine progress={comparing} />
+      <JobProgress select={(s) => s.compare.progress} />
       <ErrorAlert message={compareError} />
       {compare?.sampledRows && compare.tensor === info?.name && (
         <p className="muted" role="note" aria-label="Sampled rows">
@@ -58,7 +44,7 @@ export function CompareTab() {
           runs): the whole tensor is more than a comparison holds in memory. Sizes are the whole tensor's.
         </p>
       )}
-      {compare && compare.tensor === info?.name && <CompareView compare={compare} blockIndex={blockIndex} onBlockIndex={setBlockIndex} />}
+      {compare && compare.tensor === info?.name && <CompareView compare={compare} blockIndex={blockIndex} onBlockIndex={useApp.getState().setBlockIndex} />}
     </section>
   );
 }

@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Scatter, ScatterChart, Tooltip, XAxis, YAxis, ZAxis } from 'recharts';
-import type { CompareResult, TypeResult } from '../engine/types.ts';
+import type { CompareResult, TypeResult } from '../store/types.ts';
 import { formatBytes, formatMetric } from './format.ts';
 import { colourOf } from './palette.ts';
 

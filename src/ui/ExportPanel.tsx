@@ -1,19 +1,11 @@
-import { useRef, useState } from 'react';
-import { engine } from '../engine/client.ts';
-import type { OverrideSpec, PlanSummary } from '../quant/plan.ts';
-import type { Progress } from '../engine/types.ts';
-import type { PlanMode } from '../quant/presets.ts';
+import { useApp } from '../store/store.ts';
+import type { ExportSlot, Sink } from '../store/slices/export.ts';
+import type { OverrideSpec, PlanMode, PlanSummary, Progress } from '../store/types.ts';
 import { formatBytes } from './format.ts';
 import { ImatrixControl } from './ImatrixControl.tsx';
 import { ProgressLine } from './Status.tsx';
-import { useApp } from '../store/store.ts';
 
-/** Where the export's bytes go: a file on disk (File System Access API) or a download. */
-interface Sink {
-  write(chunk: Uint8Array): Promise<void>;
-  close(): Promise<void>;
-  abort(): Promise<void>;
-}
+// Where the export's bytes go: a file on disk (File System Access API) or a download.
 
 type SaveFilePicker = (options: { suggestedName: string }) => Promise<{ createWritable(): Promise<FileSystemWritableFileStream> }>;
 
@@ -57,49 +49,47 @@ function eta(p: Progress, startedAt: number): string {
   return s < 1 ? '' : ` · about ${s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`} left`;
 }
 
-export function ExportPanel({ mode, overrides, plan, name }: { mode: PlanMode; overrides: OverrideSpec[]; plan: PlanSummary; name?: string }) {
-  const imatrix = useApp((s) => s.imatrix);
-  const [progress, setProgress] = useState<Progress | null>(null);
-  const [message, setMessage] = useState<string | null>(null);
-  const started = useRef(0);
+/** What an export's line says once it has ended. */
+export function exportMessage(job: { status: string; fileName: string | null; result: number | null; error: string | null }): string | null {
+  if (job.status === 'done' && job.result !== null) return `Wrote ${job.fileName}: ${formatBytes(job.result)}.`;
+  if (job.status === 'error') return `Export stopped: ${job.error}`;
+  return null;
+}
+
+/** An export's progress (with the time left) and a Cancel, subscribed to that export alone. */
+export function ExportProgress({ slot, label }: { slot: ExportSlot; label: string }) {
+  const progress = useApp((s) => s.exports[slot].progress);
+  const startedAt = useApp((s) => s.exports[slot].startedAt);
+  return (
+    <ProgressLine progress={progress && { ...progress, label: progress.label + eta(progress, startedAt) }} onCancel={useApp.getState().cancelJob} label={label} />
+  );
+}
+
+export function ExportPanel({ slot, mode, overrides, plan, name }: { slot: ExportSlot; mode: PlanMode; overrides: OverrideSpec[]; plan: PlanSummary; name?: string }) {
+  const running = useApp((s) => s.exports[slot].status === 'running');
+  const message = useApp((s) => exportMessage(s.exports[slot]));
   const label = 'preset' in mode ? mode.preset : mode.type;
   const fileName = name ?? `model-${label}.gguf`;
 
   const run = async (toFile: boolean) => {
-    setMessage(null);
     const sink = toFile ? await fileSink(fileName).catch(() => null) : downloadSink(fileName);
     if (!sink) return;
-    started.current = performance.now();
-    setProgress({ done: 0, total: plan.totalBytes, label: 'Starting…' });
-    try {
-      const written = await engine.exportGguf(mode, overrides, (chunk) => sink.write(chunk), (p) => setProgress(p), { imatrix: imatrix?.file });
-      await sink.close();
-      setMessage(`Wrote ${fileName}: ${formatBytes(written)}.`);
-    } catch (e) {
-      await sink.abort();
-      setMessage(`Export stopped: ${e instanceof Error ? e.message : String(e)}`);
-    } finally {
-      setProgress(null);
-    }
+    await useApp.getState().startExport(slot, { mode, overrides, fileName, sink, total: plan.totalBytes, withImatrix: true });
   };
 
   return (
     <>
       <ImatrixControl />
       <div className="export row" aria-label="Export">
-        <button type="button" className="primary" onClick={() => run(false)} disabled={progress !== null}>
+        <button type="button" className="primary" onClick={() => run(false)} disabled={running}>
           Download GGUF
         </button>
         {savePicker() && (
-          <button type="button" onClick={() => run(true)} disabled={progress !== null}>
+          <button type="button" onClick={() => run(true)} disabled={running}>
             Save GGUF to disk…
           </button>
         )}
-        <ProgressLine
-          progress={progress && { ...progress, label: progress.label + eta(progress, started.current) }}
-          onCancel={() => engine.cancel()}
-          label="Export progress"
-        />
+        <ExportProgress slot={slot} label="Export progress" />
         {message && <span role="status">{message}</span>}
       </div>
     </>

@@ -1,5 +1,3 @@
-import { useState } from 'react';
-import { engine } from '../engine/client.ts';
 import { useApp } from '../store/store.ts';
 import { ErrorAlert } from './Status.tsx';
 
@@ -9,23 +7,10 @@ import { ErrorAlert } from './Status.tsx';
  * against the model as it is picked, or the one the Calibration tab computed.
  */
 export function ImatrixControl() {
-  const { imatrix, setImatrix } = useApp();
-  const [error, setError] = useState<string | null>(null);
-  const [checking, setChecking] = useState(false);
-
-  const pick = async (file: File | undefined) => {
-    if (!file) return;
-    setError(null);
-    setChecking(true);
-    try {
-      // A bad file leaves the matrix that was in use as it was.
-      setImatrix({ file, summary: await engine.checkImatrix(file), computed: false });
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-    } finally {
-      setChecking(false);
-    }
-  };
+  const imatrix = useApp((s) => s.imatrix);
+  const checking = useApp((s) => s.imatrixCheck.status === 'running');
+  const error = useApp((s) => s.imatrixCheck.error);
+  const { checkImatrix, setImatrix } = useApp.getState();
 
   return (
     <div className="row" aria-label="Importance matrix" style={{ gap: 12, flexWrap: 'wrap', margin: '8px 0' }}>
@@ -37,7 +22,16 @@ export function ImatrixControl() {
       </span>
       <label>
         {imatrix ? 'Use another file' : 'Load an imatrix file'}{' '}
-        <input type="file" accept=".gguf,.dat" aria-label="Importance matrix file" disabled={checking} onChange={(e) => void pick(e.target.files?.[0])} />
+        <input
+          type="file"
+          accept=".gguf,.dat"
+          aria-label="Importance matrix file"
+          disabled={checking}
+          onChange={(e) => {
+            const file = e.target.files?.[0];
+            if (file) void checkImatrix(file);
+          }}
+        />
       </label>
       {imatrix && (
         <button type="button" onClick={() => setImatrix(null)}>

@@ -1,12 +1,11 @@
 import { useState } from 'react';
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { engine } from '../engine/client.ts';
-import type { MatmulInput, MatmulResult } from '../engine/matmul-job.ts';
-import type { Progress } from '../engine/types.ts';
 import { quantType } from '../quant/types.ts';
 import { useApp } from '../store/store.ts';
+import type { MatmulInput } from '../store/types.ts';
 import { formatBytes, formatMetric, formatShape } from './format.ts';
-import { ErrorAlert, ProgressLine } from './Status.tsx';
+import { JobProgress } from './JobProgress.tsx';
+import { ErrorAlert } from './Status.tsx';
 
 function formatRate(gbps: number): string {
   return gbps >= 1 ? `${gbps.toFixed(1)} GB/s` : `${(gbps * 1000).toFixed(gbps >= 0.01 ? 0 : 1)} MB/s`;
@@ -23,15 +22,17 @@ function logDomain(values: number[]): [number, number] {
 const KERNEL_TOLERANCE = 1e-5;
 
 export function MatmulTab() {
-  const { model, tensor, types } = useApp();
+  const model = useApp((s) => s.model);
+  const tensor = useApp((s) => s.tensor);
+  const types = useApp((s) => s.types);
   const info = model?.tensors.find((t) => t.name === tensor) ?? null;
   const [inputKind, setInputKind] = useState<'random' | 'tensor'>('random');
   const [seed, setSeed] = useState(1);
   const [source, setSource] = useState('');
   const [row, setRow] = useState(0);
-  const [result, setResult] = useState<MatmulResult | null>(null);
-  const [progress, setProgress] = useState<Progress | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const result = useApp((s) => s.matmul.result);
+  const error = useApp((s) => s.matmul.error);
+  const running = useApp((s) => s.matmul.status === 'running');
   const ggufTypes = types.filter((t) => quantType(t)?.ggml);
   const cols = info?.shape.length === 2 ? info.shape[1] : null;
   const sources = model?.tensors.filter((t) => cols !== null && t.shape[t.shape.length - 1] === cols) ?? [];
@@ -39,15 +40,7 @@ export function MatmulTab() {
   const run = async () => {
     if (!info) return;
     const input: MatmulInput = inputKind === 'random' ? { kind: 'random', seed } : { kind: 'tensor', tensor: source || sources[0]?.name, row };
-    setError(null);
-    setProgress({ done: 0, total: ggufTypes.length, label: 'Quantizing W…' });
-    try {
-      setResult(await engine.matmulCheck({ tensor: info.name, types: ggufTypes, input }, setProgress));
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-    } finally {
-      setProgress(null);
-    }
+    await useApp.getState().runMatmul({ tensor: info.name, types: ggufTypes, input });
   };
 
   const chart = result?.results.filter((r) => r.error).map((r) => ({ type: r.type, rel: Math.max(r.error!.relError, 1e-12) })) ?? [];
@@ -77,13 +70,13 @@ export function MatmulTab() {
                 ))}
               </select>
             </label>
-            <button type="button" className="primary" onClick={run} disabled={progress !== null || ggufTypes.length === 0}>
+            <button type="button" className="primary" onClick={run} disabled={running || ggufTypes.length === 0}>
               Run y = W x
             </button>
           </div>
         </>
       )}
-      <ProgressLine progress={progress} />
+      <JobProgress select={(s) => s.matmul.progress} />
       <ErrorAlert message={error} />
       {result && (
         <>

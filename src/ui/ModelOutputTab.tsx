@@ -1,34 +1,17 @@
-import { useState } from 'react';
 import { CartesianGrid, LabelList, ResponsiveContainer, Scatter, ScatterChart, Tooltip, XAxis, YAxis, ZAxis } from 'recharts';
-import { engine } from '../engine/client.ts';
-import type { Progress } from '../engine/types.ts';
 import { PRESETS } from '../quant/presets.ts';
+import { useApp } from '../store/store.ts';
 import { formatBytes, formatMetric } from './format.ts';
-import { ErrorAlert, ProgressLine } from './Status.tsx';
-
-type Eval = Awaited<ReturnType<typeof engine.evalModel>>;
-
-const DEFAULT_PRESETS = ['Q8_0', 'Q4_K_M', 'Q2_K'];
+import { JobProgress } from './JobProgress.tsx';
+import { ErrorAlert } from './Status.tsx';
 
 /** What each preset does to the model's predictions, against the F32 model, on a short text. */
 export function ModelOutputTab({ architecture }: { architecture: string | null }) {
-  const [presets, setPresets] = useState<string[]>(DEFAULT_PRESETS);
-  const [result, setResult] = useState<Eval | null>(null);
-  const [progress, setProgress] = useState<Progress | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const toggle = (p: string) => setPresets((s) => (s.includes(p) ? s.filter((x) => x !== p) : [...s, p]));
-
-  const run = async () => {
-    setError(null);
-    setProgress({ done: 0, total: 1, label: 'Reading the weights…' });
-    try {
-      setResult(await engine.evalModel(presets, setProgress));
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-    } finally {
-      setProgress(null);
-    }
-  };
+  const presets = useApp((s) => s.modelOutput.presets);
+  const result = useApp((s) => s.modelOutput.result);
+  const error = useApp((s) => s.modelOutput.error);
+  const running = useApp((s) => s.modelOutput.status === 'running');
+  const { toggleEvalPreset: toggle, evaluate: run } = useApp.getState();
 
   const points = result?.results.map((r) => ({ preset: r.preset, bytes: r.bytes, kl: r.klMean })) ?? [];
   return (
@@ -46,10 +29,10 @@ export function ModelOutputTab({ architecture }: { architecture: string | null }
         ))}
       </div>
       <div className="row" style={{ margin: '8px 0' }}>
-        <button type="button" className="primary" onClick={run} disabled={progress !== null || presets.length === 0}>
+        <button type="button" className="primary" onClick={run} disabled={running || presets.length === 0}>
           Evaluate {presets.length} preset{presets.length === 1 ? '' : 's'}
         </button>
-        <ProgressLine progress={progress} onCancel={() => engine.cancel()} />
+        <JobProgress select={(s) => s.modelOutput.progress} cancellable />
       </div>
       <ErrorAlert message={error} />
       {result && (

@@ -1,4 +1,4 @@
-import type { GpuStatus, ModelSummary } from '../engine/types.ts';
+import type { GpuStatus, ModelSummary } from '../store/types.ts';
 import { formatBytes, formatCount } from './format.ts';
 
 function dtypeBreakdown(model: ModelSummary): [string, number, number][] {

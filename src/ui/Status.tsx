@@ -1,4 +1,4 @@
-import type { Progress } from '../engine/types.ts';
+import type { Progress } from '../store/types.ts';
 
 /** A running job: its progress, its label, and a way to stop it where the job can be stopped. */
 export function ProgressLine({ progress, onCancel, label }: { progress: Progress | null; onCancel?: () => void; label?: string }) {

@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'react';
-import type { TensorSummary } from '../engine/types.ts';
+import type { TensorSummary } from '../store/types.ts';
 import { formatBytes, formatCount, formatShape } from './format.ts';
 
 type SortKey = 'index' | 'name' | 'params' | 'nbytes';

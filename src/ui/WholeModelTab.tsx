@@ -1,14 +1,14 @@
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo } from 'react';
 import { Bar, BarChart, CartesianGrid, Cell, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { engine } from '../engine/client.ts';
-import type { LayerError, OverrideSpec, PlanSummary, PresetSize } from '../quant/plan.ts';
-import type { Progress } from '../engine/types.ts';
 import { PRESETS, type PlanMode } from '../quant/presets.ts';
 import { QUANT_TYPES } from '../quant/types.ts';
 import { useApp } from '../store/store.ts';
+import { exactPattern as exact } from '../store/slices/wholeModel.ts';
+import type { LayerError, PresetSize } from '../store/types.ts';
 import { ExportPanel } from './ExportPanel.tsx';
 import { formatBytes, formatMetric, formatShape } from './format.ts';
-import { ErrorAlert, ProgressLine } from './Status.tsx';
+import { JobProgress } from './JobProgress.tsx';
+import { ErrorAlert } from './Status.tsx';
 
 const AXIS = { fontSize: 11 };
 const GGUF_TYPES = QUANT_TYPES.filter((t) => t.ggml && t.id !== 'q8_K').map((t) => t.id);
@@ -17,8 +17,6 @@ const GGUF_TYPES = QUANT_TYPES.filter((t) => t.ggml && t.id !== 'q8_K').map((t) 
 export function modeOf(choice: string): PlanMode {
   return choice.startsWith('type:') ? { type: choice.slice(5) } : { preset: choice };
 }
-
-const exact = (name: string) => `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
 
 function PresetChart({ sizes, current }: { sizes: PresetSize[]; current: string }) {
   return (
@@ -60,43 +58,29 @@ function LayerChart({ layers }: { layers: LayerError[] }) {
 }
 
 export function WholeModelTab() {
-  const { model, preset, setPreset } = useApp();
+  const model = useApp((s) => s.model);
+  const preset = useApp((s) => s.preset);
   const hasImatrix = useApp((s) => s.imatrix !== null);
-  const [overrides, setOverrides] = useState<OverrideSpec[]>([]);
-  const [plan, setPlan] = useState<PlanSummary | null>(null);
-  const [sizes, setSizes] = useState<PresetSize[]>([]);
-  const [error, setError] = useState<string | null>(null);
-  const [errors, setErrors] = useState<{ layers: LayerError[]; perTensor: Map<string, number>; backend: string } | null>(null);
-  const [progress, setProgress] = useState<Progress | null>(null);
+  const overrides = useApp((s) => s.wholeModel.overrides);
+  const plan = useApp((s) => s.wholeModel.plan);
+  const sizes = useApp((s) => s.wholeModel.sizes);
+  const error = useApp((s) => s.wholeModel.planError ?? s.layerErrors.error);
+  const errors = useApp((s) => s.layerErrors.result);
+  const measuring = useApp((s) => s.layerErrors.status === 'running');
+  const { setPreset, setOverride, clearOverrides } = useApp.getState();
   const mode = useMemo(() => modeOf(preset), [preset]);
 
+  // The store plans again only when what the plan depends on changed (shown again, the tab keeps its plan and errors).
   useEffect(() => {
-    setError(null);
-    setErrors(null);
-    engine.plan(mode, overrides, { hasImatrix }).then(setPlan, (e: unknown) => {
-      setPlan(null);
-      setError(e instanceof Error ? e.message : String(e));
-    });
+    useApp.getState().refreshPlan(mode, hasImatrix);
   }, [model, mode, overrides, hasImatrix]);
 
   useEffect(() => {
-    engine.presetSizes().then(setSizes, () => setSizes([]));
+    useApp.getState().loadPresetSizes();
   }, [model]);
 
-  const measure = async () => {
-    setProgress({ done: 0, total: 1, label: 'Quantizing every tensor…' });
-    try {
-      const r = await engine.planErrors(mode, overrides, (p) => setProgress(p));
-      setErrors({ layers: r.layers, backend: r.backend, perTensor: new Map(r.tensors.map((t) => [t.name, Math.sqrt(t.sums.sumSqErr / t.sums.sumSqRef)])) });
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-    } finally {
-      setProgress(null);
-    }
-  };
-
-  const override = (name: string, type: string) =>
-    setOverrides((o) => [...o.filter((x) => x.pattern !== exact(name)), ...(type ? [{ pattern: exact(name), type }] : [])]);
+  const measure = () => void useApp.getState().measureLayers(mode);
+  const override = setOverride;
   const overrideOf = (name: string) => overrides.find((o) => o.pattern === exact(name))?.type ?? '';
 
   return (
@@ -126,22 +110,22 @@ export function WholeModelTab() {
             <b>{formatBytes(plan.totalBytes)}</b> · {plan.bpw.toFixed(2)} bits/weight · {plan.rows.filter((r) => r.converted).length} of {plan.rows.length} tensors converted
           </span>
         )}
-        <button type="button" onClick={measure} disabled={!plan || progress !== null}>
+        <button type="button" onClick={measure} disabled={!plan || measuring}>
           Measure error per layer
         </button>
         {overrides.length > 0 && (
-          <button type="button" onClick={() => setOverrides([])}>
+          <button type="button" onClick={clearOverrides}>
             Clear {overrides.length} override{overrides.length > 1 ? 's' : ''}
           </button>
         )}
       </div>
       <ErrorAlert message={error} />
-      <ProgressLine progress={progress} onCancel={() => engine.cancel()} />
+      <JobProgress select={(s) => s.layerErrors.progress} cancellable />
       <div className="grid2">
         <PresetChart sizes={sizes} current={preset} />
         {errors ? <LayerChart layers={errors.layers} /> : <div className="chart empty">Measure the error to see it per layer.</div>}
       </div>
-      {plan && <ExportPanel mode={mode} overrides={overrides} plan={plan} />}
+      {plan && <ExportPanel slot="wholeModel" mode={mode} overrides={overrides} plan={plan} />}
       {plan && (
         <div className="scroll plan">
           <table aria-label="Plan">
