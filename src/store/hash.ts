@@ -20,6 +20,8 @@ export function useHashState(): void {
     // The tensor is applied once a model that has it is loaded.
     const pendingTensor = h.tensor;
     return useApp.subscribe((state, prev) => {
+      // Most changes are a job's progress: only the model and what the hash holds matter here.
+      if (state.model === prev.model && state.tensor === prev.tensor && state.types === prev.types && state.preset === prev.preset) return;
       if (pendingTensor && state.model && state.model !== prev.model && state.model.tensors.some((t) => t.name === pendingTensor)) {
         state.selectTensor(pendingTensor);
       }
