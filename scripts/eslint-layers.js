@@ -1,7 +1,7 @@
 // The layer rule, as an ESLint plugin of one rule: every module under src/ belongs to a
 // layer (its first folder), and may import only from its own layer or a lower one. The
 // order is the architecture (docs/architecture.md):
-//   formats < quant < gpu < convert < model < calibrate, budget, export < engine < cli, store < ui
+//   formats, hub < quant < gpu < convert < model < calibrate, budget, export < engine < cli, store < ui
 // Test code (*.test.ts, the test-support modules testing.ts and src/testing/) may drive
 // any layer (a calibration test may run the CLI end to end); code that ships may not
 // import test support.
@@ -10,6 +10,8 @@ import { dirname, relative, resolve, sep } from 'node:path';
 /** Layer of each top folder of src/: a module may import from a layer of lower or equal rank. */
 export const LAYER_RANK = {
   formats: 0,
+  // The Hugging Face Hub client: HTTP ranges as ByteSources (docs/hub.md); uses formats' types only.
+  hub: 0,
   quant: 1,
   gpu: 2,
   convert: 3,
