@@ -8,11 +8,13 @@
 import type { GpuContext } from '../src/gpu/device.ts';
 import { gpuMatmulSupportsType, matmulConfig, matmulDispatch, matmulParams, matmulPipeline, MATMUL_PARAMS_BYTES, type MatmulOptions } from '../src/gpu/matmul.ts';
 import { codecPipeline } from '../src/gpu/pipelines.ts';
-import { dispatchSize, groupBlocks, gpuSupportsType } from '../src/gpu/quantize.ts';
+import { groupBlocks } from '../src/gpu/block-codecs.ts';
+import { dispatchSize } from '../src/gpu/dispatch.ts';
+import { gpuSupportsType } from '../src/gpu/quantize.ts';
 import type { QuantType } from '../src/quant/types.ts';
 import type { GpuTimer, RecordWork } from './timing.ts';
 
-/** Workgroup size of the codec kernels, as src/gpu/quantize.ts dispatches them. */
+/** Workgroup size of the codec kernels, as src/gpu/dispatch.ts's kernelWgSize chooses it. */
 const CODEC_WG_SIZE = 64;
 /** Bindings a codec kernel may have after (src, dst, params). */
 const MAX_EXTRA_BINDINGS = 4;

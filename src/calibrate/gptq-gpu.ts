@@ -16,7 +16,7 @@
 // error feedback carries that along its row; the tests bound how many (gptq-gpu.test.ts).
 import type { GpuContext, GpuLimits } from '../gpu/device.ts';
 import { getPipeline } from '../gpu/pipelines.ts';
-import { withErrorScopes } from '../gpu/quantize.ts';
+import { withErrorScopes } from '../gpu/dispatch.ts';
 import { composeShader } from '../gpu/shaders.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../formats/float16.ts';
 import { Q4_K_BLOCK_BYTES } from '../quant/codecs/kquants.ts';

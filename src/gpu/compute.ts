@@ -1,7 +1,8 @@
 // The two ways the engine computes: WebGPU kernels or the CPU reference codecs. One
 // interface, so every job is written once; each result records which one did the work.
 import type { GpuContext } from './device.ts';
-import { dequantizeOnGpu, errorStatsOnGpu, gpuSupportsType, quantizeOnGpu } from './quantize.ts';
+import { errorStatsOnGpu } from './error-stats.ts';
+import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpu } from './quantize.ts';
 import { accumulateErrors, errorHistogram, type ErrorSums, type Histogram } from '../quant/metrics.ts';
 import type { QuantType } from '../quant/types.ts';
 

@@ -14,7 +14,8 @@ import { loadModel, readTensorF32 } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { restrictLimits, type GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
-import { dequantizeOnGpu, gpuSupportsType, groupBlocks, quantizeOnGpu, quantizeOnGpuDetailed } from './quantize.ts';
+import { groupBlocks } from './block-codecs.ts';
+import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpu, quantizeOnGpuDetailed } from './quantize.ts';
 import { bitsOf, differingBlocks, FIXTURES, readGolden as read, readGoldenF32 as readF32, rng, SETS } from './testing.ts';
 
 const MODEL = join(FIXTURES, 'models/stories260K.gguf');

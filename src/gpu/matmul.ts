@@ -17,7 +17,8 @@ import { productError, type ProductError } from '../quant/matmul.ts';
 import type { GpuContext } from './device.ts';
 import { getPipeline } from './pipelines.ts';
 import { CODEC_LIBS, composeShader, hasCodecShader } from './shaders.ts';
-import { quantizeOnGpu, withErrorScopes } from './quantize.ts';
+import { withErrorScopes } from './dispatch.ts';
+import { quantizeOnGpu } from './quantize.ts';
 
 /** Cap on one chunk's buffers (W, X or Y): bounds the GPU memory one product holds. */
 export const MAX_MATMUL_CHUNK_BYTES = 128 * 1024 * 1024;

@@ -6,7 +6,9 @@ import { quantType, type QuantType } from '../quant/types.ts';
 import { f16BitsToF32 } from '../formats/float16.ts';
 import { GpuDeviceLostError, restrictLimits, type GpuContext } from './device.ts';
 import { createTestGpu } from './gpu-test-setup.ts';
-import { dequantizeOnGpu, errorStatsOnGpu, gpuSupportsType, groupBlocks, quantizeOnGpu } from './quantize.ts';
+import { groupBlocks } from './block-codecs.ts';
+import { errorStatsOnGpu } from './error-stats.ts';
+import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpu } from './quantize.ts';
 import { differingBlocks, readGolden as read, readGoldenF32 as readF32, rng, SETS } from './testing.ts';
 
 const N_PER_ROW = 256;

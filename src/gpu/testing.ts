@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GpuContext } from './device.ts';
 import { getPipeline } from './pipelines.ts';
-import { dispatchSize } from './quantize.ts';
+import { dispatchSize } from './dispatch.ts';
 import { composeShader } from './shaders.ts';
 
 /** ../shared/fixtures and its golden files (ggml's own output). */

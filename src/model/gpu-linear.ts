@@ -35,7 +35,7 @@ import {
   matmulWeightBufferBytes,
   type MatmulOptions,
 } from '../gpu/matmul.ts';
-import { withErrorScopes } from '../gpu/quantize.ts';
+import { withErrorScopes } from '../gpu/dispatch.ts';
 import { quantType, type QuantType } from '../quant/types.ts';
 import { cpuLinear, type Linear, type WeightProvider } from './llama.ts';
 import type { QuantizedWeights } from './weights.ts';

@@ -1,0 +1,185 @@
+// Error statistics of a quantization on the GPU (shaders/kernels/stats.wgsl): sums of
+// squares, absolute errors, the dot product and an error histogram, reduced per workgroup
+// on the GPU; only the partial sums (added here in f64) and the bins are read back.
+import type { GpuContext } from './device.ts';
+import { align4, chunkByteLimit, dispatchSize, withErrorScopes } from './dispatch.ts';
+import { statsPipeline } from './pipelines.ts';
+
+/** Stats kernel: invocations per workgroup (a power of two) and elements per invocation. */
+// 64 x 8: SwiftShader compiles a 256-wide workgroup with barriers 3-4x slower (4-7 s).
+const STATS_WG_SIZE = 64;
+const STATS_ELEMS_PER_THREAD = 8;
+/** shaders/kernels/stats.wgsl's MAX_BINS: histogram bins that fit its workgroup memory. */
+export const MAX_HISTOGRAM_BINS = 1024;
+const STATS_PARTIALS = 8;
+
+export interface HistogramSpec {
+  /** Error range [lo, hi) split into `bins` equal bins; errors outside go to below / above. */
+  lo: number;
+  hi: number;
+  bins: number;
+}
+
+export interface ErrorHistogram {
+  lo: number;
+  hi: number;
+  /** The f32 factor the GPU used: bin = floor(fround(fround(e - lo) * scale)). */
+  scale: number;
+  counts: Uint32Array;
+  below: number;
+  above: number;
+}
+
+/** Error statistics of `approx` against `reference` (error e = approx - reference). */
+export interface GpuErrorStats {
+  /** Pairs counted (both values finite). */
+  count: number;
+  /** Pairs left out because a value was NaN or infinite. */
+  nonFinite: number;
+  sumSqErr: number;
+  sumSqRef: number;
+  sumSqApprox: number;
+  sumAbsErr: number;
+  maxAbsErr: number;
+  /** Sum of reference * approx. */
+  dot: number;
+  mse: number;
+  rmse: number;
+  meanAbsErr: number;
+  /** 10 log10(sum ref^2 / sum err^2); Infinity when exact. */
+  snrDb: number;
+  /** dot / (|ref| |approx|); 1 for two zero vectors. */
+  cosine: number;
+  histogram?: ErrorHistogram;
+}
+
+/**
+ * Error statistics and an error histogram computed on the GPU; only per-workgroup partial
+ * sums (added here in f64) and the bins are read back.
+ */
+export async function errorStatsOnGpu(
+  gpu: GpuContext,
+  reference: Float32Array,
+  approx: Float32Array,
+  options: { histogram?: HistogramSpec } = {},
+): Promise<GpuErrorStats> {
+  if (reference.length !== approx.length) {
+    throw new RangeError(`errorStatsOnGpu: ${reference.length} reference values but ${approx.length} approximations`);
+  }
+  const h = options.histogram;
+  if (h && (!Number.isInteger(h.bins) || h.bins < 1 || h.bins > MAX_HISTOGRAM_BINS || !(h.hi > h.lo))) {
+    throw new RangeError(`errorStatsOnGpu: histogram needs 1..${MAX_HISTOGRAM_BINS} bins and hi > lo`);
+  }
+  const { device, limits } = gpu;
+  const label = 'stats';
+  const wgSize = Math.min(STATS_WG_SIZE, 2 ** Math.floor(Math.log2(limits.maxComputeInvocationsPerWorkgroup)), 2 ** Math.floor(Math.log2(limits.maxComputeWorkgroupSizeX)));
+  const perWg = wgSize * STATS_ELEMS_PER_THREAD;
+  const maxX = limits.maxComputeWorkgroupsPerDimension;
+  const chunkWgs = Math.max(1, Math.min(Math.floor(chunkByteLimit(limits) / (perWg * 4)), maxX * maxX));
+  const n = reference.length;
+  const chunkElems = Math.min(chunkWgs * perWg, Math.max(n, 1));
+  const wgsPerChunk = Math.ceil(chunkElems / perWg);
+  const [px, py] = dispatchSize(wgsPerChunk, limits);
+  const pipeline = await statsPipeline(device, wgSize, STATS_ELEMS_PER_THREAD);
+  const bins = h?.bins ?? 0;
+  const scale = h ? Math.fround(h.bins / (h.hi - h.lo)) : 0;
+
+  const acc = { sumSqErr: 0, sumSqRef: 0, sumSqApprox: 0, sumAbsErr: 0, dot: 0, maxAbsErr: 0, nonFinite: 0 };
+  let counts = new Uint32Array(bins + 2);
+
+  await withErrorScopes(gpu, label, async () => {
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+    const refBuf = device.createBuffer({ label: `${label}.reference`, size: align4(chunkElems * 4), usage });
+    const apxBuf = device.createBuffer({ label: `${label}.approx`, size: align4(chunkElems * 4), usage });
+    const partialBytes = px * py * STATS_PARTIALS * 4;
+    const partials = device.createBuffer({ label: `${label}.partials`, size: partialBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const histBytes = (bins + 2) * 4;
+    const hist = device.createBuffer({ label: `${label}.histogram`, size: histBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const readback = device.createBuffer({ label: `${label}.readback`, size: partialBytes + histBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const params = device.createBuffer({ label: `${label}.params`, size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const bindGroup = device.createBindGroup({
+      label: `${label}.bindgroup`,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: refBuf } },
+        { binding: 1, resource: { buffer: apxBuf } },
+        { binding: 2, resource: { buffer: partials } },
+        { binding: 3, resource: { buffer: hist } },
+        { binding: 4, resource: { buffer: params } },
+      ],
+    });
+    const paramData = new ArrayBuffer(16);
+    const paramU32 = new Uint32Array(paramData);
+    const paramF32 = new Float32Array(paramData);
+    try {
+      let chunk = 0;
+      for (let first = 0; first < n || (n === 0 && chunk === 0); first += chunkElems, chunk++) {
+        const count = Math.min(chunkElems, n - first);
+        if (count > 0) {
+          device.queue.writeBuffer(refBuf, 0, reference as Float32Array<ArrayBuffer>, first, count);
+          device.queue.writeBuffer(apxBuf, 0, approx as Float32Array<ArrayBuffer>, first, count);
+        }
+        paramU32[0] = count;
+        paramU32[1] = bins;
+        paramF32[2] = h?.lo ?? 0;
+        paramF32[3] = scale;
+        device.queue.writeBuffer(params, 0, paramData);
+        const wgs = Math.ceil(count / perWg);
+        const [x, y] = dispatchSize(wgs, limits);
+        const enc = device.createCommandEncoder({ label: `${label}.encoder.${chunk}` });
+        if (wgs > 0) {
+          const pass = enc.beginComputePass({ label: `${label}.pass.${chunk}` });
+          pass.setPipeline(pipeline);
+          pass.setBindGroup(0, bindGroup);
+          pass.dispatchWorkgroups(x, y);
+          pass.end();
+        }
+        const last = first + chunkElems >= n;
+        const pBytes = wgs * STATS_PARTIALS * 4;
+        if (pBytes > 0) enc.copyBufferToBuffer(partials, 0, readback, 0, pBytes);
+        if (last) enc.copyBufferToBuffer(hist, 0, readback, partialBytes, histBytes);
+        device.queue.submit([enc.finish()]);
+        await readback.mapAsync(GPUMapMode.READ);
+        const mapped = readback.getMappedRange();
+        const p = new Float32Array(mapped, 0, wgs * STATS_PARTIALS);
+        for (let w = 0; w < wgs; w++) {
+          const o = w * STATS_PARTIALS;
+          acc.sumSqErr += p[o];
+          acc.sumSqRef += p[o + 1];
+          acc.sumSqApprox += p[o + 2];
+          acc.sumAbsErr += p[o + 3];
+          acc.dot += p[o + 4];
+          acc.maxAbsErr = Math.max(acc.maxAbsErr, p[o + 5]);
+          acc.nonFinite += p[o + 6];
+        }
+        if (last) counts = new Uint32Array(mapped.slice(partialBytes, partialBytes + histBytes));
+        readback.unmap();
+        if (last) break;
+      }
+    } finally {
+      for (const b of [refBuf, apxBuf, partials, hist, readback, params]) b.destroy();
+    }
+  });
+
+  const count = n - acc.nonFinite;
+  const mse = count > 0 ? acc.sumSqErr / count : 0;
+  const norms = Math.sqrt(acc.sumSqRef) * Math.sqrt(acc.sumSqApprox);
+  return {
+    count,
+    nonFinite: acc.nonFinite,
+    sumSqErr: acc.sumSqErr,
+    sumSqRef: acc.sumSqRef,
+    sumSqApprox: acc.sumSqApprox,
+    sumAbsErr: acc.sumAbsErr,
+    maxAbsErr: acc.maxAbsErr,
+    dot: acc.dot,
+    mse,
+    rmse: Math.sqrt(mse),
+    meanAbsErr: count > 0 ? acc.sumAbsErr / count : 0,
+    snrDb: acc.sumSqErr === 0 ? Infinity : 10 * Math.log10(acc.sumSqRef / acc.sumSqErr),
+    cosine: norms === 0 ? (acc.sumSqRef === acc.sumSqApprox ? 1 : 0) : acc.dot / norms,
+    histogram: h
+      ? { lo: h.lo, hi: h.hi, scale, counts: counts.slice(0, bins), below: counts[bins], above: counts[bins + 1] }
+      : undefined,
+  };
+}
