@@ -6,7 +6,8 @@ import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufValueTypeName } from '../formats/gguf/metadata.ts';
 import { type ModelIndex, elementCount, loadModel } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
-import { type Command, parseCommandLine } from './command.ts';
+import { type CliIO, type Command, parseCommandLine } from './command.ts';
+import { isHubArgument, openHubArgument } from './hub.ts';
 import { jsonSafeNumber, toJson } from './json.ts';
 
 export const inspectCommand: Command = {
@@ -15,21 +16,30 @@ export const inspectCommand: Command = {
   usage: 'quantlab inspect FILE... [--json]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, { json: { type: 'boolean' } });
-    const model = await loadModel(await openFiles(positionals));
+    const model = await loadModel(await openFiles(positionals, io));
     io.stdout(values.json ? `${toJson(inspectJson(model))}\n` : inspectText(model));
     return 0;
   },
 };
 
-/** Opens every path; a missing or unreadable file is reported like a bad one. */
-export async function openFiles(paths: readonly string[]): Promise<ByteSource[]> {
-  return Promise.all(
+/**
+ * Opens every path; a missing or unreadable file is reported like a bad one. An
+ * hf://org/name[@revision][/path] argument opens that model's files on the Hub (hub.ts).
+ */
+export async function openFiles(paths: readonly string[], io?: CliIO): Promise<ByteSource[]> {
+  const opened = await Promise.all(
     paths.map((path) =>
-      fileSource(path).catch((error: NodeJS.ErrnoException) => {
-        throw new FormatError(path, 0, `cannot open the file (${error.code ?? error.message})`);
-      }),
+      isHubArgument(path)
+        ? openHubArgument(path, io)
+        : fileSource(path).then(
+            (source) => [source],
+            (error: NodeJS.ErrnoException) => {
+              throw new FormatError(path, 0, `cannot open the file (${error.code ?? error.message})`);
+            },
+          ),
     ),
   );
+  return opened.flat();
 }
 
 /** The `inspect --json` shape of docs/contracts.md. */
