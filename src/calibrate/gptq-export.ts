@@ -23,7 +23,8 @@ import { type ExportPlan, type PrecomputedTensors } from '../export/plan.ts';
 import { type ExportSource, rowCount } from '../export/source.ts';
 import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, openCalibrationModel, type CalibrationProgress } from './activations.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
-import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import type { GpuFallback } from '../export/write.ts';
 import { gptqHessianGpu, gptqQuantizeGpu, q4_0BlocksFromGpu, q4KBlocksFromGpu } from './gptq-gpu.ts';
 import { gptqQ4_0, gptqQ4_K, hessian } from './gptq.ts';
 
@@ -51,8 +52,8 @@ export interface GptqExportOptions {
   dataset?: string;
   /** Calibration chunk (default as `quantlab calibrate`). */
   chunk?: number;
-  /** Where GPTQ runs while the device lives (default: the CPU). */
-  gpu?: GpuContext;
+  /** The GPU GPTQ runs on while its device lives, with the CPU as its fallback (default: the CPU). */
+  gpu?: GpuFallback;
   /** GPTQ in act-order with static groups (gptq.ts), on the CPU. */
   actOrder?: boolean;
   signal?: AbortSignal;
@@ -66,7 +67,7 @@ export interface GptqExport extends PrecomputedTensors {
   textTokens: number;
   chunk: number;
   chunks: number;
-  /** How many tensors' GPTQ ran on the GPU, and on which (options.gpu.description). */
+  /** How many tensors' GPTQ ran on the GPU, and on which (its description). */
   gpu: { tensors: number; device?: string };
   actOrder: boolean;
 }
@@ -103,6 +104,7 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
   const tensors = new Map<string, Uint8Array>();
   const types: GptqExport['types'] = {};
   let gpuTensors = 0;
+  let device: string | undefined;
   for (const name of names) {
     if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('cancelled');
     const x = inputs.get(name);
@@ -115,11 +117,16 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
     const rows = rowCount(src.ne);
     if (x.cols !== cols) throw new Error(`GPTQ: ${name} has rows of ${cols} values but inputs of ${x.cols}`);
     const w = await source.readF32(src, { first: 0, count: rows });
-    const onGpu = options.gpu && !actOrder ? await gptqOnGpu(options.gpu, type as GptqType, w, rows, cols, x.x, x.n) : null;
-    if (onGpu) gpuTensors++;
-    tensors.set(name, onGpu ?? GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols), { actOrder }).bytes);
+    const onCpu = async () => GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols), { actOrder }).bytes;
+    const onGpu = async (gpu: GpuContext) => {
+      device = gpu.description;
+      return gptqOnGpu(gpu, type as GptqType, w, rows, cols, x.x, x.n);
+    };
+    const { value, backend } = options.gpu && !actOrder ? await options.gpu.withFallback(onGpu, onCpu) : { value: await onCpu(), backend: 'cpu' };
+    if (backend === 'webgpu') gpuTensors++;
+    tensors.set(name, value);
     types[type as GptqType] = (types[type as GptqType] ?? 0) + 1;
-    tick(onGpu ? `${name} on WebGPU` : name);
+    tick(backend === 'webgpu' ? `${name} on WebGPU` : name);
   }
   const { BOOL, STRING, UINT32 } = GGUF_VALUE_TYPE;
   const keys: GgufMetadataEntry[] = [
@@ -129,19 +136,13 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
     ggufEntry(GPTQ_KEYS.chunkSize, UINT32, chunk),
     ...(actOrder ? [ggufEntry(GPTQ_KEYS.actOrder, BOOL, true)] : []),
   ];
-  const gpu = { tensors: gpuTensors, device: gpuTensors > 0 ? options.gpu?.description : undefined };
+  const gpu = { tensors: gpuTensors, device: gpuTensors > 0 ? device : undefined };
   return { tensors, keys, method: 'gptq', types, dataset, textTokens: tokens.length, chunk, chunks, gpu, actOrder };
 }
 
-/** GPTQ's blocks computed on the GPU; null when the device is (or gets) lost. */
-async function gptqOnGpu(gpu: GpuContext, type: GptqType, w: Float32Array, rows: number, cols: number, x: Float32Array, n: number): Promise<Uint8Array | null> {
-  if (gpu.isLost()) return null;
-  try {
-    const h = await gptqHessianGpu(gpu, x, n, cols);
-    const result = await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid: { kind: type } });
-    return (type === 'q4_0' ? q4_0BlocksFromGpu : q4KBlocksFromGpu)(result, rows, cols);
-  } catch (e) {
-    if (e instanceof GpuDeviceLostError) return null;
-    throw e;
-  }
+/** GPTQ's blocks computed on the GPU (the Hessian too). */
+async function gptqOnGpu(gpu: GpuContext, type: GptqType, w: Float32Array, rows: number, cols: number, x: Float32Array, n: number): Promise<Uint8Array> {
+  const h = await gptqHessianGpu(gpu, x, n, cols);
+  const result = await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid: { kind: type } });
+  return (type === 'q4_0' ? q4_0BlocksFromGpu : q4KBlocksFromGpu)(result, rows, cols);
 }

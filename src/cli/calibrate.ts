@@ -3,36 +3,27 @@
 // every blk.* weight accumulated as llama.cpp's llama-imatrix does, written as its GGUF
 // imatrix (src/calibrate/imatrix.ts), which `quantlab quantize --imatrix` and
 // llama-quantize read.
-// `--compare [--held-out FILE] [--group N] [--act-order]` (with or without -o): per-layer output MSE on
-// held-out text of RTN, Q4_K, Q4_K + imatrix, AWQ and GPTQ at ~4 bits (src/calibrate/compare.ts).
+// `--compare [--held-out FILE] [--group N] [--act-order] [--backend cpu|webgpu]` (with or
+// without -o): per-layer output MSE on held-out text of RTN, Q4_K, Q4_K + imatrix, AWQ and
+// GPTQ at ~4 bits (src/calibrate/compare.ts); with --backend webgpu GPTQ runs on the GPU, as
+// the page's Calibration tab runs it (the same job: engine/jobs/calibrate.ts).
 // Long runs show their progress on stderr (progress.ts).
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { FormatError } from '../formats/errors.ts';
-import { loadModel } from '../formats/model.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT as CALIBRATION_TEXT } from '../calibrate/calibration-text.ts';
-import { defaultChunk, openCalibrationModel, type CalibrationProgress } from '../calibrate/activations.ts';
-import { imatrixFileForText } from '../calibrate/imatrix.ts';
-import { CALIBRATION_METHODS, compareCalibration, METHOD_LABELS, type CalibrationComparison } from '../calibrate/compare.ts';
-import { type Command, parseCommandLine, UsageError } from './command.ts';
+import type { CalibrationProgress } from '../calibrate/activations.ts';
+import { CALIBRATION_METHODS, METHOD_LABELS, type CalibrationComparison } from '../calibrate/compare.ts';
+import { calibrationModel, compareCalibrationJob, imatrixJob } from '../engine/jobs/calibrate.ts';
+import { uncancelled } from '../engine/jobs/job.ts';
+import { type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
 import { progressLine, stderrIsTTY } from './progress.ts';
+import { openSession } from './session.ts';
+import { readTextFile } from './text.ts';
 
 /** imatrix.datasets for the built-in text (llama-imatrix writes the -f file name). */
 export const BUILTIN_DATASET = BUILTIN_CALIBRATION_DATASET;
-
-/** A UTF-8 text file, with one-line errors. */
-export async function readTextFile(path: string): Promise<string> {
-  const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
-    throw new FormatError(path, 0, `cannot read the text (${e.code ?? e.message})`);
-  });
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new FormatError(path, 0, 'the text is not valid UTF-8');
-  }
-}
 
 export function parseChunk(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -44,7 +35,7 @@ export function parseChunk(value: string | undefined): number | undefined {
 export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: "run a calibration text through the model and write llama-imatrix's importance matrix (GGUF)",
-  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] (-o IMATRIX.gguf | --compare [--held-out FILE] [--group 32|64|128] [--act-order]) [--json]',
+  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] (-o IMATRIX.gguf | --compare [--held-out FILE] [--group 32|64|128] [--act-order] [--backend cpu|webgpu]) [--json]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
       text: { type: 'string' },
@@ -55,31 +46,37 @@ export const calibrateCommand: Command = {
       'held-out': { type: 'string' },
       group: { type: 'string' },
       'act-order': { type: 'boolean' },
+      backend: { type: 'string' },
     });
     if (values.output === undefined && !values.compare) throw new UsageError('-o IMATRIX.gguf is required (or --compare)');
     if (!values.compare && (values['held-out'] !== undefined || values.group !== undefined || values['act-order'])) throw new UsageError('--held-out, --group and --act-order go with --compare');
+    if (!values.compare && values.backend !== undefined) throw new UsageError('--backend goes with --compare (the importance matrix is computed on the CPU)');
+    const backend = parseBackend(values.backend);
     if (values.output !== undefined && positionals.some((p) => resolve(p) === resolve(values.output!))) throw new UsageError('the output file is one of the inputs');
     const group = values.group === undefined ? undefined : Number(values.group);
     if (group !== undefined && ![32, 64, 128].includes(group)) throw new UsageError(`--group must be 32, 64 or 128, not '${values.group}'`);
-    const chunkArg = parseChunk(values.chunk);
+    const chunk = parseChunk(values.chunk);
     const text = values.text === undefined ? CALIBRATION_TEXT : await readTextFile(values.text);
     const heldOut = values['held-out'] === undefined ? undefined : await readTextFile(values['held-out']);
-    const model = await loadModel(await openFiles(positionals));
-    const cm = await openCalibrationModel(model);
-    const tokens = cm.tokenize(text).length;
-    const chunk = chunkArg ?? defaultChunk(tokens, cm.config.contextLength);
+    const session = await openSession(backend);
+    await session.load(await openFiles(positionals));
+    // Opened once for both jobs (the model's weights in f32).
+    const cm = await calibrationModel(session);
     const output = values.output;
     const progress = progressLine<CalibrationProgress>(io, stderrIsTTY(io), (p) => `calibrate: ${p.label}`);
     if (values.compare) {
       const actOrder = values['act-order'] ?? false;
-      const r = await compareCalibration(cm, { calibrationText: text, heldOutText: heldOut, chunk, group, actOrder, onProgress: (p) => progress.update(p) });
+      const request = { calibrationText: text, heldOutText: heldOut, chunk, group, actOrder, calibrationModel: cm };
+      const r = await compareCalibrationJob(session, request, uncancelled((p) => progress.update(p)));
       progress.clear();
-      io.stdout(values.json ? `${toJson(comparisonJson(r))}\n` : comparisonText(r));
+      // Where GPTQ ran, when --backend is given (the docs/contracts.md shape stays as it is without it).
+      const gptqRun = values.backend === undefined ? undefined : r.gptq;
+      io.stdout(values.json ? `${toJson(comparisonJson(r, gptqRun))}\n` : comparisonText(r, gptqRun));
     }
     if (output === undefined) return 0;
     const t0 = performance.now();
     const onProgress = (p: CalibrationProgress) => progress.update({ ...p, label: `imatrix, ${p.label}` });
-    const { stats, bytes } = await imatrixFileForText(cm, { text, chunk, dataset: values.text ?? BUILTIN_DATASET, onProgress });
+    const { stats, bytes } = await imatrixJob(session, { text, chunk, dataset: values.text ?? BUILTIN_DATASET, calibrationModel: cm }, uncancelled(onProgress));
     progress.clear();
     const part = `${output}.part`;
     await writeFile(part, bytes);
@@ -105,8 +102,11 @@ export const calibrateCommand: Command = {
   },
 };
 
-/** The `calibrate --compare --json` shape. */
-export function comparisonJson(r: CalibrationComparison) {
+/**
+ * The `calibrate --compare --json` shape; with `gptq` (--backend given), `gptq_backend` (where
+ * every layer's GPTQ ran: webgpu, or cpu where any ran there), `gptq_device` and `gptq_gpu_layers`.
+ */
+export function comparisonJson(r: CalibrationComparison, gptq?: CalibrationComparison['gptq']) {
   return {
     calibration: r.calibration,
     held_out: r.heldOut,
@@ -124,10 +124,11 @@ export function comparisonJson(r: CalibrationComparison) {
       top1_agree: r.model.methods[m].top1Agree,
     })),
     layers: r.layers.map((l) => ({ name: l.name, rows: l.rows, cols: l.cols, awq_alpha: l.awqAlpha, mse: l.mse })),
+    ...(gptq ? { gptq_backend: gptq.backend, ...(gptq.device ? { gptq_device: gptq.device } : {}), gptq_gpu_layers: gptq.gpuLayers } : {}),
   };
 }
 
-function comparisonText(r: CalibrationComparison): string {
+function comparisonText(r: CalibrationComparison, gptq?: CalibrationComparison['gptq']): string {
   const head =
     `calibration: ${r.calibration.tokens} tokens, ${r.calibration.chunks} chunks of ${r.calibration.chunk}; ` +
     `held-out: ${r.heldOut.tokens} tokens (${r.heldOut.rows} input rows per layer); INT4 groups of ${r.group}${r.gptq.actOrder ? '; GPTQ in act-order' : ''}\n` +
@@ -145,5 +146,6 @@ function comparisonText(r: CalibrationComparison): string {
       return `  ${METHOD_LABELS[m].padEnd(15)} kl_mean ${s.klMean.toExponential(3)}  ppl ${s.ppl.toFixed(4)}  top1_agree ${(100 * s.top1Agree).toFixed(1)}%`;
     }),
   ];
-  return `${head}${[line(cols), ...rows.map(line)].join('\n')}\n${model.join('\n')}\n`;
+  const where = gptq ? `\nGPTQ ran on ${gptq.gpuLayers > 0 ? `WebGPU (${gptq.device}) for ${gptq.gpuLayers} of ${gptq.layers} layers` : 'the CPU'}\n` : '';
+  return `${head}${[line(cols), ...rows.map(line)].join('\n')}\n${model.join('\n')}\n${where}`;
 }

@@ -1,22 +1,13 @@
 // `quantlab compare FILE... --tensor NAME --types T,T,... [--json] [--backend cpu|webgpu]`:
 // one tensor quantized into each type, with the error metrics of docs/contracts.md.
-import { Engine } from '../engine/engine.ts';
+import { compareJob } from '../engine/jobs/compare.ts';
+import { uncancelled } from '../engine/jobs/job.ts';
 import type { CompareResult } from '../engine/types.ts';
-import { createNodeGpu } from '../gpu/node-gpu.ts';
 import { quantType } from '../quant/types.ts';
-import { type BackendChoice, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
+import { type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
-
-export { type BackendChoice, parseBackend };
-
-/** An engine on the chosen backend; --backend webgpu fails here if there is no GPU. */
-export async function openEngine(backend: BackendChoice): Promise<Engine> {
-  const engine = new Engine(backend === 'webgpu' ? () => createNodeGpu() : null);
-  const status = await engine.gpuStatus();
-  if (backend === 'webgpu' && status.backend !== 'webgpu') throw new Error(`--backend webgpu: ${status.detail}`);
-  return engine;
-}
+import { openSession } from './session.ts';
 
 export function parseTypes(list: string | undefined): string[] {
   if (!list) throw new UsageError('--types T,T,... is required');
@@ -38,9 +29,9 @@ export const compareCommand: Command = {
     });
     if (!values.tensor) throw new UsageError('--tensor NAME is required');
     const types = parseTypes(values.types);
-    const engine = await openEngine(parseBackend(values.backend));
-    await engine.load(await openFiles(positionals));
-    const result = await engine.compare({ tensor: values.tensor, types });
+    const session = await openSession(parseBackend(values.backend));
+    await session.load(await openFiles(positionals));
+    const result = await compareJob(session, { tensor: values.tensor, types }, uncancelled());
     io.stdout(values.json ? `${toJson(compareJson(result))}\n` : compareText(result));
     return 0;
   },
@@ -67,7 +58,7 @@ export function compareJson(r: CompareResult) {
             backend: t.backend,
           },
     ),
-    // A tensor above the engine's MAX_COMPARE_VALUES is measured on evenly spaced rows.
+    // A tensor above the compare job's MAX_COMPARE_VALUES is measured on evenly spaced rows.
     ...(r.sampledRows ? { sampled_rows: r.sampledRows } : {}),
   };
 }

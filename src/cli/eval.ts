@@ -2,14 +2,15 @@
 // what each preset does to the model's predictions (src/model/eval.ts), on the CPU
 // reference forward pass or (--backend webgpu) with every matrix product on the GPU, in
 // each tensor's packed blocks (src/model/gpu-linear.ts).
-import { readFile } from 'node:fs/promises';
-import { FormatError } from '../formats/errors.ts';
 import { resolveEvalPreset, type ModelEval } from '../model/eval.ts';
 import { PRESETS } from '../quant/presets.ts';
-import { type Command, parseCommandLine, UsageError } from './command.ts';
-import { openEngine, parseBackend, type BackendChoice } from './compare.ts';
+import { evalJob } from '../engine/jobs/eval.ts';
+import { uncancelled } from '../engine/jobs/job.ts';
+import { type BackendChoice, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
+import { openSession } from './session.ts';
+import { readTextFile } from './text.ts';
 
 const DEFAULT_GREEDY_TOKENS = 32;
 
@@ -49,20 +50,10 @@ export const evalCommand: Command = {
     const backend = parseBackend(values.backend);
     const greedyTokens = values.tokens === undefined ? DEFAULT_GREEDY_TOKENS : Number(values.tokens);
     if (!Number.isInteger(greedyTokens) || greedyTokens < 0) throw new UsageError(`--tokens must be a whole number, not '${values.tokens}'`);
-    let text: string | undefined;
-    if (values.text !== undefined) {
-      const bytes = await readFile(values.text).catch((e: NodeJS.ErrnoException) => {
-        throw new FormatError(values.text!, 0, `cannot read the text (${e.code ?? e.message})`);
-      });
-      try {
-        text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-      } catch {
-        throw new FormatError(values.text, 0, 'the text is not valid UTF-8');
-      }
-    }
-    const engine = await openEngine(backend);
-    await engine.load(await openFiles(positionals));
-    const { backend: ran, products, ...result } = await engine.evalModel(presets, undefined, { text, prompt: values.prompt, greedyTokens });
+    const text = values.text === undefined ? undefined : await readTextFile(values.text);
+    const session = await openSession(backend);
+    await session.load(await openFiles(positionals));
+    const { backend: ran, products, ...result } = await evalJob(session, { presets, text, prompt: values.prompt, greedyTokens }, uncancelled());
     const run: EvalRun = { backend: ran, products: products ?? undefined };
     // `backend` in the JSON when --backend is given (the docs/contracts.md shape stays as it is without it).
     io.stdout(values.json ? `${toJson(evalJson(result, values.backend === undefined ? undefined : run))}\n` : evalText(result, run));

@@ -7,14 +7,14 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { readImatrix } from '../formats/imatrix.ts';
 import { FormatError } from '../formats/errors.ts';
 import { fileSource } from '../formats/node-source.ts';
-import { loadModel } from '../formats/model.ts';
-import {
-  type BudgetPlan, type BudgetTarget, llamaQuantizeCommand, parseSize, planToJson,
-} from '../budget/budget.ts';
-import { openBudgetSession, planForTarget, planReport, type BudgetSession, type PlanReport } from '../budget/session.ts';
+import { type BudgetPlan, type BudgetTarget, llamaQuantizeCommand, parseSize } from '../budget/budget.ts';
+import type { BudgetSession, PlanReport } from '../budget/session.ts';
+import { exportKlCache, importKlCache } from '../budget/sensitivity.ts';
+import { budgetPlanJob, budgetScanJob } from '../engine/jobs/budget.ts';
+import { uncancelled } from '../engine/jobs/job.ts';
+import { Session } from '../engine/session.ts';
 import { type Command, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
-import { exportKlCache, importKlCache } from '../budget/sensitivity.ts';
 import { toJson } from './json.ts';
 
 const USAGE =
@@ -38,7 +38,9 @@ export const planCommand: Command = {
     if (values.damage !== undefined && values.damage !== 'kl' && values.damage !== 'error') {
       throw new UsageError(`--damage must be kl or error, not '${values.damage}'`);
     }
-    const model = await loadModel(await openFiles(positionals));
+    const session = new Session(null);
+    await session.load(await openFiles(positionals));
+    const model = session.loadedModel();
     const imatrix = values.imatrix === undefined ? undefined : await openImatrix(values.imatrix);
     const cacheFile = values['scan-cache'];
     // The scan's results (KL and error per tensor and type) from an earlier run, and saved after this one.
@@ -52,18 +54,12 @@ export const planCommand: Command = {
         }
       }
     }
-    const session = await openBudgetSession(model, {
-      imatrix,
-      damage: values.damage as 'kl' | 'error' | undefined,
-      onProgress: progressLine(io),
-    });
+    const scan = await budgetScanJob(session, { imatrix, damage: values.damage as 'kl' | 'error' | undefined }, uncancelled(progressLine(io)));
     if (cacheFile !== undefined) await writeFile(cacheFile, `${JSON.stringify(exportKlCache(model))}\n`);
-    const plan = planForTarget(session, target);
-    const report = await planReport(session, plan);
-    const name = positionals[0].split('/').pop()!;
-    const json = { ...planToJson(name, plan, session.kind, values.imatrix ?? null, session.errors), measured: report.measured, presets: report.presets, layers: report.layers };
+    const { plan, json: planJson, report } = await budgetPlanJob(scan, { target, model: positionals[0].split('/').pop()! });
+    const json = { ...planJson, measured: report.measured, presets: report.presets, layers: report.layers };
     if (values.output) await writeFile(values.output, `${toJson(json)}\n`);
-    io.stdout(values.json ? `${toJson(json)}\n` : planText(session, plan, report, positionals[0], values.output, values.imatrix));
+    io.stdout(values.json ? `${toJson(json)}\n` : planText(scan, plan, report, positionals[0], values.output, values.imatrix));
     return 0;
   },
 };

@@ -13,21 +13,23 @@
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import type { Engine } from '../engine/engine.ts';
 import { CancelledError } from '../engine/cancelled.ts';
-import { type ExportProgress, type TensorReport, exportGguf, writeStream } from '../export/write.ts';
-import { type ExportRequest, planExport } from '../export/plan.ts';
-import { type ExportSource, exportSourceFor } from '../export/source.ts';
-import { summarizeModel } from '../engine/summary.ts';
-import type { ByteSource } from '../formats/bytes.ts';
-import { type ModelIndex, loadModel } from '../formats/model.ts';
+import { awqModelJob, exportJob, gptqBlocksJob } from '../engine/jobs/export.ts';
+import type { JobContext } from '../engine/jobs/job.ts';
+import type { Session } from '../engine/session.ts';
+import type { ExportProgress, TensorReport } from '../export/write.ts';
+import type { ExportRequest } from '../export/plan.ts';
+import { exportSourceFor } from '../export/source.ts';
+import type { ModelIndex } from '../formats/model.ts';
 import { readImatrix } from '../formats/imatrix.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FormatError } from '../formats/errors.ts';
 import { type PlanMode, type TensorTypeOverride, fileTypeForPureType, parseTensorTypeOverride, resolveMode } from '../quant/presets.ts';
 import { QUANT_TYPES, quantType } from '../quant/types.ts';
-import { type BackendChoice, type CliIO, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
+import { type CliIO, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
+import { openSession } from './session.ts';
+import { readTextFile } from './text.ts';
 import { WorkerPool } from './quantize-pool.ts';
 import { progressLine, stderrIsTTY } from './progress.ts';
 import type { CalibrationProgress } from '../calibrate/activations.ts';
@@ -159,23 +161,24 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   const a = parseQuantizeArgs(args);
   if (a.inputs.some((p) => resolve(p) === resolve(a.output))) throw new UsageError('the output file is one of the inputs');
   if (a.gptq) checkGptqMode(a.mode);
-  const engine = await openExporter(a.backend);
-  const summary = await engine.load(await openFiles(a.inputs));
+  const session = await openSession(a.backend);
+  const summary = await session.load(await openFiles(a.inputs));
   const threads = a.threads ?? (summary.totalBytes >= POOL_MIN_MODEL_BYTES ? availableParallelism() : 1);
   const imatrix = a.imatrix === undefined ? undefined : { matrix: await readImatrix(await openImatrix(a.imatrix)), fileArgument: a.imatrix };
-  const plan = a.plan === undefined ? undefined : await budgetPlanFromFile(a.plan, engine.loadedModel(), imatrix);
+  const plan = a.plan === undefined ? undefined : await budgetPlanFromFile(a.plan, session.loadedModel(), imatrix);
   if (plan) {
     a.mode = plan.request.mode;
     a.overrides = [...plan.request.overrides!];
   }
   // Calibrating for --gptq / --awq can take long too: its own progress line first.
   const calibrating = progressLine<CalibrationProgress>(io, stderrIsTTY, (p) => `quantize: ${a.gptq ? 'GPTQ' : 'AWQ'} ${p.done}/${p.total}: ${p.label}`);
-  const onCalibration = (p: CalibrationProgress) => calibrating.update(p);
+  const token = new AbortController();
+  const onCalibration: JobContext<CalibrationProgress> = { signal: token.signal, onProgress: (p) => calibrating.update(p) };
   let gptq: GptqExport | undefined;
   let awq: AwqExport | undefined;
   try {
-    if (a.gptq) gptq = await gptqBlocks(engine, a, a.gptq, onCalibration);
-    if (a.awq) awq = await awqModel(engine.loadedModel(), a, a.awq, onCalibration);
+    if (a.gptq) gptq = await gptqBlocks(session, a, a.gptq, onCalibration);
+    if (a.awq) awq = await awqModel(session, a, a.awq, onCalibration);
   } finally {
     calibrating.clear();
   }
@@ -187,11 +190,14 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   const pool = threads > 1 ? new WorkerPool(threads) : undefined;
   const t0 = performance.now();
   // Ctrl-C / kill: stop at the next slab and remove OUT.part (a second Ctrl-C kills at once).
-  const stop = () => engine.cancel();
+  const stop = () => token.abort(new CancelledError());
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    const bytes = await engine.exportGguf(a.mode, a.overrides, (chunk) => out.write(chunk), progress.update, {
+    const bytes = await exportJob(session, {
+      mode: a.mode,
+      overrides: a.overrides,
+      sink: (chunk) => out.write(chunk),
       imatrix,
       precomputed: gptq ?? awq?.precomputed,
       source: awq?.source,
@@ -199,7 +205,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
       // The table shows each tensor's RMSE: only its sums are needed.
       measure: 'rmse',
       onTensor: (r) => reports.push(r),
-    });
+    }, { signal: token.signal, onProgress: progress.update });
     if (plan && bytes !== plan.bytes) throw new Error(`the file has ${bytes} bytes, not the ${plan.bytes} the plan predicts`);
     await out.commit();
     progress.clear();
@@ -223,64 +229,16 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
   }
 }
 
-type ExportMore = NonNullable<Parameters<Engine['exportGguf']>[4]>;
-
-/** What quantize needs of the engine; `source` (--awq's scaled model) is the CPU exporter's alone. */
-interface Exporter extends Pick<Engine, 'load' | 'loadedModel' | 'cancel' | 'gptqBlocks'> {
-  exportGguf(
-    mode: PlanMode,
-    overrides: readonly TensorTypeOverride[],
-    sink: (chunk: Uint8Array) => void | Promise<void>,
-    onProgress?: (p: ExportProgress) => void,
-    more?: ExportMore & { source?: ExportSource },
-  ): Promise<number>;
-}
-
-/**
- * The engine for --backend webgpu; on the CPU, its export alone (the same functions, no
- * GPU), so the command starts without the engine's other modules (GPU, model runtime,
- * budget): a fifth of a Q8_0 run's CPU time was startup.
- */
-async function openExporter(backend: BackendChoice): Promise<Exporter> {
-  if (backend === 'webgpu') return (await import('./compare.ts')).openEngine(backend);
-  let model: ModelIndex | null = null;
-  const abort = new AbortController();
-  const loadedModel = () => {
-    if (!model) throw new Error('no model loaded');
-    return model;
-  };
-  return {
-    load: async (sources: readonly ByteSource[]) => summarizeModel((model = await loadModel(sources))),
-    loadedModel,
-    cancel: () => abort.abort(new CancelledError()),
-    async gptqBlocks(mode, overrides, options) {
-      const { gptqExport } = await import('../calibrate/gptq-export.ts');
-      const source = await exportSourceFor(loadedModel());
-      return gptqExport(loadedModel(), source, planExport(source, { mode, overrides }), options);
-    },
-    async exportGguf(mode, overrides = [], sink, onProgress, more = {}) {
-      const source = more.source ?? (await exportSourceFor(loadedModel()));
-      const plan = planExport(source, { mode, overrides, options: more.options, imatrix: more.imatrix, precomputed: more.precomputed });
-      const options = { cpu: more.cpu, measure: more.measure, onTensor: more.onTensor, onProgress, signal: abort.signal };
-      return writeStream(exportGguf(source, plan, options), sink);
-    },
-  };
-}
-
-/** GPTQ's blocks for the tensors the export plan puts in q4_0 or q4_K (on the engine's GPU with --backend webgpu). */
-async function gptqBlocks(engine: Exporter, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>, onProgress: (p: CalibrationProgress) => void) {
-  const { readTextFile } = await import('./calibrate.ts');
+/** GPTQ's blocks for the tensors the export plan puts in q4_0 or q4_K (on the GPU with --backend webgpu). */
+async function gptqBlocks(session: Session, a: QuantizeArgs, options: NonNullable<QuantizeArgs['gptq']>, ctx: JobContext<CalibrationProgress>) {
   const text = options.text === undefined ? undefined : await readTextFile(options.text);
-  return engine.gptqBlocks(a.mode, a.overrides, { text, dataset: options.text, chunk: options.chunk, actOrder: options.actOrder, onProgress });
+  return gptqBlocksJob(session, { mode: a.mode, overrides: a.overrides, text, dataset: options.text, chunk: options.chunk, actOrder: options.actOrder }, ctx);
 }
 
 /** AWQ's scaled model (its export source) for the export plan's types (the calibration modules load only here). */
-async function awqModel(model: ModelIndex, a: QuantizeArgs, options: NonNullable<QuantizeArgs['awq']>, onProgress: (p: CalibrationProgress) => void) {
-  const [{ awqExport }, { readTextFile }] = await Promise.all([import('../calibrate/awq-export.ts'), import('./calibrate.ts')]);
+async function awqModel(session: Session, a: QuantizeArgs, options: NonNullable<QuantizeArgs['awq']>, ctx: JobContext<CalibrationProgress>) {
   const text = options.text === undefined ? undefined : await readTextFile(options.text);
-  const source = await exportSourceFor(model);
-  const plan = planExport(source, { mode: a.mode, overrides: a.overrides });
-  return awqExport(model, source, plan, { text, dataset: options.text, chunk: options.chunk, onProgress });
+  return awqModelJob(session, { mode: a.mode, overrides: a.overrides, text, dataset: options.text, chunk: options.chunk }, ctx);
 }
 
 /** What --awq did: how many linears it scaled, their α, what it left alone and why. */

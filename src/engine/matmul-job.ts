@@ -84,7 +84,8 @@ export async function runMatmulCheck(
   onStep?: (type: string) => void,
 ): Promise<MatmulTypeResult[]> {
   const f32 = quantType('f32')!;
-  const useGpu = gpu !== null && !gpu.isLost();
+  // A lost device throws GpuDeviceLostError here: the caller's session reruns the check on the CPU (jobs/matmul.ts).
+  const useGpu = gpu !== null;
   const wBytes = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
   const yRef = useGpu ? await matvecOnGpu(gpu, f32, wBytes, rows, cols, x) : matvecF32(w, rows, cols, x);
   const out: MatmulTypeResult[] = [];

@@ -4,11 +4,11 @@
 // as llama_tensor_dequantize_impl) and quantized with the type's codec
 // (ggml_quantize_chunk), on the GPU where it can, with each matrix's imatrix slice.
 import { type GgufLayout, writeGguf } from '../formats/gguf/write.ts';
-import { type Backend, type Compute } from '../gpu/compute.ts';
-import { GpuDeviceLostError } from '../gpu/device.ts';
+import type { Backend, Compute } from '../gpu/compute.ts';
+import type { GpuContext } from '../gpu/device.ts';
 import { accumulateErrors, emptySums, mergeSums, metricsFromSums, type ErrorSums } from '../quant/metrics.ts';
 import { type QuantizeJob, type QuantizeResult, joinResults, quantizeRows, splitJob } from '../quant/quantize-rows.ts';
-import { quantType } from '../quant/types.ts';
+import { quantType, type QuantType } from '../quant/types.ts';
 import type { ExportPlan, ExportTensor } from './plan.ts';
 import { type ExportSource, type RowRange, rowCount } from './source.ts';
 
@@ -48,9 +48,20 @@ export interface ExportProgress {
   readonly tensorCount: number;
 }
 
+/**
+ * A GPU with the CPU as its fallback (the engine's Session, engine/session.ts, where the
+ * fallback is written once): `gpuStep` runs on the GPU while its device lives (and, given
+ * `type`, has that type's codec), `cpuStep` otherwise, or instead when the device is lost
+ * during `gpuStep`.
+ */
+export interface GpuFallback {
+  liveGpu(): GpuContext | undefined;
+  withFallback<T>(gpuStep: (gpu: GpuContext, compute: Compute) => Promise<T>, cpuStep: () => Promise<T>, type?: QuantType): Promise<{ value: T; backend: Backend }>;
+}
+
 export interface ExportOptions {
-  /** The GPU, for types it has a codec for (and no importance weights); else the CPU. */
-  readonly gpu?: Compute;
+  /** The GPU, for types it has a codec for (and no importance weights); else, and once the device is lost, the CPU. */
+  readonly gpu?: GpuFallback;
   /** The CPU quantizer (default: this thread, in slabs). */
   readonly cpu?: TensorQuantizer;
   /**
@@ -95,7 +106,7 @@ export const inlineQuantizer: TensorQuantizer = {
  */
 export function exportGguf(source: ExportSource, plan: ExportPlan, options: ExportOptions = {}): AsyncGenerator<Uint8Array> {
   const total = plan.tensors.length;
-  const state: JobState = { gpu: options.gpu, reads: 0 };
+  const state: JobState = { reads: 0 };
   let bytesDone = plan.layout.dataOffset;
   const progress = (tensorsDone: number, label: string) =>
     options.onProgress?.({ done: bytesDone, total: plan.layout.totalBytes, label, tensorsDone, tensorCount: total });
@@ -121,8 +132,6 @@ function endOfTensor(layout: GgufLayout, index: number): number {
 }
 
 interface JobState {
-  /** Dropped once the device is lost: the CPU takes over for the rest of the file. */
-  gpu?: Compute;
   /**
    * Two slabs' worth of bytes the source reads into by turns (ExportSource.readF32): one
    * holds the slab being quantized while the next is read into the other.
@@ -141,10 +150,10 @@ function ownBuffer(bytes: Uint8Array): Uint8Array {
  * default one: whole tensors of a source that cannot read by slab). Every slab's data is
  * done with before the read after next starts (tensorData), so two suffice.
  */
-function scratchFor(state: JobState, bytes: number): Uint8Array | undefined {
+function scratchFor(state: JobState, gpu: GpuFallback | undefined, bytes: number): Uint8Array | undefined {
   if (bytes > SLAB_ELEMENTS * 4) return undefined;
   // Not shared when a GPU may upload it: Dawn's writeBuffer crashes on shared memory.
-  const allocate = state.gpu ? (n: number) => new Uint8Array(n) : sharedBytes;
+  const allocate = gpu?.liveGpu() ? (n: number) => new Uint8Array(n) : sharedBytes;
   state.scratch ??= [allocate(SLAB_ELEMENTS * 4), allocate(SLAB_ELEMENTS * 4)];
   return state.scratch[state.reads++ % 2];
 }
@@ -180,9 +189,9 @@ async function* tensorData(
   const measure = options.measure ?? true;
   let bytes = 0;
   let sums: ErrorSums | null = measure ? emptySums() : null;
-  let backend: ExportBackend = tensor.converted ? (state.gpu?.backend ?? 'cpu') : 'copy';
+  let backend: ExportBackend = !tensor.converted ? 'copy' : options.gpu?.liveGpu() ? 'webgpu' : 'cpu';
 
-  const read = (r: RowRange) => (tensor.converted ? source.readF32(src, r, scratchFor(state, r.count * (src.ne[0] ?? 1) * 4)) : source.readBytes(src, r));
+  const read = (r: RowRange) => (tensor.converted ? source.readF32(src, r, scratchFor(state, options.gpu, r.count * (src.ne[0] ?? 1) * 4)) : source.readBytes(src, r));
   let next: Promise<Uint8Array | Float32Array> | null = ranges.length ? read(ranges[0]) : null;
   for (const [i, range] of ranges.entries()) {
     const data = await next!;
@@ -196,7 +205,7 @@ async function* tensorData(
     }
     const slab = tensor.precomputed
       ? precomputedSlab(tensor, tensor.precomputed, data as Float32Array, range, measure)
-      : await quantizeSlab(tensor, data as Float32Array, range, measure, options, state);
+      : await quantizeSlab(tensor, data as Float32Array, range, measure, options);
     if (slab.backend === 'cpu') backend = 'cpu';
     if (sums && slab.sums) sums = mergeSums(sums, slab.sums);
     bytes += slab.bytes.length;
@@ -236,7 +245,6 @@ async function quantizeSlab(
   range: RowRange,
   measure: boolean | 'rmse',
   options: ExportOptions,
-  state: JobState,
 ): Promise<QuantizeResult & { backend: Backend }> {
   const type = quantType(tensor.type)!;
   const job: QuantizeJob = {
@@ -249,20 +257,16 @@ async function quantizeSlab(
     measure,
   };
   const cpu = options.cpu ?? inlineQuantizer;
-  const gpu = state.gpu;
-  if (!gpu || !gpu.supports(type) || (tensor.importance !== null && type.usesImportance)) {
-    return { ...(await cpu.quantize(job, options.signal)), backend: 'cpu' };
-  }
-  try {
-    const bytes = await gpu.quantize(type, data, job.rowLength);
-    if (!measure) return { bytes, sums: null, backend: gpu.backend };
-    const decoded = await gpu.dequantize(type, bytes, range.count, job.rowLength);
-    return { bytes, sums: (await gpu.errors(data, decoded)).sums, backend: gpu.backend };
-  } catch (e) {
-    if (!(e instanceof GpuDeviceLostError)) throw e;
-    state.gpu = undefined;
-    return { ...(await cpu.quantize(job, options.signal)), backend: 'cpu' };
-  }
+  const onCpu = () => cpu.quantize(job, options.signal);
+  if (!options.gpu || (tensor.importance !== null && type.usesImportance)) return { ...(await onCpu()), backend: 'cpu' };
+  const onGpu = async (_gpu: GpuContext, c: Compute): Promise<QuantizeResult> => {
+    const bytes = await c.quantize(type, data, job.rowLength);
+    if (!measure) return { bytes, sums: null };
+    const decoded = await c.dequantize(type, bytes, range.count, job.rowLength);
+    return { bytes, sums: (await c.errors(data, decoded)).sums };
+  };
+  const { value, backend } = await options.gpu.withFallback(onGpu, onCpu, type);
+  return { ...value, backend };
 }
 
 /** Writes the stream to a sink (a file handle, a download), in order, awaiting each chunk. */

@@ -1,0 +1,40 @@
+// One cancellation scheme: every engine call is a job with a token of its own (an
+// AbortSignal); cancel() aborts the running ones, which reject with CancelledError, and a
+// compare supersedes the compare still running (the page asks again as the selection changes).
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fileSource } from '../formats/node-source.ts';
+import { FIXTURE_MODELS } from '../formats/testing.ts';
+import { CancelledError, Engine } from './engine.ts';
+
+const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
+const REQUEST = { tensor: 'blk.1.ffn_up.weight', types: ['q8_0', 'q4_0', 'q5_1'] };
+
+async function cpuEngine(): Promise<Engine> {
+  const engine = new Engine(null);
+  await engine.load([await fileSource(STORIES)]);
+  return engine;
+}
+
+describe('engine jobs: a token per job', () => {
+  it('cancel() stops every running job with CancelledError; a job started after it runs', async () => {
+    const engine = await cpuEngine();
+    const compare = engine.compare(REQUEST);
+    const evaluation = engine.evalModel(['Q8_0'], undefined, { text: 'Once upon a time, there was a little girl.', greedyTokens: 2 });
+    const scan = engine.budgetScan();
+    engine.cancel();
+    await expect(compare).rejects.toBeInstanceOf(CancelledError);
+    await expect(evaluation).rejects.toBeInstanceOf(CancelledError);
+    await expect(scan).rejects.toBeInstanceOf(CancelledError);
+    const after = await engine.compare(REQUEST);
+    expect(after.results.map((r) => r.type)).toEqual(REQUEST.types);
+  });
+
+  it('a compare supersedes the one still running; the second completes', async () => {
+    const engine = await cpuEngine();
+    const first = engine.compare(REQUEST);
+    const second = engine.compare({ ...REQUEST, types: ['q4_0'] });
+    await expect(first).rejects.toBeInstanceOf(CancelledError);
+    expect((await second).results.map((r) => r.type)).toEqual(['q4_0']);
+  });
+});

@@ -1,0 +1,211 @@
+// The measuring jobs: one tensor quantized into each type, its error, histograms and a
+// block to inspect (the Compare tab, `quantlab compare`); and the error of every tensor an
+// export plan converts (the whole-model view). Each step runs where the session says
+// (Session.run: the GPU's codecs while the device lives, else the CPU's).
+import { elementCount, type ModelTensor } from '../../formats/model.ts';
+import type { Backend } from '../../gpu/compute.ts';
+import { blockFields } from '../../quant/block-fields.ts';
+import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '../../quant/metrics.ts';
+import { errorsByLayer, planModel, type LayerError, type OverrideSpec } from '../../quant/plan.ts';
+import type { PlanMode } from '../../quant/presets.ts';
+import { bitsPerWeight, quantType, whyNotApplicable, type QuantType } from '../../quant/types.ts';
+import { throwIfCancelled } from '../cancelled.ts';
+import { planView } from '../plan-view.ts';
+import type { Session } from '../session.ts';
+import type { BlockView, CompareRequest, CompareResult, TypeResult } from '../types.ts';
+import type { JobContext } from './job.ts';
+
+/** Dequantized copies kept between the two passes of a comparison, at most (bytes). */
+const MAX_KEPT_DEQUANTIZED_BYTES = 512 << 20;
+/**
+ * Values a comparison reads at most (64 MiB as f32). A bigger tensor is compared on evenly
+ * spaced runs of its rows: measured in Node, comparing all 525M values of Llama 3.1 8B's
+ * token embedding in two types peaked at 13 GB, which no browser tab survives.
+ */
+export const MAX_COMPARE_VALUES = 1 << 24;
+const COMPARE_SAMPLE_RUNS = 16;
+const DEFAULT_HISTOGRAM_BINS = 121;
+const WEIGHT_HISTOGRAM_BINS = 101;
+/** Elements shown by the block inspector for types without blocks (per-row / per-tensor scales). */
+const INSPECT_ELEMENTS_UNBLOCKED = 32;
+/** The block inspector's index counts windows of this many elements (a K-quant super-block). */
+const INSPECT_WINDOW = 256;
+
+/** Quantize one tensor into each type and measure the error (two passes: stats, then histograms on a shared range). */
+export async function compareJob(session: Session, request: CompareRequest, ctx: JobContext): Promise<CompareResult> {
+  const check = () => throwIfCancelled(ctx.signal);
+  const tensor = session.tensor(request.tensor);
+  const rowLength = tensor.shape[tensor.shape.length - 1] ?? 1;
+  const { data, rowsTotal } = await readForCompare(session, tensor, rowLength);
+  check();
+  const rows = data.length / rowLength;
+  const types = request.types.map((id) => {
+    const t = quantType(id);
+    if (!t) throw new Error(`unknown type '${id}'`);
+    return t;
+  });
+  const total = types.length * 2;
+  let done = 0;
+  const step = (label: string) => ctx.onProgress?.({ done: ++done, total, label });
+
+  interface Pass1 {
+    type: QuantType;
+    bytes: Uint8Array;
+    deq: Float32Array | null;
+    backend: Backend;
+    ms: number;
+    sums: ErrorSums | null;
+    error?: string;
+  }
+  const keep = data.byteLength * types.length <= MAX_KEPT_DEQUANTIZED_BYTES;
+  const first: Pass1[] = [];
+  for (const type of types) {
+    const why = whyNotApplicable(type, rowLength);
+    if (why) {
+      first.push({ type, bytes: new Uint8Array(), deq: null, backend: 'cpu', ms: 0, sums: null, error: why });
+      step(`${type.id}: skipped`);
+      continue;
+    }
+    const t0 = performance.now();
+    const { value, backend } = await session.run(type, async (c) => {
+      const bytes = await c.quantize(type, data, rowLength);
+      const deq = await c.dequantize(type, bytes, rows, rowLength);
+      const report = await c.errors(data, deq);
+      return { bytes, deq, report };
+    });
+    const ms = performance.now() - t0;
+    first.push({ type, bytes: value.bytes, deq: keep ? value.deq : null, backend, ms, sums: value.report.sums });
+    check();
+    step(`${type.id}: quantized`);
+  }
+
+  const maxErrors = first.flatMap((p) => (p.sums ? [p.sums.maxAbsErr] : []));
+  const [lo, hi] = sharedErrorRange(maxErrors);
+  const bins = request.histogramBins ?? DEFAULT_HISTOGRAM_BINS;
+  const results: TypeResult[] = [];
+  for (const p of first) {
+    if (p.error) {
+      results.push(emptyResult(p.type, p.error));
+      continue;
+    }
+    const { value: report, backend } = await session.run(p.type, async (c) => {
+      const deq = p.deq ?? (await c.dequantize(p.type, p.bytes, rows, rowLength));
+      return { deq, ...(await c.errors(data, deq, { lo, hi, bins })) };
+    });
+    check();
+    step(`${p.type.id}: histogram`);
+    results.push({
+      type: p.type.id,
+      bpw: (p.bytes.length * 8) / data.length,
+      bytes: rows === rowsTotal ? p.bytes.length : p.type.bytesFor(rowsTotal, rowLength),
+      metrics: metricsFromSums(report.sums),
+      sums: report.sums,
+      histogram: report.histogram!,
+      block: blockView(p.type, data, report.deq, p.bytes, request.blockIndex ?? 0),
+      backend: p.backend === 'webgpu' && backend === 'webgpu' ? 'webgpu' : 'cpu',
+      ms: p.ms,
+    });
+  }
+  const [wlo, whi] = weightRange(data);
+  return {
+    tensor: tensor.name,
+    shape: [...tensor.shape],
+    backend: results.length && results.every((r) => r.error || r.backend === 'webgpu') ? 'webgpu' : 'cpu',
+    weightHistogram: histogram(data, wlo, whi, WEIGHT_HISTOGRAM_BINS),
+    results,
+    ...(rows === rowsTotal ? {} : { sampledRows: { rows, of: rowsTotal } }),
+  };
+}
+
+export interface PlanErrorsRequest {
+  mode: PlanMode;
+  overrides?: readonly OverrideSpec[];
+}
+
+export interface PlanErrors {
+  tensors: { name: string; type: string; sums: ErrorSums }[];
+  layers: LayerError[];
+  backend: Backend;
+}
+
+/** The error of every tensor the plan converts, and per layer (weighted by size). */
+export async function planErrorsJob(session: Session, request: PlanErrorsRequest, ctx: JobContext): Promise<PlanErrors> {
+  const { view, fileTensor } = planView(session);
+  const rows = planModel(view, request.mode, request.overrides ?? []).rows.filter((r) => r.converted && quantType(r.type));
+  const tensors: PlanErrors['tensors'] = [];
+  let allGpu = true;
+  for (const [i, row] of rows.entries()) {
+    const type = quantType(row.type)!;
+    const data = await session.readF32(fileTensor(row.name));
+    const rowLength = row.shape[row.shape.length - 1] ?? 1;
+    const { value, backend } = await session.run(type, async (c) => {
+      const bytes = await c.quantize(type, data, rowLength);
+      return (await c.errors(data, await c.dequantize(type, bytes, data.length / rowLength, rowLength))).sums;
+    });
+    allGpu &&= backend === 'webgpu';
+    throwIfCancelled(ctx.signal);
+    tensors.push({ name: row.name, type: row.type, sums: value });
+    ctx.onProgress?.({ done: i + 1, total: rows.length, label: `${row.name} → ${row.type}` });
+  }
+  return { tensors, layers: errorsByLayer(tensors), backend: allGpu ? 'webgpu' : 'cpu' };
+}
+
+/** The tensor as f32, or above MAX_COMPARE_VALUES evenly spaced runs of its rows. */
+async function readForCompare(session: Session, tensor: ModelTensor, rowLength: number): Promise<{ data: Float32Array; rowsTotal: number }> {
+  const total = elementCount(tensor);
+  const rowsTotal = total / rowLength;
+  const rowsWanted = Math.floor(MAX_COMPARE_VALUES / rowLength);
+  // Old files whose blocks run across rows are read whole (row ranges would split blocks).
+  if (total <= MAX_COMPARE_VALUES || rowsWanted < 1 || tensor.flat) return { data: await session.readF32(tensor), rowsTotal };
+  const runs = Math.min(COMPARE_SAMPLE_RUNS, rowsWanted);
+  const perRun = Math.floor(rowsWanted / runs);
+  const data = new Float32Array(runs * perRun * rowLength);
+  for (let i = 0; i < runs; i++) {
+    const first = Math.floor((i * (rowsTotal - perRun)) / Math.max(1, runs - 1));
+    const values = await session.readF32(tensor, { elementOffset: first * rowLength, elementCount: perRun * rowLength });
+    data.set(values, i * perRun * rowLength);
+  }
+  return { data, rowsTotal };
+}
+
+function emptyResult(type: QuantType, error: string): TypeResult {
+  const sums = { count: 0, sumSqErr: 0, sumAbsErr: 0, maxAbsErr: 0, sumSqRef: 0, sumSqDeq: 0, dot: 0 };
+  return {
+    type: type.id,
+    bpw: bitsPerWeight(type),
+    bytes: 0,
+    metrics: metricsFromSums(sums),
+    sums,
+    histogram: { min: 0, max: 0, counts: [], below: 0, above: 0 },
+    block: null,
+    backend: 'cpu',
+    ms: 0,
+    error,
+  };
+}
+
+function weightRange(data: Float32Array): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (!(hi > lo)) return [lo - 1e-6 || -1e-6, hi + 1e-6 || 1e-6];
+  return [lo, hi + (hi - lo) * 1e-6];
+}
+
+/** The type's block holding element windowIndex·256: original, dequantized, levels used. */
+export function blockView(type: QuantType, ref: Float32Array, deq: Float32Array, bytes: Uint8Array, windowIndex: number): BlockView {
+  const size = type.blockSize > 1 ? type.blockSize : INSPECT_ELEMENTS_UNBLOCKED;
+  const blocks = Math.max(1, Math.floor(ref.length / size));
+  const index = Math.min(Math.floor((windowIndex * INSPECT_WINDOW) / size), blocks - 1);
+  const start = index * size;
+  const original = Array.from(ref.subarray(start, start + size));
+  const dequantized = Array.from(deq.subarray(start, start + size));
+  const levels = [...new Set(dequantized)].sort((a, b) => a - b);
+  // Blocks never cross rows, so block i of the flat tensor is at i·typeSize, where the layout is plain blocks.
+  const plainBlocks = type.blockSize > 1 && bytes.length === (ref.length / type.blockSize) * type.typeSize;
+  const fields = plainBlocks ? blockFields(type.id, bytes.subarray(index * type.typeSize, (index + 1) * type.typeSize)) : {};
+  return { index, original, dequantized, levels, fields: { ...fields, 'levels used': levels.length } };
+}

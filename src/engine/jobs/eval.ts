@@ -1,0 +1,51 @@
+// The model-output eval as a job: what each preset does to the model's predictions (KL
+// against F32, perplexity, top-1 agreement, greedy text; src/model/eval.ts), with every
+// matrix product on the GPU while the device lives (model/gpu-linear.ts, in each tensor's
+// packed blocks); a device lost mid-eval reruns the whole eval on the CPU (same numbers).
+import type { GpuContext } from '../../gpu/device.ts';
+import type { Backend } from '../../gpu/compute.ts';
+import { evaluateModel, type EvalOptions, type ModelEval } from '../../model/eval.ts';
+import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../../model/gpu-linear.ts';
+import type { Session } from '../session.ts';
+import type { JobContext } from './job.ts';
+
+/** Positions per forward call: on the GPU each product takes a chunk at once; the CPU checks cancel more often. */
+const EVAL_GPU_CHUNK = 64;
+const EVAL_CPU_CHUNK = 8;
+
+export type EvalRequest = Pick<EvalOptions, 'presets' | 'text' | 'prompt' | 'greedyTokens'>;
+
+export type EvalResult = Omit<ModelEval, 'results'> & {
+  results: Omit<ModelEval['results'][number], 'kl'>[];
+  backend: Backend;
+  /** On WebGPU: matrix products run on the GPU, and on the CPU (types without a GPU matmul); null on the CPU. */
+  products: { gpu: number; cpu: number } | null;
+};
+
+export async function evalJob(session: Session, request: EvalRequest, ctx: JobContext): Promise<EvalResult> {
+  const linears: GpuLinear[] = [];
+  const attempt = (gpu: GpuContext | null) =>
+    evaluateModel(session.loadedModel(), {
+      ...request,
+      onProgress: ctx.onProgress,
+      signal: ctx.signal,
+      chunk: gpu ? EVAL_GPU_CHUNK : EVAL_CPU_CHUNK,
+      linear: gpu
+        ? (_config, weights, quantized) => {
+            const l = gpuLinear(gpu, weights, quantized);
+            linears.push(l);
+            return l;
+          }
+        : undefined,
+    });
+  const { value: r, backend } = await session.withFallback((gpu) => attempt(gpu), () => attempt(null));
+  const stats = sumGpuLinearStats(linears.map((l) => l.stats()));
+  const onGpu = backend === 'webgpu';
+  // Per-position KL stays here: the caller gets the summary figures.
+  return {
+    ...r,
+    results: r.results.map(({ kl: _kl, ...rest }) => rest),
+    backend: onGpu && stats.cpu === 0 ? 'webgpu' : 'cpu',
+    products: onGpu ? { gpu: stats.gpu, cpu: stats.cpu } : null,
+  };
+}
