@@ -71,7 +71,11 @@ describe('llamaConfig', () => {
     await expect(async () => llamaConfig(await open('stories260K.f32.safetensors'))).rejects.toThrow(/config.json is needed/);
     await expect(async () => llamaConfig(await open('mnist-mlp-dfdx.safetensors'))).rejects.toThrow(/config.json/);
     const m = await open('stories260K.gguf');
-    expect(() => llamaConfig({ ...m, metadata: { ...m.metadata, 'general.architecture': 'qwen2' } })).toThrow(/only 'llama'/);
+    expect(() => llamaConfig({ ...m, metadata: { ...m.metadata, 'general.architecture': 'falcon' } })).toThrow(/"falcon": no forward pass .*supported: llama, qwen2, qwen3, gemma3, gemma2, phi3/);
+    expect(() => llamaConfig({ ...m, metadata: { ...m.metadata, 'general.architecture': 'qwen2' } })).toThrow(/GGUF metadata qwen2.block_count is missing/);
+    expect(() => llamaConfig({ ...m, metadata: { ...m.metadata, 'llama.attention.head_count_kv': 3 } })).toThrow(/8 heads do not share 3 KV heads/);
+    expect(() => llamaConfig({ ...m, metadata: { ...m.metadata, 'llama.attention.value_length': 16 } })).toThrow(/value_length \(16\) differs from llama.attention.key_length \(8\)/);
+    expect(() => llamaConfig({ ...m, metadata: { ...m.metadata, 'llama.embedding_length': 96 } })).toThrow(/token_embd.weight' has shape \[512, 64\], expected \[n_vocab, 96\]/);
     expect(() => llamaConfig({ ...m, metadata: { ...m.metadata, 'llama.rope.scaling.type': 'yarn' } })).toThrow(/yarn/);
     expect(() => llamaConfig({ ...m, tensors: m.tensors.filter((t) => t.name !== 'blk.2.ffn_up.weight') })).toThrow(/blk.2.ffn_up.weight/);
   });

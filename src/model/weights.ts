@@ -21,8 +21,8 @@ export function mapProvider(map: WeightMap): WeightProvider {
   };
 }
 
-/** Every tensor the forward pass reads, as f32 (quantized GGUF tensors dequantized). */
-export async function readLlamaWeights(
+/** Every tensor the forward pass reads, as f32 (quantized GGUF tensors dequantized); any family. */
+export async function readModelWeights(
   model: ModelIndex,
   config: LlamaConfig,
   onProgress?: (done: number, total: number, name: string) => void,
@@ -38,6 +38,9 @@ export async function readLlamaWeights(
   }
   return out;
 }
+
+/** readModelWeights under its name from when only Llama ran. */
+export const readLlamaWeights = readModelWeights;
 
 /**
  * The model as llama.cpp's quantizer sees it: a GGUF as it is; a safetensors checkpoint

@@ -1,0 +1,119 @@
+// Every family's CPU forward pass against llama.cpp (node-llama-cpp, F32 KV cache) on a
+// small random GGUF written at test time (src/testing/family-cases.ts): logits at every
+// position within 1e-4 relative, measured per position as max_j |ours - llama.cpp's| /
+// max_j |llama.cpp's| and taken at the worst position. Plus the config errors.
+import { describe, expect, it } from 'vitest';
+import { loadModel } from '../../formats/model.ts';
+import { fileSource } from '../../formats/node-source.ts';
+import { FAMILY_CASES, llamaCppLogits, MAX_REL, maxRelativeError, ourLogits, prepareCase } from '../../testing/family-cases.ts';
+import { argmax } from './decoder.ts';
+import { createModel, modelConfig } from './index.ts';
+
+const TIMEOUT = 120_000;
+
+describe('each family against llama.cpp (CPU forward, F32)', () => {
+  for (const c of FAMILY_CASES) {
+    it(`${c.label}: logits within 1e-4 relative at all ${c.tokens} positions`, async () => {
+      const p = await prepareCase(c);
+      expect(p.config.family).toBe(c.gguf.family);
+      const [ours, theirs] = await Promise.all([ourLogits(c, p), llamaCppLogits(c, p)]);
+      expect(theirs).toHaveLength(c.tokens);
+      const V = p.config.nVocab;
+      const { rel, position } = maxRelativeError(ours, theirs, V);
+      const agree = theirs.filter((row, i) => argmax(row) === argmax(ours, i * V, V)).length;
+      console.log(`${c.label}: max rel ${rel.toExponential(2)} (position ${position}), argmax agrees at ${agree}/${c.tokens}`);
+      expect(rel).toBeLessThan(MAX_REL);
+      expect(agree).toBe(c.tokens);
+    }, TIMEOUT);
+  }
+});
+
+describe('what each family feature changes (the test models exercise it)', () => {
+  it('a batch forward equals position-by-position forwards over the KV cache, for every family', async () => {
+    for (const c of FAMILY_CASES) {
+      const p = await prepareCase(c);
+      const m = createModel(p.config, p.weights);
+      const tokens = p.tokens.slice(0, 12);
+      const all = await m.forward(tokens, m.newCache(c.contextSize), { logits: 'all' });
+      const cache = m.newCache(c.contextSize);
+      const V = p.config.nVocab;
+      let max = 0;
+      for (let i = 0; i < tokens.length; i++) {
+        const one = await m.forward([tokens[i]], cache);
+        for (let j = 0; j < V; j++) max = Math.max(max, Math.abs(one[j] - all[i * V + j]));
+      }
+      expect(max, c.label).toBeLessThan(1e-5);
+    }
+  }, TIMEOUT);
+
+  it('sliding windows, soft-caps and LongRoPE factors change the logits (so the llama.cpp match tests them)', async () => {
+    const changed = async (index: number, edit: (p: Awaited<ReturnType<typeof prepareCase>>) => void) => {
+      const c = FAMILY_CASES[index];
+      const p = await prepareCase(c);
+      const base = await ourLogits(c, p);
+      edit(p);
+      const other = await ourLogits(c, p);
+      let max = 0;
+      for (let i = 0; i < base.length; i++) max = Math.max(max, Math.abs(base[i] - other[i]));
+      return max;
+    };
+    const gemma3 = FAMILY_CASES.findIndex((c) => c.gguf.family === 'gemma3');
+    const gemma2 = FAMILY_CASES.findIndex((c) => c.gguf.family === 'gemma2');
+    const phi3Long = FAMILY_CASES.findIndex((c) => c.gguf.family === 'phi3' && c.contextSize > (c.gguf.longRope?.originalContext ?? Infinity));
+    expect(await changed(gemma3, (p) => p.config.layerAttention.forEach((l) => (l.window = 0)))).toBeGreaterThan(1e-3);
+    expect(await changed(gemma3, (p) => p.config.layerAttention.forEach((l) => (l.ropeFreqBase = p.config.ropeFreqBase)))).toBeGreaterThan(1e-3);
+    expect(await changed(gemma2, (p) => (p.config.attnSoftcap = 0))).toBeGreaterThan(1e-3);
+    expect(await changed(gemma2, (p) => (p.config.finalSoftcap = 0))).toBeGreaterThan(1e-3);
+    expect(await changed(phi3Long, (p) => (p.config.ropeAttnFactor = 1))).toBeGreaterThan(1e-3);
+  }, TIMEOUT);
+});
+
+describe('modelConfig: one clear error per missing or contradictory field', () => {
+  const open = async (index: number, editMd: (md: Record<string, unknown>) => void = () => {}, dropTensor?: string) => {
+    const p = await prepareCase(FAMILY_CASES[index]);
+    const m = await loadModel([await fileSource(p.path)]);
+    const md = { ...m.metadata };
+    editMd(md);
+    return () => modelConfig({ ...m, metadata: md, tensors: m.tensors.filter((t) => t.name !== dropTensor) });
+  };
+  const at = (family: string) => FAMILY_CASES.findIndex((c) => c.gguf.family === family);
+
+  it('reads each family as llama.cpp does', async () => {
+    const gemma3 = (await open(at('gemma3')))();
+    expect(gemma3.layerAttention.map((l) => l.window)).toEqual([8, 8, 8, 8, 8, 0]);
+    expect(gemma3.layerAttention.map((l) => l.ropeFreqBase)).toEqual([10000, 10000, 10000, 10000, 10000, 1000000]);
+    expect(gemma3.layerAttention[5].ropeFreqScale).toBe(1 / 8);
+    expect(gemma3.embedScale).toBe(Math.fround(8));
+    expect(gemma3.attnScale).toBe(Math.fround(1 / Math.sqrt(32)));
+    const gemma2 = (await open(at('gemma2')))();
+    expect(gemma2.layerAttention.map((l) => l.window)).toEqual([6, 0, 6, 0]);
+    expect([gemma2.attnSoftcap, gemma2.finalSoftcap]).toEqual([10, 10]);
+    const gemma2Defaults = (await open(at('gemma2'), (md) => {
+      delete md['gemma2.attn_logit_softcapping'];
+      delete md['gemma2.final_logit_softcapping'];
+      delete md['gemma2.attention.sliding_window'];
+    }))();
+    expect([gemma2Defaults.attnSoftcap, gemma2Defaults.finalSoftcap, gemma2Defaults.layerAttention[0].window]).toEqual([50, 30, 4096]);
+    const phi3 = (await open(at('phi3')))();
+    expect([phi3.names.layers[0].qkv, phi3.names.ropeFactorsShort, phi3.ropeStyle]).toEqual(['blk.0.attn_qkv.weight', 'rope_factors_short.weight', 'neox']);
+    const qwen2 = (await open(at('qwen2')))();
+    expect([qwen2.names.layers[1].kBias, qwen2.tiedOutput, qwen2.names.output]).toEqual(['blk.1.attn_k.bias', true, 'token_embd.weight']);
+    const llama = (await open(at('llama')))();
+    expect([llama.names.ropeFreqs, llama.ropeStyle, llama.ropeFreqBase]).toEqual(['rope_freqs.weight', 'norm', 500000]);
+  }, TIMEOUT);
+
+  it('names the field or tensor that is missing or contradicts the rest', async () => {
+    await expect(open(at('gemma3'), (md) => delete md['gemma3.attention.sliding_window'])).resolves.toThrow(/gemma3.attention.sliding_window is missing/);
+    await expect(open(at('qwen3'), (md) => delete md['qwen3.attention.layer_norm_rms_epsilon'])).resolves.toThrow(/qwen3.attention.layer_norm_rms_epsilon is missing/);
+    await expect(open(at('qwen3'), (md) => ((md['qwen3.attention.key_length'] = 16), (md['qwen3.attention.value_length'] = 16)))).resolves.toThrow(/blk.0.attn_output.weight' has shape \[64, 128\], expected \[64, 64\]/);
+    await expect(open(at('qwen3'), (md) => (md['qwen3.attention.value_length'] = 16))).resolves.toThrow(/qwen3.attention.value_length \(16\) differs from qwen3.attention.key_length \(32\)/);
+    await expect(open(at('qwen2'), (md) => (md['qwen2.attention.head_count_kv'] = 3))).resolves.toThrow(/4 heads do not share 3 KV heads/);
+    await expect(open(at('qwen2'), (md) => (md['qwen2.block_count'] = 'three'))).resolves.toThrow(/qwen2.block_count is "three", not a number/);
+    await expect(open(at('gemma2'), (md) => (md['gemma2.rope.scaling.type'] = 'yarn'))).resolves.toThrow(/gemma2.rope.scaling.type is 'yarn': not supported/);
+    await expect(open(at('gemma2'), (md) => (md['gemma2.attn_logit_softcapping'] = 0))).resolves.toThrow(/gemma2.attn_logit_softcapping is 0, not a positive cap/);
+    await expect(open(at('phi3'), () => {}, 'rope_factors_long.weight')).resolves.toThrow(/rope_factors_long.weight and rope_factors_short.weight come together/);
+    await expect(open(at('phi3'), (md) => (md['phi3.feed_forward_length'] = 96))).resolves.toThrow(/blk.0.ffn_down.weight' has shape \[96, 160\], expected \[96, 96\]/);
+    await expect(open(at('qwen3'), () => {}, 'blk.1.attn_k_norm.weight')).resolves.toThrow(/tensor 'blk.1.attn_k_norm.weight' is missing/);
+    await expect(open(at('llama'), (md) => (md['llama.rope.dimension_count'] = 8))).resolves.toThrow(/llama.rope.dimension_count \(8\) differs from the head size 16/);
+  }, TIMEOUT);
+});
