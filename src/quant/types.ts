@@ -11,6 +11,10 @@ import * as ternary from './codecs/ternary.ts';
 import * as mxfp4 from './codecs/mxfp4.ts';
 import * as intn from './codecs/intn.ts';
 import * as nf4 from './codecs/nf4.ts';
+import * as iq1 from './codecs/iq1.ts';
+import * as iq2 from './codecs/iq2.ts';
+import * as iq3 from './codecs/iq3.ts';
+import * as lowbit from './codecs/lowbit.ts';
 import { withFastPath } from './fast/wasm-codecs.ts';
 
 export type TypeFamily = 'float' | 'legacy' | 'k-quant' | 'i-quant' | 'ternary' | 'microscaling' | 'integer' | 'bitsandbytes';
@@ -38,6 +42,11 @@ export interface QuantType {
   readonly wgsl: string;
   /** True when the GGUF/llama.cpp quantizer uses importance weights for this type. */
   readonly usesImportance: boolean;
+  /**
+   * True when the type cannot be made without importance weights (ggml_quantize_requires_imatrix:
+   * iq2_xxs, iq2_xs, iq1_s): its encode throws without them, as llama-quantize refuses.
+   */
+  readonly requiresImportance: boolean;
   readonly description: string;
 }
 
@@ -51,6 +60,7 @@ interface Row {
   typeSize?: number;
   bytesFor?: (rows: number, rowLength: number) => number;
   usesImportance?: boolean;
+  requiresImportance?: boolean;
 }
 
 const GGML_BY_NAME = new Map([...GGML_TYPES.values()].map((t) => [t.name, t]));
@@ -71,6 +81,7 @@ function defineType(row: Row): QuantType {
     bytesFor: row.bytesFor ?? ((rows, rowLength) => (rows * rowLength * typeSize) / blockSize),
     wgsl: row.id.toLowerCase(),
     usesImportance: row.usesImportance ?? false,
+    requiresImportance: row.requiresImportance ?? false,
     description: row.description,
   };
 }
@@ -92,9 +103,19 @@ const ROWS: Row[] = [
   { id: 'q8_K', family: 'k-quant', codec: kquants.Q8_K, description: '8-bit super-blocks of 256 with an f32 scale: matmul activations only' },
   { id: 'iq4_nl', family: 'i-quant', codec: iquants.IQ4_NL, usesImportance: true, description: '4-bit non-linear grid, blocks of 32 with an f16 scale' },
   { id: 'iq4_xs', family: 'i-quant', codec: iquants.IQ4_XS, usesImportance: true, description: '4-bit non-linear grid, super-blocks of 256 with 6-bit sub-block scales' },
+  { id: 'iq3_s', family: 'i-quant', codec: iq3.IQ3_S, usesImportance: true, description: '3.44 bits: groups of 4 on a 512-point lattice grid, sign bits, 4-bit scales per 32' },
+  { id: 'iq3_xxs', family: 'i-quant', codec: iq3.IQ3_XXS, usesImportance: true, description: '3.06 bits: groups of 4 on a 256-point lattice grid, even-parity signs, 4-bit scales per 32' },
+  { id: 'iq2_s', family: 'i-quant', codec: iq2.IQ2_S, usesImportance: true, description: '2.56 bits: groups of 8 on a 1024-point lattice grid, sign bits, 4-bit scales per 16' },
+  { id: 'iq2_xs', family: 'i-quant', codec: iq2.IQ2_XS, usesImportance: true, requiresImportance: true, description: '2.31 bits: groups of 8 on a 512-point lattice grid, even-parity signs, 4-bit scales per 16; needs an imatrix' },
+  { id: 'iq2_xxs', family: 'i-quant', codec: iq2.IQ2_XXS, usesImportance: true, requiresImportance: true, description: '2.06 bits: groups of 8 on a 256-point lattice grid, even-parity signs, 4-bit scales per 32; needs an imatrix' },
+  { id: 'iq1_m', family: 'i-quant', codec: iq1.IQ1_M, usesImportance: true, description: '1.75 bits: groups of 8 on a 2048-point ternary grid shifted by +-1/8, 3-bit scales per 16' },
+  { id: 'iq1_s', family: 'i-quant', codec: iq1.IQ1_S, usesImportance: true, requiresImportance: true, description: '1.56 bits: groups of 8 on a 2048-point ternary grid shifted by +-1/8, 3-bit scales per 32; needs an imatrix' },
   { id: 'tq2_0', family: 'ternary', codec: ternary.TQ2_0, description: 'ternary {-1,0,1}, 2 bits each, super-blocks of 256' },
   { id: 'tq1_0', family: 'ternary', codec: ternary.TQ1_0, description: 'ternary {-1,0,1}, 1.6875 bits each (5 trits per byte)' },
   { id: 'mxfp4', family: 'microscaling', codec: mxfp4.MXFP4, description: 'OCP MX FP4 (E2M1), blocks of 32 with an E8M0 scale' },
+  { id: 'nvfp4', family: 'microscaling', codec: lowbit.NVFP4, description: 'NVIDIA FP4 (E2M1), blocks of 64 with a UE4M3 scale per 16' },
+  { id: 'q2_0', family: 'legacy', codec: lowbit.Q2_0, description: '2-bit levels {-1, 0, 1, 2}, blocks of 64 with an f16 absmax scale' },
+  { id: 'q1_0', family: 'legacy', codec: lowbit.Q1_0, description: '1-bit signs, blocks of 128 with an f16 mean-magnitude scale' },
   { id: 'fp8_e4m3', family: 'float', codec: float.FP8_E4M3, blockSize: 1, typeSize: 1, bytesFor: float.fp8Bytes, description: 'FP8 E4M3 with one f32 scale per tensor' },
   { id: 'fp8_e5m2', family: 'float', codec: float.FP8_E5M2, blockSize: 1, typeSize: 1, bytesFor: float.fp8Bytes, description: 'FP8 E5M2 with one f32 scale per tensor' },
   { id: 'int8', family: 'integer', codec: intn.INT8, blockSize: 1, typeSize: 1, bytesFor: intn.int8Bytes, description: 'INT8 absmax per output channel (row)' },
