@@ -11,7 +11,9 @@ import type { ModelIndex } from '../formats/model.ts';
 import { findPreset, type PlanMode } from '../quant/presets.ts';
 import { argmax, generateGreedy, llamaConfig, LlamaModel, type LlamaConfig, type Linear, type WeightProvider } from './llama.ts';
 import { EVAL_PROMPT, EVAL_TEXT } from './eval-text.ts';
-import { SpmTokenizer, spmVocabFromGguf, spmVocabFromModelProto } from './tokenizer.ts';
+import { SpmTokenizer, spmVocabFromModelProto, type Tokenizer } from './tokenizer.ts';
+import { tokenizerFromGguf } from './tokenizer-gguf.ts';
+import { tokenizerFromHf } from './tokenizer-hf.ts';
 import { mapProvider, planForModel, quantizeWeights, readLlamaWeights, type QuantizedWeights, type WeightMap } from './weights.ts';
 
 export interface EvalProgress {
@@ -88,12 +90,27 @@ export function resolveEvalPreset(name: string): { name: string; mode: PlanMode 
   return { name: p.name, mode: { preset: p.name } };
 }
 
-/** The model's tokenizer: GGUF metadata, or a tokenizer.model beside safetensors. */
-export async function modelTokenizer(model: ModelIndex): Promise<SpmTokenizer> {
-  if (model.format === 'gguf') return new SpmTokenizer(spmVocabFromGguf(model.metadata));
-  const file = model.files.find((f) => f.role === 'tokenizer');
-  if (!file) throw new Error('a SentencePiece tokenizer.model is needed beside the safetensors files');
-  return new SpmTokenizer(spmVocabFromModelProto(await file.source.read(0, file.source.size)));
+/**
+ * The model's tokenizer, as llama.cpp runs it: from GGUF metadata (SentencePiece or
+ * byte-level BPE); beside safetensors, a SentencePiece tokenizer.model, else a byte-level
+ * BPE tokenizer.json (+ tokenizer_config.json) as the GGUF conversion would write it.
+ */
+export async function modelTokenizer(model: ModelIndex): Promise<Tokenizer> {
+  if (model.format === 'gguf') return tokenizerFromGguf(model.metadata);
+  const spm = model.files.find((f) => f.role === 'tokenizer');
+  if (spm) return new SpmTokenizer(spmVocabFromModelProto(await spm.source.read(0, spm.source.size)));
+  const named = (name: string) => model.files.find((f) => f.source.name.split('/').pop() === name)?.source;
+  const json = named('tokenizer.json');
+  if (!json) throw new Error('a tokenizer is needed beside the safetensors files: tokenizer.model (SentencePiece) or tokenizer.json');
+  const tokenizerConfig = named('tokenizer_config.json');
+  const config = model.metadata.config as Record<string, unknown> | undefined;
+  const vocabSize = typeof config?.vocab_size === 'number' ? config.vocab_size : undefined;
+  return tokenizerFromHf(await json.read(0, json.size), tokenizerConfig ? await tokenizerConfig.read(0, tokenizerConfig.size) : undefined, {
+    vocabSize,
+    config,
+    tokenizerFile: json.name,
+    tokenizerConfigFile: tokenizerConfig?.name,
+  });
 }
 
 function check(signal: AbortSignal | undefined): void {
@@ -230,7 +247,7 @@ export async function evaluateModel(model: ModelIndex, options: EvalOptions): Pr
     return { model: new LlamaModel(config, provider, linear), release };
   };
   const greedy = async (m: LlamaModel): Promise<GreedyResult> => {
-    const out = await generateGreedy(m, prompt, greedyTokens, { eosId: tokenizer.vocab.eosId, check: () => check(options.signal) });
+    const out = await generateGreedy(m, prompt, greedyTokens, { eosId: tokenizer.eosId, check: () => check(options.signal) });
     return { tokens: out, text: tokenizer.detokenize(out) };
   };
 

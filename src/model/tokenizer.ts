@@ -34,6 +34,8 @@ export interface DetokenizeOptions {
  */
 export interface Tokenizer {
   readonly kind: 'spm' | 'bpe';
+  /** The vocabulary as read (SpmVocab or BpeVocab); what every kind has is typed here. */
+  readonly vocab: { readonly tokens: readonly string[]; readonly bosId: number | null; readonly eosId: number | null; readonly addBos: boolean; readonly addEos: boolean };
   readonly vocabSize: number;
   readonly bosId: number | null;
   readonly eosId: number | null;
