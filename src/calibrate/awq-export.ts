@@ -25,6 +25,7 @@ import { type ExportPlan, type PrecomputedTensors } from '../export/plan.ts';
 import { type ExportSource, type ExportSourceTensor, rowCount } from '../export/source.ts';
 import { quantType, quantTypeByGgmlId } from '../quant/types.ts';
 import { LlamaModel, matmulF32, type LlamaConfig, type Linear } from '../model/llama.ts';
+import { assertMethodSupported } from '../model/families/support.ts';
 import { chunkTokens, collectInputs, defaultChunk, openCalibrationModel, type CalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';
 import { awqLoss, awqSearchBy, effectiveWeights, meanAbs, storedWeights, type AwqLinear } from './awq.ts';
 import { gram } from './grid.ts';
@@ -86,6 +87,7 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
   const text = options.text ?? CALIBRATION_STORY_TEXT;
   const dataset = options.dataset ?? BUILTIN_CALIBRATION_DATASET;
   const cm = await openCalibrationModel(model);
+  assertMethodSupported(cm.config, 'awq');
   const { nLayer, nHead, nHeadKv } = cm.config;
   const tokens = cm.tokenize(text);
   const chunk = options.chunk ?? defaultChunk(tokens.length, cm.config.contextLength);

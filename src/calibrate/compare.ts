@@ -18,6 +18,7 @@ import { klDivergence, logSoftmax } from '../model/eval.ts';
 import { argmax, LlamaModel } from '../model/llama.ts';
 import { mapProvider } from '../model/weights.ts';
 import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, type CalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';
+import { assertMethodSupported } from '../model/families/support.ts';
 import { awqQuantize } from './awq.ts';
 import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import { gram, outputMse, quantizeRtn, type Grid } from './grid.ts';
@@ -154,6 +155,7 @@ export async function compareCalibration(cm: CalibrationModel, options: CompareC
   const chunk = options.chunk ?? defaultChunk(calibTokens, cm.config.contextLength);
   const calibChunks = chunkTokens(cm.tokenize(calibText), chunk, cm.bosId, cm.addBos).chunks.length;
   const heldChunk = Math.min(HELD_OUT_CHUNK, defaultChunk(heldTokens, cm.config.contextLength));
+  assertMethodSupported(cm.config, 'gptq'); // the comparison runs GPTQ on every linear
   const names = linearWeightNames(cm.config);
   const total = calibChunks + Math.floor(heldTokens / heldChunk) + names.length + 1 + CALIBRATION_METHODS.length;
   let done = 0;

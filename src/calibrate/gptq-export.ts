@@ -22,6 +22,7 @@ import { ggufEntry, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
 import { type ExportPlan, type PrecomputedTensors } from '../export/plan.ts';
 import { type ExportSource, rowCount } from '../export/source.ts';
 import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, openCalibrationModel, type CalibrationProgress } from './activations.ts';
+import { assertMethodSupported } from '../model/families/support.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuFallback } from '../export/write.ts';
@@ -82,6 +83,7 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
   const actOrder = options.actOrder ?? false;
   const dataset = options.dataset ?? BUILTIN_CALIBRATION_DATASET;
   const cm = await openCalibrationModel(model);
+  assertMethodSupported(cm.config, 'gptq');
   const tokens = cm.tokenize(text);
   const chunk = options.chunk ?? defaultChunk(tokens.length, cm.config.contextLength);
   const chunks = chunkTokens(tokens, chunk, cm.bosId, cm.addBos).chunks.length;

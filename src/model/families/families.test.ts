@@ -7,7 +7,11 @@ import { loadModel } from '../../formats/model.ts';
 import { fileSource } from '../../formats/node-source.ts';
 import { FAMILY_CASES, llamaCppLogits, MAX_REL, maxRelativeError, ourLogits, prepareCase } from '../../testing/family-cases.ts';
 import { argmax } from './decoder.ts';
+import { openCalibrationModel } from '../../calibrate/activations.ts';
+import { compareCalibration } from '../../calibrate/compare.ts';
+import { evaluateModel } from '../eval.ts';
 import { createModel, modelConfig } from './index.ts';
+import { methodRefusal } from './support.ts';
 
 const TIMEOUT = 120_000;
 
@@ -115,5 +119,36 @@ describe('modelConfig: one clear error per missing or contradictory field', () =
     await expect(open(at('phi3'), (md) => (md['phi3.feed_forward_length'] = 96))).resolves.toThrow(/blk.0.ffn_down.weight' has shape \[96, 160\], expected \[96, 96\]/);
     await expect(open(at('qwen3'), () => {}, 'blk.1.attn_k_norm.weight')).resolves.toThrow(/tensor 'blk.1.attn_k_norm.weight' is missing/);
     await expect(open(at('llama'), (md) => (md['llama.rope.dimension_count'] = 8))).resolves.toThrow(/llama.rope.dimension_count \(8\) differs from the head size 16/);
+  }, TIMEOUT);
+});
+
+describe('the features on top of the forward pass, for the other families', () => {
+  const modelOf = async (family: string) => {
+    const p = await prepareCase(FAMILY_CASES.find((c) => c.gguf.family === family)!);
+    return loadModel([await fileSource(p.path)]);
+  };
+
+  it('eval (F32 and Q8_0) runs on qwen2, qwen3, gemma3, gemma2 and phi3 through llamaConfig / LlamaModel', async () => {
+    for (const family of ['qwen2', 'qwen3', 'gemma3', 'gemma2', 'phi3']) {
+      const r = await evaluateModel(await modelOf(family), { presets: ['F32', 'Q8_0'], text: 'Once upon a time, there was a little girl named Lily.', greedyTokens: 4, chunk: 8 });
+      const [f32, q8] = r.results;
+      expect(f32.klMean, family).toBe(0);
+      expect(q8.klMean, family).toBeGreaterThan(0);
+      expect(q8.klMean, family).toBeLessThan(0.01);
+      expect(q8.top1Agree, family).toBeGreaterThan(0.9);
+      expect(q8.bpw, family).toBeLessThan(f32.bpw);
+      expect(q8.greedy.tokens, family).toHaveLength(4);
+    }
+  }, TIMEOUT);
+
+  it('GPTQ and AWQ say in one sentence why they do not run on a family', async () => {
+    expect(methodRefusal({ family: 'llama' }, 'gptq')).toBeNull();
+    expect(methodRefusal({ family: 'qwen3' }, 'awq')).toBeNull();
+    expect(methodRefusal({ family: 'gemma3' }, 'gptq')).toBeNull();
+    expect(methodRefusal({ family: 'phi3' }, 'gptq')).toMatch(/^GPTQ is not available for phi3 models yet: its fused attn_qkv .*\.$/);
+    expect(methodRefusal({ family: 'qwen2' }, 'awq')).toMatch(/^AWQ is not available for qwen2 models yet: .*attn_v bias.*\.$/);
+    expect(methodRefusal({ family: 'gemma2' }, 'awq')).toMatch(/GELU/);
+    const cm = await openCalibrationModel(await modelOf('phi3'));
+    await expect(compareCalibration(cm)).rejects.toThrow(/^GPTQ is not available for phi3 models yet/);
   }, TIMEOUT);
 });

@@ -1,0 +1,36 @@
+// Which calibration methods each family can run, and in one sentence why not where it
+// cannot. The forward pass (eval, imatrix calibration, the budget's KL scan, the Model
+// output tab) runs on every family; GPTQ and AWQ carry Llama-shaped rules:
+//   - GPTQ quantizes attn_q/k/v/output and ffn_gate/up/down stage by stage: phi3's fused
+//     attn_qkv and gate|up ffn_up are not among them.
+//   - AWQ folds 1/s into attn_norm / ffn_norm / attn_v rows / ffn_up rows and scores the
+//     MLP with SiLU: right for llama and qwen3 (its q/k norms act on q/k's outputs, which
+//     the input scaling leaves unchanged); qwen2's attn_v bias would need the fold too,
+//     Gemma's MLP is GELU, phi3's tensors are fused.
+import type { Family, ModelConfig } from './config.ts';
+
+export type CalibrationMethod = 'gptq' | 'awq';
+
+const REFUSALS: Record<CalibrationMethod, Partial<Record<Family, string>>> = {
+  gptq: {
+    phi3: "its fused attn_qkv and ffn_up (gate|up) tensors are not among GPTQ's per-weight stages (attn_q/k/v, ffn_gate/up)",
+  },
+  awq: {
+    qwen2: "AWQ's fold into attn_v's rows would have to scale qwen2's attn_v bias too, which its rules do not do yet",
+    gemma2: "AWQ's search scores the MLP with SiLU while Gemma's is GELU, so its scales would be chosen for another function",
+    gemma3: "AWQ's search scores the MLP with SiLU while Gemma's is GELU, so its scales would be chosen for another function",
+    phi3: "its fused attn_qkv and ffn_up (gate|up) tensors have no per-weight AWQ folding rules yet",
+  },
+};
+
+/** Why `method` cannot run on this model's family (one sentence), or null when it can. */
+export function methodRefusal(config: Pick<ModelConfig, 'family'>, method: CalibrationMethod): string | null {
+  const why = REFUSALS[method][config.family];
+  return why ? `${method.toUpperCase()} is not available for ${config.family} models yet: ${why}.` : null;
+}
+
+/** Throws methodRefusal's sentence when the family cannot run `method`. */
+export function assertMethodSupported(config: Pick<ModelConfig, 'family'>, method: CalibrationMethod): void {
+  const why = methodRefusal(config, method);
+  if (why) throw new Error(why);
+}
