@@ -78,9 +78,9 @@ fn kg_sub(a: f32, b: f32) -> f32 {
   return kg_add(a, -b);
 }
 
-// C's a / b in float, correctly rounded by long division on the significands (WGSL's
-// division is only within 2.5 ULP). a, b zero or normal; a zero b or a result outside the
-// normal range sets kq_inexact.
+// C's a / b in float, correctly rounded by lib/rounding.wgsl's long division on the
+// significands (WGSL's division is only within 2.5 ULP). a, b zero or normal; a zero b or
+// a result outside the normal range sets kq_inexact.
 fn kg_div(a: f32, b: f32) -> f32 {
   let ua = bitcast<u32>(a);
   let ub = bitcast<u32>(b);
@@ -91,27 +91,14 @@ fn kg_div(a: f32, b: f32) -> f32 {
   if ((aa == 0u) | (ab == 0u)) {
     return bitcast<f32>(sign); // 0 / b = +-0
   }
-  var ma = (aa & 0x7fffffu) | 0x800000u;
-  let mb = (ab & 0x7fffffu) | 0x800000u;
-  var e = i32(aa >> 23u) - i32(ab >> 23u) + 127;
-  if (ma < mb) {
-    ma = ma << 1u;
-    e = e - 1;
-  }
-  // q = floor(ma / mb * 2^24): 25 bits, the top one set; a remainder r != 0 iff inexact.
-  var r = ma;
-  var q = 0u;
-  for (var i = 0u; i < 25u; i = i + 1u) {
-    q = q << 1u;
-    if (r >= mb) {
-      r = r - mb;
-      q = q | 1u;
-    }
-    r = r << 1u;
-  }
+  // lib/rounding.wgsl's long division: q = floor(ma / mb * 2^24), 25 bits, the top one set.
+  let d = div_significands((aa & 0x7fffffu) | 0x800000u, (ab & 0x7fffffu) | 0x800000u);
+  let q = d.x;
+  let e = i32(aa >> 23u) - i32(ab >> 23u) + 127 - i32(d.z);
   var mant = q >> 1u;
-  // Round half to even; a carry to 2^24 moves into the exponent below.
-  mant = mant + (q & 1u & (select(mant, 1u, r != 0u)));
+  // Round half to even (a nonzero remainder d.y: above the half); a carry to 2^24 moves
+  // into the exponent below.
+  mant = mant + (q & 1u & (select(mant, 1u, d.y != 0u)));
   let bits = (u32(max(e, 1)) << 23u) + mant - 0x800000u;
   kq_inexact = kq_inexact | (e < 2) | (e > 253);
   return bitcast<f32>(sign | bits);

@@ -54,6 +54,25 @@ fn is_nonzero(x: f32) -> bool {
   return (bitcast<u32>(x) & F32_ABS) != 0u;
 }
 
+// The long division of every exact f32 division here and in lib/kquant.wgsl (kg_div):
+// significands ma, mb in [2^23, 2^24). When ma < mb it is doubled first (z = 1: the
+// quotient's exponent is one less), then restoring division gives x = q = floor(ma / mb *
+// 2^24), 25 bits with the top one set, and y = the remainder, zero iff the quotient is exact.
+fn div_significands(ma: u32, mb: u32) -> vec3<u32> {
+  let doubled = select(0u, 1u, ma < mb);
+  var r = ma << doubled;
+  var q = 0u;
+  for (var i = 0u; i < 25u; i = i + 1u) {
+    q = q << 1u;
+    if (r >= mb) {
+      r = r - mb;
+      q = q | 1u;
+    }
+    r = r << 1u;
+  }
+  return vec3<u32>(q, r, doubled);
+}
+
 // Correctly rounded f32 division a / b (IEEE round to nearest even, subnormal results
 // included), by restoring long division on the 24-bit significands: integer ops only.
 fn div_rn(a: f32, b: f32) -> f32 {
@@ -101,27 +120,14 @@ fn div_rn_bits(ua: u32, ub: u32) -> u32 {
   } else {
     mb = mb | 0x800000u;
   }
-  // Biased exponent of the quotient once ma / mb is in [1, 2).
-  var e = ea - eb + 127;
-  if (ma < mb) {
-    ma = ma << 1u;
-    e = e - 1;
-  }
-  // q = floor(ma / mb * 2^24): 25 bits, the top one set; r != 0 iff inexact.
-  var r = ma;
-  var q = 0u;
-  for (var i = 0u; i < 25u; i = i + 1u) {
-    q = q << 1u;
-    if (r >= mb) {
-      r = r - mb;
-      q = q | 1u;
-    }
-    r = r << 1u;
-  }
+  // q = floor(ma / mb * 2^24) once ma / mb is in [1, 2); e: the quotient's biased exponent.
+  let d = div_significands(ma, mb);
+  let q = d.x;
+  var e = ea - eb + 127 - i32(d.z);
   if (e >= 255) {
     return sign | F32_INF;
   }
-  var sticky = r != 0u;
+  var sticky = d.y != 0u;
   var mant: u32;
   var guard: u32;
   if (e >= 1) {
