@@ -166,6 +166,11 @@ function checkShape(t: QuantType, packedW: Uint8Array, rows: number, cols: numbe
   if (x.length !== cols * n) throw new RangeError(`${what}: X has ${x.length} values, expected ${n} vectors of ${cols}`);
 }
 
+/** Largest buffer a product binds: the binding and buffer limits and MAX_MATMUL_CHUNK_BYTES. */
+export function matmulBindingBytes(gpu: GpuContext): number {
+  return Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize, MAX_MATMUL_CHUNK_BYTES);
+}
+
 /** How a product is split: rows per chunk and tokens per chunk. */
 export interface MatmulChunking {
   readonly rowsPerChunk: number;
@@ -175,7 +180,7 @@ export interface MatmulChunking {
 /** Chunks whose W, X and Y buffers fit the limits and whose dispatch fits the workgroup counts. */
 export function matmulChunking(gpu: GpuContext, type: QuantType, config: MatmulConfig, rows: number, cols: number, n: number): MatmulChunking {
   const { limits } = gpu;
-  const bytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, MAX_MATMUL_CHUNK_BYTES);
+  const bytes = matmulBindingBytes(gpu);
   const maxWg = limits.maxComputeWorkgroupsPerDimension;
   const rowBytes = (cols / type.blockSize) * type.typeSize;
   const tokensPerChunk = Math.min(n, Math.floor(bytes / (cols * 4)), maxWg * config.tokensPerWg);
@@ -185,6 +190,70 @@ export function matmulChunking(gpu: GpuContext, type: QuantType, config: MatmulC
   const rowsPerChunk = Math.max(0, Math.min(rows, byW, byY, maxWg * config.rowsPerWg));
   if (rowsPerChunk < 1 && rows > 0) throw new RangeError(`matmul ${type.id}: one row of W (${rowBytes} bytes) does not fit a ${bytes}-byte binding`);
   return { rowsPerChunk, tokensPerChunk };
+}
+
+/** What every chunk of one product shares: the pipeline and the X, Y, readback and params buffers. */
+export interface MatmulRun {
+  readonly pipeline: GPUComputePipeline;
+  readonly config: MatmulConfig;
+  readonly type: QuantType;
+  /** Prefix of the bind groups', passes' and encoders' labels. */
+  readonly label: string;
+  readonly x: GPUBuffer;
+  readonly y: GPUBuffer;
+  readonly readback: GPUBuffer;
+  readonly params: GPUBuffer;
+}
+
+/** One chunk: `w` holds W's rows [r0, r0 + rows); run.x holds the `tokens` vectors of tokens [t0, ...). */
+export interface MatmulChunk {
+  readonly w: GPUBuffer;
+  readonly r0: number;
+  readonly rows: number;
+  readonly t0: number;
+  readonly tokens: number;
+  readonly cols: number;
+  /** The chunk's number, for labels. */
+  readonly chunk?: number;
+}
+
+/**
+ * The chunked dispatch of every product (matmulOnGpu, model/gpu-linear.ts): multiply one
+ * chunk and put its outputs into y (vectors of `rows`: token t, row r at t * rows + r). Runs
+ * inside the caller's withErrorScopes.
+ */
+export async function runMatmulChunk(gpu: GpuContext, run: MatmulRun, c: MatmulChunk, y: Float32Array, rows: number): Promise<void> {
+  const { device, limits } = gpu;
+  const { label } = run;
+  const suffix = c.chunk === undefined ? '' : `.${c.chunk}`;
+  device.queue.writeBuffer(run.params, 0, matmulParams(run.type, c.rows, c.cols, c.tokens));
+  const bindGroup = device.createBindGroup({
+    label: `${label}.bindgroup`,
+    layout: run.pipeline.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: c.w } },
+      { binding: 1, resource: { buffer: run.x, size: c.tokens * c.cols * 4 } },
+      { binding: 2, resource: { buffer: run.y, size: c.rows * c.tokens * 4 } },
+      { binding: 3, resource: { buffer: run.params, size: MATMUL_PARAMS_BYTES } },
+    ],
+  });
+  const [wx, wy] = matmulDispatch(run.config, c.rows, c.tokens);
+  const maxWg = limits.maxComputeWorkgroupsPerDimension;
+  if (wx > maxWg || wy > maxWg) throw new Error(`${label}: dispatch ${wx} x ${wy} exceeds the workgroup limit (chunking bug)`);
+  const enc = device.createCommandEncoder({ label: `${label}.encoder${suffix}` });
+  const pass = enc.beginComputePass({ label: `${label}.pass${suffix}` });
+  pass.setPipeline(run.pipeline);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(wx, wy);
+  pass.end();
+  const size = c.rows * c.tokens * 4;
+  enc.copyBufferToBuffer(run.y, 0, run.readback, 0, size);
+  device.queue.submit([enc.finish()]);
+  await run.readback.mapAsync(GPUMapMode.READ, 0, size);
+  const out = new Float32Array(run.readback.getMappedRange(0, size));
+  if (c.rows === rows) y.set(out, c.t0 * rows);
+  else for (let j = 0; j < c.tokens; j++) y.set(out.subarray(j * c.rows, (j + 1) * c.rows), (c.t0 + j) * rows + c.r0);
+  run.readback.unmap();
 }
 
 /** Y = W X on the GPU (see the layouts above); n = 1 is matvecOnGpu. */
@@ -202,7 +271,7 @@ export async function matmulOnGpu(
   checkShape(t, packedW, rows, cols, x, n, 'matmulOnGpu');
   const y = new Float32Array(rows * n);
   if (rows === 0) return y;
-  const { device, limits } = gpu;
+  const { device } = gpu;
   const config = matmulConfig(gpu, t, cols, n, options);
   const { rowsPerChunk, tokensPerChunk } = matmulChunking(gpu, t, config, rows, cols, n);
   const rowBytes = (cols / t.blockSize) * t.typeSize;
@@ -218,16 +287,7 @@ export async function matmulOnGpu(
     const yBuf = device.createBuffer({ label: `${label}.y`, size: yBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
     const readback = device.createBuffer({ label: `${label}.readback`, size: yBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const params = device.createBuffer({ label: `${label}.params`, size: MATMUL_PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    const bindGroup = device.createBindGroup({
-      label: `${label}.bindgroup`,
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: wBuf } },
-        { binding: 1, resource: { buffer: xBuf } },
-        { binding: 2, resource: { buffer: yBuf } },
-        { binding: 3, resource: { buffer: params } },
-      ],
-    });
+    const run: MatmulRun = { pipeline, config, type: t, label, x: xBuf, y: yBuf, readback, params };
     let staging: Uint8Array<ArrayBuffer> | undefined;
     try {
       let chunk = 0;
@@ -245,24 +305,7 @@ export async function matmulOnGpu(
         for (let t0 = 0; t0 < n; t0 += tokensPerChunk, chunk++) {
           const tc = Math.min(tokensPerChunk, n - t0);
           if (r0 === 0 || tokenChunks > 1) device.queue.writeBuffer(xBuf, 0, x as Float32Array<ArrayBuffer>, t0 * cols, tc * cols);
-          device.queue.writeBuffer(params, 0, matmulParams(t, rc, cols, tc));
-          const [wx, wy] = matmulDispatch(config, rc, tc);
-          if (wx > limits.maxComputeWorkgroupsPerDimension || wy > limits.maxComputeWorkgroupsPerDimension) {
-            throw new Error(`${label}: dispatch ${wx} x ${wy} exceeds the workgroup limit (chunking bug)`);
-          }
-          const enc = device.createCommandEncoder({ label: `${label}.encoder.${chunk}` });
-          const pass = enc.beginComputePass({ label: `${label}.pass.${chunk}` });
-          pass.setPipeline(pipeline);
-          pass.setBindGroup(0, bindGroup);
-          pass.dispatchWorkgroups(wx, wy);
-          pass.end();
-          const size = rc * tc * 4;
-          enc.copyBufferToBuffer(yBuf, 0, readback, 0, size);
-          device.queue.submit([enc.finish()]);
-          await readback.mapAsync(GPUMapMode.READ, 0, size);
-          const out = new Float32Array(readback.getMappedRange(0, size));
-          for (let j = 0; j < tc; j++) y.set(out.subarray(j * rc, (j + 1) * rc), (t0 + j) * rows + r0);
-          readback.unmap();
+          await runMatmulChunk(gpu, run, { w: wBuf, r0, rows: rc, t0, tokens: tc, cols, chunk }, y, rows);
         }
       }
     } finally {

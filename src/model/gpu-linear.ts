@@ -24,18 +24,18 @@
 // differs from the CPU's by f32 rounding of its sums (~1e-6 relative norm-wise), and the
 // logits by ~1e-6 too on stories260K (gpu-linear.test.ts).
 import type { GpuContext } from '../gpu/device.ts';
+import { withErrorScopes } from '../gpu/dispatch.ts';
 import {
   gpuMatmulSupportsType,
   MATMUL_PARAMS_BYTES,
-  MAX_MATMUL_CHUNK_BYTES,
+  matmulBindingBytes,
   matmulConfig,
-  matmulDispatch,
-  matmulParams,
   matmulPipeline,
   matmulWeightBufferBytes,
+  runMatmulChunk,
   type MatmulOptions,
+  type MatmulRun,
 } from '../gpu/matmul.ts';
-import { withErrorScopes } from '../gpu/dispatch.ts';
 import { quantType, type QuantType } from '../quant/types.ts';
 import { cpuLinear, type Linear, type WeightProvider } from './llama.ts';
 import type { QuantizedWeights } from './weights.ts';
@@ -88,11 +88,6 @@ interface GpuEntry {
 }
 
 type Entry = GpuEntry | { readonly where: 'cpu'; readonly type: string; readonly reason: string };
-
-/** Largest buffer a product binds: as matmulOnGpu plans (gpu/matmul.ts matmulChunking). */
-function bindingBytes(gpu: GpuContext): number {
-  return Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize, MAX_MATMUL_CHUNK_BYTES);
-}
 
 /** The fewest rows per workgroup any token count gets (dispatch bound on rows per chunk). */
 function minRowsPerWg(gpu: GpuContext, type: QuantType, cols: number, options: MatmulOptions): number {
@@ -164,8 +159,8 @@ export function gpuLinear(gpu: GpuContext, weights: WeightProvider, quantized: Q
     } else {
       const rowBytes = (cols / type.blockSize) * type.typeSize;
       const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension;
-      const rowsPerChunk = Math.min(rows, Math.floor((bindingBytes(gpu) - 8) / rowBytes), maxWg * minRowsPerWg(gpu, type, cols, mmOptions));
-      if (rowsPerChunk < 1) throw new RangeError(`${name}: one row of ${type.id} (${rowBytes} bytes) does not fit a ${bindingBytes(gpu)}-byte binding`);
+      const rowsPerChunk = Math.min(rows, Math.floor((matmulBindingBytes(gpu) - 8) / rowBytes), maxWg * minRowsPerWg(gpu, type, cols, mmOptions));
+      if (rowsPerChunk < 1) throw new RangeError(`${name}: one row of ${type.id} (${rowBytes} bytes) does not fit a ${matmulBindingBytes(gpu)}-byte binding`);
       e = { where: 'gpu', type, rows, cols, rowBytes, rowsPerChunk, bytes, chunks: [] };
     }
     entries.set(name, e);
@@ -186,7 +181,7 @@ export function gpuLinear(gpu: GpuContext, weights: WeightProvider, quantized: Q
     const device = gpu.device;
     const config = matmulConfig(gpu, type, cols, n, mmOptions);
     const pipeline = await matmulPipeline(device, type, config);
-    const bytes = bindingBytes(gpu);
+    const bytes = matmulBindingBytes(gpu);
     const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension;
     const maxChunkRows = Math.min(e.rows, e.rowsPerChunk);
     const tokensPerChunk = Math.min(n, Math.floor(bytes / (cols * 4)), Math.floor(bytes / (maxChunkRows * 4)), maxWg * config.tokensPerWg);
@@ -205,39 +200,11 @@ export function gpuLinear(gpu: GpuContext, weights: WeightProvider, quantized: Q
       const yBuf = grow('y', yBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
       const readback = grow('readback', yBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
       const params = grow('params', MATMUL_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      const mm: MatmulRun = { pipeline, config, type, label, x: xBuf, y: yBuf, readback, params };
       for (let t0 = 0; t0 < n; t0 += tokensPerChunk) {
         const tc = Math.min(tokensPerChunk, n - t0);
         device.queue.writeBuffer(xBuf, 0, x as Float32Array<ArrayBuffer>, t0 * cols, tc * cols);
-        for (const chunk of e.chunks) {
-          const rc = chunk.rows;
-          device.queue.writeBuffer(params, 0, matmulParams(type, rc, cols, tc));
-          const bindGroup = device.createBindGroup({
-            label: `${label}.bindgroup`,
-            layout: pipeline.getBindGroupLayout(0),
-            entries: [
-              { binding: 0, resource: { buffer: chunk.buffer } },
-              { binding: 1, resource: { buffer: xBuf, size: tc * cols * 4 } },
-              { binding: 2, resource: { buffer: yBuf, size: rc * tc * 4 } },
-              { binding: 3, resource: { buffer: params, size: MATMUL_PARAMS_BYTES } },
-            ],
-          });
-          const [wx, wy] = matmulDispatch(config, rc, tc);
-          if (wx > maxWg || wy > maxWg) throw new Error(`${label}: dispatch ${wx} x ${wy} exceeds the workgroup limit (chunking bug)`);
-          const enc = device.createCommandEncoder({ label: `${label}.encoder` });
-          const pass = enc.beginComputePass({ label: `${label}.pass` });
-          pass.setPipeline(pipeline);
-          pass.setBindGroup(0, bindGroup);
-          pass.dispatchWorkgroups(wx, wy);
-          pass.end();
-          const size = rc * tc * 4;
-          enc.copyBufferToBuffer(yBuf, 0, readback, 0, size);
-          device.queue.submit([enc.finish()]);
-          await readback.mapAsync(GPUMapMode.READ, 0, size);
-          const out = new Float32Array(readback.getMappedRange(0, size));
-          if (rc === rows) y.set(out, t0 * rows);
-          else for (let j = 0; j < tc; j++) y.set(out.subarray(j * rc, (j + 1) * rc), (t0 + j) * rows + chunk.r0);
-          readback.unmap();
-        }
+        for (const chunk of e.chunks) await runMatmulChunk(gpu, mm, { w: chunk.buffer, r0: chunk.r0, rows: chunk.rows, t0, tokens: tc, cols }, y, rows);
       }
     };
     try {
