@@ -43,6 +43,12 @@ export const FAMILY_CASES: FamilyCase[] = [
     contextSize: 256,
   },
   {
+    label: 'mistral-style llama: untied, GQA 8/2, n_embd 128, attention.sliding_window 8 (which llama.cpp\'s llama graph ignores)',
+    gguf: { family: 'llama', nLayer: 2, nEmbd: 128, nFf: 256, nHead: 8, nHeadKv: 2, headDim: 16, slidingWindow: 8, ropeFreqBase: 1000000, seed: 38 },
+    tokens: 40,
+    contextSize: 256,
+  },
+  {
     label: 'qwen2: q/k/v biases, NEOX RoPE, tied, GQA 4/1',
     gguf: { family: 'qwen2', nLayer: 3, nEmbd: 96, nFf: 224, nHead: 4, nHeadKv: 1, headDim: 24, tied: true, ropeFreqBase: 1000000, seed: 32 },
     tokens: 48,
@@ -67,8 +73,8 @@ export const FAMILY_CASES: FamilyCase[] = [
     contextSize: 256,
   },
   {
-    label: 'phi3: fused attn_qkv and gate|up, LongRoPE short factors (n_ctx 256 <= original 4096)',
-    gguf: { family: 'phi3', nLayer: 3, nEmbd: 96, nFf: 160, nHead: 4, nHeadKv: 4, headDim: 24, fusedQkv: true, longRope: { originalContext: 4096 }, seed: 36 },
+    label: 'phi3: fused attn_qkv and gate|up, LongRoPE short factors (n_ctx 256 <= original 4096), sliding_window 8 (off in llama.cpp)',
+    gguf: { family: 'phi3', nLayer: 3, nEmbd: 96, nFf: 160, nHead: 4, nHeadKv: 4, headDim: 24, fusedQkv: true, longRope: { originalContext: 4096 }, slidingWindow: 8, seed: 36 },
     tokens: 48,
     contextSize: 256,
   },

@@ -9,6 +9,7 @@ import { FAMILY_CASES, llamaCppLogits, MAX_REL, maxRelativeError, ourLogits, pre
 import { argmax } from './decoder.ts';
 import { openCalibrationModel } from '../../calibrate/activations.ts';
 import { compareCalibration } from '../../calibrate/compare.ts';
+import { KlProbe } from '../../budget/sensitivity.ts';
 import { evaluateModel } from '../eval.ts';
 import { createModel, modelConfig } from './index.ts';
 import { methodRefusal } from './support.ts';
@@ -138,6 +139,18 @@ describe('the features on top of the forward pass, for the other families', () =
       expect(q8.top1Agree, family).toBeGreaterThan(0.9);
       expect(q8.bpw, family).toBeLessThan(f32.bpw);
       expect(q8.greedy.tokens, family).toHaveLength(4);
+    }
+  }, TIMEOUT);
+
+  it("the budget's KL probe measures quantized tensors on qwen2 (biases) and phi3 (fused products)", async () => {
+    for (const [family, tensor] of [['qwen2', 'blk.1.attn_q.weight'], ['phi3', 'blk.0.attn_qkv.weight']]) {
+      const probe = await KlProbe.open(await modelOf(family), 'Once upon a time, there was a little girl named Lily. She loved to play outside.');
+      const none = await probe.measure(new Map());
+      const q4 = await probe.measure(new Map([[tensor, 'q4_0']]));
+      const q4AndUp = await probe.measure(new Map([[tensor, 'q4_0'], ['blk.1.ffn_up.weight', 'q4_0']]));
+      expect(none.klMean, family).toBe(0);
+      expect(q4.klMean, family).toBeGreaterThan(0);
+      expect(q4AndUp.klMean, family).toBeGreaterThan(q4.klMean * 0.5);
     }
   }, TIMEOUT);
 
