@@ -10,9 +10,8 @@ import { errorsByLayer, planModel, type LayerError, type OverrideSpec } from '..
 import type { PlanMode } from '../../quant/presets.ts';
 import { bitsPerWeight, quantType, whyNotApplicable, type QuantType } from '../../quant/types.ts';
 import { throwIfCancelled } from '../cancelled.ts';
-import { planView } from '../plan-view.ts';
 import type { Session } from '../session.ts';
-import type { BlockView, CompareRequest, CompareResult, TypeResult } from '../types.ts';
+import type { BlockView, CompareRequest, CompareResult, PaddedRows, TypeResult } from '../types.ts';
 import type { JobContext } from './job.ts';
 
 /** Dequantized copies kept between the two passes of a comparison, at most (bytes). */
@@ -55,12 +54,16 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
     backend: Backend;
     ms: number;
     sums: ErrorSums | null;
+    padded?: PaddedRows;
     error?: string;
   }
   const keep = data.byteLength * types.length <= MAX_KEPT_DEQUANTIZED_BYTES;
   const first: Pass1[] = [];
+  // The zero-padded copy of the rows, made once per padded row length.
+  const paddedData = new Map<number, Float32Array>();
   for (const type of types) {
-    const why = whyNotApplicable(type, rowLength);
+    const padded = request.pad ? paddingFor(type, rowLength) : undefined;
+    const why = padded ? null : (whyNotApplicable(type, rowLength) ?? whyNeedsImportance(type));
     if (why) {
       first.push({ type, bytes: new Uint8Array(), deq: null, backend: 'cpu', ms: 0, sums: null, error: why });
       step(`${type.id}: skipped`);
@@ -68,13 +71,20 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
     }
     const t0 = performance.now();
     const { value, backend } = await session.run(type, async (c) => {
-      const bytes = await c.quantize(type, data, rowLength);
-      const deq = await c.dequantize(type, bytes, rows, rowLength);
-      const report = await c.errors(data, deq);
-      return { bytes, deq, report };
+      if (!padded) {
+        const bytes = await c.quantize(type, data, rowLength);
+        const deq = await c.dequantize(type, bytes, rows, rowLength);
+        return { bytes, deq, report: await c.errors(data, deq) };
+      }
+      const wide = padded.paddedRowLength;
+      if (!paddedData.has(wide)) paddedData.set(wide, padRows(data, rowLength, wide));
+      const bytes = await c.quantize(type, paddedData.get(wide)!, wide);
+      // The error is the tensor's own elements' only: the padding is not part of it.
+      const deq = unpadRows(await c.dequantize(type, bytes, rows, wide), wide, rowLength);
+      return { bytes, deq, report: await c.errors(data, deq) };
     });
     const ms = performance.now() - t0;
-    first.push({ type, bytes: value.bytes, deq: keep ? value.deq : null, backend, ms, sums: value.report.sums });
+    first.push({ type, bytes: value.bytes, deq: keep ? value.deq : null, backend, ms, sums: value.report.sums, ...(padded ? { padded } : {}) });
     check();
     step(`${type.id}: quantized`);
   }
@@ -88,22 +98,29 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
       results.push(emptyResult(p.type, p.error));
       continue;
     }
+    const wide = p.padded?.paddedRowLength ?? rowLength;
     const { value: report, backend } = await session.run(p.type, async (c) => {
-      const deq = p.deq ?? (await c.dequantize(p.type, p.bytes, rows, rowLength));
+      const deq = p.deq ?? unpadRows(await c.dequantize(p.type, p.bytes, rows, wide), wide, rowLength);
       return { deq, ...(await c.errors(data, deq, { lo, hi, bins })) };
     });
     check();
     step(`${p.type.id}: histogram`);
+    // The inspector shows the type's own blocks: on the padded rows where there is padding.
+    const block = p.padded
+      ? blockView(p.type, paddedData.get(wide)!, padRows(report.deq, rowLength, wide), p.bytes, request.blockIndex ?? 0)
+      : blockView(p.type, data, report.deq, p.bytes, request.blockIndex ?? 0);
     results.push({
       type: p.type.id,
+      // Per element of the tensor, the padding's bytes included.
       bpw: (p.bytes.length * 8) / data.length,
-      bytes: rows === rowsTotal ? p.bytes.length : p.type.bytesFor(rowsTotal, rowLength),
+      bytes: rows === rowsTotal ? p.bytes.length : p.type.bytesFor(rowsTotal, wide),
       metrics: metricsFromSums(report.sums),
       sums: report.sums,
       histogram: report.histogram!,
-      block: blockView(p.type, data, report.deq, p.bytes, request.blockIndex ?? 0),
+      block,
       backend: p.backend === 'webgpu' && backend === 'webgpu' ? 'webgpu' : 'cpu',
       ms: p.ms,
+      ...(p.padded ? { padded: p.padded } : {}),
     });
   }
   const [wlo, whi] = weightRange(data);
@@ -130,6 +147,8 @@ export interface PlanErrors {
 
 /** The error of every tensor the plan converts, and per layer (weighted by size). */
 export async function planErrorsJob(session: Session, request: PlanErrorsRequest, ctx: JobContext): Promise<PlanErrors> {
+  // The model runtime (a safetensors model's GGUF view) loads here only: `quantlab compare` never needs it.
+  const { planView } = await import('../plan-view.ts');
   const { view, fileTensor } = planView(session);
   const rows = planModel(view, request.mode, request.overrides ?? []).rows.filter((r) => r.converted && quantType(r.type));
   const tensors: PlanErrors['tensors'] = [];
@@ -148,6 +167,37 @@ export async function planErrorsJob(session: Session, request: PlanErrorsRequest
     ctx.onProgress?.({ done: i + 1, total: rows.length, label: `${row.name} → ${row.type}` });
   }
   return { tensors, layers: errorsByLayer(tensors), backend: allGpu ? 'webgpu' : 'cpu' };
+}
+
+/**
+ * The padding a type needs on rows of rowLength: none (undefined) when its block divides them
+ * or it has no blocks, else the next multiple of its block.
+ */
+export function paddingFor(type: QuantType, rowLength: number): PaddedRows | undefined {
+  if (type.blockSize <= 1 || rowLength % type.blockSize === 0) return undefined;
+  return { rowLength, paddedRowLength: Math.ceil(rowLength / type.blockSize) * type.blockSize };
+}
+
+/** Rows of rowLength copied into rows of paddedRowLength, the tail of each row zero. */
+export function padRows(data: Float32Array, rowLength: number, paddedRowLength: number): Float32Array {
+  const rows = data.length / rowLength;
+  const out = new Float32Array(rows * paddedRowLength);
+  for (let r = 0; r < rows; r++) out.set(data.subarray(r * rowLength, (r + 1) * rowLength), r * paddedRowLength);
+  return out;
+}
+
+/** The first rowLength elements of each padded row: the inverse of padRows. */
+export function unpadRows(data: Float32Array, paddedRowLength: number, rowLength: number): Float32Array {
+  if (paddedRowLength === rowLength) return data;
+  const rows = data.length / paddedRowLength;
+  const out = new Float32Array(rows * rowLength);
+  for (let r = 0; r < rows; r++) out.set(data.subarray(r * paddedRowLength, r * paddedRowLength + rowLength), r * rowLength);
+  return out;
+}
+
+/** Why a type cannot be made here: ggml refuses it without importance weights, which a comparison has none of. */
+function whyNeedsImportance(type: QuantType): string | null {
+  return type.requiresImportance ? `${type.id} needs an importance matrix (ggml refuses it without one, as llama-quantize does)` : null;
 }
 
 /** The tensor as f32, or above MAX_COMPARE_VALUES evenly spaced runs of its rows. */

@@ -34,6 +34,8 @@ export interface ExportJobRequest extends ExportPlanRequest, Pick<ExportRequest,
 
 /** Writes the file to the sink; resolves with the bytes written. */
 export async function exportJob(session: Session, request: ExportJobRequest, ctx: JobContext<ExportProgress>): Promise<number> {
+  // The GPU open before the first read: the exporter's read buffers are not shared memory where it may upload them.
+  await session.ready();
   let source = request.source ?? (await exportSourceFor(session.loadedModel()));
   let precomputed = request.precomputed;
   const planRequest: ExportPlanRequest = { mode: request.mode, overrides: request.overrides, options: request.options };
