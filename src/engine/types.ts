@@ -63,6 +63,18 @@ export interface TypeResult {
   ms: number;
   /** Set instead of metrics when the type cannot apply to this tensor. */
   error?: string;
+  /**
+   * Set when the type's block does not divide the rows and the request asked for padding: the
+   * rows were zero-padded to a whole number of blocks (bytes and bpw count the padding; the
+   * error is measured on the tensor's own elements only). GGUF cannot store the tensor so.
+   */
+  padded?: PaddedRows;
+}
+
+/** A padded comparison's rows: the tensor's row length and the block multiple it was padded to. */
+export interface PaddedRows {
+  rowLength: number;
+  paddedRowLength: number;
 }
 
 export interface CompareRequest {
@@ -71,6 +83,11 @@ export interface CompareRequest {
   histogramBins?: number;
   /** Block to show in the inspector (in units of the largest block size among the types). */
   blockIndex?: number;
+  /**
+   * Compare a type whose block does not divide the rows on rows zero-padded to its block
+   * (the result says `padded`) instead of refusing it. Default false: the CLI refuses as GGUF does.
+   */
+  pad?: boolean;
 }
 
 export interface CompareResult {

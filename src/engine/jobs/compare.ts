@@ -63,7 +63,7 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
   const paddedData = new Map<number, Float32Array>();
   for (const type of types) {
     const padded = request.pad ? paddingFor(type, rowLength) : undefined;
-    const why = padded ? null : (whyNotApplicable(type, rowLength) ?? whyNeedsImportance(type));
+    const why = (padded ? null : whyNotApplicable(type, rowLength)) ?? whyNeedsImportance(type);
     if (why) {
       first.push({ type, bytes: new Uint8Array(), deq: null, backend: 'cpu', ms: 0, sums: null, error: why });
       step(`${type.id}: skipped`);
