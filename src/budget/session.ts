@@ -52,6 +52,16 @@ export interface SessionOptions extends ScanOptions {
  */
 export const KL_SCAN_MAX_PARAMS = 4_000_000;
 
+/** Why the forward pass (model/llama.ts: every family of model/families/) does not run this model. */
+function forwardRefusal(model: ModelIndex): string {
+  try {
+    llamaConfig(model);
+    return 'no reason given';
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
 /** Whether the forward pass (model/llama.ts) runs this model. */
 function runsForward(model: ModelIndex): boolean {
   try {
@@ -67,7 +77,7 @@ export async function openBudgetSession(model: ModelIndex, options: SessionOptio
   const source = await exportSourceFor(model);
   const budget = budgetModel(source, options.imatrix);
   const imatrix = options.imatrix?.matrix;
-  if (options.damage === 'kl' && !runsForward(model)) throw new Error('the forward pass cannot run this model (only Llama models): use --damage error');
+  if (options.damage === 'kl' && !runsForward(model)) throw new Error(`the forward pass cannot run this model (${forwardRefusal(model)}): use --damage error`);
   const small = budget.params <= (options.klMaxParams ?? KL_SCAN_MAX_PARAMS);
   const useKl = options.damage === 'kl' || (options.damage === undefined && small && runsForward(model));
   if (!useKl) {
