@@ -127,6 +127,8 @@ const pw = [new Float32Array(17), new Float32Array(17)];
 const scales = new Float32Array(16);
 const shifts = new Int8Array(16);
 const index = new Uint16Array(4);
+/** findBestNeighbour's error terms by coordinate (x4) and level. */
+const terms = new Float32Array(32);
 
 function fillWeights(x: Float32Array, x0: number, n: number, imp: Float32Array | undefined, col: number, sigma2: number): void {
   for (let i = 0; i < n; i++) {
@@ -174,15 +176,21 @@ function assignLevels(n: number, i1: number, i2: number): void {
 function findBestNeighbour(grid: IqGrid, u: number, x: Float32Array, x0: number, w0: number, scale: number, xx: Float32Array, l0: number): number {
   const list = grid.neighbours(u);
   const coords = grid.coords;
+  const termIndex = grid.termIndex;
+  // Each coordinate's term depends on its level alone: tabulated once (C's f32 ops), then
+  // summed by lookup; a partial sum that reaches the best cannot win (terms are >= 0).
+  for (let i = 0; i < 8; i++) {
+    for (let l = 0; l < 3; l++) {
+      const diff = f32(f32(scale * xx[l]) - x[x0 + i]);
+      terms[(i << 2) + l] = f32(f32(weight[w0 + i] * diff) * diff);
+    }
+  }
   let best = FLT_MAX;
   let bestIndex = -1;
   for (let j = 0; j < list.length; j++) {
     const p = list[j] * 8;
-    let d2 = 0;
-    for (let i = 0; i < 8; i++) {
-      const diff = f32(f32(scale * xx[(coords[p + i] - 1) >> 1]) - x[x0 + i]);
-      d2 = f32(d2 + f32(f32(weight[w0 + i] * diff) * diff));
-    }
+    let d2 = terms[termIndex[p]];
+    for (let i = 1; i < 8 && d2 < best; i++) d2 = f32(d2 + terms[termIndex[p + i]]);
     if (d2 < best) {
       best = d2;
       bestIndex = list[j];
@@ -327,6 +335,7 @@ function encodeIq1SBlock(x: Float32Array, off: number, imp: Float32Array, col: n
 const IQ1M_MASKS = [0x00, 0x80, 0x08, 0x88];
 const shiftedLevels = (k: number, bestK: number) => ((k === 0 ? bestK < 2 : bestK % 2 === 0) ? X_P : X_M);
 
+const superScales = new Uint16Array(4);
 const sumqxK = new Float32Array(4);
 const sumq2K = new Float32Array(4);
 
@@ -423,7 +432,7 @@ function encodeIq1MBlock(x: Float32Array, off: number, imp: Float32Array | undef
   const id = f32(1 / d);
   let sumqx = 0;
   let sumq2 = 0;
-  const sc = new Uint16Array(4);
+  const sc = superScales.fill(0);
   for (let ib = 0; ib < 16; ib++) {
     let l = nearestIntC(f32(0.5 * f32(f32(id * scales[ib]) - 1)));
     l = l < 0 ? 0 : l > 7 ? 7 : l;

@@ -26,6 +26,14 @@ export interface IqGrid {
   readonly values: Int8Array;
   /** Quantizer coordinates 2l+1, size x dims. */
   readonly coords: Int8Array;
+  /**
+   * Per point and coordinate k: k * 2^bits + level. The neighbour searches' error term of
+   * coordinate k depends only on its level: they tabulate it once per search and sum
+   * entries of the table at these positions.
+   */
+  readonly termIndex: Uint8Array;
+  /** Levels the points use: 0..levelCount-1 (3 of the 4 two-bit levels, all 8 three-bit ones). */
+  readonly levelCount: number;
   /** Grid index of each level vector, -1 off the grid. */
   readonly map: Int32Array;
   /** Grid points to try for an off-grid level vector, in ggml's order. */
@@ -43,22 +51,26 @@ function buildGrid(
   const mask = (1 << bits) - 1;
   const values = new Int8Array(size * dims);
   const coords = new Int8Array(size * dims);
+  const termIndex = new Uint8Array(size * dims);
+  let levelCount = 0;
   const map = new Int32Array(bits === 2 ? MAP_SIZE_2BIT : MAP_SIZE_3BIT).fill(-1);
   for (let p = 0; p < size; p++) {
     for (let k = 0; k < dims; k++) {
       const l = (levels[p] >> (bits * k)) & mask;
       values[p * dims + k] = levelValues[l];
       coords[p * dims + k] = 2 * l + 1;
+      termIndex[p * dims + k] = (k << bits) + l;
+      levelCount = Math.max(levelCount, l + 1);
     }
     map[levels[p]] = p;
   }
 
-  const lists = new Map<number, Uint16Array>();
+  const lists: (Uint16Array | undefined)[] = new Array(map.length).fill(undefined);
   const dist2 = new Int32Array(size);
   // Squared distances are sums of dims squares of even numbers up to 2*mask.
   const histogram = new Int32Array(dims * (2 * mask) ** 2 + 1);
   const neighbours = (u: number): Uint16Array => {
-    let list = lists.get(u);
+    let list = lists[u];
     if (list) return list;
     if (map[u] >= 0) throw new Error(`${name}: level vector ${u} is on the grid`);
     histogram.fill(0);
@@ -87,10 +99,10 @@ function buildGrid(
       if (histogram[d] === 0) continue;
       for (let p = 0; p < size; p++) if (dist2[p] === d) list[at++] = p;
     }
-    lists.set(u, list);
+    lists[u] = list;
     return list;
   };
-  return { name, size, dims, bits, values, coords, map, neighbours };
+  return { name, size, dims, bits, values, coords, termIndex, levelCount, map, neighbours };
 }
 
 // Level -> dequantization value, per grid family (read off ggml-common.h's grids).

@@ -24,6 +24,8 @@ export const waux = new Float32Array(MAX_N);
 export const levels = new Int8Array(MAX_N);
 const trial = new Int8Array(MAX_N); // Laux
 const onGrid = new Uint8Array(MAX_GROUPS);
+/** findBestNeighbour's table of error terms by coordinate and level (8 x 4 or 4 x 8). */
+const terms = new Float32Array(32);
 const trialOnGrid = new Uint8Array(MAX_GROUPS);
 
 /**
@@ -35,15 +37,26 @@ export function findBestNeighbour(grid: IqGrid, u: number, x0: number, scale: nu
   const list = grid.neighbours(u);
   const dims = grid.dims;
   const coords = grid.coords;
+  const termIndex = grid.termIndex;
+  // The term w*(scale*q - x)^2 of coordinate i depends on its level alone: tabulate it
+  // (the same f32 ops as C's loop, so the same values), then each point's sum is lookups.
+  const levelCount = grid.levelCount;
+  for (let i = 0; i < dims; i++) {
+    const x = xval[x0 + i];
+    const w = waux[x0 + i];
+    for (let l = 0; l < levelCount; l++) {
+      const diff = f32(f32(scale * (2 * l + 1)) - x);
+      terms[(i << grid.bits) + l] = f32(f32(w * diff) * diff);
+    }
+  }
   let bestD2 = FLT_MAX;
   let best = -1;
+  // Terms are >= 0, so a partial sum only grows: once it reaches the best, the point
+  // cannot win (C keeps the first of equal sums), and the rest of its sum is skipped.
   for (let j = 0; j < list.length; j++) {
     const p = list[j] * dims;
-    let d2 = 0;
-    for (let i = 0; i < dims; i++) {
-      const diff = f32(f32(scale * coords[p + i]) - xval[x0 + i]);
-      d2 = f32(d2 + f32(f32(waux[x0 + i] * diff) * diff));
-    }
+    let d2 = terms[termIndex[p]];
+    for (let i = 1; i < dims && d2 < bestD2; i++) d2 = f32(d2 + terms[termIndex[p + i]]);
     if (d2 < bestD2) {
       bestD2 = d2;
       best = list[j];
