@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BYTE_TO_UNICODE, BpeTokenizer, bpeVocabFromGguf, byteEncode, jsRegex, preTokenizer, splitWords } from './tokenizer-bpe.ts';
+import { BPE_PRE_NAMES, BYTE_TO_UNICODE, BpeTokenizer, bpeVocabFromGguf, byteEncode, jsRegex, preTokenizer, splitWords } from './tokenizer-bpe.ts';
 import { TOKEN_ATTR, TOKEN_TYPE, cleanSpaces, partitionSpecial, tokenAttributes } from './tokenizer-special.ts';
 
 const words = (pre: string, text: string) => splitWords(text, preTokenizer(pre).regexes.map(jsRegex));
@@ -34,6 +34,17 @@ describe('pre-tokenizer regexes (llama.cpp llm_tokenizer_bpe)', () => {
     expect(words('qwen2', 'x 123')).toEqual(['x', ' ', '1', '2', '3']);
     expect(words('gpt-2', 'x 123 ab')).toEqual(['x', ' 123', ' ab']);
     expect(words('smollm', 'x 123 ab')).toEqual(['x', ' ', '1', '2', '3', ' ab']);
+  });
+
+  it('every pre-tokenizer compiles and cuts a text into pieces that join back to it', () => {
+    const text = "Hello World, it's 12345 ÉTÉ été 日本 🙂\n\n  x\t y… 'RE";
+    for (const pre of BPE_PRE_NAMES) {
+      const pieces = words(pre, text);
+      expect(pieces.join(''), pre).toBe(text);
+      expect(pieces.length, pre).toBeGreaterThan(5);
+    }
+    // tekken / gpt-4o: a capitalised word stays whole, a lower-case run after capitals splits off.
+    expect(words('tekken', 'HelloWORLDfoo')).toEqual(['Hello', 'WORLDfoo']);
   });
 
   it('refuses a pre-tokenizer it does not implement, naming it', () => {

