@@ -179,15 +179,16 @@ export function headShape(keys: ArchKeys, nEmbd: number, nLayer: number): { nHea
 }
 
 /**
- * The GGUF's linear RoPE scaling (rope.scaling.type none/linear with rope.scaling.factor,
- * or the older rope.scale_linear) as freq_scale = 1/factor; other types are refused.
+ * The GGUF's RoPE frequency scale, as llama.cpp's load_hparams reads it: 1/factor from
+ * rope.scaling.factor (or the older rope.scale_linear) whatever rope.scaling.type says,
+ * 1 without one; a type outside `allowed` (yarn: its ramp is not implemented) is refused.
  */
 export function linearRopeScale(keys: ArchKeys, allowed: readonly string[] = ['none', 'linear']): number {
   const type = keys.str('rope.scaling.type');
   if (type !== undefined && !allowed.includes(type)) {
     throw new Error(`GGUF metadata ${keys.key('rope.scaling.type')} is '${type}': not supported for ${keys.arch} (only ${allowed.join(', ')})`);
   }
-  const factor = type === 'none' ? undefined : (keys.opt('rope.scaling.factor') ?? keys.opt('rope.scale_linear'));
+  const factor = keys.opt('rope.scaling.factor') ?? keys.opt('rope.scale_linear');
   if (factor !== undefined && factor < 0) throw new Error(`GGUF metadata ${keys.key('rope.scaling.factor')} is ${factor}`);
   return factor === undefined || factor === 0 ? 1 : 1 / factor;
 }

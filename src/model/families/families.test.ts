@@ -120,6 +120,12 @@ describe('modelConfig: one clear error per missing or contradictory field', () =
     await expect(open(at('phi3'), (md) => (md['phi3.feed_forward_length'] = 96))).resolves.toThrow(/blk.0.ffn_down.weight' has shape \[96, 160\], expected \[96, 96\]/);
     await expect(open(at('qwen3'), () => {}, 'blk.1.attn_k_norm.weight')).resolves.toThrow(/tensor 'blk.1.attn_k_norm.weight' is missing/);
     await expect(open(at('llama'), (md) => (md['llama.rope.dimension_count'] = 8))).resolves.toThrow(/llama.rope.dimension_count \(8\) differs from the head size 16/);
+    await expect(open(at('phi3'), (md) => (md['phi3.rope.scaling.type'] = 'yarn'))).resolves.toThrow(/phi3.rope.scaling.type is 'yarn': not supported for phi3 \(only none, linear, longrope\)/);
+    // A tensor the family's layer would silently ignore is refused by name.
+    const p = await prepareCase(FAMILY_CASES[at('qwen2')]);
+    const m = await loadModel([await fileSource(p.path)]);
+    const bias = m.tensors.find((t) => t.name === 'blk.0.attn_q.bias')!;
+    expect(() => modelConfig({ ...m, tensors: [...m.tensors, { ...bias, name: 'blk.0.attn_output.bias' }] })).toThrow(/tensor 'blk.0.attn_output.bias' is not part of a qwen2 layer/);
   }, TIMEOUT);
 });
 

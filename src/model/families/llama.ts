@@ -121,6 +121,7 @@ export function llamaLikeGgufConfig(
   arch: string,
   family: ModelConfig['family'],
   names: (nLayer: number, tied: boolean) => TensorNames,
+  ropeScalingTypes?: readonly string[],
 ): ModelConfig {
   const keys = new ArchKeys(md, arch);
   const nLayer = keys.count('block_count');
@@ -130,7 +131,7 @@ export function llamaLikeGgufConfig(
   const nVocab = vocabFromEmbedding(byName, nEmbd);
   const tied = !byName.has('output.weight');
   const ropeFreqBase = keys.opt('rope.freq_base') ?? 10000;
-  const ropeFreqScale = linearRopeScale(keys);
+  const ropeFreqScale = linearRopeScale(keys, ropeScalingTypes);
   const nRot = keys.count('rope.dimension_count', headDim);
   const tensorNames = names(nLayer, tied);
   const attnScale = keys.opt('attention.scale');

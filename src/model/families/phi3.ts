@@ -32,7 +32,8 @@ function phi3Names(byName: ReadonlyMap<string, ModelTensor>, nLayer: number, tie
 }
 
 function phi3Config(md: Readonly<Record<string, unknown>>, byName: ReadonlyMap<string, ModelTensor>): ModelConfig {
-  const c = llamaLikeGgufConfig(md, byName, 'phi3', 'phi3', (nLayer, tied) => phi3Names(byName, nLayer, tied));
+  // LongRoPE's factors are tensors; a 'longrope' scaling type adds nothing else here.
+  const c = llamaLikeGgufConfig(md, byName, 'phi3', 'phi3', (nLayer, tied) => phi3Names(byName, nLayer, tied), ['none', 'linear', 'longrope']);
   const keys = new ArchKeys(md, 'phi3');
   c.ropeStyle = 'neox';
   c.ropeAttnFactor = keys.opt('rope.scaling.attn_factor') ?? 1;
