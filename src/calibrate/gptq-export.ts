@@ -28,13 +28,17 @@ import type { GpuContext } from '../gpu/device.ts';
 import type { GpuFallback } from '../export/write.ts';
 import { gptqHessianGpu, gptqQuantizeGpu, q4_0BlocksFromGpu, q4KBlocksFromGpu } from './gptq-gpu.ts';
 import { gptqQ4_0, gptqQ4_K, hessian } from './gptq.ts';
+import { gptqTargetTypes } from '../quant/presets.ts';
 
-/** The tensor types GPTQ export writes, each with the GPTQ that quantizes into its grid. */
+/** The tensor types GPTQ export writes: the type table's GPTQ targets (q4_0, q4_K). */
+export const GPTQ_EXPORT_TYPES: readonly string[] = gptqTargetTypes();
+/** The GPTQ that quantizes into each target's grid. */
 const GPTQ_BY_TYPE = { q4_0: gptqQ4_0, q4_K: gptqQ4_K } as const;
-export const GPTQ_EXPORT_TYPES = Object.keys(GPTQ_BY_TYPE) as (keyof typeof GPTQ_BY_TYPE)[];
 type GptqType = keyof typeof GPTQ_BY_TYPE;
+for (const t of GPTQ_EXPORT_TYPES) if (!Object.hasOwn(GPTQ_BY_TYPE, t)) throw new Error(`GPTQ export: the type table makes ${t} a GPTQ target, but there is no GPTQ for its grid`);
 
-const isGptqType = (type: string): type is GptqType => Object.hasOwn(GPTQ_BY_TYPE, type);
+const isGptqType = (type: string): type is GptqType => GPTQ_EXPORT_TYPES.includes(type);
+const GPTQ_TYPES_TEXT = GPTQ_EXPORT_TYPES.map((t) => t.toUpperCase()).join(' or ');
 
 /** Header keys of a GPTQ export. */
 export const GPTQ_KEYS = {
@@ -93,7 +97,7 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
     return t !== undefined && t.converted && isGptqType(t.type);
   });
   if (names.length === 0) {
-    throw new Error(`GPTQ export writes Q4_0 or Q4_K blocks: the ${plan.ftype} plan puts no blk.* linear weight in q4_0 or q4_K (a row length they cannot hold falls back to another type)`);
+    throw new Error(`GPTQ export writes ${GPTQ_TYPES_TEXT} blocks: the ${plan.ftype} plan puts no blk.* linear weight in ${GPTQ_EXPORT_TYPES.join(' or ')} (a row length they cannot hold falls back to another type)`);
   }
   const total = chunks + names.length;
   let done = 0;

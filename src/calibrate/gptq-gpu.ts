@@ -19,7 +19,7 @@ import { getPipeline } from '../gpu/pipelines.ts';
 import { withErrorScopes } from '../gpu/dispatch.ts';
 import { composeShader } from '../gpu/shaders.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../formats/float16.ts';
-import { Q4_K_BLOCK_BYTES } from '../quant/codecs/kquants.ts';
+import { quantType } from '../quant/types.ts';
 import { GPTQ_BLOCK, prepareHessian, type GptqOptions } from './gptq.ts';
 import { gridGroup, Q4_0_GROUP, q4KCodeAt, Q4_K_GROUP, Q4_K_HEADER_BYTES, q4KValue, type Grid } from './grid.ts';
 
@@ -32,8 +32,9 @@ const TILE = 4;
 const TILE_WG = 8;
 /** Zero columns after each row of a U slab: gptq_update.wgsl reads a tile's 4 columns unguarded. */
 const SLAB_PAD = 4;
-/** ggml's block_q4_0: f16 d and 16 bytes of nibbles. */
-const Q4_0_BLOCK_BYTES = 18;
+/** ggml's block_q4_0 (f16 d and 16 bytes of nibbles) and block_q4_K, from the type table. */
+const Q4_0_BLOCK_BYTES = quantType('q4_0')!.typeSize;
+const Q4_K_BLOCK_BYTES = quantType('q4_K')!.typeSize;
 /** Uniform slots: minUniformBufferOffsetAlignment is at most 256 on every device. */
 const UNIFORM_SLOT = 256;
 

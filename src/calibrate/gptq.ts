@@ -21,7 +21,7 @@
 // Grids: grid.ts's (int, q4_0) and Q4_K's super-blocks (gptqQ4_K), whose params, found when
 // a row reaches a super-block's first column, are ggml's for the row's values then.
 import { f32ToF16Bits } from '../formats/float16.ts';
-import { Q4_K_BLOCK_BYTES } from '../quant/codecs/kquants.ts';
+import { quantType } from '../quant/types.ts';
 import {
   gram, gridGroup, groupParams, q4_0Code, Q4_0_GROUP, q4KBlockParams, type Q4KBlockParams, q4KCode, q4KCodeAt, q4KValue, Q4_K_GROUP, quantizeValue,
   type Grid, type GroupParams,
@@ -121,7 +121,9 @@ export function gptqQuantize(w: ArrayLike<number>, rows: number, cols: number, h
 }
 
 /** Q4_0 block: f16 d, then 16 bytes: element j in the low nibble of byte j, element j + 16 in its high nibble. */
-const Q4_0_BLOCK_BYTES = 18;
+const Q4_0_BLOCK_BYTES = quantType('q4_0')!.typeSize;
+/** block_q4_K: f16 d, f16 dmin, 12 bytes of scales and mins, 128 bytes of nibbles. */
+const Q4_K_BLOCK_BYTES = quantType('q4_K')!.typeSize;
 
 /**
  * GPTQ into Q4_0's grid, as Q4_0 blocks (ggml's layout, block_q4_0): what a GGUF Q4_0

@@ -24,7 +24,7 @@ import type { ModelIndex } from '../formats/model.ts';
 import { readImatrix } from '../formats/imatrix.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FormatError } from '../formats/errors.ts';
-import { type PlanMode, type TensorTypeOverride, fileTypeForPureType, parseTensorTypeOverride, resolveMode } from '../quant/presets.ts';
+import { type PlanMode, type TensorTypeOverride, fileTypeForPureType, gptqPresets, gptqTargetTypes, parseTensorTypeOverride, resolveMode } from '../quant/presets.ts';
 import { QUANT_TYPES, quantType } from '../quant/types.ts';
 import { type CliIO, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
@@ -116,11 +116,12 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
 }
 
 /**
- * The file types whose blk.* weights GPTQ export can write (calibrate/gptq-export.ts: q4_0 and
- * q4_K tensors; kept here so that a refusal imports nothing). --type q4_K is Q4_K_M.
+ * The file types whose blk.* weights GPTQ export can write: the presets whose weights' type is
+ * a GPTQ target in the type table (q4_0, q4_K; from the table, so that a refusal imports no
+ * calibration code). --type q4_K is Q4_K_M.
  */
-const GPTQ_FILE_TYPES: readonly string[] = ['Q4_0', 'Q4_K_S', 'Q4_K_M'];
-const GPTQ_MODES = '--gptq writes Q4_0 or Q4_K blocks: it goes with --type q4_0|q4_K or --preset Q4_0|Q4_K_S|Q4_K_M';
+const GPTQ_FILE_TYPES: readonly string[] = gptqPresets();
+const GPTQ_MODES = `--gptq writes ${gptqTargetTypes().map((t) => t.toUpperCase()).join(' or ')} blocks: it goes with --type ${gptqTargetTypes().join('|')} or --preset ${GPTQ_FILE_TYPES.join('|')}`;
 
 /** --gptq's target: the mode must put the blk.* weights in q4_0 or q4_K. */
 function checkGptqMode(mode: PlanMode): void {

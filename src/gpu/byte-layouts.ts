@@ -4,7 +4,7 @@
 // GPU, the CPU only sequences the passes, moves section bytes and computes the one thing a
 // GPU has no exact form for: the list of outlier columns from the GPU's per-column flags (a
 // compaction of rowLength flags).
-import type { QuantType } from '../quant/types.ts';
+import type { ByteLayout, QuantType } from '../quant/types.ts';
 import { fp8Bytes } from '../quant/codecs/float.ts';
 import { int8Bytes, outlierRecordBytes } from '../quant/codecs/intn.ts';
 import type { GpuContext, GpuLimits } from './device.ts';
@@ -31,18 +31,6 @@ const MAX_LAYOUT_VALUES = 2 ** 32 - 4;
 /** kernels/absmax.wgsl's seg_len for a per-tensor scale: one segment. */
 const WHOLE_TENSOR = 0xffffffff;
 
-/** One byte per value with a per-row or per-tensor value (kernels/bytes_*.wgsl). */
-export interface ByteLayout {
-  readonly kind: 'bytes';
-  /** lib/<family>.wgsl: layout_seg_param, layout_encode, layout_decode. */
-  readonly lib: string;
-  /** One scale for the tensor, stored first (fp8), or one absmax per row, stored after the codes (int8). */
-  readonly perTensor: boolean;
-  /** The absmax is over finite values only (fp8). */
-  readonly finiteOnly: boolean;
-  /** LLM.int8's outlier columns, stored as f16 records after the INT8 sections. */
-  readonly outliers: boolean;
-}
 
 /** Values per chunk of a byte layout: a multiple of 4 (whole words of codes) whose f32s fit a binding. */
 function byteLayoutChunk(limits: GpuLimits, wgSize: number): number {

@@ -79,7 +79,7 @@ async function expectSameAsCpu(type: QuantType, input: Float32Array, rowLength: 
   return got;
 }
 
-/** Types whose tensors are not a plain sequence of blocks (src/gpu/quantize.ts GPU_LAYOUTS). */
+/** Types whose tensors are not a plain sequence of blocks (quant/types.ts: layout other than 'blocks', with a gpuLayout). */
 const LAYOUT_TYPES = ['int8', 'int8_outlier', 'fp8_e4m3', 'fp8_e5m2', 'nf4_dq', 'fp4_dq'];
 
 describe('types have GPU codecs', () => {

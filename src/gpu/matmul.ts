@@ -62,25 +62,16 @@ function resolveType(type: QuantType | string): QuantType {
   return t;
 }
 
-/**
- * Whether every row is whole blocks of typeSize bytes and nothing else (no per-tensor or
- * per-row extras, as fp8's tensor scale or int8's row scales): what the kernel addresses.
- */
-function hasUniformBlocks(t: QuantType): boolean {
-  const b = t.blockSize;
-  return t.bytesFor(1, b) === t.typeSize && t.bytesFor(3, 2 * b) === 6 * t.typeSize;
-}
-
 /** Whether W of this type can be multiplied on the GPU: a WGSL codec and a plain block layout. */
 export function gpuMatmulSupportsType(type: QuantType | string): boolean {
   const t = typeof type === 'string' ? quantType(type) : type;
-  return t !== undefined && hasCodecShader(t.wgsl) && hasUniformBlocks(t);
+  return t !== undefined && hasCodecShader(t.wgsl) && t.layout === 'blocks';
 }
 
 function requireMatmulType(type: QuantType | string, what: string): QuantType {
   const t = resolveType(type);
   if (!hasCodecShader(t.wgsl)) throw new RangeError(`${what} ${t.id}: no WGSL codec yet (shaders/codecs/${t.wgsl}.wgsl)`);
-  if (!hasUniformBlocks(t)) throw new RangeError(`${what} ${t.id}: not a plain block layout (per-tensor or per-row data)`);
+  if (t.layout !== 'blocks') throw new RangeError(`${what} ${t.id}: not a plain block layout (per-tensor or per-row data)`);
   return t;
 }
 

@@ -3,11 +3,11 @@
 // runs its layout: a plain sequence of blocks (block-codecs.ts), one byte per value with
 // per-row or per-tensor values (byte-layouts.ts) or double-quantized absmax
 // (double-quant.ts). Error statistics: error-stats.ts; shared dispatch helpers: dispatch.ts.
-import { quantType, type QuantType } from '../quant/types.ts';
+import { quantType, type GpuLayout, type QuantType } from '../quant/types.ts';
 import { checkShape, dequantizeBlocks, quantizeBlocks, type GpuQuantizeReport } from './block-codecs.ts';
-import { dequantizeBytes, quantizeBytes, type ByteLayout } from './byte-layouts.ts';
+import { dequantizeBytes, quantizeBytes } from './byte-layouts.ts';
 import { dequantizeDoubleQuant, quantizeDoubleQuant } from './double-quant.ts';
-import { codecTakesImportance, hasCodecShader } from './shaders.ts';
+import { hasCodecShader } from './shaders.ts';
 import type { GpuContext } from './device.ts';
 
 export type { GpuQuantizeReport };
@@ -20,11 +20,11 @@ function resolveType(type: QuantType | string): QuantType {
 
 /**
  * Whether the GPU runs this type: a WGSL codec (shaders/codecs/<wgsl>.wgsl), and the type's
- * tensor is a plain sequence of blocks or one of the layouts below (GPU_LAYOUTS).
+ * tensor is a plain sequence of blocks or a layout the GPU has (the table's gpuLayout).
  */
 export function gpuSupportsType(type: QuantType | string): boolean {
   const t = typeof type === 'string' ? quantType(type) : type;
-  return t !== undefined && hasCodecShader(t.wgsl) && (isBlockSequence(t) || gpuLayout(t) !== undefined);
+  return t !== undefined && hasCodecShader(t.wgsl) && (t.layout === 'blocks' || t.gpuLayout !== undefined);
 }
 
 function requireGpuType(type: QuantType | string): QuantType {
@@ -50,10 +50,10 @@ export async function quantizeOnGpu(
   return (await quantizeOnGpuDetailed(gpu, type, data, rowLength, importance)).bytes;
 }
 
-/** Whether the GPU can quantize `type` with importance weights (its codec reads has_qw). */
+/** Whether the GPU can quantize `type` with importance weights (the table's gpuImportance). */
 export function gpuSupportsImportance(type: QuantType | string): boolean {
   const t = typeof type === 'string' ? quantType(type) : type;
-  return t !== undefined && (!t.usesImportance || codecTakesImportance(t.wgsl));
+  return t !== undefined && (!t.usesImportance || t.gpuImportance);
 }
 
 /** quantizeOnGpu, also saying which blocks the CPU encoded. */
@@ -69,10 +69,10 @@ export async function quantizeOnGpuDetailed(
     throw new RangeError(`quantizeOnGpu ${t.id}: ${importance.length} importance weights for rows of ${rowLength}`);
   }
   const weights = t.usesImportance ? importance : undefined;
-  if (weights && !codecTakesImportance(t.wgsl)) {
+  if (weights && !t.gpuImportance) {
     throw new RangeError(`${t.id}: no importance-weighted WGSL path yet (shaders/codecs/${t.wgsl}.wgsl)`);
   }
-  const layout = gpuLayout(t);
+  const layout = t.gpuLayout;
   if (layout) return quantizeLayout(gpu, t, layout, data, rowLength);
   return quantizeBlocks(gpu, t, data, rowLength, weights);
 }
@@ -86,48 +86,21 @@ export async function dequantizeOnGpu(
   rowLength: number,
 ): Promise<Float32Array> {
   const t = requireGpuType(type);
-  const layout = gpuLayout(t);
+  const layout = t.gpuLayout;
   if (layout) return dequantizeLayout(gpu, t, layout, bytes, rows, rowLength);
   return dequantizeBlocks(gpu, t, bytes, rows, rowLength);
-}
-
-/** NF4 / FP4 codes from the base block codec, the absmax double-quantized (double-quant.ts). */
-interface DoubleQuantLayout {
-  readonly kind: 'dq';
-  readonly base: string;
-}
-
-type GpuLayout = ByteLayout | DoubleQuantLayout;
-
-const GPU_LAYOUTS: Readonly<Record<string, GpuLayout>> = {
-  int8: { kind: 'bytes', lib: 'lib/int8.wgsl', perTensor: false, finiteOnly: false, outliers: false },
-  int8_outlier: { kind: 'bytes', lib: 'lib/int8.wgsl', perTensor: false, finiteOnly: false, outliers: true },
-  fp8_e4m3: { kind: 'bytes', lib: 'lib/fp8.wgsl', perTensor: true, finiteOnly: true, outliers: false },
-  fp8_e5m2: { kind: 'bytes', lib: 'lib/fp8.wgsl', perTensor: true, finiteOnly: true, outliers: false },
-  nf4_dq: { kind: 'dq', base: 'nf4' },
-  fp4_dq: { kind: 'dq', base: 'fp4' },
-};
-
-/** The layout of a type that is not a plain sequence of blocks, if the GPU has one. */
-function gpuLayout(t: QuantType): GpuLayout | undefined {
-  return Object.hasOwn(GPU_LAYOUTS, t.id) ? GPU_LAYOUTS[t.id] : undefined;
-}
-
-/** Whether a tensor of the type is its blocks and nothing else (what runCodec reads and writes). */
-function isBlockSequence(t: QuantType): boolean {
-  return t.bytesFor(2, 3 * t.blockSize) === 6 * t.typeSize && t.bytesFor(1, t.blockSize) === t.typeSize;
 }
 
 /** quantizeOnGpuDetailed for a type with its own layout. */
 async function quantizeLayout(gpu: GpuContext, t: QuantType, layout: GpuLayout, data: Float32Array, rowLength: number): Promise<{ bytes: Uint8Array; report: GpuQuantizeReport }> {
   checkShape(t, data.length, rowLength, 'quantizeOnGpu');
-  if (layout.kind === 'dq') return quantizeDoubleQuant(gpu, t, resolveType(layout.base), data, rowLength);
+  if (layout.kind === 'double-quant') return quantizeDoubleQuant(gpu, t, resolveType(layout.base), data, rowLength);
   return { bytes: await quantizeBytes(gpu, t, layout, data, rowLength), report: { cpuBlocks: [] } };
 }
 
 /** dequantizeOnGpu for a type with its own layout. */
 function dequantizeLayout(gpu: GpuContext, t: QuantType, layout: GpuLayout, bytes: Uint8Array, rows: number, rowLength: number): Promise<Float32Array> {
   checkShape(t, rows * rowLength, rowLength, 'dequantizeOnGpu');
-  if (layout.kind === 'dq') return dequantizeDoubleQuant(gpu, t, resolveType(layout.base), bytes, rows, rowLength);
+  if (layout.kind === 'double-quant') return dequantizeDoubleQuant(gpu, t, resolveType(layout.base), bytes, rows, rowLength);
   return dequantizeBytes(gpu, t, layout, bytes, rows, rowLength);
 }

@@ -50,15 +50,6 @@ export function hasCodecShader(wgsl: string): boolean {
   return sources?.has(`codecs/${wgsl}.wgsl`) ?? false;
 }
 
-/**
- * Whether codecs/<wgsl>.wgsl has an importance-weighted path: it reads `has_qw` (the codec
- * contract in lib/bytes.wgsl).
- */
-export function codecTakesImportance(wgsl: string): boolean {
-  const text = sources?.get(`codecs/${wgsl}.wgsl`);
-  return text !== undefined && /\bhas_qw\b/.test(text);
-}
-
 /** Concatenate shader files into one module, each under a marker naming its file. */
 export function composeShader(paths: readonly string[]): string {
   return paths.map((p) => `// ---- shaders/${p} ----\n${shaderSource(p)}`).join('\n');

@@ -1,6 +1,7 @@
 // A `Linear` that rounds the activations the way llama.cpp's CPU backend does before a
 // matrix product, to compare logits with llama.cpp closely. ggml-cpu converts the input
-// of a mul_mat to its weight type's vec_dot_type (ggml-cpu.c type_traits_cpu):
+// of a mul_mat to its weight type's vec_dot_type (ggml-cpu.c type_traits_cpu; the type
+// table's vecDot, quant/types.ts):
 //   f32 -> f32;  f16 -> f16;  bf16 -> bf16
 //   q4_0 q5_0 q8_0 iq4_nl mxfp4 -> q8_0 (blocks of 32, f16 scale)
 //   q4_1 q5_1 -> q8_1 (q8_0's values plus a block sum)
@@ -20,30 +21,8 @@
 // to its position; one in a key or value carries on to later positions. Bit-exact
 // agreement would need ggml's summation order, lane by lane; this does not attempt it.
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../formats/float16.ts';
+import { quantType, type VecDotType } from '../quant/types.ts';
 import { matmulF32, type Linear, type WeightProvider } from './llama.ts';
-
-type ActivationType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q8_K';
-
-const VEC_DOT_TYPE: Readonly<Record<string, ActivationType>> = {
-  f32: 'f32',
-  f16: 'f16',
-  bf16: 'bf16',
-  q4_0: 'q8_0',
-  q4_1: 'q8_0', // q8_1: the same values; its block sum only speeds the min term up
-  q5_0: 'q8_0',
-  q5_1: 'q8_0',
-  q8_0: 'q8_0',
-  iq4_nl: 'q8_0',
-  mxfp4: 'q8_0',
-  q2_K: 'q8_K',
-  q3_K: 'q8_K',
-  q4_K: 'q8_K',
-  q5_K: 'q8_K',
-  q6_K: 'q8_K',
-  iq4_xs: 'q8_K',
-  tq1_0: 'q8_K',
-  tq2_0: 'q8_K',
-};
 
 /** Round half to even, as _mm256_round_ps(_MM_ROUND_NEAREST) and ggml's nearest_int. */
 function roundEven(x: number): number {
@@ -52,7 +31,7 @@ function roundEven(x: number): number {
 }
 
 /** x rounded as llama.cpp rounds a mul_mat input for weights of type `vecDot`. */
-export function roundActivations(x: Float32Array, cols: number, vecDot: ActivationType): Float32Array {
+export function roundActivations(x: Float32Array, cols: number, vecDot: VecDotType): Float32Array {
   if (vecDot === 'f32') return x;
   const out = new Float32Array(x.length);
   if (vecDot === 'f16') {
@@ -96,7 +75,7 @@ export function roundActivations(x: Float32Array, cols: number, vecDot: Activati
 export function llamaCppCpuLinear(weights: WeightProvider, typeOf: (name: string) => string | undefined): Linear {
   return (name, x, n, rows, cols) => {
     const type = typeOf(name) ?? 'f32';
-    const vecDot = VEC_DOT_TYPE[type];
+    const vecDot = quantType(type)?.vecDot;
     if (!vecDot) throw new Error(`tensor '${name}': no llama.cpp activation rounding known for type ${type}`);
     return matmulF32(weights(name), rows, cols, roundActivations(x, cols, vecDot), n);
   };

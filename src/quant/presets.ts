@@ -15,7 +15,7 @@
 // PRESETS (IQ1/IQ2/IQ3 mixtures, MXFP4_MOE) are not ported; their types have no codec here.
 // Verified tensor by tensor against the real library in presets.test.ts.
 import { ggmlTypeByName, type GgmlTypeInfo } from '../formats/gguf/constants.ts';
-import { quantType } from './types.ts';
+import { QUANT_TYPES, quantType } from './types.ts';
 
 export type PresetName =
   | 'F16' | 'BF16' | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_0' | 'Q2_K' | 'Q2_K_S' | 'Q3_K_S' | 'Q3_K_M'
@@ -53,6 +53,19 @@ export const PRESETS: readonly Preset[] = [
   { name: 'Q2_K', fileType: 10, defaultType: 'q2_K', description: 'q2_K; q3_K/q4_K for attn_v, attn_output, ffn_down, q6_K output (2.96G, +3.5199 ppl @ Llama-3-8B)' },
   { name: 'Q2_K_S', fileType: 21, defaultType: 'q2_K', description: 'q2_K, fewer exceptions than Q2_K; needs an importance matrix (2.96G, +3.1836 ppl @ Llama-3-8B)' },
 ];
+
+/** The types GPTQ export writes (the table's gptqTarget), in table order: q4_0, q4_K. */
+export function gptqTargetTypes(): string[] {
+  return QUANT_TYPES.filter((t) => t.gptqTarget).map((t) => t.id);
+}
+
+/** The presets whose weights' type GPTQ export writes, smallest first: Q4_0, Q4_K_S, Q4_K_M. */
+export function gptqPresets(): PresetName[] {
+  const targets = gptqTargetTypes();
+  return PRESETS.filter((p) => targets.includes(p.defaultType))
+    .map((p) => p.name)
+    .reverse();
+}
 
 /** llama-quantize's aliases (quantize.cpp: "Q4_K" = Q4_K_M ...). */
 export const PRESET_ALIASES: Readonly<Record<string, PresetName>> = { Q3_K: 'Q3_K_M', Q4_K: 'Q4_K_M', Q5_K: 'Q5_K_M' };
@@ -176,8 +189,9 @@ function ggmlType(id: string): GgmlTypeInfo {
 
 /** A target type given by the user: one that GGUF stores and quantlab can encode. */
 function targetType(id: string, what: string): GgmlTypeInfo {
-  const t = quantType(id)?.ggml;
-  if (!t || t.name === 'q8_K') throw new Error(`${what}: ${id} is not a type quantlab can write to GGUF`);
+  const type = quantType(id);
+  const t = type?.ggml;
+  if (!type || !t || type.activationOnly) throw new Error(`${what}: ${id} is not a type quantlab can write to GGUF`);
   return t;
 }
 

@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { gptqPresets, type PresetName } from '../quant/presets.ts';
 import { CALIBRATION_METHODS, METHOD_LABELS } from '../store/labels.ts';
 import type { CalibrationComparison as Comparison } from '../store/slices/calibration.ts';
 import { useApp } from '../store/store.ts';
@@ -8,8 +9,8 @@ import { formatMetric } from './format.ts';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
 
-/** What a calibrated export can write: GPTQ's grids are Q4_0's and Q4_K's (calibrate/gptq-export.ts). */
-const EXPORT_TARGETS = ['Q4_0', 'Q4_K_S', 'Q4_K_M'] as const;
+/** What a calibrated export can write: the presets whose weights' type is a GPTQ target (quant/presets.ts gptqPresets). */
+const EXPORT_TARGETS = gptqPresets();
 
 // Okabe-Ito, one per method.
 const COLORS = ['#999999', '#56B4E9', '#0072B2', '#E69F00', '#D55E00', '#009E73'];
@@ -42,7 +43,7 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
   const exportText = useApp((s) => exportMessage(s.exports.calibration));
   const imatrix = useApp((s) => s.imatrix);
   const [exportMethod, setExportMethod] = useState<'GPTQ' | 'AWQ'>('GPTQ');
-  const [exportTarget, setExportTarget] = useState<(typeof EXPORT_TARGETS)[number]>('Q4_0');
+  const [exportTarget, setExportTarget] = useState<PresetName>(EXPORT_TARGETS[0]);
   const { setCalibrationOptions, pickCalibrationText, runCalibration: run } = useApp.getState();
   const setText = (t: null) => setCalibrationOptions({ text: t });
   const setGroup = (g: number) => setCalibrationOptions({ group: g });
@@ -154,7 +155,7 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
         </label>
         <label>
           as{' '}
-          <select aria-label="Export type" value={exportTarget} onChange={(e) => setExportTarget(e.target.value as (typeof EXPORT_TARGETS)[number])}>
+          <select aria-label="Export type" value={exportTarget} onChange={(e) => setExportTarget(e.target.value as PresetName)}>
             {EXPORT_TARGETS.map((t) => (
               <option key={t} value={t}>
                 {t}

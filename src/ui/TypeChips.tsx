@@ -11,7 +11,7 @@ interface Props {
 export function TypeChips({ selected, rowLength, onToggle }: Props) {
   return (
     <div className="chips" role="group" aria-label="Quantization types">
-      {QUANT_TYPES.filter((t) => t.id !== 'q8_K').map((t) => {
+      {QUANT_TYPES.filter((t) => !t.activationOnly).map((t) => {
         const on = selected.includes(t.id);
         const why = rowLength === null ? null : whyNotApplicable(t, rowLength);
         return (

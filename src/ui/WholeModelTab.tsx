@@ -11,7 +11,7 @@ import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
 
 const AXIS = { fontSize: 11 };
-const GGUF_TYPES = QUANT_TYPES.filter((t) => t.ggml && t.id !== 'q8_K').map((t) => t.id);
+const GGUF_TYPES = QUANT_TYPES.filter((t) => t.ggml && !t.activationOnly).map((t) => t.id);
 
 /** 'Q4_K_M' is a preset; 'type:q4_0' is one type everywhere (llama-quantize --pure). */
 export function modeOf(choice: string): PlanMode {
