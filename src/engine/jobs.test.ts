@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fileSource } from '../formats/node-source.ts';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
+import { createTestGpu } from '../gpu/gpu-test-setup.ts';
+import type { TensorReport } from '../export/write.ts';
 import { CancelledError, Engine } from './engine.ts';
 
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
@@ -37,4 +39,22 @@ describe('engine jobs: a token per job', () => {
     await expect(first).rejects.toBeInstanceOf(CancelledError);
     expect((await second).results.map((r) => r.type)).toEqual(['q4_0']);
   });
+});
+
+describe('the export job on a GPU', () => {
+  it('opens the GPU before its first read: a fresh engine quantizes on WebGPU from the first tensor, the bytes the CPU writes', async () => {
+    const exported = async (engine: Engine) => {
+      await engine.load([await fileSource(STORIES)]);
+      const chunks: Uint8Array[] = [];
+      const reports: TensorReport[] = [];
+      await engine.exportGguf({ preset: 'Q8_0' }, [], (c) => void chunks.push(c.slice()), undefined, { onTensor: (r) => reports.push(r) });
+      return { bytes: Buffer.concat(chunks), reports };
+    };
+    const gpu = await exported(new Engine(() => createTestGpu()));
+    const cpu = await exported(new Engine(null));
+    expect(gpu.bytes.equals(cpu.bytes)).toBe(true);
+    const converted = gpu.reports.filter((r) => r.backend !== 'copy');
+    expect(converted.length).toBeGreaterThan(0);
+    expect(converted.map((r) => r.backend)).toEqual(converted.map(() => 'webgpu'));
+  }, 120_000);
 });
