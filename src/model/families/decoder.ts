@@ -6,6 +6,7 @@
 // The GPU seam: every weight product goes through one `Linear` (linear.ts), so WebGPU
 // runs them all; embedding rows, norm weights and biases are read from the
 // WeightProvider and applied on the CPU.
+import type { ModelTensor } from '../../formats/model.ts';
 import type { Family, ModelConfig } from './config.ts';
 import { rmsNorm, softcapInPlace } from './blocks.ts';
 import { familyModule } from './family-registry.ts';
@@ -61,7 +62,8 @@ export interface FamilyModule {
   readonly family: Family;
   /** The general.architecture it runs. */
   readonly arch: string;
-  config(md: Readonly<Record<string, unknown>>, byName: ReadonlyMap<string, import('../../formats/model.ts').ModelTensor>): ModelConfig;
+  /** The config from GGUF metadata and the tensors (one clear error per missing or contradictory field). */
+  config(md: Readonly<Record<string, unknown>>, byName: ReadonlyMap<string, ModelTensor>): ModelConfig;
   layers(ctx: LayerContext): FamilyLayers;
 }
 

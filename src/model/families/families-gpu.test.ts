@@ -8,7 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../gpu/device.ts';
 import { createTestGpu } from '../../gpu/gpu-test-setup.ts';
 import { FAMILY_CASES, llamaCppLogits, MAX_REL, maxRelativeError, ourLogits, prepareCase } from '../../testing/family-cases.ts';
-import { gpuLinear } from '../gpu-linear.ts';
+import { loadModel } from '../../formats/model.ts';
+import { fileSource } from '../../formats/node-source.ts';
+import { evaluateModel } from '../eval.ts';
+import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../gpu-linear.ts';
 import { argmax } from './decoder.ts';
 
 const TIMEOUT = 180_000;
@@ -45,4 +48,34 @@ describe('each family against llama.cpp with the weight products on WebGPU', () 
       }
     }, TIMEOUT);
   }
+});
+
+describe("eval's quantized models on WebGPU (packed blocks in the kernel) for the other families", () => {
+  it('Q8_0 and Q4_K_M on qwen2, gemma3, gemma2 and phi3: the CPU eval\'s KL and top-1, every product on the GPU', async () => {
+    for (const family of ['qwen2', 'gemma3', 'gemma2', 'phi3']) {
+      const p = await prepareCase(FAMILY_CASES.find((c) => c.gguf.family === family)!);
+      const model = await loadModel([await fileSource(p.path)]);
+      const options = { presets: ['Q8_0', 'Q4_K_M'], text: 'Once upon a time, there was a little girl named Lily. She loved to play outside.', greedyTokens: 4, chunk: 16 };
+      const linears: GpuLinear[] = [];
+      const onGpu = await evaluateModel(model, {
+        ...options,
+        linear: (_c, weights, quantized) => {
+          const l = gpuLinear(gpu, weights, quantized);
+          linears.push(l);
+          return l;
+        },
+      });
+      const onCpu = await evaluateModel(model, options);
+      const stats = sumGpuLinearStats(linears.map((l) => l.stats()));
+      console.log(`${family}: ${JSON.stringify(stats.byType)}; KL on GPU ${onGpu.results.map((r) => r.klMean.toExponential(3)).join(', ')}, on CPU ${onCpu.results.map((r) => r.klMean.toExponential(3)).join(', ')}`);
+      expect(stats.cpu, family).toBe(0);
+      expect(Object.keys(stats.byType).filter((t) => t !== 'f32').length, family).toBeGreaterThan(0); // packed types ran in the kernel
+      onGpu.results.forEach((r, i) => {
+        const cpu = onCpu.results[i];
+        expect(r.klMean, `${family} ${r.preset}`).toBeGreaterThan(0);
+        expect(Math.abs(r.klMean - cpu.klMean), `${family} ${r.preset}`).toBeLessThan(0.02 * cpu.klMean + 1e-6);
+        expect(r.top1Agree, `${family} ${r.preset}`).toBeGreaterThanOrEqual(cpu.top1Agree - 0.05);
+      });
+    }
+  }, 600_000);
 });

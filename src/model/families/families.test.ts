@@ -51,25 +51,28 @@ describe('what each family feature changes (the test models exercise it)', () =>
     }
   }, TIMEOUT);
 
-  it('sliding windows, soft-caps and LongRoPE factors change the logits (so the llama.cpp match tests them)', async () => {
+  it('sliding windows, soft-caps, local RoPE and LongRoPE factors move the logits by 100x the bar or more (so the llama.cpp match tests them)', async () => {
+    /** The change an edit of the config makes, in the llama.cpp comparison's measure. */
     const changed = async (index: number, edit: (p: Awaited<ReturnType<typeof prepareCase>>) => void) => {
       const c = FAMILY_CASES[index];
       const p = await prepareCase(c);
       const base = await ourLogits(c, p);
       edit(p);
       const other = await ourLogits(c, p);
-      let max = 0;
-      for (let i = 0; i < base.length; i++) max = Math.max(max, Math.abs(base[i] - other[i]));
-      return max;
+      const V = p.config.nVocab;
+      return maxRelativeError(other, Array.from({ length: c.tokens }, (_, i) => Array.from(base.subarray(i * V, (i + 1) * V))), V).rel;
     };
     const gemma3 = FAMILY_CASES.findIndex((c) => c.gguf.family === 'gemma3');
     const gemma2 = FAMILY_CASES.findIndex((c) => c.gguf.family === 'gemma2');
     const phi3Long = FAMILY_CASES.findIndex((c) => c.gguf.family === 'phi3' && c.contextSize > (c.gguf.longRope?.originalContext ?? Infinity));
-    expect(await changed(gemma3, (p) => p.config.layerAttention.forEach((l) => (l.window = 0)))).toBeGreaterThan(1e-3);
-    expect(await changed(gemma3, (p) => p.config.layerAttention.forEach((l) => (l.ropeFreqBase = p.config.ropeFreqBase)))).toBeGreaterThan(1e-3);
-    expect(await changed(gemma2, (p) => (p.config.attnSoftcap = 0))).toBeGreaterThan(1e-3);
-    expect(await changed(gemma2, (p) => (p.config.finalSoftcap = 0))).toBeGreaterThan(1e-3);
-    expect(await changed(phi3Long, (p) => (p.config.ropeAttnFactor = 1))).toBeGreaterThan(1e-3);
+    const bar = 100 * MAX_REL;
+    expect(await changed(gemma3, (p) => p.config.layerAttention.forEach((l) => (l.window = 0)))).toBeGreaterThan(bar);
+    expect(await changed(gemma3, (p) => p.config.layerAttention.forEach((l) => (l.ropeFreqBase = p.config.ropeFreqBase)))).toBeGreaterThan(bar);
+    expect(await changed(gemma3, (p) => p.config.layerAttention.forEach((l) => (l.ropeFreqScale = 1)))).toBeGreaterThan(bar);
+    expect(await changed(gemma2, (p) => p.config.layerAttention.forEach((l) => (l.window = 0)))).toBeGreaterThan(bar);
+    expect(await changed(gemma2, (p) => (p.config.attnSoftcap = 0))).toBeGreaterThan(bar);
+    expect(await changed(gemma2, (p) => (p.config.finalSoftcap = 0))).toBeGreaterThan(bar);
+    expect(await changed(phi3Long, (p) => (p.config.ropeAttnFactor = 1))).toBeGreaterThan(bar);
   }, TIMEOUT);
 });
 
