@@ -7,7 +7,7 @@ import { loadModel } from '../../formats/model.ts';
 import { fileSource } from '../../formats/node-source.ts';
 import { FAMILY_CASES, llamaCppLogits, MAX_REL, maxRelativeError, ourLogits, prepareCase } from '../../testing/family-cases.ts';
 import { argmax } from './decoder.ts';
-import { openCalibrationModel } from '../../calibrate/activations.ts';
+import { calibrateSequentially, chunkTokens, collectInputs, linearWeightNames, openCalibrationModel } from '../../calibrate/activations.ts';
 import { compareCalibration } from '../../calibrate/compare.ts';
 import { KlProbe } from '../../budget/sensitivity.ts';
 import { evaluateModel } from '../eval.ts';
@@ -160,6 +160,27 @@ describe('the features on top of the forward pass, for the other families', () =
       expect(none.klMean, family).toBe(0);
       expect(q4.klMean, family).toBeGreaterThan(0);
       expect(q4AndUp.klMean, family).toBeGreaterThan(q4.klMean * 0.5);
+    }
+  }, TIMEOUT);
+
+  it("GPTQ's sequential pass (layer by layer, stage by stage) hands every weight the whole forward's inputs, bit for bit, on qwen2, qwen3, gemma3 and gemma2", async () => {
+    const text = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.';
+    for (const family of ['qwen2', 'qwen3', 'gemma3', 'gemma2']) {
+      const model = await modelOf(family);
+      const cm = await openCalibrationModel(model);
+      const { chunks } = chunkTokens(cm.tokenize(text), 16, cm.bosId, cm.addBos);
+      const seen = new Map<string, Float32Array>();
+      await calibrateSequentially(cm, chunks, (names, inputs) => {
+        for (const name of names) seen.set(name, inputs.get(name)!.x);
+      });
+      const whole = await collectInputs(await openCalibrationModel(model), text, 16);
+      expect([...seen.keys()], family).toEqual(linearWeightNames(cm.config));
+      expect(chunks.length, family).toBeGreaterThan(1);
+      expect([...whole.keys()].sort(), family).toEqual([...seen.keys()].sort());
+      for (const [name, x] of whole) {
+        expect(x.n, `${family} ${name}`).toBe(chunks.length * 16);
+        expect(Buffer.from(seen.get(name)!.buffer).equals(Buffer.from(x.x.buffer)), `${family} ${name}`).toBe(true);
+      }
     }
   }, TIMEOUT);
 
