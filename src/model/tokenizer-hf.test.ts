@@ -231,7 +231,7 @@ describe('a SentencePiece-style tokenizer.json (Llama 2 / Mistral HF files: ▁ 
     const m = metadataToObject(await hfTokenizerToGguf(json(prepend), JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' })));
     expect([m['tokenizer.ggml.model'], m['tokenizer.ggml.add_space_prefix'], m['tokenizer.ggml.add_bos_token']]).toEqual(['llama', true, true]);
     expect(Array.from(m['tokenizer.ggml.token_type'] as Int32Array)).toEqual([2, 3, 3, 6, 1, 1, 1, 1, 1, 1]);
-    expect(Array.from(m['tokenizer.ggml.scores'] as Float32Array).slice(7)).toEqual([-0, -1, -2]);
+    expect(Array.from(m['tokenizer.ggml.scores'] as Float32Array).slice(7)).toEqual([0, -1, -2]);
     const tok = await tokenizerFromHf(json(prepend), JSON.stringify({ bos_token: '<s>', eos_token: '</s>' }));
     expect(tok.tokenize('ab a')).toEqual([1, 9, 7]);
     const noPrefix = metadataToObject(await hfTokenizerToGguf(json({ type: 'Replace', pattern: { String: ' ' }, content: '\u2581' })));

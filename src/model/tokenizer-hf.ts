@@ -343,7 +343,8 @@ const contentOf = (entry: unknown): string | null => (typeof entry === 'string' 
 function specialVocab(f: HfFiles, bpe: HfBpe, vocabSize: number, config: Json | null): { ids: Map<string, number>; add: Map<string, boolean>; chatTemplate: unknown } {
   const ids = new Map<string, number>();
   const add = new Map<string, boolean>();
-  const tc = f.config ? { ...f.config } : null;
+  // Python's `not tokenizer_config`: a missing or empty tokenizer_config.json.
+  const tc = f.config && Object.keys(f.config).length > 0 ? { ...f.config } : null;
   const types: string[] = [...SPECIAL_TYPES];
   let bos = contentOf(tc?.bos_token);
   const cls = contentOf(tc?.cls_token);
@@ -553,7 +554,7 @@ function sentencePieceStyleEntries(f: HfFiles, bpe: HfBpe, options: HfToGgufOpti
       continue;
     }
     tokens.push(text);
-    scores[i] = rank.has(text) ? -rank.get(text)! : -1e9;
+    scores[i] = rank.has(text) ? 0 - rank.get(text)! : -1e9;
     const a = added.get(i);
     if (/^<0x[0-9A-F]{2}>$/.test(text)) types[i] = TOKEN_TYPE.BYTE;
     else if (text === bpe.unkToken) types[i] = TOKEN_TYPE.UNKNOWN;

@@ -6,6 +6,9 @@
 //   llama_vocab::impl::detokenize / token_to_piece         -> detokenize / piece
 // The vocabulary comes from GGUF `tokenizer.ggml.*` metadata (spmVocabFromGguf) or from a
 // SentencePiece tokenizer.model (spmVocabFromModelProto: pieces, scores, types, ids).
+// Also the Tokenizer interface every kind implements: byte-level BPE is tokenizer-bpe.ts,
+// the entry points tokenizer-gguf.ts (tokenizerFromGguf) and tokenizer-hf.ts (tokenizer.json);
+// docs/tokenizers.md.
 
 import { concatBytes } from '../formats/bytes.ts';
 import { TOKEN_ATTR, TOKEN_TYPE, partitionSpecial, specialTokenOrder, tokenAttributes } from './tokenizer-special.ts';
