@@ -96,7 +96,12 @@ export function encodeRows(
     const out = new Uint8Array(rows * rowBytes);
     for (let r = 0; r < rows; r++) {
       if (finiteOnly) refuseNonFinite(what, src, r, rowLength);
-      encodeRow(src, r * rowLength, rowLength, importance, out, r * rowBytes);
+      try {
+        encodeRow(src, r * rowLength, rowLength, importance, out, r * rowBytes);
+      } catch (e) {
+        if (e instanceof RangeError) throw new RangeError(`${what}: row ${r}: ${e.message}`);
+        throw e;
+      }
     }
     return out;
   };

@@ -198,7 +198,7 @@ function findBestNeighbour(grid: IqGrid, u: number, x: Float32Array, x0: number,
   }
   // ggml then scans the whole grid (reading past its inputs) and may abort: only inputs
   // whose squared errors overflow get here.
-  if (bestIndex < 0) throw new RangeError(`${grid.name}: no grid point fits (inputs too large or not finite)`);
+  if (bestIndex < 0) throw new RangeError("no grid point fits: the values are too large (their squared errors overflow f32), where ggml aborts (GGML_ASSERT(grid_index >= 0))");
   for (let i = 0; i < 8; i++) L[l0 + i] = (coords[bestIndex * 8 + i] - 1) >> 1;
   return bestIndex;
 }

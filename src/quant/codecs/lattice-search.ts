@@ -63,7 +63,7 @@ export function findBestNeighbour(grid: IqGrid, u: number, x0: number, scale: nu
     }
   }
   // ggml aborts here (GGML_ASSERT): only non-finite or overflowing inputs get here.
-  if (best < 0) throw new RangeError(`${grid.name}: no grid point fits (inputs too large or not finite)`);
+  if (best < 0) throw new RangeError("no grid point fits: the values are too large (their squared errors overflow f32), where ggml aborts (GGML_ASSERT(grid_index >= 0))");
   for (let i = 0; i < dims; i++) L[l0 + i] = (coords[best * dims + i] - 1) >> 1;
   return best;
 }

@@ -14,7 +14,7 @@ import { IQ1_M, IQ1_S } from './iq1.ts';
 import { IQ2_S, IQ2_XS, IQ2_XXS } from './iq2.ts';
 import { IQ3_S, IQ3_XXS } from './iq3.ts';
 import { NVFP4, Q1_0, Q2_0 } from './lowbit.ts';
-import { SPECIAL_F16, bits, ggmlDequantize, importanceFor, makeRows, random, type Shape } from './testing.ts';
+import { SPECIAL_F16, bits, ggmlDequantize, importanceFor, makeRows, random, readTensor, type Shape } from './testing.ts';
 
 interface Case {
   id: string;
@@ -113,6 +113,15 @@ describe.each(CASES)('$id against ggml', (c) => {
     }
   });
 
+  it('stories260K weights (embeddings, down_proj) read as rows of 256: identical bytes and floats', () => {
+    for (const name of ['model.embed_tokens.weight', 'model.layers.0.mlp.down_proj.weight']) {
+      const x = readTensor(name).data;
+      const whole = x.subarray(0, x.length - (x.length % ROW));
+      if (!c.requiresImportance) expectAsGgml(c, whole, ROW, undefined, name);
+      expectAsGgml(c, whole, ROW, importanceFor(21, ROW), `${name}, importance`);
+    }
+  });
+
   it('all-zero sub-blocks of 16 and 32 in places (iq3_s then writes the next grid bytes in their slot)', () => {
     const rnd = random(31);
     const x = makeRows('outliers', 8, ROWS, ROW);
@@ -141,6 +150,27 @@ describe.each(CASES)('$id against ggml', (c) => {
     expect(() => c.codec.decode(new Uint8Array(c.typeSize - 1), 1, c.blockSize)).toThrow(RangeError);
     expect(() => c.codec.encode(new Float32Array(c.blockSize / 2), c.blockSize / 2, new Float32Array(c.blockSize / 2))).toThrow(RangeError);
     expect(() => c.codec.encode(new Float32Array(ROW), ROW, new Float32Array(ROW - 1))).toThrow(RangeError);
+  });
+});
+
+describe('huge values', () => {
+  // Rows of sin(i)*scale: at 1e19 and 3e38 the squared errors of iq2_xs, iq2_s and the iq3
+  // searches overflow f32 and ggml aborts (GGML_ASSERT(grid_index >= 0)); the others cope.
+  const hugeRows = (scale: number) => Float32Array.from({ length: 4 * ROW }, (_, i) => Math.sin(i * 1.3) * scale);
+  const ABORTS_IN_GGML = new Set(['iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s']);
+
+  it.each(CASES)('$id at 1e15: as ggml', (c) => {
+    expectAsGgml(c, hugeRows(1e15), ROW, importanceFor(2, ROW), 'scale 1e15');
+  });
+
+  it.each(CASES.filter((c) => !ABORTS_IN_GGML.has(c.id)))('$id at 1e19 and 3e38: as ggml', (c) => {
+    for (const scale of [1e19, 3e38]) expectAsGgml(c, hugeRows(scale), ROW, importanceFor(2, ROW), `scale ${scale}`);
+  });
+
+  it.each(CASES.filter((c) => ABORTS_IN_GGML.has(c.id)))('$id at 1e19 and 3e38: refused, naming the row, where ggml aborts', (c) => {
+    for (const scale of [1e19, 3e38]) {
+      expect(() => c.codec.encode(hugeRows(scale), ROW, importanceFor(2, ROW))).toThrow(new RegExp(`^${c.id}: row 0: no grid point fits`));
+    }
   });
 });
 
