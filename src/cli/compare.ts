@@ -1,4 +1,4 @@
-// `quantlab compare FILE... --tensor NAME --types T,T,... [--json] [--backend cpu|webgpu]`:
+// `quantlab compare FILE... --tensor NAME --types T,T,... [--pad] [--json] [--backend cpu|webgpu]`:
 // one tensor quantized into each type, with the error metrics of docs/contracts.md.
 import { compareJob } from '../engine/jobs/compare.ts';
 import { uncancelled } from '../engine/jobs/job.ts';
@@ -19,11 +19,12 @@ export function parseTypes(list: string | undefined): string[] {
 export const compareCommand: Command = {
   name: 'compare',
   summary: 'quantize one tensor into several types and report the error of each',
-  usage: 'quantlab compare FILE... --tensor NAME --types T,T,... [--json] [--backend cpu|webgpu]',
+  usage: 'quantlab compare FILE... --tensor NAME --types T,T,... [--pad] [--json] [--backend cpu|webgpu]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
       tensor: { type: 'string' },
       types: { type: 'string' },
+      pad: { type: 'boolean' },
       json: { type: 'boolean' },
       backend: { type: 'string' },
     });
@@ -31,7 +32,7 @@ export const compareCommand: Command = {
     const types = parseTypes(values.types);
     const session = await openSession(parseBackend(values.backend));
     await session.load(await openFiles(positionals));
-    const result = await compareJob(session, { tensor: values.tensor, types }, uncancelled());
+    const result = await compareJob(session, { tensor: values.tensor, types, pad: values.pad ?? false }, uncancelled());
     io.stdout(values.json ? `${toJson(compareJson(result))}\n` : compareText(result));
     return 0;
   },
@@ -56,6 +57,8 @@ export function compareJson(r: CompareResult) {
             snr_db: t.metrics.snrDb,
             cosine: t.metrics.cosine,
             backend: t.backend,
+            // --pad: rows zero-padded to the type's block (bytes with the padding; not storable in GGUF as is).
+            ...(t.padded ? { padded: { row_length: t.padded.rowLength, padded_row_length: t.padded.paddedRowLength } } : {}),
           },
     ),
     // A tensor above the compare job's MAX_COMPARE_VALUES is measured on evenly spaced rows.
@@ -70,9 +73,11 @@ function compareText(r: CompareResult): string {
   const rows = r.results.map((t) =>
     t.error
       ? [t.type, t.error]
-      : [t.type, t.bpw.toFixed(3), String(t.bytes), t.metrics.rmse.toExponential(4), t.metrics.maxAbs.toExponential(4), t.metrics.snrDb.toFixed(2), t.metrics.cosine.toFixed(6), t.backend],
+      : [t.padded ? `${t.type}*` : t.type, t.bpw.toFixed(3), String(t.bytes), t.metrics.rmse.toExponential(4), t.metrics.maxAbs.toExponential(4), t.metrics.snrDb.toFixed(2), t.metrics.cosine.toFixed(6), t.backend],
   );
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.filter((x) => x.length > 2).map((x) => x[i].length)));
   const line = (cells: string[]) => (cells.length === 2 ? `${cells[0].padEnd(widths[0])}  ${cells[1]}` : cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
-  return head + [line(cols), ...rows.map(line)].join('\n') + '\n';
+  const padded = r.results.find((t) => t.padded && !t.error)?.padded;
+  const note = padded ? `* rows of ${padded.rowLength} zero-padded to the type's block: bytes count the padding, the error is the tensor's own elements; not storable in GGUF as is\n` : '';
+  return head + [line(cols), ...rows.map(line)].join('\n') + '\n' + note;
 }

@@ -9,6 +9,7 @@ import { EngineNotice } from './EngineNotice.tsx';
 import { MatmulTab } from './MatmulTab.tsx';
 import { ModelOutputTab } from './ModelOutputTab.tsx';
 import { ModelOverview } from './ModelOverview.tsx';
+import { moveFocus } from './roving.ts';
 import { TensorTable } from './TensorTable.tsx';
 import { WholeModelTab } from './WholeModelTab.tsx';
 
@@ -68,13 +69,22 @@ export function App() {
         <div className="work">
           {model ? (
             <>
-              <nav className="tabs" role="tablist">
+              {/* One tab stop; arrow keys, Home and End move between the tabs and show the one reached. */}
+              <div
+                className="tabs"
+                role="tablist"
+                aria-label="Views"
+                onKeyDown={(e) => {
+                  const to = moveFocus(e, '[role=tab]', 'horizontal');
+                  if (to) setTab(to.textContent as Tab);
+                }}
+              >
                 {TABS.map((t) => (
-                  <button key={t} role="tab" type="button" aria-selected={tab === t} onClick={() => setTab(t)}>
+                  <button key={t} role="tab" type="button" aria-selected={tab === t} tabIndex={tab === t ? 0 : -1} onClick={() => setTab(t)}>
                     {t}
                   </button>
                 ))}
-              </nav>
+              </div>
               {tab === 'Compare types' && <CompareTab />}
               {tab === 'Whole model' && <WholeModelTab />}
               {tab === 'Quantized matmul' && <MatmulTab />}

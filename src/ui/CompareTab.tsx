@@ -19,7 +19,8 @@ export function CompareTab() {
   // The store runs the comparison unless it has this very one (shown again, the tab keeps its result).
   useEffect(() => {
     if (!info || types.length === 0) return;
-    useApp.getState().ensureCompare({ tensor: info.name, types, blockIndex });
+    // pad: a type whose block does not divide the rows is shown on zero-padded rows (labelled so), not struck out.
+    useApp.getState().ensureCompare({ tensor: info.name, types, blockIndex, pad: true });
   }, [info, types, blockIndex]);
 
   return (

@@ -3,8 +3,30 @@ import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceLine, R
 import type { CompareResult, TypeResult } from '../store/types.ts';
 import { formatBytes, formatMetric } from './format.ts';
 import { colourOf } from './palette.ts';
+import { ChartFigure, TableTakeaway } from './Takeaway.tsx';
+import type { TableData } from './takeaway.ts';
 
 const AXIS = { fontSize: 11 };
+
+/** What a padded type's rows were, said once for the table's badge and the note under it. */
+function paddedNote(r: TypeResult): string {
+  const p = r.padded!;
+  return `rows of ${p.rowLength} zero-padded to ${p.paddedRowLength} (${r.type}'s block); the size counts the padding; not storable in GGUF as is`;
+}
+
+/** The metrics table's data for CSV and Markdown: numbers at full precision, in the table's order. */
+export function metricsTableData(results: TypeResult[], shown: boolean): TableData {
+  const header = ['type', 'padded', 'bits_per_weight', 'bytes', 'rmse', 'max_abs', 'mean_abs', 'snr_db', 'cosine', 'ms', 'backend', 'error'];
+  const rows = results.map((r) =>
+    r.error
+      ? [r.type, '', '', '', '', '', '', '', '', '', '', r.error]
+      : shown
+        ? [r.type, r.padded ? `to ${r.padded.paddedRowLength}` : '', r.bpw.toFixed(3), formatBytes(r.bytes), formatMetric(r.metrics.rmse), formatMetric(r.metrics.maxAbs), formatMetric(r.metrics.meanAbs), formatMetric(r.metrics.snrDb), r.metrics.cosine.toFixed(6), r.ms.toFixed(1), r.backend, '']
+        : [r.type, r.padded ? r.padded.paddedRowLength : '', r.bpw, r.bytes, r.metrics.rmse, r.metrics.maxAbs, r.metrics.meanAbs, r.metrics.snrDb, r.metrics.cosine, r.ms, r.backend, ''],
+  );
+  return { header, rows };
+}
+const METRICS_NUMERIC = [false, false, true, true, true, true, true, true, true, true, false, false];
 
 function MetricsTable({ results }: { results: TypeResult[] }) {
   return (
@@ -28,6 +50,11 @@ function MetricsTable({ results }: { results: TypeResult[] }) {
             <td>
               <span className="swatch" style={{ background: colourOf(i) }} />
               {r.type}
+              {r.padded && (
+                <span className="badge" title={paddedNote(r)} data-padded={r.padded.paddedRowLength}>
+                  padded
+                </span>
+              )}
             </td>
             {r.error ? (
               <td colSpan={8} className="muted">
@@ -35,15 +62,28 @@ function MetricsTable({ results }: { results: TypeResult[] }) {
               </td>
             ) : (
               <>
-                <td className="num">{r.bpw.toFixed(3)}</td>
-                <td className="num">{formatBytes(r.bytes)}</td>
+                <td className="num" data-metric="bpw" data-value={r.bpw}>
+                  {r.bpw.toFixed(3)}
+                </td>
+                <td className="num" data-metric="bytes" data-value={r.bytes} title={r.padded ? paddedNote(r) : undefined}>
+                  {formatBytes(r.bytes)}
+                  {r.padded ? '*' : ''}
+                </td>
                 <td className="num" data-metric="rmse" data-value={r.metrics.rmse}>
                   {formatMetric(r.metrics.rmse)}
                 </td>
-                <td className="num">{formatMetric(r.metrics.maxAbs)}</td>
-                <td className="num">{formatMetric(r.metrics.meanAbs)}</td>
-                <td className="num">{formatMetric(r.metrics.snrDb)}</td>
-                <td className="num">{r.metrics.cosine.toFixed(6)}</td>
+                <td className="num" data-metric="max_abs" data-value={r.metrics.maxAbs}>
+                  {formatMetric(r.metrics.maxAbs)}
+                </td>
+                <td className="num" data-metric="mean_abs" data-value={r.metrics.meanAbs}>
+                  {formatMetric(r.metrics.meanAbs)}
+                </td>
+                <td className="num" data-metric="snr_db" data-value={r.metrics.snrDb}>
+                  {formatMetric(r.metrics.snrDb)}
+                </td>
+                <td className="num" data-metric="cosine" data-value={r.metrics.cosine}>
+                  {r.metrics.cosine.toFixed(6)}
+                </td>
                 <td className="num">
                   {r.ms.toFixed(1)} ms <span className="muted">{r.backend === 'webgpu' ? 'GPU' : 'CPU'}</span>
                 </td>
@@ -80,8 +120,7 @@ function ErrorHistograms({ results, log }: { results: TypeResult[]; log: boolean
   }, [ok, log]);
   const range: [number, number] = ok.length ? [ok[0].histogram.min, ok[0].histogram.max] : [-1, 1];
   return (
-    <figure className="chart" aria-label="Error histogram">
-      <figcaption>Error (dequantized − original), count per bin</figcaption>
+    <ChartFigure label="Error histogram" caption="Error (dequantized − original), count per bin">
       <ResponsiveContainer width="100%" height={240}>
         <LineChart data={data} margin={{ top: 6, right: 12, bottom: 4, left: 4 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
@@ -94,15 +133,14 @@ function ErrorHistograms({ results, log }: { results: TypeResult[]; log: boolean
           )}
         </LineChart>
       </ResponsiveContainer>
-    </figure>
+    </ChartFigure>
   );
 }
 
 function SizeChart({ results }: { results: TypeResult[] }) {
   const data = results.filter((r) => !r.error).map((r) => ({ type: r.type, bytes: r.bytes, bpw: r.bpw, rmse: r.metrics.rmse }));
   return (
-    <figure className="chart" aria-label="Size chart">
-      <figcaption>Size of this tensor per type</figcaption>
+    <ChartFigure label="Size chart" caption="Size of this tensor per type (padded types with their padding)">
       <ResponsiveContainer width="100%" height={240}>
         <BarChart data={data} margin={{ top: 6, right: 12, bottom: 4, left: 4 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
@@ -112,7 +150,7 @@ function SizeChart({ results }: { results: TypeResult[] }) {
           <Bar dataKey="bytes" fill="#0072B2" isAnimationActive={false} />
         </BarChart>
       </ResponsiveContainer>
-    </figure>
+    </ChartFigure>
   );
 }
 
@@ -122,13 +160,23 @@ function BlockInspector({ result, index }: { result: TypeResult; index: number }
   if (!block) return null;
   const points = block.original.map((v, i) => ({ i, original: v, dequantized: block.dequantized[i] }));
   return (
-    <figure className="chart block" aria-label={`Block inspector ${result.type}`}>
-      <figcaption>
-        <b style={{ color: colourOf(index) }}>{result.type}</b> block {block.index}:{' '}
-        {Object.entries(block.fields)
-          .map(([k, v]) => `${k} = ${Number.isInteger(v) ? v : formatMetric(v)}`)
-          .join(', ')}
-      </figcaption>
+    <ChartFigure
+      className="block"
+      label={`Block inspector ${result.type}`}
+      caption={
+        <>
+          <b>
+            <span className="swatch" style={{ background: colourOf(index) }} />
+            {result.type}
+          </b>{' '}
+          block {block.index}
+          {result.padded ? ' (of the padded rows)' : ''}:{' '}
+          {Object.entries(block.fields)
+            .map(([k, v]) => `${k} = ${Number.isInteger(v) ? v : formatMetric(v)}`)
+            .join(', ')}
+        </>
+      }
+    >
       <ResponsiveContainer width="100%" height={200}>
         <ScatterChart margin={{ top: 6, right: 12, bottom: 4, left: 4 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
@@ -144,7 +192,7 @@ function BlockInspector({ result, index }: { result: TypeResult; index: number }
           <Scatter name="dequantized" data={points.map((p) => ({ i: p.i, original: p.dequantized }))} dataKey="original" fill={colourOf(index)} shape="cross" isAnimationActive={false} />
         </ScatterChart>
       </ResponsiveContainer>
-    </figure>
+    </ChartFigure>
   );
 }
 
@@ -153,8 +201,7 @@ function WeightDistribution({ compare }: { compare: CompareResult }) {
   const width = (h.max - h.min) / h.counts.length;
   const data = h.counts.map((c, b) => ({ x: h.min + (b + 0.5) * width, count: c }));
   return (
-    <figure className="chart" aria-label="Weight distribution">
-      <figcaption>Weight distribution of {compare.tensor}</figcaption>
+    <ChartFigure label="Weight distribution" caption={`Weight distribution of ${compare.tensor}`}>
       <ResponsiveContainer width="100%" height={200}>
         <BarChart data={data} barCategoryGap={0} margin={{ top: 6, right: 12, bottom: 4, left: 4 }}>
           <XAxis dataKey="x" tickFormatter={(v: number) => formatMetric(v)} tick={AXIS} minTickGap={24} />
@@ -163,17 +210,28 @@ function WeightDistribution({ compare }: { compare: CompareResult }) {
           <Bar dataKey="count" fill="#94a3b8" isAnimationActive={false} />
         </BarChart>
       </ResponsiveContainer>
-    </figure>
+    </ChartFigure>
   );
 }
 
 export function CompareView({ compare, blockIndex, onBlockIndex }: { compare: CompareResult; blockIndex: number; onBlockIndex: (i: number) => void }) {
   const [log, setLog] = useState(true);
   const withBlocks = compare.results.filter((r) => r.block);
+  const padded = compare.results.filter((r) => r.padded && !r.error);
   return (
     <div className="compare">
-      <MetricsTable results={compare.results} />
+      {/* The table scrolls sideways inside its panel, never the page; focusable so a keyboard can scroll it. */}
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Error metrics (scrolls sideways)">
+        <MetricsTable results={compare.results} />
+      </div>
+      {padded.length > 0 && (
+        <p className="muted" role="note" aria-label="Padded types">
+          * padded: {padded.map((r) => r.type).join(', ')} compared on rows of {padded[0].padded!.rowLength} zero-padded to their block; sizes count
+          the padding, the error is the tensor's own weights only; not storable in GGUF as is (llama.cpp needs whole blocks per row).
+        </p>
+      )}
       <div className="toolbar">
+        <TableTakeaway label={`Error metrics ${compare.tensor}`} data={() => metricsTableData(compare.results, false)} numeric={METRICS_NUMERIC} markdown={() => metricsTableData(compare.results, true)} />
         <label>
           <input type="checkbox" checked={log} onChange={(e) => setLog(e.target.checked)} /> Log scale
         </label>

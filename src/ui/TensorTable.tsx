@@ -1,6 +1,7 @@
 import { useMemo, useState } from 'react';
 import type { TensorSummary } from '../store/types.ts';
 import { formatBytes, formatCount, formatShape } from './format.ts';
+import { moveFocus } from './roving.ts';
 
 type SortKey = 'index' | 'name' | 'params' | 'nbytes';
 
@@ -48,9 +49,21 @@ export function TensorTable({ tensors, selected, onSelect }: Props) {
               {header('nbytes', 'Bytes', 'num')}
             </tr>
           </thead>
-          <tbody>
-            {rows.map(({ t }) => (
-              <tr key={t.name} className={t.name === selected ? 'selected' : ''} aria-selected={t.name === selected} onClick={() => onSelect(t.name)}>
+          {/* Keyboard: one tab stop (the selected row), arrow keys move, Enter or Space selects. */}
+          <tbody onKeyDown={(e) => moveFocus(e, 'tr', 'vertical')}>
+            {rows.map(({ t }, i) => (
+              <tr
+                key={t.name}
+                className={t.name === selected ? 'selected' : ''}
+                aria-selected={t.name === selected}
+                tabIndex={t.name === selected || (selected === null && i === 0) ? 0 : -1}
+                onClick={() => onSelect(t.name)}
+                onKeyDown={(e) => {
+                  if (e.key !== 'Enter' && e.key !== ' ') return;
+                  e.preventDefault();
+                  onSelect(t.name);
+                }}
+              >
                 <td className="name" title={t.name}>
                   {t.name}
                 </td>

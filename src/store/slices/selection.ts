@@ -2,7 +2,8 @@
 import { compareReset, COMPARE_SLOTS } from './compare.ts';
 import { tickets, type Slice } from './shared.ts';
 
-export const DEFAULT_COMPARE_TYPES = ['f16', 'bf16', 'q8_0', 'int8', 'q4_0', 'q4_K', 'nf4', 'q2_K'];
+// q6_K and q4_K with q2_K: the K-quants most people come to compare (on the sample's rows of 64, padded).
+export const DEFAULT_COMPARE_TYPES = ['f16', 'bf16', 'q8_0', 'q6_K', 'int8', 'q4_0', 'q4_K', 'nf4', 'q2_K'];
 
 export interface SelectionSlice {
   tensor: string | null;
