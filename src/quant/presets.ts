@@ -15,7 +15,7 @@
 // PRESETS (IQ1/IQ2/IQ3 mixtures, MXFP4_MOE) are not ported; their types have no codec here.
 // Verified tensor by tensor against the real library in presets.test.ts.
 import { ggmlTypeByName, type GgmlTypeInfo } from '../formats/gguf/constants.ts';
-import { QUANT_TYPES, quantType } from './types.ts';
+import { TYPE_INFOS, typeInfo } from './type-data.ts';
 
 export type PresetName =
   | 'F16' | 'BF16' | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_0' | 'Q2_K' | 'Q2_K_S' | 'Q3_K_S' | 'Q3_K_M'
@@ -56,7 +56,7 @@ export const PRESETS: readonly Preset[] = [
 
 /** The types GPTQ export writes (the table's gptqTarget), in table order: q4_0, q4_K. */
 export function gptqTargetTypes(): string[] {
-  return QUANT_TYPES.filter((t) => t.gptqTarget).map((t) => t.id);
+  return TYPE_INFOS.filter((t) => t.gptqTarget).map((t) => t.id);
 }
 
 /** The presets whose weights' type GPTQ export writes, smallest first: Q4_0, Q4_K_S, Q4_K_M. */
@@ -91,7 +91,7 @@ export function findPreset(name: string): Preset | undefined {
  * aliases: q4_K -> Q4_K (= Q4_K_M), q3_K -> Q3_K (= Q3_K_M), q2_K -> Q2_K.
  */
 export function fileTypeForPureType(type: string): { name: string; fileType: number; defaultType: string } | undefined {
-  const id = quantType(type)?.id;
+  const id = typeInfo(type)?.id;
   if (id === undefined) return undefined;
   const alias = Object.entries(PRESET_ALIASES).find(([a]) => a.toLowerCase() === id.toLowerCase());
   const preset = alias ? findPreset(alias[1]) : PRESETS.find((p) => p.defaultType === id);
@@ -189,7 +189,7 @@ function ggmlType(id: string): GgmlTypeInfo {
 
 /** A target type given by the user: one that GGUF stores and quantlab can encode. */
 function targetType(id: string, what: string): GgmlTypeInfo {
-  const type = quantType(id);
+  const type = typeInfo(id);
   const t = type?.ggml;
   if (!type || !t || type.activationOnly) throw new Error(`${what}: ${id} is not a type quantlab can write to GGUF`);
   return t;
@@ -575,7 +575,7 @@ export function parseTensorTypeOverride(arg: string): TensorTypeOverride {
   const type = arg.slice(sep + 1);
   if (type === '') throw new Error(`--tensor-type ${arg}: missing quantization type`);
   targetType(type, `--tensor-type ${arg}`);
-  return { pattern: arg.slice(0, sep).toLowerCase(), type: quantType(type)!.id };
+  return { pattern: arg.slice(0, sep).toLowerCase(), type: typeInfo(type)!.id };
 }
 
 function scalar(v: unknown): number | undefined {

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { quantType } from '../quant/types.ts';
+import { typeInfo } from '../quant/type-data.ts';
 import { useApp } from '../store/store.ts';
 import type { MatmulInput } from '../store/types.ts';
 import { formatBytes, formatMetric, formatShape } from './format.ts';
@@ -33,7 +33,7 @@ export function MatmulTab() {
   const result = useApp((s) => s.matmul.result);
   const error = useApp((s) => s.matmul.error);
   const running = useApp((s) => s.matmul.status === 'running');
-  const ggufTypes = types.filter((t) => quantType(t)?.ggml);
+  const ggufTypes = types.filter((t) => typeInfo(t)?.ggml);
   const cols = info?.shape.length === 2 ? info.shape[1] : null;
   const sources = model?.tensors.filter((t) => cols !== null && t.shape[t.shape.length - 1] === cols) ?? [];
 

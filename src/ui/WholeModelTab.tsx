@@ -1,7 +1,7 @@
 import { useEffect, useMemo } from 'react';
 import { Bar, BarChart, CartesianGrid, Cell, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { PRESETS, type PlanMode } from '../quant/presets.ts';
-import { QUANT_TYPES } from '../quant/types.ts';
+import { TYPE_INFOS } from '../quant/type-data.ts';
 import { useApp } from '../store/store.ts';
 import { exactPattern as exact } from '../store/slices/wholeModel.ts';
 import type { LayerError, PresetSize } from '../store/types.ts';
@@ -11,7 +11,7 @@ import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
 
 const AXIS = { fontSize: 11 };
-const GGUF_TYPES = QUANT_TYPES.filter((t) => t.ggml && !t.activationOnly).map((t) => t.id);
+const GGUF_TYPES = TYPE_INFOS.filter((t) => t.ggml && !t.activationOnly).map((t) => t.id);
 
 /** 'Q4_K_M' is a preset; 'type:q4_0' is one type everywhere (llama-quantize --pure). */
 export function modeOf(choice: string): PlanMode {

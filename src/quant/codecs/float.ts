@@ -18,6 +18,7 @@
 // stays NaN (0x7f for E4M3, 0x7e for E5M2).
 import { checkRows, type Codec } from '../codec.ts';
 import * as float16 from '../../formats/float16.ts';
+import { fp8Bytes } from '../sizes.ts';
 
 // Local copies: transpiled modules (tsx, vitest) reach imports through getters, which V8
 // does not inline in hot loops.
@@ -247,5 +248,5 @@ function fp8Codec(f: Fp8Format): Codec {
 export const FP8_E4M3 = fp8Codec(E4M3);
 export const FP8_E5M2 = fp8Codec(E5M2);
 
-/** Storage of an FP8 tensor: the f32 scale, then one byte per element. */
-export const fp8Bytes = (rows: number, rowLength: number) => rows * rowLength + 4;
+// Storage of an FP8 tensor: quant/sizes.ts (the type table reads it too).
+export { fp8Bytes };

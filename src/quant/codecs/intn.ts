@@ -36,6 +36,10 @@
 // (Quantizer.find_params, quantize, QuantLinear.pack: codes made with the stored f16 scale).
 import { checkRows, dataView, type Codec } from '../codec.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../formats/float16.ts';
+import { int4BlockBytes, int4HeaderBytes, int8Bytes, type Int4Mode } from '../sizes.ts';
+
+// INT8 and INT4 sizes live in quant/sizes.ts (the type table reads them too).
+export { int4BlockBytes, int8Bytes, type Int4Mode };
 
 /** LLM.int8's threshold (the paper; transformers' llm_int8_threshold): columns with any |x| >= 6 stay f16. */
 export const OUTLIER_THRESHOLD = 6;
@@ -47,8 +51,6 @@ const INT4_MAX_CODE = 15;
 const INT4_SYM_ZERO = 8;
 /** Largest finite f16: a larger scale would store as infinity and decode to NaN. */
 const F16_MAX = 65504;
-
-export type Int4Mode = 'sym' | 'asym';
 
 const pad4 = (bytes: number) => Math.ceil(bytes / 4) * 4;
 
@@ -66,11 +68,6 @@ export function roundHalfEven(x: number): number {
 const clamp = (x: number, lo: number, hi: number) => (x < lo ? lo : x > hi ? hi : x);
 
 // ---------------------------------------------------------------------------------- INT8
-
-/** Exact size of an INT8 tensor, and of an INT8_OUTLIER tensor with no outlier column. */
-export function int8Bytes(rows: number, rowLength: number): number {
-  return pad4(rows * rowLength) + 4 * rows;
-}
 
 /** Bytes of one INT8_OUTLIER column record. */
 export function outlierRecordBytes(rows: number): number {
@@ -198,12 +195,6 @@ export const INT8_OUTLIER: Codec = {
 };
 
 // ---------------------------------------------------------------------------------- INT4
-
-export function int4BlockBytes(group: number, mode: Int4Mode): number {
-  return int4HeaderBytes(mode) + group / 2;
-}
-
-const int4HeaderBytes = (mode: Int4Mode) => (mode === 'asym' ? 4 : 2);
 
 /**
  * GPTQ's Quantizer.find_params grid (IST-DASLab/gptq quant.py) for a group with extremes

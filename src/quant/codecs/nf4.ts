@@ -34,19 +34,12 @@
 // (torch's f32 reduction order varies by device), and torch.linspace's rounding in
 // create_dynamic_map depends on the CPU's vector width (we follow its scalar path).
 import { checkRows, dataView, type Codec } from '../codec.ts';
+import { BLOCK_VALUES, DQ_BLOCK_BYTES, DQ_GROUP_BLOCKS, dqBytes, dqLayout, NF4_ABSMAX_BYTES as ABSMAX_BYTES, NF4_BLOCK_BYTES, NF4_CODE_BYTES as CODE_BYTES } from '../sizes.ts';
 
-export const BLOCK_VALUES = 64;
-const CODE_BYTES = BLOCK_VALUES / 2;
-const ABSMAX_BYTES = 4;
-export const NF4_BLOCK_BYTES = ABSMAX_BYTES + CODE_BYTES;
-/** Blocks whose absmax share one f32 scale in double quantization (bitsandbytes' blocksize=256). */
-export const DQ_GROUP_BLOCKS = 256;
-/** Nominal bytes per block of a _dq type (codes + the absmax code); dqBytes is exact. */
-export const DQ_BLOCK_BYTES = CODE_BYTES + 1;
+// The block and _dq layouts' sizes live in quant/sizes.ts (the type table reads them too).
+export { BLOCK_VALUES, DQ_BLOCK_BYTES, DQ_GROUP_BLOCKS, dqBytes, dqLayout, NF4_BLOCK_BYTES };
 /** bitsandbytes' default backend clamps absmax to this before taking 1 / absmax. */
 const MIN_ABSMAX = Math.fround(1e-38);
-
-const pad4 = (bytes: number) => Math.ceil(bytes / 4) * 4;
 
 // --------------------------------------------------------------------------- code tables
 
@@ -230,20 +223,6 @@ export const NF4 = blockCodec(NF4_FORMAT);
 export const FP4 = blockCodec(FP4_FORMAT);
 
 // ------------------------------------------------------------------- double quantization
-
-/** Byte offsets of the _dq sections for a tensor of `blocks` blocks. */
-export function dqLayout(blocks: number) {
-  const absmaxCodesAt = blocks * CODE_BYTES;
-  const groupScalesAt = absmaxCodesAt + pad4(blocks);
-  const groups = Math.ceil(blocks / DQ_GROUP_BLOCKS);
-  const offsetAt = groupScalesAt + 4 * groups;
-  return { absmaxCodesAt, groupScalesAt, groups, offsetAt, bytes: offsetAt + 4 };
-}
-
-/** Exact size of an NF4_DQ / FP4_DQ tensor. */
-export function dqBytes(rows: number, rowLength: number): number {
-  return dqLayout((rows * rowLength) / BLOCK_VALUES).bytes;
-}
 
 /** The offset bitsandbytes subtracts: absmax.mean(), here summed in f64 and rounded to f32. */
 function meanF32(values: Float32Array): number {

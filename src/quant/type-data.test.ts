@@ -1,11 +1,9 @@
 // The type table's facts that code used to keep in lists of its own (issue 20): layout kind,
-// activation-only, vec_dot types, GPTQ targets.
+// activation-only, vec_dot types, GPTQ targets; and the codec registry covering the table.
 import { describe, expect, it } from 'vitest';
 import { gptqPresets, gptqTargetTypes } from './presets.ts';
+import { TYPE_INFOS, typeInfo } from './type-data.ts';
 import { QUANT_TYPES, quantType } from './types.ts';
-
-const TYPE_INFOS = QUANT_TYPES;
-const typeInfo = quantType;
 
 /** Bytes of rows x rowLength values if a tensor is its blocks and nothing else. */
 const blockBytes = (t: { blockSize: number; typeSize: number }, rows: number, rowLength: number) => (rows * rowLength * t.typeSize) / t.blockSize;
@@ -50,5 +48,18 @@ describe('the type table', () => {
       'nf4_dq:double-quant',
       'fp4_dq:double-quant',
     ]);
+  });
+});
+
+describe('the codec registry', () => {
+  it('has a codec for every type of the table, and the same facts', () => {
+    expect(QUANT_TYPES.map((t) => t.id)).toEqual(TYPE_INFOS.map((t) => t.id));
+    for (const info of TYPE_INFOS) {
+      const t = quantType(info.id)!;
+      expect(typeof t.codec.encode, info.id).toBe('function');
+      expect(t.reference, info.id).toBeDefined();
+      const { codec: _codec, reference: _reference, ...data } = t;
+      expect(data, info.id).toEqual(info);
+    }
   });
 });
