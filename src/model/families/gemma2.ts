@@ -2,8 +2,8 @@
 // hparams (llama-model.cpp, LLM_ARCH_GEMMA2).
 //   embeddings · sqrt(n_embd) -> per layer: RMSNorm -> q,k,v -> NEOX RoPE ->
 //   attention with scores soft-capped (cap·tanh(s/cap), attn_logit_softcapping, default
-//   50) and, on even layers (swa pattern 2), a sliding window (attention.sliding_window,
-//   default 4096) -> o -> RMSNorm (post_attention_norm) -> residual -> RMSNorm ->
+//   50) and, on even layers (swa pattern 2, or attention.sliding_window_pattern), a
+//   sliding window (attention.sliding_window, default 4096) -> o -> RMSNorm (post_attention_norm) -> residual -> RMSNorm ->
 //   GeGLU FFN (GELU-tanh through ggml's f16 table) -> RMSNorm (post_ffw_norm) ->
 //   residual; final RMSNorm; tied output; logits soft-capped (final_logit_softcapping,
 //   default 30).
@@ -31,6 +31,13 @@ import { attendAndProject, gatedFfn, inputNorm, separateQkv } from './steps.ts';
 /** llama.cpp's hparams.set_swa_pattern(p): layer il is sliding unless il % p == p - 1. */
 export function swaLayer(il: number, pattern: number): boolean {
   return il % pattern < pattern - 1;
+}
+
+/** attention.sliding_window_pattern where the file has it (llama.cpp reads it), else the family's. */
+export function swaPattern(keys: ArchKeys, fallback: number): number {
+  const v = keys.md[keys.key('attention.sliding_window_pattern')];
+  if (v !== undefined && typeof v === 'object') throw new Error(`GGUF metadata ${keys.key('attention.sliding_window_pattern')} is a per-layer array: not supported (only a period)`);
+  return keys.count('attention.sliding_window_pattern', fallback);
 }
 
 /** Gemma's tensor names (llama-arch.cpp): llama's plus post norms, and q/k norms for gemma3. */
@@ -83,7 +90,8 @@ export function gemmaConfig(
   const nRot = keys.count('rope.dimension_count', headDim);
   const names = gemmaNames(nLayer, tied, family === 'gemma3');
   const contextLength = keys.count('context_length', 8192);
-  const scaleDim = nLayer === bigLayers ? Math.fround(nEmbd / nHead) : headDim;
+  // llama.cpp: 1.0f / sqrtf(float(n_embd / n_head)) for the 27B, the division in integers.
+  const scaleDim = nLayer === bigLayers ? Math.floor(nEmbd / nHead) : headDim;
   const config: ModelConfig = {
     family,
     format: 'gguf',
@@ -129,7 +137,8 @@ export function gemmaConfig(
 function gemma2Config(md: Readonly<Record<string, unknown>>, byName: ReadonlyMap<string, ModelTensor>): ModelConfig {
   const { keys, config } = gemmaConfig(md, byName, 'gemma2', 46, (k, nLayer, base, scale) => {
     const window = k.count('attention.sliding_window', 4096);
-    return Array.from({ length: nLayer }, (_, il) => ({ window: swaLayer(il, 2) ? window : 0, ropeFreqBase: base, ropeFreqScale: scale }));
+    const pattern = swaPattern(k, 2);
+    return Array.from({ length: nLayer }, (_, il) => ({ window: swaLayer(il, pattern) ? window : 0, ropeFreqBase: base, ropeFreqScale: scale }));
   });
   const cap = (key: string, fallback: number) => {
     const v = keys.opt(key) ?? fallback;
