@@ -25,10 +25,26 @@ function fastCodecsWasm(): Plugin {
   };
 }
 
-/** Nothing leaves the machine: scripts, connections and workers from this origin only. */
+/**
+ * The Hugging Face Hub and the hosts its file downloads redirect to (LFS files to
+ * cdn-lfs*, Xet-stored files to cas-bridge.xethub.hf.co): the only places the page may
+ * connect to besides itself, and only when the user opens a Hub model (docs/hub.md).
+ */
+export const HUB_CONNECT_SOURCES = [
+  'https://huggingface.co',
+  'https://cdn-lfs.huggingface.co',
+  'https://cdn-lfs-us-1.huggingface.co',
+  'https://cdn-lfs-eu-1.huggingface.co',
+  'https://cdn-lfs.hf.co',
+  'https://cdn-lfs-us-1.hf.co',
+  'https://cdn-lfs-eu-1.hf.co',
+  'https://cas-bridge.xethub.hf.co',
+];
+
+/** Nothing leaves the machine unasked: scripts and workers from this origin only; connections to it and to the Hub. */
 export const CONTENT_SECURITY_POLICY =
   "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
-  "connect-src 'self' blob: data:; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'none'";
+  `connect-src 'self' blob: data: ${HUB_CONNECT_SOURCES.join(' ')}; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'none'`;
 
 /** The policy as index.html's <meta> (the page, also in dev) and as a header from `vite preview`. */
 function contentSecurityPolicy(): Plugin {

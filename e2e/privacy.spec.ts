@@ -1,9 +1,10 @@
-// Nothing leaves the machine: the Content-Security-Policy allows no remote script or
-// connection, in the page (its <meta>) and in the engine worker (the header, which is what
-// a worker obeys); a real session makes no request off the origin (the fixture fails any
-// test that does, and stops such requests before they reach the network).
+// Nothing leaves the machine: the Content-Security-Policy allows no remote script, and no
+// connection but to the Hugging Face Hub (only when the user opens a Hub model: hub.spec.ts),
+// in the page (its <meta>) and in the engine worker (the header, which is what a worker
+// obeys); a real session makes no request off the origin (the fixture fails any test that
+// does, and stops such requests before they reach the network).
 import { test, expect } from './fixtures.ts';
-import { CONTENT_SECURITY_POLICY } from '../vite.config.ts';
+import { CONTENT_SECURITY_POLICY, HUB_CONNECT_SOURCES } from '../vite.config.ts';
 
 /** directive -> sources */
 function parsePolicy(policy: string): Map<string, string[]> {
@@ -23,10 +24,14 @@ test('the policy allows scripts, connections and workers from this origin only, 
   expect(meta).toBe(CONTENT_SECURITY_POLICY);
   const policy = parsePolicy(CONTENT_SECURITY_POLICY);
   const local = new Set(["'self'", "'none'", 'blob:', 'data:', "'wasm-unsafe-eval'", "'unsafe-inline'"]);
-  for (const directive of ['default-src', 'script-src', 'connect-src', 'worker-src']) {
+  for (const directive of ['default-src', 'script-src', 'worker-src']) {
     expect(policy.get(directive), directive).toBeDefined();
     for (const source of policy.get(directive)!) expect(local.has(source), `${directive} ${source}`).toBe(true);
   }
+  // Connections: this origin, and the Hugging Face Hub with its download hosts (docs/hub.md),
+  // which the page contacts only when the user opens a Hub model (hub.spec.ts).
+  expect(policy.get('connect-src')).toEqual(["'self'", 'blob:', 'data:', ...HUB_CONNECT_SOURCES]);
+  expect(HUB_CONNECT_SOURCES.every((s) => /^https:\/\/([a-z0-9-]+\.)*(huggingface\.co|hf\.co)$/.test(s))).toBe(true);
   // 'unsafe-inline' only for styles (React's style attributes), never for scripts.
   expect(policy.get('script-src')).not.toContain("'unsafe-inline'");
   await app.open();

@@ -6,7 +6,8 @@
 // again there; an export is not (its first bytes are already written: it fails, and the
 // export panel discards the file). Listeners hear of restarts and of GPU loss.
 import { proxy, wrap, type Remote } from 'comlink';
-import type { WorkerApi } from './worker.ts';
+import type { HubLoadRequest, WorkerApi } from './worker.ts';
+import type { HubProgress } from '../hub/client.ts';
 import type { GpuStatus } from './types.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
@@ -27,7 +28,7 @@ export type EngineEvent =
   | { kind: 'restarted'; reason: string };
 
 /** Calls that must not be repeated on a new worker. */
-const NO_RERUN: ReadonlySet<string> = new Set(['exportGguf', 'cancel', 'alive', 'watchGpu']);
+const NO_RERUN: ReadonlySet<string> = new Set(['exportGguf', 'cancel', 'alive', 'watchGpu', 'cancelHubLoad']);
 
 interface Live {
   readonly api: Remote<WorkerApi>;
@@ -40,6 +41,8 @@ const listeners = new Set<(e: EngineEvent) => void>();
 const emit = (e: EngineEvent) => listeners.forEach((l) => l(e));
 /** The files of the model the worker has loaded, to load them again in a new one (File handles, not bytes). */
 let loadedFiles: File[] | null = null;
+/** Or the Hub model it has loaded (with the token, if one was needed: kept in memory only). */
+let loadedHub: { request: HubLoadRequest; onTransfer?: (p: HubProgress) => void } | null = null;
 
 function startWorker(onCpu: boolean): Live {
   const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
@@ -72,8 +75,10 @@ function restart(dead: Live, reason: string): Promise<void> {
   live = startWorker(true);
   emit({ kind: 'restarted', reason });
   const files = loadedFiles;
+  const hub = loadedHub;
   restarting = (async () => {
     if (files) await live.api.load(files);
+    else if (hub) await live.api.loadHub(hub.request, hub.onTransfer && proxy(hub.onTransfer));
   })().finally(() => (restarting = null));
   return restarting;
 }
@@ -106,7 +111,7 @@ const worker = new Proxy({} as Remote<WorkerApi>, {
     (...args: unknown[]) =>
       call(method, async (api) => {
         const result = await (api[method as keyof WorkerApi] as (...a: unknown[]) => Promise<unknown>)(...args);
-        if (method === 'load') loadedFiles = args[0] as File[];
+        if (method === 'load') [loadedFiles, loadedHub] = [args[0] as File[], null];
         return result;
       }),
 });
@@ -120,6 +125,13 @@ export function onEngineEvent(listener: (e: EngineEvent) => void): () => void {
 export const engine = {
   gpuStatus: () => worker.gpuStatus(),
   load: (files: File[]) => worker.load(files),
+  /** A model on the Hugging Face Hub, read by byte ranges in the worker; `onTransfer` hears bytes read for as long as it is loaded. */
+  loadHub: async (request: HubLoadRequest, onTransfer?: (p: HubProgress) => void) => {
+    const summary = await worker.loadHub(request, onTransfer ? proxy(onTransfer) : undefined);
+    [loadedFiles, loadedHub] = [null, { request, onTransfer }];
+    return summary;
+  },
+  cancelHubLoad: () => worker.cancelHubLoad(),
   compare: (request: CompareRequest, onProgress?: (p: Progress) => void) =>
     worker.compare(request, onProgress ? proxy(onProgress) : undefined),
   plan: (mode: PlanMode, overrides: OverrideSpec[], options: { hasImatrix?: boolean } = {}) => worker.plan(mode, overrides, options),

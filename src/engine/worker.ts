@@ -9,6 +9,8 @@ import type { OverrideSpec } from '../quant/plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
 import type { MatmulRequest } from './matmul-job.ts';
+import { CancelledError } from './cancelled.ts';
+import type { HubProgress } from '../hub/client.ts';
 import type { CalibrationCompareOptions, CompareRequest, ExportJobOptions, GpuStatus, Progress } from './types.ts';
 import { fastCodecsInstalled, installFastCodecs } from '../quant/fast/wasm-codecs.ts';
 // Built from wasm/ by the Vite plugin (vite.config.ts) before Vite resolves this import.
@@ -47,6 +49,24 @@ const api = {
     await fastCodecs;
     return engine.load(files.map((f) => blobSource(f, f.name)));
   },
+  /**
+   * A model on the Hugging Face Hub (src/hub): its files listed, then read by byte ranges
+   * from this worker. `onTransfer` hears bytes read against bytes needed for as long as the
+   * model is loaded (its reads go on in every job); `cancelHubLoad` stops the load.
+   */
+  loadHub: async (request: HubLoadRequest, onTransfer?: ((p: HubProgress) => void) & ProxyMarked) => {
+    await fastCodecs;
+    hubLoad?.abort(new CancelledError());
+    const abort = (hubLoad = new AbortController());
+    try {
+      const { openHubModel } = await import('../hub/repo.ts');
+      const model = await openHubModel(request.ref, { endpoint: request.endpoint, token: request.token, signal: abort.signal, onProgress: onTransfer && throttled(onTransfer) });
+      return await engine.load(model.sources);
+    } finally {
+      if (hubLoad === abort) hubLoad = null;
+    }
+  },
+  cancelHubLoad: () => hubLoad?.abort(new CancelledError()),
   compare: (request: CompareRequest, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.compare(request, onProgress),
   plan: (mode: PlanMode, overrides: OverrideSpec[], options: { hasImatrix?: boolean }) => engine.plan(mode, overrides, options),
   presetSizes: () => engine.presetSizes(),
@@ -86,6 +106,36 @@ const api = {
   budgetPlan: (target: BudgetTarget) => engine.budgetPlan(target),
   cancel: () => engine.cancel(),
 };
+
+/** What the page asks of the Hub: a reference as parseHubRef reads it, the endpoint, a token (only after a 401/403). */
+export interface HubLoadRequest {
+  readonly ref: string;
+  readonly endpoint?: string;
+  readonly token?: string;
+}
+
+/** The Hub load in progress, which cancelHubLoad stops (the model's later reads are not under it). */
+let hubLoad: AbortController | null = null;
+
+/** At most one progress message per HUB_PROGRESS_MS, and always the last one (a read's end). */
+const HUB_PROGRESS_MS = 200;
+function throttled(listener: (p: HubProgress) => void): (p: HubProgress) => void {
+  let last = 0;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let latest: HubProgress | null = null;
+  const send = () => {
+    timer = null;
+    last = performance.now();
+    if (latest) void listener(latest);
+  };
+  return (p) => {
+    latest = p;
+    if (timer) return;
+    const wait = HUB_PROGRESS_MS - (performance.now() - last);
+    if (wait <= 0 && p.read === p.needed) send();
+    else timer = setTimeout(send, Math.max(0, wait));
+  };
+}
 
 export type WorkerApi = typeof api;
 

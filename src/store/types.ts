@@ -14,3 +14,5 @@ export type {
 export type { MatmulInput, MatmulResult } from '../engine/matmul-job.ts';
 export type { LayerError, OverrideSpec, PlanSummary, PresetSize } from '../quant/plan.ts';
 export type { PlanMode } from '../quant/presets.ts';
+export type { HubLoadRequest } from '../engine/worker.ts';
+export type { HubProgress } from '../hub/client.ts';

@@ -1,4 +1,5 @@
 import { useCallback, useRef, useState, type DragEvent } from 'react';
+import { HubForm } from './HubForm.tsx';
 
 interface Props {
   onFiles: (files: File[]) => void;
@@ -48,6 +49,7 @@ export function DropZone({ onFiles, onSample, busy, compact }: Props) {
           Try the sample (stories260K)
         </button>
       </div>
+      <HubForm busy={busy} />
       <input
         ref={input}
         type="file"

@@ -3,7 +3,7 @@
 import { engine } from '../../engine/client.ts';
 import { errorMessage } from '../job.ts';
 import type { AppState } from '../store.ts';
-import type { ModelSummary, Progress } from '../types.ts';
+import type { HubLoadRequest, HubProgress, ModelSummary, Progress } from '../types.ts';
 import { budgetReset, BUDGET_SLOTS } from './budget.ts';
 import { calibrationReset, CALIBRATION_SLOTS } from './calibration.ts';
 import { compareReset, COMPARE_SLOTS } from './compare.ts';
@@ -29,7 +29,25 @@ export interface ModelSlice {
   loadFiles: (files: File[]) => Promise<void>;
   loadSample: () => Promise<void>;
   dismissLoadErrors: () => void;
+  /** Bytes read from the Hub against bytes needed, for the Hub model loaded (or loading); null otherwise. */
+  hubTransfer: HubTransfer | null;
+  /**
+   * Opens a model on the Hugging Face Hub (docs/hub.md). A failure adds a load error, except
+   * a 401/403 ('needs-token': the caller asks for a token and tries again) and a cancel.
+   */
+  loadHub: (request: HubLoadRequest) => Promise<HubLoadOutcome>;
+  cancelHubLoad: () => void;
 }
+
+export interface HubTransfer extends HubProgress {
+  /** The model these reads are for: null while it loads. */
+  readonly model: ModelSummary | null;
+}
+
+export type HubLoadOutcome = { outcome: 'loaded' } | { outcome: 'needs-token' | 'failed' | 'cancelled'; message: string };
+
+/** Each Hub load's number: progress from an older one is dropped. */
+let hubLoads = 0;
 
 /** The first 2-D tensor past the embeddings (a typical weight to look at), else the first 2-D one. */
 function firstMatrix(model: ModelSummary): string | null {
@@ -72,4 +90,33 @@ export const modelSlice: Slice<ModelSlice> = (set, get) => ({
     await get().loadFiles([new File([blob], 'stories260K.gguf')]);
   },
   dismissLoadErrors: () => set({ loadErrors: [] }),
+  hubTransfer: null,
+  loadHub: async (request) => {
+    const load = ++hubLoads;
+    let model: ModelSummary | null = null;
+    set({ loading: { done: 0, total: 0, label: `Opening ${request.ref} on the Hub…` }, hubTransfer: null });
+    const onTransfer = (p: HubProgress) => {
+      if (load !== hubLoads) return;
+      set((s) => ({
+        hubTransfer: { read: p.read, needed: p.needed, file: p.file, model },
+        ...(s.loading && model === null ? { loading: { done: p.read, total: p.needed, label: `Reading ${p.file} from the Hub…` } } : {}),
+      }));
+    };
+    try {
+      model = await engine.loadHub(request, onTransfer);
+      get().setModel(model);
+      set((s) => ({ hubTransfer: s.hubTransfer && { ...s.hubTransfer, model } }));
+      return { outcome: 'loaded' };
+    } catch (e) {
+      const message = errorMessage(e);
+      const name = e instanceof Error ? e.name : '';
+      if (name === 'HubAuthError') return { outcome: 'needs-token', message };
+      if (name === 'CancelledError') return { outcome: 'cancelled', message };
+      set((s) => ({ loadErrors: [...s.loadErrors, { file: request.ref, message }] }));
+      return { outcome: 'failed', message };
+    } finally {
+      set({ loading: null });
+    }
+  },
+  cancelHubLoad: () => void engine.cancelHubLoad(),
 });
