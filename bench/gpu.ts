@@ -9,13 +9,11 @@ import type { GpuContext } from '../src/gpu/device.ts';
 import { gpuMatmulSupportsType, matmulConfig, matmulDispatch, matmulParams, matmulPipeline, MATMUL_PARAMS_BYTES, type MatmulOptions } from '../src/gpu/matmul.ts';
 import { codecPipeline } from '../src/gpu/pipelines.ts';
 import { groupBlocks } from '../src/gpu/block-codecs.ts';
-import { dispatchSize } from '../src/gpu/dispatch.ts';
+import { dispatchSize, kernelWgSize } from '../src/gpu/dispatch.ts';
 import { gpuSupportsType } from '../src/gpu/quantize.ts';
 import type { QuantType } from '../src/quant/types.ts';
 import type { GpuTimer, RecordWork } from './timing.ts';
 
-/** Workgroup size of the codec kernels, as src/gpu/dispatch.ts's kernelWgSize chooses it. */
-const CODEC_WG_SIZE = 64;
 /** Bindings a codec kernel may have after (src, dst, params). */
 const MAX_EXTRA_BINDINGS = 4;
 /** A kernel whose whole dispatch would take longer is timed on a leading share of its workgroups. */
@@ -158,14 +156,16 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
     const deqBuf = buffer('dequantized', groups * g * type.blockSize * 4, S);
     const codecParams = buffer('codec.params', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     device.queue.writeBuffer(codecParams, 0, new Uint32Array([nBlocks, 0, 0, 0]));
-    const codecWgs = Math.ceil(groups / CODEC_WG_SIZE);
+    // The codec kernels' workgroup size, as src/gpu/dispatch.ts chooses it for this device.
+    const codecWgSize = kernelWgSize(limits);
+    const codecWgs = Math.ceil(groups / codecWgSize);
     dispatchSize(codecWgs, limits); // throws when even a 2D dispatch cannot hold it
     /** Bytes of blocks a share of the codec workgroups covers (the last group may be partial). */
-    const codecShare = (share: number) => Math.min(1, (Math.round(share * codecWgs) * CODEC_WG_SIZE * g) / nBlocks);
+    const codecShare = (share: number) => Math.min(1, (Math.round(share * codecWgs) * codecWgSize * g) / nBlocks);
 
     // dequantize: packed blocks -> f32.
     {
-      const pipeline = await withTimeout(codecPipeline(device, 'dequantize', type.wgsl, CODEC_WG_SIZE), timeoutSeconds, `${type.id} dequantize compile`);
+      const pipeline = await withTimeout(codecPipeline(device, 'dequantize', type.wgsl, codecWgSize), timeoutSeconds, `${type.id} dequantize compile`);
       const bg = await bindCodec('dequantize', pipeline, [packedBuf, deqBuf, codecParams], groups * 4);
       const { seconds, share } = await kernel('dequantize', pipeline, bg, codecWgs);
       result.dequantize = rate(codecShare(share) * (packedBytes + f32Bytes), seconds, share);
@@ -196,7 +196,7 @@ export async function benchGpu(gpu: GpuContext, timer: GpuTimer, type: QuantType
       // The f32 source must be whole groups: pad when the tensor is not.
       const srcBuf = groups * g === nBlocks ? f32Buf : buffer('f32.padded', groups * g * type.blockSize * 4, S | GPUBufferUsage.COPY_DST);
       if (srcBuf !== f32Buf) device.queue.writeBuffer(srcBuf, 0, values as Float32Array<ArrayBuffer>);
-      const pipeline = await withTimeout(codecPipeline(device, 'quantize', type.wgsl, CODEC_WG_SIZE), timeoutSeconds, `${type.id} quantize compile`);
+      const pipeline = await withTimeout(codecPipeline(device, 'quantize', type.wgsl, codecWgSize), timeoutSeconds, `${type.id} quantize compile`);
       const bg = await bindCodec('quantize', pipeline, [srcBuf, packedBuf, codecParams], groups * 4);
       const { seconds, share } = await kernel('quantize', pipeline, bg, codecWgs);
       result.quantize = rate(codecShare(share) * (f32Bytes + packedBytes), seconds, share);
