@@ -187,7 +187,28 @@ function findBestNeighbour(grid: IqGrid, u: number, x: Float32Array, x0: number,
   }
   let best = FLT_MAX;
   let bestIndex = -1;
-  for (let j = 0; j < list.length; j++) {
+  let j = 0;
+  // Two points at a time: independent chains of roundings the CPU overlaps; the choice
+  // between them stays in list order.
+  for (; j + 1 < list.length; j += 2) {
+    const p = list[j] * 8;
+    const q = list[j + 1] * 8;
+    let a = terms[termIndex[p]];
+    let b = terms[termIndex[q]];
+    for (let i = 1; i < 8; i++) {
+      a = f32(a + terms[termIndex[p + i]]);
+      b = f32(b + terms[termIndex[q + i]]);
+    }
+    if (a < best) {
+      best = a;
+      bestIndex = list[j];
+    }
+    if (b < best) {
+      best = b;
+      bestIndex = list[j + 1];
+    }
+  }
+  for (; j < list.length; j++) {
     const p = list[j] * 8;
     let d2 = terms[termIndex[p]];
     for (let i = 1; i < 8 && d2 < best; i++) d2 = f32(d2 + terms[termIndex[p + i]]);

@@ -53,7 +53,40 @@ export function findBestNeighbour(grid: IqGrid, u: number, x0: number, scale: nu
   let best = -1;
   // Terms are >= 0, so a partial sum only grows: once it reaches the best, the point
   // cannot win (C keeps the first of equal sums), and the rest of its sum is skipped.
-  for (let j = 0; j < list.length; j++) {
+  let j = 0;
+  if (dims === 8) {
+    // Two points at a time: their sums are independent chains of roundings, which the CPU
+    // overlaps; the choice between them stays in list order.
+    for (; j + 1 < list.length; j += 2) {
+      const p = list[j] * 8;
+      const q = list[j + 1] * 8;
+      let a = terms[termIndex[p]];
+      let b = terms[termIndex[q]];
+      a = f32(a + terms[termIndex[p + 1]]);
+      b = f32(b + terms[termIndex[q + 1]]);
+      a = f32(a + terms[termIndex[p + 2]]);
+      b = f32(b + terms[termIndex[q + 2]]);
+      a = f32(a + terms[termIndex[p + 3]]);
+      b = f32(b + terms[termIndex[q + 3]]);
+      a = f32(a + terms[termIndex[p + 4]]);
+      b = f32(b + terms[termIndex[q + 4]]);
+      a = f32(a + terms[termIndex[p + 5]]);
+      b = f32(b + terms[termIndex[q + 5]]);
+      a = f32(a + terms[termIndex[p + 6]]);
+      b = f32(b + terms[termIndex[q + 6]]);
+      a = f32(a + terms[termIndex[p + 7]]);
+      b = f32(b + terms[termIndex[q + 7]]);
+      if (a < bestD2) {
+        bestD2 = a;
+        best = list[j];
+      }
+      if (b < bestD2) {
+        bestD2 = b;
+        best = list[j + 1];
+      }
+    }
+  }
+  for (; j < list.length; j++) {
     const p = list[j] * dims;
     let d2 = terms[termIndex[p]];
     for (let i = 1; i < dims && d2 < bestD2; i++) d2 = f32(d2 + terms[termIndex[p + i]]);
