@@ -33,10 +33,28 @@ export class UsageError extends Error {
 }
 
 /**
+ * `COMMAND --help` (or -h): thrown by parseCommandLine before anything runs, carrying the
+ * command's options as it parses them, so its help lists exactly those (help.ts).
+ */
+export class HelpRequested extends Error {
+  override readonly name = 'HelpRequested';
+  constructor(readonly options: NonNullable<ParseArgsConfig['options']>) {
+    super('help requested');
+  }
+}
+
+/** Whether a command line asks for help instead of running. */
+export function asksForHelp(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+/**
  * A command line as `FILE... --option value`: node's parseArgs, with its errors and a
- * missing FILE reported as UsageError (one line, exit 1).
+ * missing FILE reported as UsageError (one line, exit 1). `--help` throws HelpRequested.
  */
 export function parseCommandLine<const T extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: T) {
+  if (asksForHelp(args)) throw new HelpRequested(options);
   let parsed;
   try {
     parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });

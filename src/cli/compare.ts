@@ -3,7 +3,8 @@
 import { compareJob } from '../engine/jobs/compare.ts';
 import { uncancelled } from '../engine/jobs/job.ts';
 import type { CompareResult } from '../engine/types.ts';
-import { quantType } from '../quant/types.ts';
+import { didYouMean } from '../formats/suggest.ts';
+import { QUANT_TYPES, quantType } from '../quant/types.ts';
 import { type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
@@ -12,7 +13,7 @@ import { openSession } from './session.ts';
 export function parseTypes(list: string | undefined): string[] {
   if (!list) throw new UsageError('--types T,T,... is required');
   const ids = list.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const id of ids) if (!quantType(id)) throw new UsageError(`unknown type '${id}'`);
+  for (const id of ids) if (!quantType(id)) throw new UsageError(`unknown type '${id}'${didYouMean(id, QUANT_TYPES.filter((t) => !t.activationOnly).map((t) => t.id))}`);
   return ids.map((id) => quantType(id)!.id);
 }
 

@@ -2,6 +2,7 @@
 // what each preset does to the model's predictions (src/model/eval.ts), on the CPU
 // reference forward pass or (--backend webgpu) with every matrix product on the GPU, in
 // each tensor's packed blocks (src/model/gpu-linear.ts).
+import { didYouMean } from '../formats/suggest.ts';
 import { resolveEvalPreset, type ModelEval } from '../model/eval.ts';
 import { PRESETS } from '../quant/presets.ts';
 import { evalJob } from '../engine/jobs/eval.ts';
@@ -28,7 +29,8 @@ export function parsePresets(list: string | undefined): string[] {
     try {
       return resolveEvalPreset(n).name;
     } catch {
-      throw new UsageError(`unknown preset '${n}' (one of F32 ${PRESETS.map((x) => x.name).join(' ')})`);
+      const names = ['F32', ...PRESETS.map((x) => x.name)];
+      throw new UsageError(`unknown preset '${n}'${didYouMean(n, names)} (one of ${names.join(' ')})`);
     }
   });
 }

@@ -5,8 +5,10 @@
 // file, the byte offset and the reason (docs/contracts.md).
 
 import { FormatError } from '../formats/errors.ts';
+import { didYouMean } from '../formats/suggest.ts';
 import { loadFastCodecs } from '../quant/fast/node.ts';
-import { type CliIO, type Command, UsageError } from './command.ts';
+import { asksForHelp, type CliIO, type Command, UsageError } from './command.ts';
+import { commandHelp } from './help.ts';
 /** Each command's module, by name, in the order help lists them. */
 export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map([
   ['inspect', async () => (await import('./inspect.ts')).inspectCommand],
@@ -24,22 +26,24 @@ const processIO: CliIO = {
 
 function helpText(commands: readonly Command[]): string {
   const lines = commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`);
-  return `usage: quantlab COMMAND [ARGS...]\n\ncommands:\n${lines.join('\n')}\n  help       show a command's usage\n`;
+  return `usage: quantlab COMMAND [ARGS...]\n\ncommands:\n${lines.join('\n')}\n  help       show a command's options, defaults and examples: quantlab help COMMAND (or quantlab COMMAND --help)\n`;
 }
 
 export async function main(argv: readonly string[], io: CliIO = processIO): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     const load = args[0] === undefined ? undefined : COMMANDS.get(args[0]);
-    io.stdout(load ? `usage: ${(await load()).usage}\n` : helpText(await Promise.all([...COMMANDS.values()].map((l) => l()))));
+    if (args[0] !== undefined && !load) return unknownCommand(args[0], io);
+    io.stdout(load ? await commandHelp(await load()) : helpText(await Promise.all([...COMMANDS.values()].map((l) => l()))));
     return 0;
   }
   const load = COMMANDS.get(name);
-  if (!load) {
-    io.stderr(`quantlab: unknown command '${name}' (try 'quantlab help')\n`);
-    return 1;
-  }
+  if (!load) return unknownCommand(name, io);
   const command = await load();
+  if (asksForHelp(args)) {
+    io.stdout(await commandHelp(command));
+    return 0;
+  }
   // The WebAssembly codecs (built from wasm/ on first use); without them the reference runs.
   await loadFastCodecs((message) => io.stderr(`quantlab: ${message}\n`));
   try {
@@ -48,6 +52,11 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     io.stderr(`${errorLine(error, command)}\n`);
     return 1;
   }
+}
+
+function unknownCommand(name: string, io: CliIO): number {
+  io.stderr(`quantlab: unknown command '${name}'${didYouMean(name, [...COMMANDS.keys(), 'help'])} (try 'quantlab help')\n`);
+  return 1;
 }
 
 /** One line: FormatErrors already name file and offset; others get the command's name. */

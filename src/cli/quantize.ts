@@ -10,6 +10,7 @@
 // --awq (any --type or --preset): AWQ's input-channel scales, searched on a calibration text
 // for each tensor's export type, folded into the norms and the v/up rows
 // (calibrate/awq-export.ts); the scaled model is then quantized as usual.
+import { didYouMean } from '../formats/suggest.ts';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -140,7 +141,7 @@ function pureTypes(): string[] {
 /** A type id GGUF can store, or a one-line reason why not. */
 function ggufType(id: string, what: string): string {
   const t = quantType(id);
-  if (!t) throw new UsageError(`${what}: unknown type '${id}'`);
+  if (!t) throw new UsageError(`${what}: unknown type '${id}'${didYouMean(id, what === '--type' ? pureTypes() : QUANT_TYPES.filter((x) => x.ggml && !x.activationOnly).map((x) => x.id))}`);
   if (!t.ggml) throw new UsageError(`${what}: ${t.id} cannot be stored in GGUF (${t.description}); GGUF types: ${pureTypes().join(' ')}`);
   if (what === '--type' && !fileTypeForPureType(t.id)) {
     throw new UsageError(`${what}: llama.cpp has no file type whose tensors are ${t.id}; one of: ${pureTypes().join(' ')}`);

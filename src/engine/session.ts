@@ -4,6 +4,7 @@
 // has the step's codec), on the CPU otherwise; a device lost mid-step reruns that step on
 // the CPU, and the status says why. Jobs (jobs/*.ts) take a Session; the domain code they
 // call takes it as a GpuFallback (export/write.ts).
+import { didYouMean } from '../formats/suggest.ts';
 import type { ByteSource } from '../formats/bytes.ts';
 import { loadModel, readTensorF32, type ModelIndex, type ModelTensor } from '../formats/model.ts';
 import { GpuDeviceLostError, type GpuContext } from '../gpu/device.ts';
@@ -45,7 +46,7 @@ export class Session implements GpuFallback {
 
   tensor(name: string): ModelTensor {
     const t = this.loadedModel().tensors.find((x) => x.name === name);
-    if (!t) throw new Error(`no tensor named '${name}' in this model`);
+    if (!t) throw new Error(`no tensor named '${name}' in this model${didYouMean(name, this.loadedModel().tensors.map((x) => x.name))}`);
     return t;
   }
 

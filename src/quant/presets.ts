@@ -14,6 +14,7 @@
 // the order of the output file) -> compareTensorNames. Rules for file types outside
 // PRESETS (IQ1/IQ2/IQ3 mixtures, MXFP4_MOE) are not ported; their types have no codec here.
 // Verified tensor by tensor against the real library in presets.test.ts.
+import { didYouMean } from '../formats/suggest.ts';
 import { ggmlTypeByName, type GgmlTypeInfo } from '../formats/gguf/constants.ts';
 import { TYPE_INFOS, typeInfo } from './type-data.ts';
 
@@ -177,7 +178,7 @@ export function resolveMode(mode: PlanMode): ResolvedMode {
     return { ftype: ft.name, fileType: ft.fileType, defaultType: ggmlType(ft.defaultType), pure: true };
   }
   const preset = findPreset(mode.preset);
-  if (!preset) throw new Error(`unknown preset ${mode.preset} (one of ${PRESETS.map((p) => p.name).join(' ')})`);
+  if (!preset) throw new Error(`unknown preset ${mode.preset}${didYouMean(mode.preset, PRESETS.map((p) => p.name))} (one of ${PRESETS.map((p) => p.name).join(' ')})`);
   return { ftype: preset.name, fileType: preset.fileType, defaultType: ggmlType(preset.defaultType), pure: mode.pure ?? false };
 }
 
