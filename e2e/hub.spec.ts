@@ -126,3 +126,20 @@ test('a gated model asks for a token, which goes to the Hub only; a missing one 
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
   expect(stored).not.toContain(hub.token);
 });
+
+test('a Hub load waiting out a 429 can be cancelled, and opened again', async ({ app, page, offOrigin }) => {
+  void offOrigin;
+  await app.open(`?hf_endpoint=${encodeURIComponent(hub.hubUrl)}`);
+  hub.fail({ on: 'hub', path: '/api/models/test/stories-gguf/revision', fault: { kind: 'status', status: 429, retryAfter: '100' } });
+  const form = page.getByRole('form', { name: 'Open from the Hugging Face Hub' });
+  await form.getByLabel('Hub model').fill('test/stories-gguf');
+  await form.getByRole('button', { name: 'Open from the Hub' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Opening test/stories-gguf on the Hub' })).toBeVisible();
+  await expect.poll(() => hub.requests.length).toBe(1);
+  await form.getByRole('button', { name: 'Cancel' }).click();
+  await expect(form.getByRole('button', { name: 'Cancel' })).toBeHidden({ timeout: 5_000 });
+  await expect(page.getByRole('alert')).toBeHidden();
+  await expect(page.getByRole('region', { name: 'Model overview' })).toBeHidden();
+  await form.getByRole('button', { name: 'Open from the Hub' }).click();
+  await expect(page.getByRole('region', { name: 'Model overview' })).toContainText('GGUF');
+});

@@ -16,7 +16,7 @@ function parsePolicy(policy: string): Map<string, string[]> {
   );
 }
 
-test('the policy allows scripts, connections and workers from this origin only, in the page and the worker', async ({ app, page }) => {
+test('the policy allows scripts and workers from this origin only, connections to it and the Hub only, in the page and the worker', async ({ app, page }) => {
   const response = await page.goto('./');
   const header = response!.headers()['content-security-policy'];
   expect(header).toBe(CONTENT_SECURITY_POLICY);

@@ -149,9 +149,21 @@ export class HubClient {
 
   /** GET an API path (`/api/models/...`) as JSON; `label` names what errors are about. */
   async json(path: string, label: string): Promise<{ value: unknown; response: Response }> {
-    const response = await this.request(`${this.endpoint}${path}`, { label, offset: 0 });
+    let response: Response;
+    let text: string;
+    for (let attempt = 0; ; attempt++) {
+      response = await this.request(`${this.endpoint}${path}`, { label, offset: 0 });
+      try {
+        text = await response.text();
+        break;
+      } catch (e) {
+        // The connection dropped mid-answer: ask again, as for a failed request.
+        if (this.signal?.aborted) throw e;
+        if (attempt >= this.retries) throw new FormatError(label, 0, `the Hub's answer to ${path} broke off (${(e as Error).message}) ${this.retries + 1} times`);
+        await this.sleep(this.backoffMs * 2 ** attempt, this.signal);
+      }
+    }
     const type = response.headers.get('content-type') ?? '';
-    const text = await response.text();
     if (/html/i.test(type) || /^\s*</.test(text)) {
       throw new FormatError(label, 0, `the Hub answered ${path} with an HTML page, not JSON (${type || 'no content type'}): is HF_ENDPOINT a Hub?`);
     }

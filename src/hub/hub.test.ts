@@ -138,6 +138,13 @@ describe('transfers', () => {
     expect(waits).toEqual([7000, 200, 400]);
   });
 
+  it('asks the API again when its answer breaks off', async () => {
+    hub.fail({ on: 'hub', path: '/api/models/test/stories-sharded/tree/', fault: { kind: 'short', bytes: 40 } });
+    const model = await open('hf://test/stories-sharded');
+    expect(model.files).toHaveLength(5);
+    expect(hub.requests.filter((r) => r.url.includes('/tree/')).length).toBe(3); // two pages, the first twice
+  });
+
   it('gives up after its retries with the status', async () => {
     const { source } = await gguf({ retries: 2 });
     hub.fail({ on: 'cdn', path: 'stories260K.gguf', fault: { kind: 'status', status: 502 }, times: 10 });

@@ -175,7 +175,7 @@ export class MockHub {
     }
     try {
       if (on === 'cdn') this.cdnFile(url, req, res, fault);
-      else if (url.startsWith('/api/models/')) this.api(url, res);
+      else if (url.startsWith('/api/models/')) this.api(url, res, fault);
       else this.resolve(url, req, res, fault);
     } catch (e) {
       res.writeHead(500, CORS).end(String(e));
@@ -203,14 +203,19 @@ export class MockHub {
     return { repo, commit };
   }
 
-  private api(url: string, res: ServerResponse): void {
+  private api(url: string, res: ServerResponse, fault: MockFault | null): void {
     const u = new URL(url, this.hubUrl);
     const parts = u.pathname.split('/').slice(3).map(decodeURIComponent); // org, name, kind, rev, ...path
     const [org, name, kind, revision, ...rest] = parts;
     const at = this.repoAt(org, name, revision ?? 'main', res);
     if (!at) return;
-    const json = (value: unknown, headers: Record<string, string> = {}) =>
-      res.writeHead(200, { ...CORS, 'Content-Type': 'application/json; charset=utf-8', ...headers }).end(JSON.stringify(value));
+    const json = (value: unknown, headers: Record<string, string> = {}) => {
+      const body = Buffer.from(JSON.stringify(value));
+      res.writeHead(200, { ...CORS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(body.length), ...headers });
+      if (fault?.kind !== 'short') return void res.end(body);
+      res.write(body.subarray(0, fault.bytes));
+      setTimeout(() => res.socket?.destroy(), 20);
+    };
     const files = this.repos[at.repo].files;
     if (kind === 'revision') {
       json({ id: at.repo, sha: at.commit, private: false, gated: this.repos[at.repo].gated ? 'manual' : false, siblings: Object.keys(files).map((rfilename) => ({ rfilename })) });
