@@ -27,8 +27,8 @@ describe('the type table', () => {
       f32: ['f32'],
       f16: ['f16'],
       bf16: ['bf16'],
-      q8_0: ['q8_0', 'q5_1', 'q5_0', 'q4_1', 'q4_0', 'iq4_nl', 'mxfp4'],
-      q8_K: ['q6_K', 'q5_K', 'q4_K', 'q3_K', 'q2_K', 'iq4_xs', 'tq2_0', 'tq1_0'],
+      q8_0: ['q8_0', 'q5_1', 'q5_0', 'q4_1', 'q4_0', 'iq4_nl', 'mxfp4', 'nvfp4', 'q2_0', 'q1_0'],
+      q8_K: ['q6_K', 'q5_K', 'q4_K', 'q3_K', 'q2_K', 'iq4_xs', 'iq3_s', 'iq3_xxs', 'iq2_s', 'iq2_xs', 'iq2_xxs', 'iq1_m', 'iq1_s', 'tq2_0', 'tq1_0'],
     });
     // A vec_dot type is itself a GGUF type of the table.
     for (const v of Object.keys(byVecDot)) expect(typeInfo(v)?.ggml, v).toBeDefined();
