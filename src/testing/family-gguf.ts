@@ -40,6 +40,8 @@ export interface FamilyGgufOptions {
   slidingWindow?: number;
   /** gemma2/3: attention.sliding_window_pattern (llama.cpp's default: 2 for gemma2, 6 for gemma3). */
   swaPattern?: number;
+  /** llama: attention.scale, the kq scale in place of 1/sqrt(head_dim). */
+  attentionScale?: number;
   /** gemma3: rope.freq_base_swa, the local layers' base (llama.cpp's default 10000). */
   ropeFreqBaseSwa?: number;
   /** gemma2: attn_logit_softcapping and final_logit_softcapping. */
@@ -97,6 +99,7 @@ function metadata(o: FamilyGgufOptions, vocab: GgufMetadataEntry[]): GgufMetadat
   ];
   if (a === 'llama' || a === 'phi3') md.push(u32('rope.dimension_count', o.headDim));
   if (o.slidingWindow !== undefined) md.push(u32('attention.sliding_window', o.slidingWindow));
+  if (o.attentionScale !== undefined) md.push(f32('attention.scale', o.attentionScale));
   if (o.swaPattern !== undefined) md.push(u32('attention.sliding_window_pattern', o.swaPattern));
   if (o.ropeFreqBaseSwa !== undefined) md.push(f32('rope.freq_base_swa', o.ropeFreqBaseSwa));
   if (o.softcaps) md.push(f32('attn_logit_softcapping', o.softcaps.attn), f32('final_logit_softcapping', o.softcaps.final));

@@ -34,12 +34,14 @@ describe('each family against llama.cpp (CPU forward, F32)', () => {
 });
 
 describe('metadata llama.cpp honours when a file has it', () => {
-  it('gemma3 attention.sliding_window_pattern 3 and rope.freq_base_swa 50000, gemma2 sliding_window_pattern 4: logits within 1e-4 of llama.cpp', async () => {
+  it('gemma3 attention.sliding_window_pattern 3 and rope.freq_base_swa 50000, gemma2 sliding_window_pattern 4, llama attention.scale 0.5 (ignored by llama.cpp): logits within 1e-4 of llama.cpp', async () => {
     const g3 = FAMILY_CASES.find((c) => c.gguf.family === 'gemma3')!;
     const g2 = FAMILY_CASES.find((c) => c.gguf.family === 'gemma2')!;
+    const llama = FAMILY_CASES.find((c) => c.gguf.family === 'llama')!;
     const cases = [
       { ...g3, gguf: { ...g3.gguf, swaPattern: 3, ropeFreqBaseSwa: 50000 } },
       { ...g2, gguf: { ...g2.gguf, swaPattern: 4 } },
+      { ...llama, gguf: { ...llama.gguf, attentionScale: 0.5 } },
     ];
     const windows: number[][] = [];
     for (const c of cases) {
@@ -48,11 +50,13 @@ describe('metadata llama.cpp honours when a file has it', () => {
       const [ours, theirs] = await Promise.all([ourLogits(c, p), llamaCppLogits(c, p)]);
       expect(maxRelativeError(ours, theirs, p.config.nVocab).rel, c.gguf.family).toBeLessThan(MAX_REL);
       if (c.gguf.family === 'gemma3') expect(p.config.layerAttention.map((l) => l.ropeFreqBase)).toEqual([50000, 50000, 1000000, 50000, 50000, 1000000]);
+      if (c.gguf.family === 'llama') expect(p.config.attnScale).toBe(1 / Math.sqrt(16)); // llama.cpp ignores it for llama: 0.5 differed by 0.49
     }
     // Measured: with the families' default patterns instead, llama.cpp differs by 8.4e-2 (gemma3) and 0.37 (gemma2); with base 10000, 2.0e-2.
     expect(windows).toEqual([
       [8, 8, 0, 8, 8, 0],
       [6, 6, 6, 0],
+      [0, 0, 0],
     ]);
   }, TIMEOUT);
 });

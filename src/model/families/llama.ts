@@ -7,7 +7,8 @@
 // Llama 3's rope_scaling 'llama3' reaches llama.cpp as the rope_freqs tensor: per-pair
 // divisors of the RoPE frequencies (get_rope_factors), used the same way here.
 // Mistral: llama.cpp's llama graph has no sliding window (it reads none for this arch),
-// so neither do we; the two agree up to the window (4096 for Mistral 7B v0.1).
+// so neither do we; the two agree up to the window (4096 for Mistral 7B v0.1). Nor does
+// it take llama.attention.scale (tested: the scale stays 1/sqrt(head_dim)).
 import type { ModelTensor } from '../../formats/model.ts';
 import { addInPlace, RopeTable, swiglu } from './blocks.ts';
 import {
@@ -134,7 +135,6 @@ export function llamaLikeGgufConfig(
   const ropeFreqScale = linearRopeScale(keys, ropeScalingTypes);
   const nRot = keys.count('rope.dimension_count', headDim);
   const tensorNames = names(nLayer, tied);
-  const attnScale = keys.opt('attention.scale');
   const contextLength = keys.count('context_length', 2048);
   return {
     family,
@@ -155,7 +155,7 @@ export function llamaLikeGgufConfig(
     rmsEps: keys.need('attention.layer_norm_rms_epsilon'),
     contextLength,
     tiedOutput: tied,
-    attnScale: attnScale === undefined || attnScale === 0 ? 1 / Math.sqrt(headDim) : attnScale,
+    attnScale: 1 / Math.sqrt(headDim),
     attnSoftcap: 0,
     finalSoftcap: 0,
     embedScale: 1,
