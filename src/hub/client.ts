@@ -186,12 +186,15 @@ export class HubClient {
       const { received, dropped } = await this.readOnce(file, offset + got, length - got, out.subarray(got));
       got += received;
       if (got === length) break;
-      if (attempt >= this.retries) {
-        throw new FormatError(file.label, offset + got, `the range ${offset}+${length} ended after ${got} bytes ${dropped ? `(${dropped})` : ''} and ${this.retries} resumes did not complete it`);
+      // A resume that got bytes resets the count: only a range that keeps failing gives up.
+      if (got > before) {
+        attempt = -1;
+        continue;
       }
-      // Progress resets the count of resumes: only a range that keeps failing gives up.
-      if (got > before) attempt = -1;
-      else await this.sleep(this.backoffMs * 2 ** Math.max(0, attempt), this.signal);
+      if (attempt >= this.retries) {
+        throw new FormatError(file.label, offset + got, `the range ${offset}+${length} stopped after ${got} bytes${dropped ? ` (${dropped})` : ''}; ${this.retries} resumes got no further`);
+      }
+      await this.sleep(this.backoffMs * 2 ** attempt, this.signal);
     }
     return out;
   }
