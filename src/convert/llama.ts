@@ -36,6 +36,7 @@ import {
 import { type SentencePieceModel, readSentencePieceModel } from './sentencepiece.ts';
 import { type GgufSourceModel, type GgufSourceTensor, type UnquantizedGgmlType, encodeUnquantized } from './source-model.ts';
 import { type TokenizerSideFiles, sentencePieceVocabEntries } from './vocab.ts';
+import { type HfTokenizerConverter, bpeVocabulary } from './hf-vocab.ts';
 
 /** convert_hf_to_gguf.py --outtype for an unquantized conversion. */
 export type ConvertOuttype = 'auto' | 'f32' | 'f16' | 'bf16';
@@ -45,6 +46,11 @@ export interface ConvertOptions {
   readonly outtype?: ConvertOuttype;
   /** general.name. */
   readonly name?: string;
+  /**
+   * tokenizer.json -> tokenizer.* entries (src/model/tokenizer-hf.ts hfTokenizerToGguf),
+   * for checkpoints without tokenizer.model (Llama 3, Qwen): it lives above this layer.
+   */
+  readonly hfTokenizer?: HfTokenizerConverter;
 }
 
 /** hf architectures that conversion/llama.py's LlamaModel converts with no extra steps. */
@@ -159,10 +165,23 @@ async function convertLlama(model: ModelIndex, config: HfConfig, options: Conver
   const fileType = resolveOuttype(options.outtype ?? 'auto', planned.map((p) => p.tensor));
   const tensors = planned.map(({ tensor, ggufName }) => llamaSourceTensor(model, config, hparams, tensor, ggufName, fileType));
 
+  const ropeFreqs = llama3RopeFreqs(config, hparams);
+  if (ropeFreqs) tensors.unshift(ropeFreqsSource(ropeFreqs)); // generate_extra_tensors come first
+
   const tokenizer = await readTokenizer(model);
   let vocabEntries: GgufMetadataEntry[] = [];
-  let runnable = tokenizer !== null;
-  if (tokenizer) {
+  const bpe = tokenizer ? null : await bpeVocabulary(model, config, hparams.vocabSize, options.hfTokenizer);
+  let runnable = tokenizer !== null || bpe !== null;
+  if (bpe) {
+    vocabEntries = bpe.entries;
+    const embeddingRows = tensors.find((t) => t.name === 'token_embd.weight')?.shape[0];
+    if (embeddingRows !== undefined && bpe.tokenCount > embeddingRows) {
+      throw new FormatError(bpe.file, 0, `the vocabulary has ${bpe.tokenCount} tokens but token_embd only ${embeddingRows} rows (config.json vocab_size ${hparams.vocabSize ?? 'unset'}): tokenizer and weights do not belong together`);
+    }
+    if (embeddingRows !== undefined && bpe.tokenCount !== embeddingRows) {
+      throw configError(config, `vocab_size makes the vocabulary ${bpe.tokenCount} tokens, but token_embd has ${embeddingRows} rows: llama.cpp would refuse the file`);
+    }
+  } else if (tokenizer) {
     const vocabSize = hparams.vocabSize ?? tokenizer.pieces.length; // as _create_vocab_sentencepiece
     vocabEntries = sentencePieceVocabEntries(tokenizer, config, vocabSize, await readTokenizerSideFiles(model), warnings);
     const embeddingRows = tensors.find((t) => t.name === 'token_embd.weight')?.shape[0];
@@ -171,7 +190,7 @@ async function convertLlama(model: ModelIndex, config: HfConfig, options: Conver
       warnings.push(`the vocabulary has ${vocabSize} tokens but token_embd ${embeddingRows} rows: llama.cpp will refuse the file`);
     }
   } else {
-    warnings.push('no tokenizer.model was given: the GGUF has no vocabulary, and llama.cpp will not load it without one');
+    warnings.push('no tokenizer.model (or tokenizer.json) was given: the GGUF has no vocabulary, and llama.cpp will not load it without one');
   }
   warnings.push(...ropeWarnings(hparams));
   return {
@@ -184,7 +203,7 @@ async function convertLlama(model: ModelIndex, config: HfConfig, options: Conver
 }
 
 /** What convert_hf_to_gguf.py drops (base.py prepare_tensors "we don't need these"). */
-function isDroppedTensor(name: string): boolean {
+export function isDroppedTensor(name: string): boolean {
   return name.endsWith('.attention.masked_bias') || name.endsWith('.attention.bias') || name.endsWith('.rotary_emb.inv_freq');
 }
 
@@ -358,8 +377,55 @@ function ropeScalingEntries(rope: Readonly<Record<string, unknown>> | undefined)
 
 function ropeWarnings(h: LlamaHparams): string[] {
   const type = h.ropeScaling?.rope_type ?? h.ropeScaling?.type;
-  if (type === undefined || type === 'default' || type === 'linear' || type === 'yarn') return [];
-  return [`rope scaling '${String(type)}' is not converted (llama3 needs a rope_freqs tensor): long-context behaviour will differ from the original`];
+  if (type === undefined || type === 'default' || type === 'linear' || type === 'yarn' || type === 'llama3') return [];
+  return [`rope scaling '${String(type)}' is not converted: long-context behaviour will differ from the original`];
+}
+
+/**
+ * Llama 3's rope_freqs (LlamaModel.generate_extra_tensors, rope_type 'llama3'): per rotary
+ * pair, 1 for high frequencies, `factor` for low ones, a smooth blend between. Computed in
+ * f32 step by step as torch does (freqs is a float32 tensor, so every later step is too).
+ */
+export function llama3RopeFreqs(config: HfConfig, h: LlamaHparams): Float32Array | null {
+  const rope = h.ropeScaling;
+  const type = rope?.rope_type ?? rope?.type;
+  if (typeof type !== 'string' || type.toLowerCase() !== 'llama3') return null;
+  const num = (value: unknown, fallback: number, key: string) => {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw configError(config, `rope_scaling.${key} is ${JSON.stringify(value)}, not a number`);
+    return value;
+  };
+  const f = Math.fround;
+  const base = num(rope!.rope_theta ?? h.ropeTheta, 10000, 'rope_theta');
+  const dim = h.headDim ?? h.embeddingLength / h.headCount;
+  const factor = num(rope!.factor, 8, 'factor');
+  const low = num(rope!.low_freq_factor, 1, 'low_freq_factor');
+  const high = num(rope!.high_freq_factor, 4, 'high_freq_factor');
+  const old = num(rope!.original_max_position_embeddings ?? config.values.original_max_position_embeddings, 8192, 'original_max_position_embeddings');
+  if (low === high) throw configError(config, `rope_scaling.low_freq_factor and high_freq_factor are both ${low}: llama3 scaling blends between two different ones`);
+  const lowWavelen = old / low;
+  const highWavelen = old / high;
+  const out = new Float32Array(dim / 2);
+  for (let i = 0; i < out.length; i++) {
+    const freq = f(1 / f(Math.pow(base, f(f(2 * i) / dim))));
+    const wavelen = f(f(2 * Math.PI) / freq);
+    if (wavelen < highWavelen) out[i] = 1;
+    else if (wavelen > lowWavelen) out[i] = factor;
+    else {
+      const smooth = f(f(f(old / wavelen) - low) / (high - low));
+      out[i] = f(1 / f(f(f(1 - smooth) / factor) + smooth));
+    }
+  }
+  return out;
+}
+
+function ropeFreqsSource(values: Float32Array): GgufSourceTensor {
+  const readF32 = async () => values.slice();
+  return {
+    name: 'rope_freqs.weight', sourceName: 'rope_freqs.weight', ggmlType: GGML_TYPE.F32, shape: [values.length], readF32,
+    readBytes: async () => encodeUnquantized(values.slice(), GGML_TYPE.F32),
+    readRowsF32: async (first, count) => values.slice(first * values.length, (first + count) * values.length),
+  };
 }
 
 // ---- tokenizer --------------------------------------------------------------------
@@ -416,7 +482,7 @@ export function outputType(ggufName: string, shape: readonly number[], fileType:
   return fileType;
 }
 
-function checkConvertible(tensor: ModelTensor, ggufName: string): void {
+export function checkConvertible(tensor: ModelTensor, ggufName: string): void {
   const fail = (reason: string) => new FormatError(tensor.file, tensor.offset, `tensor '${tensor.name}' ${reason}`);
   if (!F32_DECODERS.has(tensor.dtype)) throw fail(`is ${tensor.dtype}, which cannot be converted`);
   if (tensor.shape.length > MAX_DIMS) throw fail(`has ${tensor.shape.length} dimensions; GGUF allows ${MAX_DIMS}`);

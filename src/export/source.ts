@@ -3,7 +3,8 @@
 // one through the converter (src/convert), so the planner and the writer never see which.
 import type { GgufMetadataEntry } from '../formats/gguf/metadata.ts';
 import { type ModelIndex, type ModelTensor, readTensorBytes, readTensorF32 } from '../formats/model.ts';
-import { convertHfLlama } from '../convert/llama.ts';
+import { convertHf } from '../convert/hf.ts';
+import { hfTokenizerToGguf } from '../model/tokenizer-hf.ts';
 import { type GgufSourceModel, encodeUnquantized } from '../convert/source-model.ts';
 import { dequantizeGgml } from '../quant/types.ts';
 
@@ -41,9 +42,10 @@ export async function exportSourceFor(model: ModelIndex): Promise<ExportSource> 
   if (model.format === 'gguf') return exportSourceFromModel(model);
   if (!model.metadata.config) {
     const first = model.files.find((f) => f.role === 'safetensors')!.source.name;
-    throw new Error(`${first}: converting safetensors to GGUF needs the model's config.json (give it with the weights, and tokenizer.model for a model that runs)`);
+    throw new Error(`${first}: converting safetensors to GGUF needs the model's config.json (give it with the weights, and tokenizer.model or tokenizer.json for a model that runs)`);
   }
-  return exportSourceFromConverted(await convertHfLlama(model));
+  // tokenizer.json's conversion is the BPE pipeline of src/model, passed down to src/convert.
+  return exportSourceFromConverted(await convertHf(model, { hfTokenizer: hfTokenizerToGguf }));
 }
 
 /** The export source of a loaded GGUF model (exportSourceFor converts a safetensors one first). */
