@@ -52,6 +52,9 @@ describe('quantlab inspect hf://', () => {
       const local = await runInProcess(['inspect', ...localSharded, ...json]);
       expect(remote.stdout).toBe(local.stdout);
     }
+    // The Hub's own URL for the repository (here: HF_ENDPOINT's) names it too.
+    const byUrl = await runInProcess(['inspect', `${hub.hubUrl}/test/stories-sharded/tree/main`, '--json']);
+    expect(byUrl.stdout).toBe((await runInProcess(['inspect', ...localSharded, '--json'])).stdout);
     hub.resetCounts();
     await runInProcess(['inspect', 'hf://test/stories-sharded']);
     expect(shardBytes()).toBeGreaterThan(0);

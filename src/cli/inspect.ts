@@ -24,12 +24,13 @@ export const inspectCommand: Command = {
 
 /**
  * Opens every path; a missing or unreadable file is reported like a bad one. An
- * hf://org/name[@revision][/path] argument opens that model's files on the Hub (hub.ts).
+ * hf://org/name[@revision][/path] argument (or a huggingface.co URL) opens that model's
+ * files on the Hub (hub.ts).
  */
 export async function openFiles(paths: readonly string[], io?: CliIO): Promise<ByteSource[]> {
   const opened = await Promise.all(
     paths.map((path) =>
-      isHubArgument(path)
+      isHubArgument(path, process.env.HF_ENDPOINT || undefined)
         ? openHubArgument(path, io)
         : fileSource(path).then(
             (source) => [source],

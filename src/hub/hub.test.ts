@@ -5,7 +5,7 @@ import { FormatError } from '../formats/errors.ts';
 import { loadModel, readTensorBytes } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { HubAuthError, HubClient, type HubProgress, retryAfterMs } from './client.ts';
-import { hubRefText, parseHubRef } from './ref.ts';
+import { hubRefText, isHubArgument, parseHubRef } from './ref.ts';
 import { hubSource, openHubModel } from './repo.ts';
 import { FIXTURE_DIR, MockHub, commitOf } from './testing.ts';
 
@@ -49,6 +49,11 @@ describe('references', () => {
     expect(parseHubRef('https://huggingface.co/org/name/tree/dev')).toEqual({ repo: 'org/name', revision: 'dev', path: '' });
     expect(parseHubRef('http://127.0.0.1:9/org/name', 'http://127.0.0.1:9')).toEqual({ repo: 'org/name', revision: 'main', path: '' });
     expect(hubRefText({ repo: 'org/name', revision: 'refs/pr/3', path: 'a.gguf' })).toBe('hf://org/name@refs%2Fpr%2F3/a.gguf');
+    expect(isHubArgument('hf://org/name')).toBe(true);
+    expect(isHubArgument('https://huggingface.co/org/name')).toBe(true);
+    expect(isHubArgument('http://127.0.0.1:9/org/name', 'http://127.0.0.1:9/')).toBe(true);
+    expect(isHubArgument('model.gguf')).toBe(false);
+    expect(isHubArgument('https://huggingface.com/org/name')).toBe(false);
   });
 
   it('refuses what is not a repository', () => {

@@ -21,9 +21,10 @@ export class HubRefError extends Error {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-/** True when `text` is meant as a Hub reference (the CLI's hf:// prefix, or a Hub URL). */
-export function isHubArgument(text: string): boolean {
-  return text.startsWith('hf://');
+/** True when a command-line argument means the Hub: hf://..., or a URL on huggingface.co or on `endpoint`. */
+export function isHubArgument(text: string, endpoint = DEFAULT_HUB_ENDPOINT): boolean {
+  if (text.startsWith('hf://')) return true;
+  return [DEFAULT_HUB_ENDPOINT, endpoint].some((hub) => text.startsWith(`${hub.replace(/\/+$/, '')}/`));
 }
 
 /**
