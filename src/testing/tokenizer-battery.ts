@@ -50,5 +50,6 @@ export const TOKENIZER_BATTERY: readonly string[] = [
   '<s> </s> <unk> <|endoftext|> <|im_start|>user\nhi<|im_end|>',
   '<|begin_of_text|>Hello<|eot_id|><|start_header_id|>assistant<|end_header_id|>',
   '<think>reasoning</think> <tool_call>{"a":1}</tool_call> <|fim_prefix|>x<|fim_suffix|>',
+  '<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n<unused0> [multimodal]',
   CHKTXT,
 ];
