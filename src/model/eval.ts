@@ -10,6 +10,7 @@
 import type { ModelIndex } from '../formats/model.ts';
 import { findPreset, type PlanMode } from '../quant/presets.ts';
 import { argmax, generateGreedy, llamaConfig, LlamaModel, type LlamaConfig, type Linear, type WeightProvider } from './llama.ts';
+import { forwardModel } from './converted.ts';
 import { EVAL_PROMPT, EVAL_TEXT } from './eval-text.ts';
 import { SpmTokenizer, spmVocabFromModelProto, type Tokenizer } from './tokenizer.ts';
 import { tokenizerFromGguf } from './tokenizer-gguf.ts';
@@ -220,7 +221,8 @@ function perplexity(nll: Float64Array): number {
  * The F32 model and each preset's model on the text: perplexity, KL against F32 (mean,
  * median, 99th percentile), top-1 agreement, and a greedy continuation of the prompt.
  */
-export async function evaluateModel(model: ModelIndex, options: EvalOptions): Promise<ModelEval> {
+export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions): Promise<ModelEval> {
+  const model = await forwardModel(checkpoint); // safetensors of other families: converted as an export would
   const presets = options.presets.map(resolveEvalPreset);
   const chunk = Math.max(1, Math.floor(options.chunk ?? 1));
   const config = llamaConfig(model);
@@ -298,7 +300,7 @@ export async function evaluateModel(model: ModelIndex, options: EvalOptions): Pr
     });
   }
   return {
-    model: model.files.find((f) => f.role === 'gguf' || f.role === 'safetensors')?.source.name ?? '(model)',
+    model: checkpoint.files.find((f) => f.role === 'gguf' || f.role === 'safetensors')?.source.name ?? '(model)',
     textTokens: tokens.length,
     positions,
     prompt: promptText,
