@@ -266,7 +266,10 @@ async function sha256Hex(text: string): Promise<string> {
  */
 export async function detectBpePre(tokenizerJson: unknown, tokenizerConfigJson?: unknown): Promise<{ pre: string; hash: string; ids: number[] }> {
   const f = files(tokenizerJson, tokenizerConfigJson);
-  const bpe = readBpe(f);
+  return detectPre(f, readBpe(f));
+}
+
+async function detectPre(f: HfFiles, bpe: HfBpe): Promise<{ pre: string; hash: string; ids: number[] }> {
   if (bpe.byteFallback) throw new FormatError(f.file, 0, 'model.byte_fallback is true: a SentencePiece-style vocabulary has no BPE pre-tokenizer');
   const tokens = tokenTable(f, bpe, null).tokens;
   const engine = new BpeTokenizer({
@@ -468,7 +471,7 @@ export async function hfTokenizerToGguf(tokenizerJson: unknown, tokenizerConfigJ
   if (bpe.byteFallback) return sentencePieceStyleEntries(f, bpe, options);
   const { tokens, types } = tokenTable(f, bpe, options.vocabSize ?? null);
   if (options.pre !== undefined) preTokenizer(options.pre); // one clear error for a name llama.cpp does not know
-  const pre = options.pre ?? (await detectBpePre(f.json, f.config)).pre;
+  const pre = options.pre ?? (await detectPre(f, bpe)).pre;
   const { STRING, INT32, ARRAY } = GGUF_VALUE_TYPE;
   const entries: GgufMetadataEntry[] = [
     ggufEntry('tokenizer.ggml.model', STRING, 'gpt2'),
