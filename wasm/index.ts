@@ -12,6 +12,7 @@ import {
 import { MXFP4_BYTES, QK_MXFP4, decodeMxfp4Block, encodeMxfp4Row } from './mxfp4';
 import { QK_TQ, TQ1_0_BYTES, TQ2_0_BYTES, decodeTq1Block, decodeTq2Block, encodeTq1Row, encodeTq2Row } from './ternary';
 export { encodeBF16, encodeF16 } from './floats';
+export { matmulSlab, widenF32 } from './matmul';
 
 export function heapBase(): usize {
   return __heap_base;

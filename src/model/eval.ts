@@ -15,7 +15,8 @@ import { EVAL_PROMPT, EVAL_TEXT } from './eval-text.ts';
 import { SpmTokenizer, spmVocabFromModelProto, type Tokenizer } from './tokenizer.ts';
 import { tokenizerFromGguf } from './tokenizer-gguf.ts';
 import { tokenizerFromHf } from './tokenizer-hf.ts';
-import { mapProvider, planForModel, quantizeWeights, readLlamaWeights, type QuantizedWeights, type WeightMap } from './weights.ts';
+import { fastCpuLinear } from './fast-linear.ts';
+import { mapProvider, planForModel, quantizedProvider, quantizeWeights, readLlamaWeights, type QuantizedWeights } from './weights.ts';
 
 export interface EvalProgress {
   done: number;
@@ -242,9 +243,10 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   check(options.signal);
   tick('read the weights');
 
-  const makeModel = (weights: WeightMap, quantized: QuantizedWeights | null) => {
-    const provider = mapProvider(weights);
-    const linear = options.linear?.(config, provider, quantized);
+  const makeModel = (provider: WeightProvider, quantized: QuantizedWeights | null) => {
+    // Default: the fast CPU products (WebAssembly SIMD, one ulp of the reference at most), a
+    // preset's converted tensors multiplied from their packed blocks (fast-linear.ts).
+    const linear = options.linear?.(config, provider, quantized) ?? fastCpuLinear(provider, quantized?.packed ?? null);
     const release = () => (linear as { dispose?: () => void } | undefined)?.dispose?.();
     return { model: new LlamaModel(config, provider, linear), release };
   };
@@ -253,7 +255,7 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
     return { tokens: out, text: tokenizer.detokenize(out) };
   };
 
-  const f32Model = makeModel(base, null);
+  const f32Model = makeModel(mapProvider(base), null);
   let f32Pass: Pass;
   let f32Greedy: GreedyResult;
   try {
@@ -270,8 +272,9 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   for (const { name: preset, mode } of presets) {
     check(options.signal);
     const plan = planForModel(model, config, mode);
-    const quantized = quantizeWeights(base, config, plan);
-    const m = makeModel(quantized.values, quantized);
+    // Packed blocks only: no f32 copy of the converted tensors beside the base (bounded memory on a 0.5B model).
+    const quantized = quantizeWeights(base, config, plan, undefined, { dequantize: false });
+    const m = makeModel(quantizedProvider(quantized), quantized);
     let pass: Pass;
     let g: GreedyResult;
     try {

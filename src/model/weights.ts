@@ -82,7 +82,11 @@ export interface PackedTensor {
 }
 
 export interface QuantizedWeights {
-  /** f32 values of every tensor: dequantized where the plan converts it, the original otherwise. */
+  /**
+   * f32 values of every tensor: dequantized where the plan converts it, the original
+   * otherwise; with `dequantize: false`, the tensors it keeps only (quantizedProvider
+   * decodes a converted one when it is asked for it).
+   */
   readonly values: Map<string, Float32Array>;
   /** The packed blocks of each converted tensor (by name in the files): what a GPU kernel reads. */
   readonly packed: Map<string, PackedTensor>;
@@ -99,7 +103,9 @@ export function quantizeWeights(
   config: LlamaConfig,
   plan: PlanSummary,
   onTensor?: (done: number, total: number, name: string) => void,
+  options: { dequantize?: boolean } = {},
 ): QuantizedWeights {
+  const dequantize = options.dequantize ?? true;
   const values = new Map(base);
   const packed = new Map<string, PackedTensor>();
   const types = new Map<string, string>();
@@ -114,10 +120,30 @@ export function quantizeWeights(
       if (!w) throw new Error(`no weights for tensor '${name}'`);
       const cols = row.shape[row.shape.length - 1] ?? 1;
       const bytes = type.codec.encode(w, cols);
-      values.set(name, type.codec.decode(bytes, w.length / cols, cols));
+      // Without `dequantize`, the packed blocks are the tensor (a model of 500M weights would hold 2 GB more as f32).
+      if (dequantize) values.set(name, type.codec.decode(bytes, w.length / cols, cols));
+      else values.delete(name);
       packed.set(name, { type, bytes, rows: w.length / cols, cols });
     }
     onTensor?.(i + 1, rows.length, name);
   }
   return { values, packed, types };
+}
+
+/**
+ * A provider over quantizeWeights' result: the values it holds, and a converted tensor
+ * decoded from its packed blocks the first time it is asked for (the forward pass asks for
+ * embedding rows and norms; its products go through a Linear over the packed blocks).
+ */
+export function quantizedProvider(q: QuantizedWeights): WeightProvider {
+  const decoded = new Map<string, Float32Array>();
+  return (name) => {
+    const w = q.values.get(name) ?? decoded.get(name);
+    if (w) return w;
+    const p = q.packed.get(name);
+    if (!p) throw new Error(`no weights for tensor '${name}'`);
+    const values = p.type.codec.decode(p.bytes, p.rows, p.cols);
+    decoded.set(name, values);
+    return values;
+  };
 }

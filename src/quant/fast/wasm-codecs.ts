@@ -48,6 +48,8 @@ interface Exports {
   encodeF16(src: number, n: number, out: number): void;
   encodeBF16(src: number, n: number, out: number): void;
   accumulateErrors(ref: number, deq: number, n: number, sums: number, maxAbs0: number): void;
+  matmulSlab(w: number, rows: number, cols: number, x: number, n: number, y: number, yStride: number): void;
+  widenF32(x: number, n: number, out: number): void;
 }
 
 let exportsOf: Exports | null = null;
@@ -68,15 +70,32 @@ export function installFastCodecs(module: WebAssembly.Module | BufferSource): vo
   const compiled = module instanceof WebAssembly.Module ? module : new WebAssembly.Module(module);
   const instance = new WebAssembly.Instance(compiled, WASM_IMPORTS);
   exportsOf = instance.exports as unknown as Exports;
+  moduleOf = compiled;
+  matmulExportsOf = null;
 }
 
 /** Switch the fast codecs off again (tests). */
 export function uninstallFastCodecs(): void {
   exportsOf = null;
+  matmulExportsOf = null;
 }
 
 export function fastCodecsInstalled(): boolean {
   return exportsOf !== null;
+}
+
+let moduleOf: WebAssembly.Module | null = null;
+let matmulExportsOf: Exports | null = null;
+
+/**
+ * The installed module's matrix-product entry (wasm/matmul.ts), for src/model/fast-linear.ts;
+ * null before installFastCodecs. An instance of its own: a product decodes packed rows
+ * through the codecs between its calls, and the codecs' scratch starts at heapBase too.
+ */
+export function wasmMatmulExports(): Pick<Exports, 'memory' | 'heapBase' | 'matmulSlab' | 'widenF32'> | null {
+  if (!exportsOf || !moduleOf) return null;
+  matmulExportsOf ??= new WebAssembly.Instance(moduleOf, WASM_IMPORTS).exports as unknown as Exports;
+  return matmulExportsOf;
 }
 
 function wasmAbort(): never {

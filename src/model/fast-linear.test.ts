@@ -1,0 +1,109 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadFastCodecs } from '../quant/fast/node.ts';
+import { quantType } from '../quant/types.ts';
+import { gaussians } from '../testing/random.ts';
+import { loadModel } from '../formats/model.ts';
+import { fixture } from '../formats/testing.ts';
+import { evaluateModel } from './eval.ts';
+import { cpuLinear, matmulF32 } from './families/linear.ts';
+import { f32Rows, fastCpuLinear, fastMatmulAvailable, matmulRows, packedRows, slabRows } from './fast-linear.ts';
+
+/** Distance in f32 ulps between two finite f32 values of the same sign. */
+function ulps(a: number, b: number): number {
+  const f = new Float32Array([a, b]);
+  const i = new Int32Array(f.buffer);
+  return Math.abs(i[0] - i[1]);
+}
+
+function maxUlps(a: Float32Array, b: Float32Array): { max: number; differing: number } {
+  let max = 0;
+  let differing = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === b[i]) continue;
+    differing++;
+    max = Math.max(max, Math.sign(a[i]) === Math.sign(b[i]) ? ulps(a[i], b[i]) : Infinity);
+  }
+  return { max, differing };
+}
+
+describe('fast CPU matrix products (WebAssembly SIMD)', () => {
+  beforeAll(async () => {
+    expect(await loadFastCodecs()).toBe(true);
+  });
+
+  it('runs in WebAssembly once the module is installed', () => {
+    expect(fastMatmulAvailable()).toBe(true);
+    expect(slabRows(896)).toBe(36);
+    expect(slabRows(1 << 20)).toBe(2);
+  });
+
+  // Odd row counts (the kernel's single-row tail), odd token counts, slabs that do not divide the rows.
+  for (const [rows, cols, n] of [[1, 4, 1], [7, 64, 3], [301, 256, 5], [96, 896, 8], [37, 4864, 2]] as const) {
+    it(`equals the reference within one f32 ulp: ${rows} x ${cols}, ${n} inputs`, () => {
+      const w = gaussians(rows * cols, 11 + rows);
+      const x = gaussians(n * cols, 7 + cols);
+      const ref = matmulF32(w, rows, cols, x, n);
+      const fast = matmulRows(f32Rows(w, cols), 0, rows, cols, x, n);
+      const { max, differing } = maxUlps(ref, fast);
+      expect(max).toBeLessThanOrEqual(1);
+      // Only values next to a rounding boundary may differ.
+      expect(differing).toBeLessThanOrEqual(Math.max(1, Math.ceil(ref.length * 0.01)));
+    });
+  }
+
+  it('takes a row range: rows [r0, r1) of the whole product', () => {
+    const [rows, cols, n] = [50, 128, 3];
+    const w = gaussians(rows * cols, 3);
+    const x = gaussians(n * cols, 4);
+    const all = matmulRows(f32Rows(w, cols), 0, rows, cols, x, n);
+    const part = matmulRows(f32Rows(w, cols), 10, 33, cols, x, n);
+    for (let t = 0; t < n; t++) expect(part.subarray(t * 23, (t + 1) * 23)).toEqual(all.subarray(t * rows + 10, t * rows + 33));
+  });
+
+  it('falls back to the reference for a column count that is not a multiple of 4', () => {
+    const w = gaussians(6 * 10, 5);
+    const x = gaussians(2 * 10, 6);
+    expect(matmulRows(f32Rows(w, 10), 0, 6, 10, x, 2)).toEqual(matmulF32(w, 6, 10, x, 2));
+  });
+
+  it('decodes packed tensors slab by slab: the product over the dequantized weights', () => {
+    const [rows, cols, n] = [40, 512, 4];
+    const q4k = quantType('q4_K')!;
+    const w = gaussians(rows * cols, 9);
+    const bytes = q4k.codec.encode(w, cols);
+    const deq = q4k.codec.decode(bytes, rows, cols);
+    const x = gaussians(n * cols, 10);
+    const viaPacked = matmulRows(packedRows({ type: q4k, bytes, rows, cols }), 0, rows, cols, x, n);
+    expect(viaPacked).toEqual(matmulRows(f32Rows(deq, cols), 0, rows, cols, x, n));
+    expect(maxUlps(matmulF32(deq, rows, cols, x, n), viaPacked).max).toBeLessThanOrEqual(1);
+    const noF32 = () => {
+      throw new Error('packed tensors are not read as f32');
+    };
+    const packed = new Map([['w', { type: q4k, bytes, rows, cols }]]);
+    // Budget 0: decoded slab by slab in every product; the default budget: decoded once and kept.
+    for (const linear of [fastCpuLinear(noF32, packed, 0), fastCpuLinear(noF32, packed)]) {
+      expect(linear('w', x, n, rows, cols)).toEqual(viaPacked);
+      expect(linear('w', x, n, rows, cols)).toEqual(viaPacked);
+      expect(() => linear('w', x, n, rows + 1, cols)).toThrow(/40 x 512, expected 41 x 512/);
+    }
+  });
+
+  it("eval's figures on the fast products stay within 1e-6 relative of the reference path's", async () => {
+    const model = await loadModel([await fixture('stories260K.gguf')]);
+    const options = { presets: ['Q4_K_M', 'Q2_K'], greedyTokens: 8, chunk: 8 };
+    const fast = await evaluateModel(model, options);
+    const reference = await evaluateModel(model, { ...options, linear: (_config, weights) => cpuLinear(weights) });
+    const relative = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+    expect(relative(fast.f32.ppl, reference.f32.ppl)).toBeLessThan(1e-6);
+    for (const [i, r] of reference.results.entries()) {
+      const f = fast.results[i];
+      expect(r.klMean).toBeGreaterThan(0);
+      for (const key of ['klMean', 'klMedian', 'klP99', 'ppl'] as const) expect(relative(f[key], r[key]), `${r.preset} ${key}`).toBeLessThan(1e-6);
+      expect(f.top1Agree).toBe(r.top1Agree);
+      expect(f.greedy.tokens).toEqual(r.greedy.tokens);
+      let worst = 0;
+      for (let p = 0; p < r.kl.length; p++) worst = Math.max(worst, relative(f.kl[p], r.kl[p]));
+      console.log(`${r.preset}: KL mean ${r.klMean.toExponential(4)}; fast vs reference, worst per-position KL relative difference ${worst.toExponential(2)}`);
+    }
+  });
+});

@@ -1,0 +1,83 @@
+// AssemblyScript: the CPU forward pass's matrix products (src/model/fast-linear.ts copies
+// a slab of weight rows and the inputs in, calls matmulSlab, reads the outputs back).
+// The CPU reference (src/model/families/linear.ts matmulF32) multiplies in f64 (an f32
+// times an f32 is exact there) and sums each row from column 0 on in f64. Here the same
+// exact products are summed in f64 too, but two columns at a time (even and odd lanes of
+// an f64x2, added at the end): both sums carry ~1e-16 relative error, so after the one
+// rounding to f32 the outputs are the reference's, or one f32 ulp from it where the f64
+// sum lies next to a rounding boundary.
+
+/** One f32 lane pair of v (lanes 0,1 or 2,3) as an f64x2. */
+@inline function low(v: v128): v128 {
+  return f64x2.promote_low_f32x4(v);
+}
+@inline function high(v: v128): v128 {
+  return f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 2, 3));
+}
+@inline function lanes(v: v128): f64 {
+  return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1);
+}
+
+/**
+ * y[t·yStride + r] = Σ_c w[r·cols + c]·x[t·cols + c] for rows r < rows, tokens t < n:
+ * w f32 (rows × cols), x f64 (n × cols, the inputs widened once by the caller), y f32.
+ * cols is a multiple of 4. Two rows meet two tokens at a time (each weight read serves two
+ * tokens, each input read two rows).
+ */
+export function matmulSlab(w: usize, rows: i32, cols: i32, x: usize, n: i32, y: usize, yStride: i32): void {
+  const rowBytes = <usize>cols << 2;
+  const xBytes = <usize>cols << 3;
+  let r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const wa = w + <usize>r * rowBytes;
+    const wb = wa + rowBytes;
+    let t = 0;
+    for (; t + 2 <= n; t += 2) {
+      const x0 = x + <usize>t * xBytes;
+      const x1 = x0 + xBytes;
+      let a0 = f64x2.splat(0), a1 = f64x2.splat(0), b0 = f64x2.splat(0), b1 = f64x2.splat(0);
+      for (let c = 0; c < cols; c += 4) {
+        const va = v128.load(wa + (<usize>c << 2));
+        const vb = v128.load(wb + (<usize>c << 2));
+        const al = low(va), ah = high(va), bl = low(vb), bh = high(vb);
+        const o = <usize>c << 3;
+        const p0 = v128.load(x0 + o), q0 = v128.load(x0 + o, 16);
+        const p1 = v128.load(x1 + o), q1 = v128.load(x1 + o, 16);
+        a0 = f64x2.add(a0, f64x2.add(f64x2.mul(al, p0), f64x2.mul(ah, q0)));
+        a1 = f64x2.add(a1, f64x2.add(f64x2.mul(al, p1), f64x2.mul(ah, q1)));
+        b0 = f64x2.add(b0, f64x2.add(f64x2.mul(bl, p0), f64x2.mul(bh, q0)));
+        b1 = f64x2.add(b1, f64x2.add(f64x2.mul(bl, p1), f64x2.mul(bh, q1)));
+      }
+      const yo = y + ((<usize>t * <usize>yStride + <usize>r) << 2);
+      const ys = <usize>yStride << 2;
+      store<f32>(yo, <f32>lanes(a0));
+      store<f32>(yo + 4, <f32>lanes(b0));
+      store<f32>(yo + ys, <f32>lanes(a1));
+      store<f32>(yo + ys + 4, <f32>lanes(b1));
+    }
+    if (t < n) {
+      dotRow(wa, cols, x + <usize>t * xBytes, y + ((<usize>t * <usize>yStride + <usize>r) << 2));
+      dotRow(wb, cols, x + <usize>t * xBytes, y + ((<usize>t * <usize>yStride + <usize>r + 1) << 2));
+    }
+  }
+  if (r < rows) {
+    const wa = w + <usize>r * rowBytes;
+    for (let t = 0; t < n; t++) dotRow(wa, cols, x + <usize>t * xBytes, y + ((<usize>t * <usize>yStride + <usize>r) << 2));
+  }
+}
+
+/** One row against one input into *out. */
+function dotRow(wa: usize, cols: i32, x0: usize, out: usize): void {
+  let a = f64x2.splat(0);
+  for (let c = 0; c < cols; c += 4) {
+    const va = v128.load(wa + (<usize>c << 2));
+    const o = <usize>c << 3;
+    a = f64x2.add(a, f64x2.add(f64x2.mul(low(va), v128.load(x0 + o)), f64x2.mul(high(va), v128.load(x0 + o, 16))));
+  }
+  store<f32>(out, <f32>lanes(a));
+}
+
+/** x (n f32) widened to f64 at out. */
+export function widenF32(x: usize, n: i32, out: usize): void {
+  for (let i = 0; i < n; i++) store<f64>(out + (<usize>i << 3), <f64>load<f32>(x + (<usize>i << 2)));
+}
