@@ -143,3 +143,61 @@ test('a Hub load waiting out a 429 can be cancelled, and opened again', async ({
   await form.getByRole('button', { name: 'Open from the Hub' }).click();
   await expect(page.getByRole('region', { name: 'Model overview' })).toContainText('GGUF');
 });
+
+/** Requests to https://huggingface.co and https://cdn-lfs.hf.co are answered by the local Hub and CDN. */
+async function playTheRealHub(page: import('@playwright/test').Page) {
+  const hosts = new Map([
+    ['https://huggingface.co', hub.hubUrl],
+    ['https://cdn-lfs.hf.co', hub.cdnUrl],
+  ]);
+  hub.publicHubUrl = 'https://huggingface.co';
+  await page.context().route((url) => hosts.has(url.origin), async (route) => {
+    const url = new URL(route.request().url());
+    const response = await route.fetch({ url: `${hosts.get(url.origin)}${url.pathname}${url.search}`, maxRedirects: 0 });
+    await route.fulfill({ response });
+  });
+}
+
+guarded.describe("under the page's own Content-Security-Policy", () => {
+  guarded.afterEach(() => {
+    hub.publicHubUrl = hub.hubUrl;
+    hub.lfsMinBytes = 10_000;
+  });
+
+  // The fixture's guard would stop (and fail on) the Hub's hosts: this test lists what went out itself.
+  base('the default Hub is reached from the engine worker, its CDN allowed, other hosts refused', async ({ page }) => {
+    await playTheRealHub(page);
+    // Playwright does not route a request that a fulfilled redirect leads to, so here the
+    // Hub serves the file itself (as it does small, non-LFS files); the CDN is asked directly below.
+    hub.lfsMinBytes = Infinity;
+    const app = new AppPage(page);
+    const violations: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/.test(m.text())) violations.push(m.text());
+    });
+    const offOrigin: string[] = [];
+    page.context().on('request', (r) => {
+      if (!r.url().startsWith('http://127.0.0.1')) offOrigin.push(new URL(r.url()).origin);
+    });
+    await app.open();
+    const form = page.getByRole('form', { name: 'Open from the Hugging Face Hub' });
+    await form.getByText('Hub settings').click();
+    await expect(form.getByLabel('Hub endpoint')).toHaveValue('https://huggingface.co');
+    await form.getByLabel('Hub model').fill('https://huggingface.co/test/stories-gguf');
+    await form.getByRole('button', { name: 'Open from the Hub' }).click();
+    await expect(page.getByRole('region', { name: 'Model overview' })).toContainText('GGUF');
+    expect([...new Set(offOrigin)]).toEqual(['https://huggingface.co']);
+    expect(violations).toEqual([]);
+    // The engine worker, which obeys the header's policy, may ask the CDN, and nothing else.
+    const worker = page.workers()[0];
+    const outcomes = await worker.evaluate(async () => {
+      const seen: string[] = [];
+      self.addEventListener('securitypolicyviolation', (e) => seen.push((e as SecurityPolicyViolationEvent).blockedURI));
+      const cdn = await fetch('https://cdn-lfs.hf.co/cdn/probe').then((r) => r.status, (e: Error) => e.name);
+      const other = await fetch('https://example.com/collect').then((r) => r.status, (e: Error) => e.name);
+      await new Promise((r) => setTimeout(r, 100));
+      return { cdn, other, seen };
+    });
+    expect(outcomes).toEqual({ cdn: 403, other: 'TypeError', seen: ['https://example.com/collect'] });
+  });
+});

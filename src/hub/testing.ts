@@ -89,6 +89,8 @@ export class MockHub {
   readonly token = `hf_${randomBytes(8).toString('hex')}`;
   /** Tree API entries per page (the Hub pages its listings with a Link header). */
   pageSize = 3;
+  /** Files this big or bigger are "LFS": resolve redirects them to the CDN; smaller ones it serves. */
+  lfsMinBytes = LFS_MIN_BYTES;
   private etags = new Map<string, string>();
 
   private constructor(
@@ -97,7 +99,17 @@ export class MockHub {
     private readonly cdn: Server,
     readonly hubUrl: string,
     readonly cdnUrl: string,
-  ) {}
+  ) {
+    this.publicHubUrl = hubUrl;
+    this.publicCdnUrl = cdnUrl;
+  }
+
+  /**
+   * The addresses the answers name (redirects, next pages): the servers' own, or others that
+   * a test routes to them (an e2e test that plays https://huggingface.co and its CDN).
+   */
+  publicHubUrl: string;
+  publicCdnUrl: string;
 
   static async start(repos: Record<string, MockRepo> = fixtureRepos()): Promise<MockHub> {
     let self: MockHub | null = null;
@@ -233,7 +245,7 @@ export class MockHub {
       const [first, ...deeper] = path.slice(prefix.length).split('/');
       const child = `${prefix}${first}`;
       if (deeper.length) children.set(child, { type: 'directory', path: child, size: 0, oid: commitOf(child) });
-      else children.set(child, { type: 'file', path, size: bytes.length, oid: commitOf(path), ...(bytes.length >= LFS_MIN_BYTES ? { lfs: { oid: this.etag(at.repo, path).slice(1, -1), size: bytes.length, pointerSize: 134 } } : {}) });
+      else children.set(child, { type: 'file', path, size: bytes.length, oid: commitOf(path), ...(bytes.length >= this.lfsMinBytes ? { lfs: { oid: this.etag(at.repo, path).slice(1, -1), size: bytes.length, pointerSize: 134 } } : {}) });
     }
     if (folder && children.size === 0) {
       this.notFound(res, 'EntryNotFound', `${folder} does not exist on "${revision}"`);
@@ -242,7 +254,7 @@ export class MockHub {
     const all = [...children.values()];
     const cursor = Number(u.searchParams.get('cursor') ?? 0);
     const page = all.slice(cursor, cursor + this.pageSize);
-    const next = cursor + this.pageSize < all.length ? `<${this.hubUrl}${u.pathname}?cursor=${cursor + this.pageSize}>; rel="next"` : null;
+    const next = cursor + this.pageSize < all.length ? `<${this.publicHubUrl}${u.pathname}?cursor=${cursor + this.pageSize}>; rel="next"` : null;
     json(page, next ? { Link: next } : {});
   }
 
@@ -271,8 +283,8 @@ export class MockHub {
       return;
     }
     const headers = { 'X-Repo-Commit': at.commit, 'X-Linked-Etag': this.etag(at.repo, path), 'X-Linked-Size': String(bytes.length) };
-    if (bytes.length >= LFS_MIN_BYTES) {
-      res.writeHead(302, { ...CORS, ...headers, Location: `${this.cdnUrl}/cdn/${at.repo}/${at.commit}/${encodeURIComponent(path)}?X-Amz-Signature=${randomBytes(4).toString('hex')}` }).end();
+    if (bytes.length >= this.lfsMinBytes) {
+      res.writeHead(302, { ...CORS, ...headers, Location: `${this.publicCdnUrl}/cdn/${at.repo}/${at.commit}/${encodeURIComponent(path)}?X-Amz-Signature=${randomBytes(4).toString('hex')}` }).end();
       return;
     }
     this.sendFile(at.repo, path, req, res, fault, headers);
