@@ -167,14 +167,14 @@ describe.each(HF_CASES)('$label', (c) => {
     const read = (name: string) => byName.get(name)!.readF32();
     const config = hfConfigJson(c);
     const embd = await read('token_embd.weight');
-    expect(embd).toEqual(roundedLike(c, hf.get('model.embed_tokens.weight')!));
+    expectSameBits(embd, roundedLike(c, hf.get('model.embed_tokens.weight')!), 'token_embd.weight');
     if (c.family === 'llama3' || c.family === 'mistral') {
       const qRows = c.nHead * c.headDim;
-      expect(await read('blk.0.attn_q.weight')).toEqual(permuteQkRows(hf.get('model.layers.0.self_attn.q_proj.weight')!, qRows, c.nHead));
-      expect(await read('blk.1.attn_k.weight')).toEqual(permuteQkRows(hf.get('model.layers.1.self_attn.k_proj.weight')!, c.nHeadKv * c.headDim, c.nHeadKv));
-      expect(await read('blk.0.attn_v.weight')).toEqual(hf.get('model.layers.0.self_attn.v_proj.weight'));
+      expectSameBits(await read('blk.0.attn_q.weight'), permuteQkRows(hf.get('model.layers.0.self_attn.q_proj.weight')!, qRows, c.nHead), 'attn_q');
+      expectSameBits(await read('blk.1.attn_k.weight'), permuteQkRows(hf.get('model.layers.1.self_attn.k_proj.weight')!, c.nHeadKv * c.headDim, c.nHeadKv), 'attn_k');
+      expectSameBits(await read('blk.0.attn_v.weight'), hf.get('model.layers.0.self_attn.v_proj.weight')!, 'attn_v');
     } else if (c.family !== 'phi3') {
-      expect(await read('blk.0.attn_q.weight')).toEqual(roundedLike(c, hf.get('model.layers.0.self_attn.q_proj.weight')!));
+      expectSameBits(await read('blk.0.attn_q.weight'), roundedLike(c, hf.get('model.layers.0.self_attn.q_proj.weight')!), 'attn_q');
     }
     if (c.family === 'gemma2' || c.family === 'gemma3') {
       // Gemma's norms: 1 + w, rounded in the checkpoint's dtype (BF16 for the gemma3 case).
@@ -204,13 +204,13 @@ describe.each(HF_CASES)('$label', (c) => {
       expect(await read('rope_factors_short.weight')).toEqual(Float32Array.from(scaling.short_factor));
       // sqrt(1 + ln(131072 / 4096) / ln(4096)), stored as f32.
       expect(Math.fround(valueOf(converted, 'phi3.rope.scaling.attn_factor') as number)).toBe(Math.fround(Math.sqrt(1 + Math.log(32) / Math.log(4096))));
-      expect(await read('blk.2.attn_qkv.weight')).toEqual(hf.get('model.layers.2.self_attn.qkv_proj.weight'));
-      expect(await read('blk.0.ffn_up.weight')).toEqual(hf.get('model.layers.0.mlp.gate_up_proj.weight'));
+      expectSameBits(await read('blk.2.attn_qkv.weight'), hf.get('model.layers.2.self_attn.qkv_proj.weight')!, 'attn_qkv');
+      expectSameBits(await read('blk.0.ffn_up.weight'), hf.get('model.layers.0.mlp.gate_up_proj.weight')!, 'ffn_up');
     }
     // A slab of rows reads as the same rows of the whole tensor.
     const ffnDown = byName.get('blk.0.ffn_down.weight')!;
     const whole = await ffnDown.readF32();
-    expect(await ffnDown.readRowsF32!(3, 5)).toEqual(whole.subarray(3 * c.nFf, 8 * c.nFf));
+    expectSameBits(await ffnDown.readRowsF32!(3, 5), whole.subarray(3 * c.nFf, 8 * c.nFf), 'ffn_down rows 3..7');
   });
 
   it('llama.cpp loads the F32 conversion; its logits equal our forward pass at every position', async () => {
@@ -226,7 +226,9 @@ describe.each(HF_CASES)('$label', (c) => {
     if (c.family === 'mistral') {
       // Our forward on the safetensors themselves (HF q/k order, NEOX) against llama.cpp on the
       // permuted conversion: the permutation is checked by a second, independent reading.
-      const st = await load(files);
+      // The same weights under model_type 'llama', which our safetensors path reads (HF order).
+      const asLlama = writeHfCheckpoint(join(dir, 'mistral-as-llama'), { ...c, config: { architectures: ['LlamaForCausalLM'], model_type: 'llama' } });
+      const st = await load(asLlama.files);
       const stConfig = modelConfig(st);
       const direct = createModel(stConfig, mapProvider(await readModelWeights(st, stConfig)));
       const fromSafetensors = await direct.forward(tokens, direct.newCache(256), { logits: 'all' });
@@ -246,6 +248,13 @@ describe.each(HF_CASES)('$label', (c) => {
     expect(a.equals(b)).toBe(true);
   }, 180_000);
 });
+
+/** Bit-identical f32 arrays (vitest's toEqual walks millions of elements too slowly). */
+function expectSameBits(got: Float32Array, want: Float32Array, what: string): void {
+  expect(got.length, what).toBe(want.length);
+  const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  expect(bytes(got).equals(bytes(want)), what).toBe(true);
+}
 
 /** Values as the checkpoint holds them (BF16 cases round to bfloat16). */
 function roundedLike(c: HfCheckpointCase, values: Float32Array): Float32Array {
