@@ -9,13 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metadataToObject } from '../formats/gguf/metadata.ts';
 import { readGguf } from '../formats/gguf/read.ts';
 import { fileSource } from '../formats/node-source.ts';
-import { LLAMA_FTYPE, llamaQuantize, type QuantizeOptions } from '../testing/llama-peer.ts';
+import { LLAMA_FTYPE, ggmlQuantizeChunk, llamaQuantize, type QuantizeOptions } from '../testing/llama-peer.ts';
 import { type SyntheticLlamaOptions, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import {
   PRESETS,
   type PlanMode,
   type PlanOptions,
   type PlanTensorInput,
+  type TensorPlan,
   type TensorTypeOverride,
   fileTypeForPureType,
   findPreset,
@@ -62,7 +63,10 @@ const SYNTHETIC: Record<string, SyntheticLlamaOptions> = {
 };
 
 // Every type --type accepts: each is the default type of a llama.cpp file type.
-const PURE_TYPES = ['f32', 'f16', 'bf16', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_K', 'q3_K', 'q4_K', 'q5_K', 'q6_K', 'iq4_nl', 'iq4_xs', 'tq1_0', 'tq2_0', 'mxfp4'];
+const PURE_TYPES = [
+  'f32', 'f16', 'bf16', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_K', 'q3_K', 'q4_K', 'q5_K', 'q6_K', 'iq4_nl', 'iq4_xs', 'tq1_0', 'tq2_0', 'mxfp4',
+  'iq3_s', 'iq3_xxs', 'iq2_s', 'iq2_xs', 'iq2_xxs', 'iq1_m', 'iq1_s', 'q2_0', 'q1_0',
+];
 
 const OVERRIDES: TensorTypeOverride[] = [
   { pattern: 'blk\\.0\\.attn_v', type: 'q8_0' }, // the attn_v counter does not count overridden tensors
@@ -77,6 +81,7 @@ const models: Record<string, Model> = {};
 let outputs = 0;
 
 beforeAll(async () => {
+  warmUpIquantTables();
   dir = mkdtempSync(join(tmpdir(), 'quantlab-presets-'));
   models.stories = await readModel(join(MODELS, 'stories260K.gguf'));
   models.tinyRandom = await readModel(join(MODELS, 'llama-2-tiny-random.gguf'));
@@ -89,7 +94,18 @@ beforeAll(async () => {
     writeSyntheticLlama(path, options);
     models[name] = await readModel(path);
   }
-});
+}, 600_000);
+
+/**
+ * ggml builds the i-quant grids' neighbour maps on the first quantization of each type, once
+ * a process (measured here on the loaded 2-core machine: iq1_s 60 s, iq2_s 14 s, iq2_xxs 5 s):
+ * paid here, under beforeAll's timeout, instead of inside the first test that meets them.
+ */
+function warmUpIquantTables(): void {
+  for (const id of ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s']) {
+    ggmlQuantizeChunk(quantType(id)!.ggml!.id, new Float32Array(256).fill(0.5), 256, new Float32Array(256).fill(1));
+  }
+}
 
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -127,8 +143,17 @@ async function checkAgainstLlama(
     leaveOutputTensor: options.leaveOutputTensor,
   };
   if (options.hasImatrix) peer.imatrix = unitImatrix(model);
-  let plan = planQuantization(model.tensors, info, mode, overrides, options);
   const out = join(dir, `out-${outputs++}.gguf`);
+  let plan: TensorPlan[];
+  try {
+    plan = planQuantization(model.tensors, info, mode, overrides, options);
+  } catch (e) {
+    // Where we refuse (q1_0's 128-blocks on rows of 64 have no fallback), llama.cpp must too, with the same words.
+    const message = (e as Error).message;
+    expect(message).toMatch(/^no tensor type fallback is defined for type /);
+    expect(() => llamaQuantize(model.path, out, resolved.ftype, { ...peer, imatrix: unitImatrix(model) })).toThrow(message);
+    return;
+  }
   if (!options.hasImatrix && plan.some((p) => p.requiresImatrix)) {
     expect(() => llamaQuantize(model.path, out, resolved.ftype, peer)).toThrow(/requires an imatrix/);
     plan = planQuantization(model.tensors, info, mode, overrides, { ...options, hasImatrix: true });
@@ -152,23 +177,26 @@ async function checkAgainstLlama(
 
 // Per model: the presets and --type types checked (llama.cpp takes 20-300 ms a call).
 const ALL_PRESETS = PRESETS.map((p) => p.name as string);
+const SUB4_DEFAULTS = ['iq3_s', 'iq3_xxs', 'iq2_s', 'iq2_xs', 'iq2_xxs', 'iq1_m', 'iq1_s'];
 const CHECKS: Record<string, { presets: string[]; types: string[] }> = {
   stories: { presets: ALL_PRESETS, types: PURE_TYPES },
   // f16 data, rows of 8 and 32, a 32000-token vocabulary (slow to load): a sample.
   requantize: { presets: ALL_PRESETS, types: ['f32', 'q5_0', 'q8_0'] },
   tinyRandom: { presets: ['F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K_M', 'IQ4_XS', 'Q2_K'], types: ['f16', 'q8_0', 'q4_K', 'tq2_0'] },
-  A: { presets: ALL_PRESETS, types: ['q4_K'] },
-  Ac: { presets: [], types: PURE_TYPES },
+  // The sub-4-bit mixtures cost llama.cpp seconds each on A's full matrices: two of them there, all on Ac.
+  A: { presets: [...PRESETS.filter((p) => !SUB4_DEFAULTS.includes(p.defaultType)).map((p) => p.name), 'IQ2_M', 'IQ3_M'], types: ['q4_K'] },
+  Ac: { presets: ALL_PRESETS, types: PURE_TYPES },
   B: { presets: ALL_PRESETS, types: PURE_TYPES },
   C: { presets: ALL_PRESETS, types: PURE_TYPES },
   D: { presets: ALL_PRESETS, types: PURE_TYPES },
-  E: { presets: ['Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q4_K_S', 'Q4_K_M'], types: [] },
+  E: { presets: ['Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q4_K_S', 'Q4_K_M', 'IQ3_M', 'IQ3_XS', 'IQ2_XS'], types: [] },
 };
 
 describe('presets table', () => {
   it('lists the file types of docs/contracts.md with llama.cpp numbers and types we can encode', () => {
     expect(PRESETS.map((p) => p.name).sort()).toEqual(
-      'F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q2_K_S Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS'.split(' ').sort(),
+      ('F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q2_K_S Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS ' +
+        'IQ3_M IQ3_S IQ3_XS IQ3_XXS IQ2_M IQ2_S IQ2_XS IQ2_XXS IQ1_M IQ1_S TQ2_0 TQ1_0 Q2_0 Q1_0 MXFP4_MOE').split(' ').sort(),
     );
     for (const p of PRESETS) {
       expect(p.fileType, p.name).toBe(LLAMA_FTYPE[p.name]);
@@ -186,7 +214,15 @@ describe('presets table', () => {
     expect(fileTypeForPureType('q2_K')).toMatchObject({ name: 'Q2_K', fileType: 10 });
     expect(fileTypeForPureType('f32')).toMatchObject({ name: 'F32', fileType: 0 });
     expect(fileTypeForPureType('tq1_0')).toMatchObject({ fileType: 36 });
+    // Several file types share a default type: the one named after it, else the only one.
+    expect(fileTypeForPureType('iq3_s')).toMatchObject({ name: 'IQ3_S', fileType: 26 });
+    expect(fileTypeForPureType('iq2_xs')).toMatchObject({ name: 'IQ2_XS', fileType: 20 });
+    expect(fileTypeForPureType('iq2_s')).toMatchObject({ name: 'IQ2_M', fileType: 29 });
+    expect(fileTypeForPureType('mxfp4')).toMatchObject({ name: 'MXFP4_MOE', fileType: 38 });
     expect(fileTypeForPureType('nf4')).toBeUndefined();
+    // llama.h has NVFP4 = 39, but the pinned llama_model_quantize refuses it.
+    expect(fileTypeForPureType('nvfp4')).toBeUndefined();
+    expect(() => llamaQuantize(join(MODELS, 'stories260K.gguf'), join(dir, 'nvfp4.gguf'), 'NVFP4')).toThrow();
     for (const t of PURE_TYPES) expect(LLAMA_FTYPE[fileTypeForPureType(t)!.name], t).toBe(fileTypeForPureType(t)!.fileType);
   });
 });
@@ -248,6 +284,29 @@ describe('the synthetic models reach the rules they are there for', () => {
     expect(typeOf('D', { preset: 'Q4_K_M' }, 'blk.2.ffn_down_exps.weight')).toBe('q6_K');
     expect(typeOf('E', { preset: 'Q4_K_M' }, 'blk.40.attn_v.weight')).toBe('q5_K'); // 70B
   });
+
+  it('uses the sub-4-bit mixtures: guards, GQA, experts, imatrix, middle layers, q5_K output', () => {
+    expect(typeOf('A', { preset: 'IQ2_XXS' }, 'output.weight')).toBe('q5_K');
+    expect(typeOf('A', { preset: 'IQ2_XXS' }, 'token_embd.weight')).toBe('q2_K');
+    expect(typeOf('A', { preset: 'IQ2_M' }, 'token_embd.weight')).toBe('iq3_s');
+    expect(typeOf('A', { preset: 'IQ2_XS' }, 'blk.0.attn_v.weight')).toBe('q4_K'); // n_gqa 4
+    expect(typeOf('B', { preset: 'IQ2_S' }, 'blk.1.attn_v.weight')).toBe('iq3_s'); // no GQA
+    expect(typeOf('B', { preset: 'IQ1_S' }, 'blk.1.ffn_down.weight')).toBe('q2_K'); // first n_layer/8
+    expect(typeOf('B', { preset: 'IQ1_M' }, 'blk.5.attn_output.weight')).toBe('iq2_xxs');
+    expect(typeOf('B', { preset: 'IQ3_XXS' }, 'blk.1.attn_v.weight')).toBe('iq3_s'); // no imatrix
+    expect(typeOf('B', { preset: 'IQ3_XXS' }, 'blk.1.attn_v.weight', { hasImatrix: true })).toBe('iq3_xxs');
+    expect(typeOf('B', { preset: 'IQ3_XXS' }, 'blk.5.ffn_down.weight')).toBe('q3_K'); // no imatrix
+    expect(typeOf('B', { preset: 'IQ3_XS' }, 'blk.8.ffn_up.weight')).toBe('iq3_xxs'); // middle layers
+    expect(typeOf('B', { preset: 'IQ3_XS' }, 'blk.15.ffn_up.weight')).toBe('iq3_s');
+    expect(typeOf('B', { preset: 'IQ3_M' }, 'blk.3.attn_output.weight')).toBe('q4_K');
+    expect(typeOf('B', { preset: 'TQ1_0' }, 'token_embd.weight')).toBe('q6_K'); // tied: the output's rule
+    expect(typeOf('A', { preset: 'Q2_0' }, 'token_embd.weight')).toBe('q4_K');
+    expect(typeOf('D', { preset: 'MXFP4_MOE' }, 'blk.0.ffn_up_exps.weight')).toBe('mxfp4');
+    expect(typeOf('D', { preset: 'MXFP4_MOE' }, 'blk.0.attn_q.weight')).toBe('q8_0');
+    expect(typeOf('D', { preset: 'IQ2_XXS' }, 'blk.0.attn_k.weight')).toBe('q4_K'); // 8 experts
+    expect(typeOf('E', { preset: 'IQ3_M' }, 'blk.40.attn_v.weight')).toBe('q5_K'); // 70B
+    expect(typeOf('C', { preset: 'IQ2_XXS' }, 'blk.4.ffn_down.weight')).toBe('iq4_nl'); // rows of 800: fallback
+  });
 });
 
 describe('planQuantization = llama-quantize (real llama.cpp)', () => {
@@ -281,7 +340,7 @@ describe('planQuantization = llama-quantize (real llama.cpp)', () => {
   }
 
   it('B: the rules that change with an importance matrix', async () => {
-    for (const preset of ['Q4_0', 'Q5_0', 'IQ4_NL', 'IQ4_XS', 'Q2_K_S']) {
+    for (const preset of ['Q4_0', 'Q5_0', 'IQ4_NL', 'IQ4_XS', 'Q2_K_S', 'IQ3_XXS', 'IQ3_XS', 'IQ2_M', 'IQ1_S']) {
       await checkAgainstLlama(models.B, { preset }, [], { hasImatrix: true });
     }
   });

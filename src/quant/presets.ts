@@ -11,8 +11,8 @@
 //   init_quantize_state_counters and the preliminary loop of llama_model_quantize_impl
 //                                -> planQuantization (counters, tied embeddings, order)
 // and src/llama-model-loader.h (weight_name_comparer: the order of weights_map, which is
-// the order of the output file) -> compareTensorNames. Rules for file types outside
-// PRESETS (IQ1/IQ2/IQ3 mixtures, MXFP4_MOE) are not ported; their types have no codec here.
+// the order of the output file) -> compareTensorNames. Every file type the pinned
+// llama-quantize accepts is here (NVFP4 = 39 it refuses: see PURE_ONLY_FILE_TYPES).
 // Verified tensor by tensor against the real library in presets.test.ts.
 import { didYouMean } from '../formats/suggest.ts';
 import { ggmlTypeByName, type GgmlTypeInfo } from '../formats/gguf/constants.ts';
@@ -20,7 +20,9 @@ import { TYPE_INFOS, typeInfo } from './type-data.ts';
 
 export type PresetName =
   | 'F16' | 'BF16' | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_0' | 'Q2_K' | 'Q2_K_S' | 'Q3_K_S' | 'Q3_K_M'
-  | 'Q3_K_L' | 'Q4_K_S' | 'Q4_K_M' | 'Q5_K_S' | 'Q5_K_M' | 'Q6_K' | 'IQ4_NL' | 'IQ4_XS';
+  | 'Q3_K_L' | 'Q4_K_S' | 'Q4_K_M' | 'Q5_K_S' | 'Q5_K_M' | 'Q6_K' | 'IQ4_NL' | 'IQ4_XS' | 'MXFP4_MOE'
+  | 'IQ3_M' | 'IQ3_S' | 'IQ3_XS' | 'IQ3_XXS' | 'IQ2_M' | 'IQ2_S' | 'IQ2_XS' | 'IQ2_XXS' | 'IQ1_M' | 'IQ1_S'
+  | 'TQ2_0' | 'TQ1_0' | 'Q2_0' | 'Q1_0';
 
 export interface Preset {
   /** As llama-quantize prints it. */
@@ -53,6 +55,22 @@ export const PRESETS: readonly Preset[] = [
   { name: 'Q3_K_S', fileType: 11, defaultType: 'q3_K', description: 'q3_K almost everywhere, q6_K output (3.41G, +1.6321 ppl @ Llama-3-8B)' },
   { name: 'Q2_K', fileType: 10, defaultType: 'q2_K', description: 'q2_K; q3_K/q4_K for attn_v, attn_output, ffn_down, q6_K output (2.96G, +3.5199 ppl @ Llama-3-8B)' },
   { name: 'Q2_K_S', fileType: 21, defaultType: 'q2_K', description: 'q2_K, fewer exceptions than Q2_K; needs an importance matrix (2.96G, +3.1836 ppl @ Llama-3-8B)' },
+  // The sub-4-bit mixtures (llama.cpp gives bits per weight, not sizes, for these).
+  { name: 'IQ3_M', fileType: 27, defaultType: 'iq3_s', description: '3.66 bpw mix: iq3_s; q4_K for attn_v, attn_output and the first ffn_down layers, q6_K output' },
+  { name: 'IQ3_S', fileType: 26, defaultType: 'iq3_s', description: '3.44 bpw: iq3_s; q4_K attn_v with GQA, q6_K output' },
+  { name: 'IQ3_XS', fileType: 22, defaultType: 'iq3_s', description: '3.3 bpw: iq3_s; iq3_xxs for attn_q/attn_k and the middle ffn_gate/ffn_up layers; needs an importance matrix' },
+  { name: 'IQ3_XXS', fileType: 23, defaultType: 'iq3_xxs', description: '3.06 bpw: iq3_xxs; iq2_s attn_q/attn_k, iq3_s attn_output and token_embd; needs an importance matrix' },
+  { name: 'IQ2_M', fileType: 29, defaultType: 'iq2_s', description: '2.7 bpw: iq2_s; iq3_s for attn_v, attn_output, token_embd and the first ffn_down layers, q5_K output; needs an importance matrix' },
+  { name: 'IQ2_S', fileType: 28, defaultType: 'iq2_xs', description: '2.5 bpw: iq2_xs; iq3_s for attn_v, attn_output, token_embd and the first ffn_down layers, q5_K output; needs an importance matrix' },
+  { name: 'IQ2_XS', fileType: 20, defaultType: 'iq2_xs', description: '2.31 bpw: iq2_xs; q2_K attn_v, token_embd and first ffn_down layers, q5_K output; needs an importance matrix' },
+  { name: 'Q2_0', fileType: 41, defaultType: 'q2_0', description: '2.25 bpw: q2_0 (blocks of 64); q4_K token_embd, q6_K output' },
+  { name: 'IQ2_XXS', fileType: 19, defaultType: 'iq2_xxs', description: '2.06 bpw: iq2_xxs; q2_K attn_v, token_embd and first ffn_down layers, q5_K output; needs an importance matrix' },
+  { name: 'TQ2_0', fileType: 37, defaultType: 'tq2_0', description: '2.06 bpw ternarization (for ternary-trained models); q4_K token_embd, q6_K output' },
+  { name: 'IQ1_M', fileType: 31, defaultType: 'iq1_m', description: '1.75 bpw: iq1_m; iq2_xxs attn_output, q2_K attn_v/token_embd/first ffn_down layers, q5_K output; needs an importance matrix' },
+  { name: 'TQ1_0', fileType: 36, defaultType: 'tq1_0', description: '1.69 bpw ternarization (for ternary-trained models); q4_K token_embd, q6_K output' },
+  { name: 'IQ1_S', fileType: 24, defaultType: 'iq1_s', description: '1.56 bpw: iq1_s; iq2_xxs attn_output, q2_K attn_v/token_embd/first ffn_down layers, q5_K output; needs an importance matrix' },
+  { name: 'Q1_0', fileType: 40, defaultType: 'q1_0', description: '1.125 bpw: q1_0 (1-bit signs, blocks of 128); q6_K output' },
+  { name: 'MXFP4_MOE', fileType: 38, defaultType: 'mxfp4', description: 'MoE models: mxfp4 for the expert tensors (3-D), q8_0 for every other weight' },
 ];
 
 /** The types GPTQ export writes (the table's gptqTarget), in table order: q4_0, q4_K. */
@@ -71,12 +89,13 @@ export function gptqPresets(): PresetName[] {
 /** llama-quantize's aliases (quantize.cpp: "Q4_K" = Q4_K_M ...). */
 export const PRESET_ALIASES: Readonly<Record<string, PresetName>> = { Q3_K: 'Q3_K_M', Q4_K: 'Q4_K_M', Q5_K: 'Q5_K_M' };
 
-/** llama.cpp file types that only `--type T` (pure) reaches here: their mixtures are not ported. */
+/**
+ * llama.cpp file types that only `--type T` (pure) reaches here. (LLAMA_FTYPE_MOSTLY_NVFP4 = 39
+ * is in llama.h, but the pinned llama_ftype_get_default_type has no case for it:
+ * llama_model_quantize refuses it as "invalid output file type 39", so there is no nvfp4 file type.)
+ */
 const PURE_ONLY_FILE_TYPES: readonly { name: string; fileType: number; defaultType: string }[] = [
   { name: 'F32', fileType: 0, defaultType: 'f32' },
-  { name: 'TQ1_0', fileType: 36, defaultType: 'tq1_0' },
-  { name: 'TQ2_0', fileType: 37, defaultType: 'tq2_0' },
-  { name: 'MXFP4_MOE', fileType: 38, defaultType: 'mxfp4' },
 ];
 
 /** Find a preset by name, case-insensitively, aliases included; undefined if none. */
@@ -95,7 +114,9 @@ export function fileTypeForPureType(type: string): { name: string; fileType: num
   const id = typeInfo(type)?.id;
   if (id === undefined) return undefined;
   const alias = Object.entries(PRESET_ALIASES).find(([a]) => a.toLowerCase() === id.toLowerCase());
-  const preset = alias ? findPreset(alias[1]) : PRESETS.find((p) => p.defaultType === id);
+  // Several file types share a default type (iq3_s: IQ3_XS, IQ3_S, IQ3_M): the one named after it.
+  const sameDefault = PRESETS.filter((p) => p.defaultType === id);
+  const preset = alias ? findPreset(alias[1]) : (sameDefault.find((p) => p.name.toLowerCase() === id.toLowerCase()) ?? sameDefault[0]);
   return preset ?? PURE_ONLY_FILE_TYPES.find((p) => p.defaultType === id);
 }
 
@@ -337,8 +358,19 @@ function layerOf(s: State, counter: number, name: string): number {
   return layer;
 }
 
+// The file types whose mixtures share one branch of llama_tensor_get_type_impl (the 1-2 bit i-quants).
+const IQ1_IQ2_FTYPES: readonly string[] = ['IQ2_XXS', 'IQ2_XS', 'IQ1_S', 'IQ2_S', 'IQ2_M', 'IQ1_M'];
+// Their output tensor is q5_K (IQ3_XXS's too), not q6_K.
+const Q5K_OUTPUT_FTYPES: readonly string[] = ['IQ2_XXS', 'IQ2_XS', 'IQ3_XXS', 'IQ1_S', 'IQ2_S', 'IQ2_M', 'IQ1_M'];
+// token_embd when it is not tied to the output.
+const TOKEN_EMBD_TYPES: Readonly<Record<string, string>> = {
+  IQ2_XXS: 'q2_K', IQ2_XS: 'q2_K', IQ1_S: 'q2_K', IQ1_M: 'q2_K', IQ2_S: 'iq3_s', IQ2_M: 'iq3_s', IQ3_XXS: 'iq3_s',
+  TQ1_0: 'q4_K', TQ2_0: 'q4_K', Q2_0: 'q4_K',
+};
+
 /** llama_tensor_get_type_impl for the file types of PRESETS. Returns the type and why. */
-function mixtureType(s: State, type: GgmlTypeInfo, name: string, ne0: number, category: Category): [GgmlTypeInfo, string] {
+function mixtureType(s: State, type: GgmlTypeInfo, name: string, ne: readonly number[], category: Category): [GgmlTypeInfo, string] {
+  const ne0 = ne[0] ?? 1;
   const ftype = s.mode.ftype;
   const falcon = s.model.arch === 'falcon';
   const nExpert = s.model.nExpert;
@@ -350,12 +382,24 @@ function mixtureType(s: State, type: GgmlTypeInfo, name: string, ne0: number, ca
     if (s.options.outputTensorType !== undefined) {
       return [targetType(s.options.outputTensorType, '--output-tensor-type'), `${what}: --output-tensor-type`];
     }
+    if (ftype === 'MXFP4_MOE') return [T('q8_0'), `${what}: MXFP4_MOE -> q8_0`];
     if (falcon) return [T('q8_0'), `${what}: falcon -> q8_0`];
     if (ne0 % type.blockSize !== 0) return [T('q8_0'), `${what}: row ${ne0} not a multiple of ${type.name}'s ${type.blockSize} -> q8_0`];
+    if (Q5K_OUTPUT_FTYPES.includes(ftype)) return [T('q5_K'), `${what}: ${ftype} -> q5_K`];
     if (type.name !== 'q8_0') return [T('q6_K'), `${what} -> q6_K`];
     return keep(`${what}: ${ftype} default`);
   }
-  if (category === 'token_embd') return keep(`token_embd: ${ftype} default`);
+  if (ftype === 'MXFP4_MOE') {
+    // Expert tensors (3-D) -> mxfp4, every other weight q8_0; bailingmoe3's MLA projections are 3-D too.
+    const expertRole = category === 'ffn_up' || category === 'ffn_gate' || category === 'ffn_down';
+    if ((ne[2] ?? 1) > 1 && (s.model.arch !== 'bailingmoe3' || expertRole)) return [T('mxfp4'), `${category}: MXFP4_MOE expert tensor -> mxfp4`];
+    return [T('q8_0'), `${category === 'other' ? 'tensor' : category}: MXFP4_MOE, not an expert tensor -> q8_0`];
+  }
+  if (category === 'token_embd') {
+    const to = TOKEN_EMBD_TYPES[ftype];
+    return to ? [T(to), `token_embd: ${ftype} -> ${to}`] : keep(`token_embd: ${ftype} default`);
+  }
+  if (IQ1_IQ2_FTYPES.includes(ftype)) return iq1iq2Type(s, type, category);
 
   if (isAttnVLike(category)) {
     const i = s.iAttentionWv;
@@ -365,6 +409,12 @@ function mixtureType(s: State, type: GgmlTypeInfo, name: string, ne0: number, ca
     let why = `${at}: ${ftype} default`;
     if (ftype === 'Q2_K') [t, why] = gqa >= 4 ? [T('q4_K'), `${at}: Q2_K with n_gqa ${gqa} >= 4 -> q4_K`] : [T('q3_K'), `${at}: Q2_K -> q3_K`];
     else if (ftype === 'Q2_K_S' && gqa >= 4) [t, why] = [T('q4_K'), `${at}: Q2_K_S with n_gqa ${gqa} >= 4 -> q4_K`];
+    else if (ftype === 'IQ3_XXS') {
+      [t, why] = gqa >= 4 ? [T('q4_K'), `${at}: IQ3_XXS with n_gqa ${gqa} >= 4 -> q4_K`]
+        : !s.options.hasImatrix ? [T('iq3_s'), `${at}: IQ3_XXS without imatrix -> iq3_s`]
+        : [T('iq3_xxs'), `${at}: IQ3_XXS with imatrix -> iq3_xxs`];
+    } else if ((ftype === 'IQ3_XS' || ftype === 'IQ3_S') && gqa >= 4) [t, why] = [T('q4_K'), `${at}: ${ftype} with n_gqa ${gqa} >= 4 -> q4_K`];
+    else if (ftype === 'IQ3_M') [t, why] = [T('q4_K'), `${at}: IQ3_M -> q4_K`];
     else if (ftype === 'Q3_K_M') [t, why] = i < 2 ? [T('q5_K'), `${at}: Q3_K_M, first 2 -> q5_K`] : [T('q4_K'), `${at}: Q3_K_M -> q4_K`];
     else if (ftype === 'Q3_K_L') [t, why] = [T('q5_K'), `${at}: Q3_K_L -> q5_K`];
     else if ((ftype === 'IQ4_NL' || ftype === 'IQ4_XS') && gqa >= 4) [t, why] = [T('q5_K'), `${at}: ${ftype} with n_gqa ${gqa} >= 4 -> q5_K`];
@@ -375,8 +425,12 @@ function mixtureType(s: State, type: GgmlTypeInfo, name: string, ne0: number, ca
     s.iAttentionWv++;
     return [t, why];
   }
-  if (category === 'attn_k') return nExpert === 8 ? [T('q8_0'), 'attn_k: 8 experts -> q8_0'] : keep(`attn_k: ${ftype} default`);
-  if (category === 'attn_q') return keep(`attn_q: ${ftype} default`);
+  if (category === 'attn_k' || category === 'attn_q') {
+    if (category === 'attn_k' && nExpert === 8) return [T('q8_0'), 'attn_k: 8 experts -> q8_0'];
+    if (ftype === 'IQ3_XS') return [T('iq3_xxs'), `${category}: IQ3_XS -> iq3_xxs`];
+    if (ftype === 'IQ3_XXS') return [T('iq2_s'), `${category}: IQ3_XXS -> iq2_s`];
+    return keep(`${category}: ${ftype} default`);
+  }
 
   if (category === 'ffn_down') {
     const i = layerOf(s, s.iFfnDown, name);
@@ -387,10 +441,14 @@ function mixtureType(s: State, type: GgmlTypeInfo, name: string, ne0: number, ca
     if (ftype === 'Q2_K') r = [T('q3_K'), `${at}: Q2_K -> q3_K`];
     else if (ftype === 'Q2_K_S') {
       if (i < n8) r = [T('q4_K'), `${at}: Q2_K_S, first n_layer/8 -> q4_K`];
+    } else if (ftype === 'IQ3_XXS' && !s.options.hasImatrix) {
+      r = i < n8 ? [T('q4_K'), `${at}: IQ3_XXS without imatrix, first n_layer/8 -> q4_K`] : [T('q3_K'), `${at}: IQ3_XXS without imatrix -> q3_K`];
     } else if (ftype === 'Q3_K_M') {
       r = i < Math.trunc(n / 16) ? [T('q5_K'), `${at}: Q3_K_M, first n_layer/16 -> q5_K`]
         : !falcon || useMoreBits(i, n) ? [T('q4_K'), `${at}: Q3_K_M -> q4_K`]
         : [T('q3_K'), `${at}: Q3_K_M falcon -> q3_K`];
+    } else if (ftype === 'IQ3_M' && (i < n8 || (nExpert === 8 && useMoreBits(i, n)))) {
+      r = [T('q4_K'), `${at}: IQ3_M, ${i < n8 ? 'first n_layer/8' : '8 experts, use_more_bits'} -> q4_K`];
     } else if (ftype === 'Q3_K_L') {
       r = falcon ? [T('q4_K'), `${at}: Q3_K_L falcon -> q4_K`] : [T('q5_K'), `${at}: Q3_K_L -> q5_K`];
     } else if (ftype === 'Q4_K_M') {
@@ -415,23 +473,57 @@ function mixtureType(s: State, type: GgmlTypeInfo, name: string, ne0: number, ca
     const hit = (why: string, t: string): [GgmlTypeInfo, string] => [T(t), `attn_output: ${why} -> ${t}`];
     if (!falcon) {
       if (nExpert === 8) {
-        if (['Q2_K', 'Q3_K_S', 'Q3_K_M', 'IQ4_NL', 'Q4_K_S', 'Q4_K_M', 'IQ4_XS'].includes(ftype)) return hit(`${ftype} with 8 experts`, 'q5_K');
+        const q5k = ['Q2_K', 'IQ3_XS', 'IQ3_XXS', 'Q3_K_S', 'Q3_K_M', 'IQ4_NL', 'Q4_K_S', 'Q4_K_M', 'IQ3_S', 'IQ3_M', 'IQ4_XS'];
+        if (q5k.includes(ftype)) return hit(`${ftype} with 8 experts`, 'q5_K');
       } else if (ftype === 'Q2_K') return hit('Q2_K', 'q3_K');
+      else if (ftype === 'IQ3_XXS') return hit('IQ3_XXS', 'iq3_s');
       else if (ftype === 'Q3_K_M') return hit('Q3_K_M', 'q4_K');
       else if (ftype === 'Q3_K_L') return hit('Q3_K_L', 'q5_K');
+      else if (ftype === 'IQ3_M') return hit('IQ3_M', 'q4_K');
     } else if (ftype === 'Q3_K_L') return hit('Q3_K_L falcon', 'q4_K');
     return keep(`attn_output: ${ftype} default`);
   }
 
   // ffn_gate / ffn_up: only IQ3_XS has rules; the counters still run (and layer_info can throw).
-  if (category === 'ffn_gate') {
-    layerOf(s, s.iFfnGate, name);
-    s.iFfnGate++;
-  } else if (category === 'ffn_up') {
-    layerOf(s, s.iFfnUp, name);
-    s.iFfnUp++;
+  if (category === 'ffn_gate' || category === 'ffn_up') {
+    const i = layerOf(s, category === 'ffn_gate' ? s.iFfnGate : s.iFfnUp, name);
+    if (category === 'ffn_gate') s.iFfnGate++;
+    else s.iFfnUp++;
+    const n = s.model.nLayer;
+    if (ftype === 'IQ3_XS' && i >= Math.trunc(n / 8) && i < Math.trunc((7 * n) / 8)) {
+      return [T('iq3_xxs'), `${category} layer ${i} of ${n}: IQ3_XS, middle layers -> iq3_xxs`];
+    }
   }
   return keep(`${category === 'other' ? 'tensor' : category}: ${ftype} default`);
+}
+
+/** The IQ1_S/IQ1_M/IQ2_* branch of llama_tensor_get_type_impl (no 70B or 8-expert attn_v rules there). */
+function iq1iq2Type(s: State, type: GgmlTypeInfo, category: Category): [GgmlTypeInfo, string] {
+  const ftype = s.mode.ftype;
+  const { nExpert } = s.model;
+  const gqa = nGqa(s.model);
+  // IQ2_S and IQ2_M protect with iq3_s, the others with q2_K.
+  const guard = ftype === 'IQ2_S' || ftype === 'IQ2_M' ? 'iq3_s' : 'q2_K';
+  if (isAttnVLike(category)) {
+    const at = `${category} #${s.iAttentionWv} of ${s.nAttentionWv}`;
+    s.iAttentionWv++;
+    if (gqa >= 4 || nExpert >= 4) return [T('q4_K'), `${at}: ${ftype} with n_gqa ${gqa} / ${nExpert} experts (one >= 4) -> q4_K`];
+    return [T(guard), `${at}: ${ftype} -> ${guard}`];
+  }
+  if (nExpert === 8 && category === 'attn_k') return [T('q4_K'), `attn_k: ${ftype} with 8 experts -> q4_K`];
+  if (category === 'ffn_down') {
+    // The counter, not the layer in the name (this branch has no layer_info).
+    const i = s.iFfnDown++;
+    const n = s.model.nLayer;
+    const at = `ffn_down #${i} of ${n}`;
+    return i < Math.trunc(n / 8) ? [T(guard), `${at}: ${ftype}, first n_layer/8 -> ${guard}`] : [type, `${at}: ${ftype} default`];
+  }
+  if (category === 'attn_output') {
+    if (nExpert === 8) return [T('q5_K'), `attn_output: ${ftype} with 8 experts -> q5_K`];
+    if (ftype === 'IQ1_S' || ftype === 'IQ1_M') return [T('iq2_xxs'), `attn_output: ${ftype} -> iq2_xxs`];
+    if (ftype === 'IQ2_S' || ftype === 'IQ2_M') return [T('iq3_s'), `attn_output: ${ftype} -> iq3_s`];
+  }
+  return [type, `${category === 'other' ? 'tensor' : category}: ${ftype} default`];
 }
 
 /** tensor_type_fallback: a type whose blocks divide the row, and why. */
@@ -464,7 +556,8 @@ function requiresImatrix(name: string, type: GgmlTypeInfo, ftype: string): boole
 }
 
 /** llama_tensor_get_type for one quantizable tensor. */
-function planType(s: State, name: string, ne0: number, category: Category): [GgmlTypeInfo, string] {
+function planType(s: State, name: string, ne: readonly number[], category: Category): [GgmlTypeInfo, string] {
+  const ne0 = ne[0] ?? 1;
   const { mode, options } = s;
   if (options.tokenEmbeddingType !== undefined && category === 'token_embd') {
     // per_layer_token_embd may still be named by a --tensor-type pattern.
@@ -487,7 +580,7 @@ function planType(s: State, name: string, ne0: number, category: Category): [Ggm
   } else if (mode.pure) {
     why = `${mode.ftype} --pure -> ${type.name}`;
   } else {
-    [type, why] = mixtureType(s, type, name, ne0, category);
+    [type, why] = mixtureType(s, type, name, ne, category);
   }
   const [final, fellBack] = fallback(type, ne0);
   return [final, fellBack ? `${why}; ${fellBack}` : why];
@@ -552,7 +645,6 @@ export function planQuantization(
     const source = ggmlTypeByName(t.dtype);
     if (!source) throw new Error(`tensor ${t.name}: dtype ${t.dtype} is not a ggml type`);
     const ne = t.shape.map(Number).reverse();
-    const ne0 = ne[0] ?? 1;
     const notWhy = whyNotQuantized(t.name, ne, options.leaveOutputTensor ?? false);
     if (notWhy !== null) {
       return {
@@ -560,7 +652,7 @@ export function planQuantization(
         quantized: false, converted: false, requiresImatrix: false,
       };
     }
-    const [type, reason] = planType(s, t.name, ne0, categories[i]);
+    const [type, reason] = planType(s, t.name, ne, categories[i]);
     return {
       name: t.name, sourceType: source.name, type: type.name, reason, quantized: true,
       converted: type.name !== source.name, requiresImatrix: requiresImatrix(t.name, type, resolved.ftype),
