@@ -1,0 +1,119 @@
+// npx tsx bench/forward.ts [--tokens N] [--threads N] [--repeat N] [--small] [--no-cli] [--keep DIR]
+// (npm run bench:forward). Not a test: the CPU forward pass at scale, against llama.cpp.
+//
+// Writes a seeded random model of Qwen2.5-0.5B's shape (bench/forward-model.ts: qwen2, 24
+// layers, n_embd 896, vocabulary 151,936, F32, ~2 GB) to a temporary directory (deleted
+// after), then in the same run: quantlab's CPU forward pass (WebAssembly SIMD products,
+// model/fast-linear.ts) and llama.cpp's (node-llama-cpp, bench/forward-llama-child.ts) on a
+// prompt of N tokens, teacher forcing, the same file, the same threads; prints tokens/s of
+// each and the ratio. Then `quantlab eval --presets Q4_K_M` (a short text) and `quantlab
+// quantize --preset Q4_K_M` on it under /usr/bin/time -v: wall time and peak RSS. The load
+// average is printed with every figure (a shared machine: compare ratios within one run).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadModel } from '../src/formats/model.ts';
+import { fileSource } from '../src/formats/node-source.ts';
+import { loadFastCodecs } from '../src/quant/fast/node.ts';
+import { fastCpuLinear, fastMatmulAvailable } from '../src/model/fast-linear.ts';
+import { llamaConfig, LlamaModel } from '../src/model/llama.ts';
+import { mapProvider, readModelWeights } from '../src/model/weights.ts';
+import { QWEN25_05B, writeShapeGguf, type Shape } from './forward-model.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    tokens: { type: 'string', default: '64' },
+    threads: { type: 'string', default: '1' },
+    repeat: { type: 'string', default: '2' },
+    small: { type: 'boolean', default: false },
+    'no-cli': { type: 'boolean', default: false },
+    keep: { type: 'string' },
+  },
+});
+const N = Number(args.tokens);
+const THREADS = Number(args.threads);
+const REPEAT = Number(args.repeat);
+// --small: a reduced shape (4 layers, vocabulary 32,000) to try the bench in seconds.
+const SHAPE: Shape = args.small ? { ...QWEN25_05B, nLayer: 4, nVocab: 32000 } : QWEN25_05B;
+const ROOT = join(import.meta.dirname, '..');
+
+const load = () => `load ${loadavg().map((v) => v.toFixed(1)).join(' ')}`;
+const log = (s: string) => console.log(`${s}  [${load()}]`);
+
+/** Seeded prompt: ids of the real (non-filler) tokens 3..511, BOS first. */
+function prompt(n: number): number[] {
+  let x = 12345;
+  return [1, ...Array.from({ length: n - 1 }, () => {
+    x = (x * 1103515245 + 12345) >>> 0;
+    return 3 + (x % 509);
+  })];
+}
+
+async function ours(file: string, tokens: number[]): Promise<number[]> {
+  const model = await loadModel([await fileSource(file)]);
+  const config = llamaConfig(model);
+  const t0 = performance.now();
+  const weights = await readModelWeights(model, config);
+  log(`quantlab: read the weights as f32 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const provider = mapProvider(weights);
+  const m = new LlamaModel(config, provider, fastCpuLinear(provider));
+  const seconds: number[] = [];
+  for (let i = 0; i <= REPEAT; i++) {
+    const t = performance.now();
+    await m.forward(tokens, m.newCache(tokens.length));
+    if (i > 0) seconds.push((performance.now() - t) / 1000);
+  }
+  return seconds;
+}
+
+function llamaCpp(file: string, tokens: number[]): number[] {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/forward-llama-child.ts'), file, String(THREADS), String(REPEAT), tokens.join(',')], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  return (JSON.parse(out.trim().split('\n').pop()!) as { seconds: number[] }).seconds;
+}
+
+/** A command under /usr/bin/time -v: wall seconds and peak RSS (MiB). */
+function timed(label: string, argv: string[]): void {
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, join(ROOT, 'bin/quantlab.js'), ...argv], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 26 });
+  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)/.exec(r.stderr)?.[1] ?? '?';
+  const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? NaN) / 1024;
+  if (r.status !== 0) console.log(`${label}: exit ${r.status}\n${r.stdout}\n${r.stderr}`);
+  log(`${label}: wall ${wall}, peak RSS ${rss.toFixed(0)} MiB`);
+  if (r.stdout) console.log(r.stdout.trim().split('\n').slice(0, 6).map((l) => `  | ${l}`).join('\n'));
+}
+
+const best = (s: number[]) => Math.min(...s);
+
+async function main(): Promise<void> {
+  if (!(await loadFastCodecs((m) => console.log(m))) || !fastMatmulAvailable()) throw new Error('the WebAssembly module did not load: no fast products to measure');
+  if (THREADS !== 1) console.log(`note: quantlab's products run on one thread here; llama.cpp gets ${THREADS}`);
+  const dir = args.keep ?? (await mkdtemp(join(tmpdir(), 'quantlab-forward-')));
+  const file = join(dir, 'qwen2.5-0.5b-shape-f32.gguf');
+  try {
+    let t = performance.now();
+    const bytes = await writeShapeGguf(file, SHAPE, 1);
+    log(`wrote ${file}: ${(bytes / 2 ** 30).toFixed(2)} GiB (${SHAPE.nLayer} layers, n_embd ${SHAPE.nEmbd}, vocab ${SHAPE.nVocab}) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const tokens = prompt(N);
+    const q = await ours(file, tokens);
+    log(`quantlab CPU forward: ${N} tokens in ${q.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(q)).toFixed(2)} tokens/s (1 thread)`);
+    const l = llamaCpp(file, tokens);
+    log(`llama.cpp CPU forward: ${N} tokens in ${l.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(l)).toFixed(2)} tokens/s (${THREADS} thread${THREADS === 1 ? '' : 's'})`);
+    log(`ratio quantlab / llama.cpp: ${(best(l) / best(q)).toFixed(3)} (goal >= 0.5)`);
+    if (!args['no-cli']) {
+      t = performance.now();
+      const text = join(dir, 'text.txt');
+      await writeFile(text, 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sunshine.');
+      timed('quantlab eval --presets Q4_K_M (short text, 8 greedy tokens)', ['eval', file, '--presets', 'Q4_K_M', '--text', text, '--tokens', '8']);
+      timed('quantlab quantize --preset Q4_K_M', ['quantize', file, '-o', join(dir, 'q4_k_m.gguf'), '--preset', 'Q4_K_M']);
+    }
+  } finally {
+    if (!args.keep) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
