@@ -14,23 +14,22 @@ test('loads the sample and compares four or more types on WebGPU, matching the C
   const tensor = 'blk.0.attn_q.weight';
   await app.selectTensor(tensor);
   const metrics = page.getByRole('table', { name: 'Error metrics' });
-  await expect(metrics.locator('tbody tr')).toHaveCount(8);
-  // Rows of 64: the two K-quants (blocks of 256) cannot apply and say why.
-  await expect(metrics.locator('td[data-metric="rmse"]')).toHaveCount(6, { timeout: 120_000 });
+  await expect(metrics.locator('tbody tr')).toHaveCount(9);
+  // Rows of 64: the three K-quants (blocks of 256) are compared on rows zero-padded to 256, and say so.
+  await expect(metrics.locator('td[data-metric="rmse"]')).toHaveCount(9, { timeout: 120_000 });
+  for (const type of ['q6_K', 'q4_K', 'q2_K']) await expect(metrics.locator(`tr[data-type="${type}"] .badge`)).toHaveText('padded');
   await app.screenshot('compare');
-  // WebGPU did the work for every type that applies: no silent CPU fallback.
-  await expect(metrics.locator('tbody tr[data-backend="webgpu"]')).toHaveCount(6);
+  // WebGPU did the work for every type: no silent CPU fallback.
+  await expect(metrics.locator('tbody tr[data-backend="webgpu"]')).toHaveCount(9);
 
-  // The numbers shown are the engine's: equal to the CLI's `compare --json` on the same tensor.
+  // The numbers shown are the engine's: equal to the CLI's `compare --pad --json` on the same tensor.
   const cli = JSON.parse(
-    execFileSync('node', ['bin/quantlab.js', 'compare', `${FIXTURES}/stories260K.gguf`, '--tensor', tensor, '--types', 'f16,bf16,q8_0,int8,q4_0,q4_K,nf4,q2_K', '--json', '--backend', 'webgpu'], { encoding: 'utf8' }),
-  ) as { results: { type: string; rmse: number; error?: string }[] };
+    execFileSync('node', ['bin/quantlab.js', 'compare', `${FIXTURES}/stories260K.gguf`, '--tensor', tensor, '--types', 'f16,bf16,q8_0,q6_K,int8,q4_0,q4_K,nf4,q2_K', '--pad', '--json', '--backend', 'webgpu'], { encoding: 'utf8' }),
+  ) as { results: { type: string; rmse: number; padded?: unknown; error?: string }[] };
+  expect(cli.results.filter((r) => r.padded).map((r) => r.type)).toEqual(['q6_K', 'q4_K', 'q2_K']);
   for (const r of cli.results) {
     const row = metrics.locator(`tr[data-type="${r.type}"]`);
-    if (r.error) {
-      await expect(row).toContainText('not a multiple');
-      continue;
-    }
+    expect(r.error, r.type).toBeUndefined();
     const shown = Number(await row.locator('td[data-metric="rmse"]').getAttribute('data-value'));
     expect(shown, r.type).toBeCloseTo(r.rmse, 12);
   }
