@@ -111,7 +111,9 @@ async function expectIdentical(input: string, c: Case, options: ExportOptions = 
   return mine;
 }
 
-const presetNames = PRESETS.map((p) => p.name);
+// The sub-4-bit presets (IQ1_S...IQ3_M, TQ*, Q1_0, Q2_0, MXFP4_MOE) are checked with an imatrix in export-sub4bit.test.ts.
+const SUB4BIT_DEFAULTS = ['iq3_s', 'iq3_xxs', 'iq2_s', 'iq2_xs', 'iq2_xxs', 'iq1_m', 'iq1_s', 'tq2_0', 'tq1_0', 'q2_0', 'q1_0', 'mxfp4'];
+const presetNames = PRESETS.filter((p) => !SUB4BIT_DEFAULTS.includes(p.defaultType)).map((p) => p.name);
 const needsImatrix = (preset: string) => preset === 'Q2_K_S';
 
 describe('byte-identical to llama-quantize, every preset', () => {

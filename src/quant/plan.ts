@@ -59,11 +59,19 @@ export function planModel(model: ModelIndex, mode: PlanMode, overrides: readonly
   return { rows, totalBytes, params, bpw: (totalBytes * 8) / Math.max(params, 1) };
 }
 
-/** Size and bits per weight of the model under every preset. */
+/**
+ * Size and bits per weight of the model under every preset llama.cpp would write for it
+ * (Q1_0's blocks of 128 have no fallback: on rows of 64 llama-quantize refuses, and it is left out).
+ */
 export function presetSizes(model: ModelIndex): PresetSize[] {
-  return PRESETS.map((p) => {
-    const s = planModel(model, { preset: p.name });
-    return { preset: p.name, bytes: s.totalBytes, bpw: s.bpw };
+  return PRESETS.flatMap((p) => {
+    let s;
+    try {
+      s = planModel(model, { preset: p.name });
+    } catch {
+      return [];
+    }
+    return [{ preset: p.name, bytes: s.totalBytes, bpw: s.bpw }];
   });
 }
 
