@@ -16,6 +16,7 @@ import { SpmTokenizer, spmVocabFromModelProto, type Tokenizer } from './tokenize
 import { tokenizerFromGguf } from './tokenizer-gguf.ts';
 import { tokenizerFromHf } from './tokenizer-hf.ts';
 import { fastCpuLinear } from './fast-linear.ts';
+import { absMaxRecorder, activationLinear, type ActivationMode } from './activations.ts';
 import { mapProvider, planForModel, quantizedProvider, quantizeWeights, readLlamaWeights, type QuantizedWeights } from './weights.ts';
 
 export interface EvalProgress {
@@ -46,6 +47,13 @@ export interface EvalOptions {
    * `dispose()` method (a GPU linear's weight buffers) is disposed once its model is done.
    */
   linear?: (config: LlamaConfig, weights: WeightProvider, quantized: QuantizedWeights | null) => Linear;
+  /**
+   * How each preset's products see their inputs (activations.ts; default 'f32'). The F32
+   * baseline always runs in f32, so a preset's KL holds the weights' and the activations' effect.
+   */
+  activations?: ActivationMode;
+  /** int8-static: the text its per-tensor ranges are calibrated on (the F32 model's inputs to each product). */
+  calibrationText?: string;
 }
 
 export interface GreedyResult {
@@ -80,6 +88,8 @@ export interface ModelEval {
   /** Scored positions (textTokens - 1). */
   positions: number;
   prompt: string;
+  /** The activation mode the presets ran under. */
+  activations: ActivationMode;
   f32: { bytes: number; bpw: number; ppl: number; greedy: GreedyResult };
   results: PresetEval[];
 }
@@ -212,6 +222,24 @@ async function scorePass(
   return pass;
 }
 
+/**
+ * int8-static's calibration: the F32 model over the calibration text (chunks of at most the
+ * context, each from an empty cache), max |x| of every product's input by tensor name.
+ */
+async function calibrateAbsMax(config: LlamaConfig, weights: WeightProvider, tokenizer: Tokenizer, options: EvalOptions): Promise<Map<string, number>> {
+  if (!options.calibrationText) throw new Error('--activations int8-static needs a calibration text');
+  const tokens = tokenizer.encode(options.calibrationText);
+  const ranges = new Map<string, number>();
+  const model = new LlamaModel(config, weights, absMaxRecorder(fastCpuLinear(weights, null), ranges));
+  const window = Math.min(config.contextLength, 512);
+  for (let start = 0; start < tokens.length; start += window) {
+    check(options.signal);
+    const part = tokens.slice(start, start + window);
+    await model.forward(part, model.newCache(part.length), { logits: 'last' });
+  }
+  return ranges;
+}
+
 function perplexity(nll: Float64Array): number {
   let s = 0;
   for (const v of nll) s += v;
@@ -243,17 +271,22 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   check(options.signal);
   tick('read the weights');
 
-  const makeModel = (provider: WeightProvider, quantized: QuantizedWeights | null) => {
+  const makeModel = (provider: WeightProvider, quantized: QuantizedWeights | null, wrap: (l: Linear) => Linear = (l) => l) => {
     // Default: the fast CPU products (WebAssembly SIMD, one ulp of the reference at most), a
     // preset's converted tensors multiplied from their packed blocks (fast-linear.ts).
     const linear = options.linear?.(config, provider, quantized) ?? fastCpuLinear(provider, quantized?.packed ?? null);
     const release = () => (linear as { dispose?: () => void } | undefined)?.dispose?.();
-    return { model: new LlamaModel(config, provider, linear), release };
+    return { model: new LlamaModel(config, provider, wrap(linear)), release };
   };
   const greedy = async (m: LlamaModel): Promise<GreedyResult> => {
     const out = await generateGreedy(m, prompt, greedyTokens, { eosId: tokenizer.eosId, check: () => check(options.signal) });
     return { tokens: out, text: tokenizer.detokenize(out) };
   };
+
+  const activations = options.activations ?? 'f32';
+  const staticAbsMax = activations === 'int8-static' ? await calibrateAbsMax(config, mapProvider(base), tokenizer, options) : undefined;
+  const makePresetModel = (provider: WeightProvider, quantized: QuantizedWeights) =>
+    makeModel(provider, quantized, (l) => activationLinear(activations, l, { weights: provider, typeOf: (name) => quantized.types.get(name), staticAbsMax }));
 
   const f32Model = makeModel(mapProvider(base), null);
   let f32Pass: Pass;
@@ -274,7 +307,7 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
     const plan = planForModel(model, config, mode);
     // Packed blocks only: no f32 copy of the converted tensors beside the base (bounded memory on a 0.5B model).
     const quantized = quantizeWeights(base, config, plan, undefined, { dequantize: false });
-    const m = makeModel(quantizedProvider(quantized), quantized);
+    const m = makePresetModel(quantizedProvider(quantized), quantized);
     let pass: Pass;
     let g: GreedyResult;
     try {
@@ -307,6 +340,7 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
     textTokens: tokens.length,
     positions,
     prompt: promptText,
+    activations,
     f32: { bytes: fileBytes, bpw: (fileBytes * 8) / Math.max(params, 1), ppl: perplexity(f32Pass.nll), greedy: f32Greedy },
     results,
   };
