@@ -21,7 +21,8 @@ describe('quantlab eval', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const json = JSON.parse(stdout);
-    expect(Object.keys(json)).toEqual(['model', 'text_tokens', 'results', 'f32_ppl', 'greedy']);
+    expect(Object.keys(json)).toEqual(['model', 'text_tokens', 'results', 'f32_ppl', 'greedy', 'activations']);
+    expect(json.activations).toBe('f32');
     expect(json.model).toBe('stories260K.gguf');
     expect(json.text_tokens).toBe(216);
     expect(json.results.map((r: { preset: string }) => r.preset)).toEqual(['Q8_0', 'Q4_K_M', 'Q2_K']);
@@ -54,6 +55,20 @@ describe('quantlab eval', () => {
     ]);
     expect(code).toBe(0);
     expect(JSON.parse(stdout).text_tokens).toBe(216);
+  });
+
+  it('--activations ggml: the JSON names the mode; Q8_0 KL differs from f32 mode (llama.cpp rounds Q8_0 inputs to q8_0)', async () => {
+    const run = async (extra: string[]) => JSON.parse((await runInProcess(['eval', model('stories260K.gguf'), '--presets', 'Q8_0', '--json', '--tokens', '0', ...extra])).stdout);
+    const [ggml, f32] = [await run(['--activations', 'ggml']), await run([])];
+    expect(ggml.activations).toBe('ggml');
+    expect(f32.activations).toBe('f32');
+    expect(ggml.results[0].kl_mean).toBeGreaterThan(1.5 * f32.results[0].kl_mean);
+    const text = await runInProcess(['eval', model('stories260K.gguf'), '--presets', 'F32', '--tokens', '0', '--activations', 'int8']);
+    expect(text.stdout).toMatch(/^activations: int8 /m);
+    const bad = await runInProcess(['eval', model('stories260K.gguf'), '--presets', 'Q8_0', '--activations', 'int9']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/unknown --activations mode 'int9'.*one of f32 ggml int8 int8-static fp8_e4m3 llm\.int8/);
   });
 
   it('fails with one line on bad input', async () => {

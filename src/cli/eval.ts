@@ -4,6 +4,7 @@
 // each tensor's packed blocks (src/model/gpu-linear.ts).
 import { didYouMean } from '../formats/suggest.ts';
 import { resolveEvalPreset, type ModelEval } from '../model/eval.ts';
+import { ACTIVATION_MODES, parseActivationMode, type ActivationMode } from '../model/activations.ts';
 import { PRESETS } from '../quant/presets.ts';
 import { evalJob } from '../engine/jobs/eval.ts';
 import { uncancelled } from '../engine/jobs/job.ts';
@@ -12,6 +13,9 @@ import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
 import { openSession } from './session.ts';
 import { readTextFile } from './text.ts';
+import { ForwardPool } from './forward-pool.ts';
+import type { WeightProvider } from '../model/families/linear.ts';
+import type { QuantizedWeights } from '../model/weights.ts';
 
 const DEFAULT_GREEDY_TOKENS = 32;
 
@@ -35,10 +39,19 @@ export function parsePresets(list: string | undefined): string[] {
   });
 }
 
+export function parseActivations(name: string | undefined): ActivationMode {
+  if (name === undefined) return 'f32';
+  try {
+    return parseActivationMode(name);
+  } catch {
+    throw new UsageError(`unknown --activations mode '${name}'${didYouMean(name, [...ACTIVATION_MODES])} (one of ${ACTIVATION_MODES.join(' ')})`);
+  }
+}
+
 export const evalCommand: Command = {
   name: 'eval',
   summary: "score the F32 model and each preset's model on a text: perplexity, KL divergence, top-1 agreement",
-  usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json] [--backend cpu|webgpu]',
+  usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json] [--backend cpu|webgpu] [--activations f32|ggml|int8|int8-static|fp8_e4m3|llm.int8] [--threads N]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
           presets: { type: 'string' },
@@ -47,15 +60,29 @@ export const evalCommand: Command = {
           tokens: { type: 'string' },
           json: { type: 'boolean' },
           backend: { type: 'string' },
+          threads: { type: 'string' },
+          activations: { type: 'string' },
         });
     const presets = parsePresets(values.presets);
     const backend = parseBackend(values.backend);
+    const activations = parseActivations(values.activations);
     const greedyTokens = values.tokens === undefined ? DEFAULT_GREEDY_TOKENS : Number(values.tokens);
     if (!Number.isInteger(greedyTokens) || greedyTokens < 0) throw new UsageError(`--tokens must be a whole number, not '${values.tokens}'`);
+    const threads = values.threads === undefined ? 1 : Number(values.threads);
+    if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, not '${values.threads}'`);
     const text = values.text === undefined ? undefined : await readTextFile(values.text);
     const session = await openSession(backend);
     await session.load(await openFiles(positionals));
-    const { backend: ran, products, ...result } = await evalJob(session, { presets, text, prompt: values.prompt, greedyTokens }, uncancelled());
+    // --threads N: the CPU products on N worker threads, the weights in shared memory (forward-pool.ts).
+    const pool = threads > 1 ? await ForwardPool.start(threads) : null;
+    const cpu = pool ? { linear: (_c: unknown, weights: WeightProvider, q: QuantizedWeights | null) => pool.linear(weights, q?.packed ?? null), sharedWeights: true } : {};
+    let job;
+    try {
+      job = await evalJob(session, { presets, text, prompt: values.prompt, greedyTokens, activations, ...cpu }, uncancelled());
+    } finally {
+      await pool?.close();
+    }
+    const { backend: ran, products, ...result } = job;
     const run: EvalRun = { backend: ran, products: products ?? undefined };
     // `backend` in the JSON when --backend is given (the docs/contracts.md shape stays as it is without it).
     io.stdout(values.json ? `${toJson(evalJson(result, values.backend === undefined ? undefined : run))}\n` : evalText(result, run));
@@ -64,7 +91,7 @@ export const evalCommand: Command = {
 };
 
 /**
- * The `eval --json` shape of docs/contracts.md; extensions: `f32_ppl` (the F32 model's
+ * The `eval --json` shape of docs/contracts.md; extensions: `activations` (the mode the presets ran under), `f32_ppl` (the F32 model's
  * perplexity on the same text), `greedy` (prompt and continuation per model); with `run`
  * (`--backend` given), `backend` (cpu or webgpu) and on WebGPU `products` (matrix
  * products run on the GPU and on the CPU, for types without a GPU matmul).
@@ -85,6 +112,7 @@ export function evalJson(r: Omit<ModelEval, 'results'> & { results: Omit<ModelEv
     })),
     f32_ppl: r.f32.ppl,
     greedy: { prompt: r.prompt, F32: r.f32.greedy.text, ...Object.fromEntries(r.results.map((p) => [p.preset, p.greedy.text])) },
+    activations: r.activations,
     ...(run ? { backend: run.backend, ...(run.products ? { products: run.products } : {}) } : {}),
   };
 }
@@ -93,6 +121,7 @@ function evalText(r: Parameters<typeof evalJson>[0], run: EvalRun = { backend: '
   const where = run.products ? `backend ${run.backend} (${run.products.gpu} matrix products on the GPU, ${run.products.cpu} on the CPU)` : `backend ${run.backend}`;
   const head =
     `${r.model}: ${r.textTokens} tokens of text (${r.positions} positions scored), ${where}\n` +
+    `activations: ${r.activations}${r.activations === 'f32' ? '' : ' (the presets\' products; the baseline runs in f32)'}\n` +
     `baseline (the weights as stored, run in f32): ${r.f32.bytes} bytes, ${r.f32.bpw.toFixed(2)} bpw, ppl ${r.f32.ppl.toFixed(4)}\n\n`;
   const cols = ['preset', 'bytes', 'bpw', 'ppl', 'kl_mean', 'kl_median', 'kl_p99', 'top1_agree'];
   const rows = r.results.map((p) => [

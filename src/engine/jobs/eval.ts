@@ -2,6 +2,7 @@
 // against F32, perplexity, top-1 agreement, greedy text; src/model/eval.ts), with every
 // matrix product on the GPU while the device lives (model/gpu-linear.ts, in each tensor's
 // packed blocks); a device lost mid-eval reruns the whole eval on the CPU (same numbers).
+import { CALIBRATION_STORY_TEXT } from '../../calibrate/calibration-text.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import type { Backend } from '../../gpu/compute.ts';
 import { evaluateModel, type EvalOptions, type ModelEval } from '../../model/eval.ts';
@@ -13,7 +14,9 @@ import type { JobContext } from './job.ts';
 const EVAL_GPU_CHUNK = 64;
 const EVAL_CPU_CHUNK = 8;
 
-export type EvalRequest = Pick<EvalOptions, 'presets' | 'text' | 'prompt' | 'greedyTokens'>;
+/** `activations`: the products' input mode (model/activations.ts); int8-static calibrates on the built-in calibration text unless `calibrationText` is given. */
+/** `linear`: the CPU products when no GPU runs them (the CLI's forward pool, --threads), with `sharedWeights`. */
+export type EvalRequest = Pick<EvalOptions, 'presets' | 'text' | 'prompt' | 'greedyTokens' | 'activations' | 'calibrationText' | 'linear' | 'sharedWeights'>;
 
 export type EvalResult = Omit<ModelEval, 'results'> & {
   results: Omit<ModelEval['results'][number], 'kl'>[];
@@ -27,6 +30,7 @@ export async function evalJob(session: Session, request: EvalRequest, ctx: JobCo
   const attempt = (gpu: GpuContext | null) =>
     evaluateModel(session.loadedModel(), {
       ...request,
+      calibrationText: request.calibrationText ?? CALIBRATION_STORY_TEXT,
       onProgress: ctx.onProgress,
       signal: ctx.signal,
       chunk: gpu ? EVAL_GPU_CHUNK : EVAL_CPU_CHUNK,
@@ -36,7 +40,8 @@ export async function evalJob(session: Session, request: EvalRequest, ctx: JobCo
             linears.push(l);
             return l;
           }
-        : undefined,
+        : request.linear,
+      sharedWeights: gpu ? false : request.sharedWeights,
     });
   const { value: r, backend } = await session.withFallback((gpu) => attempt(gpu), () => attempt(null));
   const stats = sumGpuLinearStats(linears.map((l) => l.stats()));
