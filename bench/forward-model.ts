@@ -75,8 +75,8 @@ async function vocabulary(nVocab: number): Promise<GgufMetadataEntry[]> {
     .map((e) => {
       const a = e.value as GgufArray;
       if (e.key === 'tokenizer.ggml.tokens') return ggufEntry(e.key, T.ARRAY, ggufArray(T.STRING, [...(a.items as string[]), ...Array.from({ length: nVocab - a.items.length }, (_, i) => `<filler_${i}>`)]));
-      if (e.key === 'tokenizer.ggml.scores') return ggufEntry(e.key, T.ARRAY, ggufArray(T.FLOAT32, [...(a.items as number[]), ...new Array<number>(nVocab - a.items.length).fill(-1e6)]));
-      if (e.key === 'tokenizer.ggml.token_type') return ggufEntry(e.key, T.ARRAY, ggufArray(T.INT32, [...(a.items as number[]), ...new Array<number>(nVocab - a.items.length).fill(1)]));
+      if (e.key === 'tokenizer.ggml.scores') return ggufEntry(e.key, T.ARRAY, ggufArray(T.FLOAT32, Float32Array.from([...(a.items as Iterable<number>), ...new Array<number>(nVocab - a.items.length).fill(-1e6)])));
+      if (e.key === 'tokenizer.ggml.token_type') return ggufEntry(e.key, T.ARRAY, ggufArray(T.INT32, Int32Array.from([...(a.items as Iterable<number>), ...new Array<number>(nVocab - a.items.length).fill(1)])));
       return e;
     });
 }

@@ -55,7 +55,7 @@ export async function buildCli({ force = false, quiet = false } = {}) {
   // Built beside the old bundle and swapped in, so a running CLI never sees half of one.
   const tmp = `${CLI_BUNDLE_DIR}.${process.pid}.tmp`;
   await build({
-    entryPoints: [join(SOURCE_DIR, 'cli/main.ts'), join(SOURCE_DIR, 'cli/quantize-worker.ts')],
+    entryPoints: [join(SOURCE_DIR, 'cli/main.ts'), join(SOURCE_DIR, 'cli/quantize-worker.ts'), join(SOURCE_DIR, 'cli/forward-worker.ts')],
     outdir: tmp,
     bundle: true,
     splitting: true, // main.ts loads each command's modules on demand: they stay separate chunks

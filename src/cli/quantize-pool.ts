@@ -41,7 +41,7 @@ const TIMED_PARTS = 4;
  * load TypeScript: loader hooks do not carry over to worker threads, and in Node 20 a
  * `--import tsx` in a worker's execArgv does not reach its entry either.
  */
-function tsxEsmApiUrl(): string {
+export function tsxEsmApiUrl(): string {
   const pkgJson = createRequire(import.meta.url).resolve('tsx/package.json');
   const { exports } = JSON.parse(readFileSync(pkgJson, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
   return pathToFileURL(join(dirname(pkgJson), exports['./esm/api'].import.default)).href;

@@ -54,6 +54,18 @@ export interface EvalOptions {
   activations?: ActivationMode;
   /** int8-static: the text its per-tensor ranges are calibrated on (the F32 model's inputs to each product). */
   calibrationText?: string;
+  /**
+   * Keep the weights (f32 and packed) in SharedArrayBuffers, moved there tensor by tensor,
+   * so that worker threads read them without a copy (the CLI's forward pool, --threads).
+   */
+  sharedWeights?: boolean;
+}
+
+/** `a` moved into a SharedArrayBuffer (the caller drops the original). */
+function shared<T extends Float32Array | Uint8Array>(a: T): T {
+  const copy = new (a.constructor as new (b: SharedArrayBuffer) => T)(new SharedArrayBuffer(a.byteLength));
+  copy.set(a as never);
+  return copy;
 }
 
 export interface GreedyResult {
@@ -268,6 +280,7 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   const tick = (label: string) => options.onProgress?.({ done: ++done, total, label });
 
   const base = await readLlamaWeights(model, config);
+  if (options.sharedWeights) for (const [name, w] of base) base.set(name, shared(w));
   check(options.signal);
   tick('read the weights');
 
@@ -307,6 +320,7 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
     const plan = planForModel(model, config, mode);
     // Packed blocks only: no f32 copy of the converted tensors beside the base (bounded memory on a 0.5B model).
     const quantized = quantizeWeights(base, config, plan, undefined, { dequantize: false });
+    if (options.sharedWeights) for (const [name, p] of quantized.packed) quantized.packed.set(name, { ...p, bytes: shared(p.bytes) });
     const m = makePresetModel(quantizedProvider(quantized), quantized);
     let pass: Pass;
     let g: GreedyResult;
