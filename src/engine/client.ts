@@ -13,6 +13,7 @@ import type { PlanMode } from '../quant/presets.ts';
 import type { BudgetTarget } from '../budget/budget.ts';
 import type { OverrideSpec } from '../quant/plan.ts';
 import type { MatmulRequest } from './matmul-job.ts';
+import type { EvalRequest } from './jobs/eval.ts';
 import type { CalibrationCompareOptions, CompareRequest, ExportJobOptions, Progress } from './types.ts';
 
 /** The engine worker stopped while a call was in flight. */
@@ -147,7 +148,8 @@ export const engine = {
     onProgress?: (p: Progress) => void,
     options?: ExportJobOptions,
   ) => worker.exportGguf(mode, overrides, proxy(sink), onProgress ? proxy(onProgress) : undefined, options),
-  evalModel: (presets: string[], onProgress?: (p: Progress) => void) => worker.evalModel(presets, onProgress ? proxy(onProgress) : undefined),
+  evalModel: (presets: string[], onProgress?: (p: Progress) => void, options: Pick<EvalRequest, 'activations'> = {}) =>
+    worker.evalModel(presets, onProgress ? proxy(onProgress) : undefined, options),
   budgetScan: (onProgress?: (p: Progress) => void) => worker.budgetScan(onProgress ? proxy(onProgress) : undefined),
   compareCalibration: (options: CalibrationCompareOptions, onProgress?: (p: Progress) => void) =>
     worker.compareCalibration(options, onProgress ? proxy(onProgress) : undefined),

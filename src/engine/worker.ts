@@ -13,6 +13,7 @@ import { CancelledError } from './cancelled.ts';
 import type { HubProgress } from '../hub/client.ts';
 import type { CalibrationCompareOptions, CompareRequest, ExportJobOptions, GpuStatus, Progress } from './types.ts';
 import { fastCodecsInstalled, installFastCodecs } from '../quant/fast/wasm-codecs.ts';
+import type { EvalRequest } from './jobs/eval.ts';
 // Built from wasm/ by the Vite plugin (vite.config.ts) before Vite resolves this import.
 import fastCodecsUrl from '../../wasm/build/quant.wasm?url';
 
@@ -99,7 +100,8 @@ const api = {
         imatrix: options.imatrix && { matrix: await readImatrix(blobSource(options.imatrix)), fileArgument: options.imatrix.name },
       },
     ),
-  evalModel: (presets: string[], onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.evalModel(presets, onProgress),
+  evalModel: (presets: string[], onProgress?: ((p: Progress) => void) & ProxyMarked, options: Pick<EvalRequest, 'activations'> = {}) =>
+    engine.evalModel(presets, onProgress, options),
   budgetScan: (onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.budgetScan(onProgress),
   compareCalibration: (options: CalibrationCompareOptions, onProgress?: ((p: Progress) => void) & ProxyMarked) =>
     engine.compareCalibration(onProgress, options),

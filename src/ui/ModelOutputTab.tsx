@@ -1,6 +1,7 @@
 import { CartesianGrid, LabelList, ResponsiveContainer, Scatter, ScatterChart, Tooltip, XAxis, YAxis, ZAxis } from 'recharts';
 import { PRESETS } from '../quant/presets.ts';
 import { useApp } from '../store/store.ts';
+import { EVAL_ACTIVATION_MODES } from '../store/slices/modelOutput.ts';
 import { formatBytes, formatMetric } from './format.ts';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
@@ -8,10 +9,11 @@ import { ErrorAlert } from './Status.tsx';
 /** What each preset does to the model's predictions, against the F32 model, on a short text. */
 export function ModelOutputTab({ architecture }: { architecture: string | null }) {
   const presets = useApp((s) => s.modelOutput.presets);
+  const activations = useApp((s) => s.modelOutput.activations);
   const result = useApp((s) => s.modelOutput.result);
   const error = useApp((s) => s.modelOutput.error);
   const running = useApp((s) => s.modelOutput.status === 'running');
-  const { toggleEvalPreset: toggle, evaluate: run } = useApp.getState();
+  const { toggleEvalPreset: toggle, evaluate: run, setEvalActivations } = useApp.getState();
 
   const points = result?.results.map((r) => ({ preset: r.preset, bytes: r.bytes, kl: r.klMean })) ?? [];
   return (
@@ -29,6 +31,16 @@ export function ModelOutputTab({ architecture }: { architecture: string | null }
         ))}
       </div>
       <div className="row" style={{ margin: '8px 0' }}>
+        <label title={EVAL_ACTIVATION_MODES.find((m) => m.mode === activations)?.title}>
+          Activations{' '}
+          <select aria-label="Activations" value={activations} onChange={(e) => setEvalActivations(e.target.value as typeof activations)} disabled={running}>
+            {EVAL_ACTIVATION_MODES.map((m) => (
+              <option key={m.mode} value={m.mode} title={m.title}>
+                {m.label}
+              </option>
+            ))}
+          </select>
+        </label>
         <button type="button" className="primary" onClick={run} disabled={running || presets.length === 0}>
           Evaluate {presets.length} preset{presets.length === 1 ? '' : 's'}
         </button>
@@ -39,6 +51,10 @@ export function ModelOutputTab({ architecture }: { architecture: string | null }
         <>
           <p className="muted">
             {result.textTokens} tokens of text ({result.positions} scored positions). F32 perplexity {result.f32.ppl.toFixed(4)}.{' '}
+            <span data-testid="eval-activations" data-activations={result.activations}>
+              Activations: {result.activations}
+              {result.activations === 'f32' ? '' : ' (the presets’ products; F32 runs in f32)'}.
+            </span>{' '}
             <span data-testid="eval-backend" data-backend={result.backend}>
               {result.products
                 ? `${result.products.gpu} matrix products on WebGPU${result.products.cpu ? `, ${result.products.cpu} on the CPU (no GPU matmul for their type)` : ''}.`
