@@ -86,6 +86,14 @@ async function ffnValues(): Promise<Float32Array> {
   return out;
 }
 
+/**
+ * The CPU codec's blocks of w; types whose quantizer requires an importance matrix (iq1_s,
+ * iq2_xxs, iq2_xs) get uniform weights, as a product test needs any valid blocks.
+ */
+function encodeFor(type: QuantType, w: Float32Array, cols: number): Uint8Array {
+  return type.codec.encode(w, cols, type.requiresImportance ? new Float32Array(cols).fill(1) : undefined);
+}
+
 interface Case {
   name: string;
   rows: number;
@@ -151,7 +159,7 @@ describe.each(TYPES.map((t) => [t.id, t] as const))('%s: GPU product = CPU-decod
     it(c.name, async () => {
       const w = await c.w();
       const x = await c.x();
-      const packed = type.codec.encode(w, c.cols);
+      const packed = encodeFor(type, w, c.cols);
       const ref = dequantizedProduct(type, packed, c.rows, c.cols, x, c.n);
       // The CPU's own f32 product is within the bar too (sanity of the bar).
       expect(relativeError(ref.f32, ref.f64)).toBeLessThan(MAX_REL_ERROR);
@@ -174,11 +182,12 @@ describe.each(TYPES.map((t) => [t.id, t] as const))('%s: GPU product = CPU-decod
     const w = (await ffnValues()).subarray(0, rows * cols);
     const x = await activations(cols, 1, 7);
     const X = await activations(cols, 4, 9);
-    const matvec = matvecError(type, w, rows, cols, x);
-    const matmul = matmulError(type, w, rows, cols, X, 4).relError;
+    const importance = type.requiresImportance ? new Float32Array(cols).fill(1) : undefined;
+    const matvec = matvecError(type, w, rows, cols, x, { importance });
+    const matmul = matmulError(type, w, rows, cols, X, 4, { importance }).relError;
     // The CPU codec's blocks (the GPU quantizers have their own tests, and the K-quant
     // searches are slow on a software adapter).
-    const onGpu = await matvecErrorOnGpu(gpu, type, w, rows, cols, x, { packed: type.codec.encode(w, cols), subgroups: false });
+    const onGpu = await matvecErrorOnGpu(gpu, type, w, rows, cols, x, { packed: encodeFor(type, w, cols), subgroups: false });
     quantErrors.set(type.id, { matvec, matmul, gpu: onGpu, shape: `${rows}x${cols}` });
     if (type.id === 'f32') {
       expect(matvec).toBe(0);
@@ -202,7 +211,7 @@ describe('quantized matmul: the hardware-GPU configuration', () => {
       const hw: GpuContext = { ...gpu, isFallbackAdapter: false };
       const [rows, cols] = [45, 2048];
       const w = (await ffnValues()).subarray(0, rows * cols);
-      const packed = type.codec.encode(w, cols);
+      const packed = encodeFor(type, w, cols);
       for (const n of [1, 9]) {
         const x = await activations(cols, n, 4);
         const config = matmulConfig(hw, type, cols, n);
@@ -233,7 +242,7 @@ describe('quantized matmul: chunking', () => {
       const [rows, cols, n] = [37, 256, 5];
       const w = (await ffnValues()).subarray(0, rows * cols);
       const x = await activations(cols, n, 2);
-      const packed = type.codec.encode(w, cols);
+      const packed = encodeFor(type, w, cols);
       const config = matmulConfig(small, type, cols, n);
       const split = matmulChunking(small, type, config, rows, cols, n);
       expect(split.rowsPerChunk).toBeLessThan(rows);

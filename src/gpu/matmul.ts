@@ -16,7 +16,7 @@ import { quantType, type QuantType } from '../quant/types.ts';
 import { productError, type ProductError } from '../quant/matmul.ts';
 import type { GpuContext } from './device.ts';
 import { getPipeline } from './pipelines.ts';
-import { CODEC_LIBS, composeShader, hasCodecShader } from './shaders.ts';
+import { codecLibs, composeShader, hasCodecShader } from './shaders.ts';
 import { withErrorScopes } from './dispatch.ts';
 import { quantizeOnGpu } from './quantize.ts';
 
@@ -112,7 +112,7 @@ export function matmulConfig(gpu: GpuContext, type: QuantType, cols: number, n: 
 export function matmulKernelSource(wgsl: string, subgroups: boolean): string {
   return composeShader([
     ...(subgroups ? ['kernels/matmul_enable_subgroups.wgsl'] : []),
-    ...CODEC_LIBS,
+    ...codecLibs(wgsl),
     `codecs/${wgsl}.wgsl`,
     'kernels/matmul.wgsl',
     subgroups ? 'kernels/matmul_sg.wgsl' : 'kernels/matmul_wg.wgsl',

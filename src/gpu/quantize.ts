@@ -7,7 +7,7 @@ import { quantType, type GpuLayout, type QuantType } from '../quant/types.ts';
 import { checkShape, dequantizeBlocks, quantizeBlocks, type GpuQuantizeReport } from './block-codecs.ts';
 import { dequantizeBytes, quantizeBytes } from './byte-layouts.ts';
 import { dequantizeDoubleQuant, quantizeDoubleQuant } from './double-quant.ts';
-import { hasCodecShader } from './shaders.ts';
+import { hasCodecEncoder, hasCodecShader } from './shaders.ts';
 import type { GpuContext } from './device.ts';
 
 export type { GpuQuantizeReport };
@@ -50,10 +50,13 @@ export async function quantizeOnGpu(
   return (await quantizeOnGpuDetailed(gpu, type, data, rowLength, importance)).bytes;
 }
 
-/** Whether the GPU can quantize `type` with importance weights (the table's gpuImportance). */
+/**
+ * Whether quantizeOnGpu takes importance weights for `type`: the table's gpuImportance, or a
+ * decode-only codec (its blocks are the CPU codec's, importance included).
+ */
 export function gpuSupportsImportance(type: QuantType | string): boolean {
   const t = typeof type === 'string' ? quantType(type) : type;
-  return t !== undefined && (!t.usesImportance || t.gpuImportance);
+  return t !== undefined && (!t.usesImportance || t.gpuImportance || (!t.gpuLayout && hasCodecShader(t.wgsl) && !hasCodecEncoder(t.wgsl)));
 }
 
 /** quantizeOnGpu, also saying which blocks the CPU encoded. */
@@ -69,12 +72,23 @@ export async function quantizeOnGpuDetailed(
     throw new RangeError(`quantizeOnGpu ${t.id}: ${importance.length} importance weights for rows of ${rowLength}`);
   }
   const weights = t.usesImportance ? importance : undefined;
+  if (!t.gpuLayout && !hasCodecEncoder(t.wgsl)) return encodeOnCpu(t, data, rowLength, weights);
   if (weights && !t.gpuImportance) {
     throw new RangeError(`${t.id}: no importance-weighted WGSL path yet (shaders/codecs/${t.wgsl}.wgsl)`);
   }
   const layout = t.gpuLayout;
   if (layout) return quantizeLayout(gpu, t, layout, data, rowLength);
   return quantizeBlocks(gpu, t, data, rowLength, weights);
+}
+
+/**
+ * A type whose WGSL codec decodes only: the CPU codec encodes every block (the report lists
+ * them all), so callers get the same bytes either way.
+ */
+function encodeOnCpu(t: QuantType, data: Float32Array, rowLength: number, weights: Float32Array | undefined): { bytes: Uint8Array; report: GpuQuantizeReport } {
+  const nBlocks = checkShape(t, data.length, rowLength, 'quantizeOnGpu');
+  const bytes = t.codec.encode(data, rowLength, weights);
+  return { bytes, report: { cpuBlocks: Array.from({ length: nBlocks }, (_, i) => i) } };
 }
 
 /** Dequantize `rows` rows of `rowLength` values of `type` from `bytes` on the GPU. */

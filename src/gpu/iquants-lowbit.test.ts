@@ -1,0 +1,91 @@
+// GPU decode and matvec of the types of issue 18 (iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s,
+// iq3_xxs, iq3_s, nvfp4, q1_0, q2_0) against their CPU codecs (house rule 3): seeded
+// realistic rows (gaussian, a few outliers) encoded by the CPU codec, decoded on the GPU,
+// every value's f32 bits equal to the CPU decode; then the GPU product within the bar of
+// matmul.test.ts. Their encoders stay on the CPU (quantizeOnGpuDetailed reports every block
+// as CPU-encoded): the bytes are the CPU codec's. Dawn in Node (SwiftShader without a GPU).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { quantType, type QuantType } from '../quant/types.ts';
+import { relativeError, dequantizedProduct } from '../quant/matmul.ts';
+import { gaussians, rng } from '../testing/random.ts';
+import type { GpuContext } from './device.ts';
+import { createTestGpu } from './gpu-test-setup.ts';
+import { gpuMatmulSupportsType, matvecOnGpu } from './matmul.ts';
+import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpuDetailed } from './quantize.ts';
+import { bitsOf } from './testing.ts';
+
+const TYPES = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s', 'nvfp4', 'q1_0', 'q2_0'];
+const ROWS = 6;
+const COLS = 512;
+/** matmul.test.ts's bar: f32 rounding of a sum of a few hundred terms, norm-wise. */
+const MAX_REL_ERROR = 1e-5;
+
+let gpu: GpuContext;
+beforeAll(async () => {
+  gpu = await createTestGpu();
+});
+
+/** Gaussian rows with a few outliers and a row scale per row (weights as models have them). */
+function realisticRows(seed: number): Float32Array {
+  const x = gaussians(ROWS * COLS, seed, 0.02);
+  const u = rng(seed + 1);
+  for (let r = 0; r < ROWS; r++) {
+    const scale = 0.25 + 4 * u();
+    for (let j = 0; j < COLS; j++) x[r * COLS + j] *= scale;
+    for (let k = 0; k < 3; k++) x[r * COLS + Math.floor(u() * COLS)] *= 8;
+  }
+  return x;
+}
+
+function importanceFor(seed: number): Float32Array {
+  const u = rng(seed);
+  return Float32Array.from({ length: COLS }, () => 0.05 + u() * u());
+}
+
+function differingValues(got: Float32Array, want: Float32Array): string[] {
+  const g = bitsOf(got);
+  const w = bitsOf(want);
+  const bad: string[] = [];
+  for (let i = 0; i < w.length; i++) if (g[i] !== w[i]) bad.push(`${i}: ${g[i].toString(16)} != ${w[i].toString(16)}`);
+  return bad;
+}
+
+function encode(t: QuantType, x: Float32Array, seed: number): Uint8Array {
+  return t.codec.encode(x, COLS, t.usesImportance ? importanceFor(seed) : undefined);
+}
+
+describe.each(TYPES)('%s on the GPU', (id) => {
+  const t = quantType(id)!;
+
+  it('has a WGSL codec and a matmul', () => {
+    expect(gpuSupportsType(t)).toBe(true);
+    expect(gpuMatmulSupportsType(t)).toBe(true);
+  });
+
+  it('decodes bit-exactly as the CPU (0 differing values)', async () => {
+    for (const seed of [1, 2]) {
+      const bytes = encode(t, realisticRows(seed), seed);
+      const want = t.codec.decode(bytes, ROWS, COLS);
+      const got = await dequantizeOnGpu(gpu, t, bytes, ROWS, COLS);
+      expect(got.length).toBe(want.length);
+      expect(differingValues(got, want).slice(0, 8), `seed ${seed}`).toEqual([]);
+    }
+    expect(gpu.uncapturedErrors).toEqual([]);
+  });
+
+  it('matvec within the bar of the existing types', async () => {
+    const bytes = encode(t, realisticRows(7), 7);
+    const x = gaussians(COLS, 8);
+    const ref = dequantizedProduct(t, bytes, ROWS, COLS, x, 1);
+    const y = await matvecOnGpu(gpu, t, bytes, ROWS, COLS, x, { subgroups: false });
+    expect(relativeError(y, ref.f64)).toBeLessThan(MAX_REL_ERROR);
+  });
+
+  it('quantizeOnGpu gives the CPU codec\'s bytes', async () => {
+    const x = realisticRows(11);
+    const imp = importanceFor(11);
+    const { bytes, report } = await quantizeOnGpuDetailed(gpu, t, x, COLS, imp);
+    expect(Buffer.from(bytes).equals(Buffer.from(t.codec.encode(x, COLS, t.usesImportance ? imp : undefined)))).toBe(true);
+    expect(report.cpuBlocks.length).toBe((ROWS * COLS) / t.blockSize);
+  });
+});
