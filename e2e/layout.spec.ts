@@ -8,6 +8,8 @@ import { test, expect } from './fixtures.ts';
 const WIDTHS = [360, 390, 768, 1024, 1280, 1440, 1920];
 /** The narrowest a chart may be drawn (issue 23: "every chart at least 240 px wide"). */
 const CHART_MIN = 240;
+/** Where the screenshots go (test-results/ is wiped by every Playwright run on a shared checkout). */
+const SCREENS = process.env.E2E_SCREENS ?? 'test-results/screens';
 
 function metricsTable(page: Page): Locator {
   return page.getByRole('table', { name: 'Error metrics' });
@@ -64,11 +66,11 @@ for (const width of WIDTHS) {
     for (const tab of await page.getByRole('tab').all()) {
       expect(await tab.evaluate((el) => el.scrollWidth <= el.clientWidth + 1), await tab.innerText()).toBe(true);
     }
-    await page.screenshot({ path: `test-results/screens/layout-${width}.png`, fullPage: true });
+    await page.screenshot({ path: `${SCREENS}/layout-${width}.png`, fullPage: true });
     // What the window shows: its top, and the metrics table with the first charts.
-    await page.screenshot({ path: `test-results/screens/layout-${width}-top.png` });
+    await page.screenshot({ path: `${SCREENS}/layout-${width}-top.png` });
     await wrap.scrollIntoViewIfNeeded();
-    await page.screenshot({ path: `test-results/screens/layout-${width}-metrics.png` });
+    await page.screenshot({ path: `${SCREENS}/layout-${width}-metrics.png` });
   });
 }
 
@@ -240,5 +242,5 @@ test('dark mode follows the system setting', async ({ app, page }) => {
   await app.loadSample();
   await firstComparison(page);
   await page.setViewportSize({ width: 1440, height: 900 });
-  await page.screenshot({ path: 'test-results/screens/layout-1440-dark.png', fullPage: true });
+  await page.screenshot({ path: `${SCREENS}/layout-1440-dark.png`, fullPage: true });
 });
