@@ -62,6 +62,7 @@ export const OPTION_HELP: Readonly<Record<string, { options: Readonly<Record<str
       tokens: { value: 'N', text: 'tokens of greedy continuation per model (0: none)', default: '32' },
       json: JSON_OUT,
       backend: BACKEND,
+      threads: { value: 'N', text: "worker threads for the CPU matrix products (each a range of a weight's rows; same figures as one thread)", default: '1' },
     },
     examples: ['quantlab eval model.gguf --presets Q8_0,Q4_K_M,Q2_K', 'quantlab eval model.gguf --presets Q4_K_M --text wiki.txt --tokens 0 --json --backend webgpu'],
   },
