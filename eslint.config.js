@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 import layers from './scripts/eslint-layers.js';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'build/', 'wasm/', 'test-results/', 'playwright-report/', '.tmp/', '.gl/', 'public/'] },
+  { ignores: ['node_modules/', 'dist/', 'build/', 'wasm/', 'test-results/', 'playwright-report/', '.tmp/', '.gl/', 'public/', '**/*.tmp.ts', '**/*.tmp.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -99,7 +99,7 @@ export function encodeRows(
       try {
         encodeRow(src, r * rowLength, rowLength, importance, out, r * rowBytes);
       } catch (e) {
-        if (e instanceof RangeError) throw new RangeError(`${what}: row ${r}: ${e.message}`);
+        if (e instanceof RangeError) throw new RangeError(`${what}: row ${r}: ${e.message}`, { cause: e });
         throw e;
       }
     }
