@@ -45,7 +45,8 @@ export async function evalJob(session: Session, request: EvalRequest, ctx: JobCo
     });
   const { value: r, backend } = await session.withFallback((gpu) => attempt(gpu), () => attempt(null));
   const stats = sumGpuLinearStats(linears.map((l) => l.stats()));
-  const onGpu = backend === 'webgpu';
+  // llm.int8 computes its mixed products itself, on the CPU (activations.ts): nothing ran on the GPU.
+  const onGpu = backend === 'webgpu' && request.activations !== 'llm.int8';
   // Per-position KL stays here: the caller gets the summary figures.
   return {
     ...r,
