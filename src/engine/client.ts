@@ -133,8 +133,8 @@ export const engine = {
     return summary;
   },
   cancelHubLoad: () => worker.cancelHubLoad(),
-  compare: (request: CompareRequest, onProgress?: (p: Progress) => void) =>
-    worker.compare(request, onProgress ? proxy(onProgress) : undefined),
+  compare: (request: CompareRequest, onProgress?: (p: Progress) => void, imatrix?: File) =>
+    worker.compare(request, onProgress ? proxy(onProgress) : undefined, imatrix),
   plan: (mode: PlanMode, overrides: OverrideSpec[], options: { hasImatrix?: boolean } = {}) => worker.plan(mode, overrides, options),
   presetSizes: () => worker.presetSizes(),
   planErrors: (mode: PlanMode, overrides: OverrideSpec[], onProgress?: (p: Progress) => void) =>

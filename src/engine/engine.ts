@@ -21,6 +21,7 @@ import { compareJob, planErrorsJob, type PlanErrors } from './jobs/compare.ts';
 import { matmulJob } from './jobs/matmul.ts';
 import { evalJob, type EvalRequest, type EvalResult } from './jobs/eval.ts';
 import { compareCalibrationJob, computedImatrixSummary, imatrixJob, imatrixSummary } from './jobs/calibrate.ts';
+import type { Imatrix } from '../formats/imatrix.ts';
 import { budgetPlanJob, budgetScanJob, scanSummary } from './jobs/budget.ts';
 import { exportJob, gptqBlocksJob, type ExportJobRequest } from './jobs/export.ts';
 import type { MatmulRequest, MatmulResult } from './matmul-job.ts';
@@ -182,8 +183,8 @@ export class Engine {
   }
 
   /** Quantize one tensor into each type and measure the error (two passes: stats, then histograms on a shared range). */
-  compare(request: CompareRequest, onProgress?: ProgressListener): Promise<CompareResult> {
-    return this.measure((ctx) => compareJob(this.session, request, ctx), onProgress);
+  compare(request: CompareRequest, onProgress?: ProgressListener, imatrix?: Imatrix): Promise<CompareResult> {
+    return this.measure((ctx) => compareJob(this.session, request, ctx, imatrix), onProgress);
   }
 
   /**

@@ -69,6 +69,8 @@ export interface TypeResult {
    * error is measured on the tensor's own elements only). GGUF cannot store the tensor so.
    */
   padded?: PaddedRows;
+  /** The importance matrix's entry for this tensor weighted the quantization (llama-quantize --imatrix). */
+  imatrix?: boolean;
 }
 
 /** A padded comparison's rows: the tensor's row length and the block multiple it was padded to. */

@@ -68,7 +68,9 @@ const api = {
     }
   },
   cancelHubLoad: () => hubLoad?.abort(new CancelledError()),
-  compare: (request: CompareRequest, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.compare(request, onProgress),
+  /** `imatrix`: the page's importance matrix file, weighting every type that takes importance (as an export does). */
+  compare: async (request: CompareRequest, onProgress?: ((p: Progress) => void) & ProxyMarked, imatrix?: File) =>
+    engine.compare(request, onProgress, imatrix && (await readImatrix(blobSource(imatrix)))),
   plan: (mode: PlanMode, overrides: OverrideSpec[], options: { hasImatrix?: boolean }) => engine.plan(mode, overrides, options),
   presetSizes: () => engine.presetSizes(),
   planErrors: (mode: PlanMode, overrides: OverrideSpec[], onProgress?: ((p: Progress) => void) & ProxyMarked) =>

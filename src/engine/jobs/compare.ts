@@ -2,8 +2,9 @@
 // block to inspect (the Compare tab, `quantlab compare`); and the error of every tensor an
 // export plan converts (the whole-model view). Each step runs where the session says
 // (Session.run: the GPU's codecs while the device lives, else the CPU's).
+import type { Imatrix } from '../../formats/imatrix.ts';
 import { elementCount, type ModelTensor } from '../../formats/model.ts';
-import type { Backend } from '../../gpu/compute.ts';
+import { cpuCompute, type Backend, type Compute } from '../../gpu/compute.ts';
 import { blockFields } from '../../quant/block-fields.ts';
 import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '../../quant/metrics.ts';
 import { errorsByLayer, planModel, type LayerError, type OverrideSpec } from '../../quant/plan.ts';
@@ -30,11 +31,16 @@ const INSPECT_ELEMENTS_UNBLOCKED = 32;
 /** The block inspector's index counts windows of this many elements (a K-quant super-block). */
 const INSPECT_WINDOW = 256;
 
-/** Quantize one tensor into each type and measure the error (two passes: stats, then histograms on a shared range). */
-export async function compareJob(session: Session, request: CompareRequest, ctx: JobContext): Promise<CompareResult> {
+/**
+ * Quantize one tensor into each type and measure the error (two passes: stats, then histograms
+ * on a shared range). With an importance matrix, its entry for the tensor weights every type
+ * that takes importance, as an export with it would (types ggml refuses without one need it).
+ */
+export async function compareJob(session: Session, request: CompareRequest, ctx: JobContext, imatrix?: Imatrix): Promise<CompareResult> {
   const check = () => throwIfCancelled(ctx.signal);
   const tensor = session.tensor(request.tensor);
   const rowLength = tensor.shape[tensor.shape.length - 1] ?? 1;
+  const importance = importanceFor(imatrix, tensor.name, rowLength);
   const { data, rowsTotal } = await readForCompare(session, tensor, rowLength);
   check();
   const rows = data.length / rowLength;
@@ -55,6 +61,7 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
     ms: number;
     sums: ErrorSums | null;
     padded?: PaddedRows;
+    imatrix?: boolean;
     error?: string;
   }
   const keep = data.byteLength * types.length <= MAX_KEPT_DEQUANTIZED_BYTES;
@@ -63,14 +70,18 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
   const paddedData = new Map<number, Float32Array>();
   for (const type of types) {
     const padded = request.pad ? paddingFor(type, rowLength) : undefined;
-    const why = (padded ? null : whyNotApplicable(type, rowLength)) ?? whyNeedsImportance(type);
+    const why = (padded ? null : whyNotApplicable(type, rowLength)) ?? whyNeedsImportance(type, importance, imatrix !== undefined);
     if (why) {
       first.push({ type, bytes: new Uint8Array(), deq: null, backend: 'cpu', ms: 0, sums: null, error: why });
       step(`${type.id}: skipped`);
       continue;
     }
     const t0 = performance.now();
-    const { value, backend } = await session.run(type, async (c) => {
+    // The GPU codecs take no importance: a weighted type is quantized by the CPU's.
+    const weights = type.usesImportance && importance ? (padded ? padRows(importance, rowLength, padded.paddedRowLength) : importance) : undefined;
+    const run = async <T>(step: (c: Compute) => Promise<T>): Promise<{ value: T; backend: Backend }> =>
+      weights ? { value: await step(weightedCpu(weights)), backend: 'cpu' } : session.run(type, step);
+    const { value, backend } = await run(async (c) => {
       if (!padded) {
         const bytes = await c.quantize(type, data, rowLength);
         const deq = await c.dequantize(type, bytes, rows, rowLength);
@@ -84,7 +95,7 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
       return { bytes, deq, report: await c.errors(data, deq) };
     });
     const ms = performance.now() - t0;
-    first.push({ type, bytes: value.bytes, deq: keep ? value.deq : null, backend, ms, sums: value.report.sums, ...(padded ? { padded } : {}) });
+    first.push({ type, bytes: value.bytes, deq: keep ? value.deq : null, backend, ms, sums: value.report.sums, ...(padded ? { padded } : {}), ...(weights ? { imatrix: true } : {}) });
     check();
     step(`${type.id}: quantized`);
   }
@@ -121,6 +132,7 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
       backend: p.backend === 'webgpu' && backend === 'webgpu' ? 'webgpu' : 'cpu',
       ms: p.ms,
       ...(p.padded ? { padded: p.padded } : {}),
+      ...(p.imatrix ? { imatrix: true } : {}),
     });
   }
   const [wlo, whi] = weightRange(data);
@@ -195,9 +207,23 @@ export function unpadRows(data: Float32Array, paddedRowLength: number, rowLength
   return out;
 }
 
-/** Why a type cannot be made here: ggml refuses it without importance weights, which a comparison has none of. */
-function whyNeedsImportance(type: QuantType): string | null {
-  return type.requiresImportance ? `${type.id} needs an importance matrix (ggml refuses it without one, as llama-quantize does)` : null;
+/** Why a type cannot be made here: ggml refuses it without importance weights, and there are none for this tensor. */
+function whyNeedsImportance(type: QuantType, importance: Float32Array | null, haveImatrix: boolean): string | null {
+  if (!type.requiresImportance || importance) return null;
+  return haveImatrix
+    ? `${type.id} needs an importance matrix, and the one in use has no entry of this tensor's row length`
+    : `${type.id} needs an importance matrix (ggml refuses it without one, as llama-quantize does): compute one in the Calibration tab or drop an imatrix file`;
+}
+
+/** The imatrix's entry for a tensor: one weight per column (3-D tensors' per-expert entries do not apply to sampled rows). */
+function importanceFor(imatrix: Imatrix | undefined, name: string, rowLength: number): Float32Array | null {
+  const values = imatrix?.entries.get(name);
+  return values && values.length === rowLength ? values : null;
+}
+
+/** The CPU codecs, encoding with importance weights. */
+function weightedCpu(importance: Float32Array): Compute {
+  return { ...cpuCompute, quantize: async (type, data, rowLength) => type.codec.encode(data, rowLength, importance) };
 }
 
 /** The tensor as f32, or above MAX_COMPARE_VALUES evenly spaced runs of its rows. */

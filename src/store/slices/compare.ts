@@ -27,14 +27,23 @@ export const compareReset = (s: AppState): Pick<CompareSlice, 'compare'> => ({
   compare: { ...idleJob<CompareResult>(), blockIndex: s.compare.blockIndex, request: null },
 });
 
-const keyOf = (r: CompareRequest) => JSON.stringify([r.tensor, r.types, r.blockIndex ?? 0]);
+// Files get an id each: a new importance matrix (computed or dropped) is a new comparison.
+const fileIds = new WeakMap<File, number>();
+let lastFileId = 0;
+function fileId(f: File | undefined): number {
+  if (!f) return 0;
+  if (!fileIds.has(f)) fileIds.set(f, ++lastFileId);
+  return fileIds.get(f)!;
+}
+const keyOf = (r: CompareRequest, imatrix: File | undefined) => JSON.stringify([r.tensor, r.types, r.blockIndex ?? 0, fileId(imatrix)]);
 
 export const compareSlice: Slice<CompareSlice> = (set, get) => ({
   compare: { ...idleJob<CompareResult>(), blockIndex: 0, request: null },
   setBlockIndex: (blockIndex) => set((s) => ({ compare: { ...s.compare, blockIndex } })),
   ensureCompare: (request) => {
-    const { compare } = get();
-    const key = keyOf(request);
+    // The importance matrix in use (Calibration tab or a dropped file) weights the types that take one, as exports do.
+    const { compare, imatrix } = get();
+    const key = keyOf(request, imatrix?.file);
     if (compare.request === key && (compare.status === 'running' || compare.status === 'done')) return;
     const patch = patcher(set, 'compare');
     patch({ request: key });
@@ -44,7 +53,7 @@ export const compareSlice: Slice<CompareSlice> = (set, get) => ({
       first: { done: 0, total: request.types.length, label: `Quantizing ${request.tensor}…` },
       // The charts of the last result stay up while the next one computes.
       keepResult: true,
-      work: (onProgress) => engine.compare(request, onProgress),
+      work: (onProgress) => engine.compare(request, onProgress, imatrix?.file),
     });
   },
 });
