@@ -1,5 +1,6 @@
 // npx tsx bench/forward.ts [--tokens N] [--threads N] [--repeat N] [--small] [--no-cli] [--keep DIR]
-// (npm run bench:forward). Not a test: the CPU forward pass at scale, against llama.cpp.
+// (npm run bench:forward). --threads N: quantlab's products on the CLI's forward pool, llama.cpp
+// with N threads, eval and quantize with --threads N. Not a test: the CPU forward pass at scale, against llama.cpp.
 //
 // Writes a seeded random model of Qwen2.5-0.5B's shape (bench/forward-model.ts: qwen2, 24
 // layers, n_embd 896, vocabulary 151,936, F32, ~2 GB) to a temporary directory (deleted
@@ -20,6 +21,7 @@ import { loadFastCodecs } from '../src/quant/fast/node.ts';
 import { fastCpuLinear, fastMatmulAvailable } from '../src/model/fast-linear.ts';
 import { llamaConfig, LlamaModel } from '../src/model/llama.ts';
 import { mapProvider, readModelWeights } from '../src/model/weights.ts';
+import { ForwardPool, sharedCopy } from '../src/cli/forward-pool.ts';
 import { QWEN25_05B, writeShapeGguf, type Shape } from './forward-model.ts';
 
 const { values: args } = parseArgs({
@@ -57,13 +59,20 @@ async function ours(file: string, tokens: number[]): Promise<number[]> {
   const t0 = performance.now();
   const weights = await readModelWeights(model, config);
   log(`quantlab: read the weights as f32 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  // --threads N: the CLI's forward pool, the weights moved into shared memory as eval --threads does.
+  const pool = THREADS > 1 ? await ForwardPool.start(THREADS) : null;
+  if (pool) for (const [name, w] of weights) weights.set(name, sharedCopy(w));
   const provider = mapProvider(weights);
-  const m = new LlamaModel(config, provider, fastCpuLinear(provider));
+  const m = new LlamaModel(config, provider, pool ? pool.linear(provider, null) : fastCpuLinear(provider));
   const seconds: number[] = [];
-  for (let i = 0; i <= REPEAT; i++) {
-    const t = performance.now();
-    await m.forward(tokens, m.newCache(tokens.length));
-    if (i > 0) seconds.push((performance.now() - t) / 1000);
+  try {
+    for (let i = 0; i <= REPEAT; i++) {
+      const t = performance.now();
+      await m.forward(tokens, m.newCache(tokens.length));
+      if (i > 0) seconds.push((performance.now() - t) / 1000);
+    }
+  } finally {
+    await pool?.close();
   }
   return seconds;
 }
@@ -91,7 +100,6 @@ const best = (s: number[]) => Math.min(...s);
 
 async function main(): Promise<void> {
   if (!(await loadFastCodecs((m) => console.log(m))) || !fastMatmulAvailable()) throw new Error('the WebAssembly module did not load: no fast products to measure');
-  if (THREADS !== 1) console.log(`note: quantlab's products run on one thread here; llama.cpp gets ${THREADS}`);
   const dir = args.keep ?? (await mkdtemp(join(tmpdir(), 'quantlab-forward-')));
   const file = join(dir, 'qwen2.5-0.5b-shape-f32.gguf');
   try {
@@ -100,7 +108,7 @@ async function main(): Promise<void> {
     log(`wrote ${file}: ${(bytes / 2 ** 30).toFixed(2)} GiB (${SHAPE.nLayer} layers, n_embd ${SHAPE.nEmbd}, vocab ${SHAPE.nVocab}) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const tokens = prompt(N);
     const q = await ours(file, tokens);
-    log(`quantlab CPU forward: ${N} tokens in ${q.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(q)).toFixed(2)} tokens/s (1 thread)`);
+    log(`quantlab CPU forward: ${N} tokens in ${q.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(q)).toFixed(2)} tokens/s (${THREADS} thread${THREADS === 1 ? '' : 's'})`);
     const l = llamaCpp(file, tokens);
     log(`llama.cpp CPU forward: ${N} tokens in ${l.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(l)).toFixed(2)} tokens/s (${THREADS} thread${THREADS === 1 ? '' : 's'})`);
     log(`ratio quantlab / llama.cpp: ${(best(l) / best(q)).toFixed(3)} (goal >= 0.5)`);
@@ -108,8 +116,8 @@ async function main(): Promise<void> {
       t = performance.now();
       const text = join(dir, 'text.txt');
       await writeFile(text, 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sunshine.');
-      timed('quantlab eval --presets Q4_K_M (short text, 8 greedy tokens)', ['eval', file, '--presets', 'Q4_K_M', '--text', text, '--tokens', '8']);
-      timed('quantlab quantize --preset Q4_K_M', ['quantize', file, '-o', join(dir, 'q4_k_m.gguf'), '--preset', 'Q4_K_M']);
+      timed('quantlab eval --presets Q4_K_M (short text, 8 greedy tokens)', ['eval', file, '--presets', 'Q4_K_M', '--text', text, '--tokens', '8', '--threads', String(THREADS)]);
+      timed('quantlab quantize --preset Q4_K_M', ['quantize', file, '-o', join(dir, 'q4_k_m.gguf'), '--preset', 'Q4_K_M', '--threads', String(THREADS)]);
     }
   } finally {
     if (!args.keep) await rm(dir, { recursive: true, force: true });
