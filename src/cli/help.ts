@@ -63,8 +63,13 @@ export const OPTION_HELP: Readonly<Record<string, { options: Readonly<Record<str
       json: JSON_OUT,
       backend: BACKEND,
       threads: { value: 'N', text: "worker threads for the CPU matrix products (each a range of a weight's rows; same figures as one thread)", default: '1' },
+      activations: {
+        value: 'f32|ggml|int8|int8-static|fp8_e4m3|llm.int8',
+        text: "how each preset's matrix products see their inputs: ggml as llama.cpp's CPU backend rounds them, int8/fp8_e4m3 per token, int8-static per tensor (built-in calibration text), llm.int8 with f16 outlier columns (docs/activations.md)",
+        default: 'f32: inputs unrounded',
+      },
     },
-    examples: ['quantlab eval model.gguf --presets Q8_0,Q4_K_M,Q2_K', 'quantlab eval model.gguf --presets Q4_K_M --text wiki.txt --tokens 0 --json --backend webgpu'],
+    examples: ['quantlab eval model.gguf --presets Q8_0,Q4_K_M,Q2_K', 'quantlab eval model.gguf --presets Q8_0 --activations ggml', 'quantlab eval model.gguf --presets Q4_K_M --text wiki.txt --tokens 0 --json --backend webgpu'],
   },
   plan: {
     options: {
