@@ -76,6 +76,25 @@ describe.each(TYPES)('%s on the GPU', (id) => {
     expect(gpu.uncapturedErrors).toEqual([]);
   });
 
+  it('decodes random blocks as the CPU does (every grid point, NaN and Inf scales)', async () => {
+    // 256 blocks of random bytes: grid indices cover (nearly) every point of each grid.
+    const rows = 256;
+    const cols = 256;
+    const bytes = new Uint8Array((rows * cols / t.blockSize) * t.typeSize);
+    const u = rng(21);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(u() * 256);
+    // Mostly modest f16 scales where the block starts with one (random bytes would give many
+    // Inf/NaN ones); a few blocks keep their random, possibly non-finite, scale.
+    if (!['iq1_m', 'nvfp4'].includes(id)) {
+      for (let b = 0; b < bytes.length / t.typeSize; b++) if (b % 16 !== 0) bytes[b * t.typeSize + 1] &= 0x3b;
+      bytes.set([0x01, 0xfe], 0); // a negative NaN scale
+      bytes.set([0x00, 0x7c], 16 * t.typeSize); // +Inf
+    }
+    const want = t.codec.decode(bytes, rows, cols);
+    const got = await dequantizeOnGpu(gpu, t, bytes, rows, cols);
+    expect(differingValues(got, want).slice(0, 8)).toEqual([]);
+  });
+
   it('matvec within the bar of the existing types', async () => {
     const bytes = encode(t, realisticRows(7), 7);
     const x = gaussians(COLS, 8);
