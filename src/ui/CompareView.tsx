@@ -55,6 +55,11 @@ function MetricsTable({ results }: { results: TypeResult[] }) {
                   padded
                 </span>
               )}
+              {r.imatrix && (
+                <span className="badge" title="quantized with the importance matrix in use (Calibration tab or a dropped file), as an export with it" data-imatrix="">
+                  imatrix
+                </span>
+              )}
             </td>
             {r.error ? (
               <td colSpan={8} className="muted">
