@@ -2,7 +2,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadFastCodecs } from '../quant/fast/node.ts';
 import { quantType } from '../quant/types.ts';
 import { gaussians } from '../testing/random.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadModel } from '../formats/model.ts';
+import { fileSource } from '../formats/node-source.ts';
+import { writeFamilyGguf } from '../testing/family-gguf.ts';
 import { fixture } from '../formats/testing.ts';
 import { evaluateModel } from './eval.ts';
 import { cpuLinear, matmulF32 } from './families/linear.ts';
@@ -106,4 +111,23 @@ describe('fast CPU matrix products (WebAssembly SIMD)', () => {
       console.log(`${r.preset}: KL mean ${r.klMean.toExponential(4)}; fast vs reference, worst per-position KL relative difference ${worst.toExponential(2)}`);
     }
   });
+
+  it('a reduced Qwen2.5 shape (qwen2: n_embd 896, biases, GQA 14/2 heads of 64, tied): the same eval figures within 1e-6 relative', async () => {
+    // The 0.5B model itself is the bench's (bench/forward.ts); here 1 layer of its width and heads, vocabulary 512.
+    const dir = await mkdtemp(join(tmpdir(), 'quantlab-fast-linear-'));
+    try {
+      const file = join(dir, 'qwen2.gguf');
+      await writeFamilyGguf(file, { family: 'qwen2', nLayer: 1, nEmbd: 896, nFf: 1216, nHead: 14, nHeadKv: 2, headDim: 64, tied: true, ropeFreqBase: 1000000, embeddingStd: 0.05, seed: 5 });
+      const model = await loadModel([await fileSource(file)]);
+      const options = { presets: ['Q4_K_M'], text: 'Once upon a time there was a cat.', greedyTokens: 2, chunk: 8 };
+      const fast = await evaluateModel(model, options);
+      const reference = await evaluateModel(model, { ...options, linear: (_config, weights) => cpuLinear(weights) });
+      const relative = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+      expect(reference.results[0].klMean).toBeGreaterThan(0);
+      for (const key of ['klMean', 'klMedian', 'klP99', 'ppl'] as const) expect(relative(fast.results[0][key], reference.results[0][key]), key).toBeLessThan(1e-6);
+      expect(relative(fast.f32.ppl, reference.f32.ppl)).toBeLessThan(1e-6);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
