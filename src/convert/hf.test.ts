@@ -26,7 +26,7 @@ import { HF_CASES, type HfCheckpointCase, hfConfigJson, writeHfCheckpoint } from
 import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
 import { mulberry32Uint } from '../testing/random.ts';
-import { convertHf } from './hf.ts';
+import { convertHf, hfTensorLayout } from './hf.ts';
 import { permuteQkRows } from './llama.ts';
 import { type GgufSourceModel, writeSourceGguf } from './source-model.ts';
 
@@ -317,6 +317,15 @@ describe('bad input: one clear error each, before anything is written', () => {
     json.model.merges[5] = ['nosuchtoken', 'ĠX'];
     await expectError(withFile(base, 'tokenizer.json', JSON.stringify(json)), /tokenizer\.json/, /merges\[5\] names "nosuchtoken", which is not in model\.vocab/);
   }, 120_000);
+
+  it('hfTensorLayout (the plan view) gives the conversion\'s names and shapes without reading the tokenizer', async () => {
+    const model = await load(gemmaFiles);
+    const layout = hfTensorLayout(model)!;
+    const converted = await convert(model);
+    expect(layout.arch).toBe('gemma2');
+    expect(layout.tensors.map((t) => [t.name, [...t.shape]])).toEqual(converted.tensors.map((t) => [t.name, [...t.shape]]));
+    expect(layout.tensors.map((t) => t.sourceName)).toEqual(converted.tensors.map((t) => t.sourceName));
+  });
 
   it('a vocabulary larger than the embedding, and a vocab_size that contradicts it', async () => {
     // tok512.model with vocab_size 600: 600 tokens for 512 embedding rows.

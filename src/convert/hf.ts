@@ -26,6 +26,9 @@ import {
   checkConvertible,
   convertHfLlama,
   isDroppedTensor,
+  isLlamaFamily,
+  llama3RopeFreqs,
+  llamaTensorName,
   modelName,
   orderedTensors,
   outputType,
@@ -289,3 +292,40 @@ async function familyVocabulary(
 }
 
 const spacePrefix = (value: boolean): GgufMetadataEntry => ggufEntry('tokenizer.ggml.add_space_prefix', GGUF_VALUE_TYPE.BOOL, value);
+
+/** One tensor of a conversion's layout: its GGUF name and shape, and the file tensor behind it (none for generated ones). */
+export interface LayoutTensor {
+  readonly name: string;
+  readonly sourceName: string | null;
+  readonly shape: readonly number[];
+}
+
+/**
+ * The tensors and architecture keys a conversion will write, without reading the tokenizer
+ * (so synchronously): what a plan needs to show llama.cpp's names before any export. Null
+ * for a checkpoint no family (Llama included) claims.
+ */
+export function hfTensorLayout(model: ModelIndex): { arch: string; blockCount: number; headCount: number; headCountKv: number; tensors: LayoutTensor[] } | null {
+  const raw = hfConfigOf(model);
+  if (!raw || model.format !== 'safetensors') return null;
+  const config = withTextConfig(raw);
+  const h = readLlamaHparams(config);
+  const shape = (t: ModelTensor) => (t.shape.length ? t.shape : [1]);
+  const family = familyOf(config);
+  const tensors: LayoutTensor[] = [];
+  if (family) {
+    const ctx: FamilyContext = { config, hparams: h, fileType: GGML_TYPE.F32, name: '' };
+    for (const g of family.generatedTensors?.(ctx) ?? []) tensors.push({ name: g.name, sourceName: null, shape: [g.values.length] });
+    for (const p of planTensors(model, config, h, family, [])) tensors.push({ name: p.ggufName, sourceName: p.tensor.name, shape: shape(p.tensor) });
+  } else if (isLlamaFamily(config)) {
+    const freqs = llama3RopeFreqs(config, h);
+    if (freqs) tensors.push({ name: 'rope_freqs.weight', sourceName: null, shape: [freqs.length] });
+    const bare = stringList(config, 'architectures')[0] === 'LlamaModel';
+    for (const t of orderedTensors(model)) {
+      if (isDroppedTensor(t.name) || (h.tieWordEmbeddings && t.name === 'lm_head.weight')) continue;
+      const name = llamaTensorName(bare ? `model.${t.name}` : t.name, h.blockCount);
+      if (name) tensors.push({ name, sourceName: t.name, shape: shape(t) });
+    }
+  } else return null;
+  return { arch: family?.arch ?? 'llama', blockCount: h.blockCount, headCount: h.headCount, headCountKv: h.headCountKv ?? h.headCount, tensors };
+}
