@@ -193,7 +193,7 @@ function BlockInspector({ result, index }: { result: TypeResult; index: number }
           ))}
           <Tooltip formatter={(v) => formatMetric(Number(v))} />
           <Legend wrapperStyle={{ fontSize: 12 }} />
-          <Scatter name="original" data={points} dataKey="original" fill="#111827" isAnimationActive={false} />
+          <Scatter name="original" className="original" data={points} dataKey="original" fill="#111827" isAnimationActive={false} />
           <Scatter name="dequantized" data={points.map((p) => ({ i: p.i, original: p.dequantized }))} dataKey="original" fill={colourOf(index)} shape="cross" isAnimationActive={false} />
         </ScatterChart>
       </ResponsiveContainer>
