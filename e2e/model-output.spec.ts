@@ -23,3 +23,27 @@ test('the Model output panel scores presets against F32 on the sample', async ({
   await expect(panel.getByLabel('Greedy continuations')).toContainText('there was a little girl named Lily');
   await app.screenshot('model-output');
 });
+
+test('the Activations selector: ggml mode gives Q8_0 another KL than f32 mode, and the result names its mode', async ({ app }) => {
+  await app.open();
+  await app.loadSample();
+  const panel = await app.openTab('Model output');
+  // Score Q8_0 alone: untoggle the other two defaults.
+  await panel.getByRole('button', { name: 'Q4_K_M', exact: true }).click();
+  await panel.getByRole('button', { name: 'Q2_K', exact: true }).click();
+  const table = panel.getByRole('table', { name: 'Model output metrics' });
+  const klOf = async (mode: string) => {
+    await panel.getByLabel('Activations').selectOption(mode);
+    await panel.getByRole('button', { name: /Evaluate 1 preset/ }).click();
+    await expect(panel.getByTestId('eval-activations')).toHaveAttribute('data-activations', mode, { timeout: 170_000 });
+    await expect(table.locator('tr[data-preset="Q8_0"]')).toBeVisible();
+    return Number(await table.locator('tr[data-preset="Q8_0"] td[data-metric="kl"]').getAttribute('data-value'));
+  };
+  const f32 = await klOf('f32');
+  const ggml = await klOf('ggml');
+  await expect(panel.getByTestId('eval-activations')).toContainText('Activations: ggml');
+  expect(f32).toBeGreaterThan(0);
+  // llama.cpp's q8_0 rounding of the inputs about doubles Q8_0's KL on stories260K (docs/activations.md).
+  expect(ggml).toBeGreaterThan(1.3 * f32);
+  await app.screenshot('model-output-activations');
+});
