@@ -2,7 +2,7 @@
 // interface, so every job is written once; each result records which one did the work.
 import type { GpuContext } from './device.ts';
 import { errorStatsOnGpu } from './error-stats.ts';
-import { dequantizeOnGpu, gpuSupportsType, quantizeOnGpu } from './quantize.ts';
+import { dequantizeOnGpu, gpuEncodesType, quantizeOnGpu } from './quantize.ts';
 import { accumulateErrors, errorHistogram, type ErrorSums, type Histogram } from '../quant/metrics.ts';
 import type { QuantType } from '../quant/types.ts';
 
@@ -16,7 +16,10 @@ export interface ErrorReport {
 
 export interface Compute {
   readonly backend: Backend;
-  /** Whether this compute can run `type` itself. */
+  /**
+   * Whether this compute runs `type` itself, encoding included: a job's result says
+   * 'webgpu' only for work the GPU did (a decode-only type runs on the CPU whole).
+   */
   supports(type: QuantType): boolean;
   quantize(type: QuantType, data: Float32Array, rowLength: number): Promise<Uint8Array>;
   dequantize(type: QuantType, bytes: Uint8Array, rows: number, rowLength: number): Promise<Float32Array>;
@@ -37,7 +40,7 @@ export const cpuCompute: Compute = {
 export function gpuCompute(gpu: GpuContext): Compute {
   return {
     backend: 'webgpu',
-    supports: (type) => gpuSupportsType(type),
+    supports: (type) => gpuEncodesType(type),
     quantize: (type, data, rowLength) => quantizeOnGpu(gpu, type, data, rowLength),
     dequantize: (type, bytes, rows, rowLength) => dequantizeOnGpu(gpu, type, bytes, rows, rowLength),
     errors: async (ref, approx, h) => {

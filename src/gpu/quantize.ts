@@ -27,6 +27,15 @@ export function gpuSupportsType(type: QuantType | string): boolean {
   return t !== undefined && hasCodecShader(t.wgsl) && (t.layout === 'blocks' || t.gpuLayout !== undefined);
 }
 
+/**
+ * Whether the GPU encodes this type itself: decode-only codecs (the i-quants, whose searches
+ * need tables larger than a workgroup's memory: docs/formats.md) take the CPU codec's blocks.
+ */
+export function gpuEncodesType(type: QuantType | string): boolean {
+  const t = typeof type === 'string' ? quantType(type) : type;
+  return t !== undefined && gpuSupportsType(t) && (t.gpuLayout !== undefined || hasCodecEncoder(t.wgsl));
+}
+
 function requireGpuType(type: QuantType | string): QuantType {
   const t = resolveType(type);
   if (!gpuSupportsType(t)) throw new RangeError(`${t.id}: no WGSL codec yet (shaders/codecs/${t.wgsl}.wgsl)`);
