@@ -18,10 +18,14 @@ export { parseSize } from './size.ts';
 /**
  * The types a tensor may get: those llama.cpp quantizes to and writes in a GGUF that its
  * CPU backend runs, with a codec here. A type applies only where its blocks divide the
- * row (ggml's rule; tensor_type_fallback would change it otherwise).
+ * row (ggml's rule; tensor_type_fallback would change it otherwise). Below q2_K: q2_0 and
+ * q1_0 (plain absmax/sign blocks: cheap to scan, no imatrix needed). The grid i-quants
+ * (iq3_s...iq1_s) are not candidates: their encoders run at 0.5-2.5 MB/s, so each would add
+ * minutes to a scan that quantizes every tensor in every type, most need an imatrix, and
+ * iq3_s costs q3_K's bits; the IQ presets are still listed beside the plan.
  */
 export const CANDIDATE_TYPES: readonly string[] = [
-  'f32', 'f16', 'q8_0', 'q6_K', 'q5_K', 'q5_1', 'q5_0', 'iq4_nl', 'q4_K', 'q4_1', 'q4_0', 'iq4_xs', 'q3_K', 'q2_K',
+  'f32', 'f16', 'q8_0', 'q6_K', 'q5_K', 'q5_1', 'q5_0', 'iq4_nl', 'q4_K', 'q4_1', 'q4_0', 'iq4_xs', 'q3_K', 'q2_K', 'q2_0', 'q1_0',
 ];
 
 export interface BudgetCandidate {
