@@ -1,5 +1,7 @@
 // ModelIndex (formats/) -> ModelSummary (what the UI shows): serializable, no sources.
 import { elementCount, type ModelIndex } from '../formats/model.ts';
+import { hfTensorLayout } from '../convert/hf.ts';
+import { SUPPORTED_ARCHITECTURES } from '../model/families/index.ts';
 import type { ModelSummary } from './types.ts';
 
 const MAX_SHOWN_ITEMS = 8;
@@ -36,9 +38,26 @@ export function summarizeModel(model: ModelIndex): ModelSummary {
     version: model.version ?? 0,
     files: model.files.map((f) => ({ name: f.source.name, size: f.source.size })),
     architecture,
+    forwardPassRefusal: forwardPassRefusal(model),
     metadata,
     tensors,
     parameterCount: tensors.reduce((s, t) => s + t.params, 0),
     totalBytes: tensors.reduce((s, t) => s + t.nbytes, 0),
   };
+}
+
+/** Why the forward pass cannot run the model (its family is not one of src/model/families), or null. */
+function forwardPassRefusal(model: ModelIndex): string | null {
+  const supported = `the forward pass runs ${SUPPORTED_ARCHITECTURES.join(', ')}`;
+  if (model.format === 'gguf') {
+    const arch = model.metadata['general.architecture'];
+    return typeof arch === 'string' && SUPPORTED_ARCHITECTURES.includes(arch) ? null : `general.architecture is ${JSON.stringify(arch ?? null)}: ${supported}.`;
+  }
+  try {
+    // Safetensors run as their GGUF conversion (model/converted.ts): a family the converter claims.
+    const layout = hfTensorLayout(model);
+    return layout && SUPPORTED_ARCHITECTURES.includes(layout.arch) ? null : `no config.json of a family that converts (${supported}).`;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
 }

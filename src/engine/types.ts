@@ -22,6 +22,11 @@ export interface ModelSummary {
   version: number;
   files: { name: string; size: number }[];
   architecture: string | null;
+  /**
+   * Why the forward pass (Model output, Calibration, the budget's KL scan) cannot run this
+   * model, in one sentence; null when its architecture is one the forward pass has.
+   */
+  forwardPassRefusal: string | null;
   /** Display-ready metadata: long arrays shortened to their length and first values. */
   metadata: Record<string, string>;
   tensors: TensorSummary[];

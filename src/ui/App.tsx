@@ -88,8 +88,8 @@ export function App() {
               {tab === 'Compare types' && <CompareTab />}
               {tab === 'Whole model' && <WholeModelTab />}
               {tab === 'Quantized matmul' && <MatmulTab />}
-              {tab === 'Model output' && <ModelOutputTab architecture={model.architecture} />}
-              {tab === 'Calibration' && <CalibrationTab architecture={model.architecture} />}
+              {tab === 'Model output' && <ModelOutputTab refusal={model.forwardPassRefusal} />}
+              {tab === 'Calibration' && <CalibrationTab refusal={model.forwardPassRefusal} />}
               {tab === 'Budget' && <BudgetTab />}
             </>
           ) : (

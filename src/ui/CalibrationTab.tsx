@@ -30,7 +30,7 @@ function gptqBackendText(g: Comparison['gptq']): string {
  * What calibration buys: per layer, the held-out output MSE of RTN, Q4_K without and with an
  * imatrix, AWQ and GPTQ at ~4 bits, computed from a calibration text (built-in or a dropped .txt).
  */
-export function CalibrationTab({ architecture }: { architecture: string | null }) {
+export function CalibrationTab({ refusal }: { refusal: string | null }) {
   const text = useApp((s) => s.calibration.text);
   const group = useApp((s) => s.calibration.group);
   const actOrder = useApp((s) => s.calibration.actOrder);
@@ -93,7 +93,7 @@ export function CalibrationTab({ architecture }: { architecture: string | null }
         (the Model output tab's story), so the calibration text is never what the score is measured on. Here AWQ's inverse
         per-channel scale is kept explicit; its export below folds it into the previous operation (the RMSNorm weight, or the
         rows of the linear before), so the GGUF is a plain one.
-        {architecture !== 'llama' && ' Needs a Llama-family model.'}
+        {refusal && ` This model cannot run here: ${refusal}`}
       </p>
       <div className="row" style={{ margin: '8px 0', gap: 12, flexWrap: 'wrap' }}>
         <label>

@@ -7,7 +7,7 @@ import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
 
 /** What each preset does to the model's predictions, against the F32 model, on a short text. */
-export function ModelOutputTab({ architecture }: { architecture: string | null }) {
+export function ModelOutputTab({ refusal }: { refusal: string | null }) {
   const presets = useApp((s) => s.modelOutput.presets);
   const activations = useApp((s) => s.modelOutput.activations);
   const result = useApp((s) => s.modelOutput.result);
@@ -21,7 +21,7 @@ export function ModelOutputTab({ architecture }: { architecture: string | null }
       <p className="muted">
         Runs the model (a Llama forward pass in this page) over a short built-in text, F32 and each preset's quantized weights,
         and compares their next-token predictions: KL divergence to F32, perplexity, top-1 agreement, and a greedy continuation.
-        {architecture !== 'llama' && ' Needs a Llama-family model.'}
+        {refusal && ` This model cannot run here: ${refusal}`}
       </p>
       <div className="chips" role="group" aria-label="Presets">
         {PRESETS.map((p) => (

@@ -56,6 +56,7 @@ const model: ModelSummary = {
   version: 3,
   files: [{ name: 'm.gguf', size: 100 }],
   architecture: 'llama',
+  forwardPassRefusal: null,
   metadata: {},
   tensors: [{ name: A, dtype: 'F32', shape: [64, 64], params: 4096, nbytes: 16384, file: 'm.gguf' }],
   parameterCount: 4096,
