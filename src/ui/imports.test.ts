@@ -12,8 +12,12 @@ const sources = readdirSync(UI)
   .filter((f) => /\.tsx?$/.test(f) && !/\.test\.tsx?$/.test(f))
   .map((f) => ({ file: f, text: readFileSync(join(UI, f), 'utf8') }));
 
-/** What a component may import: the UI itself, the store, the pure type table and presets, and packages. */
-const ALLOWED = [/^\.\/[^/]+$/, /^\.\.\/store\//, /^\.\.\/quant\/(types|presets)\.ts$/, /^[a-z@][^.]*$/];
+/**
+ * What a component may import: the UI itself, the store, the type table as data and the
+ * presets (not quant/types.ts, the codec registry, which would put every codec in the
+ * page's main bundle), and packages.
+ */
+const ALLOWED = [/^\.\/[^/]+$/, /^\.\.\/store\//, /^\.\.\/quant\/(type-data|presets)\.ts$/, /^[a-z@][^.]*$/];
 
 function importsOf(text: string): string[] {
   return [...text.matchAll(/^\s*(?:import|export)\s[^'";]*?from\s+['"]([^'"]+)['"]/gm), ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]);
