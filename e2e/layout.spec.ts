@@ -146,15 +146,25 @@ test('the PNG, SVG and CSV downloads hold what the screen shows; Markdown goes t
   const ticks = await histogram.locator('.recharts-cartesian-axis-tick-value').allTextContents();
   expect(ticks.length).toBeGreaterThan(4);
   for (const tick of ticks) expect(svg).toContain(`>${tick}<`);
+  // ... with the caption above and the legend below, as the page shows them beside the chart.
+  const box = (await histogram.locator('.recharts-wrapper > svg.recharts-surface').boundingBox())!;
+  const root = svg.match(/^<svg[^>]*>/)![0];
+  const svgWidth = Number(root.match(/ width="(\d+)"/)![1]);
+  const svgHeight = Number(root.match(/ height="(\d+)"/)![1]);
+  expect(svgWidth).toBe(Math.round(box.width));
+  expect(svgHeight).toBeGreaterThan(Math.round(box.height));
+  expect(svg).toContain('>Error (dequantized − original), count per bin</text>');
+  const legend = await histogram.locator('.recharts-legend-item-text').allTextContents();
+  expect(legend.length).toBeGreaterThan(4);
+  for (const label of legend) expect(svg).toContain(`>${label}</text>`);
 
-  // PNG: a PNG twice the chart's size, drawn (many colours, not a blank canvas).
+  // PNG: the SVG's image at twice its size, drawn (many colours, not a blank canvas).
   const pngDownload = page.waitForEvent('download');
   await page.getByRole('button', { name: 'Download Error histogram as PNG' }).click();
   const png = readFileSync(await (await pngDownload).path());
   expect([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join('')).toBe('PNG');
-  const box = (await histogram.locator('.recharts-wrapper > svg.recharts-surface').boundingBox())!;
-  expect(png.readUInt32BE(16)).toBe(Math.round(box.width * 2));
-  expect(png.readUInt32BE(20)).toBe(Math.round(box.height * 2));
+  expect(png.readUInt32BE(16)).toBe(svgWidth * 2);
+  expect(png.readUInt32BE(20)).toBe(svgHeight * 2);
   const colours = await page.evaluate(async (b64) => {
     const img = new Image();
     img.src = `data:image/png;base64,${b64}`;

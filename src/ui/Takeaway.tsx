@@ -1,16 +1,17 @@
 // Buttons that take a chart or a table away: PNG and SVG for a chart, CSV (and Markdown) for a table.
 import { useRef, useState, type ReactNode } from 'react';
-import { fileNameOf, pageColours, saveBlob, standaloneSvg, svgToPng, toCsv, toMarkdown, type TableData } from './takeaway.ts';
+import { fileNameOf, legendOf, pageColours, saveBlob, standaloneSvg, svgToPng, toCsv, toMarkdown, type TableData } from './takeaway.ts';
 
 /** A chart in a figure whose caption carries PNG / SVG downloads of the chart as drawn. */
 export function ChartFigure({ label, caption, className = '', children }: { label: string; caption: ReactNode; className?: string; children: ReactNode }) {
   const ref = useRef<HTMLElement>(null);
   const svgOf = () => {
-    const svg = ref.current?.querySelector<SVGSVGElement>('.recharts-wrapper > svg.recharts-surface');
-    if (!svg) return null;
+    const figure = ref.current;
+    const svg = figure?.querySelector<SVGSVGElement>('.recharts-wrapper > svg.recharts-surface');
+    if (!figure || !svg) return null;
     const { background, colour } = pageColours();
-    const { width, height } = svg.getBoundingClientRect();
-    return { text: standaloneSvg(svg, background, colour), width, height };
+    const title = figure.querySelector('figcaption .caption')?.textContent ?? '';
+    return standaloneSvg(svg, background, colour, { title, legend: legendOf(figure) });
   };
   const saveSvg = () => {
     const svg = svgOf();

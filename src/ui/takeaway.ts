@@ -31,24 +31,87 @@ export function fileNameOf(caption: string, ext: string): string {
   return `${stem}.${ext}`;
 }
 
+/** One series of a chart's legend (recharts draws the legend as HTML, outside the SVG). */
+export interface LegendEntry {
+  readonly label: string;
+  readonly colour: string;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+/** Layout of what the exported image adds around the chart: a title line, legend rows. */
+const TITLE_HEIGHT = 20;
+const LEGEND_ROW = 16;
+const LEGEND_SWATCH = 10;
+/** An estimate of a character's width at 11 px, to wrap legend entries (no text metrics in an SVG string). */
+const CHAR_WIDTH = 6.5;
+
+/** Legend entries placed in rows that fit `width`: x offsets and row indices. */
+export function legendLayout(entries: readonly LegendEntry[], width: number): { x: number; row: number }[] {
+  let x = 0;
+  let row = 0;
+  return entries.map((e) => {
+    const w = LEGEND_SWATCH + 4 + e.label.length * CHAR_WIDTH + 14;
+    if (x > 0 && x + w > width) {
+      x = 0;
+      row++;
+    }
+    const at = { x, row };
+    x += w;
+    return at;
+  });
+}
+
 /**
  * The chart's SVG as a standalone document: namespaces set, its size fixed, a background and
- * the page's font and text colour inlined (the page's stylesheet does not travel with the file).
+ * the page's font and text colour inlined (the page's stylesheet does not travel with the file),
+ * with the figure's caption as a title above and the legend below, as the page shows them.
  */
-export function standaloneSvg(svg: SVGSVGElement, background: string, colour: string): string {
-  const copy = svg.cloneNode(true) as SVGSVGElement;
-  const { width, height } = svg.getBoundingClientRect();
-  copy.setAttribute('xmlns', 'http://www.w3.org/2000/svg');
-  copy.setAttribute('xmlns:xlink', 'http://www.w3.org/1999/xlink');
-  copy.setAttribute('width', String(Math.round(width)));
-  copy.setAttribute('height', String(Math.round(height)));
-  copy.setAttribute('style', `font-family: system-ui, sans-serif; font-size: 11px; color: ${colour}`);
-  const bg = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
-  bg.setAttribute('width', '100%');
-  bg.setAttribute('height', '100%');
-  bg.setAttribute('fill', background);
-  copy.insertBefore(bg, copy.firstChild);
-  return new XMLSerializer().serializeToString(copy);
+export function standaloneSvg(
+  svg: SVGSVGElement,
+  background: string,
+  colour: string,
+  { title = '', legend = [] }: { title?: string; legend?: readonly LegendEntry[] } = {},
+): { text: string; width: number; height: number } {
+  const chart = svg.cloneNode(true) as SVGSVGElement;
+  const { width: w, height: h } = svg.getBoundingClientRect();
+  const width = Math.round(w);
+  const top = title ? TITLE_HEIGHT : 0;
+  const places = legendLayout(legend, width - 16);
+  const rows = legend.length ? places[places.length - 1].row + 1 : 0;
+  const height = Math.round(h) + top + (rows ? rows * LEGEND_ROW + 8 : 0);
+  const el = (name: string, attrs: Record<string, string | number>, text?: string) => {
+    const e = document.createElementNS(SVG_NS, name);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const doc = el('svg', { xmlns: SVG_NS, 'xmlns:xlink': 'http://www.w3.org/1999/xlink', width, height, style: `font-family: system-ui, sans-serif; font-size: 11px; color: ${colour}` });
+  doc.append(el('rect', { width: '100%', height: '100%', fill: background }));
+  if (title) doc.append(el('text', { x: 8, y: 14, fill: colour, 'font-size': 12, class: 'takeaway-title' }, title));
+  chart.setAttribute('x', '0');
+  chart.setAttribute('y', String(top));
+  chart.setAttribute('width', String(width));
+  chart.setAttribute('height', String(Math.round(h)));
+  doc.append(chart);
+  const legendTop = top + Math.round(h) + 4;
+  legend.forEach((entry, i) => {
+    const { x, row } = places[i];
+    const g = el('g', { class: 'takeaway-legend-item', transform: `translate(${8 + x} ${legendTop + row * LEGEND_ROW})` });
+    g.append(el('rect', { width: LEGEND_SWATCH, height: LEGEND_SWATCH, y: 1, fill: entry.colour }));
+    g.append(el('text', { x: LEGEND_SWATCH + 4, y: 10, fill: colour }, entry.label));
+    doc.append(g);
+  });
+  return { text: new XMLSerializer().serializeToString(doc), width, height };
+}
+
+/** The legend recharts drew for a chart (HTML beside its SVG): each entry's text and colour. */
+export function legendOf(figure: Element): LegendEntry[] {
+  return [...figure.querySelectorAll('.recharts-legend-item')].map((item) => {
+    const icon = item.querySelector('.recharts-legend-icon, path, line, rect');
+    const stroke = icon?.getAttribute('stroke');
+    const colour = stroke && stroke !== 'none' ? stroke : (icon?.getAttribute('fill') ?? 'currentColor');
+    return { label: item.querySelector('.recharts-legend-item-text')?.textContent ?? item.textContent ?? '', colour };
+  });
 }
 
 /** Saves a blob under a name (an anchor with `download`: no server round trip). */
