@@ -7,8 +7,9 @@
 //   folded into attn_norm.weight;
 // - ffn_gate, ffn_up read ffn_norm's output: one s, 1/s into ffn_norm.weight;
 // - ffn_down reads silu(gate)·up: 1/s into the rows of ffn_up;
-// - attn_output reads attention·V: 1/s into the rows of attn_v, only when n_head ==
-//   n_head_kv (with grouped KV heads a V row feeds several heads' columns: not scaled).
+// - attn_output reads attention·V: 1/s into the rows of attn_v (and of qwen2's attn_v.bias),
+//   only when n_head == n_head_kv (with grouped KV heads a V row feeds several heads'
+//   columns: not scaled).
 // The search (awq.ts awqSearchBy, α on AWQ's grid) quantizes each linear as the file stores
 // it (its rows already divided by a later linear's s: attn_output and ffn_down are searched
 // first) with the round-to-nearest codec of the type the export plan gives it. The losses are
@@ -145,6 +146,11 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
     replaced.set(name, values.map((g, c) => g / s[c]));
   };
 
+  const foldIntoBias = async (name: string, s: Float64Array) => {
+    const { values } = await read(name);
+    replaced.set(name, values.map((b, r) => b / s[r]));
+  };
+
   for (let i = 0; i < nLayer; i++) {
     if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('cancelled');
     const p = `blk.${i}.`;
@@ -154,6 +160,9 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
     let vRows: Float64Array | undefined;
     if (nHead === nHeadKv) {
       vRows = (await search([linear(`${p}attn_output.weight`)], x('attn_output'), `${p}attn_v.weight rows`)) ?? undefined;
+      // qwen2: v = W_v·h + b_v, so a row of v divided by s divides its bias too (the softmax's
+      // weights sum to 1: attention·V then carries the same 1/s that attn_output's columns undo).
+      if (vRows && sourceByName.has(`${p}attn_v.bias`)) await foldIntoBias(`${p}attn_v.bias`, vRows);
     } else {
       skipped.push(`${p}attn_output.weight: n_head ${nHead} != n_head_kv ${nHeadKv} (a V row feeds several heads' columns: no fold for its scales)`);
     }

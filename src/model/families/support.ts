@@ -5,7 +5,7 @@
 //     attn_qkv and gate|up ffn_up are not among them.
 //   - AWQ folds 1/s into attn_norm / ffn_norm / attn_v rows / ffn_up rows and scores the
 //     MLP with SiLU: right for llama and qwen3 (its q/k norms act on q/k's outputs, which
-//     the input scaling leaves unchanged); qwen2's attn_v bias would need the fold too,
+//     the input scaling leaves unchanged) and qwen2 (attn_v.bias is folded with v's rows);
 //     Gemma's MLP is GELU, phi3's tensors are fused.
 import type { Family, ModelConfig } from './config.ts';
 
@@ -16,7 +16,6 @@ const REFUSALS: Record<CalibrationMethod, Partial<Record<Family, string>>> = {
     phi3: "its fused attn_qkv and ffn_up (gate|up) tensors are not among GPTQ's per-weight stages (attn_q/k/v, ffn_gate/up)",
   },
   awq: {
-    qwen2: "AWQ's fold into attn_v's rows would have to scale qwen2's attn_v bias too, which its rules do not do yet",
     gemma2: "AWQ's search scores the MLP with SiLU while Gemma's is GELU, so its scales would be chosen for another function",
     gemma3: "AWQ's search scores the MLP with SiLU while Gemma's is GELU, so its scales would be chosen for another function",
     phi3: "its fused attn_qkv and ffn_up (gate|up) tensors have no per-weight AWQ folding rules yet",
