@@ -12,6 +12,6 @@ test('plans a preset for the whole sample model, with sizes across presets and e
   await expect(plan.locator('tr[data-tensor="blk.0.attn_norm.weight"]')).toContainText('f32');
   await panel.getByRole('button', { name: 'Measure error per layer' }).click();
   await expect(panel.getByRole('columnheader', { name: 'Rel. error' })).toBeVisible({ timeout: 120_000 });
-  await expect(panel.getByLabel('Error per layer')).toBeVisible();
+  await expect(panel.getByRole('figure', { name: 'Error per layer' })).toBeVisible();
   await app.screenshot('whole-model');
 });

@@ -5,6 +5,29 @@ import { ExportPanel } from './ExportPanel.tsx';
 import { formatBytes, formatMetric } from './format.ts';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
+import { ChartFigure, TableTakeaway } from './Takeaway.tsx';
+import type { TableData } from './takeaway.ts';
+
+type BudgetPlan = NonNullable<NonNullable<ReturnType<typeof useApp.getState>['budget']['result']>['plan']>;
+
+/** The plan beside the presets, at full precision (empty cells where nothing was measured). */
+export function budgetSummaryData({ plan: p, report: r }: BudgetPlan, damageName: string): TableData {
+  return {
+    header: ['Row', 'File size (bytes)', 'bits/weight', `Predicted ${damageName}`, 'Measured KL'],
+    rows: [
+      ['Budget plan', p.bytes, p.bpw, p.damage.predicted, r.measured?.kl_mean ?? ''],
+      ...r.presets.map((x) => [x.preset, x.bytes, x.bpw, x.predicted ?? '', x.measured_kl ?? '']),
+    ],
+  };
+}
+
+/** The type of each tensor in the plan, with what it costs alone. */
+export function budgetTensorsData({ plan: p }: BudgetPlan, damageName: string, withError: boolean): TableData {
+  return {
+    header: ['Tensor', 'Type', 'Bytes', `${damageName} alone`, ...(withError ? ['Tensor error (sum err^2)'] : [])],
+    rows: p.tensors.map((t) => [t.name, t.type, t.bytes, t.damage, ...(withError ? [t.error ?? ''] : [])]),
+  };
+}
 
 function download(name: string, text: string) {
   const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
@@ -87,6 +110,10 @@ export function BudgetTab() {
       )}
       {p && r && plan && (
         <>
+          <div className="toolbar">
+            <TableTakeaway label="Plan and presets" data={() => budgetSummaryData(plan, damageName)} />
+            <TableTakeaway label="Plan tensors" data={() => budgetTensorsData(plan, damageName, scan?.kind === 'kl')} />
+          </div>
           <table className="metrics" aria-label="Plan and presets">
             <thead>
               <tr>
@@ -117,8 +144,8 @@ export function BudgetTab() {
             </tbody>
           </table>
           <h3>Bits per weight by layer</h3>
-          <div style={{ width: '100%', height: 220 }} aria-label="Bits per layer" role="img">
-            <ResponsiveContainer>
+          <ChartFigure label="Bits per layer" caption="Bits per weight of each layer: the budget plan and the nearest presets">
+            <ResponsiveContainer width="100%" height={220}>
               <BarChart data={r.layers.map((l) => ({ group: l.group, plan: l.bpw, ...l.presets }))}>
                 <CartesianGrid strokeDasharray="3 3" />
                 <XAxis dataKey="group" />
@@ -131,7 +158,7 @@ export function BudgetTab() {
                 ))}
               </BarChart>
             </ResponsiveContainer>
-          </div>
+          </ChartFigure>
           <h3>Export</h3>
           <ExportPanel
             slot="budget"

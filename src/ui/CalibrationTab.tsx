@@ -8,6 +8,8 @@ import { downloadSink, ExportProgress, exportMessage } from './ExportPanel.tsx';
 import { formatMetric } from './format.ts';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
+import { ChartFigure, TableTakeaway } from './Takeaway.tsx';
+import type { TableData } from './takeaway.ts';
 
 /** What a calibrated export can write: the presets whose weights' type is a GPTQ target (quant/presets.ts gptqPresets). */
 const EXPORT_TARGETS = gptqPresets();
@@ -24,6 +26,25 @@ function gptqBackendText(g: Comparison['gptq']): string {
   if (g.backend === 'webgpu') return `GPTQ on WebGPU (f32, ${g.device ?? 'GPU'}): all ${g.layers} layers.`;
   if (g.gpuLayers > 0) return `GPTQ on WebGPU for ${g.gpuLayers} of ${g.layers} layers, then on the CPU (f64) after the GPU was lost.`;
   return 'GPTQ on the CPU (f64 reference): no WebGPU device.';
+}
+
+/** The totals per method at full precision ("vs RTN" and top-1 agreement as fractions). */
+export function calibrationTotalsData(result: Comparison): TableData {
+  return {
+    header: ['Method', 'bits/weight', 'Total output MSE', 'vs RTN', 'Model KL', 'Perplexity', 'Top-1 agree'],
+    rows: CALIBRATION_METHODS.map((m) => {
+      const model = result.model.methods[m];
+      return [METHOD_LABELS[m], result.bpw[m], result.totals[m], result.totals[m] / result.totals.rtn, model.klMean, model.ppl, model.top1Agree];
+    }),
+  };
+}
+
+/** The held-out output MSE of each layer weight under each method, and AWQ's alpha. */
+export function calibrationLayersData(result: Comparison): TableData {
+  return {
+    header: ['Weight', ...CALIBRATION_METHODS.map((m) => METHOD_LABELS[m]), 'AWQ alpha'],
+    rows: result.layers.map((l) => [l.name, ...CALIBRATION_METHODS.map((m) => l.mse[m]), l.awqAlpha]),
+  };
 }
 
 /**
@@ -187,6 +208,10 @@ export function CalibrationTab({ refusal }: { refusal: string | null }) {
           <p className="muted" data-testid="gptq-backend" data-backend={result.gptq.backend}>
             {gptqBackendText(result.gptq)}
           </p>
+          <div className="toolbar">
+            <TableTakeaway label="Calibration totals" data={() => calibrationTotalsData(result)} />
+            <TableTakeaway label="Calibration per layer" data={() => calibrationLayersData(result)} />
+          </div>
           <table className="metrics" aria-label="Calibration totals">
             <thead>
               <tr>
@@ -219,8 +244,7 @@ export function CalibrationTab({ refusal }: { refusal: string | null }) {
               ))}
             </tbody>
           </table>
-          <figure className="chart" aria-label="Output MSE per layer">
-            <figcaption>Held-out layer output MSE per weight (lower is better)</figcaption>
+          <ChartFigure label="Output MSE per layer" caption="Held-out layer output MSE per weight (lower is better)">
             <ResponsiveContainer width="100%" height={320}>
               <BarChart data={data} margin={{ top: 8, right: 16, bottom: 48, left: 4 }}>
                 <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
@@ -233,7 +257,7 @@ export function CalibrationTab({ refusal }: { refusal: string | null }) {
                 ))}
               </BarChart>
             </ResponsiveContainer>
-          </figure>
+          </ChartFigure>
           <div className="table-wrap">
             <table className="metrics" aria-label="Calibration per layer">
               <thead>

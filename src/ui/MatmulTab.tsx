@@ -6,6 +6,22 @@ import type { MatmulInput } from '../store/types.ts';
 import { formatBytes, formatMetric, formatShape } from './format.ts';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
+import { ChartFigure, TableTakeaway } from './Takeaway.tsx';
+import type { TableData } from './takeaway.ts';
+
+type MatmulResult = NonNullable<ReturnType<typeof useApp.getState>['matmul']['result']>;
+
+/** The matmul table at full precision; a skipped type keeps its reason in the Backend column. */
+export function matmulTableData(result: MatmulResult): TableData {
+  return {
+    header: ['Type', 'W bytes', 'Rel. error', 'SNR (dB)', 'Cosine', 'Kernel vs CPU', 'Time (ms)', 'W read (GB/s)', 'Backend'],
+    rows: result.results.map((r) =>
+      r.skipped || !r.error
+        ? [r.type, '', '', '', '', '', '', '', r.skipped ?? '']
+        : [r.type, r.bytes, r.error.relError, r.error.snrDb, r.error.cosine, r.kernelRelError ?? '', r.ms, r.gbps, r.backend],
+    ),
+  };
+}
 
 function formatRate(gbps: number): string {
   return gbps >= 1 ? `${gbps.toFixed(1)} GB/s` : `${(gbps * 1000).toFixed(gbps >= 0.01 ? 0 : 1)} MB/s`;
@@ -83,6 +99,9 @@ export function MatmulTab() {
           <p className="muted">
             {result.rows} × {result.cols} times {result.input}.
           </p>
+          <div className="toolbar">
+            <TableTakeaway label="Matmul results" data={() => matmulTableData(result)} />
+          </div>
           <table className="metrics" aria-label="Matmul results">
             <thead>
               <tr>
@@ -126,8 +145,7 @@ export function MatmulTab() {
               ))}
             </tbody>
           </table>
-          <figure className="chart" aria-label="Product error per type">
-            <figcaption>Error the quantization puts into y = W x (log scale)</figcaption>
+          <ChartFigure label="Product error per type" caption="Error the quantization puts into y = W x (log scale)">
             <ResponsiveContainer width="100%" height={220}>
               <BarChart data={chart} margin={{ top: 6, right: 12, bottom: 4, left: 4 }}>
                 <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
@@ -137,7 +155,7 @@ export function MatmulTab() {
                 <Bar dataKey="rel" fill="#009E73" isAnimationActive={false} />
               </BarChart>
             </ResponsiveContainer>
-          </figure>
+          </ChartFigure>
         </>
       )}
     </section>

@@ -5,6 +5,22 @@ import { EVAL_ACTIVATION_MODES } from '../store/slices/modelOutput.ts';
 import { formatBytes, formatMetric } from './format.ts';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
+import { ChartFigure, TableTakeaway } from './Takeaway.tsx';
+import type { TableData } from './takeaway.ts';
+
+type Evaluation = NonNullable<ReturnType<typeof useApp.getState>['modelOutput']['result']>;
+
+/** The metrics table as data, at full precision: F32 first, then each preset (top-1 agreement as a fraction). */
+export function evaluationTableData(result: Evaluation): TableData {
+  const f32 = result.f32;
+  return {
+    header: ['Preset', 'Bytes', 'bits/weight', 'Perplexity', 'KL mean', 'KL median', 'KL p99', 'Top-1 agree'],
+    rows: [
+      ['F32', f32.bytes, f32.bpw, f32.ppl, 0, 0, 0, 1],
+      ...result.results.map((r) => [r.preset, r.bytes, r.bpw, r.ppl, r.klMean, r.klMedian, r.klP99, r.top1Agree]),
+    ],
+  };
+}
 
 /** What each preset does to the model's predictions, against the F32 model, on a short text. */
 export function ModelOutputTab({ refusal }: { refusal: string | null }) {
@@ -61,6 +77,9 @@ export function ModelOutputTab({ refusal }: { refusal: string | null }) {
                 : 'Computed on the CPU.'}
             </span>
           </p>
+          <div className="toolbar">
+            <TableTakeaway label="Model output metrics" data={() => evaluationTableData(result)} />
+          </div>
           <table className="metrics" aria-label="Model output metrics">
             <thead>
               <tr>
@@ -106,8 +125,7 @@ export function ModelOutputTab({ refusal }: { refusal: string | null }) {
             </tbody>
           </table>
           <div className="grid2">
-            <figure className="chart" aria-label="Quality vs size">
-              <figcaption>Mean KL divergence to F32 against file size</figcaption>
+            <ChartFigure label="Quality vs size" caption="Mean KL divergence to F32 against file size">
               <ResponsiveContainer width="100%" height={240}>
                 <ScatterChart margin={{ top: 16, right: 24, bottom: 4, left: 4 }}>
                   <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
@@ -120,7 +138,7 @@ export function ModelOutputTab({ refusal }: { refusal: string | null }) {
                   </Scatter>
                 </ScatterChart>
               </ResponsiveContainer>
-            </figure>
+            </ChartFigure>
             <div className="greedy" aria-label="Greedy continuations">
               <p className="muted">
                 Greedy continuation of “<b>{result.prompt}</b>”

@@ -1,5 +1,6 @@
 import type { GpuStatus, ModelSummary } from '../store/types.ts';
 import { formatBytes, formatCount } from './format.ts';
+import { TableTakeaway } from './Takeaway.tsx';
 
 function dtypeBreakdown(model: ModelSummary): [string, number, number][] {
   const by = new Map<string, [number, number]>();
@@ -39,6 +40,7 @@ export function ModelOverview({ model, gpu }: { model: ModelSummary; gpu: GpuSta
           </div>
         )}
       </dl>
+      <TableTakeaway label="Data types" data={() => ({ header: ['dtype', 'params', 'bytes'], rows: dtypeBreakdown(model) })} />
       <table className="dtypes" aria-label="Data types">
         <thead>
           <tr>

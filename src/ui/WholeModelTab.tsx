@@ -4,11 +4,13 @@ import { PRESETS, type PlanMode } from '../quant/presets.ts';
 import { TYPE_INFOS } from '../quant/type-data.ts';
 import { useApp } from '../store/store.ts';
 import { exactPattern as exact } from '../store/slices/wholeModel.ts';
-import type { LayerError, PresetSize } from '../store/types.ts';
+import type { LayerError, PlanSummary, PresetSize } from '../store/types.ts';
 import { ExportPanel } from './ExportPanel.tsx';
 import { formatBytes, formatMetric, formatShape } from './format.ts';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
+import { ChartFigure, TableTakeaway } from './Takeaway.tsx';
+import type { TableData } from './takeaway.ts';
 
 const AXIS = { fontSize: 11 };
 const GGUF_TYPES = TYPE_INFOS.filter((t) => t.ggml && !t.activationOnly).map((t) => t.id);
@@ -20,8 +22,7 @@ export function modeOf(choice: string): PlanMode {
 
 function PresetChart({ sizes, current }: { sizes: PresetSize[]; current: string }) {
   return (
-    <figure className="chart" aria-label="Size per preset">
-      <figcaption>File size and bits per weight of this model under each preset</figcaption>
+    <ChartFigure label="Size per preset" caption="File size and bits per weight of this model under each preset">
       <ResponsiveContainer width="100%" height={220}>
         <BarChart data={sizes} margin={{ top: 6, right: 12, bottom: 30, left: 4 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
@@ -35,15 +36,14 @@ function PresetChart({ sizes, current }: { sizes: PresetSize[]; current: string 
           </Bar>
         </BarChart>
       </ResponsiveContainer>
-    </figure>
+    </ChartFigure>
   );
 }
 
 function LayerChart({ layers }: { layers: LayerError[] }) {
   const data = layers.map((l) => ({ group: l.group, rel: l.metrics.relFrobenius, snr: l.metrics.snrDb }));
   return (
-    <figure className="chart" aria-label="Error per layer">
-      <figcaption>Relative error ‖Ŵ − W‖ / ‖W‖ per layer under this plan</figcaption>
+    <ChartFigure label="Error per layer" caption="Relative error ‖Ŵ − W‖ / ‖W‖ per layer under this plan">
       <ResponsiveContainer width="100%" height={220}>
         <LineChart data={data} margin={{ top: 6, right: 12, bottom: 30, left: 4 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="#e5e7eb" />
@@ -53,8 +53,26 @@ function LayerChart({ layers }: { layers: LayerError[] }) {
           <Line dataKey="rel" stroke="#D55E00" isAnimationActive={false} />
         </LineChart>
       </ResponsiveContainer>
-    </figure>
+    </ChartFigure>
   );
+}
+
+/** The plan table as data: bytes and the relative error at full precision, the type each tensor gets. */
+export function planTableData(rows: PlanSummary['rows'], perTensor: ReadonlyMap<string, number> | null): TableData {
+  return {
+    header: ['Tensor', 'Shape', 'From', 'To', 'Bytes', ...(perTensor ? ['Rel. error'] : []), 'Rule'],
+    rows: rows.map((r) => [r.name, r.shape.join('x'), r.sourceType, r.type, r.bytes, ...(perTensor ? [perTensor.get(r.name) ?? ''] : []), r.reason]),
+  };
+}
+
+/** The sizes per preset as data (what the preset chart draws). */
+export function presetSizesData(sizes: PresetSize[]): TableData {
+  return { header: ['Preset', 'Bytes', 'bits/weight'], rows: sizes.map((s) => [s.preset, s.bytes, s.bpw]) };
+}
+
+/** The error per layer as data (what the layer chart draws). */
+export function layerErrorsData(layers: LayerError[]): TableData {
+  return { header: ['Layer', 'Rel. error', 'SNR (dB)'], rows: layers.map((l) => [l.group, l.metrics.relFrobenius, l.metrics.snrDb]) };
 }
 
 export function WholeModelTab() {
@@ -126,6 +144,13 @@ export function WholeModelTab() {
         {errors ? <LayerChart layers={errors.layers} /> : <div className="chart empty">Measure the error to see it per layer.</div>}
       </div>
       {plan && <ExportPanel slot="wholeModel" mode={mode} overrides={overrides} plan={plan} />}
+      {plan && (
+        <div className="toolbar">
+          <TableTakeaway label="Plan" data={() => planTableData(plan.rows, errors?.perTensor ?? null)} />
+          {sizes.length > 0 && <TableTakeaway label="Size per preset" data={() => presetSizesData(sizes)} />}
+          {errors && <TableTakeaway label="Error per layer" data={() => layerErrorsData(errors.layers)} />}
+        </div>
+      )}
       {plan && (
         <div className="scroll plan">
           <table aria-label="Plan">
