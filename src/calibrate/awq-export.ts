@@ -27,6 +27,7 @@ import { type ExportSource, type ExportSourceTensor, rowCount } from '../export/
 import { quantType, quantTypeByGgmlId } from '../quant/types.ts';
 import { LlamaModel, matmulF32, type LlamaConfig, type Linear } from '../model/llama.ts';
 import { assertMethodSupported } from '../model/families/support.ts';
+import { familyModule } from '../model/families/family-registry.ts';
 import { chunkTokens, collectInputs, defaultChunk, openCalibrationModel, type CalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';
 import { awqLoss, awqSearchBy, effectiveWeights, meanAbs, storedWeights, type AwqLinear } from './awq.ts';
 import { gram } from './grid.ts';
@@ -173,8 +174,7 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
     if (sQkv) await foldIntoNorm(`${p}attn_norm.weight`, sQkv);
     else if (vRows) await store(qkv[2], ones(cm.config.nEmbd));
     const up = linear(`${p}ffn_up.weight`, upRows);
-    const down = cm.weights.get(cm.fileName(`${p}ffn_down.weight`))!;
-    const sGateUp = await search([linear(`${p}ffn_gate.weight`), up], x('ffn_gate'), `${p}ffn_norm.weight`, (layers, h) => mlpBlockLoss(h, layers, down, cm.config.nFf));
+    const sGateUp = await search([linear(`${p}ffn_gate.weight`), up], x('ffn_gate'), `${p}ffn_norm.weight`, (layers, h) => mlpBlockLoss(cm, i, h, layers));
     if (sGateUp) await foldIntoNorm(`${p}ffn_norm.weight`, sGateUp);
     else if (upRows) await store(up, ones(cm.config.nEmbd));
     tick(`blk.${i}`);
@@ -218,7 +218,8 @@ const linearsLoss: GroupLoss = (layers, x) => {
 function attentionBlockLoss(cm: CalibrationModel, layer: number, h: LayerInputs, chunk: number, qkv: readonly AwqLinear[]): (s: Float64Array) => Promise<number> {
   const c = cm.config;
   const L = c.names.layers[layer];
-  const config: LlamaConfig = { ...c, nLayer: 1, nVocab: chunk, names: { ...c.names, layers: [L] } };
+  // One layer, with that layer's window and RoPE (Gemma's local/global layers differ).
+  const config: LlamaConfig = { ...c, nLayer: 1, nVocab: chunk, names: { ...c.names, layers: [L] }, layerAttention: [c.layerAttention[layer]] };
   // The q/k/v products are answered from h; the embedding only has to exist.
   const zeros = new Float32Array(chunk * c.nEmbd);
   const weights = (name: string) => (name === c.names.tokenEmbd ? zeros : cm.weights.get(name)!);
@@ -255,21 +256,38 @@ function attentionBlockLoss(cm: CalibrationModel, layer: number, h: LayerInputs,
 
 /**
  * llm-awq's loss for the gate/up scales (module2inspect = mlp): the squared difference of the
- * MLP's output ffn_down(silu(gate·x) ⊙ up·x), ffn_down in f32, with gate and up as the file
- * will compute them, from the original's.
+ * MLP's output ffn_down(act(gate·x) ⊙ up·x), ffn_down in f32, with gate and up as the file
+ * will compute them, from the original's. The MLP is the family's own feedForward (SiLU for
+ * llama/qwen, GELU-tanh through ggml's f16 table for Gemma), stopped at ffn_down's product:
+ * Gemma's post_ffw_norm comes after it and does not change what is folded.
  */
-function mlpBlockLoss(x: LayerInputs, gateUp: readonly AwqLinear[], down: Float32Array, nFf: number): (s: Float64Array) => number {
-  const output = (gate: Float32Array, up: Float32Array) => {
-    const g = matmulF32(gate, nFf, x.cols, x.x, x.n);
-    const u = matmulF32(up, nFf, x.cols, x.x, x.n);
-    for (let j = 0; j < g.length; j++) g[j] = (g[j] / (1 + Math.exp(-g[j]))) * u[j];
-    return matmulF32(down, x.cols, nFf, g, x.n);
+function mlpBlockLoss(cm: CalibrationModel, layer: number, x: LayerInputs, gateUp: readonly AwqLinear[]): (s: Float64Array) => Promise<number> {
+  const c = cm.config;
+  const L = c.names.layers[layer];
+  const weights = (name: string) => cm.weights.get(name)!;
+  const STOP = new Error('MLP done');
+  const output = async (gate: Float32Array, up: Float32Array) => {
+    let out: Float32Array | null = null;
+    const product: Linear = (name, input, n, outRows, cols) => {
+      if (name === L.gate) return matmulF32(gate, outRows, cols, x.x, n);
+      if (name === L.up) return matmulF32(up, outRows, cols, x.x, n);
+      if (name !== L.down) throw new Error(`AWQ: unexpected product ${name}`);
+      out = matmulF32(weights(L.down), outRows, cols, input, n);
+      throw STOP;
+    };
+    const layers = familyModule(c.family).layers({ config: c, weights, linear: product });
+    // The residual's values are not read: gate and up are answered from x, their inputs.
+    await layers.feedForward(layer, new Float32Array(x.n * c.nEmbd), x.n).catch((e: unknown) => {
+      if (e !== STOP) throw e;
+    });
+    return out! as Float32Array;
   };
   const reference = output(Float32Array.from(gateUp[0].w), Float32Array.from(gateUp[1].w));
-  return (s) => {
-    const y = output(Float32Array.from(effectiveWeights(gateUp[0], s)), Float32Array.from(effectiveWeights(gateUp[1], s)));
+  return async (s) => {
+    const y = await output(Float32Array.from(effectiveWeights(gateUp[0], s)), Float32Array.from(effectiveWeights(gateUp[1], s)));
+    const r = await reference;
     let sum = 0;
-    for (let i = 0; i < y.length; i++) sum += (y[i] - reference[i]) ** 2;
+    for (let i = 0; i < y.length; i++) sum += (y[i] - r[i]) ** 2;
     return sum / x.n;
   };
 }

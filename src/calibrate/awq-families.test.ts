@@ -1,10 +1,13 @@
-// AWQ on the families beyond Llama (issue 17): qwen2 (its attn_v bias folded with v's rows).
-// On a small random qwen2 GGUF with n_head == n_head_kv (so attn_output is scaled and 1/s goes
-// into attn_v's rows and bias): the folded F32 model computes the original function (logits
-// within 1e-5 relative), the bias is among the changed tensors, and `quantlab quantize --awq
+// AWQ on the families beyond Llama (issue 17): qwen2 (its attn_v bias folded with v's rows),
+// gemma2 and gemma3 (the MLP scored with their GELU-tanh feedForward; 1/s divides the stored
+// w+1 norm weights; one local and one global layer each). On small random GGUFs with n_head ==
+// n_head_kv (so attn_output is scaled and 1/s goes into attn_v's rows, and qwen2's bias): the
+// folded F32 model computes the original function (logits within 1e-5 relative), the norms
+// (and qwen2's biases) are among the changed tensors, and `quantlab quantize --awq
 // --type q4_0` writes a file llama.cpp loads and generates from; its KL to F32 in llama.cpp is
 // measured beside plain RTN's (printed; random weights have no outlier channels to protect:
-// measured 0.069 for AWQ against RTN's 0.057, so it is bounded below 2x RTN's, not claimed lower).
+// measured AWQ vs RTN qwen2 0.069 / 0.057, gemma2 0.0419 / 0.0415, gemma3 0.0292 / 0.0284,
+// so it is bounded below 2x RTN's, not claimed lower).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +24,7 @@ import { mapProvider, readLlamaWeights } from '../model/weights.ts';
 import { runInProcess } from '../cli/testing.ts';
 import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import { awqExport, type AwqExport } from './awq-export.ts';
-import { writeFamilyGguf } from '../testing/family-gguf.ts';
+import { writeFamilyGguf, type FamilyGgufOptions } from '../testing/family-gguf.ts';
 import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
 import { mulberry32Uint } from '../testing/random.ts';
 
@@ -30,10 +33,16 @@ const path = (name: string) => join(dir, name);
 const open = async (p: string) => loadModel([await fileSource(p)]);
 const TEXT = CALIBRATION_STORY_TEXT.slice(0, 600);
 
+const FAMILIES: Record<string, FamilyGgufOptions> = {
+  // qwen2 with biases: attn_output's scales go into attn_v's rows and bias.
+  qwen2: { family: 'qwen2', nLayer: 2, nEmbd: 64, nFf: 128, nHead: 4, nHeadKv: 4, headDim: 16, tied: true, ropeFreqBase: 1000000, seed: 41 },
+  gemma2: { family: 'gemma2', nLayer: 2, nEmbd: 64, nFf: 128, nHead: 4, nHeadKv: 4, headDim: 16, tied: true, slidingWindow: 6, softcaps: { attn: 10, final: 10 }, seed: 42 },
+  gemma3: { family: 'gemma3', nLayer: 2, nEmbd: 64, nFf: 128, nHead: 4, nHeadKv: 4, headDim: 16, tied: true, slidingWindow: 8, swaPattern: 2, ropeFreqBase: 1000000, embeddingStd: 0.1, seed: 43 },
+};
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'quantlab-awq-families-'));
-  // qwen2 with biases, n_head_kv == n_head: attn_output's scales go into attn_v's rows and bias.
-  await writeFamilyGguf(path('qwen2.gguf'), { family: 'qwen2', nLayer: 2, nEmbd: 64, nFf: 128, nHead: 4, nHeadKv: 4, headDim: 16, tied: true, ropeFreqBase: 1000000, seed: 41 });
+  for (const [family, o] of Object.entries(FAMILIES)) await writeFamilyGguf(path(`${family}.gguf`), o);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -62,9 +71,9 @@ const TOKENS = (() => {
   return [1, ...Array.from({ length: 31 }, () => 3 + (next() % 509))];
 })();
 
-describe('AWQ on qwen2 (attn_v bias)', () => {
-  it('the folded F32 model computes the original function; attn_v.bias is folded with attn_v rows', async () => {
-    const model = await open(path('qwen2.gguf'));
+describe.each(Object.keys(FAMILIES))('AWQ on %s', (family) => {
+  it('the folded F32 model computes the original function; norms (and attn_v.bias) folded', async () => {
+    const model = await open(path(`${family}.gguf`));
     const source = await exportSourceFor(model);
     const awq = await awqExport(model, source, planExport(source, { mode: { type: 'q4_0' } }), { text: TEXT, chunk: 32 });
     expect(awq.skipped).toEqual([]);
@@ -76,7 +85,10 @@ describe('AWQ on qwen2 (attn_v bias)', () => {
     }
     const vFolds = awq.groups.filter((g) => g.alpha > 0 && g.foldedInto.includes('attn_v.weight rows'));
     expect(vFolds.length).toBeGreaterThan(0);
-    for (const g of vFolds) expect(differs).toContain(g.foldedInto.split(' ')[0].replace('.weight', '.bias'));
+    if (family === 'qwen2') for (const g of vFolds) expect(differs).toContain(g.foldedInto.split(' ')[0].replace('.weight', '.bias'));
+    const normFolds = awq.groups.filter((g) => g.alpha > 0 && g.foldedInto.endsWith('_norm.weight')).map((g) => g.foldedInto);
+    expect(normFolds.length).toBeGreaterThan(0);
+    for (const n of normFolds) expect(differs).toContain(n);
     const [a, b] = [await logits(model, TOKENS), await logits(folded, TOKENS)];
     let maxDiff = 0;
     let maxAbs = 0;
@@ -84,24 +96,24 @@ describe('AWQ on qwen2 (attn_v bias)', () => {
       maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
       maxAbs = Math.max(maxAbs, Math.abs(a[i]));
     }
-    console.log(`qwen2 AWQ fold: max |Δ logit| ${maxDiff.toExponential(3)} (max |logit| ${maxAbs.toFixed(2)}); folded: ${differs.filter((n) => n.endsWith('.bias')).join(', ')}`);
+    console.log(`${family} AWQ fold: max |Δ logit| ${maxDiff.toExponential(3)} (max |logit| ${maxAbs.toFixed(2)}); folded: ${differs.filter((n) => n.endsWith('.bias')).join(', ')}`);
     expect(maxDiff).toBeLessThan(1e-5 * Math.max(1, maxAbs));
   }, 120_000);
 
   it('quantlab quantize --awq --type q4_0 writes a file llama.cpp loads and generates from; KL to F32 measured beside RTN', async () => {
-    const calib = path('calib.txt');
+    const calib = path(`calib-${family}.txt`);
     (await import('node:fs')).writeFileSync(calib, TEXT);
-    for (const [out, extra] of [['rtn.gguf', []], ['awq.gguf', ['--awq', '--text', calib, '--chunk', '32']]] as const) {
-      const r = await runInProcess(['quantize', path('qwen2.gguf'), '-o', path(out), '--type', 'q4_0', ...extra]);
+    for (const [out, extra] of [[`${family}-rtn.gguf`, []], [`${family}-awq.gguf`, ['--awq', '--text', calib, '--chunk', '32']]] as const) {
+      const r = await runInProcess(['quantize', path(`${family}.gguf`), '-o', path(out), '--type', 'q4_0', ...extra]);
       expect(r.code, r.stderr).toBe(0);
     }
     // Held-out text (after the calibration slice), as llama.cpp tokenizes it.
-    const held = (await modelTokenizer(await open(path('qwen2.gguf')))).encode(CALIBRATION_STORY_TEXT.slice(600, 1000)).slice(0, 64);
+    const held = (await modelTokenizer(await open(path(`${family}.gguf`)))).encode(CALIBRATION_STORY_TEXT.slice(600, 1000)).slice(0, 64);
     const peer = (model: string) => runLlamaCpp({ model, logits: [held], greedy: [{ prompt: held.slice(0, 4), maxTokens: 6 }], contextSize: 128 });
-    const [f32, rtn, awq] = await Promise.all([path('qwen2.gguf'), path('rtn.gguf'), path('awq.gguf')].map(peer));
+    const [f32, rtn, awq] = await Promise.all([path(`${family}.gguf`), path(`${family}-rtn.gguf`), path(`${family}-awq.gguf`)].map(peer));
     expect(awq.greedy[0].tokens).toHaveLength(6);
     const [klRtn, klAwq] = [meanKl(f32.logits[0], rtn.logits[0]), meanKl(f32.logits[0], awq.logits[0])];
-    console.log(`qwen2 q4_0 in llama.cpp: KL to F32 RTN ${klRtn.toExponential(3)}, AWQ ${klAwq.toExponential(3)}`);
+    console.log(`${family} q4_0 in llama.cpp: KL to F32 RTN ${klRtn.toExponential(3)}, AWQ ${klAwq.toExponential(3)}`);
     expect(klAwq).toBeGreaterThan(0);
     expect(klAwq).toBeLessThan(2 * klRtn);
   }, 180_000);

@@ -4,9 +4,10 @@
 //   - GPTQ quantizes attn_q/k/v/output and ffn_gate/up/down stage by stage: phi3's fused
 //     attn_qkv and gate|up ffn_up are not among them.
 //   - AWQ folds 1/s into attn_norm / ffn_norm / attn_v rows / ffn_up rows and scores the
-//     MLP with SiLU: right for llama and qwen3 (its q/k norms act on q/k's outputs, which
-//     the input scaling leaves unchanged) and qwen2 (attn_v.bias is folded with v's rows);
-//     Gemma's MLP is GELU, phi3's tensors are fused.
+//     MLP with the family's own feedForward: right for llama, qwen3 (its q/k norms act on
+//     q/k's outputs, which the input scaling leaves unchanged), qwen2 (attn_v.bias is folded
+//     with v's rows) and Gemma (GELU-tanh MLP; its norms store w+1 and multiply by it, so
+//     1/s divides the stored weight as is); phi3's tensors are fused.
 import type { Family, ModelConfig } from './config.ts';
 
 export type CalibrationMethod = 'gptq' | 'awq';
@@ -16,8 +17,6 @@ const REFUSALS: Record<CalibrationMethod, Partial<Record<Family, string>>> = {
     phi3: "its fused attn_qkv and ffn_up (gate|up) tensors are not among GPTQ's per-weight stages (attn_q/k/v, ffn_gate/up)",
   },
   awq: {
-    gemma2: "AWQ's search scores the MLP with SiLU while Gemma's is GELU, so its scales would be chosen for another function",
-    gemma3: "AWQ's search scores the MLP with SiLU while Gemma's is GELU, so its scales would be chosen for another function",
     phi3: "its fused attn_qkv and ffn_up (gate|up) tensors have no per-weight AWQ folding rules yet",
   },
 };
