@@ -199,9 +199,9 @@ export function BudgetTab() {
                   <tr key={t.name} data-tensor={t.name}>
                     <td>{t.name}</td>
                     <td data-type={t.type}>{t.type}</td>
-                    <td className="num">{t.bytes}</td>
-                    <td className="num">{formatMetric(t.damage)}</td>
-                    {scan?.kind === 'kl' && <td className="num">{t.error === undefined ? '' : formatMetric(t.error)}</td>}
+                    <td className="num" data-value={t.bytes}>{t.bytes}</td>
+                    <td className="num" data-value={t.damage}>{formatMetric(t.damage)}</td>
+                    {scan?.kind === 'kl' && <td className="num" data-value={t.error ?? ''}>{t.error === undefined ? '' : formatMetric(t.error)}</td>}
                   </tr>
                 ))}
               </tbody>

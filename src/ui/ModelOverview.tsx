@@ -53,8 +53,8 @@ export function ModelOverview({ model, gpu }: { model: ModelSummary; gpu: GpuSta
           {dtypeBreakdown(model).map(([d, p, b]) => (
             <tr key={d}>
               <td>{d}</td>
-              <td className="num">{formatCount(p)}</td>
-              <td className="num">{formatBytes(b)}</td>
+              <td className="num" data-value={p}>{formatCount(p)}</td>
+              <td className="num" data-value={b}>{formatBytes(b)}</td>
             </tr>
           ))}
         </tbody>

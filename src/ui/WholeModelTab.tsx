@@ -185,8 +185,8 @@ export function WholeModelTab() {
                       r.type
                     )}
                   </td>
-                  <td className="num">{formatBytes(r.bytes)}</td>
-                  {errors && <td className="num">{errors.perTensor.has(r.name) ? formatMetric(errors.perTensor.get(r.name)!) : '—'}</td>}
+                  <td className="num" data-value={r.bytes}>{formatBytes(r.bytes)}</td>
+                  {errors && <td className="num" data-value={errors.perTensor.get(r.name) ?? ''}>{errors.perTensor.has(r.name) ? formatMetric(errors.perTensor.get(r.name)!) : '—'}</td>}
                   <td className="muted reason" title={r.reason}>
                     {r.reason}
                   </td>
