@@ -107,13 +107,23 @@ export async function openCalibrationModel(model: ModelIndex): Promise<Calibrati
  */
 export const LAYER_STAGES = [['attn_q', 'attn_k', 'attn_v'], ['attn_output'], ['ffn_gate', 'ffn_up'], ['ffn_down']] as const;
 
+/**
+ * The model's stages: LAYER_STAGES, where a fused weight is one stage of its own with the
+ * stage's input (phi3's attn_qkv reads attn_norm's output as q/k/v do; its ffn_up, gate rows
+ * then up rows, reads ffn_norm's output as gate/up do): GPTQ quantizes it as one problem.
+ */
+export function layerStages(config: Pick<LlamaConfig, 'names'>): readonly (readonly string[])[] {
+  const L = config.names.layers[0];
+  return [L?.qkv ? ['attn_qkv'] : LAYER_STAGES[0], LAYER_STAGES[1], L && !L.gate ? ['ffn_up'] : LAYER_STAGES[2], LAYER_STAGES[3]];
+}
+
 /** Layer il's weights of one stage, by GGUF name. */
 export const stageWeightNames = (il: number, stage: readonly string[]) => stage.map((w) => `blk.${il}.${w}.weight`);
 
 /** The blk.* weights (GGUF names) whose products a calibration pass sees, in forward order. */
 export function linearWeightNames(config: LlamaConfig): string[] {
   const out: string[] = [];
-  for (let i = 0; i < config.nLayer; i++) for (const stage of LAYER_STAGES) out.push(...stageWeightNames(i, stage));
+  for (let i = 0; i < config.nLayer; i++) for (const stage of layerStages(config)) out.push(...stageWeightNames(i, stage));
   return out;
 }
 
@@ -175,9 +185,10 @@ export async function calibrateSequentially(
   const states = chunks.map((tokens) => ({ x: model.embed(tokens), n: tokens.length, k: new Float32Array(tokens.length * kvDim), v: new Float32Array(tokens.length * kvDim) }));
   const attention = (il: number, s: (typeof states)[number], x: Float32Array) => model.attention(il, x, s.n, 0, s.k, s.v);
   const feedForward = (il: number, s: (typeof states)[number], x: Float32Array) => model.feedForward(il, x, s.n);
+  const stages = layerStages(c);
   const halves = [
-    { run: attention, stages: LAYER_STAGES.slice(0, 2) },
-    { run: feedForward, stages: LAYER_STAGES.slice(2) },
+    { run: attention, stages: stages.slice(0, 2) },
+    { run: feedForward, stages: stages.slice(2) },
   ];
   for (let il = 0; il < c.nLayer; il++) {
     for (const half of halves) {

@@ -8,7 +8,9 @@ import { fileSource } from '../../formats/node-source.ts';
 import { FAMILY_CASES, llamaCppLogits, MAX_REL, maxRelativeError, ourLogits, prepareCase } from '../../testing/family-cases.ts';
 import { argmax } from './decoder.ts';
 import { calibrateSequentially, chunkTokens, collectInputs, linearWeightNames, openCalibrationModel } from '../../calibrate/activations.ts';
-import { compareCalibration } from '../../calibrate/compare.ts';
+import { awqExport } from '../../calibrate/awq-export.ts';
+import { exportSourceFor } from '../../export/source.ts';
+import { planExport } from '../../export/plan.ts';
 import { KlProbe } from '../../budget/sensitivity.ts';
 import { evaluateModel } from '../eval.ts';
 import { createModel, modelConfig } from './index.ts';
@@ -193,7 +195,7 @@ describe('the features on top of the forward pass, for the other families', () =
 
   it("GPTQ's sequential pass (layer by layer, stage by stage) hands every weight the whole forward's inputs, bit for bit, on qwen2, qwen3, gemma3 and gemma2", async () => {
     const text = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.';
-    for (const family of ['qwen2', 'qwen3', 'gemma3', 'gemma2']) {
+    for (const family of ['qwen2', 'qwen3', 'gemma3', 'gemma2', 'phi3']) {
       const model = await modelOf(family);
       const cm = await openCalibrationModel(model);
       const { chunks } = chunkTokens(cm.tokenize(text), 16, cm.bosId, cm.addBos);
@@ -216,11 +218,12 @@ describe('the features on top of the forward pass, for the other families', () =
     expect(methodRefusal({ family: 'llama' }, 'gptq')).toBeNull();
     expect(methodRefusal({ family: 'qwen3' }, 'awq')).toBeNull();
     expect(methodRefusal({ family: 'gemma3' }, 'gptq')).toBeNull();
-    expect(methodRefusal({ family: 'phi3' }, 'gptq')).toMatch(/^GPTQ is not available for phi3 models yet: its fused attn_qkv .*\.$/);
+    expect(methodRefusal({ family: 'phi3' }, 'gptq')).toBeNull();
     expect(methodRefusal({ family: 'qwen2' }, 'awq')).toBeNull();
     expect(methodRefusal({ family: 'gemma2' }, 'awq')).toBeNull();
     expect(methodRefusal({ family: 'phi3' }, 'awq')).toMatch(/^AWQ is not available for phi3 models yet: .*fused.*\.$/);
-    const cm = await openCalibrationModel(await modelOf('phi3'));
-    await expect(compareCalibration(cm)).rejects.toThrow(/^GPTQ is not available for phi3 models yet/);
+    const phi3 = await modelOf('phi3');
+    const source = await exportSourceFor(phi3);
+    await expect(awqExport(phi3, source, planExport(source, { mode: { type: 'q4_0' } }))).rejects.toThrow(/^AWQ is not available for phi3 models yet/);
   }, TIMEOUT);
 });

@@ -1,8 +1,8 @@
 // Which calibration methods each family can run, and in one sentence why not where it
 // cannot. The forward pass (eval, imatrix calibration, the budget's KL scan, the Model
 // output tab) runs on every family; GPTQ and AWQ carry Llama-shaped rules:
-//   - GPTQ quantizes attn_q/k/v/output and ffn_gate/up/down stage by stage: phi3's fused
-//     attn_qkv and gate|up ffn_up are not among them.
+//   - GPTQ quantizes attn_q/k/v/output and ffn_gate/up/down stage by stage, and phi3's
+//     fused attn_qkv and gate|up ffn_up each as one problem on its stage's input: every family.
 //   - AWQ folds 1/s into attn_norm / ffn_norm / attn_v rows / ffn_up rows and scores the
 //     MLP with the family's own feedForward: right for llama, qwen3 (its q/k norms act on
 //     q/k's outputs, which the input scaling leaves unchanged), qwen2 (attn_v.bias is folded
@@ -13,9 +13,7 @@ import type { Family, ModelConfig } from './config.ts';
 export type CalibrationMethod = 'gptq' | 'awq';
 
 const REFUSALS: Record<CalibrationMethod, Partial<Record<Family, string>>> = {
-  gptq: {
-    phi3: "its fused attn_qkv and ffn_up (gate|up) tensors are not among GPTQ's per-weight stages (attn_q/k/v, ffn_gate/up)",
-  },
+  gptq: {},
   awq: {
     phi3: "its fused attn_qkv and ffn_up (gate|up) tensors have no per-weight AWQ folding rules yet",
   },
