@@ -10,6 +10,11 @@
 // - attn_output reads attention·V: 1/s into the rows of attn_v (and of qwen2's attn_v.bias),
 //   only when n_head == n_head_kv (with grouped KV heads a V row feeds several heads'
 //   columns: not scaled).
+// phi3's fused tensors: attn_qkv is q/k/v's group (one s, into attn_norm) and attn_output's
+// 1/s goes into its v rows; ffn_up (gate rows, then up rows) is gate/up's group (into
+// ffn_norm) and ffn_down's 1/s goes into its up rows. qwen2: attn_v.bias takes v's row fold.
+// Gemma: the MLP is scored by the family's own feedForward (GELU-tanh); its norms store w+1
+// and multiply by it, so 1/s divides the stored weight as is.
 // The search (awq.ts awqSearchBy, α on AWQ's grid) quantizes each linear as the file stores
 // it (its rows already divided by a later linear's s: attn_output and ffn_down are searched
 // first) with the round-to-nearest codec of the type the export plan gives it. The losses are
@@ -28,7 +33,7 @@ import { quantType, quantTypeByGgmlId } from '../quant/types.ts';
 import { LlamaModel, matmulF32, type LlamaConfig, type Linear } from '../model/llama.ts';
 import { assertMethodSupported } from '../model/families/support.ts';
 import { familyModule } from '../model/families/family-registry.ts';
-import { chunkTokens, collectInputs, defaultChunk, openCalibrationModel, type CalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';
+import { chunkTokens, collectInputs, defaultChunk, layerStages, openCalibrationModel, type CalibrationModel, type CalibrationProgress, type LayerInputs } from './activations.ts';
 import { awqLoss, awqSearchBy, effectiveWeights, meanAbs, storedWeights, type AwqLinear } from './awq.ts';
 import { gram } from './grid.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
@@ -95,7 +100,9 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
   const chunk = options.chunk ?? defaultChunk(tokens.length, cm.config.contextLength);
   const chunks = chunkTokens(tokens, chunk, cm.bosId, cm.addBos).chunks.length;
   // q/k/v and gate/up share their input: one of each is enough.
-  const readers = ['attn_q', 'attn_output', 'ffn_gate', 'ffn_down'];
+  // (phi3: attn_qkv and the gate|up ffn_up, fused.)
+  const stages = layerStages(cm.config);
+  const readers = stages.map((stage) => stage[0]);
   const only = new Set(Array.from({ length: nLayer }, (_, i) => readers.map((w) => `blk.${i}.${w}.weight`)).flat());
   let done = 0;
   const total = chunks + nLayer;
@@ -158,23 +165,31 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
     const x = (w: string) => inputs.get(`${p}${w}.weight`);
     // The later linears first: their scales divide the rows of v and up, which the q/k/v and
     // gate/up searches then see as stored.
+    const fusedQkv = stages[0][0] === 'attn_qkv';
+    const fusedUp = stages[2][0] === 'ffn_up';
+    const qDim = nHead * cm.config.headDim;
+    const kvDim = nHeadKv * cm.config.headDim;
     let vRows: Float64Array | undefined;
     if (nHead === nHeadKv) {
-      vRows = (await search([linear(`${p}attn_output.weight`)], x('attn_output'), `${p}attn_v.weight rows`)) ?? undefined;
+      vRows = (await search([linear(`${p}attn_output.weight`)], x('attn_output'), fusedQkv ? `${p}attn_qkv.weight v rows` : `${p}attn_v.weight rows`)) ?? undefined;
       // qwen2: v = W_v·h + b_v, so a row of v divided by s divides its bias too (the softmax's
       // weights sum to 1: attention·V then carries the same 1/s that attn_output's columns undo).
       if (vRows && sourceByName.has(`${p}attn_v.bias`)) await foldIntoBias(`${p}attn_v.bias`, vRows);
     } else {
       skipped.push(`${p}attn_output.weight: n_head ${nHead} != n_head_kv ${nHeadKv} (a V row feeds several heads' columns: no fold for its scales)`);
     }
-    const upRows = (await search([linear(`${p}ffn_down.weight`)], x('ffn_down'), `${p}ffn_up.weight rows`)) ?? undefined;
-    const qkv = [linear(`${p}attn_q.weight`), linear(`${p}attn_k.weight`), linear(`${p}attn_v.weight`, vRows)];
+    const upRows = (await search([linear(`${p}ffn_down.weight`)], x('ffn_down'), fusedUp ? `${p}ffn_up.weight up rows` : `${p}ffn_up.weight rows`)) ?? undefined;
+    // phi3's fused tensors: the later linear's 1/s goes into their v rows / up rows alone.
+    const qkv = fusedQkv
+      ? [linear(`${p}attn_qkv.weight`, vRows && withLeadingOnes(qDim + kvDim, vRows))]
+      : [linear(`${p}attn_q.weight`), linear(`${p}attn_k.weight`), linear(`${p}attn_v.weight`, vRows)];
     // q and k act through the attention scores: scored on the attention block's output.
-    const sQkv = await search(qkv, x('attn_q'), `${p}attn_norm.weight`, (layers, h, c) => attentionBlockLoss(cm, i, h, c, layers));
+    const sQkv = await search(qkv, x(stages[0][0]), `${p}attn_norm.weight`, (layers, h, c) => attentionBlockLoss(cm, i, h, c, layers));
     if (sQkv) await foldIntoNorm(`${p}attn_norm.weight`, sQkv);
-    else if (vRows) await store(qkv[2], ones(cm.config.nEmbd));
-    const up = linear(`${p}ffn_up.weight`, upRows);
-    const sGateUp = await search([linear(`${p}ffn_gate.weight`), up], x('ffn_gate'), `${p}ffn_norm.weight`, (layers, h) => mlpBlockLoss(cm, i, h, layers));
+    else if (vRows) await store(qkv[qkv.length - 1], ones(cm.config.nEmbd));
+    const up = linear(`${p}ffn_up.weight`, upRows && (fusedUp ? withLeadingOnes(cm.config.nFf, upRows) : upRows));
+    const gateUp = fusedUp ? [up] : [linear(`${p}ffn_gate.weight`), up];
+    const sGateUp = await search(gateUp, x(stages[2][0]), `${p}ffn_norm.weight`, (layers, h) => mlpBlockLoss(cm, i, h, layers));
     if (sGateUp) await foldIntoNorm(`${p}ffn_norm.weight`, sGateUp);
     else if (upRows) await store(up, ones(cm.config.nEmbd));
     tick(`blk.${i}`);
@@ -201,7 +216,8 @@ export async function awqExport(model: ModelIndex, source: ExportSource, plan: E
 }
 
 /** A group's loss as a function of s, on inputs x cut in chunks of `chunk`. */
-type GroupLoss = (layers: readonly AwqLinear[], x: LayerInputs, chunk: number) => (s: Float64Array) => number | Promise<number>;
+type NamedLinear = AwqLinear & { name: string };
+type GroupLoss = (layers: readonly NamedLinear[], x: LayerInputs, chunk: number) => (s: Float64Array) => number | Promise<number>;
 
 /** The linears' summed output MSE (awq.ts awqLoss). */
 const linearsLoss: GroupLoss = (layers, x) => {
@@ -215,7 +231,7 @@ const linearsLoss: GroupLoss = (layers, x) => {
  * RoPE over each calibration chunk: model/llama.ts's forward, one layer, stopped there) with
  * q/k/v as the file will compute them, from the original's; h: their inputs, chunk by chunk.
  */
-function attentionBlockLoss(cm: CalibrationModel, layer: number, h: LayerInputs, chunk: number, qkv: readonly AwqLinear[]): (s: Float64Array) => Promise<number> {
+function attentionBlockLoss(cm: CalibrationModel, layer: number, h: LayerInputs, chunk: number, qkv: readonly NamedLinear[]): (s: Float64Array) => Promise<number> {
   const c = cm.config;
   const L = c.names.layers[layer];
   // One layer, with that layer's window and RoPE (Gemma's local/global layers differ).
@@ -225,13 +241,14 @@ function attentionBlockLoss(cm: CalibrationModel, layer: number, h: LayerInputs,
   const weights = (name: string) => (name === c.names.tokenEmbd ? zeros : cm.weights.get(name)!);
   const positions = Array.from({ length: chunk }, (_, i) => i);
   const STOP = new Error('attention block done');
-  const blockOutput = async (q: Float32Array, k: Float32Array, v: Float32Array) => {
+  const files = qkv.map((l) => cm.fileName(l.name));
+  const blockOutput = async (ws: Float32Array[]) => {
     const out = new Float32Array(h.n * c.nEmbd);
     for (let start = 0; start + chunk <= h.n; start += chunk) {
       const rows = h.x.subarray(start * h.cols, (start + chunk) * h.cols);
       const product: Linear = (name, x, n, outRows, cols) => {
-        const w = name === L.q ? q : name === L.k ? k : name === L.v ? v : null;
-        if (w) return matmulF32(w, outRows, cols, rows, n);
+        const at = files.indexOf(name);
+        if (at >= 0) return matmulF32(ws[at], outRows, cols, rows, n);
         if (name !== L.o) throw new Error(`AWQ: unexpected product ${name}`);
         out.set(matmulF32(weights(L.o), outRows, cols, x, n), start * c.nEmbd);
         throw STOP;
@@ -244,10 +261,9 @@ function attentionBlockLoss(cm: CalibrationModel, layer: number, h: LayerInputs,
     return out;
   };
   const f32 = (l: AwqLinear) => Float32Array.from(l.w);
-  const reference = blockOutput(f32(qkv[0]), f32(qkv[1]), f32(qkv[2]));
+  const reference = blockOutput(qkv.map(f32));
   return async (s) => {
-    const [q, k, v] = qkv.map((l) => Float32Array.from(effectiveWeights(l, s)));
-    const [a, b] = [await reference, await blockOutput(q, k, v)];
+    const [a, b] = [await reference, await blockOutput(qkv.map((l) => Float32Array.from(effectiveWeights(l, s))))];
     let sum = 0;
     for (let i = 0; i < a.length; i++) sum += (a[i] - b[i]) ** 2;
     return sum / h.n;
@@ -261,16 +277,17 @@ function attentionBlockLoss(cm: CalibrationModel, layer: number, h: LayerInputs,
  * llama/qwen, GELU-tanh through ggml's f16 table for Gemma), stopped at ffn_down's product:
  * Gemma's post_ffw_norm comes after it and does not change what is folded.
  */
-function mlpBlockLoss(cm: CalibrationModel, layer: number, x: LayerInputs, gateUp: readonly AwqLinear[]): (s: Float64Array) => Promise<number> {
+function mlpBlockLoss(cm: CalibrationModel, layer: number, x: LayerInputs, gateUp: readonly NamedLinear[]): (s: Float64Array) => Promise<number> {
   const c = cm.config;
   const L = c.names.layers[layer];
   const weights = (name: string) => cm.weights.get(name)!;
   const STOP = new Error('MLP done');
-  const output = async (gate: Float32Array, up: Float32Array) => {
+  const files = gateUp.map((l) => cm.fileName(l.name));
+  const output = async (ws: Float32Array[]) => {
     let out: Float32Array | null = null;
     const product: Linear = (name, input, n, outRows, cols) => {
-      if (name === L.gate) return matmulF32(gate, outRows, cols, x.x, n);
-      if (name === L.up) return matmulF32(up, outRows, cols, x.x, n);
+      const at = files.indexOf(name);
+      if (at >= 0) return matmulF32(ws[at], outRows, cols, x.x, n);
       if (name !== L.down) throw new Error(`AWQ: unexpected product ${name}`);
       out = matmulF32(weights(L.down), outRows, cols, input, n);
       throw STOP;
@@ -282,14 +299,21 @@ function mlpBlockLoss(cm: CalibrationModel, layer: number, x: LayerInputs, gateU
     });
     return out! as Float32Array;
   };
-  const reference = output(Float32Array.from(gateUp[0].w), Float32Array.from(gateUp[1].w));
+  const reference = output(gateUp.map((l) => Float32Array.from(l.w)));
   return async (s) => {
-    const y = await output(Float32Array.from(effectiveWeights(gateUp[0], s)), Float32Array.from(effectiveWeights(gateUp[1], s)));
+    const y = await output(gateUp.map((l) => Float32Array.from(effectiveWeights(l, s))));
     const r = await reference;
     let sum = 0;
     for (let i = 0; i < y.length; i++) sum += (y[i] - r[i]) ** 2;
     return sum / x.n;
   };
+}
+
+/** Row scales of a fused tensor whose last rows alone take `tail` (phi3's v rows, up rows). */
+function withLeadingOnes(lead: number, tail: Float64Array): Float64Array {
+  const out = new Float64Array(lead + tail.length).fill(1);
+  out.set(tail, lead);
+  return out;
 }
 
 /** s = 1 over n columns (a row fold with no column scaling of its own). */

@@ -1,12 +1,14 @@
 // AWQ on the families beyond Llama (issue 17): qwen2 (its attn_v bias folded with v's rows),
 // gemma2 and gemma3 (the MLP scored with their GELU-tanh feedForward; 1/s divides the stored
-// w+1 norm weights; one local and one global layer each). On small random GGUFs with n_head ==
+// w+1 norm weights; one local and one global layer each), phi3 (fused attn_qkv and gate|up
+// ffn_up: one s each; later linears' 1/s into their v rows / up rows). On small random GGUFs with n_head ==
 // n_head_kv (so attn_output is scaled and 1/s goes into attn_v's rows, and qwen2's bias): the
 // folded F32 model computes the original function (logits within 1e-5 relative), the norms
 // (and qwen2's biases) are among the changed tensors, and `quantlab quantize --awq
 // --type q4_0` writes a file llama.cpp loads and generates from; its KL to F32 in llama.cpp is
 // measured beside plain RTN's (printed; random weights have no outlier channels to protect:
 // measured AWQ vs RTN qwen2 0.069 / 0.057, gemma2 0.0419 / 0.0415, gemma3 0.0292 / 0.0284,
+// phi3 0.0181 / 0.0186,
 // so it is bounded below 2x RTN's, not claimed lower).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +39,8 @@ const FAMILIES: Record<string, FamilyGgufOptions> = {
   // qwen2 with biases: attn_output's scales go into attn_v's rows and bias.
   qwen2: { family: 'qwen2', nLayer: 2, nEmbd: 64, nFf: 128, nHead: 4, nHeadKv: 4, headDim: 16, tied: true, ropeFreqBase: 1000000, seed: 41 },
   gemma2: { family: 'gemma2', nLayer: 2, nEmbd: 64, nFf: 128, nHead: 4, nHeadKv: 4, headDim: 16, tied: true, slidingWindow: 6, softcaps: { attn: 10, final: 10 }, seed: 42 },
+  // phi3's fused attn_qkv (1/s of attn_output into its v rows) and gate|up ffn_up (1/s of ffn_down into its up rows).
+  phi3: { family: 'phi3', nLayer: 2, nEmbd: 64, nFf: 128, nHead: 4, nHeadKv: 4, headDim: 16, fusedQkv: true, longRope: { originalContext: 4096 }, seed: 44 },
   gemma3: { family: 'gemma3', nLayer: 2, nEmbd: 64, nFf: 128, nHead: 4, nHeadKv: 4, headDim: 16, tied: true, slidingWindow: 8, swaPattern: 2, ropeFreqBase: 1000000, embeddingStd: 0.1, seed: 43 },
 };
 
@@ -83,7 +87,7 @@ describe.each(Object.keys(FAMILIES))('AWQ on %s', (family) => {
       const orig = model.tensors.find((x) => x.name === t.name)!;
       if (!Buffer.from(await readTensorBytes(folded, t)).equals(Buffer.from(await readTensorBytes(model, orig)))) differs.push(t.name);
     }
-    const vFolds = awq.groups.filter((g) => g.alpha > 0 && g.foldedInto.includes('attn_v.weight rows'));
+    const vFolds = awq.groups.filter((g) => g.alpha > 0 && /attn_(v|qkv)\.weight (v )?rows/.test(g.foldedInto));
     expect(vFolds.length).toBeGreaterThan(0);
     if (family === 'qwen2') for (const g of vFolds) expect(differs).toContain(g.foldedInto.split(' ')[0].replace('.weight', '.bias'));
     const normFolds = awq.groups.filter((g) => g.alpha > 0 && g.foldedInto.endsWith('_norm.weight')).map((g) => g.foldedInto);

@@ -214,16 +214,14 @@ describe('the features on top of the forward pass, for the other families', () =
     }
   }, TIMEOUT);
 
-  it('GPTQ and AWQ say in one sentence why they do not run on a family', async () => {
-    expect(methodRefusal({ family: 'llama' }, 'gptq')).toBeNull();
-    expect(methodRefusal({ family: 'qwen3' }, 'awq')).toBeNull();
-    expect(methodRefusal({ family: 'gemma3' }, 'gptq')).toBeNull();
-    expect(methodRefusal({ family: 'phi3' }, 'gptq')).toBeNull();
-    expect(methodRefusal({ family: 'qwen2' }, 'awq')).toBeNull();
-    expect(methodRefusal({ family: 'gemma2' }, 'awq')).toBeNull();
-    expect(methodRefusal({ family: 'phi3' }, 'awq')).toMatch(/^AWQ is not available for phi3 models yet: .*fused.*\.$/);
+  it('GPTQ and AWQ run on every family (no refusal left); awqExport on phi3 searches its fused tensors', async () => {
+    for (const family of ['llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3', 'phi3'] as const) {
+      expect(methodRefusal({ family }, 'gptq'), family).toBeNull();
+      expect(methodRefusal({ family }, 'awq'), family).toBeNull();
+    }
     const phi3 = await modelOf('phi3');
     const source = await exportSourceFor(phi3);
-    await expect(awqExport(phi3, source, planExport(source, { mode: { type: 'q4_0' } }))).rejects.toThrow(/^AWQ is not available for phi3 models yet/);
+    const awq = await awqExport(phi3, source, planExport(source, { mode: { type: 'q4_0' } }), { text: 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.', chunk: 16 });
+    expect(awq.groups.flatMap((g) => g.linears).filter((n) => n.startsWith('blk.0.'))).toEqual(['blk.0.attn_output.weight', 'blk.0.ffn_down.weight', 'blk.0.attn_qkv.weight', 'blk.0.ffn_up.weight']);
   }, TIMEOUT);
 });

@@ -7,16 +7,16 @@
 //     MLP with the family's own feedForward: right for llama, qwen3 (its q/k norms act on
 //     q/k's outputs, which the input scaling leaves unchanged), qwen2 (attn_v.bias is folded
 //     with v's rows) and Gemma (GELU-tanh MLP; its norms store w+1 and multiply by it, so
-//     1/s divides the stored weight as is); phi3's tensors are fused.
+//     1/s divides the stored weight as is) and phi3 (its fused attn_qkv / ffn_up each one
+//     group; later linears' 1/s into their v rows / up rows).
+// No family refuses either method today; the table stays for the next family that must.
 import type { Family, ModelConfig } from './config.ts';
 
 export type CalibrationMethod = 'gptq' | 'awq';
 
 const REFUSALS: Record<CalibrationMethod, Partial<Record<Family, string>>> = {
   gptq: {},
-  awq: {
-    phi3: "its fused attn_qkv and ffn_up (gate|up) tensors have no per-weight AWQ folding rules yet",
-  },
+  awq: {},
 };
 
 /** Why `method` cannot run on this model's family (one sentence), or null when it can. */
