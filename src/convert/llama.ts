@@ -37,6 +37,7 @@ import { type SentencePieceModel, readSentencePieceModel } from './sentencepiece
 import { type GgufSourceModel, type GgufSourceTensor, type UnquantizedGgmlType, encodeUnquantized } from './source-model.ts';
 import { type TokenizerSideFiles, sentencePieceVocabEntries } from './vocab.ts';
 import { type HfTokenizerConverter, bpeVocabulary } from './hf-vocab.ts';
+import { COMMON_BLOCK_NAMES } from './families/family.ts';
 
 /** convert_hf_to_gguf.py --outtype for an unquantized conversion. */
 export type ConvertOuttype = 'auto' | 'f32' | 'f16' | 'bf16';
@@ -213,17 +214,6 @@ const GLOBAL_NAMES: ReadonlyMap<string, string> = new Map([
   ['model.norm', 'output_norm'],
   ['lm_head', 'output'],
 ]);
-const BLOCK_NAMES: ReadonlyMap<string, string> = new Map([
-  ['self_attn.q_proj', 'attn_q'],
-  ['self_attn.k_proj', 'attn_k'],
-  ['self_attn.v_proj', 'attn_v'],
-  ['self_attn.o_proj', 'attn_output'],
-  ['mlp.gate_proj', 'ffn_gate'],
-  ['mlp.up_proj', 'ffn_up'],
-  ['mlp.down_proj', 'ffn_down'],
-  ['input_layernorm', 'attn_norm'],
-  ['post_attention_layernorm', 'ffn_norm'],
-]);
 const BLOCK_PATTERN = /^model\.layers\.(\d+)\.(.+)$/;
 
 /** llama.cpp's name for an HF Llama tensor (with its .weight / .bias), or null. */
@@ -236,7 +226,7 @@ export function llamaTensorName(hfName: string, blockCount: number): string | nu
   const match = BLOCK_PATTERN.exec(module);
   if (!match) return null;
   const block = Number(match[1]);
-  const name = BLOCK_NAMES.get(match[2]);
+  const name = COMMON_BLOCK_NAMES.get(match[2]);
   // gguf-py builds its map for blocks 0 .. block_count - 1 only.
   return name && block < blockCount ? `blk.${block}.${name}${suffix}` : null;
 }
