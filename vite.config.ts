@@ -70,6 +70,9 @@ export default defineConfig({
     include: ['src/**/*.test.ts', 'bench/**/*.test.ts', 'scripts/**/*.test.ts'],
     environment: 'node',
     testTimeout: 60_000,
+    // Setup hooks write models and start llama.cpp children: on a loaded 2-core machine the
+    // default 10 s was seen to run out (scale.test's beforeAll at 10.0 s).
+    hookTimeout: 120_000,
     pool: 'forks',
     // Two files at a time even on 2 cores (vitest's default there is one): many wait on a
     // child process (llama.cpp, the CLI) or the GPU much of the time. 2-core machine: the
