@@ -363,6 +363,31 @@ describe('the job', () => {
     expect(tensors).toBe(3);
   });
 
+  it('a read-ahead that fails while a slab is quantized fails the stream once, never as an unhandled rejection', async () => {
+    const model = await loadModel([await fileSource(paths.stories)]);
+    const whole = exportSourceFromModel(model);
+    let reads = 0;
+    // The second slab's read fails at once; the first slab's quantization outlasts it.
+    const source = {
+      ...whole,
+      slabElements: 512,
+      readF32: (t: Parameters<typeof whole.readF32>[0], r: Parameters<typeof whole.readF32>[1]) => (++reads === 2 ? Promise.reject(new Error('in.gguf: at byte 1: cut')) : whole.readF32(t, r)),
+    };
+    const slow = { quantize: (job: QuantizeJob) => new Promise<ReturnType<typeof quantizeRows>>((resolve) => setTimeout(() => resolve(quantizeRows(job)), 50)) };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const plan = planExport(source, { mode: { preset: 'Q8_0' } });
+      await expect(collect(exportGguf(source, plan, { cpu: slow }))).rejects.toThrow('in.gguf: at byte 1: cut');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(reads).toBe(2);
+    expect(unhandled).toEqual([]);
+  });
+
   it('quantizes a safetensors model through the converter: the same tensor bytes as from the GGUF', async () => {
     const files = ['stories260K.f32.safetensors', 'stories260K.config.json', 'tok512.model'];
     const hf = await loadModel(await Promise.all(files.map((f) => fileSource(join(FIXTURE_MODELS, f)))));

@@ -191,7 +191,14 @@ async function* tensorData(
   let sums: ErrorSums | null = measure ? emptySums() : null;
   let backend: ExportBackend = !tensor.converted ? 'copy' : options.gpu?.liveGpu() ? 'webgpu' : 'cpu';
 
-  const read = (r: RowRange) => (tensor.converted ? source.readF32(src, r, scratchFor(state, options.gpu, r.count * (src.ne[0] ?? 1) * 4)) : source.readBytes(src, r));
+  // The next slab is read while this one is quantized. Its rejection (the file changed on disk)
+  // is awaited at the next step; the no-op handler only keeps Node from calling it unhandled
+  // in the meantime, or when a failure here ends the loop first.
+  const read = (r: RowRange) => {
+    const pending = tensor.converted ? source.readF32(src, r, scratchFor(state, options.gpu, r.count * (src.ne[0] ?? 1) * 4)) : source.readBytes(src, r);
+    pending.catch(() => undefined);
+    return pending;
+  };
   let next: Promise<Uint8Array | Float32Array> | null = ranges.length ? read(ranges[0]) : null;
   for (const [i, range] of ranges.entries()) {
     const data = await next!;
