@@ -22,6 +22,7 @@ import { f16BitsToF32, f32ToF16Bits } from '../formats/float16.ts';
 import { quantType } from '../quant/types.ts';
 import { GPTQ_BLOCK, prepareHessian, type GptqOptions } from './gptq.ts';
 import { gridGroup, Q4_0_GROUP, q4KCodeAt, Q4_K_GROUP, Q4_K_HEADER_BYTES, q4KValue, type Grid } from './grid.ts';
+import { mapRead, submit } from '../gpu/counters.ts';
 
 /** Cap on one buffer of a chunk (W, Q, X, a band of H): bounds the GPU memory one call holds. */
 export const GPTQ_MAX_CHUNK_BYTES = 128 * 1024 * 1024;
@@ -141,8 +142,8 @@ async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes: number, labe
   const read = device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const enc = device.createCommandEncoder({ label: `${label}.encoder` });
   enc.copyBufferToBuffer(src, 0, read, 0, bytes);
-  device.queue.submit([enc.finish()]);
-  await read.mapAsync(GPUMapMode.READ);
+  submit(device, [enc.finish()]);
+  await mapRead(device, read);
   const out = new Float32Array(read.getMappedRange().slice(0));
   read.unmap();
   read.destroy();
@@ -263,7 +264,7 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
         stats.dispatches++;
       });
       pass.end();
-      device.queue.submit([enc.finish()]);
+      submit(device, [enc.finish()]);
       const [q, g, h] = await Promise.all([
         readBuffer(device, qBuf, padded * cols * 4, `${label}.q.read`),
         readBuffer(device, gridBuf, padded * groups * 8, `${label}.grid.read`),
@@ -414,7 +415,7 @@ export async function gptqHessianGpu(gpu: GpuContext, x: Float32Array, n: number
           pass.dispatchWorkgroups(Math.ceil(stride / TILE / TILE_WG), Math.ceil(band / TILE / TILE_WG));
         }
         pass.end();
-        device.queue.submit([enc.finish()]);
+        submit(device, [enc.finish()]);
         const sums = await readBuffer(device, hBuf, band * stride * 4, `gptq.hessian.h${row0}.read`);
         hBuf.destroy();
         const f = 2 / n;

@@ -11,6 +11,7 @@ import type { QuantType } from '../quant/types.ts';
 import type { GpuContext, GpuLimits } from './device.ts';
 import { chunkByteLimit, dispatchSize, kernelWgSize, withErrorScopes } from './dispatch.ts';
 import { codecPipeline } from './pipelines.ts';
+import { mapRead, submit } from './counters.ts';
 
 /** Blocks per invocation so that a group is whole u32 words (shaders/lib/bytes.wgsl). */
 export function groupBlocks(typeSize: number): number {
@@ -126,8 +127,8 @@ async function runCodec(gpu: GpuContext, run: CodecRun): Promise<void> {
         const size = groups * run.outPerGroup;
         enc.copyBufferToBuffer(dst, 0, readback, 0, size);
         if (masks) enc.copyBufferToBuffer(masks, 0, readback, maskAt, groups * 4);
-        device.queue.submit([enc.finish()]);
-        await readback.mapAsync(GPUMapMode.READ, 0, maskAt + maskBytes);
+        submit(device, [enc.finish()]);
+        await mapRead(device, readback, 0, maskAt + maskBytes);
         run.take(new Uint8Array(readback.getMappedRange(0, size)), first, blocks);
         if (masks) {
           const m = new Uint32Array(readback.getMappedRange(maskAt, groups * 4));

@@ -5,6 +5,7 @@
 import { assertNotLost, type GpuContext, type GpuLimits } from './device.ts';
 import { getPipeline } from './pipelines.ts';
 import { composeShader } from './shaders.ts';
+import { mapRead, submit } from './counters.ts';
 
 /** Cap on one chunk's buffers: bounds the GPU memory a job holds (staging and readback included). */
 export const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
@@ -97,7 +98,7 @@ export function dispatchPass(gpu: GpuContext, label: string, pipeline: GPUComput
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(...dispatchSize(Math.ceil(invocations / wgSize), limits));
   pass.end();
-  device.queue.submit([enc.finish()]);
+  submit(device, [enc.finish()]);
 }
 
 /** Copy `bytes` bytes of `from` to the host (through `readback`, at least that large). */
@@ -106,8 +107,8 @@ export async function readBack(device: GPUDevice, label: string, from: GPUBuffer
   const size = align4(bytes);
   const enc = device.createCommandEncoder({ label: `${label}.readback` });
   enc.copyBufferToBuffer(from, 0, readback, 0, size);
-  device.queue.submit([enc.finish()]);
-  await readback.mapAsync(GPUMapMode.READ, 0, size);
+  submit(device, [enc.finish()]);
+  await mapRead(device, readback, 0, size);
   const out = new Uint8Array(readback.getMappedRange(0, size).slice(0, bytes));
   readback.unmap();
   return out;

@@ -4,6 +4,7 @@
 import type { GpuContext } from './device.ts';
 import { align4, chunkByteLimit, dispatchSize, withErrorScopes } from './dispatch.ts';
 import { statsPipeline } from './pipelines.ts';
+import { mapRead, submit } from './counters.ts';
 
 /** Stats kernel: invocations per workgroup (a power of two) and elements per invocation. */
 // 64 x 8: SwiftShader compiles a 256-wide workgroup with barriers 3-4x slower (4-7 s).
@@ -138,8 +139,8 @@ export async function errorStatsOnGpu(
         const pBytes = wgs * STATS_PARTIALS * 4;
         if (pBytes > 0) enc.copyBufferToBuffer(partials, 0, readback, 0, pBytes);
         if (last) enc.copyBufferToBuffer(hist, 0, readback, partialBytes, histBytes);
-        device.queue.submit([enc.finish()]);
-        await readback.mapAsync(GPUMapMode.READ);
+        submit(device, [enc.finish()]);
+        await mapRead(device, readback);
         const mapped = readback.getMappedRange();
         const p = new Float32Array(mapped, 0, wgs * STATS_PARTIALS);
         for (let w = 0; w < wgs; w++) {

@@ -19,6 +19,7 @@ import { getPipeline } from './pipelines.ts';
 import { codecLibs, composeShader, hasCodecShader } from './shaders.ts';
 import { withErrorScopes } from './dispatch.ts';
 import { quantizeOnGpu } from './quantize.ts';
+import { mapRead, submit } from './counters.ts';
 
 /** Cap on one chunk's buffers (W, X or Y): bounds the GPU memory one product holds. */
 export const MAX_MATMUL_CHUNK_BYTES = 128 * 1024 * 1024;
@@ -239,8 +240,8 @@ export async function runMatmulChunk(gpu: GpuContext, run: MatmulRun, c: MatmulC
   pass.end();
   const size = c.rows * c.tokens * 4;
   enc.copyBufferToBuffer(run.y, 0, run.readback, 0, size);
-  device.queue.submit([enc.finish()]);
-  await run.readback.mapAsync(GPUMapMode.READ, 0, size);
+  submit(device, [enc.finish()]);
+  await mapRead(device, run.readback, 0, size);
   const out = new Float32Array(run.readback.getMappedRange(0, size));
   if (c.rows === rows) y.set(out, c.t0 * rows);
   else for (let j = 0; j < c.tokens; j++) y.set(out.subarray(j * c.rows, (j + 1) * c.rows), (c.t0 + j) * rows + c.r0);

@@ -8,6 +8,7 @@ import type { GpuContext } from './device.ts';
 import { getPipeline } from './pipelines.ts';
 import { dispatchSize } from './dispatch.ts';
 import { composeShader } from './shaders.ts';
+import { mapRead, submit } from './counters.ts';
 
 /** ../shared/fixtures and its golden files (ggml's own output). */
 export const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures');
@@ -85,8 +86,8 @@ export async function runOpsShader(gpu: GpuContext, shader: OpsShader, op: numbe
   pass.dispatchWorkgroups(...dispatchSize(Math.ceil(n / 64), gpu.limits));
   pass.end();
   enc.copyBufferToBuffer(out, 0, read, 0, n * 4);
-  device.queue.submit([enc.finish()]);
-  await read.mapAsync(GPUMapMode.READ);
+  submit(device, [enc.finish()]);
+  await mapRead(device, read);
   const result = new Uint32Array(read.getMappedRange().slice(0));
   read.unmap();
   for (const buf of [bufA, bufB, out, read, params]) buf.destroy();
