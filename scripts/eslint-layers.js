@@ -1,7 +1,7 @@
 // The layer rule, as an ESLint plugin of one rule: every module under src/ belongs to a
 // layer (its first folder), and may import only from its own layer or a lower one. The
 // order is the architecture (docs/architecture.md):
-//   formats, hub < quant < gpu < convert < model < calibrate, budget, export < engine < cli, store < ui
+//   formats, hub < quant < gpu < convert < model < calibrate, budget, export < train < engine < cli, store < ui
 // Test code (*.test.ts, the test-support modules testing.ts and src/testing/) may drive
 // any layer (a calibration test may run the CLI end to end); code that ships may not
 // import test support.
@@ -19,6 +19,8 @@ export const LAYER_RANK = {
   calibrate: 5,
   budget: 5,
   export: 5,
+  // Training (QAT, LoRA): runs the model, its calibration texts and the export under it.
+  train: 5.5,
   engine: 6,
   cli: 7,
   store: 7,
