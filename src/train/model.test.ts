@@ -1,0 +1,74 @@
+// The trainable Llama on stories260K: its logits are the inference pass's (so training
+// optimizes the model quantlab measures), and its gradients, for every kind of parameter,
+// are central finite differences of the loss (activations in f64; each f32 master weight
+// moved by ±h, the difference divided by the actual f32 step).
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../formats/model.ts';
+import { fileSource } from '../formats/node-source.ts';
+import { FIXTURE_MODELS } from '../formats/testing.ts';
+import { llamaConfig, LlamaModel, type LlamaConfig } from '../model/llama.ts';
+import { mapProvider, readModelWeights } from '../model/weights.ts';
+import { crossEntropy, klToTeacher, logSoftmaxRows } from './ops.ts';
+import { TrainableLlama } from './model.ts';
+
+let config: LlamaConfig;
+let weights: Map<string, Float32Array>;
+const TOKENS = [1, 403, 407, 261, 378, 434, 288, 317, 271, 401, 308, 266];
+
+beforeAll(async () => {
+  const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
+  config = llamaConfig(model);
+  weights = await readModelWeights(model, config);
+});
+
+describe('TrainableLlama on stories260K', () => {
+  it("gives the inference pass's logits (within 1e-5 relative)", async () => {
+    const inference = await new LlamaModel(config, mapProvider(weights)).forward(TOKENS, new LlamaModel(config, mapProvider(weights)).newCache(TOKENS.length), { logits: 'all' });
+    const ours = new TrainableLlama(config, weights).forward(TOKENS).logits;
+    expect(ours.length).toBe(inference.length);
+    let worst = 0;
+    for (let t = 0; t < TOKENS.length; t++) {
+      const row = inference.subarray(t * config.nVocab, (t + 1) * config.nVocab);
+      const scale = Math.max(...row.map(Math.abs));
+      for (let j = 0; j < config.nVocab; j++) worst = Math.max(worst, Math.abs(ours[t * config.nVocab + j] - row[j]) / scale);
+    }
+    expect(worst).toBeLessThan(1e-5);
+  });
+
+  for (const loss of ['ce', 'kl'] as const) {
+    it(`whole-model gradients (${loss}) equal finite differences for every kind of parameter`, () => {
+      const model = new TrainableLlama(config, weights);
+      const V = config.nVocab;
+      const input = TOKENS.slice(0, -1);
+      const n = input.length;
+      // A teacher other than the model itself: the logits of a shifted input.
+      const teacher = logSoftmaxRows(new TrainableLlama(config, weights).forward([1, ...input.slice(0, -1)]).logits, n, V);
+      const lossOf = (logits: Float64Array) => (loss === 'ce' ? crossEntropy(logits, n, V, TOKENS.slice(1)) : klToTeacher(logits, n, V, teacher));
+      const f = model.forward(input);
+      f.backward(lossOf(f.logits).dLogits);
+      const value = () => lossOf(model.forward(input).logits).loss;
+      const L = config.names.layers;
+      const names = ['token_embd.weight', 'output_norm.weight', L[0].attnNorm, L[0].q!, L[1].k!, L[2].v!, L[3].o, L[4].ffnNorm, L[4].gate!, L[2].up, L[0].down];
+      if (!config.tiedOutput) names.push(config.names.output);
+      for (const name of names) {
+        const p = model.param(name);
+        // The entries with the largest gradients (a token's embedding row the input uses).
+        const order = Array.from(p.grad.keys()).sort((a, b) => Math.abs(p.grad[b]) - Math.abs(p.grad[a])).slice(0, 3);
+        for (const i of order) {
+          const keep = p.value[i];
+          const h = 1e-3 * Math.max(0.05, Math.abs(keep));
+          p.value[i] = keep + h;
+          const wUp = p.value[i];
+          const up = value();
+          p.value[i] = keep - h;
+          const wDown = p.value[i];
+          const down = value();
+          p.value[i] = keep;
+          const numeric = (up - down) / (wUp - wDown);
+          expect(Math.abs(p.grad[i] - numeric), `${name}[${i}]: analytic ${p.grad[i]}, numeric ${numeric}`).toBeLessThan(2e-4 * Math.abs(numeric) + 1e-9);
+        }
+      }
+    });
+  }
+});

@@ -1,0 +1,258 @@
+// A trainable Llama: the inference pass of model/families/llama.ts (embedding -> layers of
+// RMSNorm, q/k/v, RoPE, causal GQA attention, o + residual, RMSNorm, SwiGLU FFN + residual
+// -> final RMSNorm -> output matrix or the tied embedding), rewritten over f64 activations
+// with a tape: each operation of the forward pass records a closure that, run in reverse
+// order, adds its inputs' gradients from its output's (ops.ts). One sequence from
+// position 0 per call, no KV cache (training sees whole chunks).
+//
+// Parameters: every tensor the forward reads is a Param (f32 master values, f64 gradient)
+// except frozen ones (rope_freqs). The forward reads each weight through `effective`: the
+// master values by default, QAT's fake-quantized values (qat.ts); the gradient with respect
+// to what was read lands on the master weight unchanged, which is the straight-through
+// estimator. Other trainable parameters (LoRA's A and B on a target linear, later) join by
+// adding Params to the store and an operation to the tape; nothing here assumes that the
+// store holds only the model's own tensors.
+import { RopeTable } from '../model/families/blocks.ts';
+import { weightNames, type ModelConfig } from '../model/families/config.ts';
+import {
+  attentionBackward,
+  attentionForward,
+  embedBackward,
+  embedForward,
+  linearBackward,
+  linearForward,
+  rmsNormBackward,
+  rmsNormForward,
+  ropeInPlace,
+  swigluBackward,
+  swigluForward,
+  type AttentionGeometry,
+  type Weights,
+} from './ops.ts';
+
+/** A trained tensor: its master values and the gradient of the loss with respect to them. */
+export interface Param {
+  readonly name: string;
+  /** PyTorch order: [rows, cols] for a matrix, [n] for a vector. */
+  readonly shape: readonly number[];
+  readonly value: Float32Array;
+  readonly grad: Float64Array;
+}
+
+export function newParam(name: string, shape: readonly number[], value: Float32Array): Param {
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (value.length !== size) throw new Error(`parameter '${name}' has ${value.length} values, shape [${shape.join(', ')}] needs ${size}`);
+  return { name, shape, value, grad: new Float64Array(size) };
+}
+
+/** The values a forward pass reads for a parameter (QAT: decode(encode(master))). */
+export type EffectiveWeights = (param: Param) => Weights;
+
+/** An activation on the tape: its value and (once something downstream has one) its gradient. */
+class Node {
+  grad: Float64Array | null = null;
+  constructor(readonly value: Float64Array) {}
+  /** The gradient, allocated at zero when first asked for. */
+  g(): Float64Array {
+    return (this.grad ??= new Float64Array(this.value.length));
+  }
+}
+
+/** The backward closures of one forward pass, run in reverse. */
+class Tape {
+  private readonly ops: (() => void)[] = [];
+  record(op: () => void): void {
+    this.ops.push(op);
+  }
+  run(): void {
+    for (let i = this.ops.length - 1; i >= 0; i--) this.ops[i]();
+  }
+}
+
+export interface ForwardResult {
+  /** n × vocab logits. */
+  logits: Float64Array;
+  /** Adds d loss / d params into each Param's grad, given d loss / d logits (callable once). */
+  backward(dLogits: Float64Array): void;
+}
+
+/** Families this trainer runs: Llama's graph without the other families' extras. */
+export function checkTrainable(c: ModelConfig): void {
+  if (c.family !== 'llama') throw new Error(`training runs the llama family; this model is ${c.family}`);
+  if (c.attnSoftcap !== 0 || c.finalSoftcap !== 0 || c.embedScale !== 1) throw new Error('training: soft-capping and embedding scales are not supported');
+  if (c.layerAttention.some((l) => l.window !== 0)) throw new Error('training: sliding-window attention is not supported');
+  for (const l of c.names.layers) {
+    if (!l.q || !l.k || !l.v || !l.gate || l.qkv || l.qBias || l.kBias || l.vBias || l.qNorm || l.kNorm || l.postAttnNorm || l.postFfnNorm) {
+      throw new Error(`training: layer tensors of ${l.o.replace(/\.[^.]*\.weight$/, '')} are not Llama's (separate q/k/v and gate, no biases or extra norms)`);
+    }
+  }
+}
+
+export class TrainableLlama {
+  readonly params: Map<string, Param>;
+  private readonly ropeTable: RopeTable;
+  private readonly geometry: AttentionGeometry;
+
+  /**
+   * `weights`: every tensor the forward reads, by name in the files (readModelWeights);
+   * each becomes a Param holding a copy, except rope_freqs, which stays fixed.
+   */
+  constructor(
+    readonly config: ModelConfig,
+    weights: ReadonlyMap<string, Float32Array>,
+    public effective: EffectiveWeights = (p) => p.value,
+  ) {
+    checkTrainable(config);
+    const c = config;
+    const shapes = paramShapes(c);
+    this.params = new Map();
+    for (const [name, shape] of shapes) {
+      const w = weights.get(name);
+      if (!w) throw new Error(`no weights for tensor '${name}'`);
+      this.params.set(name, newParam(name, shape, w.slice()));
+    }
+    const factors = c.names.ropeFreqs ? (weights.get(c.names.ropeFreqs) ?? null) : null;
+    this.ropeTable = new RopeTable({ nRot: c.nRot, style: c.ropeStyle, freqBase: c.ropeFreqBase, freqScale: c.ropeFreqScale, factors, attnFactor: c.ropeAttnFactor });
+    this.geometry = { nHead: c.nHead, nHeadKv: c.nHeadKv, headDim: c.headDim, scale: c.attnScale };
+  }
+
+  param(name: string): Param {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`no parameter '${name}'`);
+    return p;
+  }
+
+  zeroGrad(): void {
+    for (const p of this.params.values()) p.grad.fill(0);
+  }
+
+  /** The logits after each of `tokens` (from position 0), with the tape for the backward. */
+  forward(tokens: readonly number[]): ForwardResult {
+    const c = this.config;
+    const n = tokens.length;
+    if (n === 0) throw new Error('forward: no tokens');
+    if (n > c.contextLength) throw new Error(`forward: ${n} tokens exceed the context of ${c.contextLength}`);
+    const tape = new Tape();
+    const d = c.nEmbd;
+    const embd = this.param(c.names.tokenEmbd);
+    const embdW = this.effective(embd);
+    let x = new Node(embedForward(embdW, d, tokens, c.nVocab));
+    const x0 = x;
+    tape.record(() => x0.grad && embedBackward(d, tokens, x0.grad, embd.grad));
+    for (let il = 0; il < c.nLayer; il++) {
+      const L = c.names.layers[il];
+      x = this.add(tape, x, this.attention(tape, this.norm(tape, L.attnNorm, x, n), n, il));
+      x = this.add(tape, x, this.ffn(tape, this.norm(tape, L.ffnNorm, x, n), n, il));
+    }
+    const h = this.norm(tape, c.names.outputNorm, x, n);
+    const logits = this.linear(tape, c.names.output, h, n);
+    let used = false;
+    return {
+      logits: logits.value,
+      backward: (dLogits) => {
+        if (used) throw new Error('backward: this forward pass was already used');
+        used = true;
+        if (dLogits.length !== logits.value.length) throw new Error(`backward: ${dLogits.length} logit gradients for ${logits.value.length} logits`);
+        logits.grad = dLogits.slice();
+        tape.run();
+      },
+    };
+  }
+
+  /** y = W·x for each of the n rows of x, W the parameter `name` (its effective values). */
+  private linear(tape: Tape, name: string, x: Node, n: number): Node {
+    const p = this.param(name);
+    const [rows, cols] = p.shape;
+    const w = this.effective(p);
+    const y = new Node(linearForward(w, rows, cols, x.value, n));
+    tape.record(() => y.grad && linearBackward(w, rows, cols, x.value, n, y.grad, x.g(), p.grad));
+    return y;
+  }
+
+  private norm(tape: Tape, name: string, x: Node, n: number): Node {
+    const p = this.param(name);
+    const w = this.effective(p);
+    const d = this.config.nEmbd;
+    const { y, inv } = rmsNormForward(x.value, n, d, w, this.config.rmsEps);
+    const out = new Node(y);
+    tape.record(() => out.grad && rmsNormBackward(x.value, n, d, w, inv, out.grad, x.g(), p.grad));
+    return out;
+  }
+
+  private add(tape: Tape, a: Node, b: Node): Node {
+    const v = a.value.slice();
+    for (let j = 0; j < v.length; j++) v[j] += b.value[j];
+    const out = new Node(v);
+    tape.record(() => {
+      if (!out.grad) return;
+      const ga = a.g();
+      const gb = b.g();
+      for (let j = 0; j < v.length; j++) {
+        ga[j] += out.grad[j];
+        gb[j] += out.grad[j];
+      }
+    });
+    return out;
+  }
+
+  private rotate(tape: Tape, x: Node, n: number, heads: number): Node {
+    const hd = this.config.headDim;
+    const v = x.value.slice();
+    ropeInPlace(v, n, heads, hd, this.ropeTable);
+    const out = new Node(v);
+    tape.record(() => {
+      if (!out.grad) return;
+      const g = out.grad.slice();
+      ropeInPlace(g, n, heads, hd, this.ropeTable, true);
+      const gx = x.g();
+      for (let j = 0; j < g.length; j++) gx[j] += g[j];
+    });
+    return out;
+  }
+
+  private attention(tape: Tape, h: Node, n: number, il: number): Node {
+    const c = this.config;
+    const L = c.names.layers[il];
+    const q = this.rotate(tape, this.linear(tape, L.q!, h, n), n, c.nHead);
+    const k = this.rotate(tape, this.linear(tape, L.k!, h, n), n, c.nHeadKv);
+    const v = this.linear(tape, L.v!, h, n);
+    const { out, probs } = attentionForward(q.value, k.value, v.value, n, this.geometry);
+    const a = new Node(out);
+    tape.record(() => a.grad && attentionBackward(q.value, k.value, v.value, probs, n, this.geometry, a.grad, q.g(), k.g(), v.g()));
+    return this.linear(tape, L.o, a, n);
+  }
+
+  private ffn(tape: Tape, h: Node, n: number, il: number): Node {
+    const L = this.config.names.layers[il];
+    const gate = this.linear(tape, L.gate!, h, n);
+    const up = this.linear(tape, L.up, h, n);
+    const act = new Node(swigluForward(gate.value, up.value));
+    tape.record(() => act.grad && swigluBackward(gate.value, up.value, act.grad, gate.g(), up.g()));
+    return this.linear(tape, L.down, act, n);
+  }
+}
+
+/** Every parameter's name and shape (rope_freqs is not one). */
+export function paramShapes(c: ModelConfig): Map<string, number[]> {
+  const qDim = c.nHead * c.headDim;
+  const kvDim = c.nHeadKv * c.headDim;
+  const shapes = new Map<string, number[]>([
+    [c.names.tokenEmbd, [c.nVocab, c.nEmbd]],
+    [c.names.outputNorm, [c.nEmbd]],
+    [c.names.output, [c.nVocab, c.nEmbd]],
+  ]);
+  for (const L of c.names.layers) {
+    shapes.set(L.attnNorm, [c.nEmbd]);
+    shapes.set(L.q!, [qDim, c.nEmbd]);
+    shapes.set(L.k!, [kvDim, c.nEmbd]);
+    shapes.set(L.v!, [kvDim, c.nEmbd]);
+    shapes.set(L.o, [c.nEmbd, qDim]);
+    shapes.set(L.ffnNorm, [c.nEmbd]);
+    shapes.set(L.gate!, [c.nFf, c.nEmbd]);
+    shapes.set(L.up, [c.nFf, c.nEmbd]);
+    shapes.set(L.down, [c.nEmbd, c.nFf]);
+  }
+  const all = new Set(weightNames(c.names));
+  for (const name of shapes.keys()) if (!all.has(name)) throw new Error(`training: '${name}' is not a tensor of the model`);
+  return shapes;
+}
