@@ -2,7 +2,8 @@
 //
 // Encode speed of the sub-4-bit types (issue 18: iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s,
 // iq3_xxs, iq3_s, nvfp4, q1_0, q2_0): MB/s of f32 input of the codec the engine runs
-// (quantType(id).codec.encode, the TypeScript reference: no WebAssembly path yet) and of
+// (quantType(id).codec.encode: the WebAssembly fast path where the type has one, loaded
+// first; QUANTLAB_FAST_CODECS=0 measures the TypeScript reference instead) and of
 // llama.cpp's ggml_quantize_chunk through koffi (single thread), on the same 64 x 1024
 // Gaussians (std 0.02, seed 1234) with importance weights; each the best of --rounds
 // interleaved rounds. ggml's one-off grid set-up (iq2xs_init_impl / iq3xs_init_impl) and
@@ -10,6 +11,10 @@
 import { ggmlQuantizeChunk } from '../src/testing/llama-peer.ts';
 import { gaussians } from '../src/testing/random.ts';
 import { quantType } from '../src/quant/types.ts';
+import { loadFastCodecs } from '../src/quant/fast/node.ts';
+
+const fast = await loadFastCodecs((m) => console.error(m));
+console.log(`codecs: ${fast ? 'fast (WebAssembly where the type has it)' : 'reference (TypeScript)'}`);
 
 const TYPES = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s', 'nvfp4', 'q1_0', 'q2_0'];
 

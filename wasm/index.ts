@@ -10,9 +10,17 @@ import {
   QK, encodeAffineRowRef, encodeAffineWeighted, encodeQ8_0, encodeSymmetricRowRef, encodeSymmetricWeighted, fillLegacyWeights,
 } from './legacy';
 import { MXFP4_BYTES, QK_MXFP4, decodeMxfp4Block, encodeMxfp4Row } from './mxfp4';
+import {
+  IQ2_S_BYTES, IQ2_XS_BYTES, IQ2_XXS_BYTES, IQ3_S_BYTES, IQ3_XXS_BYTES, IQ_QK,
+  encodeBlockIq2S, encodeBlockIq2Xs, encodeBlockIq2Xxs, encodeBlockIq3S, encodeBlockIq3Xxs,
+} from './iqlattice';
+import {
+  NVFP4_BYTES, NVFP4_VALUES, Q1_0_BYTES, Q1_0_VALUES, Q2_0_BYTES, Q2_0_VALUES, encodeNvfp4Row, encodeQ1_0Row, encodeQ2_0Row,
+} from './lowbit';
 import { QK_TQ, TQ1_0_BYTES, TQ2_0_BYTES, decodeTq1Block, decodeTq2Block, encodeTq1Row, encodeTq2Row } from './ternary';
 export { encodeBF16, encodeF16 } from './floats';
 export { matmulSlab, widenF32 } from './matmul';
+export { iqGridInit, iqGridReady } from './iqlattice';
 
 export function heapBase(): usize {
   return __heap_base;
@@ -22,6 +30,17 @@ export function heapBase(): usize {
 const Q4_0 = 0, Q4_1 = 1, Q5_0 = 2, Q5_1 = 3, Q8_0 = 4, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14;
 // Types without importance whose rows are encoded whole (ternary.ts, mxfp4.ts).
 const TQ1_0 = 20, TQ2_0 = 21, MXFP4 = 22;
+// Encode only (their decode stays the reference's): lattice i-quants, blocks of 256 with or
+// without importance (iqlattice.ts), and rows without importance (lowbit.ts).
+const IQ2_XXS = 30, IQ2_XS = 31, IQ2_S = 32, IQ3_XXS = 33, IQ3_S = 34;
+const NVFP4 = 40, Q1_0 = 41, Q2_0 = 42;
+
+@inline function isLatticeIq(type: i32): bool {
+  return type >= IQ2_XXS && type <= IQ3_S;
+}
+@inline function isLowbit(type: i32): bool {
+  return type >= NVFP4 && type <= Q2_0;
+}
 
 @inline function isKQuant(type: i32): bool {
   return type >= Q2_K && type <= Q6_K;
@@ -30,6 +49,9 @@ const TQ1_0 = 20, TQ2_0 = 21, MXFP4 = 22;
 /** Weights per block. */
 function blockValues(type: i32): i32 {
   if (isKQuant(type)) return QK_K;
+  if (isLatticeIq(type)) return IQ_QK;
+  if (type == NVFP4 || type == Q2_0) return NVFP4_VALUES;
+  if (type == Q1_0) return Q1_0_VALUES;
   if (type == TQ1_0 || type == TQ2_0) return QK_TQ;
   if (type == MXFP4) return QK_MXFP4;
   return QK;
@@ -50,6 +72,14 @@ function blockBytes(type: i32): i32 {
     case TQ1_0: return TQ1_0_BYTES;
     case TQ2_0: return TQ2_0_BYTES;
     case MXFP4: return MXFP4_BYTES;
+    case IQ2_XXS: return IQ2_XXS_BYTES;
+    case IQ2_XS: return IQ2_XS_BYTES;
+    case IQ2_S: return IQ2_S_BYTES;
+    case IQ3_XXS: return IQ3_XXS_BYTES;
+    case IQ3_S: return IQ3_S_BYTES;
+    case NVFP4: return NVFP4_BYTES;
+    case Q1_0: return Q1_0_BYTES;
+    case Q2_0: return Q2_0_BYTES;
   }
   return 0;
 }
@@ -61,6 +91,11 @@ function encodeKBlock(type: i32, x: usize, qw: usize, out: usize): void {
     case Q4_K: encodeBlockQ4K(x, qw, out); break;
     case Q5_K: encodeBlockQ5K(x, qw, out); break;
     case Q6_K: encodeBlockQ6K(x, qw, out); break;
+    case IQ2_XXS: encodeBlockIq2Xxs(x, qw, out); break;
+    case IQ2_XS: encodeBlockIq2Xs(x, qw, out); break;
+    case IQ2_S: encodeBlockIq2S(x, qw, out); break;
+    case IQ3_XXS: encodeBlockIq3Xxs(x, qw, out); break;
+    case IQ3_S: encodeBlockIq3S(x, qw, out); break;
   }
 }
 
@@ -227,7 +262,7 @@ function addErrors(x: usize, deq: usize, count: i32): void {
 /** encode's rows; with `deq` (room for one row of f32), each row's error measured after it (encodeMeasured). */
 function encodeRows(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize, out: usize, flags: usize, deq: usize): i32 {
   const bytes = blockBytes(type);
-  const isK = isKQuant(type);
+  const isK = isKQuant(type) || isLatticeIq(type); // blocks of 256 (QK_K), checked finite first
   const blocks = rowLength / blockValues(type);
   const rowBytes = blocks * bytes;
   memory.fill(flags, 0, rows);
@@ -240,7 +275,12 @@ function encodeRows(type: i32, src: usize, rows: i32, rowLength: i32, imp: usize
     const x = src + <usize>r * <usize>rowLength * 4;
     const o = out + <usize>r * <usize>rowBytes;
     clearRowFlag();
-    if (type >= TQ1_0) {
+    if (isLowbit(type)) {
+      if (!allFinite(x, rowLength)) flagRow();
+      else if (type == NVFP4) encodeNvfp4Row(x, blocks, o);
+      else if (type == Q1_0) encodeQ1_0Row(x, blocks, o);
+      else encodeQ2_0Row(x, blocks, o);
+    } else if (type >= TQ1_0 && type <= MXFP4) {
       if (!encodeWholeRow(type, x, blocks, o)) flagRow();
     } else if (type == Q8_0) {
       encodeQ8_0(x, blocks, o);

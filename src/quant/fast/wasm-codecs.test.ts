@@ -13,7 +13,7 @@ import { loadFastCodecs } from './node.ts';
 import { ggmlQuantizeChunk } from '../../testing/llama-peer.ts';
 import { accumulateErrors, emptySums } from '../metrics.ts';
 import {
-  FAST_FLOAT_TYPE_IDS, FAST_TYPE_IDS, fastAccumulateErrors, fastCodecsInstalled, fastDecode, fastEncode, fastEncodeMeasured, installFastCodecs, uninstallFastCodecs,
+  FAST_ENCODE_ONLY_TYPE_IDS, FAST_FLOAT_TYPE_IDS, FAST_TYPE_IDS, fastAccumulateErrors, fastCodecsInstalled, fastDecode, fastEncode, fastEncodeMeasured, installFastCodecs, uninstallFastCodecs,
 } from './wasm-codecs.ts';
 
 const GOLDEN = join(import.meta.dirname, '../../../../shared/fixtures/golden');
@@ -80,7 +80,7 @@ describe('fast codecs', () => {
   it('are installed and run by the type table for every type that has one', () => {
     expect(fastCodecsInstalled()).toBe(true);
     const withFast = QUANT_TYPES.filter((t) => t.codec !== t.reference).map((t) => t.id);
-    expect(withFast.sort()).toEqual([...FAST_TYPE_IDS, ...FAST_FLOAT_TYPE_IDS].sort());
+    expect(withFast.sort()).toEqual([...FAST_TYPE_IDS, ...FAST_ENCODE_ONLY_TYPE_IDS, ...FAST_FLOAT_TYPE_IDS].sort());
   });
 
   for (const type of FAST_TYPES) {

@@ -7,19 +7,42 @@
 // or for a type without one, the reference runs. No DOM, no Node: the caller brings the bytes.
 import type { Codec } from '../codec.ts';
 import { accumulateErrors, addSlabSums, type ErrorSums } from '../metrics.ts';
+import { IQ2S_LEVELS, IQ2XS_LEVELS, IQ2XXS_LEVELS, IQ3S_LEVELS, IQ3XXS_LEVELS } from '../codecs/iquants-grid-data.ts';
 
 /** Type codes of wasm/index.ts. */
 const TYPE_CODES: Readonly<Record<string, number>> = {
   q4_0: 0, q4_1: 1, q5_0: 2, q5_1: 3, q8_0: 4, q2_K: 10, q3_K: 11, q4_K: 12, q5_K: 13, q6_K: 14,
   tq1_0: 20, tq2_0: 21, mxfp4: 22,
+  iq2_xxs: 30, iq2_xs: 31, iq2_s: 32, iq3_xxs: 33, iq3_s: 34, nvfp4: 40, q1_0: 41, q2_0: 42,
 };
 const BLOCK: Readonly<Record<string, readonly [number, number]>> = {
   q4_0: [32, 18], q4_1: [32, 20], q5_0: [32, 22], q5_1: [32, 24], q8_0: [32, 34],
   q2_K: [256, 84], q3_K: [256, 110], q4_K: [256, 144], q5_K: [256, 176], q6_K: [256, 210],
   tq1_0: [256, 54], tq2_0: [256, 66], mxfp4: [32, 17],
+  iq2_xxs: [256, 66], iq2_xs: [256, 74], iq2_s: [256, 82], iq3_xxs: [256, 98], iq3_s: [256, 110],
+  nvfp4: [64, 36], q1_0: [128, 18], q2_0: [64, 18],
 };
 /** Types whose encoder ignores importance, as ggml_quantize_chunk does for them. */
-const WITHOUT_IMPORTANCE: ReadonlySet<string> = new Set(['tq1_0', 'tq2_0', 'mxfp4']);
+const WITHOUT_IMPORTANCE: ReadonlySet<string> = new Set(['tq1_0', 'tq2_0', 'mxfp4', 'nvfp4', 'q1_0', 'q2_0']);
+/** Types that cannot encode without importance: the reference refuses (its error). */
+const NEEDS_IMPORTANCE: ReadonlySet<string> = new Set(['iq2_xxs', 'iq2_xs']);
+/**
+ * Types with a fast encoder only: their decode (and error measurement) stays the
+ * reference's. The sub-4-bit types of issue 18, whose encode is the slow part.
+ */
+const ENCODE_ONLY: ReadonlySet<string> = new Set(['iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s', 'nvfp4', 'q1_0', 'q2_0']);
+/**
+ * The lattice grids that wasm/iqlattice.ts's encoders search, by type: its grid slot, the
+ * level list (iquants-grid-data.ts, the one copy of the data), coordinates per point, bits
+ * per level and ggml's nwant (iquants-grid.ts). Handed to the module once, on first use.
+ */
+const LATTICE_GRIDS: Readonly<Record<string, { slot: number; levels: Uint16Array; dims: number; bits: number; nwant: number }>> = {
+  iq2_xxs: { slot: 0, levels: IQ2XXS_LEVELS, dims: 8, bits: 2, nwant: 2 },
+  iq2_xs: { slot: 1, levels: IQ2XS_LEVELS, dims: 8, bits: 2, nwant: 2 },
+  iq2_s: { slot: 2, levels: IQ2S_LEVELS, dims: 8, bits: 2, nwant: 1 },
+  iq3_xxs: { slot: 3, levels: IQ3XXS_LEVELS, dims: 4, bits: 3, nwant: 2 },
+  iq3_s: { slot: 4, levels: IQ3S_LEVELS, dims: 4, bits: 3, nwant: 3 },
+};
 /**
  * Float types whose encode runs in WebAssembly (every value there, NaN included: the
  * conversions choose NaN bits from the input's bits); their decode stays the reference's.
@@ -50,12 +73,21 @@ interface Exports {
   accumulateErrors(ref: number, deq: number, n: number, sums: number, maxAbs0: number): void;
   matmulSlab(w: number, rows: number, cols: number, x: number, n: number, y: number, yStride: number): void;
   widenF32(x: number, n: number, out: number): void;
+  iqGridInit(slot: number, levels: number, size: number, dims: number, bits: number, nwant: number): number;
+  iqGridReady(slot: number): number;
 }
 
 let exportsOf: Exports | null = null;
+/**
+ * Where the installed module's scratch starts: past its static data and the grid tables
+ * set up so far (those stay put; every call lays its regions out from here).
+ */
+let scratchBase = 0;
 
 /** The type ids that have a fast codec (encode, decode and the measured encode). */
-export const FAST_TYPE_IDS: readonly string[] = Object.keys(TYPE_CODES);
+export const FAST_TYPE_IDS: readonly string[] = Object.keys(TYPE_CODES).filter((id) => !ENCODE_ONLY.has(id));
+/** The type ids that have a fast encoder only (their decode is the reference's). */
+export const FAST_ENCODE_ONLY_TYPE_IDS: readonly string[] = [...ENCODE_ONLY];
 /** The float type ids that have a fast encoder only. */
 export const FAST_FLOAT_TYPE_IDS: readonly string[] = Object.keys(FLOAT_ENCODERS);
 
@@ -70,6 +102,7 @@ export function installFastCodecs(module: WebAssembly.Module | BufferSource): vo
   const compiled = module instanceof WebAssembly.Module ? module : new WebAssembly.Module(module);
   const instance = new WebAssembly.Instance(compiled, WASM_IMPORTS);
   exportsOf = instance.exports as unknown as Exports;
+  scratchBase = exportsOf.heapBase();
   moduleOf = compiled;
   matmulExportsOf = null;
 }
@@ -104,7 +137,7 @@ function wasmAbort(): never {
 
 /** Byte offsets of the call's regions, growing the module's memory to hold them. */
 function reserve(e: Exports, sizes: number[]): number[] {
-  let at = (e.heapBase() + 15) & ~15;
+  let at = (scratchBaseOf(e) + 15) & ~15;
   const offsets = sizes.map((size) => {
     const start = at;
     at = (at + size + 15) & ~15;
@@ -113,6 +146,22 @@ function reserve(e: Exports, sizes: number[]): number[] {
   const need = at - e.memory.buffer.byteLength;
   if (need > 0) e.memory.grow(Math.ceil(need / WASM_PAGE));
   return offsets;
+}
+
+/** The codecs' instance keeps its grid tables below scratchBase; other instances (matmul) have none. */
+function scratchBaseOf(e: Exports): number {
+  return e === exportsOf ? scratchBase : e.heapBase();
+}
+
+/** Type `id`'s lattice grid set up in the module (once: its tables then stay below scratchBase). */
+function ensureGrid(e: Exports, id: string): void {
+  const grid = LATTICE_GRIDS[id];
+  if (!grid || e.iqGridReady(grid.slot)) return;
+  const at = (scratchBase + 15) & ~15;
+  const need = at + grid.levels.byteLength - e.memory.buffer.byteLength;
+  if (need > 0) e.memory.grow(Math.ceil(need / WASM_PAGE));
+  new Uint16Array(e.memory.buffer, at, grid.levels.length).set(grid.levels);
+  scratchBase = e.iqGridInit(grid.slot, at, grid.levels.length, grid.dims, grid.bits, grid.nwant);
 }
 
 /**
@@ -135,6 +184,7 @@ export function fastEncode(id: string, reference: Codec): Codec['encode'] | null
 function fastEncodable(id: string, src: Float32Array, rowLength: number, importance: Float32Array | undefined): boolean {
   const blockSize = BLOCK[id][0];
   const importanceFits = !importance || importance.length === rowLength || WITHOUT_IMPORTANCE.has(id);
+  if (!importance && NEEDS_IMPORTANCE.has(id)) return false;
   return rowLength > 0 && rowLength % blockSize === 0 && src.length % rowLength === 0 && importanceFits;
 }
 
@@ -157,6 +207,7 @@ function encodeInWasm(
   const code = TYPE_CODES[id];
   const [blockSize, blockBytes] = BLOCK[id];
   const rows = src.length / rowLength;
+  ensureGrid(e, id);
   const rowBytes = (rowLength / blockSize) * blockBytes;
   const out = uninitializedBytes(rows * rowBytes); // every row is written below
   const chunkRows = Math.max(1, Math.floor(slabElements / rowLength));
@@ -174,6 +225,9 @@ function encodeInWasm(
     heap = e.memory.buffer;
     out.set(new Uint8Array(heap, outAt, m * rowBytes), r * rowBytes);
     if (flagged > 0) {
+      // The lattice searches refuse rows (non-finite, or overflowing squared errors): the
+      // reference over all the rows throws its error, naming the row.
+      if (LATTICE_GRIDS[id]) return reference.encode(src, rowLength, importance);
       const flags = new Uint8Array(heap, flagsAt, m);
       for (let i = 0; i < m; i++) {
         if (!flags[i]) continue;
@@ -211,7 +265,7 @@ export function fastEncodeMeasured(
   slabElements: number, into: ErrorSums, squaredOnly = false,
 ): Uint8Array | null {
   const e = exportsOf;
-  if (TYPE_CODES[id] === undefined || !e || !fastEncodable(id, src, rowLength, importance)) return null;
+  if (TYPE_CODES[id] === undefined || ENCODE_ONLY.has(id) || !e || !fastEncodable(id, src, rowLength, importance)) return null;
   return encodeInWasm(e, id, reference, src, rowLength, usedImportance(id, importance), slabElements, into, squaredOnly);
 }
 
@@ -223,7 +277,7 @@ export function fastEncodeMeasured(
  */
 export function fastDecode(id: string, reference: Codec): Codec['decode'] | null {
   const code = TYPE_CODES[id];
-  if (code === undefined) return null;
+  if (code === undefined || ENCODE_ONLY.has(id)) return null;
   const [blockSize, blockBytes] = BLOCK[id];
   return (data, rows, rowLength) => {
     const e = exportsOf;
@@ -263,6 +317,7 @@ export function withFastPath(id: string, reference: Codec): Codec {
   const floatEncoder = FLOAT_ENCODERS[id];
   if (floatEncoder) return { encode: fastFloatEncode(floatEncoder, reference), decode: reference.decode };
   const encode = fastEncode(id, reference);
+  if (encode && ENCODE_ONLY.has(id)) return { encode, decode: reference.decode };
   const decode = fastDecode(id, reference);
   if (!encode || !decode) return reference;
   return { encode, decode };
@@ -280,7 +335,7 @@ export function fastAccumulateErrors(
 ): ErrorSums | null {
   const code = TYPE_CODES[id];
   const e = exportsOf;
-  if (code === undefined || !e) return null;
+  if (code === undefined || ENCODE_ONLY.has(id) || !e) return null;
   const [blockSize, blockBytes] = BLOCK[id];
   const blocks = ref.length / blockSize;
   if (!Number.isInteger(blocks) || ref.length > CHUNK_VALUES || bytes.length !== blocks * blockBytes) return null;
