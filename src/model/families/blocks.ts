@@ -68,7 +68,7 @@ function geluF32(x: number): number {
 let geluTable: Float32Array | null = null;
 
 /** ggml_table_gelu_f16: GELU of every f16 value, rounded to f16 (ggml-cpu.c's init). */
-function geluF16Table(): Float32Array {
+export function geluF16Table(): Float32Array {
   if (geluTable) return geluTable;
   geluTable = new Float32Array(1 << 16);
   for (let i = 0; i < 1 << 16; i++) geluTable[i] = f16BitsToF32(f32ToF16Bits(geluF32(f16BitsToF32(i))));
