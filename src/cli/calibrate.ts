@@ -7,6 +7,10 @@
 // without -o): per-layer output MSE on held-out text of RTN, Q4_K, Q4_K + imatrix, AWQ and
 // GPTQ at ~4 bits (src/calibrate/compare.ts); with --backend webgpu GPTQ runs on the GPU, as
 // the page's Calibration tab runs it (the same job: engine/jobs/calibrate.ts).
+// `--activation-stats`: every blk.* linear's per-channel max |x|, per-token range and its
+// weights' per-channel max |W| over the calibration text, the outlier channels named
+// (calibrate/smoothquant.ts); `--smoothquant-sweep`: W8A8 (Q8_0 weights, per-token INT8
+// inputs) KL to F32 on the eval text without SmoothQuant and at α = 0, 0.1, ..., 1.
 // Long runs show their progress on stderr (progress.ts).
 import { rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -14,6 +18,8 @@ import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT as CALIBRATION_TEXT
 import type { CalibrationProgress } from '../calibrate/activations.ts';
 import { CALIBRATION_METHODS, METHOD_LABELS, type CalibrationComparison } from '../calibrate/compare.ts';
 import { calibrationModel, compareCalibrationJob, imatrixJob } from '../engine/jobs/calibrate.ts';
+import { activationStatsJob, smoothQuantSweepJob } from '../engine/jobs/activations.ts';
+import type { ActivationStats, SmoothQuantSweep } from '../calibrate/smoothquant.ts';
 import { uncancelled } from '../engine/jobs/job.ts';
 import { type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
@@ -35,7 +41,7 @@ export function parseChunk(value: string | undefined): number | undefined {
 export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: "run a calibration text through the model and write llama-imatrix's importance matrix (GGUF)",
-  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] (-o IMATRIX.gguf | --compare [--held-out FILE] [--group 32|64|128] [--act-order] [--backend cpu|webgpu]) [--json]',
+  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] (-o IMATRIX.gguf | --compare [--held-out FILE] [--group 32|64|128] [--act-order] [--backend cpu|webgpu] | --activation-stats | --smoothquant-sweep) [--json]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
       text: { type: 'string' },
@@ -47,7 +53,10 @@ export const calibrateCommand: Command = {
       group: { type: 'string' },
       'act-order': { type: 'boolean' },
       backend: { type: 'string' },
+      'activation-stats': { type: 'boolean' },
+      'smoothquant-sweep': { type: 'boolean' },
     });
+    if (values['activation-stats'] || values['smoothquant-sweep']) return activationsRun(positionals, values, io);
     if (values.output === undefined && !values.compare) throw new UsageError('-o IMATRIX.gguf is required (or --compare)');
     if (!values.compare && (values['held-out'] !== undefined || values.group !== undefined || values['act-order'])) throw new UsageError('--held-out, --group and --act-order go with --compare');
     if (!values.compare && values.backend !== undefined) throw new UsageError('--backend goes with --compare (the importance matrix is computed on the CPU)');
@@ -148,4 +157,95 @@ function comparisonText(r: CalibrationComparison, gptq?: CalibrationComparison['
   ];
   const where = gptq ? `\nGPTQ ran on ${gptq.gpuLayers > 0 ? `WebGPU (${gptq.device}) for ${gptq.gpuLayers} of ${gptq.layers} layers` : 'the CPU'}\n` : '';
   return `${head}${[line(cols), ...rows.map(line)].join('\n')}\n${model.join('\n')}\n${where}`;
+}
+
+/** `--activation-stats` / `--smoothquant-sweep` (one of them, alone: no -o or --compare with it). */
+async function activationsRun(
+  positionals: string[],
+  values: { text?: string; chunk?: string; json?: boolean; output?: string; compare?: boolean; 'held-out'?: string; group?: string; 'act-order'?: boolean; backend?: string; 'activation-stats'?: boolean; 'smoothquant-sweep'?: boolean },
+  io: Parameters<Command['run']>[1],
+): Promise<number> {
+  if (values['activation-stats'] && values['smoothquant-sweep']) throw new UsageError('one of --activation-stats or --smoothquant-sweep');
+  const flag = values['activation-stats'] ? '--activation-stats' : '--smoothquant-sweep';
+  if (values.output !== undefined || values.compare || values['held-out'] !== undefined || values.group !== undefined || values['act-order'] || values.backend !== undefined) {
+    throw new UsageError(`${flag} goes with --text, --chunk and --json alone`);
+  }
+  const chunk = parseChunk(values.chunk);
+  const text = values.text === undefined ? undefined : await readTextFile(values.text);
+  const session = await openSession('cpu');
+  await session.load(await openFiles(positionals));
+  const progress = progressLine<CalibrationProgress>(io, stderrIsTTY(io), (p) => `calibrate: ${p.label}`);
+  const ctx = uncancelled((p: CalibrationProgress) => progress.update(p));
+  if (values['activation-stats']) {
+    const stats = await activationStatsJob(session, { text, chunk }, ctx);
+    progress.clear();
+    io.stdout(values.json ? `${toJson(activationStatsJson(stats))}\n` : activationStatsText(stats));
+  } else {
+    const sweep = await smoothQuantSweepJob(session, { text, chunk }, ctx);
+    progress.clear();
+    io.stdout(values.json ? `${toJson(sweepJson(sweep))}\n` : sweepText(sweep));
+  }
+  return 0;
+}
+
+/** The `calibrate --activation-stats --json` shape: per linear, per-channel and per-token arrays. */
+export function activationStatsJson(s: ActivationStats) {
+  return {
+    text_tokens: s.textTokens,
+    chunk_size: s.chunk,
+    chunk_count: s.chunks,
+    linears: s.linears.map((l) => ({
+      name: l.name,
+      layer: l.layer,
+      columns: l.cols,
+      outlier_channels: l.outliers,
+      act_abs_max: l.actMax,
+      weight_abs_max: l.weightMax,
+      token_min: l.tokenMin,
+      token_max: l.tokenMax,
+    })),
+  };
+}
+
+function median(a: ArrayLike<number>): number {
+  const s = Float64Array.from(a).sort();
+  return s.length % 2 ? s[(s.length - 1) / 2] : 0.5 * (s[s.length / 2 - 1] + s[s.length / 2]);
+}
+
+function activationStatsText(s: ActivationStats): string {
+  const cols = ['tensor', 'cols', 'max|x|', 'median max|x|', 'token min', 'token max', 'max|W|', 'outlier channels'];
+  const rows = s.linears.map((l) => [
+    l.name,
+    String(l.cols),
+    Math.max(...l.actMax).toPrecision(4),
+    median(l.actMax).toPrecision(4),
+    Math.min(...l.tokenMin).toPrecision(4),
+    Math.max(...l.tokenMax).toPrecision(4),
+    Math.max(...l.weightMax).toPrecision(4),
+    l.outliers.length > 8 ? `${l.outliers.slice(0, 8).join(' ')} ... (${l.outliers.length})` : l.outliers.join(' ') || '-',
+  ]);
+  const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((x) => x[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  return (
+    `calibration text: ${s.textTokens} tokens, ${s.chunks} chunks of ${s.chunk}; per input channel max |x| over its tokens, ` +
+    `each token's smallest and largest value, the weights' per-channel max |W|; outliers: max |x| >= 10x the median channel\n\n` +
+    `${[line(cols), ...rows.map(line)].join('\n')}\n`
+  );
+}
+
+/** The `calibrate --smoothquant-sweep --json` shape. */
+export function sweepJson(s: SmoothQuantSweep) {
+  const point = (p: SmoothQuantSweep['without']) => ({ alpha: p.alpha, kl_mean: p.klMean, top1_agree: p.top1Agree });
+  return { preset: s.preset, activations: s.activations, positions: s.positions, without: point(s.without), sweep: s.points.map(point), best: point(s.best) };
+}
+
+function sweepText(s: SmoothQuantSweep): string {
+  const row = (label: string, p: SmoothQuantSweep['without']) => `  ${label.padEnd(22)} kl_mean ${p.klMean.toExponential(3)}  top1_agree ${(100 * p.top1Agree).toFixed(1)}%`;
+  return [
+    `W8A8: ${s.preset} weights, per-token INT8 activations (eval --activations int8); KL to F32 on the eval text (${s.positions} positions)`,
+    row('without SmoothQuant', s.without),
+    ...s.points.map((p) => row(`SmoothQuant α = ${p.alpha!.toFixed(1)}`, p)),
+    `best α ${s.best.alpha!.toFixed(1)}: kl_mean ${s.best.klMean.toExponential(3)} (without: ${s.without.klMean.toExponential(3)})`,
+    '',
+  ].join('\n');
 }

@@ -35,8 +35,9 @@ export const OPTION_HELP: Readonly<Record<string, { options: Readonly<Record<str
       gptq: { text: 'write GPTQ-optimized Q4_0/Q4_K blocks for the blk.* weights, calibrated on --text (with --type q4_0|q4_K or a preset whose weights are those)' },
       'act-order': { text: "with --gptq: quantize each matrix's columns in order of decreasing activation (GPTQ's act-order)", default: 'columns in order' },
       awq: { text: "fold AWQ's activation-aware scales into the weights (calibrated on --text), then the usual export" },
-      text: { value: 'FILE', text: 'with --gptq or --awq: the calibration text', default: 'the built-in calibration text' },
-      chunk: { value: 'N', text: 'with --gptq or --awq: tokens per calibration chunk (at least 16)', default: '512, halved until it fits the context and the text' },
+      smoothquant: { value: 'ALPHA', text: "fold SmoothQuant's scales s = max|X|^ALPHA / max|W|^(1-ALPHA) (ALPHA from 0 to 1, calibrated on --text) into attn_norm/ffn_norm and the q/k/v, gate/up columns, then the usual export" },
+      text: { value: 'FILE', text: 'with --gptq, --awq or --smoothquant: the calibration text', default: 'the built-in calibration text' },
+      chunk: { value: 'N', text: 'with --gptq, --awq or --smoothquant: tokens per calibration chunk (at least 16)', default: '512, halved until it fits the context and the text' },
     },
     examples: [
       'quantlab quantize model.gguf -o model-Q4_K_M.gguf --preset Q4_K_M',
@@ -68,6 +69,8 @@ export const OPTION_HELP: Readonly<Record<string, { options: Readonly<Record<str
         text: "how each preset's matrix products see their inputs: ggml as llama.cpp's CPU backend rounds them, int8/fp8_e4m3 per token, int8-static per tensor (built-in calibration text), llm.int8 with f16 outlier columns (docs/activations.md)",
         default: 'f32: inputs unrounded',
       },
+      lora: { value: 'ADAPTER.gguf|PEFT_DIR', text: 'a LoRA adapter (GGUF as convert_lora_to_gguf.py writes it, or a PEFT directory) added in f32 to the baseline and to every preset\'s model: y = W·x + scale·B·(A·x) (docs/lora.md)', default: 'no adapter' },
+      'lora-scale': { value: 'S', text: "the adapter's scale, times alpha / rank (llama.cpp's --lora-scaled)", default: '1' },
     },
     examples: ['quantlab eval model.gguf --presets Q8_0,Q4_K_M,Q2_K', 'quantlab eval model.gguf --presets Q8_0 --activations ggml', 'quantlab eval model.gguf --presets Q4_K_M --text wiki.txt --tokens 0 --json --backend webgpu'],
   },
@@ -94,8 +97,30 @@ export const OPTION_HELP: Readonly<Record<string, { options: Readonly<Record<str
       group: { value: '32|64|128', text: 'with --compare: the INT4 group size of every method', default: '32' },
       'act-order': { text: "with --compare: GPTQ in act-order", default: 'columns in order' },
       backend: { ...BACKEND, text: 'with --compare: where GPTQ runs (the importance matrix is computed on the CPU)' },
+      'activation-stats': { text: "instead: every blk.* linear's per-channel max |x| and per-token range over the text, its weights' per-channel max |W|, the outlier channels (docs/activations.md)" },
+      'smoothquant-sweep': { text: "instead: W8A8 (Q8_0 weights, per-token INT8 inputs) KL to F32 on the eval text without SmoothQuant and at alpha 0, 0.1, ..., 1" },
     },
-    examples: ['quantlab calibrate model.gguf --text wiki.txt -o imatrix.gguf', 'quantlab calibrate model.gguf --compare --group 128 --act-order --backend webgpu --json'],
+    examples: [
+      'quantlab calibrate model.gguf --text wiki.txt -o imatrix.gguf',
+      'quantlab calibrate model.gguf --compare --group 128 --act-order --backend webgpu --json',
+      'quantlab calibrate model.gguf --activation-stats --json',
+      'quantlab calibrate model.gguf --smoothquant-sweep',
+    ],
+  },
+  lora: {
+    options: {
+      output: { value: 'OUT.gguf', text: 'merge: the merged model to write; convert: the GGUF adapter to write from a PEFT directory (-o for short)' },
+      type: { value: 'T', text: 'merge: quantize the merged model to this ggml type (as quantize --type)', default: 'the merged model as llama-export-lora writes it (F32 where the base is F32, F16 otherwise)' },
+      preset: { value: 'P', text: 'merge: quantize the merged model with this llama.cpp file type (as quantize --preset)' },
+      'lora-scale': { value: 'S', text: "merge: the adapter's scale, times alpha / rank (llama-export-lora --lora-scaled)", default: '1' },
+      base: { value: 'FILE', text: 'convert: the base GGUF the adapter belongs to (its architecture, and the heads llama q/k rows are permuted by)' },
+      peft: { value: 'DIR', text: 'convert: write the GGUF adapter as PEFT files (adapter_model.safetensors, adapter_config.json) into DIR' },
+    },
+    examples: [
+      'quantlab lora merge model.gguf adapter.gguf -o merged-q4_K_M.gguf --preset Q4_K_M',
+      'quantlab lora convert adapter.gguf --base model.gguf --peft adapter-peft/',
+      'quantlab lora convert adapter-peft/ --base model.gguf -o adapter.gguf',
+    ],
   },
 };
 

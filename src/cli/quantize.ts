@@ -10,12 +10,16 @@
 // --awq (any --type or --preset): AWQ's input-channel scales, searched on a calibration text
 // for each tensor's export type, folded into the norms and the v/up rows
 // (calibrate/awq-export.ts); the scaled model is then quantized as usual.
+// --smoothquant ALPHA (0..1, any --type or --preset): SmoothQuant's s_j = max|X_j|^α /
+// max|W_j|^(1-α) from the calibration text, 1/s folded into attn_norm / ffn_norm and s into
+// q/k/v and gate/up's columns (calibrate/smoothquant.ts), then the usual export.
 import { didYouMean } from '../formats/suggest.ts';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { CancelledError } from '../engine/cancelled.ts';
 import { awqModelJob, exportJob, gptqBlocksJob } from '../engine/jobs/export.ts';
+import { smoothQuantModelJob, type SmoothQuantModel } from '../engine/jobs/activations.ts';
 import type { JobContext } from '../engine/jobs/job.ts';
 import type { Session } from '../engine/session.ts';
 import type { ExportProgress, TensorReport } from '../export/write.ts';
@@ -38,7 +42,7 @@ import type { AwqExport } from '../calibrate/awq-export.ts';
 import type { GptqExport } from '../calibrate/gptq-export.ts';
 
 const USAGE =
-  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq [--act-order] | --awq) [--text FILE] [--chunk N]]';
+  'quantlab quantize FILE... -o OUT.gguf (--preset P | --type T | --plan PLAN.json) [--tensor-type REGEX=T]... [--imatrix FILE] [--backend cpu|webgpu] [--threads N] [(--gptq [--act-order] | --awq | --smoothquant ALPHA) [--text FILE] [--chunk N]]';
 
 /** Without --threads, models smaller than this stay in one thread: starting the workers costs more. */
 const POOL_MIN_MODEL_BYTES = 64 << 20;
@@ -65,6 +69,8 @@ interface QuantizeArgs {
   gptq?: { text?: string; chunk?: number; actOrder: boolean };
   /** `--awq [--text FILE] [--chunk N]`: AWQ's scales from that calibration text, folded, then the usual export. */
   awq?: { text?: string; chunk?: number };
+  /** `--smoothquant ALPHA [--text FILE] [--chunk N]`: SmoothQuant's scales at α from that calibration text, folded, then the usual export. */
+  smoothquant?: { alpha: number; text?: string; chunk?: number };
 }
 
 function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
@@ -80,6 +86,7 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
         gptq: { type: 'boolean' },
         'act-order': { type: 'boolean' },
         awq: { type: 'boolean' },
+        smoothquant: { type: 'string' },
         text: { type: 'string' },
         chunk: { type: 'string' },
       });
@@ -88,8 +95,14 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
     throw new UsageError('give one of --preset P or --type T (or --plan PLAN.json)');
   }
   if (values.plan !== undefined && values['tensor-type']?.length) throw new UsageError('--plan names every tensor\'s type: no --tensor-type with it');
-  if (!values.gptq && !values.awq && (values.text !== undefined || values.chunk !== undefined)) throw new UsageError('--text and --chunk go with --gptq or --awq');
+  const smooth = values.smoothquant !== undefined;
+  if (!values.gptq && !values.awq && !smooth && (values.text !== undefined || values.chunk !== undefined)) throw new UsageError('--text and --chunk go with --gptq, --awq or --smoothquant');
   if (values.gptq && values.awq) throw new UsageError('one of --gptq or --awq');
+  if (smooth && (values.gptq || values.awq)) throw new UsageError('--smoothquant goes alone: not with --gptq or --awq');
+  const alpha = smooth && values.smoothquant!.trim() !== '' ? Number(values.smoothquant) : NaN;
+  if (smooth && !(alpha >= 0 && alpha <= 1)) throw new UsageError(`--smoothquant: α must be a number from 0 to 1, not '${values.smoothquant}'`);
+  if (smooth && values.plan !== undefined) throw new UsageError('--smoothquant goes with --type or --preset, not --plan');
+  if (smooth && values.backend === 'webgpu') throw new UsageError('--smoothquant exports on the CPU: no --backend webgpu with it');
   if (values['act-order'] && !values.gptq) throw new UsageError('--act-order goes with --gptq');
   if (values.awq && values.plan !== undefined) throw new UsageError('--awq goes with --type or --preset, not --plan');
   if (values.awq && values.imatrix !== undefined) throw new UsageError('--awq calibrates on its own text: no --imatrix with it');
@@ -113,6 +126,7 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
     threads,
     gptq: values.gptq ? { text: values.text, chunk, actOrder: values['act-order'] ?? false } : undefined,
     awq: values.awq ? { text: values.text, chunk } : undefined,
+    smoothquant: smooth ? { alpha, text: values.text, chunk } : undefined,
   };
 }
 
@@ -173,14 +187,16 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
     a.overrides = [...plan.request.overrides!];
   }
   // Calibrating for --gptq / --awq can take long too: its own progress line first.
-  const calibrating = progressLine<CalibrationProgress>(io, stderrIsTTY, (p) => `quantize: ${a.gptq ? 'GPTQ' : 'AWQ'} ${p.done}/${p.total}: ${p.label}`);
+  const calibrating = progressLine<CalibrationProgress>(io, stderrIsTTY, (p) => `quantize: ${a.gptq ? 'GPTQ' : a.awq ? 'AWQ' : 'SmoothQuant'} ${p.done}/${p.total}: ${p.label}`);
   const token = new AbortController();
   const onCalibration: JobContext<CalibrationProgress> = { signal: token.signal, onProgress: (p) => calibrating.update(p) };
   let gptq: GptqExport | undefined;
   let awq: AwqExport | undefined;
+  let smoothed: SmoothQuantModel | undefined;
   try {
     if (a.gptq) gptq = await gptqBlocks(session, a, a.gptq, onCalibration);
     if (a.awq) awq = await awqModel(session, a, a.awq, onCalibration);
+    if (a.smoothquant) smoothed = await smoothQuantModel(session, a.smoothquant, onCalibration);
   } finally {
     calibrating.clear();
   }
@@ -202,7 +218,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
       sink: (chunk) => out.write(chunk),
       imatrix,
       precomputed: gptq ?? awq?.precomputed,
-      source: awq?.source,
+      source: awq?.source ?? smoothed?.source,
       cpu: pool,
       // The table shows each tensor's RMSE: only its sums are needed.
       measure: 'rmse',
@@ -218,6 +234,10 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
       io.stdout(`GPTQ${gptq.actOrder ? ' (act-order)' : ''}: ${gptq.tensors.size} tensors' blocks (${types}) from ${gptq.dataset} (${gptq.textTokens} tokens, ${gptq.chunks} chunks of ${gptq.chunk})${where}\n`);
     }
     if (awq) io.stdout(awqSummary(awq));
+    if (smoothed) {
+      const tensors = smoothed.groups.reduce((n, g) => n + g.linears.length, 0);
+      io.stdout(`SmoothQuant: α ${smoothed.alpha}, ${tensors} tensors' columns scaled, 1/s in ${smoothed.groups.length} norms (attn_norm, ffn_norm); attn_output and ffn_down left unsmoothed; from ${smoothed.stats.textTokens} tokens, ${smoothed.stats.chunks} chunks of ${smoothed.stats.chunk}\n`);
+    }
     io.stdout(`${a.output}: ${bytes} bytes, ${reports.length} tensors, ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
     return 0;
   } catch (e) {
@@ -241,6 +261,12 @@ async function gptqBlocks(session: Session, a: QuantizeArgs, options: NonNullabl
 async function awqModel(session: Session, a: QuantizeArgs, options: NonNullable<QuantizeArgs['awq']>, ctx: JobContext<CalibrationProgress>) {
   const text = options.text === undefined ? undefined : await readTextFile(options.text);
   return awqModelJob(session, { mode: a.mode, overrides: a.overrides, text, dataset: options.text, chunk: options.chunk }, ctx);
+}
+
+/** SmoothQuant's smoothed model (its export source; the calibration modules load only here). */
+async function smoothQuantModel(session: Session, options: NonNullable<QuantizeArgs['smoothquant']>, ctx: JobContext<CalibrationProgress>) {
+  const text = options.text === undefined ? undefined : await readTextFile(options.text);
+  return smoothQuantModelJob(session, { alpha: options.alpha, text, chunk: options.chunk, source: await exportSourceFor(session.loadedModel()) }, ctx);
 }
 
 /** What --awq did: how many linears it scaled, their α, what it left alone and why. */

@@ -34,6 +34,12 @@ export interface SyntheticLlamaOptions {
    */
   compactRows?: number;
   seed?: number;
+  /**
+   * Activation outliers as the SmoothQuant paper shows them: these channels of every
+   * attn_norm and ffn_norm weight multiplied by `factor`, so that the inputs of q/k/v and
+   * gate/up carry a few channels `factor` x the rest.
+   */
+  normOutliers?: { channels: readonly number[]; factor: number };
 }
 
 export interface SyntheticTensor {
@@ -235,6 +241,7 @@ export function buildSyntheticLlama(o: SyntheticLlamaOptions): Uint8Array {
     if (t.type === 'f32') {
       const v = new Float32Array(file.buffer, at, n);
       for (let j = 0; j < n; j++) v[j] = norm ? 1 + random() : random();
+      if (o.normOutliers && /^blk\.\d+\.(attn|ffn)_norm\.weight$/.test(t.name)) for (const c of o.normOutliers.channels) v[c] *= o.normOutliers.factor;
     } else {
       const v = new Uint16Array(file.buffer, at, n);
       for (let j = 0; j < n; j++) v[j] = f32ToF16Bits(norm ? 1 + random() : random());
