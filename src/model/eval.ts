@@ -18,6 +18,8 @@ import { tokenizerFromHf } from './tokenizer-hf.ts';
 import { fastCpuLinear } from './fast-linear.ts';
 import { absMaxRecorder, activationLinear, type ActivationMode } from './activations.ts';
 import { mapProvider, planForModel, quantizedProvider, quantizeWeights, readLlamaWeights, type QuantizedWeights } from './weights.ts';
+import { compressLogProbs, KlAccumulator, klReport, logProbRowLength, type KlReport } from './kl-report.ts';
+import { checkLogitsBase, scoredPerChunk, type LogitsFile } from './logits-file.ts';
 
 export interface EvalProgress {
   done: number;
@@ -59,6 +61,18 @@ export interface EvalOptions {
    * so that worker threads read them without a copy (the CLI's forward pool, --threads).
    */
   sharedWeights?: boolean;
+  /**
+   * llama-perplexity's chunking (perplexity.cpp): the text cut into floor(tokens/ctx) chunks of
+   * `ctx` tokens, each run from an empty cache with BOS first (where the model adds it), only
+   * the second half of each scored; each preset gets the full KL report (kl-report.ts) against
+   * the F32 pass's log-probs in perplexity.cpp's compressed form. Unset: every position of the
+   * whole text, as before.
+   */
+  ctx?: number;
+  /** A llama-perplexity `_logits_` base (logits-file.ts): the presets are scored against it instead of the F32 pass; its n_ctx is the chunking. */
+  klBase?: { file: LogitsFile; name: string };
+  /** With `ctx`: return the F32 pass's log-probs as a `_logits_` file (ModelEval.logitsFile). */
+  saveLogits?: boolean;
 }
 
 /** `a` moved into a SharedArrayBuffer (the caller drops the original). */
@@ -90,6 +104,8 @@ export interface PresetEval {
   greedy: GreedyResult;
   /** Type of each tensor the forward reads, by its name in the files. */
   types: Record<string, string>;
+  /** With `ctx` or `klBase`: llama-perplexity's KL report (then ppl, kl*, top1Agree are its figures). */
+  report?: KlReport;
 }
 
 export interface ModelEval {
@@ -104,6 +120,10 @@ export interface ModelEval {
   activations: ActivationMode;
   f32: { bytes: number; bpw: number; ppl: number; greedy: GreedyResult };
   results: PresetEval[];
+  /** With `ctx` or `klBase`: perplexity.cpp's chunking, and where the base log-probs came from. */
+  chunking?: { nCtx: number; nChunk: number; base: string };
+  /** With `saveLogits`: the F32 pass as llama-perplexity's `_logits_` file. */
+  logitsFile?: LogitsFile;
 }
 
 /** A preset name as the eval takes it: llama-quantize's presets, and F32 (nothing converted). */
@@ -235,6 +255,51 @@ async function scorePass(
 }
 
 /**
+ * perplexity.cpp's chunks: `nChunk` (default floor(tokens / nCtx)) windows of `nCtx` tokens of
+ * the text, the first token of each replaced by BOS where the model adds one.
+ */
+export function perplexityChunks(tokens: readonly number[], nCtx: number, bos: number | null, nChunk = Math.floor(tokens.length / nCtx)): number[][] {
+  return Array.from({ length: nChunk }, (_, c) => {
+    const w = tokens.slice(c * nCtx, (c + 1) * nCtx);
+    if (bos !== null) w[0] = bos;
+    return w;
+  });
+}
+
+/**
+ * Runs `model` over each window from an empty cache (`batch` tokens per forward call) and
+ * hands over each scored position (nCtx/2 … nCtx − 2) in order: its logits, its index among
+ * all scored positions, the true next token. `endChunk` after each window.
+ */
+async function windowPass(
+  model: LlamaModel,
+  windows: readonly number[][],
+  batch: number,
+  visit: (logits: Float32Array, offset: number, index: number, target: number) => void,
+  endChunk: () => void,
+  tick: (label: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const V = model.config.nVocab;
+  let index = 0;
+  for (const [c, w] of windows.entries()) {
+    const first = Math.floor(w.length / 2);
+    const cache = model.newCache(w.length);
+    for (let start = 0; start < w.length; start += batch) {
+      check(signal);
+      const n = Math.min(batch, w.length - start);
+      const logits = await model.forward(w.slice(start, start + n), cache, { logits: 'all' });
+      for (let i = 0; i < n; i++) {
+        const pos = start + i;
+        if (pos >= first && pos < w.length - 1) visit(logits, i * V, index++, w[pos + 1]);
+      }
+      tick(`chunk ${c + 1} of ${windows.length}, position ${start + n} of ${w.length}`);
+    }
+    endChunk();
+  }
+}
+
+/**
  * int8-static's calibration: the F32 model over the calibration text (chunks of at most the
  * context, each from an empty cache), max |x| of every product's input by tensor name.
  */
@@ -274,8 +339,10 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   const promptText = options.prompt ?? EVAL_PROMPT;
   const prompt = tokenizer.encode(promptText);
   const greedyTokens = options.greedyTokens ?? 32;
-  const positions = tokens.length - 1;
-  const total = (presets.length + 1) * (Math.ceil(positions / chunk) + 1) + 1;
+  const windows = chunkWindows(tokens, config.nVocab, tokenizer.addBos ? tokenizer.bosId : null, options);
+  const positions = windows ? windows.length * scoredPerChunk(windows[0].length) : tokens.length - 1;
+  const forwardCalls = windows ? windows.length * Math.ceil(windows[0].length / chunk) : Math.ceil(positions / chunk);
+  const total = (presets.length + 1) * (forwardCalls + 1) + 1;
   let done = 0;
   const tick = (label: string) => options.onProgress?.({ done: ++done, total, label });
 
@@ -304,8 +371,20 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   const f32Model = makeModel(mapProvider(base), null);
   let f32Pass: Pass;
   let f32Greedy: GreedyResult;
+  const nv = logProbRowLength(config.nVocab);
+  // With chunking: the F32 pass's log-probs per scored position, compressed as perplexity.cpp keeps them.
+  const f32Rows = windows ? new Uint16Array(positions * nv) : null;
   try {
-    f32Pass = await scorePass(f32Model.model, tokens, chunk, true, null, (l) => tick(`F32: ${l}`), options.signal);
+    if (windows && f32Rows) {
+      const nll = new Float64Array(positions);
+      const visit = (logits: Float32Array, offset: number, k: number, target: number) => {
+        nll[k] = compressLogProbs(logits, offset, config.nVocab, target, f32Rows, k * nv);
+      };
+      await windowPass(f32Model.model, windows, chunk, visit, () => {}, (l) => tick(`F32: ${l}`), options.signal);
+      f32Pass = { logits: null, argmax: new Int32Array(0), nll, kl: null };
+    } else {
+      f32Pass = await scorePass(f32Model.model, tokens, chunk, true, null, (l) => tick(`F32: ${l}`), options.signal);
+    }
     f32Greedy = await greedy(f32Model.model);
   } finally {
     f32Model.release();
@@ -322,15 +401,43 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
     const quantized = quantizeWeights(base, config, plan, undefined, { dequantize: false });
     if (options.sharedWeights) for (const [name, p] of quantized.packed) quantized.packed.set(name, { ...p, bytes: shared(p.bytes) });
     const m = makePresetModel(quantizedProvider(quantized), quantized);
-    let pass: Pass;
+    let pass: Pass | null = null;
+    let report: KlReport | null = null;
     let g: GreedyResult;
     try {
-      pass = await scorePass(m.model, tokens, chunk, false, f32Pass, (l) => tick(`${preset}: ${l}`), options.signal);
+      if (windows && f32Rows) {
+        const acc = new KlAccumulator();
+        const baseRows = options.klBase?.file.logProbs ?? f32Rows;
+        const visit = (logits: Float32Array, offset: number, k: number, target: number) => acc.add(logits, offset, config.nVocab, baseRows, k * nv, target);
+        await windowPass(m.model, windows, chunk, visit, () => acc.endChunk(), (l) => tick(`${preset}: ${l}`), options.signal);
+        report = klReport(acc);
+      } else {
+        pass = await scorePass(m.model, tokens, chunk, false, f32Pass, (l) => tick(`${preset}: ${l}`), options.signal);
+      }
       g = await greedy(m.model);
     } finally {
       m.release();
     }
     tick(`${preset}: greedy continuation`);
+    if (report) {
+      const q = (label: string) => report.kldQuantiles.find((x) => x.label === label)!.value;
+      results.push({
+        preset,
+        bytes: plan.totalBytes,
+        bpw: plan.bpw,
+        ppl: report.pplQ.value,
+        klMean: report.kldMean.value,
+        klMedian: q('Median'),
+        klP99: q('99.0%'),
+        top1Agree: report.sameTop.value,
+        kl: new Float64Array(0),
+        greedy: g,
+        types: Object.fromEntries(quantized.types),
+        report,
+      });
+      continue;
+    }
+    if (!pass) throw new Error('unreachable: no pass');
     const kl = pass.kl!;
     const sorted = Float64Array.from(kl).sort();
     let agree = 0;
@@ -357,5 +464,33 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
     activations,
     f32: { bytes: fileBytes, bpw: (fileBytes * 8) / Math.max(params, 1), ppl: perplexity(f32Pass.nll), greedy: f32Greedy },
     results,
+    ...(windows
+      ? { chunking: { nCtx: windows[0].length, nChunk: windows.length, base: options.klBase?.name ?? 'F32 pass' } }
+      : {}),
+    ...(windows && f32Rows && options.saveLogits
+      ? { logitsFile: { nCtx: windows[0].length, nVocab: config.nVocab, nChunk: windows.length, tokens: Int32Array.from(tokens.slice(0, windows.length * windows[0].length)), logProbs: f32Rows } }
+      : {}),
   };
+}
+
+/**
+ * The chunk windows of `ctx` or of a base file (checked against the model and the text), or
+ * null for the whole-text scoring. perplexity.cpp needs 2·n_ctx tokens of text.
+ */
+function chunkWindows(tokens: readonly number[], nVocab: number, bos: number | null, options: EvalOptions): number[][] | null {
+  if (options.klBase) {
+    const { file, name } = options.klBase;
+    checkLogitsBase(file, name, nVocab, tokens);
+    return perplexityChunks(tokens, file.nCtx, bos, file.nChunk);
+  }
+  if (options.ctx === undefined) {
+    if (options.saveLogits) throw new Error('saving the logits needs a context size (--ctx N): the file holds chunks of n_ctx tokens');
+    return null;
+  }
+  const nCtx = options.ctx;
+  if (!Number.isInteger(nCtx) || nCtx < 4) throw new Error(`the context size must be a whole number of at least 4, not ${nCtx}`);
+  if (tokens.length < 2 * nCtx) {
+    throw new Error(`the text tokenizes to ${tokens.length} tokens; a context of ${nCtx} needs at least ${2 * nCtx} (as llama-perplexity: two chunks)`);
+  }
+  return perplexityChunks(tokens, nCtx, bos);
 }

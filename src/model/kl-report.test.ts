@@ -156,6 +156,13 @@ describe('KlAccumulator and klReport', () => {
     expect(report.sameTop.uncertainty).toBeCloseTo(Math.sqrt(((same / N) * (1 - same / N)) / (N - 1)), 12);
   });
 
+  it('the KLD histogram counts every token once, in quarter decades', () => {
+    expect(report.kldHistogram.reduce((s, b) => s + b.count, 0)).toBe(N);
+    const bin = report.kldHistogram.findIndex((b) => b.lo <= 0.01 && 0.01 < b.hi);
+    expect(report.kldHistogram[bin].lo).toBeCloseTo(0.01, 12);
+    expect(report.kldHistogram[bin].count).toBe(kld.filter((v) => v >= 0.01 && v < 10 ** -1.75).length);
+  });
+
   it('a chunk line per chunk, the last equal to the summary', () => {
     expect(report.chunks).toHaveLength(2);
     expect(report.chunks[1].kld).toEqual(report.kldMean);

@@ -265,6 +265,25 @@ export interface KlReport {
   pDiffRms: Estimate;
   sameTop: Estimate;
   chunks: ChunkLine[];
+  /** Tokens per KLD bin (quarter decades from 1e-6 to 10; the first bin from 0, the last open): the page's distribution chart. */
+  kldHistogram: HistogramBin[];
+}
+
+export interface HistogramBin {
+  lo: number;
+  hi: number;
+  count: number;
+}
+
+/** Counts of `values` in quarter-decade bins [10^(k/4), 10^((k+1)/4)), k = −24 … 3; below 1e-6 (and ≤ 0) in the first, 10 and above in the last. */
+export function kldHistogram(values: readonly number[]): HistogramBin[] {
+  const bins: HistogramBin[] = [];
+  for (let k = -24; k < 4; k++) bins.push({ lo: k === -24 ? 0 : 10 ** (k / 4), hi: k === 3 ? Infinity : 10 ** ((k + 1) / 4), count: 0 });
+  for (const v of values) {
+    const k = v > 0 ? Math.floor(4 * Math.log10(v)) : -Infinity;
+    bins[Math.min(Math.max(k, -24), 3) + 24].count++;
+  }
+  return bins;
 }
 
 function quantiles(values: readonly number[], table: readonly (readonly [string, number])[]): Quantile[] {
@@ -307,6 +326,7 @@ export function klReport(acc: KlAccumulator): KlReport {
     pDiffRms: { value: rms, uncertainty: (0.5 / rms) * mse.uncertainty },
     sameTop: { value: top, uncertainty: Math.sqrt((top * (1 - top)) / (n - 1)) },
     chunks: acc.chunks.slice(),
+    kldHistogram: kldHistogram(acc.kld),
   };
 }
 
