@@ -115,20 +115,27 @@ export function iqGridInit(g: i32, levels: usize, size: i32, dims: i32, bits: i3
       count += h;
       limit = d;
     }
-    ensureMemory(pool + 2 + <usize>count * 2 + 16);
+    // [u32 count][u16 points, padded to 8 bytes][u64 per point: its dims term offsets, a byte each]
+    const packedAt = (pool + 4 + <usize>count * 2 + 7) & ~(<usize>7);
+    ensureMemory(packedAt + <usize>count * 8 + 16);
     store<u32>(listAt + (<usize>u << 2), <u32>pool);
-    store<u16>(pool, <u16>count);
-    let at = pool + 2;
+    store<u32>(pool, <u32>count);
+    let at = pool + 4;
+    let packed = packedAt;
     for (let d = 0; d <= limit; d++) {
       if (load<i32>(histogram + (<usize>d << 2)) == 0) continue;
       for (let p = 0; p < size; p++) {
         if (load<i32>(dist2 + (<usize>p << 2)) == d) {
           store<u16>(at, <u16>p);
           at += 2;
+          let offsets: u64 = 0;
+          for (let k = 0; k < dims; k++) offsets |= (<u64>ldu8(termIndex, p * dims + k) << 2) << (8 * k);
+          store<u64>(packed, offsets);
+          packed += 8;
         }
       }
     }
-    pool = align16(at);
+    pool = align16(packed);
   }
   const info = gridInfo + <usize>(g * FIELDS) * 4;
   store<i32>(info, size);
@@ -165,34 +172,70 @@ const q2 = memory.data(16 * 4, 16);
  */
 function findBestNeighbour(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 {
   const dims = gDims;
-  const bits = gBits;
-  const levelCount = 1 << bits; // terms for every level (unused ones are never read)
-  for (let i = 0; i < dims; i++) {
-    const x = ldf(xval, x0 + i);
-    const w = ldf(waux, x0 + i);
-    for (let l = 0; l < levelCount; l++) {
-      const diff: f32 = scale * <f32>(l * 2 + 1) - x;
-      stf(terms, (i << bits) + l, w * diff * diff);
+  // The term w*(scale*(2l+1) - x)^2 of coordinate i at level l, at (i << bits) + l: four
+  // levels per vector, each lane the reference's f32 operations (levels 3 of the 2-bit
+  // grids are never read).
+  const s4 = f32x4.splat(scale);
+  const q0 = f32x4.mul(s4, f32x4(1, 3, 5, 7));
+  if (gBits == 2) {
+    for (let i = 0; i < dims; i++) {
+      const x = f32x4.splat(ldf(xval, x0 + i));
+      const w = f32x4.splat(ldf(waux, x0 + i));
+      const diff = f32x4.sub(q0, x);
+      v128.store(terms + (<usize>i << 4), f32x4.mul(f32x4.mul(w, diff), diff));
+    }
+  } else {
+    const q1 = f32x4.mul(s4, f32x4(9, 11, 13, 15));
+    for (let i = 0; i < dims; i++) {
+      const x = f32x4.splat(ldf(xval, x0 + i));
+      const w = f32x4.splat(ldf(waux, x0 + i));
+      const d0 = f32x4.sub(q0, x);
+      const d1 = f32x4.sub(q1, x);
+      v128.store(terms + (<usize>i << 5), f32x4.mul(f32x4.mul(w, d0), d0));
+      v128.store(terms + (<usize>i << 5), f32x4.mul(f32x4.mul(w, d1), d1), 16);
     }
   }
   const list = <usize>load<u32>(gListAt + (<usize>u << 2));
-  const count = list ? <i32>load<u16>(list) : 0;
+  const count = list ? <i32>load<u32>(list) : 0;
+  const packed = (list + 4 + <usize>count * 2 + 7) & ~(<usize>7);
+  // Each point's sum of its coordinates' terms, in coordinate order (as C's loop); the
+  // first of equal sums wins.
   let bestD2: f32 = FLT_MAX;
-  let best = -1;
-  for (let j = 0; j < count; j++) {
-    const point = <i32>load<u16>(list + 2 + (<usize>j << 1));
-    const ti = gTermIndex + <usize>(point * dims);
-    let d2 = ldf(terms, ldu8(ti, 0));
-    for (let i = 1; i < dims && d2 < bestD2; i++) d2 += ldf(terms, ldu8(ti, i));
-    if (d2 < bestD2) {
-      bestD2 = d2;
-      best = point;
+  let bestJ = -1;
+  if (dims == 8) {
+    for (let j = 0; j < count; j++) {
+      const o = load<u64>(packed + (<usize>j << 3));
+      const lo = <u32>o;
+      const hi = <u32>(o >> 32);
+      let d2: f32 = load<f32>(terms + <usize>(lo & 0xff));
+      d2 += load<f32>(terms + <usize>((lo >> 8) & 0xff));
+      d2 += load<f32>(terms + <usize>((lo >> 16) & 0xff));
+      d2 += load<f32>(terms + <usize>(lo >> 24));
+      d2 += load<f32>(terms + <usize>(hi & 0xff));
+      d2 += load<f32>(terms + <usize>((hi >> 8) & 0xff));
+      d2 += load<f32>(terms + <usize>((hi >> 16) & 0xff));
+      d2 += load<f32>(terms + <usize>(hi >> 24));
+      if (d2 < bestD2) {
+        bestD2 = d2;
+        bestJ = j;
+      }
+    }
+  } else {
+    for (let j = 0; j < count; j++) {
+      const lo = load<u32>(packed + (<usize>j << 3));
+      let d2: f32 = load<f32>(terms + <usize>(lo & 0xff));
+      d2 += load<f32>(terms + <usize>((lo >> 8) & 0xff));
+      d2 += load<f32>(terms + <usize>((lo >> 16) & 0xff));
+      d2 += load<f32>(terms + <usize>(lo >> 24));
+      if (d2 < bestD2) {
+        bestD2 = d2;
+        bestJ = j;
+      }
     }
   }
-  if (best < 0) {
-    flagRow();
-    best = 0;
-  }
+  let best = 0;
+  if (bestJ < 0) flagRow();
+  else best = <i32>load<u16>(list + 4 + (<usize>bestJ << 1));
   const c = gCoords + <usize>(best * dims);
   for (let i = 0; i < dims; i++) stu8(L, l0 + i, (ldi8(c, i) - 1) >> 1);
   return best;

@@ -100,6 +100,28 @@ export function encodeQ1_0Row(x: usize, blocks: i32, out: usize): void {
   }
 }
 
+/**
+ * Q2_0's 64 levels roundf(x*id) + 1, clamped to 0..3, packed four to a byte, for a finite
+ * id (then every x*id is finite): roundf as trunc plus one away from zero where the exact
+ * fraction x*id - trunc(x*id) is at least a half.
+ */
+function encodeQ2_0Levels(xb: usize, id: f32, out: usize): void {
+  const id4 = f32x4.splat(id);
+  const half = f32x4.splat(0.5);
+  const weights = i32x4(1, 4, 16, 64);
+  for (let j = 0; j < 16; j++) {
+    const v = f32x4.mul(v128.load(xb + <usize>(16 * j)), id4);
+    const t = f32x4.trunc(v);
+    const away = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), half);
+    // away & (v < 0 ? -1 : +1): -1 lanes from the sign mask, +1 otherwise.
+    const step = v128.and(away, v128.or(f32x4.lt(v, f32x4.splat(0)), i32x4.splat(1)));
+    let q = i32x4.add(i32x4.add(i32x4.trunc_sat_f32x4_s(t), step), i32x4.splat(1));
+    q = i32x4.min_s(i32x4.max_s(q, i32x4.splat(0)), i32x4.splat(3));
+    const p = i32x4.mul(q, weights);
+    stu8(out, j, i32x4.extract_lane(p, 0) | i32x4.extract_lane(p, 1) | i32x4.extract_lane(p, 2) | i32x4.extract_lane(p, 3));
+  }
+}
+
 export function encodeQ2_0Row(x: usize, blocks: i32, out: usize): void {
   for (let b = 0; b < blocks; b++) {
     const xb = x + <usize>(b * Q2_0_VALUES * 4);
@@ -111,6 +133,10 @@ export function encodeQ2_0Row(x: usize, blocks: i32, out: usize): void {
     }
     const id: f32 = amax > 0 ? <f32>1 / amax : 0;
     storeF16(y, amax);
+    if (isFinite<f32>(id)) {
+      encodeQ2_0Levels(xb, id, y + 2);
+      continue;
+    }
     for (let j = 0; j < 16; j++) {
       let byte = 0;
       for (let i = 0; i < 4; i++) {
