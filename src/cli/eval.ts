@@ -51,7 +51,7 @@ export function parseActivations(name: string | undefined): ActivationMode {
 export const evalCommand: Command = {
   name: 'eval',
   summary: "score the F32 model and each preset's model on a text: perplexity, KL divergence, top-1 agreement",
-  usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json] [--backend cpu|webgpu] [--activations f32|ggml|int8|int8-static|fp8_e4m3|llm.int8] [--threads N]',
+  usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json] [--backend cpu|webgpu] [--activations f32|ggml|int8|int8-static|fp8_e4m3|llm.int8] [--threads N] [--lora ADAPTER.gguf|PEFT_DIR [--lora-scale S]]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
           presets: { type: 'string' },
@@ -62,6 +62,8 @@ export const evalCommand: Command = {
           backend: { type: 'string' },
           threads: { type: 'string' },
           activations: { type: 'string' },
+          lora: { type: 'string' },
+          'lora-scale': { type: 'string' },
         });
     const presets = parsePresets(values.presets);
     const backend = parseBackend(values.backend);
@@ -76,6 +78,17 @@ export const evalCommand: Command = {
     // --threads N: the CPU products on N worker threads, the weights in shared memory (forward-pool.ts).
     const pool = threads > 1 ? await ForwardPool.start(threads) : null;
     const cpu = pool ? { linear: (_c: unknown, weights: WeightProvider, q: QuantizedWeights | null) => pool.linear(weights, q?.packed ?? null), sharedWeights: true } : {};
+    // --lora: the adapter around every model's products, the baseline's included (docs/lora.md).
+    if (values.lora !== undefined) {
+      if (backend === 'webgpu') throw new UsageError('--lora runs on the CPU only (leave out --backend webgpu)');
+      const { loadAdapter, parseLoraScale } = await import('./lora.ts');
+      const { loraLinear } = await import('../train/lora/apply.ts');
+      const { fastCpuLinear } = await import('../model/fast-linear.ts');
+      const adapter = await loadAdapter(values.lora, session.loadedModel());
+      const scale = parseLoraScale(values['lora-scale']);
+      const inner = cpu.linear;
+      Object.assign(cpu, { linear: (_c: unknown, weights: WeightProvider, q: QuantizedWeights | null) => loraLinear(inner ? inner(_c, weights, q) : fastCpuLinear(weights, q?.packed ?? null), adapter, scale) });
+    } else if (values['lora-scale'] !== undefined) throw new UsageError('--lora-scale needs --lora');
     let job;
     try {
       job = await evalJob(session, { presets, text, prompt: values.prompt, greedyTokens, activations, ...cpu }, uncancelled());

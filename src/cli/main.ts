@@ -17,6 +17,7 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map([
   ['eval', async () => (await import('./eval.ts')).evalCommand],
   ['plan', async () => (await import('./plan.ts')).planCommand],
   ['calibrate', async () => (await import('./calibrate.ts')).calibrateCommand],
+  ['lora', async () => (await import('./lora.ts')).loraCommand],
 ]);
 
 const processIO: CliIO = {

@@ -29,6 +29,7 @@ async function main(): Promise<void> {
       // f32 KV cache unless told otherwise: llama.cpp's default (f16) rounds K and V.
       experimentalKvCacheKeyType: (request.kvCacheType ?? 'F32') as never,
       experimentalKvCacheValueType: (request.kvCacheType ?? 'F32') as never,
+      ...(request.lora?.length ? { lora: { adapters: request.lora.map((l) => ({ filePath: l.path, scale: l.scale ?? 1 })) } } : {}),
     });
     const sequence = context.getSequence();
     for (const g of request.greedy ?? []) {

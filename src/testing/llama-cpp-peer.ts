@@ -24,6 +24,8 @@ export interface LlamaCppRequest {
   contextSize?: number;
   /** Tokens per llama_decode call (default: contextSize, one batch). */
   batchSize?: number;
+  /** GGUF LoRA adapters loaded onto the context (llama_adapter_lora_init + llama_set_adapter_lora, scale 1 unless given). */
+  lora?: { path: string; scale?: number }[];
 }
 
 export interface LlamaCppResponse {
