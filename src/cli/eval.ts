@@ -14,6 +14,7 @@ import { toJson } from './json.ts';
 import { openSession } from './session.ts';
 import { readTextFile } from './text.ts';
 import { ForwardPool } from './forward-pool.ts';
+import { KL_OPTIONS, klEvalOptions, klJson, klText, saveKlBase } from './eval-kl.ts';
 import type { WeightProvider } from '../model/families/linear.ts';
 import type { QuantizedWeights } from '../model/weights.ts';
 
@@ -55,6 +56,7 @@ export const evalCommand: Command = {
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
           presets: { type: 'string' },
+          ...KL_OPTIONS,
           text: { type: 'string' },
           prompt: { type: 'string' },
           tokens: { type: 'string' },
@@ -73,6 +75,7 @@ export const evalCommand: Command = {
     const threads = values.threads === undefined ? 1 : Number(values.threads);
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, not '${values.threads}'`);
     const text = values.text === undefined ? undefined : await readTextFile(values.text);
+    const kl = await klEvalOptions(values); // --ctx, --kl-divergence-base, --save-logits (eval-kl.ts)
     const session = await openSession(backend);
     await session.load(await openFiles(positionals));
     // --threads N: the CPU products on N worker threads, the weights in shared memory (forward-pool.ts).
@@ -91,14 +94,15 @@ export const evalCommand: Command = {
     } else if (values['lora-scale'] !== undefined) throw new UsageError('--lora-scale needs --lora');
     let job;
     try {
-      job = await evalJob(session, { presets, text, prompt: values.prompt, greedyTokens, activations, ...cpu }, uncancelled());
+      job = await evalJob(session, { presets, text, prompt: values.prompt, greedyTokens, activations, ...kl, ...cpu }, uncancelled());
     } finally {
       await pool?.close();
     }
     const { backend: ran, products, ...result } = job;
     const run: EvalRun = { backend: ran, products: products ?? undefined };
     // `backend` in the JSON when --backend is given (the docs/contracts.md shape stays as it is without it).
-    io.stdout(values.json ? `${toJson(evalJson(result, values.backend === undefined ? undefined : run))}\n` : evalText(result, run));
+    const saved = await saveKlBase(values, result);
+    io.stdout(values.json ? `${toJson({ ...evalJson(result, values.backend === undefined ? undefined : run), ...klJson(result, saved) })}\n` : evalText(result, run) + klText(result, saved));
     return 0;
   },
 };

@@ -16,7 +16,7 @@ const EVAL_CPU_CHUNK = 8;
 
 /** `activations`: the products' input mode (model/activations.ts); int8-static calibrates on the built-in calibration text unless `calibrationText` is given. */
 /** `linear`: the CPU products when no GPU runs them (the CLI's forward pool, --threads), with `sharedWeights`. */
-export type EvalRequest = Pick<EvalOptions, 'presets' | 'text' | 'prompt' | 'greedyTokens' | 'activations' | 'calibrationText' | 'linear' | 'sharedWeights'>;
+export type EvalRequest = Pick<EvalOptions, 'presets' | 'text' | 'prompt' | 'greedyTokens' | 'activations' | 'calibrationText' | 'linear' | 'sharedWeights' | 'ctx' | 'klBase' | 'saveLogits'>;
 
 export type EvalResult = Omit<ModelEval, 'results'> & {
   results: Omit<ModelEval['results'][number], 'kl'>[];
