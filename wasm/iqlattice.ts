@@ -215,10 +215,10 @@ function findBestNeighbour(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 
       d2 += load<f32>(terms + <usize>((hi >> 8) & 0xff));
       d2 += load<f32>(terms + <usize>((hi >> 16) & 0xff));
       d2 += load<f32>(terms + <usize>(hi >> 24));
-      if (d2 < bestD2) {
-        bestD2 = d2;
-        bestJ = j;
-      }
+      // Branch-free (the winner is unpredictable): select, as `if (d2 < bestD2)`.
+      const better = d2 < bestD2;
+      bestJ = select<i32>(j, bestJ, better);
+      bestD2 = select<f32>(d2, bestD2, better);
     }
   } else {
     for (let j = 0; j < count; j++) {
@@ -227,10 +227,10 @@ function findBestNeighbour(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 
       d2 += load<f32>(terms + <usize>((lo >> 8) & 0xff));
       d2 += load<f32>(terms + <usize>((lo >> 16) & 0xff));
       d2 += load<f32>(terms + <usize>(lo >> 24));
-      if (d2 < bestD2) {
-        bestD2 = d2;
-        bestJ = j;
-      }
+      // Branch-free (the winner is unpredictable): select, as `if (d2 < bestD2)`.
+      const better = d2 < bestD2;
+      bestJ = select<i32>(j, bestJ, better);
+      bestD2 = select<f32>(d2, bestD2, better);
     }
   }
   let best = 0;
@@ -243,15 +243,27 @@ function findBestNeighbour(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 
 
 /** Snap group k's magnitudes at inverse scale id into L (clamped to 0..kMaxQ-1); returns the level vector. */
 @inline function snapGroup(k: i32, id: f32, kMaxQ: i32, L: usize): i32 {
-  const dims = gDims;
-  let u = 0;
-  for (let i = 0; i < dims; i++) {
-    const l = nearestInt(<f32>0.5 * (id * ldf(xval, k * dims + i) - <f32>1));
-    const c = l < 0 ? 0 : l > kMaxQ - 1 ? kMaxQ - 1 : l;
-    stu8(L, k * dims + i, c);
-    u |= c << (gBits * i);
+  const hi = i32x4.splat(kMaxQ - 1);
+  if (gDims == 4) {
+    const c = snap4(v128.load(xval + (<usize>k << 4)), id, hi);
+    store<u32>(L + (<usize>k << 2), <u32>i32x4.extract_lane(i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(c, c), c), 0));
+    return horizontalSum(i32x4.mul(c, i32x4(1, 8, 64, 512)));
   }
-  return u;
+  const c0 = snap4(v128.load(xval + (<usize>k << 5)), id, hi);
+  const c1 = snap4(v128.load(xval + (<usize>k << 5), 16), id, hi);
+  store<u64>(L + (<usize>k << 3), i64x2.extract_lane(i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(c0, c1), c0), 0));
+  return horizontalSum(v128.or(i32x4.mul(c0, i32x4(1, 4, 16, 64)), i32x4.mul(c1, i32x4(256, 1024, 4096, 16384))));
+}
+
+/** nearest_int(0.5f*(id*x - 1)) of four magnitudes (nearestInt's mantissa trick, lane by lane), clamped to 0..hi. */
+@inline function snap4(x: v128, id: f32, hi: v128): v128 {
+  const v = f32x4.mul(f32x4.splat(0.5), f32x4.sub(f32x4.mul(f32x4.splat(id), x), f32x4.splat(1)));
+  const l = i32x4.sub(v128.and(f32x4.add(v, f32x4.splat(12582912)), i32x4.splat(0x007fffff)), i32x4.splat(0x00400000));
+  return i32x4.min_s(i32x4.max_s(l, i32x4.splat(0)), hi);
+}
+
+@inline function horizontalSum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
 @inline function onGridIndex(u: i32): i32 {
