@@ -86,7 +86,7 @@ describe('quantlab lora', () => {
     expect(a.f32_ppl).not.toBe(b.f32_ppl);
   });
 
-  it('merge: the merged F32 model gives base + adapter; merge then quantize equals llama-quantize on the merged file; KL beside quantized base + f32 adapter', async () => {
+  it('merge: the merged F32 model gives base + adapter; merge then quantize equals llama-quantize on the merged file (q8_0, q4_0 pure; Q4_K_M); KL beside quantized base + f32 adapter', async () => {
     const merged = join(dir, 'merged.gguf');
     expect((await runInProcess(['lora', 'merge', STORIES, adapterPath, '-o', merged, '--lora-scale', String(SCALE)])).code).toBe(0);
     const mergedModel = await loadModel([await fileSource(merged)]);
@@ -98,17 +98,20 @@ describe('quantlab lora', () => {
     expect(d.rel).toBeLessThan(1e-5);
 
     const lines: string[] = [];
-    for (const type of ['q8_0', 'q4_0']) {
+    for (const type of ['q8_0', 'q4_0', 'Q4_K_M']) {
+      // A lower-case name is a --type (llama-quantize --pure), an upper-case one a --preset.
+      const pure = type === type.toLowerCase();
+      const how = pure ? ['--type', type] : ['--preset', type];
       const mergedQ = join(dir, `merged-${type}.gguf`);
-      const r = await runInProcess(['lora', 'merge', STORIES, adapterPath, '-o', mergedQ, '--type', type, '--lora-scale', String(SCALE)]);
+      const r = await runInProcess(['lora', 'merge', STORIES, adapterPath, '-o', mergedQ, ...how, '--lora-scale', String(SCALE)]);
       expect(r.code, r.stderr).toBe(0);
       expect(existsSync(`${mergedQ}.merged.part`)).toBe(false);
       // llama-export-lora then llama-quantize: llama.cpp's quantizer on our merged file gives the same bytes.
       const peerQ = join(dir, `peer-${type}.gguf`);
-      llamaQuantize(merged, peerQ, type.toUpperCase(), { pure: true });
+      llamaQuantize(merged, peerQ, type.toUpperCase(), { pure });
       expect(Buffer.compare(await readFile(mergedQ), await readFile(peerQ)), type).toBe(0);
       const baseQ = join(dir, `base-${type}.gguf`);
-      expect((await runInProcess(['quantize', STORIES, '-o', baseQ, '--type', type])).code).toBe(0);
+      expect((await runInProcess(['quantize', STORIES, '-o', baseQ, ...how])).code).toBe(0);
       const klMerge = meanKl(reference, await logitsOfFile(mergedQ), m.config.nVocab);
       const klAdapter = meanKl(reference, await logitsOfFile(baseQ, adapter), m.config.nVocab);
       const rmse = (a: Float32Array) => Math.sqrt(a.reduce((s, v, i) => s + (v - reference[i]) ** 2, 0) / a.length);
