@@ -52,7 +52,7 @@ export function parseActivations(name: string | undefined): ActivationMode {
 export const evalCommand: Command = {
   name: 'eval',
   summary: "score the F32 model and each preset's model on a text: perplexity, KL divergence, top-1 agreement",
-  usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json] [--backend cpu|webgpu] [--activations f32|ggml|int8|int8-static|fp8_e4m3|llm.int8] [--threads N] [--lora ADAPTER.gguf|PEFT_DIR [--lora-scale S]]',
+  usage: 'quantlab eval FILE... --presets P,P,... [--text FILE] [--prompt TEXT] [--tokens N] [--json] [--backend cpu|webgpu] [--activations f32|ggml|int8|int8-static|fp8_e4m3|llm.int8] [--threads N] [--lora ADAPTER.gguf|PEFT_DIR [--lora-scale S]] [--ctx N] [--kl-divergence-base FILE [--save-logits]]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
           presets: { type: 'string' },

@@ -71,8 +71,11 @@ export const OPTION_HELP: Readonly<Record<string, { options: Readonly<Record<str
       },
       lora: { value: 'ADAPTER.gguf|PEFT_DIR', text: 'a LoRA adapter (GGUF as convert_lora_to_gguf.py writes it, or a PEFT directory) added in f32 to the baseline and to every preset\'s model: y = W·x + scale·B·(A·x) (docs/lora.md)', default: 'no adapter' },
       'lora-scale': { value: 'S', text: "the adapter's scale, times alpha / rank (llama.cpp's --lora-scaled)", default: '1' },
+      ctx: { value: 'N', text: "score as llama-perplexity: the text cut into chunks of N tokens (BOS first), the second half of each scored, and print its full KL report per preset (docs/eval.md)", default: 'every position of the whole text' },
+      'kl-divergence-base': { value: 'FILE', text: "a llama-perplexity _logits_ file (--kl-divergence-base) to score the presets against; with --save-logits, where to write the F32 pass's", default: 'the F32 pass' },
+      'save-logits': { text: 'write --kl-divergence-base FILE from the F32 pass (needs --ctx N) instead of reading it' },
     },
-    examples: ['quantlab eval model.gguf --presets Q8_0,Q4_K_M,Q2_K', 'quantlab eval model.gguf --presets Q8_0 --activations ggml', 'quantlab eval model.gguf --presets Q4_K_M --text wiki.txt --tokens 0 --json --backend webgpu'],
+    examples: ['quantlab eval model.gguf --presets Q8_0,Q4_K_M,Q2_K', 'quantlab eval model.gguf --presets Q8_0 --activations ggml', 'quantlab eval model.gguf --presets F32 --ctx 128 --text wiki.txt --kl-divergence-base base.kld --save-logits', 'quantlab eval model.gguf --presets Q4_K_M --text wiki.txt --kl-divergence-base base.kld', 'quantlab eval model.gguf --presets Q4_K_M --text wiki.txt --tokens 0 --json --backend webgpu'],
   },
   plan: {
     options: {
@@ -121,6 +124,21 @@ export const OPTION_HELP: Readonly<Record<string, { options: Readonly<Record<str
       'quantlab lora convert adapter.gguf --base model.gguf --peft adapter-peft/',
       'quantlab lora convert adapter-peft/ --base model.gguf -o adapter.gguf',
     ],
+  },
+  train: {
+    options: {
+      output: { value: 'OUT.gguf', text: 'the GGUF of the trained model to write (required; -o for short): the last step\'s blocks, written to OUT.part and renamed when complete' },
+      qat: { value: 'TYPE', text: 'quantization-aware training for every quantizable tensor in this ggml type (as quantize --type), e.g. q4_0, q2_K', default: 'one of --qat or --preset is required' },
+      preset: { value: 'P', text: "quantization-aware training for a llama.cpp file type's per-tensor types (as quantize --preset), e.g. Q4_K_M" },
+      steps: { value: 'N', text: 'optimizer steps (AdamW, one sequence of --seq tokens each; required)' },
+      lr: { value: 'X', text: 'peak learning rate of the cosine schedule (warmup: a tenth of the steps); a rate that makes the loss NaN stops there and writes nothing', default: '1e-4' },
+      text: { value: 'FILE', text: 'the training text (UTF-8)', default: "quantlab's built-in calibration stories" },
+      loss: { value: 'kl|ce', text: "kl: distillation, KL(F32 model ‖ QAT model) on the text; ce: cross-entropy on the text's next tokens", default: 'kl' },
+      seq: { value: 'N', text: 'tokens per training sequence (BOS first), at most the context', default: '64' },
+      seed: { value: 'N', text: 'the seed of the sequences\' order', default: '0' },
+      json: { text: 'print the summary as JSON: loss per step, held-out KL/PPL of F32, PTQ (rounding) and QAT' },
+    },
+    examples: ['quantlab train model.gguf --qat q4_0 --steps 100 -o model-qat-q4_0.gguf', 'quantlab train model.gguf --preset Q2_K --steps 200 --lr 2e-4 --text stories.txt --json -o model-qat-Q2_K.gguf'],
   },
 };
 
