@@ -105,6 +105,20 @@ export interface CompareResult {
   results: TypeResult[];
   /** Set when the tensor was too big to compare whole: the rows compared (evenly spaced runs) and all. */
   sampledRows?: { rows: number; of: number };
+  /** What the job cost the GPU; null on the CPU backend. */
+  gpu?: GpuUsage | null;
+}
+
+/**
+ * A job's GPU round trips (src/gpu/counters.ts, engine/gpu-usage.ts): the adapter, forward
+ * passes run, command buffers submitted, buffers read back and their bytes.
+ */
+export interface GpuUsage {
+  adapter: string;
+  forwardPasses: number;
+  submits: number;
+  readbacks: number;
+  bytesReadBack: number;
 }
 
 export interface Progress {

@@ -6,11 +6,12 @@ import type { Imatrix } from '../../formats/imatrix.ts';
 import { elementCount, type ModelTensor } from '../../formats/model.ts';
 import { cpuCompute, type Backend, type Compute } from '../../gpu/compute.ts';
 import { blockFields } from '../../quant/block-fields.ts';
-import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums } from '../../quant/metrics.ts';
+import { histogram, metricsFromSums, sharedErrorRange, type ErrorSums, type Histogram } from '../../quant/metrics.ts';
 import { errorsByLayer, planModel, type LayerError, type OverrideSpec } from '../../quant/plan.ts';
 import type { PlanMode } from '../../quant/presets.ts';
 import { bitsPerWeight, quantType, whyNotApplicable, type QuantType } from '../../quant/types.ts';
 import { throwIfCancelled } from '../cancelled.ts';
+import { withGpuUsage } from '../gpu-usage.ts';
 import type { Session } from '../session.ts';
 import type { BlockView, CompareRequest, CompareResult, PaddedRows, TypeResult } from '../types.ts';
 import type { JobContext } from './job.ts';
@@ -37,6 +38,11 @@ const INSPECT_WINDOW = 256;
  * that takes importance, as an export with it would (types ggml refuses without one need it).
  */
 export async function compareJob(session: Session, request: CompareRequest, ctx: JobContext, imatrix?: Imatrix): Promise<CompareResult> {
+  const { value, gpu } = await withGpuUsage(session, () => compareTensor(session, request, ctx, imatrix));
+  return { ...value, gpu };
+}
+
+async function compareTensor(session: Session, request: CompareRequest, ctx: JobContext, imatrix?: Imatrix): Promise<CompareResult> {
   const check = () => throwIfCancelled(ctx.signal);
   const tensor = session.tensor(request.tensor);
   const rowLength = tensor.shape[tensor.shape.length - 1] ?? 1;
@@ -55,11 +61,12 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
 
   interface Pass1 {
     type: QuantType;
-    bytes: Uint8Array;
+    /** Null where the GPU chained quantize, dequantize and stats: the bytes stayed on the device. */
+    bytes: Uint8Array | null;
     deq: Float32Array | null;
     backend: Backend;
     ms: number;
-    sums: ErrorSums | null;
+    maxAbsErr: number | null;
     padded?: PaddedRows;
     imatrix?: boolean;
     error?: string;
@@ -72,7 +79,7 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
     const padded = request.pad ? paddingFor(type, rowLength) : undefined;
     const why = (padded ? null : whyNotApplicable(type, rowLength)) ?? whyNeedsImportance(type, importance, imatrix !== undefined);
     if (why) {
-      first.push({ type, bytes: new Uint8Array(), deq: null, backend: 'cpu', ms: 0, sums: null, error: why });
+      first.push({ type, bytes: new Uint8Array(), deq: null, backend: 'cpu', ms: 0, maxAbsErr: null, error: why });
       step(`${type.id}: skipped`);
       continue;
     }
@@ -82,6 +89,9 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
     const run = async <T>(step: (c: Compute) => Promise<T>): Promise<{ value: T; backend: Backend }> =>
       weights ? { value: await step(weightedCpu(weights)), backend: 'cpu' } : session.run(type, step);
     const { value, backend } = await run(async (c) => {
+      // On the GPU, chained: only the maximum |error| comes back (the second pass reads the rest).
+      const chained = !padded && !weights && c.measure ? await c.measure(type, data, rowLength, { sums: false }) : null;
+      if (chained) return { bytes: null, deq: null, report: chained.report };
       if (!padded) {
         const bytes = await c.quantize(type, data, rowLength);
         const deq = await c.dequantize(type, bytes, rows, rowLength);
@@ -95,12 +105,12 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
       return { bytes, deq, report: await c.errors(data, deq) };
     });
     const ms = performance.now() - t0;
-    first.push({ type, bytes: value.bytes, deq: keep ? value.deq : null, backend, ms, sums: value.report.sums, ...(padded ? { padded } : {}), ...(weights ? { imatrix: true } : {}) });
+    first.push({ type, bytes: value.bytes, deq: keep ? value.deq : null, backend, ms, maxAbsErr: value.report.sums.maxAbsErr, ...(padded ? { padded } : {}), ...(weights ? { imatrix: true } : {}) });
     check();
     step(`${type.id}: quantized`);
   }
 
-  const maxErrors = first.flatMap((p) => (p.sums ? [p.sums.maxAbsErr] : []));
+  const maxErrors = first.flatMap((p) => (p.maxAbsErr !== null ? [p.maxAbsErr] : []));
   const [lo, hi] = sharedErrorRange(maxErrors);
   const bins = request.histogramBins ?? DEFAULT_HISTOGRAM_BINS;
   const results: TypeResult[] = [];
@@ -110,21 +120,26 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
       continue;
     }
     const wide = p.padded?.paddedRowLength ?? rowLength;
-    const { value: report, backend } = await session.run(p.type, async (c) => {
+    const { value: report, backend } = await session.run(p.type, async (c): Promise<Pass2> => {
+      if (!p.bytes) return measureChained(c, p.type, data, rowLength, { lo, hi, bins }, request.blockIndex ?? 0);
       const deq = p.deq ?? unpadRows(await c.dequantize(p.type, p.bytes, rows, wide), wide, rowLength);
-      return { deq, ...(await c.errors(data, deq, { lo, hi, bins })) };
+      return { deq, bytes: p.bytes, ...(await c.errors(data, deq, { lo, hi, bins })) };
     });
     check();
     step(`${p.type.id}: histogram`);
     // The inspector shows the type's own blocks: on the padded rows where there is padding.
-    const block = p.padded
-      ? blockView(p.type, paddedData.get(wide)!, padRows(report.deq, rowLength, wide), p.bytes, request.blockIndex ?? 0)
-      : blockView(p.type, data, report.deq, p.bytes, request.blockIndex ?? 0);
+    const block =
+      report.block ??
+      (p.padded
+        ? blockView(p.type, paddedData.get(wide)!, padRows(report.deq!, rowLength, wide), report.bytes!, request.blockIndex ?? 0)
+        : blockView(p.type, data, report.deq!, report.bytes!, request.blockIndex ?? 0));
+    // The chain leaves the bytes on the device: their count is the type table's.
+    const byteLength = report.bytes?.length ?? p.type.bytesFor(rows, wide);
     results.push({
       type: p.type.id,
       // Per element of the tensor, the padding's bytes included.
-      bpw: (p.bytes.length * 8) / data.length,
-      bytes: rows === rowsTotal ? p.bytes.length : p.type.bytesFor(rowsTotal, wide),
+      bpw: (byteLength * 8) / data.length,
+      bytes: rows === rowsTotal ? byteLength : p.type.bytesFor(rowsTotal, wide),
       metrics: metricsFromSums(report.sums),
       sums: report.sums,
       histogram: report.histogram!,
@@ -144,6 +159,35 @@ export async function compareJob(session: Session, request: CompareRequest, ctx:
     results,
     ...(rows === rowsTotal ? {} : { sampledRows: { rows, of: rowsTotal } }),
   };
+}
+
+/** What the second pass has of a type: the dequantized values and bytes, or (chained) the block view already made. */
+interface Pass2 {
+  sums: ErrorSums;
+  histogram: Histogram | null;
+  deq: Float32Array | null;
+  bytes: Uint8Array | null;
+  block?: BlockView;
+}
+
+/**
+ * The second pass of a type the first pass chained on the GPU: the chain again, now reading
+ * back the partial sums, the bins and the inspected block only; the round trips where the
+ * chain does not answer (the CPU after a device loss, a block the CPU had to encode).
+ */
+async function measureChained(c: Compute, type: QuantType, data: Float32Array, rowLength: number, histogram: { lo: number; hi: number; bins: number }, windowIndex: number): Promise<Pass2> {
+  const w = inspectWindow(type, data.length, windowIndex);
+  const plainBlocks = type.blockSize > 1;
+  const inspect = { start: w.start, count: w.count, byteStart: plainBlocks ? w.index * type.typeSize : 0, byteCount: plainBlocks ? type.typeSize : 0 };
+  const m = c.measure ? await c.measure(type, data, rowLength, { sums: true, histogram, inspect }) : null;
+  if (m?.inspected) {
+    const original = data.subarray(w.start, w.start + w.count);
+    const block = blockViewOf(type, w.index, original, m.inspected.dequantized, plainBlocks ? m.inspected.bytes : null);
+    return { ...m.report, deq: null, bytes: null, block };
+  }
+  const bytes = await c.quantize(type, data, rowLength);
+  const deq = await c.dequantize(type, bytes, data.length / rowLength, rowLength);
+  return { deq, bytes, ...(await c.errors(data, deq, histogram)) };
 }
 
 export interface PlanErrorsRequest {
@@ -170,6 +214,9 @@ export async function planErrorsJob(session: Session, request: PlanErrorsRequest
     const data = await session.readF32(fileTensor(row.name));
     const rowLength = row.shape[row.shape.length - 1] ?? 1;
     const { value, backend } = await session.run(type, async (c) => {
+      // On the GPU, chained: the partial sums come back, not the bytes and values.
+      const chained = c.measure ? await c.measure(type, data, rowLength, { sums: true }) : null;
+      if (chained) return chained.report.sums;
       const bytes = await c.quantize(type, data, rowLength);
       return (await c.errors(data, await c.dequantize(type, bytes, data.length / rowLength, rowLength))).sums;
     });
@@ -271,17 +318,29 @@ function weightRange(data: Float32Array): [number, number] {
   return [lo, hi + (hi - lo) * 1e-6];
 }
 
-/** The type's block holding element windowIndex·256: original, dequantized, levels used. */
-export function blockView(type: QuantType, ref: Float32Array, deq: Float32Array, bytes: Uint8Array, windowIndex: number): BlockView {
+/** Which elements the block inspector shows for element window windowIndex·256 of `elements` values. */
+export function inspectWindow(type: QuantType, elements: number, windowIndex: number): { index: number; start: number; count: number } {
   const size = type.blockSize > 1 ? type.blockSize : INSPECT_ELEMENTS_UNBLOCKED;
-  const blocks = Math.max(1, Math.floor(ref.length / size));
+  const blocks = Math.max(1, Math.floor(elements / size));
   const index = Math.min(Math.floor((windowIndex * INSPECT_WINDOW) / size), blocks - 1);
   const start = index * size;
-  const original = Array.from(ref.subarray(start, start + size));
-  const dequantized = Array.from(deq.subarray(start, start + size));
-  const levels = [...new Set(dequantized)].sort((a, b) => a - b);
+  return { index, start, count: Math.max(0, Math.min(size, elements - start)) };
+}
+
+/** The type's block holding element windowIndex·256: original, dequantized, levels used. */
+export function blockView(type: QuantType, ref: Float32Array, deq: Float32Array, bytes: Uint8Array, windowIndex: number): BlockView {
+  const { index, start, count } = inspectWindow(type, ref.length, windowIndex);
   // Blocks never cross rows, so block i of the flat tensor is at i·typeSize, where the layout is plain blocks.
   const plainBlocks = type.blockSize > 1 && bytes.length === (ref.length / type.blockSize) * type.typeSize;
-  const fields = plainBlocks ? blockFields(type.id, bytes.subarray(index * type.typeSize, (index + 1) * type.typeSize)) : {};
+  const blockBytes = plainBlocks ? bytes.subarray(index * type.typeSize, (index + 1) * type.typeSize) : null;
+  return blockViewOf(type, index, ref.subarray(start, start + count), deq.subarray(start, start + count), blockBytes);
+}
+
+/** The inspector's view of block `index` from its values and (plain blocks) its bytes. */
+function blockViewOf(type: QuantType, index: number, ref: Float32Array, deq: Float32Array, blockBytes: Uint8Array | null): BlockView {
+  const original = Array.from(ref);
+  const dequantized = Array.from(deq);
+  const levels = [...new Set(dequantized)].sort((a, b) => a - b);
+  const fields = blockBytes ? blockFields(type.id, blockBytes) : {};
   return { index, original, dequantized, levels, fields: { ...fields, 'levels used': levels.length } };
 }
