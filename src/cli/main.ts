@@ -18,6 +18,7 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map([
   ['plan', async () => (await import('./plan.ts')).planCommand],
   ['calibrate', async () => (await import('./calibrate.ts')).calibrateCommand],
   ['lora', async () => (await import('./lora.ts')).loraCommand],
+  ['train', async () => (await import('./train.ts')).trainCommand],
 ]);
 
 const processIO: CliIO = {

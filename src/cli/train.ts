@@ -1,0 +1,186 @@
+// `quantlab train FILE... (--qat TYPE | --preset P) --steps N [--lr X] [--text F] [--loss kl|ce]
+//  [--seq N] [--seed N] -o OUT.gguf [--json]`: quantization-aware training on the CPU
+// (src/train/qat.ts) of a GGUF Llama model, for the plan of a pure type or a file type, then
+// the GGUF of the trained model (src/train/export.ts: the last step's blocks, which llama.cpp
+// runs). Progress on stderr; the file is written to OUT.part and renamed when complete, so a
+// failure, a diverging learning rate or Ctrl-C leaves nothing half-written.
+import { open, rename, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { CancelledError } from '../engine/cancelled.ts';
+import { writeStream } from '../export/write.ts';
+import { loadModel } from '../formats/model.ts';
+import { didYouMean } from '../formats/suggest.ts';
+import { fileTypeForPureType, type PlanMode } from '../quant/presets.ts';
+import { QUANT_TYPES, quantType } from '../quant/types.ts';
+import { qatGguf } from '../train/export.ts';
+import { trainQat, type QatLoss, type StepRecord } from '../train/qat.ts';
+import { type CliIO, type Command, parseCommandLine, UsageError } from './command.ts';
+import { openFiles } from './inspect.ts';
+import { toJson } from './json.ts';
+import { progressLine, stderrIsTTY } from './progress.ts';
+import { readTextFile } from './text.ts';
+
+const USAGE = 'quantlab train FILE... (--qat TYPE | --preset P) --steps N [--lr X] [--text FILE] [--loss kl|ce] [--seq N] [--seed N] -o OUT.gguf [--json]';
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'quantization-aware training (QAT) on the CPU, exported as a GGUF llama.cpp runs',
+  usage: USAGE,
+  run: (args, io) => runTrain(args, io),
+};
+
+interface TrainArgs {
+  inputs: string[];
+  output: string;
+  mode: PlanMode;
+  steps: number;
+  lr?: number;
+  text?: string;
+  loss: QatLoss;
+  seqLen?: number;
+  seed?: number;
+  json: boolean;
+}
+
+function positiveInteger(value: string | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what} must be a positive whole number, not '${value}'`);
+  return n;
+}
+
+/** A type `--qat` can name: one with a llama.cpp file type, so that the result is a GGUF. */
+function qatType(id: string): string {
+  const storable = QUANT_TYPES.filter((t) => t.ggml && fileTypeForPureType(t.id)).map((t) => t.id);
+  const t = quantType(id);
+  if (!t) throw new UsageError(`--qat: unknown type '${id}'${didYouMean(id, storable)}`);
+  if (!storable.includes(t.id)) throw new UsageError(`--qat: ${t.id} has no llama.cpp file type; one of: ${storable.join(' ')}`);
+  return t.id;
+}
+
+function parseTrainArgs(args: readonly string[]): TrainArgs {
+  const { positionals, values } = parseCommandLine(args, {
+    output: { type: 'string', short: 'o' },
+    qat: { type: 'string' },
+    preset: { type: 'string' },
+    steps: { type: 'string' },
+    lr: { type: 'string' },
+    text: { type: 'string' },
+    loss: { type: 'string' },
+    seq: { type: 'string' },
+    seed: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (!values.output) throw new UsageError('-o OUT.gguf is required');
+  if ((values.qat === undefined) === (values.preset === undefined)) throw new UsageError('give one of --qat TYPE or --preset P');
+  const steps = positiveInteger(values.steps, '--steps');
+  if (steps === undefined) throw new UsageError('--steps N is required');
+  const lr = values.lr === undefined ? undefined : Number(values.lr);
+  if (lr !== undefined && !(lr > 0 && Number.isFinite(lr))) throw new UsageError(`--lr must be a positive number, not '${values.lr}'`);
+  const loss = values.loss ?? 'kl';
+  if (loss !== 'kl' && loss !== 'ce') throw new UsageError(`--loss must be kl or ce, not '${loss}'`);
+  const seed = values.seed === undefined ? undefined : Number(values.seed);
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) throw new UsageError(`--seed must be a whole number from 0 to 2^32-1, not '${values.seed}'`);
+  return {
+    inputs: positionals,
+    output: values.output,
+    mode: values.qat !== undefined ? { type: qatType(values.qat) } : { preset: values.preset! },
+    steps,
+    lr,
+    text: values.text,
+    loss,
+    seqLen: positiveInteger(values.seq, '--seq'),
+    seed,
+    json: values.json ?? false,
+  };
+}
+
+async function runTrain(args: readonly string[], io: CliIO): Promise<number> {
+  const a = parseTrainArgs(args);
+  if (a.inputs.some((p) => resolve(p) === resolve(a.output))) throw new UsageError('the output file is one of the inputs');
+  const model = await loadModel(await openFiles(a.inputs, io));
+  const text = a.text === undefined ? undefined : await readTextFile(a.text);
+  const token = new AbortController();
+  const stop = () => token.abort(new CancelledError());
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const tty = stderrIsTTY(io);
+  const progress = progressLine<StepRecord>(io, tty, (s) => `train: step ${s.step}/${s.steps}, loss ${s.loss.toFixed(5)}, lr ${s.lr.toExponential(2)}`);
+  const part = `${a.output}.part`;
+  const t0 = performance.now();
+  try {
+    const result = await trainQat(model, {
+      mode: a.mode,
+      steps: a.steps,
+      lr: a.lr,
+      loss: a.loss,
+      text,
+      dataset: a.text,
+      seqLen: a.seqLen,
+      seed: a.seed,
+      signal: token.signal,
+      onStep: progress.update,
+    });
+    progress.clear();
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const handle = await open(part, 'w');
+    let bytes: number;
+    try {
+      bytes = await writeStream(qatGguf(result, a.mode, { signal: token.signal, measure: false }), async (chunk) => {
+        for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
+      });
+    } finally {
+      await handle.close();
+    }
+    await rename(part, a.output);
+    const summary = {
+      output: a.output,
+      bytes,
+      mode: 'type' in a.mode ? { type: a.mode.type } : { preset: a.mode.preset },
+      loss: result.options.loss,
+      steps: result.options.steps,
+      lr: result.options.lr,
+      warmup: result.options.warmup,
+      seqLen: result.options.seqLen,
+      seed: result.options.seed,
+      dataset: result.options.dataset,
+      trainTokens: result.trainTokens,
+      evalTokens: result.evalTokens,
+      losses: result.losses,
+      heldOut: { f32: { ppl: result.f32Ppl }, ptq: result.before, qat: result.after },
+      trainSeconds,
+      stepsPerSecond: result.options.steps / trainSeconds,
+    };
+    if (a.json) io.stdout(`${toJson(summary)}\n`);
+    else io.stdout(humanSummary(summary));
+    return 0;
+  } catch (e) {
+    progress.clear();
+    await rm(part, { force: true });
+    throw e;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+function humanSummary(s: {
+  output: string;
+  bytes: number;
+  steps: number;
+  loss: string;
+  losses: number[];
+  heldOut: { f32: { ppl: number }; ptq: { kl: number; ppl: number }; qat: { kl: number; ppl: number } };
+  trainSeconds: number;
+  stepsPerSecond: number;
+}): string {
+  const h = s.heldOut;
+  return [
+    `QAT: ${s.steps} steps (${s.loss} loss ${s.losses[0].toFixed(5)} -> ${s.losses[s.losses.length - 1].toFixed(5)}), ${s.trainSeconds.toFixed(1)} s (${s.stepsPerSecond.toFixed(2)} steps/s)`,
+    `held-out text    KL vs F32   PPL`,
+    `F32              ${'-'.padEnd(10)}  ${h.f32.ppl.toFixed(4)}`,
+    `PTQ (rounding)   ${h.ptq.kl.toFixed(6).padEnd(10)}  ${h.ptq.ppl.toFixed(4)}`,
+    `QAT              ${h.qat.kl.toFixed(6).padEnd(10)}  ${h.qat.ppl.toFixed(4)}`,
+    `${s.output}: ${s.bytes} bytes`,
+  ].join('\n') + '\n';
+}
