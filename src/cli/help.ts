@@ -140,21 +140,6 @@ export const OPTION_HELP: Readonly<Record<string, { options: Readonly<Record<str
     },
     examples: ['quantlab train model.gguf --qat q4_0 --steps 100 -o model-qat-q4_0.gguf', 'quantlab train model.gguf --preset Q2_K --steps 200 --lr 2e-4 --text stories.txt --json -o model-qat-Q2_K.gguf'],
   },
-  train: {
-    options: {
-      output: { value: 'OUT.gguf', text: 'the GGUF of the trained model to write (required; -o for short): the last step\'s blocks, written to OUT.part and renamed when complete' },
-      qat: { value: 'TYPE', text: 'quantization-aware training for every quantizable tensor in this ggml type (as quantize --type), e.g. q4_0, q2_K', default: 'one of --qat or --preset is required' },
-      preset: { value: 'P', text: "quantization-aware training for a llama.cpp file type's per-tensor types (as quantize --preset), e.g. Q4_K_M" },
-      steps: { value: 'N', text: 'optimizer steps (AdamW, one sequence of --seq tokens each; required)' },
-      lr: { value: 'X', text: 'peak learning rate of the cosine schedule (warmup: a tenth of the steps); a rate that makes the loss NaN stops there and writes nothing', default: '1e-4' },
-      text: { value: 'FILE', text: 'the training text (UTF-8)', default: "quantlab's built-in calibration stories" },
-      loss: { value: 'kl|ce', text: "kl: distillation, KL(F32 model ‖ QAT model) on the text; ce: cross-entropy on the text's next tokens", default: 'kl' },
-      seq: { value: 'N', text: 'tokens per training sequence (BOS first), at most the context', default: '64' },
-      seed: { value: 'N', text: 'the seed of the sequences\' order', default: '0' },
-      json: { text: 'print the summary as JSON: loss per step, held-out KL/PPL of F32, PTQ (rounding) and QAT' },
-    },
-    examples: ['quantlab train model.gguf --qat q4_0 --steps 100 -o model-qat-q4_0.gguf', 'quantlab train model.gguf --preset Q2_K --steps 200 --lr 2e-4 --text stories.txt --json -o model-qat-Q2_K.gguf'],
-  },
 };
 
 /** The command's options as its run() parses them (it throws HelpRequested on --help before doing anything). */
