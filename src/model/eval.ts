@@ -104,7 +104,7 @@ export interface PresetEval {
   greedy: GreedyResult;
   /** Type of each tensor the forward reads, by its name in the files. */
   types: Record<string, string>;
-  /** With `ctx` or `klBase`: llama-perplexity's KL report (then ppl, kl*, top1Agree are its figures). */
+  /** llama-perplexity's KL report; with `ctx` or `klBase` ppl, kl* and top1Agree are its figures. */
   report?: KlReport;
 }
 
@@ -454,6 +454,7 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
       kl,
       greedy: g,
       types: Object.fromEntries(quantized.types),
+      report: wholeTextReport(pass, f32Pass),
     });
   }
   return {
@@ -471,6 +472,18 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
       ? { logitsFile: { nCtx: windows[0].length, nVocab: config.nVocab, nChunk: windows.length, tokens: Int32Array.from(tokens.slice(0, windows.length * windows[0].length)), logProbs: f32Rows } }
       : {}),
   };
+}
+
+/**
+ * Without chunking: llama-perplexity's report over every position of the whole text, one
+ * chunk, from the passes' own per-position figures (KL in f64 against the uncompressed F32
+ * log-probs; the figures above are unchanged).
+ */
+function wholeTextReport(pass: Pass, base: Pass): KlReport {
+  const acc = new KlAccumulator();
+  for (let i = 0; i < pass.nll.length; i++) acc.addToken(pass.nll[i], base.nll[i], pass.kl![i], pass.argmax[i] === base.argmax[i]);
+  acc.endChunk();
+  return klReport(acc);
 }
 
 /**

@@ -62,6 +62,19 @@ describe('eval --ctx and --kl-divergence-base on stories260K', () => {
     expect(again.results[0].report).toEqual(chunked.results[1].report);
   });
 
+  it('without --ctx: figures as before, and the report over the whole text from the same per-position values', async () => {
+    const whole = await evaluateModel(model, { presets: ['Q4_K_M'], greedyTokens: 0, chunk: 64 });
+    const p = whole.results[0];
+    const r = p.report!;
+    expect(whole.chunking).toBeUndefined();
+    expect(r.count).toBe(whole.positions);
+    expect(r.kldMean.value).toBeCloseTo(p.klMean, 15);
+    expect(r.sameTop.value).toBe(p.top1Agree);
+    expect(r.pplQ.value).toBeCloseTo(p.ppl, 10);
+    expect(r.pplBase.value).toBeCloseTo(whole.f32.ppl, 10);
+    expect(r.kldHistogram.reduce((s, b) => s + b.count, 0)).toBe(whole.positions);
+  });
+
   it('refuses a base made from another text, naming the file and the offset', async () => {
     const file = readLogitsFile(saved, 'stories.kld');
     const err = await evaluateModel(model, { presets: ['F32'], text: `Tom ${TEXT}`, klBase: { file, name: 'stories.kld' }, greedyTokens: 0 }).catch((e: unknown) => e);

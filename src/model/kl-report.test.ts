@@ -181,6 +181,19 @@ describe('KlAccumulator and klReport', () => {
     expect(same.lnPplCorrelation).toBeGreaterThan(0.9999);
   });
 
+  it('addToken with the test\'s own per-token figures gives the same report (the whole-text eval\'s path)', () => {
+    const a = new KlAccumulator();
+    for (let t = 0; t < N; t++) {
+      const lb = decompress(rows, t * nv, V);
+      a.addToken(nll[t], nllBase[t], kld[t], quant[t].indexOf(Math.max(...quant[t])) === lb.indexOf(Math.max(...lb)));
+    }
+    const r2 = klReport(a);
+    expect(r2.sameTop).toEqual(report.sameTop);
+    expect(rel(r2.kldMean.value, report.kldMean.value)).toBeLessThan(1e-4);
+    expect(rel(r2.pplQ.value, report.pplQ.value)).toBeLessThan(1e-6);
+    expect(r2.lnPplCorrelation).toBeCloseTo(report.lnPplCorrelation, 5);
+  });
+
   it('prints llama-perplexity\'s labels in its order and printf widths', () => {
     const text = formatKlReport(report);
     const lines = text.trimEnd().split('\n');

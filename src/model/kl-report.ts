@@ -110,13 +110,7 @@ export class KlAccumulator {
     const q = at + 4;
 
     const nll = f(f(max + logSumExp) - f(logits[offset + tok]));
-    this.sumNll += nll;
-    this.sumNll2 += f(nll * nll);
     const nllBase = -f(f(scale * row[q + tok]) + minLogProb);
-    this.sumNllBase += nllBase;
-    this.sumNllBase2 += f(nllBase * nllBase);
-    this.sumNllNllBase += f(nll * nllBase);
-
     const logNorm = f(max + logSumExp);
     let kld = 0;
     let imaxBase = -1;
@@ -133,10 +127,24 @@ export class KlAccumulator {
         kld += f(pBase * f(f(logPBase - f(logits[offset + i])) + logNorm));
       }
     }
+    this.addToken(nll, nllBase, kld, imax === imaxBase);
+  }
+
+  /**
+   * One token from its figures: the quantized and the base model's negative log-likelihood of
+   * the true token, the KLD, whether the argmaxes agree. add() computes them as perplexity.cpp
+   * does; the whole-text eval hands over its own (f64, from the uncompressed base).
+   */
+  addToken(nll: number, nllBase: number, kld: number, sameTop: boolean): void {
+    this.sumNll += nll;
+    this.sumNll2 += f(nll * nll);
+    this.sumNllBase += nllBase;
+    this.sumNllBase2 += f(nllBase * nllBase);
+    this.sumNllNllBase += f(nll * nllBase);
     this.sumKld += kld;
     this.sumKld2 += kld * kld;
     this.count++;
-    if (imax === imaxBase) this.nSameTop++;
+    if (sameTop) this.nSameTop++;
 
     const pDiff = f(f(Math.exp(-nll)) - f(Math.exp(-nllBase)));
     this.sumPDiff += pDiff;
