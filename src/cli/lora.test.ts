@@ -76,8 +76,8 @@ describe('quantlab lora', () => {
     expect(r).toMatchObject({ code: 0 });
     expect(Buffer.compare(await readFile(back), await readFile(adapterPath))).toBe(0);
     expect(existsSync(`${back}.part`)).toBe(false);
-    const evalWith = async (a: string) => runInProcess(['eval', STORIES, '--presets', 'Q8_0', '--tokens', '4', '--json', '--lora', a, '--lora-scale', String(SCALE)]);
-    const [viaGguf, viaPeft, plain] = await Promise.all([evalWith(adapterPath), evalWith(peft), runInProcess(['eval', STORIES, '--presets', 'Q8_0', '--tokens', '4', '--json'])]);
+    const evalWith = async (a: string) => runInProcess(['eval', STORIES, '--presets', 'Q8_0', '--tokens', '0', '--json', '--lora', a, '--lora-scale', String(SCALE)]);
+    const [viaGguf, viaPeft, plain] = await Promise.all([evalWith(adapterPath), evalWith(peft), runInProcess(['eval', STORIES, '--presets', 'Q8_0', '--tokens', '0', '--json'])]);
     expect(viaGguf.code).toBe(0);
     expect(viaPeft.stdout).toBe(viaGguf.stdout);
     const a = JSON.parse(viaGguf.stdout) as { f32_ppl: number; results: { kl_mean: number }[] };
@@ -120,6 +120,28 @@ describe('quantlab lora', () => {
       expect(klAdapter).toBeGreaterThan(0);
     }
     console.log(`stories260K + rank-4 adapter, against F32 base + adapter over ${tokens.length} tokens:\n${lines.join('\n')}`);
+  });
+
+  it("merge on a Q8_0 base: adapted tensors dequantized, merged and stored F16 (llama-export-lora's rule), the rest copied byte for byte", async () => {
+    const baseQ = join(dir, 'base-q8-for-merge.gguf');
+    expect((await runInProcess(['quantize', STORIES, '-o', baseQ, '--type', 'q8_0'])).code).toBe(0);
+    const out = join(dir, 'merged-on-q8.gguf');
+    expect((await runInProcess(['lora', 'merge', baseQ, adapterPath, '-o', out, '--lora-scale', String(SCALE)])).code).toBe(0);
+    const [a, b] = await Promise.all([baseQ, out].map(async (p) => loadModel([await fileSource(p)])));
+    expect(b.tensors.map((t) => t.name)).toEqual(a.tensors.map((t) => t.name));
+    for (const t of b.tensors) {
+      const was = a.tensors.find((x) => x.name === t.name)!;
+      if (adapter.weights.has(t.name)) expect(t.dtype, t.name).toBe('f16');
+      else {
+        expect(t.dtype, t.name).toBe(was.dtype);
+        const bytes = async (m: typeof a, x: typeof t) => (await import('../formats/model.ts')).readTensorBytes(m, x);
+        expect(Buffer.compare(await bytes(b, t), await bytes(a, was)), t.name).toBe(0);
+      }
+    }
+    // Against the Q8_0 base + f32 adapter: only the f16 rounding of the merged weights differs.
+    const d = maxDifference(await logitsOfFile(out), await logitsOfFile(baseQ, adapter));
+    expect(d.rel).toBeLessThan(1e-2);
+    expect(d.abs).toBeGreaterThan(0);
   });
 
   it('refuses an adapter that does not fit the model in one line and leaves no output', async () => {

@@ -5,7 +5,7 @@
 // `quantlab lora convert PEFT_DIR --base FILE -o OUT.gguf`: PEFT files as a GGUF adapter.
 // ADAPTER is a GGUF LoRA adapter or a PEFT directory (adapter_config.json +
 // adapter_model.safetensors). Outputs go to OUT.part and are renamed when complete.
-import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelIndex } from '../formats/model.ts';
 import { loadModel } from '../formats/model.ts';
@@ -113,7 +113,7 @@ async function convert(rest: string[], values: Values, io: CliIO): Promise<numbe
     const { weights, config: json } = encodePeft(adapter, peftBase(config, adapter.architecture), typeof model.metadata['general.name'] === 'string' ? model.metadata['general.name'] : null);
     await mkdir(values.peft, { recursive: true });
     await writePart(join(values.peft, PEFT_WEIGHTS_FILE), [weights]);
-    await writeFile(join(values.peft, PEFT_CONFIG_FILE), json);
+    await writePart(join(values.peft, PEFT_CONFIG_FILE), [new TextEncoder().encode(json)]);
     io.stderr(`lora convert: ${adapter.weights.size} tensors -> ${values.peft}/{${PEFT_WEIGHTS_FILE},${PEFT_CONFIG_FILE}}\n`);
     return 0;
   }
