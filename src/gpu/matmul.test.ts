@@ -204,6 +204,8 @@ describe.each(TYPES.map((t) => [t.id, t] as const))('%s: GPU product = CPU-decod
 describe('quantized matmul: the hardware-GPU configuration', () => {
   // Software adapters get 16-wide workgroups of 8 rows; hardware GPUs 32..128-wide ones of 2
   // rows. Same kernel, other override constants: run those here too, whatever the adapter.
+  // The generic kernel by name: on a hardware GPU the automatic choice would take the
+  // cooperative or tiled kernels (src/gpu/matmul-kernels.test.ts tests those).
   for (const id of ['f32', 'f16', 'q4_0', 'q5_1', 'q6_K', 'iq4_xs']) {
     it(`${id}: wide workgroups, matvec and matmul, both reductions`, async () => {
       const type = quantType(id);
@@ -214,11 +216,11 @@ describe('quantized matmul: the hardware-GPU configuration', () => {
       const packed = encodeFor(type, w, cols);
       for (const n of [1, 9]) {
         const x = await activations(cols, n, 4);
-        const config = matmulConfig(hw, type, cols, n);
+        const config = matmulConfig(hw, type, cols, n, { kernel: 'generic' });
         expect(config.wgSize).toBeGreaterThanOrEqual(32);
         const ref = dequantizedProduct(type, packed, rows, cols, x, n);
         for (const subgroups of variants) {
-          const y = await matmulOnGpu(hw, type, packed, rows, cols, x, n, { subgroups });
+          const y = await matmulOnGpu(hw, type, packed, rows, cols, x, n, { subgroups, kernel: 'generic' });
           const rel = relativeError(y, ref.f64);
           note(type, `hw wg ${config.wgSize} n=${n}`, rel);
           expect(rel, `n=${n} ${subgroups ? 'subgroups' : 'workgroup'}`).toBeLessThan(MAX_REL_ERROR);

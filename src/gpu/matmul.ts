@@ -41,12 +41,29 @@ const MAX_WG_SIZE = 128;
 const FALLBACK_WG_SIZE = 16;
 const FALLBACK_MATVEC_ROWS_PER_WG = 8;
 
+/**
+ * The kernels (docs/webgpu.md, "Matrix product kernels"):
+ *  - 'generic' (kernels/matmul.wgsl): one invocation per block, any type with a codec; the
+ *    fallback for every case the others do not take;
+ *  - 'coop' (kernels/matmul_coop.wgsl): the cooperative matvec, several lanes per block,
+ *    for fewer than TILED_MIN_TOKENS tokens and the types of COOP_CODECS;
+ *  - 'tiled' (kernels/matmul_tiled.wgsl): the register-tiled prefill matmul, W tile decoded
+ *    once into workgroup memory, for TILED_MIN_TOKENS tokens or more, any type with a codec
+ *    whose tile fits the workgroup memory.
+ */
+export type MatmulKernel = 'generic' | 'coop' | 'tiled';
+
 export interface MatmulOptions {
   /**
    * Reduce with subgroup operations when the device has 'subgroups' and the WGSL
    * 'subgroup_id' extension (default true); false forces the workgroup-memory tree.
    */
   subgroups?: boolean;
+  /**
+   * 'auto' (default): the best kernel this type, token count and device allow; a kernel
+   * name forces it ('generic' always works; 'coop' and 'tiled' throw where they cannot run).
+   */
+  kernel?: MatmulKernel | 'auto';
 }
 
 /** One kernel configuration (override constants and variant). */
@@ -55,7 +72,30 @@ export interface MatmulConfig {
   readonly rowsPerWg: number;
   readonly tokensPerWg: number;
   readonly subgroups: boolean;
+  /** Which kernel (absent: 'generic'). */
+  readonly kernel?: MatmulKernel;
+  /** 'tiled': blocks per K step, and the register tile (rows x tokens) of one invocation. */
+  readonly stepBlocks?: number;
+  readonly regRows?: number;
+  readonly regTokens?: number;
 }
+
+/** Codecs with lanes for the cooperative matvec (shaders/kernels/matmul_coop_<codec>.wgsl). */
+export const COOP_CODECS: ReadonlySet<string> = new Set(['q4_0', 'q8_0', 'q4_k', 'q6_k']);
+/** From this many tokens on, products take the tiled kernel; below, the matvec kernels. */
+export const TILED_MIN_TOKENS = 8;
+/** Cooperative matvec rows per workgroup (x held in registers across them). */
+const COOP_ROWS_PER_WG = 4;
+const COOP_WG_SIZE = 64;
+/** Software adapters: measured on SwiftShader (see docs/measurements.md). */
+const COOP_FALLBACK_ROWS_PER_WG = 8;
+const COOP_FALLBACK_WG_SIZE = 16;
+/** Tiled kernel: values per K step aimed at (whole blocks), and the tile shapes tried, largest first. */
+const TILED_STEP_VALUES = 64;
+const TILE_SHAPES = [
+  { rows: 16, tokens: 16, regRows: 2, regTokens: 2 },
+  { rows: 8, tokens: 8, regRows: 2, regTokens: 1 },
+] as const;
 
 function resolveType(type: QuantType | string): QuantType {
   const t = typeof type === 'string' ? quantType(type) : type;
@@ -89,8 +129,63 @@ function ceilPow2(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }
 
+/** Whether the cooperative matvec has lanes for this type. */
+export function coopSupportsType(type: QuantType): boolean {
+  return COOP_CODECS.has(type.wgsl) && type.layout === 'blocks';
+}
+
+function coopConfig(gpu: GpuContext, type: QuantType, options: MatmulOptions): MatmulConfig | undefined {
+  if (!coopSupportsType(type)) return undefined;
+  const { limits } = gpu;
+  const maxInv = floorPow2(Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX));
+  const lanes = type.blockSize === 256 ? 16 : 4;
+  const software = gpu.isFallbackAdapter;
+  const wgSize = Math.min(maxInv, Math.max(lanes, software ? COOP_FALLBACK_WG_SIZE : COOP_WG_SIZE));
+  const rowsPerWg = software ? COOP_FALLBACK_ROWS_PER_WG : COOP_ROWS_PER_WG;
+  // The reductions' workgroup memory (matmul_wg.wgsl's tree: WG_SIZE floats per row).
+  if (wgSize < lanes || wgSize * rowsPerWg * 4 > limits.maxComputeWorkgroupStorageSize) return undefined;
+  const subgroups = options.subgroups !== false && canUseSubgroups(gpu);
+  return { wgSize, rowsPerWg, tokensPerWg: 1, subgroups, kernel: 'coop' };
+}
+
+/** The largest divisor of `blocks` not above `most` (a K step never runs past a row's end). */
+function stepBlocksFor(blocks: number, most: number): number {
+  for (let s = Math.max(1, Math.min(blocks, most)); s > 1; s--) if (blocks % s === 0) return s;
+  return 1;
+}
+
+function tiledConfig(gpu: GpuContext, type: QuantType, cols: number): MatmulConfig | undefined {
+  const { limits } = gpu;
+  const maxInv = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+  const stepBlocks = stepBlocksFor(cols / type.blockSize, Math.floor(TILED_STEP_VALUES / type.blockSize));
+  const bk = stepBlocks * type.blockSize;
+  for (const s of TILE_SHAPES) {
+    const wgSize = (s.rows / s.regRows) * (s.tokens / s.regTokens);
+    if (wgSize > maxInv || (s.rows + s.tokens) * bk * 4 > limits.maxComputeWorkgroupStorageSize) continue;
+    return { wgSize, rowsPerWg: s.rows, tokensPerWg: s.tokens, subgroups: false, kernel: 'tiled', stepBlocks, regRows: s.regRows, regTokens: s.regTokens };
+  }
+  return undefined;
+}
+
 /** The kernel configuration for rows of `cols` values of `type` times `n` tokens. */
 export function matmulConfig(gpu: GpuContext, type: QuantType, cols: number, n: number, options: MatmulOptions = {}): MatmulConfig {
+  const want = options.kernel ?? 'auto';
+  if (want === 'coop' || (want === 'auto' && n < TILED_MIN_TOKENS)) {
+    const c = coopConfig(gpu, type, options);
+    if (c) return c;
+    if (want === 'coop') throw new RangeError(`matmul ${type.id}: no cooperative matvec for this type or device`);
+  }
+  // Not on software adapters unless asked: SwiftShader takes 10-60 s to compile the tiled
+  // kernel (it grows with the workgroup tiles), and its barriers are expensive.
+  if (want === 'tiled' || (want === 'auto' && n >= TILED_MIN_TOKENS && !gpu.isFallbackAdapter)) {
+    const c = tiledConfig(gpu, type, cols);
+    if (c) return c;
+    if (want === 'tiled') throw new RangeError(`matmul ${type.id}: the tiled kernel's tile does not fit this device's workgroup memory`);
+  }
+  return genericConfig(gpu, type, cols, n, options);
+}
+
+function genericConfig(gpu: GpuContext, type: QuantType, cols: number, n: number, options: MatmulOptions): MatmulConfig {
   const { limits } = gpu;
   const blocks = cols / type.blockSize;
   const maxInv = floorPow2(Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX));
@@ -106,26 +201,43 @@ export function matmulConfig(gpu: GpuContext, type: QuantType, cols: number, n: 
     throw new RangeError(`matmul: a ${wgSize}-invocation workgroup does not fit ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`);
   }
   const subgroups = options.subgroups !== false && canUseSubgroups(gpu);
-  return { wgSize, rowsPerWg, tokensPerWg, subgroups };
+  return { wgSize, rowsPerWg, tokensPerWg, subgroups, kernel: 'generic' };
 }
 
 /** The WGSL module of the matmul for codec `wgsl`: [directives] + libs + codec + kernel + entry point. */
-export function matmulKernelSource(wgsl: string, subgroups: boolean): string {
+export function matmulKernelSource(wgsl: string, subgroups: boolean, kernel: MatmulKernel = 'generic'): string {
+  const reduce = subgroups ? 'kernels/matmul_sg.wgsl' : 'kernels/matmul_wg.wgsl';
+  if (kernel === 'coop') {
+    if (!COOP_CODECS.has(wgsl)) throw new RangeError(`matmul: no cooperative matvec lanes for codec ${wgsl}`);
+    return composeShader([
+      ...(subgroups ? ['kernels/matmul_enable_subgroups.wgsl'] : []),
+      'lib/rounding.wgsl',
+      'lib/f16.wgsl',
+      `kernels/matmul_coop_${wgsl}.wgsl`,
+      'kernels/matmul_coop.wgsl',
+      reduce,
+    ]);
+  }
+  if (kernel === 'tiled') return composeShader([...codecLibs(wgsl), `codecs/${wgsl}.wgsl`, 'kernels/matmul.wgsl', 'kernels/matmul_tiled.wgsl']);
   return composeShader([
     ...(subgroups ? ['kernels/matmul_enable_subgroups.wgsl'] : []),
     ...codecLibs(wgsl),
     `codecs/${wgsl}.wgsl`,
     'kernels/matmul.wgsl',
-    subgroups ? 'kernels/matmul_sg.wgsl' : 'kernels/matmul_wg.wgsl',
+    reduce,
   ]);
 }
 
 /** The compiled matmul pipeline of a type and configuration (cached per device). */
 export function matmulPipeline(device: GPUDevice, type: QuantType, config: MatmulConfig): Promise<GPUComputePipeline> {
+  const kernel = config.kernel ?? 'generic';
+  const constants: Record<string, number> = { WG_SIZE: config.wgSize, ROWS_PER_WG: config.rowsPerWg, TOKENS_PER_WG: config.tokensPerWg };
+  if (kernel === 'tiled') Object.assign(constants, { STEP_BLOCKS: config.stepBlocks ?? 1, REG_ROWS: config.regRows ?? 1, REG_TOKENS: config.regTokens ?? 1 });
+  const subgroups = kernel !== 'tiled' && config.subgroups;
   return getPipeline(device, {
-    name: `matmul.${type.wgsl}.${config.subgroups ? 'subgroups' : 'workgroup'}`,
-    code: () => matmulKernelSource(type.wgsl, config.subgroups),
-    constants: { WG_SIZE: config.wgSize, ROWS_PER_WG: config.rowsPerWg, TOKENS_PER_WG: config.tokensPerWg },
+    name: `matmul.${kernel === 'generic' ? '' : `${kernel}.`}${type.wgsl}.${subgroups ? 'subgroups' : 'workgroup'}`,
+    code: () => matmulKernelSource(type.wgsl, subgroups, kernel),
+    constants,
   });
 }
 
