@@ -6,6 +6,7 @@ import { formatBytes, formatMetric } from './format.ts';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
 import { ChartFigure, TableTakeaway } from './Takeaway.tsx';
+import { KlReportView } from './KlReportView.tsx';
 import type { TableData } from './takeaway.ts';
 
 type Evaluation = NonNullable<ReturnType<typeof useApp.getState>['modelOutput']['result']>;
@@ -155,6 +156,7 @@ export function ModelOutputTab({ refusal }: { refusal: string | null }) {
               </dl>
             </div>
           </div>
+          <KlReportView results={result.results} positions={result.positions} chunking={result.chunking} />
         </>
       )}
     </section>
