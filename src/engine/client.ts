@@ -154,6 +154,10 @@ export const engine = {
   compareCalibration: (options: CalibrationCompareOptions, onProgress?: (p: Progress) => void) =>
     worker.compareCalibration(options, onProgress ? proxy(onProgress) : undefined),
   budgetPlan: (target: BudgetTarget) => worker.budgetPlan(target),
+  activationStats: (options: { text?: string }, onProgress?: (p: Progress) => void) =>
+    worker.activationStats(options, onProgress ? proxy(onProgress) : undefined),
+  smoothQuantSweep: (options: { text?: string }, onProgress?: (p: Progress) => void) =>
+    worker.smoothQuantSweep(options, onProgress ? proxy(onProgress) : undefined),
   checkImatrix: (file: File) => worker.checkImatrix(file),
   computeImatrix: (options: { text?: string; dataset?: string }, onProgress?: (p: Progress) => void) =>
     worker.computeImatrix(options, onProgress ? proxy(onProgress) : undefined),

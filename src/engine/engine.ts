@@ -24,6 +24,7 @@ import { compareCalibrationJob, computedImatrixSummary, imatrixJob, imatrixSumma
 import type { Imatrix } from '../formats/imatrix.ts';
 import { budgetPlanJob, budgetScanJob, scanSummary } from './jobs/budget.ts';
 import { exportJob, gptqBlocksJob, type ExportJobRequest } from './jobs/export.ts';
+import { activationStatsJob, smoothQuantSweepJob, type ActivationStatsRequest, type SmoothQuantSweepRequest } from './jobs/activations.ts';
 import type { MatmulRequest, MatmulResult } from './matmul-job.ts';
 import type { CalibrationCompareOptions, CompareRequest, CompareResult, GpuStatus, ImatrixSummary, ModelSummary, Progress } from './types.ts';
 
@@ -136,6 +137,19 @@ export class Engine {
    */
   compareCalibration(onProgress?: ProgressListener, options: CalibrationCompareOptions = {}): Promise<CalibrationComparison> {
     return this.job((ctx) => compareCalibrationJob(this.session, options, ctx), onProgress);
+  }
+
+  /**
+   * The Activations view: every blk.* linear's per-channel max |x|, per-token range and its
+   * weights' per-channel max |W| over the calibration text (calibrate/smoothquant.ts), on the CPU.
+   */
+  activationStats(onProgress?: ProgressListener, options: ActivationStatsRequest = {}) {
+    return this.job((ctx) => activationStatsJob(this.session, options, ctx), onProgress);
+  }
+
+  /** W8A8 (Q8_0 weights, per-token INT8 inputs) KL to F32 without SmoothQuant and at each α (0, 0.1, ..., 1), on the CPU. */
+  smoothQuantSweep(onProgress?: ProgressListener, options: SmoothQuantSweepRequest = {}) {
+    return this.job((ctx) => smoothQuantSweepJob(this.session, options, ctx), onProgress);
   }
 
   /**

@@ -108,6 +108,12 @@ const api = {
   compareCalibration: (options: CalibrationCompareOptions, onProgress?: ((p: Progress) => void) & ProxyMarked) =>
     engine.compareCalibration(onProgress, options),
   budgetPlan: (target: BudgetTarget) => engine.budgetPlan(target),
+  activationStats: (options: { text?: string }, onProgress?: ((p: Progress) => void) & ProxyMarked) => engine.activationStats(onProgress, options),
+  /** The sweep without its statistics (activationStats gives those). */
+  smoothQuantSweep: async (options: { text?: string }, onProgress?: ((p: Progress) => void) & ProxyMarked) => {
+    const { stats: _stats, ...sweep } = await engine.smoothQuantSweep(onProgress, options);
+    return sweep;
+  },
   cancel: () => engine.cancel(),
 };
 

@@ -5,6 +5,7 @@
 // re-renders only what shows the progress. It holds metadata, settings and results, never
 // tensor bytes (house rule 7): those stay in the engine's worker.
 import { create } from 'zustand';
+import { activationsSlice, type ActivationsSlice } from './slices/activations.ts';
 import { budgetSlice, type BudgetSlice } from './slices/budget.ts';
 import { calibrationSlice, type CalibrationSlice } from './slices/calibration.ts';
 import { compareSlice, type CompareSlice } from './slices/compare.ts';
@@ -35,6 +36,7 @@ export type AppState = ModelSlice &
   MatmulSlice &
   ModelOutputSlice &
   CalibrationSlice &
+  ActivationsSlice &
   BudgetSlice &
   WholeModelSlice &
   ExportSlice &
@@ -49,6 +51,7 @@ export const useApp = create<AppState>()((...a) => ({
   ...matmulSlice(...a),
   ...modelOutputSlice(...a),
   ...calibrationSlice(...a),
+  ...activationsSlice(...a),
   ...budgetSlice(...a),
   ...wholeModelSlice(...a),
   ...exportSlice(...a),

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { useApp } from '../store/store.ts';
 import { useHashState } from '../store/hash.ts';
+import { ActivationsTab } from './ActivationsTab.tsx';
 import { BudgetTab } from './BudgetTab.tsx';
 import { CalibrationTab } from './CalibrationTab.tsx';
 import { CompareTab } from './CompareTab.tsx';
@@ -13,7 +14,7 @@ import { moveFocus } from './roving.ts';
 import { TensorTable } from './TensorTable.tsx';
 import { WholeModelTab } from './WholeModelTab.tsx';
 
-const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output', 'Budget', 'Calibration'] as const;
+const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output', 'Budget', 'Calibration', 'Activations'] as const;
 type Tab = (typeof TABS)[number];
 
 export function App() {
@@ -91,6 +92,7 @@ export function App() {
               {tab === 'Model output' && <ModelOutputTab refusal={model.forwardPassRefusal} />}
               {tab === 'Calibration' && <CalibrationTab refusal={model.forwardPassRefusal} />}
               {tab === 'Budget' && <BudgetTab />}
+              {tab === 'Activations' && <ActivationsTab refusal={model.forwardPassRefusal} />}
             </>
           ) : (
             <div className="panel empty">Load a model to see its tensors, then compare quantization types on any of them.</div>

@@ -6,6 +6,7 @@ import type { AppState } from '../store.ts';
 import type { HubLoadRequest, HubProgress, ModelSummary, Progress } from '../types.ts';
 import { budgetReset, BUDGET_SLOTS } from './budget.ts';
 import { calibrationReset, CALIBRATION_SLOTS } from './calibration.ts';
+import { activationsReset, ACTIVATIONS_SLOTS } from './activations.ts';
 import { compareReset, COMPARE_SLOTS } from './compare.ts';
 import { imatrixReset, IMATRIX_SLOTS } from './imatrix.ts';
 import { matmulReset, MATMUL_SLOTS } from './matmul.ts';
@@ -56,10 +57,10 @@ function firstMatrix(model: ModelSummary): string | null {
 }
 
 /** Jobs whose state belongs to one model (exports are not here: a running one finishes its file). */
-const MODEL_SLOTS = [...COMPARE_SLOTS, ...MATMUL_SLOTS, ...MODEL_OUTPUT_SLOTS, ...CALIBRATION_SLOTS, ...BUDGET_SLOTS, ...WHOLE_MODEL_SLOTS, ...IMATRIX_SLOTS];
+const MODEL_SLOTS = [...COMPARE_SLOTS, ...MATMUL_SLOTS, ...MODEL_OUTPUT_SLOTS, ...CALIBRATION_SLOTS, ...ACTIVATIONS_SLOTS, ...BUDGET_SLOTS, ...WHOLE_MODEL_SLOTS, ...IMATRIX_SLOTS];
 
 function jobsReset(s: AppState): Partial<AppState> {
-  return { ...compareReset(s), ...matmulReset(), ...modelOutputReset(s), ...calibrationReset(s), ...budgetReset(), ...wholeModelReset(), ...imatrixReset() };
+  return { ...compareReset(s), ...matmulReset(), ...modelOutputReset(s), ...calibrationReset(s), ...activationsReset(s), ...budgetReset(), ...wholeModelReset(), ...imatrixReset() };
 }
 
 export const modelSlice: Slice<ModelSlice> = (set, get) => ({
