@@ -14,6 +14,7 @@ import {
   IQ2_S_BYTES, IQ2_XS_BYTES, IQ2_XXS_BYTES, IQ3_S_BYTES, IQ3_XXS_BYTES, IQ_QK,
   encodeBlockIq2S, encodeBlockIq2Xs, encodeBlockIq2Xxs, encodeBlockIq3S, encodeBlockIq3Xxs,
 } from './iqlattice';
+import { IQ1_M_BYTES, IQ1_S_BYTES, encodeBlockIq1M, encodeBlockIq1S } from './iq1';
 import {
   NVFP4_BYTES, NVFP4_VALUES, Q1_0_BYTES, Q1_0_VALUES, Q2_0_BYTES, Q2_0_VALUES, encodeNvfp4Row, encodeQ1_0Row, encodeQ2_0Row,
 } from './lowbit';
@@ -32,11 +33,11 @@ const Q4_0 = 0, Q4_1 = 1, Q5_0 = 2, Q5_1 = 3, Q8_0 = 4, Q2_K = 10, Q3_K = 11, Q4
 const TQ1_0 = 20, TQ2_0 = 21, MXFP4 = 22;
 // Encode only (their decode stays the reference's): lattice i-quants, blocks of 256 with or
 // without importance (iqlattice.ts), and rows without importance (lowbit.ts).
-const IQ2_XXS = 30, IQ2_XS = 31, IQ2_S = 32, IQ3_XXS = 33, IQ3_S = 34;
+const IQ2_XXS = 30, IQ2_XS = 31, IQ2_S = 32, IQ3_XXS = 33, IQ3_S = 34, IQ1_S = 35, IQ1_M = 36;
 const NVFP4 = 40, Q1_0 = 41, Q2_0 = 42;
 
 @inline function isLatticeIq(type: i32): bool {
-  return type >= IQ2_XXS && type <= IQ3_S;
+  return type >= IQ2_XXS && type <= IQ1_M; // and iq1_s, iq1_m (iq1.ts), on the same grids
 }
 @inline function isLowbit(type: i32): bool {
   return type >= NVFP4 && type <= Q2_0;
@@ -77,6 +78,8 @@ function blockBytes(type: i32): i32 {
     case IQ2_S: return IQ2_S_BYTES;
     case IQ3_XXS: return IQ3_XXS_BYTES;
     case IQ3_S: return IQ3_S_BYTES;
+    case IQ1_S: return IQ1_S_BYTES;
+    case IQ1_M: return IQ1_M_BYTES;
     case NVFP4: return NVFP4_BYTES;
     case Q1_0: return Q1_0_BYTES;
     case Q2_0: return Q2_0_BYTES;
@@ -96,6 +99,8 @@ function encodeKBlock(type: i32, x: usize, qw: usize, out: usize): void {
     case IQ2_S: encodeBlockIq2S(x, qw, out); break;
     case IQ3_XXS: encodeBlockIq3Xxs(x, qw, out); break;
     case IQ3_S: encodeBlockIq3S(x, qw, out); break;
+    case IQ1_S: encodeBlockIq1S(x, qw, out); break;
+    case IQ1_M: encodeBlockIq1M(x, qw, out); break;
   }
 }
 

@@ -20,7 +20,7 @@ export const IQ3_XXS_BYTES = 98;
 export const IQ3_S_BYTES = 110;
 
 /** Grid slots (the g of iqGridInit), shared with src/quant/fast/wasm-codecs.ts. */
-export const GRID_IQ2XXS = 0, GRID_IQ2XS = 1, GRID_IQ2S = 2, GRID_IQ3XXS = 3, GRID_IQ3S = 4;
+export const GRID_IQ2XXS = 0, GRID_IQ2XS = 1, GRID_IQ2S = 2, GRID_IQ3XXS = 3, GRID_IQ3S = 4, GRID_IQ1S = 5;
 const GRID_SLOTS = 8;
 // Per grid slot: size, dims, bits, map (i32 per level vector), coords (i8), termIndex (u8),
 // listAt (u32 per level vector: its neighbour list [u16 count, u16 points...], or 0).
@@ -36,7 +36,7 @@ export function iqGridReady(g: i32): bool {
 let gSize = 0, gDims = 0, gBits = 0;
 let gMap: usize = 0, gCoords: usize = 0, gTermIndex: usize = 0, gListAt: usize = 0;
 
-function useGrid(g: i32): void {
+export function useGrid(g: i32): void {
   const p = gridInfo + <usize>(g * FIELDS) * 4;
   gSize = load<i32>(p);
   gDims = load<i32>(p, 4);
@@ -195,6 +195,24 @@ function findBestNeighbour(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 
       v128.store(terms + (<usize>i << 5), f32x4.mul(f32x4.mul(w, d1), d1), 16);
     }
   }
+  let best = scanNeighbours(u, terms);
+  if (best < 0) {
+    flagRow();
+    best = 0;
+  }
+  const c = gCoords + <usize>(best * dims);
+  for (let i = 0; i < dims; i++) stu8(L, l0 + i, (ldi8(c, i) - 1) >> 1);
+  return best;
+}
+
+/**
+ * Of the current grid's neighbours of the off-grid level vector u, the point whose sum of
+ * its coordinates' terms (f32 at byte offset (coordinate << bits + level) * 4 from `terms`,
+ * summed in coordinate order as C's loop) is least, the first of equal ones; -1 when none
+ * is below FLT_MAX (overflow, where the reference throws).
+ */
+export function scanNeighbours(u: i32, terms: usize): i32 {
+  const dims = gDims;
   const list = <usize>load<u32>(gListAt + (<usize>u << 2));
   const count = list ? <i32>load<u32>(list) : 0;
   const packed = (list + 4 + <usize>count * 2 + 7) & ~(<usize>7);
@@ -233,12 +251,17 @@ function findBestNeighbour(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 
       bestD2 = select<f32>(d2, bestD2, better);
     }
   }
-  let best = 0;
-  if (bestJ < 0) flagRow();
-  else best = <i32>load<u16>(list + 4 + (<usize>bestJ << 1));
-  const c = gCoords + <usize>(best * dims);
-  for (let i = 0; i < dims; i++) stu8(L, l0 + i, (ldi8(c, i) - 1) >> 1);
-  return best;
+  return bestJ < 0 ? -1 : <i32>load<u16>(list + 4 + (<usize>bestJ << 1));
+}
+
+/** The level (0..) of coordinate i of the current grid's point p. */
+export function pointLevel(p: i32, i: i32): i32 {
+  return (ldi8(gCoords, p * gDims + i) - 1) >> 1;
+}
+
+/** The current grid's point of level vector u, or -1 off the grid. */
+export function gridPointOf(u: i32): i32 {
+  return load<i32>(gMap + (<usize>u << 2));
 }
 
 /** Snap group k's magnitudes at inverse scale id into L (clamped to 0..kMaxQ-1); returns the level vector. */

@@ -7,32 +7,32 @@
 // or for a type without one, the reference runs. No DOM, no Node: the caller brings the bytes.
 import type { Codec } from '../codec.ts';
 import { accumulateErrors, addSlabSums, type ErrorSums } from '../metrics.ts';
-import { IQ2S_LEVELS, IQ2XS_LEVELS, IQ2XXS_LEVELS, IQ3S_LEVELS, IQ3XXS_LEVELS } from '../codecs/iquants-grid-data.ts';
+import { IQ1S_LEVELS, IQ2S_LEVELS, IQ2XS_LEVELS, IQ2XXS_LEVELS, IQ3S_LEVELS, IQ3XXS_LEVELS } from '../codecs/iquants-grid-data.ts';
 
 /** Type codes of wasm/index.ts. */
 const TYPE_CODES: Readonly<Record<string, number>> = {
   q4_0: 0, q4_1: 1, q5_0: 2, q5_1: 3, q8_0: 4, q2_K: 10, q3_K: 11, q4_K: 12, q5_K: 13, q6_K: 14,
   tq1_0: 20, tq2_0: 21, mxfp4: 22,
-  iq2_xxs: 30, iq2_xs: 31, iq2_s: 32, iq3_xxs: 33, iq3_s: 34, nvfp4: 40, q1_0: 41, q2_0: 42,
+  iq2_xxs: 30, iq2_xs: 31, iq2_s: 32, iq3_xxs: 33, iq3_s: 34, iq1_s: 35, iq1_m: 36, nvfp4: 40, q1_0: 41, q2_0: 42,
 };
 const BLOCK: Readonly<Record<string, readonly [number, number]>> = {
   q4_0: [32, 18], q4_1: [32, 20], q5_0: [32, 22], q5_1: [32, 24], q8_0: [32, 34],
   q2_K: [256, 84], q3_K: [256, 110], q4_K: [256, 144], q5_K: [256, 176], q6_K: [256, 210],
   tq1_0: [256, 54], tq2_0: [256, 66], mxfp4: [32, 17],
-  iq2_xxs: [256, 66], iq2_xs: [256, 74], iq2_s: [256, 82], iq3_xxs: [256, 98], iq3_s: [256, 110],
+  iq2_xxs: [256, 66], iq2_xs: [256, 74], iq2_s: [256, 82], iq3_xxs: [256, 98], iq3_s: [256, 110], iq1_s: [256, 50], iq1_m: [256, 56],
   nvfp4: [64, 36], q1_0: [128, 18], q2_0: [64, 18],
 };
 /** Types whose encoder ignores importance, as ggml_quantize_chunk does for them. */
 const WITHOUT_IMPORTANCE: ReadonlySet<string> = new Set(['tq1_0', 'tq2_0', 'mxfp4', 'nvfp4', 'q1_0', 'q2_0']);
 /** Types that cannot encode without importance: the reference refuses (its error). */
-const NEEDS_IMPORTANCE: ReadonlySet<string> = new Set(['iq2_xxs', 'iq2_xs']);
+const NEEDS_IMPORTANCE: ReadonlySet<string> = new Set(['iq1_s', 'iq2_xxs', 'iq2_xs']);
 /**
  * Types with a fast encoder only: their decode (and error measurement) stays the
  * reference's. The sub-4-bit types of issue 18, whose encode is the slow part.
  */
-const ENCODE_ONLY: ReadonlySet<string> = new Set(['iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s', 'nvfp4', 'q1_0', 'q2_0']);
+const ENCODE_ONLY: ReadonlySet<string> = new Set(['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s', 'nvfp4', 'q1_0', 'q2_0']);
 /**
- * The lattice grids that wasm/iqlattice.ts's encoders search, by type: its grid slot, the
+ * The lattice grids that wasm/iqlattice.ts's and iq1.ts's encoders search, by type: its grid slot, the
  * level list (iquants-grid-data.ts, the one copy of the data), coordinates per point, bits
  * per level and ggml's nwant (iquants-grid.ts). Handed to the module once, on first use.
  */
@@ -42,6 +42,8 @@ const LATTICE_GRIDS: Readonly<Record<string, { slot: number; levels: Uint16Array
   iq2_s: { slot: 2, levels: IQ2S_LEVELS, dims: 8, bits: 2, nwant: 1 },
   iq3_xxs: { slot: 3, levels: IQ3XXS_LEVELS, dims: 4, bits: 3, nwant: 2 },
   iq3_s: { slot: 4, levels: IQ3S_LEVELS, dims: 4, bits: 3, nwant: 3 },
+  iq1_s: { slot: 5, levels: IQ1S_LEVELS, dims: 8, bits: 2, nwant: 3 },
+  iq1_m: { slot: 5, levels: IQ1S_LEVELS, dims: 8, bits: 2, nwant: 3 },
 };
 /**
  * Float types whose encode runs in WebAssembly (every value there, NaN included: the
