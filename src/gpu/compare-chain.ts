@@ -128,12 +128,14 @@ export async function quantizeErrorsOnGpu(gpu: GpuContext, type: QuantType, data
     const totals = buf('totals', 8, STORAGE | COPY_SRC);
     const flag = buf('to-cpu-flag', 4, STORAGE | COPY_SRC);
     const noImportance = buf('importance', 16, STORAGE);
-    // The last readback: totals, flag, bins, then the inspected values and bytes.
+    // The last readback: totals, flag, bins, the inspected values and bytes, then (sums) the
+    // last chunk's partials: one readback per chunk, so a compare never maps more than it submits.
     const histAt = 16;
     const inspectAt = histAt + (bins + 2) * 4;
     const inspectBytesAt = inspectAt + (inspect ? inspect.count * 4 : 0);
     const inspectWords = inspect ? align4((inspect.byteStart % 4) + inspect.byteCount) : 0;
-    const finalBuf = buf('final.readback', inspectBytesAt + inspectWords, GPUBufferUsage.MAP_READ | COPY_DST);
+    const partialsAt = inspectBytesAt + inspectWords;
+    const finalBuf = buf('final.readback', partialsAt + (options.sums ? chunkTiles * STATS_PARTIALS * 4 : 0), GPUBufferUsage.MAP_READ | COPY_DST);
 
     const sets = [0, 1].map((k) => {
       const src = buf(`src.${k}`, chunk * 4, STORAGE | COPY_DST);
@@ -203,13 +205,14 @@ export async function quantizeErrorsOnGpu(gpu: GpuContext, type: QuantType, data
         }
         set.tiles = Math.ceil(count / tile);
         encodeStatsPass(enc, `${label}.stats.${c}`, stats, set.stats, set.tiles, limits);
-        if (set.readback && set.tiles > 0) enc.copyBufferToBuffer(set.partials, 0, set.readback, 0, set.tiles * STATS_PARTIALS * 4);
+        const last = c === nChunks - 1;
+        if (set.readback && set.tiles > 0) enc.copyBufferToBuffer(set.partials, 0, last ? finalBuf : set.readback, last ? partialsAt : 0, set.tiles * STATS_PARTIALS * 4);
         if (inspect && inspect.start >= first && inspect.start < first + count) {
           if (inspect.count > 0) enc.copyBufferToBuffer(set.deq, (inspect.start - first) * 4, finalBuf, inspectAt, inspect.count * 4);
           const at = inspect.byteStart - (first / type.blockSize) * type.typeSize;
           if (inspectWords > 0) enc.copyBufferToBuffer(set.blocks, at - (at % 4), finalBuf, inspectBytesAt, inspectWords);
         }
-        if (c === nChunks - 1) {
+        if (last) {
           enc.copyBufferToBuffer(totals, 0, finalBuf, 0, 8);
           enc.copyBufferToBuffer(flag, 0, finalBuf, 8, 4);
           enc.copyBufferToBuffer(hist, 0, finalBuf, histAt, (bins + 2) * 4);
@@ -221,9 +224,10 @@ export async function quantizeErrorsOnGpu(gpu: GpuContext, type: QuantType, data
           sets[(c - 1) % 2].tiles = 0;
         }
       }
-      if (options.sums) await readPartials(sets[(nChunks - 1) % 2]);
       await mapRead(device, finalBuf);
       const mapped = finalBuf.getMappedRange();
+      const lastSet = sets[(nChunks - 1) % 2];
+      if (options.sums && lastSet.tiles > 0) addPartials(acc, new Float32Array(mapped, partialsAt, lastSet.tiles * STATS_PARTIALS), lastSet.tiles);
       const words = new Uint32Array(mapped, 0, 4);
       const toCpu = words[2];
       const maxAbsErr = new Float32Array(mapped, 0, 1)[0];
