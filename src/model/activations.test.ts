@@ -17,7 +17,7 @@ import {
 } from './activations.ts';
 import { evaluateModel, klDivergence, logSoftmax, modelTokenizer } from './eval.ts';
 import { EVAL_TEXT } from './eval-text.ts';
-import { cpuLinear, llamaConfig, LlamaModel } from './llama.ts';
+import { argmax, cpuLinear, llamaConfig, LlamaModel } from './llama.ts';
 import { mapProvider, readLlamaWeights } from './weights.ts';
 import { roundActivations } from './llamacpp-linear.ts';
 
@@ -181,9 +181,10 @@ describe("eval --activations ggml on stories260K matches llama.cpp running llama
     await rm(dir, { recursive: true, force: true });
   });
 
-  // Measured: Q8_0 0.985 (f32 mode 0.51), Q4_K_M 1.002, Q2_K 0.996 of llama.cpp's KL.
+  // Measured: Q8_0 0.985 (f32 mode 0.51), Q4_K_M 1.002, Q2_K 0.996 of llama.cpp's KL; ppl 2.9739/2.9750,
+  // 3.0226/3.0191, 3.2098/3.2073; top-1 0.9907/0.9907, 0.9767/0.9767, 0.8651/0.8698 (quantlab/llama.cpp).
   for (const preset of ['Q8_0', 'Q4_K_M', 'Q2_K']) {
-    it(`${preset}: mean KL within 5% of llama.cpp's (against llama.cpp's F32 logits and against ours)`, async () => {
+    it(`${preset}: mean KL (against llama.cpp's F32 logits and against ours), perplexity and top-1 agreement within 5% of llama.cpp's`, async () => {
       const [ggml, f32] = await Promise.all(
         (['ggml', 'f32'] as const).map((activations) => evaluateModel(model, { presets: [preset], activations, greedyTokens: 0, chunk: 64 })),
       );
@@ -196,8 +197,12 @@ describe("eval --activations ggml on stories260K matches llama.cpp running llama
       const lq = new Float64Array(V);
       let klVsLlamaF32 = 0;
       let klVsOurF32 = 0;
+      let nllTheirs = 0;
+      let top1Theirs = 0;
       for (let i = 0; i < positions; i++) {
         logSoftmax(theirs[i], 0, V, lq);
+        nllTheirs -= lq[tokens[i + 1]];
+        if (argmax(theirs[i], 0, V) === argmax(base[i], 0, V)) top1Theirs++;
         klVsLlamaF32 += klDivergence(logSoftmax(base[i], 0, V, lp), lq);
         klVsOurF32 += klDivergence(logSoftmax(ourF32, i * V, V, lp), lq);
       }
@@ -211,6 +216,12 @@ describe("eval --activations ggml on stories260K matches llama.cpp running llama
       );
       expect(Math.abs(ours / klVsLlamaF32 - 1)).toBeLessThan(0.05);
       expect(Math.abs(ours / klVsOurF32 - 1)).toBeLessThan(0.05);
+      // Perplexity and top-1 agreement with the F32 model: llama.cpp's from its own logits.
+      const pplTheirs = Math.exp(nllTheirs / positions);
+      top1Theirs /= positions;
+      console.log(`  ppl quantlab ${ggml.results[0].ppl.toFixed(4)} llama.cpp ${pplTheirs.toFixed(4)}; top-1 quantlab ${ggml.results[0].top1Agree.toFixed(4)} llama.cpp ${top1Theirs.toFixed(4)}`);
+      expect(Math.abs(ggml.results[0].ppl / pplTheirs - 1)).toBeLessThan(0.05);
+      expect(Math.abs(ggml.results[0].top1Agree / top1Theirs - 1)).toBeLessThan(0.05);
       // Q8_0's weights are so close to F32 that the activation rounding is half its KL.
       if (preset === 'Q8_0') expect(Math.abs(f32.results[0].klMean / klVsLlamaF32 - 1)).toBeGreaterThan(0.2);
     }, 300_000);
