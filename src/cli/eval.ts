@@ -84,10 +84,10 @@ export const evalCommand: Command = {
     // --lora: the adapter around every model's products, the baseline's included (docs/lora.md).
     if (values.lora !== undefined) {
       if (backend === 'webgpu') throw new UsageError('--lora runs on the CPU only (leave out --backend webgpu)');
-      const { loadAdapter, parseLoraScale } = await import('./lora.ts');
+      const { loadAdapterForProducts, parseLoraScale } = await import('./lora.ts');
       const { loraLinear } = await import('../train/lora/apply.ts');
       const { fastCpuLinear } = await import('../model/fast-linear.ts');
-      const adapter = await loadAdapter(values.lora, session.loadedModel());
+      const adapter = await loadAdapterForProducts(values.lora, session.loadedModel());
       const scale = parseLoraScale(values['lora-scale']);
       const inner = cpu.linear;
       Object.assign(cpu, { linear: (_c: unknown, weights: WeightProvider, q: QuantizedWeights | null) => loraLinear(inner ? inner(_c, weights, q) : fastCpuLinear(weights, q?.packed ?? null), adapter, scale) });

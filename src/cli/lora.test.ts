@@ -84,6 +84,10 @@ describe('quantlab lora', () => {
     const b = JSON.parse(plain.stdout) as { f32_ppl: number };
     console.log(`eval --lora: F32+adapter ppl ${a.f32_ppl.toFixed(3)} (without ${b.f32_ppl.toFixed(3)}), Q8_0 base + f32 adapter KL ${a.results[0].kl_mean.toExponential(3)}`);
     expect(a.f32_ppl).not.toBe(b.f32_ppl);
+    // The PEFT directory on the HF safetensors checkpoint (its names, q/k rows in HF order): the same F32 + adapter.
+    const hf = await runInProcess(['eval', join(FIXTURE_MODELS, 'stories260K.f32.safetensors'), join(FIXTURE_MODELS, 'stories260K.config.json'), join(FIXTURE_MODELS, 'tok512.model'), '--presets', 'F32', '--tokens', '0', '--json', '--lora', peft, '--lora-scale', String(SCALE)]);
+    expect(hf.code, hf.stderr).toBe(0);
+    expect(Math.abs((JSON.parse(hf.stdout) as { f32_ppl: number }).f32_ppl - a.f32_ppl) / a.f32_ppl).toBeLessThan(1e-5);
   });
 
   it('merge: the merged F32 model gives base + adapter; merge then quantize equals llama-quantize on the merged file (q8_0, q4_0 pure; Q4_K_M); KL beside quantized base + f32 adapter', async () => {

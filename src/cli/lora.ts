@@ -14,6 +14,7 @@ import { FormatError } from '../formats/errors.ts';
 import { writeGguf } from '../formats/gguf/write.ts';
 import { modelConfig } from '../model/families/index.ts';
 import { checkAdapterFits, loraBase, type LoraAdapter } from '../train/lora/adapter.ts';
+import { adapterForModel } from '../train/lora/apply.ts';
 import { loraGgufChunks, readLoraGguf } from '../train/lora/gguf.ts';
 import { mergedGguf } from '../train/lora/merge.ts';
 import { encodePeft, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, peftBase, readPeft } from '../train/lora/peft.ts';
@@ -65,6 +66,11 @@ export async function loadAdapter(path: string, model: ModelIndex): Promise<Lora
     : await readLoraGguf(await fileSource(path));
   checkAdapterFits(adapter, base);
   return adapter;
+}
+
+/** loadAdapter's adapter as the model's products ask for it (a safetensors checkpoint: its names, q/k rows in HF order). */
+export async function loadAdapterForProducts(path: string, model: ModelIndex): Promise<LoraAdapter> {
+  return adapterForModel(await loadAdapter(path, model), loraBase(model, modelConfig(model)));
 }
 
 async function openIn(dir: string, name: string) {

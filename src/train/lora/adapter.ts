@@ -71,23 +71,43 @@ export function parseLoraTargetName(name: string): { layer: number; module: Lora
   return module ? { layer: Number(m[1]), module } : undefined;
 }
 
-/** The linear weights of a GGUF base that LoRA may target: GGUF name -> [rows, cols]. */
+/**
+ * The linear weights of a base that LoRA may target, by GGUF name -> [rows, cols]; with
+ * `fileNames`, the names the model's files use (a safetensors checkpoint's HF names).
+ */
 export interface LoraBase {
   readonly architecture: string;
   readonly nLayer: number;
   readonly shapes: ReadonlyMap<string, readonly [number, number]>;
+  /** GGUF name -> name in the files, where they differ (safetensors). */
+  readonly fileNames?: ReadonlyMap<string, string>;
+  /** Set when the files hold llama's q/k rows in HF order (not permuted as a GGUF's): the heads to un-permute B by. */
+  readonly hfQkHeads?: { readonly q: number; readonly k: number };
 }
 
-/** The targets of a loaded GGUF model (shapes from its tensor headers). */
+/**
+ * The targets of a loaded model (shapes from its tensor headers): a GGUF under its own
+ * names; a safetensors checkpoint under the GGUF names its config maps to its files.
+ */
 export function loraBase(model: ModelIndex, config: ModelConfig): LoraBase {
-  if (model.format !== 'gguf') throw new Error('LoRA: the base must be a GGUF file (adapter tensors are named and ordered as llama.cpp loads them)');
-  const arch = model.metadata['general.architecture'];
+  const byName = new Map(model.tensors.map((t) => [t.name, t]));
   const shapes = new Map<string, readonly [number, number]>();
-  for (const t of model.tensors) {
-    if (!parseLoraTargetName(t.name) || t.shape.length !== 2) continue;
-    shapes.set(t.name, [t.shape[0], t.shape[1]]);
+  const gguf = model.format === 'gguf';
+  const fileNames = new Map<string, string>();
+  for (const [ggufName, fileName] of config.ggufNames) {
+    const t = byName.get(fileName);
+    if (!parseLoraTargetName(ggufName) || !t || t.shape.length !== 2) continue;
+    shapes.set(ggufName, [t.shape[0], t.shape[1]]);
+    if (!gguf) fileNames.set(ggufName, fileName);
   }
-  return { architecture: String(arch), nLayer: config.nLayer, shapes };
+  if (gguf) return { architecture: String(model.metadata['general.architecture']), nLayer: config.nLayer, shapes };
+  return {
+    architecture: config.family,
+    nLayer: config.nLayer,
+    shapes,
+    fileNames,
+    ...(config.family === 'llama' ? { hfQkHeads: { q: config.nHead, k: config.nHeadKv } } : {}),
+  };
 }
 
 export interface NewAdapterOptions {

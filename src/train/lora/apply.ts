@@ -6,7 +6,8 @@
 import { matmulF32, type Linear, type WeightProvider } from '../../model/families/index.ts';
 import type { PackedTensor } from '../../model/weights.ts';
 import { quantType } from '../../quant/types.ts';
-import { loraScale, type LoraAdapter } from './adapter.ts';
+import { checkAdapterFits, loraScale, type LoraAdapter, type LoraBase, type LoraWeight } from './adapter.ts';
+import { unpermuteQkRows } from './peft.ts';
 
 /** `base` with the adapter added to each weight it targets; `userScale` is llama.cpp's per-adapter scale (--lora-scaled). */
 export function loraLinear(base: Linear, adapter: LoraAdapter, userScale = 1): Linear {
@@ -24,6 +25,23 @@ export function loraLinear(base: Linear, adapter: LoraAdapter, userScale = 1): L
     };
     return y instanceof Promise ? y.then(add) : add(y);
   };
+}
+
+/**
+ * The adapter as the model's products ask for it: checked against the base, and on a
+ * safetensors checkpoint keyed by its file names with llama's q/k B rows back in HF order
+ * (the adapter keeps a GGUF's permuted order; the checkpoint's forward pass runs HF's).
+ */
+export function adapterForModel(adapter: LoraAdapter, base: LoraBase): LoraAdapter {
+  checkAdapterFits(adapter, base);
+  if (!base.fileNames) return adapter;
+  const weights = new Map<string, LoraWeight>();
+  for (const w of adapter.weights.values()) {
+    const heads = w.module === 'q_proj' ? base.hfQkHeads?.q : w.module === 'k_proj' ? base.hfQkHeads?.k : undefined;
+    const name = base.fileNames.get(w.name) ?? w.name;
+    weights.set(name, { ...w, name, b: heads ? unpermuteQkRows(w.b, w.rows, heads) : w.b });
+  }
+  return { ...adapter, weights };
 }
 
 /**

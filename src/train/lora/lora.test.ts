@@ -3,7 +3,7 @@ import { memorySource } from '../../formats/bytes.ts';
 import { FormatError } from '../../formats/errors.ts';
 import { GGML_TYPE } from '../../formats/gguf/constants.ts';
 import { loadModel } from '../../formats/model.ts';
-import { checkAdapterFits, createLoraAdapter, loraScale, withRandomB, type LoraAdapter } from './adapter.ts';
+import { checkAdapterFits, createLoraAdapter, loraScale, loraTargetName as loraTargetNameOf, withRandomB, type LoraAdapter } from './adapter.ts';
 import { loraLinear, mergedWeight, quantizedBase } from './apply.ts';
 import { encodeLoraGguf, readLoraGguf } from './gguf.ts';
 import { encodePeft, peftBase, readPeft, unpermuteQkRows } from './peft.ts';
@@ -166,6 +166,28 @@ describe('LoRA in the forward pass', () => {
     const half = await logitsOf(m, tokens, (p) => loraLinear(cpuLinear(p), adapter, 0.5));
     const halfAlpha = await logitsOf(m, tokens, (p) => loraLinear(cpuLinear(p), { ...adapter, alpha: 4 }));
     expect(Array.from(half)).toEqual(Array.from(halfAlpha));
+  });
+
+  it("on the safetensors checkpoint (HF names, q/k rows unpermuted) the same adapter gives the GGUF's logits", async () => {
+    const { fixture } = await import('../../formats/testing.ts');
+    const { modelConfig } = await import('../../model/families/index.ts');
+    const { readModelWeights } = await import('../../model/weights.ts');
+    const { loraBase } = await import('./adapter.ts');
+    const { adapterForModel } = await import('./apply.ts');
+    const hf = await loadModel([await fixture('stories260K.f32.safetensors'), await fixture('stories260K.config.json')]);
+    const config = modelConfig(hf);
+    const base = loraBase(hf, config);
+    expect(base.shapes).toEqual(m.base.shapes);
+    const onHf = adapterForModel(adapter, base);
+    expect(onHf.weights.has('model.layers.0.self_attn.q_proj.weight')).toBe(true);
+    const ours = await logitsOf({ config, weights: await readModelWeights(hf, config) }, tokens, (p) => loraLinear(cpuLinear(p), onHf));
+    const gguf = await logitsOf(m, tokens, (p) => loraLinear(cpuLinear(p), adapter));
+    const d = maxDifference(ours, gguf);
+    expect(d.rel).toBeLessThan(1e-5);
+    // Without the q/k un-permutation the logits part (the test is not blind to row order).
+    const unpermuted = { ...onHf, weights: new Map([...onHf.weights].map(([n, w]) => [n, { ...w, b: adapter.weights.get(loraTargetNameOf(w.layer, w.module))!.b }])) };
+    const wrong = await logitsOf({ config, weights: await readModelWeights(hf, config) }, tokens, (p) => loraLinear(cpuLinear(p), unpermuted));
+    expect(maxDifference(wrong, gguf).rel).toBeGreaterThan(100 * d.rel);
   });
 
   it('QLoRA on a Q4_K base (synthetic llama, rows of 256/512): blocks per row, logits equal the dequantized base + adapter', async () => {

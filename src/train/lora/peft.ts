@@ -18,17 +18,17 @@ import { isLoraModule, LORA_MODULE_NAMES, LORA_MODULES, loraTargetName, type Lor
 export const PEFT_WEIGHTS_FILE = 'adapter_model.safetensors';
 export const PEFT_CONFIG_FILE = 'adapter_config.json';
 
-/** What a PEFT file does not say about the base: its architecture and, for llama GGUFs, the heads q/k rows are permuted by. */
+/** What a PEFT file does not say about the base: its architecture and, for llama, the heads q/k rows are permuted by. */
 export interface PeftBase {
   readonly architecture: string;
   readonly nHead: number;
   readonly nHeadKv: number;
-  /** llama GGUFs hold q/k rows permuted (the families with NEOX rope do not). */
+  /** llama's converter permutes q/k rows, and the adapter keeps B in that order (the other families' converters do not). */
   readonly permuteQk: boolean;
 }
 
 export function peftBase(config: ModelConfig, architecture: string): PeftBase {
-  return { architecture, nHead: config.nHead, nHeadKv: config.nHeadKv, permuteQk: config.family === 'llama' && config.format === 'gguf' };
+  return { architecture, nHead: config.nHead, nHeadKv: config.nHeadKv, permuteQk: config.family === 'llama' };
 }
 
 function qkHeads(module: LoraModule, base: PeftBase): number | undefined {
