@@ -11,6 +11,7 @@ import { llamaConfig, LlamaModel, type LlamaConfig } from '../model/llama.ts';
 import { mapProvider, readModelWeights } from '../model/weights.ts';
 import { crossEntropy, klToTeacher, logSoftmaxRows } from './ops.ts';
 import { TrainableLlama } from './model.ts';
+import { gaussians } from '../testing/random.ts';
 
 let config: LlamaConfig;
 let weights: Map<string, Float32Array>;
@@ -34,6 +35,40 @@ describe('TrainableLlama on stories260K', () => {
       for (let j = 0; j < config.nVocab; j++) worst = Math.max(worst, Math.abs(ours[t * config.nVocab + j] - row[j]) / scale);
     }
     expect(worst).toBeLessThan(1e-5);
+  });
+
+  it("a LoRA adapter on a linear: B = 0 leaves the logits, its A/B gradients equal finite differences", () => {
+    const model = new TrainableLlama(config, weights);
+    const target = config.names.layers[1].v!;
+    const [rows, cols] = model.param(target).shape;
+    const rank = 4;
+    const adapter = model.addAdapter(target, rank, 8, gaussians(rank * cols, 3, 0.1), new Float32Array(rows * rank));
+    const input = TOKENS.slice(0, -1);
+    const n = input.length;
+    expect(model.forward(input).logits).toEqual(new TrainableLlama(config, weights).forward(input).logits);
+    adapter.b.value.set(gaussians(rows * rank, 4, 0.1));
+    const lossOf = () => crossEntropy(model.forward(input).logits, n, config.nVocab, TOKENS.slice(1));
+    model.zeroGrad();
+    const f = model.forward(input);
+    f.backward(crossEntropy(f.logits, n, config.nVocab, TOKENS.slice(1)).dLogits);
+    for (const p of [adapter.a, adapter.b]) {
+      expect(p.grad.some((g) => g !== 0)).toBe(true);
+      const order = Array.from(p.grad.keys()).sort((x, y) => Math.abs(p.grad[y]) - Math.abs(p.grad[x])).slice(0, 3);
+      for (const i of order) {
+        const keep = p.value[i];
+        p.value[i] = keep + 1e-3;
+        const wUp = p.value[i];
+        const up = lossOf().loss;
+        p.value[i] = keep - 1e-3;
+        const wDown = p.value[i];
+        const down = lossOf().loss;
+        p.value[i] = keep;
+        const numeric = (up - down) / (wUp - wDown);
+        expect(Math.abs(p.grad[i] - numeric), `${p.name}[${i}]`).toBeLessThan(2e-4 * Math.abs(numeric) + 1e-9);
+      }
+    }
+    expect(() => model.addAdapter(config.names.tokenEmbd, 4, 8, new Float32Array(0), new Float32Array(0))).toThrow(/not a linear weight/);
+    expect(() => model.addAdapter(target, 0, 8, new Float32Array(0), new Float32Array(0))).toThrow(/rank must be a positive whole number, not 0/);
   });
 
   for (const loss of ['ce', 'kl'] as const) {

@@ -9,9 +9,10 @@
 // except frozen ones (rope_freqs). The forward reads each weight through `effective`: the
 // master values by default, QAT's fake-quantized values (qat.ts); the gradient with respect
 // to what was read lands on the master weight unchanged, which is the straight-through
-// estimator. Other trainable parameters (LoRA's A and B on a target linear, later) join by
-// adding Params to the store and an operation to the tape; nothing here assumes that the
-// store holds only the model's own tensors.
+// estimator. LoRA adapters (addAdapter: A and B on a target linear, y += alpha/rank·B·A·x)
+// are one more operation on the tape with Params of their own; an optimizer given only
+// those trains the adapter over a frozen base (QLoRA: the base read through `effective` as
+// its quantized blocks' values).
 import { RopeTable } from '../model/families/blocks.ts';
 import { weightNames, type ModelConfig } from '../model/families/config.ts';
 import {
@@ -43,6 +44,17 @@ export function newParam(name: string, shape: readonly number[], value: Float32A
   const size = shape.reduce((a, b) => a * b, 1);
   if (value.length !== size) throw new Error(`parameter '${name}' has ${value.length} values, shape [${shape.join(', ')}] needs ${size}`);
   return { name, shape, value, grad: new Float64Array(size) };
+}
+
+/**
+ * A low-rank adapter on one linear (LoRA): y = W·x + scale·B·(A·x), A [rank, in], B [out, rank],
+ * scale = alpha / rank. Its A and B are Params like the model's, so an optimizer given them
+ * (and not the base's) trains the adapter over a frozen base.
+ */
+export interface LinearAdapter {
+  readonly a: Param;
+  readonly b: Param;
+  readonly scale: number;
 }
 
 /** The values a forward pass reads for a parameter (QAT: decode(encode(master))). */
@@ -90,6 +102,8 @@ export function checkTrainable(c: ModelConfig): void {
 
 export class TrainableLlama {
   readonly params: Map<string, Param>;
+  /** Adapters by the name of the linear weight they sit on (addAdapter). */
+  readonly adapters = new Map<string, LinearAdapter>();
   private readonly ropeTable: RopeTable;
   private readonly geometry: AttentionGeometry;
 
@@ -124,6 +138,24 @@ export class TrainableLlama {
 
   zeroGrad(): void {
     for (const p of this.params.values()) p.grad.fill(0);
+    for (const { a, b } of this.adapters.values()) {
+      a.grad.fill(0);
+      b.grad.fill(0);
+    }
+  }
+
+  /**
+   * Puts an adapter of `rank` on the linear weight `target` (A and B given, e.g. PEFT's
+   * init: A random, B zero), with scale alpha / rank; returns it.
+   */
+  addAdapter(target: string, rank: number, alpha: number, a: Float32Array, b: Float32Array): LinearAdapter {
+    const w = this.param(target);
+    if (w.shape.length !== 2 || target === this.config.names.tokenEmbd) throw new Error(`'${target}' is not a linear weight an adapter can sit on`);
+    if (!Number.isInteger(rank) || rank < 1) throw new Error(`an adapter's rank must be a positive whole number, not ${rank}`);
+    const [rows, cols] = w.shape;
+    const adapter = { a: newParam(`${target}.lora_a`, [rank, cols], a), b: newParam(`${target}.lora_b`, [rows, rank], b), scale: alpha / rank };
+    this.adapters.set(target, adapter);
+    return adapter;
   }
 
   /** The logits after each of `tokens` (from position 0), with the tape for the backward. */
@@ -166,7 +198,30 @@ export class TrainableLlama {
     const w = this.effective(p);
     const y = new Node(linearForward(w, rows, cols, x.value, n));
     tape.record(() => y.grad && linearBackward(w, rows, cols, x.value, n, y.grad, x.g(), p.grad));
-    return y;
+    const adapter = this.adapters.get(name);
+    return adapter ? this.adapted(tape, adapter, x, y, n) : y;
+  }
+
+  /** y + scale·B·(A·x), with A's and B's gradients (and x's through them). */
+  private adapted(tape: Tape, { a, b, scale }: LinearAdapter, x: Node, y: Node, n: number): Node {
+    const [rank, cols] = a.shape;
+    const rows = b.shape[0];
+    const u = linearForward(a.value, rank, cols, x.value, n);
+    const out = new Node(linearForward(b.value, rows, rank, u, n));
+    for (let j = 0; j < out.value.length; j++) out.value[j] = y.value[j] + scale * out.value[j];
+    tape.record(() => {
+      if (!out.grad) return;
+      const gy = y.g();
+      const scaled = new Float64Array(out.grad.length);
+      for (let j = 0; j < scaled.length; j++) {
+        gy[j] += out.grad[j];
+        scaled[j] = scale * out.grad[j];
+      }
+      const du = new Float64Array(n * rank);
+      linearBackward(b.value, rows, rank, u, n, scaled, du, b.grad);
+      linearBackward(a.value, rank, cols, x.value, n, du, x.g(), a.grad);
+    });
+    return out;
   }
 
   private norm(tape: Tape, name: string, x: Node, n: number): Node {
