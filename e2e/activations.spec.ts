@@ -6,6 +6,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import AxeBuilder from '@axe-core/playwright';
 import { writeSyntheticLlama } from '../src/testing/synthetic-llama.ts';
 import { test, expect } from './fixtures.ts';
 
@@ -53,4 +54,17 @@ test('Activations: heat maps of max |x| and max |W| with the 30x channels marked
   await expect(chart.locator('.recharts-reference-line')).toHaveCount(1);
   await panel.getByLabel('Heat map input').selectOption('attn_q');
   await app.screenshot('activations');
+
+  // At a phone's width: nothing wider than the window, the heat maps stacked and whole.
+  await page.setViewportSize({ width: 360, height: 800 });
+  expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)).toBeLessThanOrEqual(0);
+  for (const map of [act, weight]) {
+    const box = (await map.boundingBox())!;
+    expect(box.x + box.width).toBeLessThanOrEqual(360.5);
+    expect(box.width).toBeGreaterThan(200);
+  }
+  await page.screenshot({ path: 'test-results/screens/activations-360.png', fullPage: true });
+  // axe-core on the view with its results.
+  const { violations } = await new AxeBuilder({ page }).include('section[aria-label="Activations"]').analyze();
+  expect(violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.length}`)).toEqual([]);
 });
