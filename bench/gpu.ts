@@ -55,7 +55,7 @@ function withTimeout<T>(p: Promise<T>, seconds: number, what: string): Promise<T
 }
 
 /** The type's blocks for rows x cols: the CPU codec's blocks of the first rows, tiled (throughput does not depend on values). */
-function packedWeights(type: QuantType, values: Float32Array, rows: number, cols: number): Uint8Array {
+export function packedWeights(type: QuantType, values: Float32Array, rows: number, cols: number): Uint8Array {
   const sample = Math.min(rows, 16);
   const head = type.codec.encode(values.subarray(0, sample * cols), cols);
   const out = new Uint8Array(Math.ceil((head.length / sample) * rows / 4) * 4 + 4);

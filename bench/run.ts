@@ -1,4 +1,5 @@
 // npm run bench [-- --size 4096x1024] [--types q4_0,q8_0,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml]
+//                 [--tokens N] [--prefill-rows N] [--no-kernels]
 //
 // Per type: CPU reference codec encode / decode MB/s (single thread) next to a plain
 // Float32Array copy; GPU quantize, dequantize and matvec throughput next to a
@@ -6,7 +7,10 @@
 // the same run (the memory bound), as GB/s and % of that bound. Types without a WGSL
 // codec show '—' in the GPU columns. Timing: timestamp queries when the device has them
 // (else, or with --wall, wall time around submit + onSubmittedWorkDone); warm-up runs are
-// never counted.
+// never counted. Then, for the types with a cooperative matvec (src/gpu/matmul.ts
+// COOP_CODECS) among --types, the kernels side by side (bench/gpu-kernels.ts): matvec GB/s
+// and % of the copy rate, prefill GFLOP/s (--tokens tokens, at most --prefill-rows rows),
+// new kernels over the current generic one as ratios, same device and run.
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +20,9 @@ import { SWIFTSHADER_ICD } from '../src/gpu/swiftshader.ts';
 import { QUANT_TYPES, quantType, bitsPerWeight, type QuantType } from '../src/quant/types.ts';
 import { loadFastCodecs } from '../src/quant/fast/node.ts';
 import { benchCpu, type CpuResult, type GgmlQuantize } from './cpu.ts';
-import { benchGpu, GpuStuckError, type GpuResult } from './gpu.ts';
+import { benchGpu, GpuStuckError, packedWeights, type GpuResult } from './gpu.ts';
+import { benchKernels, type KernelsResult } from './gpu-kernels.ts';
+import { coopSupportsType } from '../src/gpu/matmul.ts';
 import { createGpuTimer } from './timing.ts';
 import { gaussians } from '../src/testing/random.ts';
 
@@ -34,16 +40,20 @@ interface Args {
   noGpu: boolean;
   /** A column of llama.cpp's own quantizer (the node-llama-cpp peer, a dev dependency). */
   ggml: boolean;
+  /** Kernel comparison: prefill tokens, most prefill rows, off. */
+  tokens: number;
+  prefillRows: number;
+  noKernels: boolean;
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
-  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml]');
+  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml] [--tokens N] [--prefill-rows N] [--no-kernels]');
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true, timeout: 60, noGpu: false, ggml: false };
+  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true, timeout: 60, noGpu: false, ggml: false, tokens: 64, prefillRows: 1024, noKernels: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
@@ -63,6 +73,12 @@ function parseArgs(argv: string[]): Args {
       a.ggml = true;
     } else if (arg === '--no-gpu') {
       a.noGpu = true;
+    } else if (arg === '--tokens') {
+      a.tokens = Number(value());
+    } else if (arg === '--prefill-rows') {
+      a.prefillRows = Number(value());
+    } else if (arg === '--no-kernels') {
+      a.noKernels = true;
     } else if (arg === '--no-subgroups') {
       a.subgroups = false;
     } else if (arg === '--help' || arg === '-h') {
@@ -72,6 +88,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   if (a.rows < 1 || a.cols < 1) usage('--size must be positive');
+  if (!(a.tokens >= 2) || !(a.prefillRows >= 1)) usage('--tokens must be at least 2, --prefill-rows at least 1');
   return a;
 }
 
@@ -104,6 +121,40 @@ function row(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
 }
 
+/** The kernels side by side: the coop types among --types (bench/gpu-kernels.ts). */
+async function kernelsTable(gpu: GpuContext, timer: ReturnType<typeof createGpuTimer>, args: Args, values: Float32Array, copyGBs: ReadonlyMap<string, number>) {
+  const { rows, cols, tokens } = args;
+  const types = args.types.filter((t) => coopSupportsType(t) && cols % t.blockSize === 0);
+  if (!types.length) return;
+  const x = gaussians(cols * tokens, 99);
+  console.log(`\nkernels, new over current (generic), same device and run: matvec W ${rows} x ${cols}; prefill ${tokens} tokens x ${Math.min(rows, args.prefillRows)} rows`);
+  const widths = [14, 8, 15, 15, 8, 10, 10, 8, 0];
+  console.log(row(['type', 'gpu copy', 'matvec generic', 'matvec coop', 'coop/', 'prefill', 'prefill', 'tiled/', ''], widths));
+  console.log(row(['', 'GB/s', 'GB/s (%)', 'GB/s (%)', 'generic', 'generic', 'tiled', 'generic', ''], widths));
+  console.log(row(['', '', '', '', '', 'GFLOP/s', 'GFLOP/s', '', ''], widths));
+  const notes: string[] = [];
+  for (const type of types) {
+    let r: KernelsResult;
+    try {
+      const packed = packedWeights(type, values, rows, cols);
+      r = await benchKernels(gpu, timer, type, packed, x, rows, cols, { tokens, maxPrefillRows: args.prefillRows, timeoutSeconds: args.timeout, subgroups: args.subgroups });
+    } catch (err) {
+      notes.push(`${type.id}: ${(err as Error).message.split('\n')[0]}`);
+      continue;
+    }
+    const copy = copyGBs.get(type.id);
+    const get = (list: KernelsResult['matvec'], k: string) => list.find((e) => e.kernel === k);
+    const [mg, mc] = [get(r.matvec, 'generic'), get(r.matvec, 'coop')];
+    const [pg, pt] = [get(r.prefill, 'generic'), get(r.prefill, 'tiled')];
+    const gbs = (e?: { rate: number }) => (e ? `${fmt(e.rate, 2)} (${pct(copy ? e.rate / copy : undefined)})` : DASH);
+    const ratio = (a?: { seconds: number }, b?: { seconds: number }) => (a && b ? `${(b.seconds / a.seconds).toFixed(2)}x` : DASH);
+    console.log(row([type.id, fmt(copy, 2), gbs(mg), gbs(mc), ratio(mc, mg), fmt(pg?.rate, 2), fmt(pt?.rate, 2), ratio(pt, pg), ''], widths));
+    for (const e of [...r.matvec, ...r.prefill]) notes.push(`${type.id} ${e.kernel} ${e === mg || e === mc ? 'matvec' : 'prefill'}: ${e.config}`);
+    notes.push(...r.notes);
+  }
+  if (notes.length) console.log(`\n${notes.join('\n')}`);
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const { rows, cols } = args;
@@ -127,6 +178,7 @@ async function main() {
 
   const t0 = performance.now();
   const notes: string[] = [];
+  const copyGBs = new Map<string, number>();
   let errorsSeen = gpu?.uncapturedErrors.length ?? 0;
   let gpuStuck = false;
   for (const type of args.types) {
@@ -144,6 +196,7 @@ async function main() {
     if (gpu && timer && !gpuStuck) {
       try {
         gpuRes = await benchGpu(gpu, timer, type, values, cols, { subgroups: args.subgroups, timeoutSeconds: args.timeout });
+        copyGBs.set(type.id, gpuRes.copyGBs);
         if (gpuRes.skipped) notes.push(`${type.id}: ${gpuRes.skipped}`);
         else if (gpuRes.matvec) notes.push(`${type.id}: matvec ${gpuRes.matvec.config}`);
       } catch (err) {
@@ -179,6 +232,7 @@ async function main() {
     );
   }
   if (notes.length) console.log(`\n${notes.join('\n')}`);
+  if (gpu && timer && !gpuStuck && !args.noKernels) await kernelsTable(gpu, timer, args, values, copyGBs);
   console.log(`\n${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (!gpuStuck) {
     timer?.destroy();
