@@ -21,8 +21,10 @@ const M0: f32 = -1.125, M1: f32 = -0.125, M2: f32 = 0.875;
 const weight = memory.data(32 * 4, 16);
 const L = memory.data(32, 16); // i8 levels 0..2
 const order = memory.data(32 * 4, 16); // i32
-const sumx = memory.data(33 * 4, 16);
-const sumw = memory.data(33 * 4, 16);
+// 33 prefix sums, and room for the lanes a vector of four reads past the last.
+const sumx = memory.data(36 * 4, 16);
+const sumw = memory.data(36 * 4, 16);
+const lanes = memory.data(4 * 16, 16); // four vectors' lanes, read back one by one
 const px0 = memory.data(17 * 4, 16);
 const px1 = memory.data(17 * 4, 16);
 const pw0 = memory.data(17 * 4, 16);
@@ -131,6 +133,12 @@ function refitScale(groups: i32, x: usize, scale: f32, iq1m: bool, bestK: i32): 
   return a * v * v;
 }
 
+/** sq of four: (a*v)*v lane by lane. */
+@inline function sq4(a: v128, v: f32): v128 {
+  const v4 = f32x4.splat(v);
+  return f32x4.mul(f32x4.mul(a, v4), v4);
+}
+
 @inline function sigmaSquared(x: usize): f32 {
   return (<f32>2 * sumOfSquares(x, 256)) / <f32>256;
 }
@@ -159,30 +167,54 @@ export function encodeBlockIq1S(x: usize, qw: usize, out: usize): void {
     let scale: f32 = mx;
     let best1 = -1, best2 = -1, bestShift = 0;
     const sx32 = ldf(sumx, 32), sw32 = ldf(sumw, 32), sx0_ = ldf(sumx, 0), sw0_ = ldf(sumw, 0);
+    // Four i2 at a time, a lane each, every lane the reference's f32 operations. A pair
+    // can win only if it beats the best score so far, which only grows: four whose lanes
+    // all fail are passed over; the others are tried one by one in the reference's order
+    // (i2, then x_p before x_m), lanes past i2 = 32 left out.
+    const zero = f32x4.splat(0);
     for (let i1 = 0; i1 <= 32; i1++) {
       const sxi1 = ldf(sumx, i1), swi1 = ldf(sumw, i1);
       const sx0: f32 = sxi1 - sx0_, sw0: f32 = swi1 - sw0_;
-      for (let i2 = i1; i2 <= 32; i2++) {
-        const sxi2 = ldf(sumx, i2), swi2 = ldf(sumw, i2);
-        const sx1: f32 = sxi2 - sxi1, sx2: f32 = sx32 - sxi2;
-        const sw1: f32 = swi2 - swi1, sw2: f32 = sw32 - swi2;
-        let sumqx: f32 = sx0 * P0 + sx1 * P1 + sx2 * P2;
-        let sumq2: f32 = sq(sw0, P0) + sq(sw1, P1) + sq(sw2, P2);
-        if (sumq2 > 0 && sumqx * sumqx > bestScore * sumq2) {
-          scale = sumqx / sumq2;
-          bestScore = scale * sumqx;
-          best1 = i1;
-          best2 = i2;
-          bestShift = 1;
-        }
-        sumqx = sx0 * M0 + sx1 * M1 + sx2 * M2;
-        sumq2 = sq(sw0, M0) + sq(sw1, M1) + sq(sw2, M2);
-        if (sumq2 > 0 && sumqx * sumqx > bestScore * sumq2) {
-          scale = sumqx / sumq2;
-          bestScore = scale * sumqx;
-          best1 = i1;
-          best2 = i2;
-          bestShift = -1;
+      const qxP0 = f32x4.splat(sx0 * P0), qxM0 = f32x4.splat(sx0 * M0);
+      const q2P0 = f32x4.splat(sq(sw0, P0)), q2M0 = f32x4.splat(sq(sw0, M0));
+      for (let i2 = i1; i2 <= 32; i2 += 4) {
+        const sxv = v128.load(sumx + (<usize>i2 << 2)), swv = v128.load(sumw + (<usize>i2 << 2));
+        const sx1 = f32x4.sub(sxv, f32x4.splat(sxi1)), sx2 = f32x4.sub(f32x4.splat(sx32), sxv);
+        const sw1 = f32x4.sub(swv, f32x4.splat(swi1)), sw2 = f32x4.sub(f32x4.splat(sw32), swv);
+        const qxP = f32x4.add(f32x4.add(qxP0, f32x4.mul(sx1, f32x4.splat(P1))), f32x4.mul(sx2, f32x4.splat(P2)));
+        const qxM = f32x4.add(f32x4.add(qxM0, f32x4.mul(sx1, f32x4.splat(M1))), f32x4.mul(sx2, f32x4.splat(M2)));
+        const q2P = f32x4.add(f32x4.add(q2P0, sq4(sw1, P1)), sq4(sw2, P2));
+        const q2M = f32x4.add(f32x4.add(q2M0, sq4(sw1, M1)), sq4(sw2, M2));
+        const best4 = f32x4.splat(bestScore);
+        const wins = v128.or(
+          v128.and(f32x4.gt(q2P, zero), f32x4.gt(f32x4.mul(qxP, qxP), f32x4.mul(best4, q2P))),
+          v128.and(f32x4.gt(q2M, zero), f32x4.gt(f32x4.mul(qxM, qxM), f32x4.mul(best4, q2M))),
+        );
+        if (!v128.any_true(wins)) continue;
+        v128.store(lanes, qxP);
+        v128.store(lanes, q2P, 16);
+        v128.store(lanes, qxM, 32);
+        v128.store(lanes, q2M, 48);
+        const last = min<i32>(3, 32 - i2);
+        for (let j = 0; j <= last; j++) {
+          let sumqx = ldf(lanes, j);
+          let sumq2 = ldf(lanes, 4 + j);
+          if (sumq2 > 0 && sumqx * sumqx > bestScore * sumq2) {
+            scale = sumqx / sumq2;
+            bestScore = scale * sumqx;
+            best1 = i1;
+            best2 = i2 + j;
+            bestShift = 1;
+          }
+          sumqx = ldf(lanes, 8 + j);
+          sumq2 = ldf(lanes, 12 + j);
+          if (sumq2 > 0 && sumqx * sumqx > bestScore * sumq2) {
+            scale = sumqx / sumq2;
+            bestScore = scale * sumqx;
+            best1 = i1;
+            best2 = i2 + j;
+            bestShift = -1;
+          }
         }
       }
     }
@@ -266,24 +298,36 @@ export function encodeBlockIq1M(x: usize, qw: usize, out: usize): void {
     let bestScore: f32 = -FLT_MAX;
     let scale: f32 = mx;
     let best1 = -1, best2 = -1, bestK = -1;
+    // The four sign choices k of a pair (i1, i2) are the four lanes, each the reference's
+    // f32 operations: lane k's sumqx = qx(group 0, k >> 1) + qx(group 1, k & 1), and sumq2
+    // likewise. A lane can win only if it beats the best score so far, which only grows:
+    // pairs none of whose lanes do are passed over; the others are tried lane by lane, in
+    // the reference's order.
+    const t0 = f32x4(tp0, tp0, tm0, tm0), t1 = f32x4(tp1, tm1, tp1, tm1);
+    const w0 = f32x4(wp0, wp0, wm0, wm0), w1 = f32x4(wp1, wm1, wp1, wm1);
+    const c10 = f32x4(cp1, cp1, cm1, cm1), c20 = f32x4(cp2, cp2, cm2, cm2);
+    const c11 = f32x4(cp1, cm1, cp1, cm1), c21 = f32x4(cp2, cm2, cp2, cm2);
+    const zero = f32x4.splat(0);
     for (let i1 = 0; i1 <= 16; i1++) {
-      const a0 = ldf(px0, i1), a1 = ldf(px1, i1), b0 = ldf(pw0, i1), b1 = ldf(pw1, i1);
+      const a0 = ldf(px0, i1), a1 = ldf(px1, i1);
+      const q1_0 = f32x4.add(w0, f32x4.mul(f32x4.splat(ldf(pw0, i1)), c10));
+      const q1_1 = f32x4.add(w1, f32x4.mul(f32x4.splat(ldf(pw1, i1)), c11));
       for (let i2 = i1; i2 <= 16; i2++) {
         const sx0: f32 = a0 + ldf(px0, i2);
         const sx1: f32 = a1 + ldf(px1, i2);
-        const qxp0: f32 = tp0 - sx0, qxm0: f32 = tm0 - sx0;
-        const qxp1: f32 = tp1 - sx1, qxm1: f32 = tm1 - sx1;
-        const c0 = ldf(pw0, i2), c1 = ldf(pw1, i2);
-        const q2p0: f32 = wp0 + b0 * cp1 + c0 * cp2;
-        const q2m0: f32 = wm0 + b0 * cm1 + c0 * cm2;
-        const q2p1: f32 = wp1 + b1 * cp1 + c1 * cp2;
-        const q2m1: f32 = wm1 + b1 * cm1 + c1 * cm2;
+        const sqx = f32x4.add(f32x4.sub(t0, f32x4.splat(sx0)), f32x4.sub(t1, f32x4.splat(sx1)));
+        const sq2 = f32x4.add(
+          f32x4.add(q1_0, f32x4.mul(f32x4.splat(ldf(pw0, i2)), c20)),
+          f32x4.add(q1_1, f32x4.mul(f32x4.splat(ldf(pw1, i2)), c21)),
+        );
+        const wins = v128.and(f32x4.gt(sq2, zero), f32x4.gt(f32x4.mul(sqx, sqx), f32x4.mul(f32x4.splat(bestScore), sq2)));
+        if (!v128.any_true(wins)) continue;
         for (let k = 0; k < 4; k++) {
-          const sqx: f32 = k == 0 ? qxp0 + qxp1 : k == 1 ? qxp0 + qxm1 : k == 2 ? qxm0 + qxp1 : qxm0 + qxm1;
-          const sq2: f32 = k == 0 ? q2p0 + q2p1 : k == 1 ? q2p0 + q2m1 : k == 2 ? q2m0 + q2p1 : q2m0 + q2m1;
-          if (sq2 > 0 && sqx * sqx > bestScore * sq2) {
-            scale = sqx / sq2;
-            bestScore = scale * sqx;
+          const sqxk = k == 0 ? f32x4.extract_lane(sqx, 0) : k == 1 ? f32x4.extract_lane(sqx, 1) : k == 2 ? f32x4.extract_lane(sqx, 2) : f32x4.extract_lane(sqx, 3);
+          const sq2k = k == 0 ? f32x4.extract_lane(sq2, 0) : k == 1 ? f32x4.extract_lane(sq2, 1) : k == 2 ? f32x4.extract_lane(sq2, 2) : f32x4.extract_lane(sq2, 3);
+          if (sq2k > 0 && sqxk * sqxk > bestScore * sq2k) {
+            scale = sqxk / sq2k;
+            bestScore = scale * sqxk;
             best1 = i1;
             best2 = i2;
             bestK = k;
