@@ -54,6 +54,8 @@ describe('quantize --smoothquant', () => {
       await expectQuantizeRefused(path('outliers.gguf'), path('bad.gguf'), ['--type', 'q8_0', `--smoothquant=${alpha}`], /α must be a number from 0 to 1/);
     }
     await expectQuantizeRefused(path('outliers.gguf'), path('bad.gguf'), ['--type', 'q8_0', '--smoothquant', '0.5', '--awq'], /--smoothquant goes alone/);
+    await expectQuantizeRefused(path('outliers.gguf'), path('bad.gguf'), ['--type', 'q8_0', '--smoothquant', '0.5', '--imatrix', 'x.gguf'], /no --imatrix with it/);
+    await expectQuantizeRefused(path('outliers.gguf'), path('bad.gguf'), ['--type', 'q8_0', '--chunk', '64'], /--text and --chunk go with --gptq or --awq \(or --smoothquant\)/);
   });
 });
 

@@ -96,12 +96,13 @@ function parseQuantizeArgs(args: readonly string[]): QuantizeArgs {
   }
   if (values.plan !== undefined && values['tensor-type']?.length) throw new UsageError('--plan names every tensor\'s type: no --tensor-type with it');
   const smooth = values.smoothquant !== undefined;
-  if (!values.gptq && !values.awq && !smooth && (values.text !== undefined || values.chunk !== undefined)) throw new UsageError('--text and --chunk go with --gptq, --awq or --smoothquant');
+  if (!values.gptq && !values.awq && !smooth && (values.text !== undefined || values.chunk !== undefined)) throw new UsageError('--text and --chunk go with --gptq or --awq (or --smoothquant)');
   if (values.gptq && values.awq) throw new UsageError('one of --gptq or --awq');
   if (smooth && (values.gptq || values.awq)) throw new UsageError('--smoothquant goes alone: not with --gptq or --awq');
   const alpha = smooth && values.smoothquant!.trim() !== '' ? Number(values.smoothquant) : NaN;
   if (smooth && !(alpha >= 0 && alpha <= 1)) throw new UsageError(`--smoothquant: α must be a number from 0 to 1, not '${values.smoothquant}'`);
   if (smooth && values.plan !== undefined) throw new UsageError('--smoothquant goes with --type or --preset, not --plan');
+  if (smooth && values.imatrix !== undefined) throw new UsageError("--smoothquant changes the layers' inputs: an imatrix of the original model does not fit them (no --imatrix with it)");
   if (smooth && values.backend === 'webgpu') throw new UsageError('--smoothquant exports on the CPU: no --backend webgpu with it');
   if (values['act-order'] && !values.gptq) throw new UsageError('--act-order goes with --gptq');
   if (values.awq && values.plan !== undefined) throw new UsageError('--awq goes with --type or --preset, not --plan');
