@@ -51,6 +51,19 @@ describe('quantlab train', () => {
     expect(s.bytes).toBe((await fileSource(out)).size);
   });
 
+  it("--preset Q4_K_M: the file has the tensor types quantize --preset Q4_K_M gives", async () => {
+    const out = join(dir, 'qat-Q4_K_M.gguf');
+    const plain = join(dir, 'plain-Q4_K_M.gguf');
+    const trained = await runInProcess(['train', STORIES, '--preset', 'Q4_K_M', '--steps', '1', '--seq', '16', '-o', out]);
+    expect(trained.stderr).toBe('');
+    expect(trained.stdout).toMatch(/^QAT: 1 step \(kl loss .*\nheld-out text {4}KL vs F32 {3}PPL\nF32 .*\nPTQ \(rounding\) .*\nQAT .*\n.*qat-Q4_K_M\.gguf: \d+ bytes\n$/);
+    expect((await runInProcess(['quantize', STORIES, '--preset', 'Q4_K_M', '-o', plain])).code).toBe(0);
+    const types = async (path: string) => (await loadModel([await fileSource(path)])).tensors.map((t) => `${t.name} ${t.dtype}`);
+    const theirs = await types(plain);
+    expect(new Set(theirs.map((t) => t.split(' ')[1])).size).toBeGreaterThan(2);
+    expect(await types(out)).toEqual(theirs);
+  });
+
   it('a learning rate that makes the loss NaN: one line naming the step, nothing written', async () => {
     await expectRefused(['--qat', 'q4_0', '--steps', '3', '--lr', '1e30', '--seq', '16'], join(dir, 'nan.gguf'), /^quantlab train: training diverged at step \d: the (loss|gradient) is not a number/);
   });

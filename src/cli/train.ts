@@ -176,7 +176,7 @@ function humanSummary(s: {
 }): string {
   const h = s.heldOut;
   return [
-    `QAT: ${s.steps} steps (${s.loss} loss ${s.losses[0].toFixed(5)} -> ${s.losses[s.losses.length - 1].toFixed(5)}), ${s.trainSeconds.toFixed(1)} s (${s.stepsPerSecond.toFixed(2)} steps/s)`,
+    `QAT: ${s.steps} step${s.steps === 1 ? '' : 's'} (${s.loss} loss ${s.losses[0].toFixed(5)} -> ${s.losses[s.losses.length - 1].toFixed(5)}), ${s.trainSeconds.toFixed(1)} s (${s.stepsPerSecond.toFixed(2)} steps/s)`,
     `held-out text    KL vs F32   PPL`,
     `F32              ${'-'.padEnd(10)}  ${h.f32.ppl.toFixed(4)}`,
     `PTQ (rounding)   ${h.ptq.kl.toFixed(6).padEnd(10)}  ${h.ptq.ppl.toFixed(4)}`,
