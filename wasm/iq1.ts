@@ -74,13 +74,11 @@ function assignLevels(n: i32, i1: i32, i2: i32): void {
 
 /** iq1_find_best_neighbour2 for group k (x at xg): its grid point; its levels into L. */
 function findBestNeighbour(u: i32, xg: usize, k: i32, scale: f32, plus: bool): i32 {
+  // Coordinate i's terms w*(scale*xx[l] - x)^2 of levels 0..2 as one vector (lane 3 unused).
+  const q = f32x4.mul(f32x4.splat(scale), plus ? f32x4(P0, P1, P2, 0) : f32x4(M0, M1, M2, 0));
   for (let i = 0; i < 8; i++) {
-    const xi = ldf(xg, i);
-    const w = ldf(weight, 8 * k + i);
-    for (let l = 0; l < 3; l++) {
-      const diff: f32 = scale * shifted(plus, l) - xi;
-      stf(terms, (i << 2) + l, w * diff * diff);
-    }
+    const diff = f32x4.sub(q, f32x4.splat(ldf(xg, i)));
+    v128.store(terms + (<usize>i << 4), f32x4.mul(f32x4.mul(f32x4.splat(ldf(weight, 8 * k + i)), diff), diff));
   }
   let best = scanNeighbours(u, terms);
   if (best < 0) {

@@ -23,8 +23,9 @@ export const IQ3_S_BYTES = 110;
 export const GRID_IQ2XXS = 0, GRID_IQ2XS = 1, GRID_IQ2S = 2, GRID_IQ3XXS = 3, GRID_IQ3S = 4, GRID_IQ1S = 5;
 const GRID_SLOTS = 8;
 // Per grid slot: size, dims, bits, map (i32 per level vector), coords (i8), termIndex (u8),
-// listAt (u32 per level vector: its neighbour list [u16 count, u16 points...], or 0).
-const FIELDS = 8;
+// listAt (u32 per level vector: its neighbour list, or 0), levelCount, coordVectors (4-dim
+// grids: each point's coordinates 2l+1 as an f32x4).
+const FIELDS = 10;
 const gridInfo = memory.data(GRID_SLOTS * FIELDS * 4, 16);
 
 /** True when grid slot g has been set up by iqGridInit. */
@@ -34,7 +35,7 @@ export function iqGridReady(g: i32): bool {
 
 // The current grid (useGrid).
 let gSize = 0, gDims = 0, gBits = 0;
-let gMap: usize = 0, gCoords: usize = 0, gTermIndex: usize = 0, gListAt: usize = 0;
+let gMap: usize = 0, gCoords: usize = 0, gTermIndex: usize = 0, gListAt: usize = 0, gCoordVectors: usize = 0;
 
 export function useGrid(g: i32): void {
   const p = gridInfo + <usize>(g * FIELDS) * 4;
@@ -45,6 +46,7 @@ export function useGrid(g: i32): void {
   gCoords = load<u32>(p, 16);
   gTermIndex = load<u32>(p, 20);
   gListAt = load<u32>(p, 24);
+  gCoordVectors = load<u32>(p, 32);
 }
 
 @inline function align16(p: usize): usize {
@@ -72,7 +74,8 @@ export function iqGridInit(g: i32, levels: usize, size: i32, dims: i32, bits: i3
   const map = align16(levels + <usize>size * 2);
   const coords = map + <usize>mapSize * 4;
   const termIndex = coords + <usize>(size * dims);
-  const listAt = align16(termIndex + <usize>(size * dims));
+  const coordVectors = align16(termIndex + <usize>(size * dims));
+  const listAt = coordVectors + (dims == 4 ? <usize>size * 16 : 0);
   let pool = listAt + <usize>mapSize * 4;
   ensureMemory(pool);
   memory.fill(map, 0xff, <usize>mapSize * 4);
@@ -87,6 +90,9 @@ export function iqGridInit(g: i32, levels: usize, size: i32, dims: i32, bits: i3
       if (l + 1 > levelCount) levelCount = l + 1;
     }
     store<i32>(map + (<usize>v << 2), p);
+    if (dims == 4) {
+      for (let k = 0; k < 4; k++) store<f32>(coordVectors + <usize>(16 * p + 4 * k), <f32>ldi8(coords, p * 4 + k));
+    }
   }
   // Neighbour lists of every off-grid vector the searches can reach (levels < levelCount):
   // all points at the nwant smallest squared distances, by (distance, index).
@@ -146,6 +152,7 @@ export function iqGridInit(g: i32, levels: usize, size: i32, dims: i32, bits: i3
   store<u32>(info, <u32>termIndex, 20);
   store<u32>(info, <u32>listAt, 24);
   store<i32>(info, levelCount, 28);
+  store<u32>(info, <u32>coordVectors, 32);
   return pool;
 }
 
@@ -172,6 +179,7 @@ const q2 = memory.data(16 * 4, 16);
  */
 function findBestNeighbour(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 {
   const dims = gDims;
+  if (dims == 4) return findBestNeighbour4(u, x0, scale, L, l0);
   // The term w*(scale*(2l+1) - x)^2 of coordinate i at level l, at (i << bits) + l: four
   // levels per vector, each lane the reference's f32 operations (levels 3 of the 2-bit
   // grids are never read).
@@ -202,6 +210,37 @@ function findBestNeighbour(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 
   }
   const c = gCoords + <usize>(best * dims);
   for (let i = 0; i < dims; i++) stu8(L, l0 + i, (ldi8(c, i) - 1) >> 1);
+  return best;
+}
+
+/**
+ * findBestNeighbour on a 4-dimensional grid (iq3), whose lists are short (5 to 7 points on
+ * average): each point's four terms w*(scale*q - x)^2 as one vector, summed in coordinate
+ * order, instead of a table of all 32.
+ */
+function findBestNeighbour4(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 {
+  const list = <usize>load<u32>(gListAt + (<usize>u << 2));
+  const count = list ? <i32>load<u32>(list) : 0;
+  const s4 = f32x4.splat(scale);
+  const x4 = v128.load(xval + (<usize>x0 << 2));
+  const w4 = v128.load(waux + (<usize>x0 << 2));
+  let bestD2: f32 = FLT_MAX;
+  let best = -1;
+  for (let j = 0; j < count; j++) {
+    const point = <i32>load<u16>(list + 4 + (<usize>j << 1));
+    const diff = f32x4.sub(f32x4.mul(s4, v128.load(gCoordVectors + (<usize>point << 4))), x4);
+    const t = f32x4.mul(f32x4.mul(w4, diff), diff);
+    const d2: f32 = f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3);
+    const better = d2 < bestD2;
+    best = select<i32>(point, best, better);
+    bestD2 = select<f32>(d2, bestD2, better);
+  }
+  if (best < 0) {
+    flagRow();
+    best = 0;
+  }
+  const c = gCoords + <usize>(best * 4);
+  for (let i = 0; i < 4; i++) stu8(L, l0 + i, (ldi8(c, i) - 1) >> 1);
   return best;
 }
 
