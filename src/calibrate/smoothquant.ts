@@ -12,6 +12,9 @@
 // only (their inputs come from attention and silu(gate)·up, with no norm to fold into).
 import type { ModelIndex } from '../formats/model.ts';
 import type { ExportSource } from '../export/source.ts';
+import type { PrecomputedTensors } from '../export/plan.ts';
+import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
+import { ggufEntry } from '../formats/gguf/metadata.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
 import { klDivergence, logSoftmax } from '../model/eval.ts';
 import { fastCpuLinear } from '../model/fast-linear.ts';
@@ -22,6 +25,15 @@ import { assertMethodSupported } from '../model/families/support.ts';
 import { chunkTokens, defaultChunk, linearWeightNames, runCalibration, type CalibrationModel, type CalibrationProgress } from './activations.ts';
 import { replacedSource } from './awq-export.ts';
 import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
+
+/** Header keys of a SmoothQuant export (as quantize.awq.* for AWQ). */
+export const SMOOTHQUANT_KEYS = {
+  alpha: 'quantize.smoothquant.alpha',
+  dataset: 'quantize.smoothquant.dataset',
+  tensors: 'quantize.smoothquant.tensors_count',
+  chunks: 'quantize.smoothquant.chunks_count',
+  chunkSize: 'quantize.smoothquant.chunk_size',
+} as const;
 
 /** A channel is an outlier when its max |x| is at least this many times the linear's median channel. */
 export const OUTLIER_FACTOR = 10;
@@ -208,6 +220,22 @@ export async function smoothQuantSource(source: ExportSource, groups: readonly S
     return (await source.readF32(t, { first: 0, count: rows })).slice();
   });
   return replacedSource(source, replaced);
+}
+
+/** No tensors: the quantize.smoothquant.* keys an export adds (ExportRequest.precomputed). */
+export function smoothQuantHeader(alpha: number, dataset: string, groups: readonly SmoothGroup[], stats: ActivationStats): PrecomputedTensors {
+  const { STRING, UINT32, FLOAT32 } = GGUF_VALUE_TYPE;
+  return {
+    tensors: new Map(),
+    method: 'smoothquant',
+    keys: [
+      ggufEntry(SMOOTHQUANT_KEYS.alpha, FLOAT32, alpha),
+      ggufEntry(SMOOTHQUANT_KEYS.dataset, STRING, dataset),
+      ggufEntry(SMOOTHQUANT_KEYS.tensors, UINT32, groups.reduce((n, g) => n + g.linears.length, 0)),
+      ggufEntry(SMOOTHQUANT_KEYS.chunks, UINT32, stats.chunks),
+      ggufEntry(SMOOTHQUANT_KEYS.chunkSize, UINT32, stats.chunk),
+    ],
+  };
 }
 
 /** The calibration model's f32 weights (names in the files) with the groups folded in. */

@@ -7,6 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../formats/model.ts';
+import { metadataToObject } from '../formats/gguf/metadata.ts';
+import { BUILTIN_CALIBRATION_DATASET } from '../calibrate/calibration-text.ts';
+import { SMOOTHQUANT_KEYS } from '../calibrate/smoothquant.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { EVAL_TEXT } from '../model/eval-text.ts';
 import { modelTokenizer } from '../model/eval.ts';
@@ -46,6 +49,11 @@ describe('quantize --smoothquant', () => {
       diff = Math.max(diff, Math.abs(a.values[i] - b.values[i]));
     }
     expect(diff / scale).toBeLessThan(1e-5);
+    const meta = metadataToObject((await loadModel([await fileSource(path('smooth-f32.gguf'))])).ggufMetadata!);
+    expect(meta[SMOOTHQUANT_KEYS.alpha]).toBe(0.5);
+    expect(meta[SMOOTHQUANT_KEYS.dataset]).toBe(BUILTIN_CALIBRATION_DATASET);
+    expect(meta[SMOOTHQUANT_KEYS.tensors]).toBe(10);
+    expect(meta[SMOOTHQUANT_KEYS.chunkSize]).toBe(128);
     // Channel 3 (30x) is divided by more than channel 0.
     expect(a.norm[3] / b.norm[3]).toBeGreaterThan(2 * (a.norm[0] / b.norm[0]));
   });

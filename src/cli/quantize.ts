@@ -218,7 +218,7 @@ async function runQuantize(args: readonly string[], io: CliIO, stderrIsTTY: bool
       overrides: a.overrides,
       sink: (chunk) => out.write(chunk),
       imatrix,
-      precomputed: gptq ?? awq?.precomputed,
+      precomputed: gptq ?? awq?.precomputed ?? smoothed?.precomputed,
       source: awq?.source ?? smoothed?.source,
       cpu: pool,
       // The table shows each tensor's RMSE: only its sums are needed.
@@ -267,7 +267,7 @@ async function awqModel(session: Session, a: QuantizeArgs, options: NonNullable<
 /** SmoothQuant's smoothed model (its export source; the calibration modules load only here). */
 async function smoothQuantModel(session: Session, options: NonNullable<QuantizeArgs['smoothquant']>, ctx: JobContext<CalibrationProgress>) {
   const text = options.text === undefined ? undefined : await readTextFile(options.text);
-  return smoothQuantModelJob(session, { alpha: options.alpha, text, chunk: options.chunk, source: await exportSourceFor(session.loadedModel()) }, ctx);
+  return smoothQuantModelJob(session, { alpha: options.alpha, text, chunk: options.chunk, dataset: options.text, source: await exportSourceFor(session.loadedModel()) }, ctx);
 }
 
 /** What --awq did: how many linears it scaled, their α, what it left alone and why. */

@@ -6,6 +6,8 @@
 import type { CalibrationProgress } from '../../calibrate/activations.ts';
 import type { ActivationStats, SmoothGroup, SmoothQuantSweep, StatsOptions, SweepOptions } from '../../calibrate/smoothquant.ts';
 import type { ExportSource } from '../../export/source.ts';
+import type { PrecomputedTensors } from '../../export/plan.ts';
+import { BUILTIN_CALIBRATION_DATASET } from '../../calibrate/calibration-text.ts';
 import type { Session } from '../session.ts';
 import type { JobContext } from './job.ts';
 import { calibrationModel } from './calibrate.ts';
@@ -25,6 +27,8 @@ export async function smoothQuantSweepJob(session: Session, request: SmoothQuant
 
 export interface SmoothQuantModel {
   source: ExportSource;
+  /** No tensors: the quantize.smoothquant.* header keys. */
+  precomputed: PrecomputedTensors;
   alpha: number;
   groups: SmoothGroup[];
   stats: ActivationStats;
@@ -33,13 +37,14 @@ export interface SmoothQuantModel {
 /** The loaded model smoothed at α (1/s in the norms, s in the linears' columns): the source an export then quantizes as usual. */
 export async function smoothQuantModelJob(
   session: Session,
-  request: ActivationStatsRequest & { alpha: number; source: ExportSource },
+  request: ActivationStatsRequest & { alpha: number; source: ExportSource; dataset?: string },
   ctx: JobContext<CalibrationProgress>,
 ): Promise<SmoothQuantModel> {
-  const { alpha, source, ...options } = request;
+  const { alpha, source, dataset, ...options } = request;
   const [sq, cm] = await Promise.all([import('../../calibrate/smoothquant.ts'), calibrationModel(session)]);
   sq.checkAlpha(alpha);
   const stats = await sq.activationStats(cm, { ...options, signal: ctx.signal, onProgress: ctx.onProgress });
   const groups = sq.smoothGroups(cm, stats, alpha);
-  return { source: await sq.smoothQuantSource(source, groups), alpha, groups, stats };
+  const precomputed = sq.smoothQuantHeader(alpha, dataset ?? BUILTIN_CALIBRATION_DATASET, groups, stats);
+  return { source: await sq.smoothQuantSource(source, groups), precomputed, alpha, groups, stats };
 }
