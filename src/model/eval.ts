@@ -18,6 +18,8 @@ import { tokenizerFromHf } from './tokenizer-hf.ts';
 import { fastCpuLinear } from './fast-linear.ts';
 import { absMaxRecorder, activationLinear, type ActivationMode } from './activations.ts';
 import { mapProvider, planForModel, quantizedProvider, quantizeWeights, readLlamaWeights, type QuantizedWeights } from './weights.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { ResidentEval, type ForwardNote } from './eval-resident.ts';
 import { compressLogProbs, KlAccumulator, klReport, logProbRowLength, type KlReport } from './kl-report.ts';
 import { checkLogitsBase, scoredPerChunk, type LogitsFile } from './logits-file.ts';
 
@@ -61,6 +63,12 @@ export interface EvalOptions {
    * so that worker threads read them without a copy (the CLI's forward pool, --threads).
    */
   sharedWeights?: boolean;
+  /**
+   * Run each model's whole forward pass on this GPU (eval-resident.ts, gpu-forward.ts: one
+   * readback per chunk) where it can: activation mode f32 over the whole text only; other
+   * modes, and models the resident pass cannot run, go through `linear`.
+   */
+  residentGpu?: GpuContext;
   /**
    * llama-perplexity's chunking (perplexity.cpp): the text cut into floor(tokens/ctx) chunks of
    * `ctx` tokens, each run from an empty cache with BOS first (where the model adds it), only
@@ -120,6 +128,8 @@ export interface ModelEval {
   activations: ActivationMode;
   f32: { bytes: number; bpw: number; ppl: number; greedy: GreedyResult };
   results: PresetEval[];
+  /** Which forward pass ran: resident on the GPU (per model), or through the products' Linear. */
+  forward: ForwardNote;
   /** With `ctx` or `klBase`: perplexity.cpp's chunking, and where the base log-probs came from. */
   chunking?: { nCtx: number; nChunk: number; base: string };
   /** With `saveLogits`: the F32 pass as llama-perplexity's `_logits_` file. */
@@ -351,16 +361,26 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   check(options.signal);
   tick('read the weights');
 
+  const residentWhy = !options.residentGpu ? 'not on WebGPU' : (options.activations ?? 'f32') !== 'f32' ? `activations ${options.activations} run per product` : null;
+  const resident = new ResidentEval(residentWhy ? null : options.residentGpu!, config, Math.max(tokens.length, prompt.length + greedyTokens), chunk, residentWhy ?? undefined);
+  const check_ = () => check(options.signal);
   const makeModel = (provider: WeightProvider, quantized: QuantizedWeights | null, wrap: (l: Linear) => Linear = (l) => l) => {
     // Default: the fast CPU products (WebAssembly SIMD, one ulp of the reference at most), a
     // preset's converted tensors multiplied from their packed blocks (fast-linear.ts).
     const linear = options.linear?.(config, provider, quantized) ?? fastCpuLinear(provider, quantized?.packed ?? null);
-    const release = () => (linear as { dispose?: () => void } | undefined)?.dispose?.();
+    const release = () => {
+      resident.release();
+      (linear as { dispose?: () => void } | undefined)?.dispose?.();
+    };
     return { model: new LlamaModel(config, provider, wrap(linear)), release };
   };
   const greedy = async (m: LlamaModel): Promise<GreedyResult> => {
     const out = await generateGreedy(m, prompt, greedyTokens, { eosId: tokenizer.eosId, check: () => check(options.signal) });
     return { tokens: out, text: tokenizer.detokenize(out) };
+  };
+  const residentGreedy = async (): Promise<GreedyResult | null> => {
+    const out = await resident.greedy(prompt, greedyTokens, tokenizer.eosId, check_);
+    return out && { tokens: out, text: tokenizer.detokenize(out) };
   };
 
   const activations = options.activations ?? 'f32';
@@ -383,9 +403,11 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
       await windowPass(f32Model.model, windows, chunk, visit, () => {}, (l) => tick(`F32: ${l}`), options.signal);
       f32Pass = { logits: null, argmax: new Int32Array(0), nll, kl: null };
     } else {
-      f32Pass = await scorePass(f32Model.model, tokens, chunk, true, null, (l) => tick(`F32: ${l}`), options.signal);
+      f32Pass =
+        (await resident.pass('F32', mapProvider(base), null, tokens, null, (l) => tick(`F32: ${l}`), check_)) ??
+        (await scorePass(f32Model.model, tokens, chunk, true, null, (l) => tick(`F32: ${l}`), options.signal));
     }
-    f32Greedy = await greedy(f32Model.model);
+    f32Greedy = (await residentGreedy()) ?? (await greedy(f32Model.model));
   } finally {
     f32Model.release();
   }
@@ -412,9 +434,11 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
         await windowPass(m.model, windows, chunk, visit, () => acc.endChunk(), (l) => tick(`${preset}: ${l}`), options.signal);
         report = klReport(acc);
       } else {
-        pass = await scorePass(m.model, tokens, chunk, false, f32Pass, (l) => tick(`${preset}: ${l}`), options.signal);
+        pass =
+          (await resident.pass(preset, quantizedProvider(quantized), quantized, tokens, f32Pass, (l) => tick(`${preset}: ${l}`), check_)) ??
+          (await scorePass(m.model, tokens, chunk, false, f32Pass, (l) => tick(`${preset}: ${l}`), options.signal));
       }
-      g = await greedy(m.model);
+      g = (await residentGreedy()) ?? (await greedy(m.model));
     } finally {
       m.release();
     }
@@ -457,6 +481,7 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
       report: wholeTextReport(pass, f32Pass),
     });
   }
+  resident.dispose();
   return {
     model: checkpoint.files.find((f) => f.role === 'gguf' || f.role === 'safetensors')?.source.name ?? '(model)',
     textTokens: tokens.length,
@@ -465,6 +490,7 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
     activations,
     f32: { bytes: fileBytes, bpw: (fileBytes * 8) / Math.max(params, 1), ppl: perplexity(f32Pass.nll), greedy: f32Greedy },
     results,
+    forward: resident.note,
     ...(windows
       ? { chunking: { nCtx: windows[0].length, nChunk: windows.length, base: options.klBase?.name ?? 'F32 pass' } }
       : {}),

@@ -42,6 +42,8 @@ export async function evalJob(session: Session, request: EvalRequest, ctx: JobCo
           }
         : request.linear,
       sharedWeights: gpu ? false : request.sharedWeights,
+      // The whole forward on the GPU where it can run (f32 activations): one readback per chunk.
+      residentGpu: gpu ?? undefined,
     });
   const { value: r, backend } = await session.withFallback((gpu) => attempt(gpu), () => attempt(null));
   const stats = sumGpuLinearStats(linears.map((l) => l.stats()));

@@ -1,0 +1,84 @@
+// eval with the resident forward pass (residentGpu) on Dawn + SwiftShader against the CPU
+// eval of the same text: perplexity, KL (mean, median, p99), top-1 agreement within 1e-5
+// relative and the same greedy tokens; one readback per forward pass (readbacks <=
+// forward_passes + 2); and the per-product path's counts beside it, for the record.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../formats/model.ts';
+import { fileSource } from '../formats/node-source.ts';
+import { FIXTURE_MODELS } from '../formats/testing.ts';
+import { gpuCounters, gpuCountersSince } from '../gpu/counters.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { createTestGpu } from '../gpu/gpu-test-setup.ts';
+import { evaluateModel, type EvalOptions, type ModelEval } from './eval.ts';
+import { gpuLinear } from './gpu-linear.ts';
+
+let gpu: GpuContext;
+beforeAll(async () => {
+  gpu = await createTestGpu();
+});
+afterAll(() => gpu?.destroy());
+
+const rel = (a: number, b: number) => (a === b ? 0 : Math.abs(a - b) / Math.abs(b));
+
+function expectSameEval(gpuEval: ModelEval, cpuEval: ModelEval): void {
+  expect(rel(gpuEval.f32.ppl, cpuEval.f32.ppl)).toBeLessThan(1e-5);
+  expect(gpuEval.f32.greedy.tokens).toEqual(cpuEval.f32.greedy.tokens);
+  gpuEval.results.forEach((r, i) => {
+    const c = cpuEval.results[i];
+    expect(rel(r.ppl, c.ppl), r.preset).toBeLessThan(1e-5);
+    expect(rel(r.klMean, c.klMean), r.preset).toBeLessThan(1e-5);
+    expect(rel(r.klMedian, c.klMedian), r.preset).toBeLessThan(1e-4);
+    expect(r.top1Agree, r.preset).toBe(c.top1Agree);
+    expect(r.greedy.tokens, r.preset).toEqual(c.greedy.tokens);
+  });
+}
+
+describe('eval on the resident forward pass', () => {
+  it('stories260K, F32 and Q4_0: the CPU eval\'s figures, one readback per forward pass (run-to-run identity: gpu-forward.test.ts)', async () => {
+    const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
+    const text = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sun.';
+    const options: EvalOptions = { presets: ['Q4_0'], greedyTokens: 4, chunk: 16, text, prompt: 'Once upon a time' };
+
+    let t = performance.now();
+    const cpuEval = await evaluateModel(model, options);
+    const cpuMs = performance.now() - t;
+
+    let before = gpuCounters(gpu.device);
+    t = performance.now();
+    const resident = await evaluateModel(model, { ...options, residentGpu: gpu });
+    const residentMs = performance.now() - t;
+    const spent = gpuCountersSince(gpu.device, before);
+
+    before = gpuCounters(gpu.device);
+    t = performance.now();
+    const perProduct = await evaluateModel(model, { ...options, linear: (_c, w, q) => gpuLinear(gpu, w, q) });
+    const perProductMs = performance.now() - t;
+    const old = gpuCountersSince(gpu.device, before);
+
+    console.log(
+      `stories260K eval (${resident.positions} positions, chunk 16, greedy 4, F32 + Q4_0) on ${gpu.description}:\n` +
+        `  resident:    ${spent.forwardPasses} forward passes, ${spent.submits} submits, ${spent.readbacks} readbacks, ${spent.bytesReadBack} bytes, ${residentMs.toFixed(0)} ms\n` +
+        `  per product: ${old.submits} submits, ${old.readbacks} readbacks, ${old.bytesReadBack} bytes, ${perProductMs.toFixed(0)} ms\n` +
+        `  CPU:         ${cpuMs.toFixed(0)} ms`,
+    );
+    expect(resident.forward).toEqual({ mode: 'resident', resident: ['F32', 'Q4_0'], perProduct: {} });
+    expect(perProduct.forward.mode).toBe('products');
+    // 2 models x (scoring chunks + prompt + 3 greedy steps).
+    const chunks = Math.ceil(resident.positions / 16);
+    expect(spent.forwardPasses).toBe(2 * (chunks + 1 + 3));
+    expect(spent.readbacks).toBeLessThanOrEqual(spent.forwardPasses + 2);
+    expect(spent.submits).toBe(spent.forwardPasses);
+    expect(spent.bytesReadBack).toBeLessThan(16 * 16 * spent.forwardPasses); // 4 words per position: never the logits
+    expect(old.readbacks).toBeGreaterThan(10 * spent.readbacks);
+    expectSameEval(resident, cpuEval);
+
+  }, 180_000);
+
+  it('other activation modes keep the per-product path, and say so', async () => {
+    const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
+    const r = await evaluateModel(model, { presets: ['Q8_0'], greedyTokens: 2, chunk: 64, text: 'Once upon a time there was a cat.', activations: 'int8', residentGpu: gpu });
+    expect(r.forward.mode).toBe('products');
+    expect(r.forward.perProduct.all).toMatch(/activations int8 /);
+  }, 60_000);
+});

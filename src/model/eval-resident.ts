@@ -1,0 +1,148 @@
+// eval on the resident forward pass (gpu-forward.ts): each model of an evaluation (the F32
+// model, then each preset's) uploaded once, its scoring pass run chunk by chunk with one
+// readback of four numbers per position (argmax, NLL, KL against the F32 pass's logits,
+// which stay on the GPU), and its greedy continuation one position per pass. A model the
+// resident pass cannot run (a type without a GPU matmul, a buffer over the binding limit)
+// returns null here and eval runs it through its Linear (the per-product path); if the
+// F32 pass ran resident, its logits are read back once for that model's KL.
+import type { GpuContext } from '../gpu/device.ts';
+import type { ModelConfig } from './families/config.ts';
+import type { WeightProvider } from './families/linear.ts';
+import { BaseLogits, GpuForward, ResidentUnsupportedError } from './gpu-forward.ts';
+import type { QuantizedWeights } from './weights.ts';
+
+/** What eval reports of the forward pass it ran: which models ran resident, which not and why. */
+export interface ForwardNote {
+  /** 'resident': the whole forward on the GPU; 'products': the matrix products only (or the CPU). */
+  readonly mode: 'resident' | 'products';
+  /** Models (F32 and presets) that ran resident. */
+  readonly resident: string[];
+  /** Models that ran per product, with the reason. */
+  readonly perProduct: Record<string, string>;
+}
+
+/** eval's scoring of one model (eval.ts's Pass). */
+export interface ResidentPass {
+  logits: Float32Array | null;
+  argmax: Int32Array;
+  nll: Float64Array;
+  kl: Float64Array | null;
+}
+
+export class ResidentEval {
+  private current: GpuForward | null = null;
+  private store: BaseLogits | null = null;
+  readonly note: ForwardNote;
+
+  /**
+   * `gpu` null: nothing runs resident (`why` says why: another activation mode, perplexity
+   * chunking, the CPU backend). `capacity`: positions of the longest sequence (the text, or
+   * prompt + continuation).
+   */
+  constructor(
+    private readonly gpu: GpuContext | null,
+    private readonly config: ModelConfig,
+    private readonly capacity: number,
+    private readonly chunk: number,
+    why = 'not on WebGPU',
+  ) {
+    this.note = { mode: gpu ? 'resident' : 'products', resident: [], perProduct: gpu ? {} : { all: why } };
+  }
+
+  /** Uploads model `label`; false (and noted) when it cannot run resident. */
+  private async begin(label: string, weights: WeightProvider, quantized: QuantizedWeights | null): Promise<boolean> {
+    this.release();
+    if (!this.gpu) return false;
+    try {
+      this.current = await GpuForward.create(this.gpu, this.config, weights, quantized, { maxTokens: this.chunk, capacity: this.capacity });
+      this.note.resident.push(label);
+      return true;
+    } catch (e) {
+      if (!(e instanceof ResidentUnsupportedError)) throw e;
+      this.note.perProduct[label] = e.message;
+      return false;
+    }
+  }
+
+  /**
+   * The scoring pass of model `label` over `tokens` (teacher forcing, `chunk` positions per
+   * pass); `base`: the F32 pass (KL against its resident logits), null for the F32 pass
+   * itself (its logits are kept on the GPU). null: run it per product (base.logits is then
+   * filled from the GPU when the F32 pass ran resident).
+   */
+  async pass(
+    label: string,
+    weights: WeightProvider,
+    quantized: QuantizedWeights | null,
+    tokens: readonly number[],
+    base: ResidentPass | null,
+    tick: (label: string) => void,
+    check: () => void,
+  ): Promise<ResidentPass | null> {
+    const positions = tokens.length - 1;
+    if (base && !this.store) {
+      this.release();
+      if (this.gpu) this.note.perProduct[label] = 'the F32 pass did not run resident';
+      return null;
+    }
+    if (!(await this.begin(label, weights, quantized))) {
+      if (base && !base.logits && this.store) base.logits = await this.store.read();
+      return null;
+    }
+    const f = this.current!;
+    if (!base) {
+      this.store?.destroy();
+      this.store = new BaseLogits(this.gpu!, positions, this.config.nVocab);
+    }
+    const out: ResidentPass = { logits: null, argmax: new Int32Array(positions), nll: new Float64Array(positions), kl: base ? new Float64Array(positions) : null };
+    f.reset();
+    for (let start = 0; start < positions; start += this.chunk) {
+      check();
+      const n = Math.min(this.chunk, positions - start);
+      const r = await f.forward(tokens.slice(start, start + n), {
+        targets: tokens.slice(start + 1, start + 1 + n),
+        ...(base ? { base: this.store! } : { keep: this.store! }),
+      });
+      out.argmax.set(r.argmax, start);
+      out.nll.set(r.nll, start);
+      if (out.kl && r.kl) out.kl.set(r.kl, start);
+      tick(`position ${start + n} of ${positions}`);
+    }
+    return out;
+  }
+
+  /** Greedy continuation on the model the last pass() made resident; null when it ran per product. */
+  async greedy(prompt: readonly number[], count: number, eosId: number | null | undefined, check: () => void): Promise<number[] | null> {
+    const f = this.current;
+    if (!f) return null;
+    f.reset();
+    check();
+    let next = -1;
+    for (let s = 0; s < prompt.length; s += this.chunk) {
+      const r = await f.forward(prompt.slice(s, s + this.chunk));
+      next = r.argmax[r.argmax.length - 1];
+    }
+    const out: number[] = [];
+    for (let i = 0; i < count; i++) {
+      out.push(next);
+      if (eosId !== undefined && eosId !== null && next === eosId) break;
+      if (i === count - 1) break;
+      check();
+      next = (await f.forward([next])).argmax[0];
+    }
+    return out;
+  }
+
+  /** Frees the current model's buffers (the F32 logits stay for the presets). */
+  release(): void {
+    this.current?.dispose();
+    this.current = null;
+  }
+
+  /** Frees everything. */
+  dispose(): void {
+    this.release();
+    this.store?.destroy();
+    this.store = null;
+  }
+}
