@@ -61,7 +61,8 @@ describe('QAT on stories260K (q4_0)', () => {
     const b = await trainQat(stories, { ...options, steps: 2 });
     expect(b.losses).toEqual(a.losses);
     expect(b.blocks.get('blk.1.attn_v.weight')).toEqual(a.blocks.get('blk.1.attn_v.weight'));
-  });
+    // About 5 s of CPU; the time limit is for a loaded machine.
+  }, 180_000);
 
   it('stops at the step where a learning rate makes the loss NaN', async () => {
     const steps: number[] = [];
@@ -109,5 +110,6 @@ describe('QAT at Q2_K on a synthetic Llama with rows of 256, exported and run by
     expect(r.after.kl).toBeLessThan(0.95 * r.before.kl);
     expect(Math.abs(quantlabKl - r.after.kl)).toBeLessThan(1e-5 * r.after.kl);
     expect(Math.abs(llamaKl - quantlabKl)).toBeLessThan(0.05 * quantlabKl);
-  });
+    // About 8 s of CPU with llama.cpp's child; the time limit is for a loaded machine.
+  }, 180_000);
 });
