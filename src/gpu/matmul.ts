@@ -81,14 +81,14 @@ export interface MatmulConfig {
 }
 
 /** Codecs with lanes for the cooperative matvec (shaders/kernels/matmul_coop_<codec>.wgsl). */
-export const COOP_CODECS: ReadonlySet<string> = new Set(['q4_0', 'q8_0', 'q4_k', 'q6_k']);
+export const COOP_CODECS: ReadonlySet<string> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q4_k', 'q6_k']);
 /** From this many tokens on, products take the tiled kernel; below, the matvec kernels. */
 export const TILED_MIN_TOKENS = 8;
 /** Cooperative matvec rows per workgroup (x held in registers across them). */
 const COOP_ROWS_PER_WG = 4;
 const COOP_WG_SIZE = 64;
 /** Software adapters: measured on SwiftShader (see docs/measurements.md). */
-const COOP_FALLBACK_ROWS_PER_WG = 8;
+const COOP_FALLBACK_ROWS_PER_WG = 16;
 const COOP_FALLBACK_WG_SIZE = 16;
 /** Tiled kernel: values per K step aimed at (whole blocks), and the tile shapes tried, largest first. */
 const TILED_STEP_VALUES = 64;
