@@ -12,6 +12,8 @@ import { mapProvider, readModelWeights } from '../model/weights.ts';
 import { crossEntropy, klToTeacher, logSoftmaxRows } from './ops.ts';
 import { TrainableLlama } from './model.ts';
 import { gaussians } from '../testing/random.ts';
+import { buildFamilyGguf } from '../testing/family-gguf.ts';
+import { memorySource } from '../formats/bytes.ts';
 
 let config: LlamaConfig;
 let weights: Map<string, Float32Array>;
@@ -106,4 +108,44 @@ describe('TrainableLlama on stories260K', () => {
       }
     });
   }
+});
+
+describe('TrainableLlama on a tied Llama 3-style model (rope_freqs, GQA)', () => {
+  it('gives the inference logits; the shared embedding/output matrix gets both gradients', async () => {
+    const bytes = await buildFamilyGguf({ family: 'llama', nLayer: 2, nEmbd: 64, nFf: 96, nHead: 4, nHeadKv: 2, headDim: 16, tied: true, ropeFreqs: true, embeddingStd: 0.05, seed: 5 });
+    const model = await loadModel([memorySource(bytes, 'tied.gguf')]);
+    const c = llamaConfig(model);
+    expect(c.tiedOutput).toBe(true);
+    expect(c.names.ropeFreqs).toBe('rope_freqs.weight');
+    const w = await readModelWeights(model, c);
+    const tokens = [1, 40, 300, 40, 7, 511];
+    const inference = new LlamaModel(c, mapProvider(w));
+    const expected = await inference.forward(tokens, inference.newCache(tokens.length), { logits: 'all' });
+    const net = new TrainableLlama(c, w);
+    const f = net.forward(tokens);
+    const scale = Math.max(...expected.map(Math.abs));
+    expect(Math.max(...f.logits.map((v, i) => Math.abs(v - expected[i])))).toBeLessThan(1e-5 * scale);
+    const n = tokens.length - 1;
+    const lossOf = (logits: Float64Array) => crossEntropy(logits.subarray(0, n * c.nVocab), n, c.nVocab, tokens.slice(1));
+    const d = new Float64Array(f.logits.length);
+    d.set(lossOf(f.logits).dLogits);
+    f.backward(d);
+    const p = net.param('token_embd.weight');
+    // Row 40 is an input token (embedding gradient) and an output row (head gradient); row 100 is only an output row.
+    const largestIn = (row: number) => row * 64 + Array.from(p.grad.subarray(row * 64, (row + 1) * 64).map(Math.abs)).reduce((best, v, j, a) => (v > a[best] ? j : best), 0);
+    for (const i of [largestIn(40), largestIn(100), largestIn(300)]) {
+      const keep = p.value[i];
+      p.value[i] = keep + 1e-3;
+      const wUp = p.value[i];
+      const up = lossOf(net.forward(tokens).logits).loss;
+      p.value[i] = keep - 1e-3;
+      const wDown = p.value[i];
+      const down = lossOf(net.forward(tokens).logits).loss;
+      p.value[i] = keep;
+      const numeric = (up - down) / (wUp - wDown);
+      expect(Math.abs(numeric)).toBeGreaterThan(1e-5);
+      expect(Math.abs(p.grad[i] - numeric), `token_embd[${i}]`).toBeLessThan(2e-4 * Math.abs(numeric) + 1e-9);
+    }
+    expect(net.params.has('rope_freqs.weight')).toBe(false);
+  });
 });
