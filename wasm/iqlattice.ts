@@ -160,6 +160,7 @@ export function iqGridInit(g: i32, levels: usize, size: i32, dims: i32, bits: i3
 // The search (lattice-search.ts), on the scratch below: the C's stack arrays.
 
 const xval = memory.data(32 * 4, 16);
+const wx = memory.data(32 * 4, 16); // weight * xval, the same f32 product in every trial's fit
 const weight = memory.data(32 * 4, 16);
 const waux = memory.data(32 * 4, 16);
 const levels = memory.data(32, 16); // i8: the winning levels
@@ -218,7 +219,7 @@ function findBestNeighbour(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 
  * average): each point's four terms w*(scale*q - x)^2 as one vector, summed in coordinate
  * order, instead of a table of all 32.
  */
-function findBestNeighbour4(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 {
+@inline function findBestNeighbour4(u: i32, x0: i32, scale: f32, L: usize, l0: i32): i32 {
   const list = <usize>load<u32>(gListAt + (<usize>u << 2));
   const count = list ? <i32>load<u32>(list) : 0;
   const s4 = f32x4.splat(scale);
@@ -332,6 +333,13 @@ export function gridPointOf(u: i32): i32 {
   return load<i32>(gMap + (<usize>u << 2));
 }
 
+function fillWx(n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(wx + o, f32x4.mul(v128.load(weight + o), v128.load(xval + o)));
+  }
+}
+
 let sumQX: f32 = 0;
 let sumQ2: f32 = 0;
 function fit(n: i32, L: usize): void {
@@ -340,7 +348,7 @@ function fit(n: i32, L: usize): void {
   for (let i = 0; i < n; i++) {
     const w = ldf(weight, i);
     const q = <f32>(ldi8(L, i) * 2 + 1);
-    qx += w * ldf(xval, i) * q;
+    qx += ldf(wx, i) * q;
     q2 += w * q * q;
   }
   sumQX = qx;
@@ -351,6 +359,7 @@ function fit(n: i32, L: usize): void {
 function searchScale(n: i32, kMaxQ: i32, range: i32, step: f32, startOnGrid: bool, refineAll: bool, mx: f32): f32 {
   const dims = gDims;
   const groups = n / dims;
+  fillWx(n);
   let best: f32 = 0;
   let scale: f32 = mx / <f32>(kMaxQ * 2 - 1);
   memory.fill(levels, 0, n);
@@ -393,6 +402,7 @@ function searchScale(n: i32, kMaxQ: i32, range: i32, step: f32, startOnGrid: boo
 function searchScaleFromEffMax(n: i32, kMaxQ: i32, range: i32, step: f32, effMax: f32, startScale: f32): f32 {
   const dims = gDims;
   const groups = n / dims;
+  fillWx(n);
   let best: f32 = 0;
   let scale = startScale;
   for (let is = -range; is <= range; is++) {
