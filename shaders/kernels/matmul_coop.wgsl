@@ -63,6 +63,17 @@ fn mc_byte(w: u32, b: u32) -> u32 {
   return (w >> (8u * b)) & 0xffu;
 }
 
+// Q4_K / Q5_K: get_scale_min_k4 of sub-block j from the 12 scale bytes (words s).
+fn mc_scale_min_k4(j: u32, s: vec3<u32>) -> vec2<u32> {
+  if (j < 4u) {
+    return vec2<u32>(mc_byte(s[j >> 2u], j & 3u) & 63u, mc_byte(s[(j + 4u) >> 2u], (j + 4u) & 3u) & 63u);
+  }
+  let b = mc_byte(s[(j + 4u) >> 2u], (j + 4u) & 3u);
+  let lo = mc_byte(s[(j - 4u) >> 2u], (j - 4u) & 3u);
+  let hi = mc_byte(s[j >> 2u], j & 3u);
+  return vec2<u32>((b & 0xfu) | ((lo >> 6u) << 4u), (b >> 4u) | ((hi >> 6u) << 4u));
+}
+
 fn mm_accumulate(row0: u32, tok0: u32, lid: u32) {
   for (var q = 0u; q < MM_MAX_ACC; q = q + 1u) {
     mm_acc[q] = 0.0;

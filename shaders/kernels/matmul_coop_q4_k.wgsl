@@ -15,17 +15,6 @@ fn mc_load_x(xo: u32, lane: u32) {
   }
 }
 
-// get_scale_min_k4 of sub-block j from the 12 scale bytes (words s).
-fn mc_scale_min_k4(j: u32, s: vec3<u32>) -> vec2<u32> {
-  if (j < 4u) {
-    return vec2<u32>(mc_byte(s[j >> 2u], j & 3u) & 63u, mc_byte(s[(j + 4u) >> 2u], (j + 4u) & 3u) & 63u);
-  }
-  let b = mc_byte(s[(j + 4u) >> 2u], (j + 4u) & 3u);
-  let lo = mc_byte(s[(j - 4u) >> 2u], (j - 4u) & 3u);
-  let hi = mc_byte(s[j >> 2u], j & 3u);
-  return vec2<u32>((b & 0xfu) | ((lo >> 6u) << 4u), (b >> 4u) | ((hi >> 6u) << 4u));
-}
-
 fn mc_lane_dot(off: u32, lane: u32) -> f32 {
   let dm = mm_w[off >> 2u];
   let d = f16_bits_to_f32(dm & 0xffffu);
