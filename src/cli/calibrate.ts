@@ -24,6 +24,7 @@ import { uncancelled } from '../engine/jobs/job.ts';
 import { type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
+import { gpuField } from './gpu-json.ts';
 import { progressLine, stderrIsTTY } from './progress.ts';
 import { openSession } from './session.ts';
 import { readTextFile } from './text.ts';
@@ -80,7 +81,7 @@ export const calibrateCommand: Command = {
       progress.clear();
       // Where GPTQ ran, when --backend is given (the docs/contracts.md shape stays as it is without it).
       const gptqRun = values.backend === undefined ? undefined : r.gptq;
-      io.stdout(values.json ? `${toJson(comparisonJson(r, gptqRun))}\n` : comparisonText(r, gptqRun));
+      io.stdout(values.json ? `${toJson({ ...comparisonJson(r, gptqRun), ...gpuField(r.gpu) })}\n` : comparisonText(r, gptqRun));
     }
     if (output === undefined) return 0;
     const t0 = performance.now();

@@ -8,6 +8,7 @@ import { QUANT_TYPES, quantType } from '../quant/types.ts';
 import { type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
+import { gpuField } from './gpu-json.ts';
 import { openSession } from './session.ts';
 
 export function parseTypes(list: string | undefined): string[] {
@@ -64,6 +65,8 @@ export function compareJson(r: CompareResult) {
     ),
     // A tensor above the compare job's MAX_COMPARE_VALUES is measured on evenly spaced rows.
     ...(r.sampledRows ? { sampled_rows: r.sampledRows } : {}),
+    // On WebGPU: what the compare cost the GPU (docs/cli.md).
+    ...gpuField(r.gpu),
   };
 }
 

@@ -11,6 +11,7 @@ import { uncancelled } from '../engine/jobs/job.ts';
 import { type BackendChoice, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
+import { gpuField } from './gpu-json.ts';
 import { openSession } from './session.ts';
 import { readTextFile } from './text.ts';
 import { ForwardPool } from './forward-pool.ts';
@@ -98,11 +99,11 @@ export const evalCommand: Command = {
     } finally {
       await pool?.close();
     }
-    const { backend: ran, products, ...result } = job;
+    const { backend: ran, products, gpu, ...result } = job;
     const run: EvalRun = { backend: ran, products: products ?? undefined };
     // `backend` in the JSON when --backend is given (the docs/contracts.md shape stays as it is without it).
     const saved = await saveKlBase(values, result);
-    io.stdout(values.json ? `${toJson({ ...evalJson(result, values.backend === undefined ? undefined : run), ...klJson(result, saved) })}\n` : evalText(result, run) + klText(result, saved));
+    io.stdout(values.json ? `${toJson({ ...evalJson(result, values.backend === undefined ? undefined : run), ...klJson(result, saved), ...gpuField(gpu) })}\n` : evalText(result, run) + klText(result, saved));
     return 0;
   },
 };

@@ -5,6 +5,7 @@ export type {
   CompareRequest,
   CompareResult,
   GpuStatus,
+  GpuUsage,
   ImatrixSummary,
   ModelSummary,
   Progress,

@@ -3,6 +3,7 @@ import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/store.ts';
 import { CompareView } from './CompareView.tsx';
 import { formatShape } from './format.ts';
+import { GpuUsageLine } from './GpuUsageLine.tsx';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
 import { TypeChips } from './TypeChips.tsx';
@@ -46,6 +47,7 @@ export function CompareTab() {
         </p>
       )}
       {compare && compare.tensor === info?.name && <CompareView compare={compare} blockIndex={blockIndex} onBlockIndex={useApp.getState().setBlockIndex} />}
+      {compare && compare.tensor === info?.name && <GpuUsageLine gpu={compare.gpu} />}
     </section>
   );
 }

@@ -7,6 +7,7 @@ import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
 import { ChartFigure, TableTakeaway } from './Takeaway.tsx';
 import { KlReportView } from './KlReportView.tsx';
+import { GpuUsageLine } from './GpuUsageLine.tsx';
 import type { TableData } from './takeaway.ts';
 
 type Evaluation = NonNullable<ReturnType<typeof useApp.getState>['modelOutput']['result']>;
@@ -125,6 +126,7 @@ export function ModelOutputTab({ refusal }: { refusal: string | null }) {
               ))}
             </tbody>
           </table>
+          <GpuUsageLine gpu={result.gpu} />
           <div className="grid2">
             <ChartFigure label="Quality vs size" caption="Mean KL divergence to F32 against file size">
               <ResponsiveContainer width="100%" height={240}>

@@ -12,8 +12,9 @@ import { gptqQuantizeGpu } from '../../calibrate/gptq-gpu.ts';
 import { imatrixFileForText, type ImatrixStats } from '../../calibrate/imatrix.ts';
 import { checkImatrix } from '../../export/plan.ts';
 import { exportSourceFor } from '../../export/source.ts';
+import { withGpuUsage } from '../gpu-usage.ts';
 import type { Session } from '../session.ts';
-import type { CalibrationCompareOptions, ImatrixSummary } from '../types.ts';
+import type { CalibrationCompareOptions, GpuUsage, ImatrixSummary } from '../types.ts';
 import type { JobContext } from './job.ts';
 
 /** Both jobs run the model in f32 (activations.ts); a caller running both may open it once and pass it. */
@@ -40,11 +41,19 @@ export function calibrationModel(session: Session): Promise<CalibrationModel> {
   return openCalibrationModel(session.loadedModel());
 }
 
-export async function compareCalibrationJob(session: Session, request: CompareCalibrationRequest, ctx: JobContext<CalibrationProgress>): Promise<CalibrationComparison> {
+export async function compareCalibrationJob(
+  session: Session,
+  request: CompareCalibrationRequest,
+  ctx: JobContext<CalibrationProgress>,
+): Promise<CalibrationComparison & { gpu: GpuUsage | null }> {
   const { calibrationModel: given, ...options } = request;
-  const gptq = await gptqRunner(session);
-  const cm = given ?? (await calibrationModel(session));
-  return compareCalibration(cm, { ...options, gptq, signal: ctx.signal, onProgress: ctx.onProgress });
+  const { value, gpu } = await withGpuUsage(session, async () => {
+    const gptq = await gptqRunner(session);
+    const cm = given ?? (await calibrationModel(session));
+    return compareCalibration(cm, { ...options, gptq, signal: ctx.signal, onProgress: ctx.onProgress });
+  });
+  // What the comparison cost the GPU (engine/gpu-usage.ts); null on the CPU backend.
+  return { ...value, gpu };
 }
 
 /** GPTQ on the GPU (calibrate/gptq-gpu.ts) while the device lives, then on the CPU; act-order on the CPU. */

@@ -7,7 +7,9 @@ import type { GpuContext } from '../../gpu/device.ts';
 import type { Backend } from '../../gpu/compute.ts';
 import { evaluateModel, type EvalOptions, type ModelEval } from '../../model/eval.ts';
 import { gpuLinear, sumGpuLinearStats, type GpuLinear } from '../../model/gpu-linear.ts';
+import { withGpuUsage } from '../gpu-usage.ts';
 import type { Session } from '../session.ts';
+import type { GpuUsage } from '../types.ts';
 import type { JobContext } from './job.ts';
 
 /** Positions per forward call: on the GPU each product takes a chunk at once; the CPU checks cancel more often. */
@@ -23,9 +25,16 @@ export type EvalResult = Omit<ModelEval, 'results'> & {
   backend: Backend;
   /** On WebGPU: matrix products run on the GPU, and on the CPU (types without a GPU matmul); null on the CPU. */
   products: { gpu: number; cpu: number } | null;
+  /** What the eval cost the GPU (engine/gpu-usage.ts); null on the CPU backend. */
+  gpu?: GpuUsage | null;
 };
 
 export async function evalJob(session: Session, request: EvalRequest, ctx: JobContext): Promise<EvalResult> {
+  const { value, gpu } = await withGpuUsage(session, () => runEval(session, request, ctx));
+  return { ...value, gpu };
+}
+
+async function runEval(session: Session, request: EvalRequest, ctx: JobContext): Promise<EvalResult> {
   const linears: GpuLinear[] = [];
   const attempt = (gpu: GpuContext | null) =>
     evaluateModel(session.loadedModel(), {
