@@ -49,7 +49,7 @@ function worstError(x: Float64Array, analytic: Float64Array, loss: () => number,
 
 describe('training operations: backward = finite differences (f64)', () => {
   it('linear: dx and dW', () => {
-    const [rows, cols, n] = [7, 5, 3];
+    const [rows, cols, n] = [7, 5, 6];
     const w = randoms(rows * cols, 1);
     const x = randoms(n * cols, 2);
     const r = randoms(n * rows, 3);

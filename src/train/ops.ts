@@ -13,10 +13,36 @@ export type Weights = Float32Array | Float64Array;
 
 // ---- linear ----------------------------------------------------------------------------
 
-/** y[t][r] = Σ_c w[r][c]·x[t][c]: n inputs of `cols` through a [rows, cols] matrix. */
+/**
+ * y[t][r] = Σ_c w[r][c]·x[t][c]: n inputs of `cols` through a [rows, cols] matrix. Four
+ * tokens at a time, so that each weight read serves four of them (model/families/linear.ts's
+ * reason); each sum still runs over c in order.
+ */
 export function linearForward(w: Weights, rows: number, cols: number, x: Float64Array, n: number): Float64Array {
   const y = new Float64Array(n * rows);
-  for (let t = 0; t < n; t++) {
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const x0 = t * cols;
+    const x1 = x0 + cols;
+    const x2 = x1 + cols;
+    const x3 = x2 + cols;
+    for (let r = 0; r < rows; r++) {
+      const wo = r * cols;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let c = 0; c < cols; c++) {
+        const a = w[wo + c];
+        s0 += a * x[x0 + c];
+        s1 += a * x[x1 + c];
+        s2 += a * x[x2 + c];
+        s3 += a * x[x3 + c];
+      }
+      y[t * rows + r] = s0;
+      y[(t + 1) * rows + r] = s1;
+      y[(t + 2) * rows + r] = s2;
+      y[(t + 3) * rows + r] = s3;
+    }
+  }
+  for (; t < n; t++) {
     const xo = t * cols;
     for (let r = 0; r < rows; r++) {
       const wo = r * cols;
@@ -28,16 +54,46 @@ export function linearForward(w: Weights, rows: number, cols: number, x: Float64
   return y;
 }
 
-/** dx += dy·W and dw += dyᵀ·x (either may be null: no gradient wanted). */
+/**
+ * dx += dy·W and dw += dyᵀ·x (either may be null: no gradient wanted). dW's rows take four
+ * tokens' contributions per pass, so that each row is read and written a quarter as often.
+ */
 export function linearBackward(w: Weights, rows: number, cols: number, x: Float64Array, n: number, dy: Float64Array, dx: Float64Array | null, dw: Float64Array | null): void {
-  for (let t = 0; t < n; t++) {
+  if (dx) {
+    for (let t = 0; t < n; t++) {
+      const xo = t * cols;
+      for (let r = 0; r < rows; r++) {
+        const g = dy[t * rows + r];
+        if (g === 0) continue;
+        const wo = r * cols;
+        for (let c = 0; c < cols; c++) dx[xo + c] += g * w[wo + c];
+      }
+    }
+  }
+  if (!dw) return;
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const x0 = t * cols;
+    const x1 = x0 + cols;
+    const x2 = x1 + cols;
+    const x3 = x2 + cols;
+    for (let r = 0; r < rows; r++) {
+      const g0 = dy[t * rows + r];
+      const g1 = dy[(t + 1) * rows + r];
+      const g2 = dy[(t + 2) * rows + r];
+      const g3 = dy[(t + 3) * rows + r];
+      if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0) continue;
+      const wo = r * cols;
+      for (let c = 0; c < cols; c++) dw[wo + c] += g0 * x[x0 + c] + g1 * x[x1 + c] + g2 * x[x2 + c] + g3 * x[x3 + c];
+    }
+  }
+  for (; t < n; t++) {
     const xo = t * cols;
     for (let r = 0; r < rows; r++) {
       const g = dy[t * rows + r];
       if (g === 0) continue;
       const wo = r * cols;
-      if (dx) for (let c = 0; c < cols; c++) dx[xo + c] += g * w[wo + c];
-      if (dw) for (let c = 0; c < cols; c++) dw[wo + c] += g * x[xo + c];
+      for (let c = 0; c < cols; c++) dw[wo + c] += g * x[xo + c];
     }
   }
 }
