@@ -1,6 +1,8 @@
 // Quantized matrix products on the GPU: y = W x (matvec, the decode case) and Y = W X
 // (matmul, the prefill case), W read in its packed blocks and decoded by the type's own
 // WGSL codec (shaders/kernels/matmul.wgsl), so any type with a codec has a matmul.
+// Three kernels share the bindings and dispatch (MatmulKernel below): the generic one, the
+// cooperative matvec and the tiled prefill matmul; matmulConfig picks one.
 //
 // Layouts (as src/quant/matmul.ts, the CPU reference): W is `rows` rows of `cols` values
 // in the type's blocks, rows back to back (GGUF's layout); X is n vectors of `cols` f32,
