@@ -79,7 +79,6 @@ export class ResidentEval {
     tick: (label: string) => void,
     check: () => void,
   ): Promise<ResidentPass | null> {
-    const positions = tokens.length - 1;
     if (base && !this.store) {
       this.release();
       if (this.gpu) this.note.perProduct[label] = 'the F32 pass did not run resident';
@@ -89,11 +88,30 @@ export class ResidentEval {
       if (base && !base.logits && this.store) base.logits = await this.store.read();
       return null;
     }
-    const f = this.current!;
     if (!base) {
       this.store?.destroy();
-      this.store = new BaseLogits(this.gpu!, positions, this.config.nVocab);
+      this.store = null;
+      try {
+        this.store = new BaseLogits(this.gpu!, tokens.length - 1, this.config.nVocab);
+      } catch (e) {
+        if (!(e instanceof ResidentUnsupportedError)) throw e;
+        this.note.resident.pop();
+        this.note.perProduct[label] = e.message;
+        this.release();
+        return null;
+      }
     }
+    try {
+      return await this.score(tokens, base, tick, check);
+    } catch (e) {
+      this.dispose(); // cancelled or failed: nothing stays on the GPU
+      throw e;
+    }
+  }
+
+  private async score(tokens: readonly number[], base: ResidentPass | null, tick: (label: string) => void, check: () => void): Promise<ResidentPass> {
+    const positions = tokens.length - 1;
+    const f = this.current!;
     const out: ResidentPass = { logits: null, argmax: new Int32Array(positions), nll: new Float64Array(positions), kl: base ? new Float64Array(positions) : null };
     f.reset();
     for (let start = 0; start < positions; start += this.chunk) {
@@ -115,6 +133,15 @@ export class ResidentEval {
   async greedy(prompt: readonly number[], count: number, eosId: number | null | undefined, check: () => void): Promise<number[] | null> {
     const f = this.current;
     if (!f) return null;
+    try {
+      return await this.continueGreedy(f, prompt, count, eosId, check);
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  private async continueGreedy(f: GpuForward, prompt: readonly number[], count: number, eosId: number | null | undefined, check: () => void): Promise<number[]> {
     f.reset();
     check();
     let next = -1;

@@ -378,7 +378,8 @@ export class GpuForward {
     const d = c.nEmbd;
     const qDim = c.nHead * c.headDim;
     const kvDim = c.nHeadKv * c.headDim;
-    const nMm = decode ? 1 : 2;
+    // The kernel configuration for the chunk size: one program serves every chunk of 2..maxTokens.
+    const nMm = decode ? 1 : Math.max(2, this.options.maxTokens);
     const [norm, rope, attn, act, add, scores] = await Promise.all([
       this.simple('rmsnorm', ['forward/rmsnorm.wgsl']),
       this.simple('rope', ['forward/rope.wgsl']),
