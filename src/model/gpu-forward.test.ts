@@ -172,9 +172,11 @@ describe('the resident forward pass against the CPU reference', () => {
         const g = await gpuPass(config, v, tokens, 16, { base: store });
         expectMatches(p, g, cpu, tokens, V, f32Cpu, f32.logits);
         expect(g.kl.every((k) => k > 0)).toBe(true);
-        const again = await gpuPass(config, v, tokens, 16, { base: store });
-        expect(again.logits).toEqual(g.logits);
-        expect(again.kl).toEqual(g.kl);
+        if (p === 'Q4_0') {
+          const again = await gpuPass(config, v, tokens, 16, { base: store });
+          expect(again.logits).toEqual(g.logits);
+          expect(again.kl).toEqual(g.kl);
+        }
       }
       // One position per chunk (the decode kernel configuration) gives the same numbers within 1e-5.
       const one = await gpuPass(config, vs.get('Q4_0')!, tokens.slice(0, 6), 1);
