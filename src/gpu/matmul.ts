@@ -83,7 +83,7 @@ export interface MatmulConfig {
 }
 
 /** Codecs with lanes for the cooperative matvec (shaders/kernels/matmul_coop_<codec>.wgsl). */
-export const COOP_CODECS: ReadonlySet<string> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q4_k', 'q5_k', 'q6_k']);
+export const COOP_CODECS: ReadonlySet<string> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q4_k', 'q5_k', 'q6_k']);
 /** From this many tokens on, products take the tiled kernel; below, the matvec kernels. */
 export const TILED_MIN_TOKENS = 8;
 /** Cooperative matvec rows per workgroup (x held in registers across them). */
