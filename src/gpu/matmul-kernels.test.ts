@@ -13,7 +13,7 @@ import { gaussians } from '../testing/random.ts';
 import { canUseSubgroups, COOP_CODECS, matmulChunking, matmulConfig, matmulOnGpu, TILED_MIN_TOKENS, type MatmulOptions } from './matmul.ts';
 
 const MAX_REL_ERROR = 1e-5;
-const COOP_TYPES = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_K', 'q4_K', 'q5_K', 'q6_K'];
+const COOP_TYPES = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'iq4_nl', 'q2_K', 'q4_K', 'q5_K', 'q6_K'];
 /**
  * Tiled kernel: blocks of 32 that start off word boundaries, and blocks of one value (a K
  * step of many blocks). The kernel is the same for every codec (dequantize_block fills
@@ -59,7 +59,7 @@ afterAll(() => gpu?.destroy());
 
 describe('kernel choice', () => {
   it('coop for few tokens of its types, tiled from TILED_MIN_TOKENS, generic otherwise', () => {
-    expect([...COOP_CODECS].sort()).toEqual(['q2_k', 'q4_0', 'q4_1', 'q4_k', 'q5_0', 'q5_1', 'q5_k', 'q6_k', 'q8_0']);
+    expect([...COOP_CODECS].sort()).toEqual(['iq4_nl', 'q2_k', 'q4_0', 'q4_1', 'q4_k', 'q5_0', 'q5_1', 'q5_k', 'q6_k', 'q8_0']);
     expect(matmulConfig(gpu, type('q4_0'), 256, 1).kernel).toBe('coop');
     expect(matmulConfig(gpu, type('q6_K'), 256, TILED_MIN_TOKENS - 1).kernel).toBe('coop');
     const hw: GpuContext = { ...gpu, isFallbackAdapter: false };
