@@ -25,10 +25,12 @@ const order = memory.data(32 * 4, 16); // i32
 const sumx = memory.data(36 * 4, 16);
 const sumw = memory.data(36 * 4, 16);
 const lanes = memory.data(4 * 16, 16); // four vectors' lanes, read back one by one
-const px0 = memory.data(17 * 4, 16);
-const px1 = memory.data(17 * 4, 16);
-const pw0 = memory.data(17 * 4, 16);
-const pw1 = memory.data(17 * 4, 16);
+// 17 prefix sums each, and room for the lanes a vector of four reads past the last.
+const px0 = memory.data(20 * 4, 16);
+const px1 = memory.data(20 * 4, 16);
+const pw0 = memory.data(20 * 4, 16);
+const pw1 = memory.data(20 * 4, 16);
+const mlanes = memory.data(8 * 16, 16); // iq1_m's eight candidate vectors, read back one by one
 const scales = memory.data(16 * 4, 16);
 const shifts = memory.data(16, 16); // i8
 const index = memory.data(4 * 4, 16); // i32 grid points of the groups
@@ -296,39 +298,61 @@ export function encodeBlockIq1M(x: usize, qw: usize, out: usize): void {
     let bestScore: f32 = -FLT_MAX;
     let scale: f32 = mx;
     let best1 = -1, best2 = -1, bestK = -1;
-    // The four sign choices k of a pair (i1, i2) are the four lanes, each the reference's
-    // f32 operations: lane k's sumqx = qx(group 0, k >> 1) + qx(group 1, k & 1), and sumq2
-    // likewise. A lane can win only if it beats the best score so far, which only grows:
-    // pairs none of whose lanes do are passed over; the others are tried lane by lane, in
-    // the reference's order.
-    const t0 = f32x4(tp0, tp0, tm0, tm0), t1 = f32x4(tp1, tm1, tp1, tm1);
-    const w0 = f32x4(wp0, wp0, wm0, wm0), w1 = f32x4(wp1, wm1, wp1, wm1);
-    const c10 = f32x4(cp1, cp1, cm1, cm1), c20 = f32x4(cp2, cp2, cm2, cm2);
-    const c11 = f32x4(cp1, cm1, cp1, cm1), c21 = f32x4(cp2, cm2, cp2, cm2);
+    // Four i2 at a time, a lane each, one vector per sign choice k (k = 2*(group 0 uses
+    // x_m) + (group 1 uses x_m)), every lane the reference's f32 operations. A candidate
+    // can win only if it beats the best score so far: four i2 none of whose 16 candidates
+    // do are passed over; the others are tried one by one in the reference's order (i2,
+    // then k), lanes past i2 = 16 left out.
     const zero = f32x4.splat(0);
     for (let i1 = 0; i1 <= 16; i1++) {
-      const a0 = ldf(px0, i1), a1 = ldf(px1, i1);
-      const q1_0 = f32x4.add(w0, f32x4.mul(f32x4.splat(ldf(pw0, i1)), c10));
-      const q1_1 = f32x4.add(w1, f32x4.mul(f32x4.splat(ldf(pw1, i1)), c11));
-      for (let i2 = i1; i2 <= 16; i2++) {
-        const sx0: f32 = a0 + ldf(px0, i2);
-        const sx1: f32 = a1 + ldf(px1, i2);
-        const sqx = f32x4.add(f32x4.sub(t0, f32x4.splat(sx0)), f32x4.sub(t1, f32x4.splat(sx1)));
-        const sq2 = f32x4.add(
-          f32x4.add(q1_0, f32x4.mul(f32x4.splat(ldf(pw0, i2)), c20)),
-          f32x4.add(q1_1, f32x4.mul(f32x4.splat(ldf(pw1, i2)), c21)),
+      const a0 = f32x4.splat(ldf(px0, i1)), a1 = f32x4.splat(ldf(px1, i1));
+      const b0 = ldf(pw0, i1), b1 = ldf(pw1, i1);
+      // Per group and sign: w + b*c1 (the first two terms of sumq2's part), the same for all i2.
+      const qp0 = f32x4.splat(wp0 + b0 * cp1), qm0 = f32x4.splat(wm0 + b0 * cm1);
+      const qp1 = f32x4.splat(wp1 + b1 * cp1), qm1 = f32x4.splat(wm1 + b1 * cm1);
+      for (let i2 = i1; i2 <= 16; i2 += 4) {
+        const o = <usize>i2 << 2;
+        const sx0 = f32x4.add(a0, v128.load(px0 + o));
+        const sx1 = f32x4.add(a1, v128.load(px1 + o));
+        const c0 = v128.load(pw0 + o), c1 = v128.load(pw1 + o);
+        const xp0 = f32x4.sub(f32x4.splat(tp0), sx0), xm0 = f32x4.sub(f32x4.splat(tm0), sx0);
+        const xp1 = f32x4.sub(f32x4.splat(tp1), sx1), xm1 = f32x4.sub(f32x4.splat(tm1), sx1);
+        const yp0 = f32x4.add(qp0, f32x4.mul(c0, f32x4.splat(cp2))), ym0 = f32x4.add(qm0, f32x4.mul(c0, f32x4.splat(cm2)));
+        const yp1 = f32x4.add(qp1, f32x4.mul(c1, f32x4.splat(cp2))), ym1 = f32x4.add(qm1, f32x4.mul(c1, f32x4.splat(cm2)));
+        const x0 = f32x4.add(xp0, xp1), x1 = f32x4.add(xp0, xm1), x2 = f32x4.add(xm0, xp1), x3 = f32x4.add(xm0, xm1);
+        const y0 = f32x4.add(yp0, yp1), y1 = f32x4.add(yp0, ym1), y2 = f32x4.add(ym0, yp1), y3 = f32x4.add(ym0, ym1);
+        const best4 = f32x4.splat(bestScore);
+        const wins = v128.or(
+          v128.or(
+            v128.and(f32x4.gt(y0, zero), f32x4.gt(f32x4.mul(x0, x0), f32x4.mul(best4, y0))),
+            v128.and(f32x4.gt(y1, zero), f32x4.gt(f32x4.mul(x1, x1), f32x4.mul(best4, y1))),
+          ),
+          v128.or(
+            v128.and(f32x4.gt(y2, zero), f32x4.gt(f32x4.mul(x2, x2), f32x4.mul(best4, y2))),
+            v128.and(f32x4.gt(y3, zero), f32x4.gt(f32x4.mul(x3, x3), f32x4.mul(best4, y3))),
+          ),
         );
-        const wins = v128.and(f32x4.gt(sq2, zero), f32x4.gt(f32x4.mul(sqx, sqx), f32x4.mul(f32x4.splat(bestScore), sq2)));
         if (!v128.any_true(wins)) continue;
-        for (let k = 0; k < 4; k++) {
-          const sqxk = k == 0 ? f32x4.extract_lane(sqx, 0) : k == 1 ? f32x4.extract_lane(sqx, 1) : k == 2 ? f32x4.extract_lane(sqx, 2) : f32x4.extract_lane(sqx, 3);
-          const sq2k = k == 0 ? f32x4.extract_lane(sq2, 0) : k == 1 ? f32x4.extract_lane(sq2, 1) : k == 2 ? f32x4.extract_lane(sq2, 2) : f32x4.extract_lane(sq2, 3);
-          if (sq2k > 0 && sqxk * sqxk > bestScore * sq2k) {
-            scale = sqxk / sq2k;
-            bestScore = scale * sqxk;
-            best1 = i1;
-            best2 = i2;
-            bestK = k;
+        v128.store(mlanes, x0);
+        v128.store(mlanes, x1, 16);
+        v128.store(mlanes, x2, 32);
+        v128.store(mlanes, x3, 48);
+        v128.store(mlanes, y0, 64);
+        v128.store(mlanes, y1, 80);
+        v128.store(mlanes, y2, 96);
+        v128.store(mlanes, y3, 112);
+        const last = min<i32>(3, 16 - i2);
+        for (let j = 0; j <= last; j++) {
+          for (let k = 0; k < 4; k++) {
+            const sqx = ldf(mlanes, 4 * k + j);
+            const sq2 = ldf(mlanes, 16 + 4 * k + j);
+            if (sq2 > 0 && sqx * sqx > bestScore * sq2) {
+              scale = sqx / sq2;
+              bestScore = scale * sqx;
+              best1 = i1;
+              best2 = i2 + j;
+              bestK = k;
+            }
           }
         }
       }
