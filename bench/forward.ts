@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { loadModel } from '../src/formats/model.ts';
 import { fileSource } from '../src/formats/node-source.ts';
 import { loadFastCodecs } from '../src/quant/fast/node.ts';
-import { fastCpuLinear, fastMatmulAvailable } from '../src/model/fast-linear.ts';
+import { fastCpuLinear, fastMatmulAvailable, type Accumulate } from '../src/model/fast-linear.ts';
 import { llamaConfig, LlamaModel } from '../src/model/llama.ts';
 import { mapProvider, readModelWeights } from '../src/model/weights.ts';
 import { ForwardPool, sharedCopy } from '../src/cli/forward-pool.ts';
@@ -53,7 +53,8 @@ function prompt(n: number): number[] {
   })];
 }
 
-async function ours(file: string, tokens: number[]): Promise<number[]> {
+/** Seconds per forward of each way of summing (1 thread: f64, the reference's figures, and f32, llama.cpp's; the pool: f64). */
+async function ours(file: string, tokens: number[]): Promise<Map<Accumulate, number[]>> {
   const model = await loadModel([await fileSource(file)]);
   const config = llamaConfig(model);
   const t0 = performance.now();
@@ -63,18 +64,22 @@ async function ours(file: string, tokens: number[]): Promise<number[]> {
   const pool = THREADS > 1 ? await ForwardPool.start(THREADS) : null;
   if (pool) for (const [name, w] of weights) weights.set(name, sharedCopy(w));
   const provider = mapProvider(weights);
-  const m = new LlamaModel(config, provider, pool ? pool.linear(provider, null) : fastCpuLinear(provider));
-  const seconds: number[] = [];
+  const out = new Map<Accumulate, number[]>();
   try {
-    for (let i = 0; i <= REPEAT; i++) {
-      const t = performance.now();
-      await m.forward(tokens, m.newCache(tokens.length));
-      if (i > 0) seconds.push((performance.now() - t) / 1000);
+    for (const accumulate of pool ? (['f64'] as const) : (['f64', 'f32'] as const)) {
+      const m = new LlamaModel(config, provider, pool ? pool.linear(provider, null) : fastCpuLinear(provider, null, undefined, accumulate));
+      const seconds: number[] = [];
+      for (let i = 0; i <= REPEAT; i++) {
+        const t = performance.now();
+        await m.forward(tokens, m.newCache(tokens.length));
+        if (i > 0) seconds.push((performance.now() - t) / 1000);
+      }
+      out.set(accumulate, seconds);
     }
   } finally {
     await pool?.close();
   }
-  return seconds;
+  return out;
 }
 
 function llamaCpp(file: string, tokens: number[]): number[] {
@@ -107,11 +112,12 @@ async function main(): Promise<void> {
     const bytes = await writeShapeGguf(file, SHAPE, 1);
     log(`wrote ${file}: ${(bytes / 2 ** 30).toFixed(2)} GiB (${SHAPE.nLayer} layers, n_embd ${SHAPE.nEmbd}, vocab ${SHAPE.nVocab}) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const tokens = prompt(N);
-    const q = await ours(file, tokens);
-    log(`quantlab CPU forward: ${N} tokens in ${q.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(q)).toFixed(2)} tokens/s (${THREADS} thread${THREADS === 1 ? '' : 's'})`);
+    const threads = `${THREADS} thread${THREADS === 1 ? '' : 's'}`;
+    const ourTimes = await ours(file, tokens);
+    for (const [accumulate, q] of ourTimes) log(`quantlab CPU forward, ${accumulate} sums: ${N} tokens in ${q.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(q)).toFixed(2)} tokens/s (${threads})`);
     const l = llamaCpp(file, tokens);
-    log(`llama.cpp CPU forward: ${N} tokens in ${l.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(l)).toFixed(2)} tokens/s (${THREADS} thread${THREADS === 1 ? '' : 's'})`);
-    log(`ratio quantlab / llama.cpp: ${(best(l) / best(q)).toFixed(3)} (goal >= 0.5)`);
+    log(`llama.cpp CPU forward: ${N} tokens in ${l.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(l)).toFixed(2)} tokens/s (${threads})`);
+    for (const [accumulate, q] of ourTimes) log(`ratio quantlab (${accumulate} sums) / llama.cpp: ${(best(l) / best(q)).toFixed(3)} (goal >= 0.5)`);
     if (!args['no-cli']) {
       t = performance.now();
       const text = join(dir, 'text.txt');

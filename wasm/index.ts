@@ -20,7 +20,7 @@ import {
 } from './lowbit';
 import { QK_TQ, TQ1_0_BYTES, TQ2_0_BYTES, decodeTq1Block, decodeTq2Block, encodeTq1Row, encodeTq2Row } from './ternary';
 export { encodeBF16, encodeF16 } from './floats';
-export { matmulSlab, widenF32 } from './matmul';
+export { matmulSlab, matmulSlabF32, widenF32 } from './matmul';
 export { iqGridInit, iqGridReady } from './iqlattice';
 
 export function heapBase(): usize {

@@ -81,3 +81,74 @@ function dotRow(wa: usize, cols: i32, x0: usize, out: usize): void {
 export function widenF32(x: usize, n: i32, out: usize): void {
   for (let i = 0; i < n; i++) store<f64>(out + (<usize>i << 3), <f64>load<f32>(x + (<usize>i << 2)));
 }
+
+// ---- f32 accumulation (fast-linear.ts `accumulate: 'f32'`) ----------------------------------
+// llama.cpp's own numerics for f32 weights: products and sums in f32, four lanes at a time
+// (each lane sums columns c ≡ lane mod 4 in order; the lanes are added (0+1)+(2+3) at the
+// end). Plain mul then add, no fused multiply-add, so the result is the same on every
+// machine. Error against the f64 reference: a few f32 ulps of the sum of |w·x| terms.
+
+/** The four lanes of an f32x4 summed as (l0 + l1) + (l2 + l3). */
+@inline function lanes4(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/**
+ * As matmulSlab, with x f32 (n × cols, not widened) and f32 sums. Two rows meet four
+ * tokens at a time (each weight read serves four tokens, each input read two rows); every
+ * output is the same lane sum whichever tile computes it.
+ */
+export function matmulSlabF32(w: usize, rows: i32, cols: i32, x: usize, n: i32, y: usize, yStride: i32): void {
+  const rowBytes = <usize>cols << 2;
+  const ys = <usize>yStride << 2;
+  let t = 0;
+  // Tokens outside, rows inside: four inputs (4 × cols f32) stay in the level-1 cache while
+  // the slab's rows stream past them from level 2.
+  for (; t + 4 <= n; t += 4) {
+    const x0 = x + <usize>t * rowBytes;
+    const x1 = x0 + rowBytes, x2 = x1 + rowBytes, x3 = x2 + rowBytes;
+    let r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      const wa = w + <usize>r * rowBytes;
+      const wb = wa + rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      for (let o: usize = 0; o < rowBytes; o += 16) {
+        const va = v128.load(wa + o), vb = v128.load(wb + o);
+        const p0 = v128.load(x0 + o), p1 = v128.load(x1 + o), p2 = v128.load(x2 + o), p3 = v128.load(x3 + o);
+        a0 = f32x4.add(a0, f32x4.mul(va, p0));
+        b0 = f32x4.add(b0, f32x4.mul(vb, p0));
+        a1 = f32x4.add(a1, f32x4.mul(va, p1));
+        b1 = f32x4.add(b1, f32x4.mul(vb, p1));
+        a2 = f32x4.add(a2, f32x4.mul(va, p2));
+        b2 = f32x4.add(b2, f32x4.mul(vb, p2));
+        a3 = f32x4.add(a3, f32x4.mul(va, p3));
+        b3 = f32x4.add(b3, f32x4.mul(vb, p3));
+      }
+      const yo = y + ((<usize>t * <usize>yStride + <usize>r) << 2);
+      store<f32>(yo, lanes4(a0));
+      store<f32>(yo + 4, lanes4(b0));
+      store<f32>(yo + ys, lanes4(a1));
+      store<f32>(yo + ys + 4, lanes4(b1));
+      store<f32>(yo + 2 * ys, lanes4(a2));
+      store<f32>(yo + 2 * ys + 4, lanes4(b2));
+      store<f32>(yo + 3 * ys, lanes4(a3));
+      store<f32>(yo + 3 * ys + 4, lanes4(b3));
+    }
+    if (r < rows) {
+      const wa = w + <usize>r * rowBytes;
+      for (let k = 0; k < 4; k++) store<f32>(y + ((<usize>(t + k) * <usize>yStride + <usize>r) << 2), dotRowF32(wa, rowBytes, x0 + <usize>k * rowBytes));
+    }
+  }
+  for (; t < n; t++) {
+    const x0 = x + <usize>t * rowBytes;
+    for (let r = 0; r < rows; r++) store<f32>(y + ((<usize>t * <usize>yStride + <usize>r) << 2), dotRowF32(w + <usize>r * rowBytes, rowBytes, x0));
+  }
+}
+
+/** One row against one input, f32 lanes as matmulSlabF32 sums them. */
+function dotRowF32(wa: usize, rowBytes: usize, x0: usize): f32 {
+  let a = f32x4.splat(0);
+  for (let o: usize = 0; o < rowBytes; o += 16) a = f32x4.add(a, f32x4.mul(v128.load(wa + o), v128.load(x0 + o)));
+  return lanes4(a);
+}

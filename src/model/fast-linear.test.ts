@@ -131,3 +131,66 @@ describe('fast CPU matrix products (WebAssembly SIMD)', () => {
     }
   }, 60_000);
 });
+
+describe("fast CPU matrix products with f32 sums (accumulate 'f32', llama.cpp's numerics)", () => {
+  beforeAll(async () => {
+    expect(await loadFastCodecs()).toBe(true);
+  });
+
+  /** Σ_c |w[r][c]·x[t][c]| for every output: the scale of an f32 summation's error. */
+  function absSums(w: Float32Array, rows: number, cols: number, x: Float32Array, n: number): Float64Array {
+    const out = new Float64Array(n * rows);
+    for (let t = 0; t < n; t++) for (let r = 0; r < rows; r++) {
+      let s = 0;
+      for (let c = 0; c < cols; c++) s += Math.abs(w[r * cols + c] * x[t * cols + c]);
+      out[t * rows + r] = s;
+    }
+    return out;
+  }
+
+  // Odd rows (the single-row tail), token counts below, at and past the 4-token tile, several slabs.
+  for (const [rows, cols, n] of [[1, 4, 1], [7, 64, 3], [301, 256, 5], [96, 896, 8], [37, 4864, 6]] as const) {
+    it(`is within f32 summation's bound of the f64 reference, and not bit-equal to it: ${rows} x ${cols}, ${n} inputs`, () => {
+      const w = gaussians(rows * cols, 11 + rows);
+      const x = gaussians(n * cols, 7 + cols);
+      const ref = matmulF32(w, rows, cols, x, n);
+      const fast = matmulRows(f32Rows(w, cols), 0, rows, cols, x, n, 'f32');
+      const scale = absSums(w, rows, cols, x, n);
+      // Each lane sums cols/4 rounded products in f32, then two rounds of lane adds and the
+      // f64 reference's own rounding: (cols/4 + 4) units of 2^-24, times Σ|w·x|.
+      const bound = (cols / 4 + 4) * 2 ** -24;
+      let worst = 0;
+      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(fast[i] - ref[i]) / scale[i]);
+      expect(worst).toBeLessThanOrEqual(bound);
+      if (cols >= 256) expect(fast).not.toEqual(ref);
+    });
+  }
+
+  it('gives each output the same bits whichever tile computes it (row ranges, token counts)', () => {
+    const [rows, cols, n] = [45, 512, 7];
+    const w = gaussians(rows * cols, 21);
+    const x = gaussians(n * cols, 22);
+    const all = matmulRows(f32Rows(w, cols), 0, rows, cols, x, n, 'f32');
+    const part = matmulRows(f32Rows(w, cols), 9, 30, cols, x, n, 'f32');
+    for (let t = 0; t < n; t++) {
+      expect(part.subarray(t * 21, (t + 1) * 21)).toEqual(all.subarray(t * rows + 9, t * rows + 30));
+      // Token t alone runs the one-row, one-token loop; in the batch it sat in a 4-token tile or the tail.
+      expect(matmulRows(f32Rows(w, cols), 0, rows, cols, x.subarray(t * cols, (t + 1) * cols), 1, 'f32')).toEqual(all.subarray(t * rows, (t + 1) * rows));
+    }
+  });
+
+  it('fastCpuLinear passes it on, packed tensors included; the default stays the f64 sums', () => {
+    const [rows, cols, n] = [40, 512, 4];
+    const q4k = quantType('q4_K')!;
+    const w = gaussians(rows * cols, 9);
+    const bytes = q4k.codec.encode(w, cols);
+    const deq = q4k.codec.decode(bytes, rows, cols);
+    const x = gaussians(n * cols, 10);
+    const packed = new Map([['w', { type: q4k, bytes, rows, cols }]]);
+    const weights = (name: string) => (name === 'f' ? w : deq);
+    const f32Sums = matmulRows(f32Rows(deq, cols), 0, rows, cols, x, n, 'f32');
+    for (const budget of [0, undefined]) expect(fastCpuLinear(weights, packed, budget, 'f32')('w', x, n, rows, cols)).toEqual(f32Sums);
+    expect(fastCpuLinear(weights, null, undefined, 'f32')('f', x, n, rows, cols)).toEqual(matmulRows(f32Rows(w, cols), 0, rows, cols, x, n, 'f32'));
+    expect(fastCpuLinear(weights, packed)('w', x, n, rows, cols)).toEqual(matmulRows(f32Rows(deq, cols), 0, rows, cols, x, n));
+  });
+});

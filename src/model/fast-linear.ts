@@ -10,6 +10,11 @@
 // ~1e-16 relative, so only a value next to an f32 rounding boundary can round the other
 // way). Eval's KL figures stay within 1e-6 relative of the reference path (fast-linear.test.ts).
 //
+// accumulate 'f32' (opt-in): llama.cpp's numerics instead, products and sums in f32 over four
+// SIMD lanes (wasm/matmul.ts matmulSlabF32), about 3x the f64 kernel's speed; each output is
+// within a few f32 ulps of Σ|w·x| of the reference (fast-linear.test.ts states the bound),
+// the same on every machine (no fused multiply-add).
+//
 // Without the module installed (QUANTLAB_FAST_CODECS=0, or before installFastCodecs), or for
 // a column count that is not a multiple of 4, the reference matmulF32 runs.
 import { wasmMatmulExports } from '../quant/fast/wasm-codecs.ts';
@@ -20,6 +25,9 @@ import type { PackedTensor } from './weights.ts';
 /** Weight bytes per slab: fits a level-2 cache beside the inputs. */
 const SLAB_BYTES = 128 * 1024;
 const WASM_PAGE = 65536;
+
+/** How a product sums: in f64 (the reference's figures, to an ulp) or in f32 (llama.cpp's, faster). */
+export type Accumulate = 'f64' | 'f32';
 
 /** Rows [r0, r1) of a weight matrix as f32, written into `out` (length (r1 - r0) × cols). */
 export type RowSource = (r0: number, r1: number, out: Float32Array) => void;
@@ -54,7 +62,7 @@ export function fastMatmulAvailable(): boolean {
  * y = W·x over rows [r0, r1) of W only (n inputs of `cols`): the result holds n vectors of
  * r1 - r0 values. The reference's order and numerics up to one ulp (see the top).
  */
-export function matmulRows(rowsOf: RowSource, r0: number, r1: number, cols: number, x: Float32Array, n: number): Float32Array {
+export function matmulRows(rowsOf: RowSource, r0: number, r1: number, cols: number, x: Float32Array, n: number, accumulate: Accumulate = 'f64'): Float32Array {
   const rows = r1 - r0;
   const e = wasmMatmulExports();
   if (!e || cols % 4 !== 0) {
@@ -63,23 +71,25 @@ export function matmulRows(rowsOf: RowSource, r0: number, r1: number, cols: numb
     return matmulF32(w, rows, cols, x, n);
   }
   const slab = Math.min(slabRows(cols), rows);
-  // Module memory from heapBase: x (f32, then widened to f64), one slab of rows, its outputs.
+  // Module memory from heapBase: x (f32, then widened to f64 for f64 sums), one slab of rows, its outputs.
+  const wide = accumulate === 'f64';
   const xAt = align(e.heapBase());
   const wideAt = align(xAt + n * cols * 4);
-  const wAt = align(wideAt + n * cols * 8);
+  const wAt = align(wideAt + (wide ? n * cols * 8 : 0));
   const yAt = align(wAt + slab * cols * 4);
   const end = yAt + n * slab * 4;
   if (end > e.memory.buffer.byteLength) e.memory.grow(Math.ceil((end - e.memory.buffer.byteLength) / WASM_PAGE));
   const buffer = e.memory.buffer;
   new Float32Array(buffer, xAt, n * cols).set(x.subarray(0, n * cols));
-  e.widenF32(xAt, n * cols, wideAt);
+  if (wide) e.widenF32(xAt, n * cols, wideAt);
   const wView = new Float32Array(buffer, wAt, slab * cols);
   const yView = new Float32Array(buffer, yAt, n * slab);
   const y = new Float32Array(n * rows);
   for (let s = 0; s < rows; s += slab) {
     const m = Math.min(slab, rows - s);
     rowsOf(r0 + s, r0 + s + m, m === slab ? wView : wView.subarray(0, m * cols));
-    e.matmulSlab(wAt, m, cols, wideAt, n, yAt, m);
+    if (wide) e.matmulSlab(wAt, m, cols, wideAt, n, yAt, m);
+    else e.matmulSlabF32(wAt, m, cols, xAt, n, yAt, m);
     for (let t = 0; t < n; t++) y.set(yView.subarray(t * m, (t + 1) * m), t * rows + s);
   }
   return y;
@@ -97,11 +107,13 @@ export const DECODED_BUDGET_BYTES = 256 * 1024 * 1024;
  * decoded from them, every other tensor from `weights` as f32. Decoded tensors are kept
  * while they fit `decodedBudgetBytes` (a small model decodes each tensor once); past it, a
  * tensor is decoded slab by slab in every product and never held as f32 whole.
+ * `accumulate`: see Accumulate (the reference's f64 sums unless asked).
  */
 export function fastCpuLinear(
   weights: WeightProvider,
   packed: ReadonlyMap<string, PackedTensor> | null = null,
   decodedBudgetBytes = DECODED_BUDGET_BYTES,
+  accumulate: Accumulate = 'f64',
 ): Linear {
   const decoded = new Map<string, Float32Array>();
   let decodedBytes = 0;
@@ -115,15 +127,15 @@ export function fastCpuLinear(
         decoded.set(name, w);
         decodedBytes += w.byteLength;
       }
-      return w ? product(w, rows, cols, x, n) : matmulRows(packedRows(p), 0, rows, cols, x, n);
+      return w ? product(w, rows, cols, x, n, accumulate) : matmulRows(packedRows(p), 0, rows, cols, x, n, accumulate);
     }
     const w = weights(name);
     if (w.length !== rows * cols) throw new Error(`tensor '${name}' has ${w.length} values, expected ${rows} x ${cols}`);
-    return product(w, rows, cols, x, n);
+    return product(w, rows, cols, x, n, accumulate);
   };
 }
 
 /** W·x for f32 weights: in WebAssembly when it runs, else the reference on W itself (no copy). */
-function product(w: Float32Array, rows: number, cols: number, x: Float32Array, n: number): Float32Array {
-  return fastMatmulAvailable() && cols % 4 === 0 ? matmulRows(f32Rows(w, cols), 0, rows, cols, x, n) : matmulF32(w, rows, cols, x, n);
+function product(w: Float32Array, rows: number, cols: number, x: Float32Array, n: number, accumulate: Accumulate): Float32Array {
+  return fastMatmulAvailable() && cols % 4 === 0 ? matmulRows(f32Rows(w, cols), 0, rows, cols, x, n, accumulate) : matmulF32(w, rows, cols, x, n);
 }

@@ -74,6 +74,7 @@ interface Exports {
   encodeBF16(src: number, n: number, out: number): void;
   accumulateErrors(ref: number, deq: number, n: number, sums: number, maxAbs0: number): void;
   matmulSlab(w: number, rows: number, cols: number, x: number, n: number, y: number, yStride: number): void;
+  matmulSlabF32(w: number, rows: number, cols: number, x: number, n: number, y: number, yStride: number): void;
   widenF32(x: number, n: number, out: number): void;
   iqGridInit(slot: number, levels: number, size: number, dims: number, bits: number, nwant: number): number;
   iqGridReady(slot: number): number;
@@ -127,7 +128,7 @@ let matmulExportsOf: Exports | null = null;
  * null before installFastCodecs. An instance of its own: a product decodes packed rows
  * through the codecs between its calls, and the codecs' scratch starts at heapBase too.
  */
-export function wasmMatmulExports(): Pick<Exports, 'memory' | 'heapBase' | 'matmulSlab' | 'widenF32'> | null {
+export function wasmMatmulExports(): Pick<Exports, 'memory' | 'heapBase' | 'matmulSlab' | 'matmulSlabF32' | 'widenF32'> | null {
   if (!exportsOf || !moduleOf) return null;
   matmulExportsOf ??= new WebAssembly.Instance(moduleOf, WASM_IMPORTS).exports as unknown as Exports;
   return matmulExportsOf;
