@@ -6,9 +6,9 @@
 // first; QUANTLAB_FAST_CODECS=0 measures the TypeScript reference instead) and of
 // llama.cpp's ggml_quantize_chunk through koffi (single thread), on the same 64 x 1024
 // Gaussians (std 0.02, seed 1234) with importance weights; each the best of --rounds
-// interleaved rounds, timed in CPU time (--wall: wall clock). ggml's one-off grid set-up (iq2xs_init_impl / iq3xs_init_impl) and
-// ours (the grid tables built in WebAssembly on first use) are warmed up first, and the
-// bytes are checked equal.
+// interleaved rounds, timed in CPU time (--wall: wall clock). ggml's one-off grid set-up
+// (iq2xs_init_impl / iq3xs_init_impl) and ours (the grid tables built in WebAssembly on
+// first use) are warmed up first, and the bytes are checked equal.
 import { ggmlQuantizeChunk } from '../src/testing/llama-peer.ts';
 import { gaussians } from '../src/testing/random.ts';
 import { quantType } from '../src/quant/types.ts';
