@@ -8,6 +8,7 @@ import { readTensorF32, type ModelIndex, type ModelTensor } from '../formats/mod
 import { planModel, type PlanSummary } from '../quant/plan.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import { dequantizeGgml, quantType, type QuantType } from '../quant/types.ts';
+import type { RowReader } from './families/linear.ts';
 import { llamaWeightNames, type LlamaConfig, type WeightProvider } from './llama.ts';
 
 export type WeightMap = ReadonlyMap<string, Float32Array>;
@@ -132,12 +133,23 @@ export function quantizeWeights(
 
 /**
  * A provider over quantizeWeights' result: the values it holds, and a converted tensor
- * decoded from its packed blocks the first time it is asked for (the forward pass asks for
- * embedding rows and norms; its products go through a Linear over the packed blocks).
+ * decoded from its packed blocks the first time it is asked for whole (its products go
+ * through a Linear over the packed blocks). Its `row` decodes one row of a packed tensor
+ * alone (the forward pass's embedding rows: a 151,936-token embedding is 0.54 GB as f32).
  */
-export function quantizedProvider(q: QuantizedWeights): WeightProvider {
+export function quantizedProvider(q: QuantizedWeights): WeightProvider & RowReader {
   const decoded = new Map<string, Float32Array>();
-  return (name) => {
+  const row = (name: string, r: number, cols: number): Float32Array => {
+    const w = q.values.get(name) ?? decoded.get(name);
+    if (w) return w.subarray(r * cols, (r + 1) * cols);
+    const p = q.packed.get(name);
+    if (!p) throw new Error(`no weights for tensor '${name}'`);
+    if (p.cols !== cols) throw new Error(`tensor '${name}' has rows of ${p.cols}, expected ${cols}`);
+    if (!(r >= 0 && r < p.rows)) throw new RangeError(`row ${r} of tensor '${name}' is outside its ${p.rows} rows`);
+    const rowBytes = p.type.bytesFor(1, p.cols);
+    return p.type.codec.decode(p.bytes.subarray(r * rowBytes, (r + 1) * rowBytes), 1, p.cols);
+  };
+  return Object.assign((name: string) => {
     const w = q.values.get(name) ?? decoded.get(name);
     if (w) return w;
     const p = q.packed.get(name);
@@ -145,5 +157,5 @@ export function quantizedProvider(q: QuantizedWeights): WeightProvider {
     const values = p.type.codec.decode(p.bytes, p.rows, p.cols);
     decoded.set(name, values);
     return values;
-  };
+  }, { row });
 }

@@ -10,7 +10,7 @@ import type { ModelTensor } from '../../formats/model.ts';
 import type { Family, ModelConfig } from './config.ts';
 import { rmsNorm, softcapInPlace } from './blocks.ts';
 import { familyModule } from './family-registry.ts';
-import { cpuLinear, type Linear, type WeightProvider } from './linear.ts';
+import { cpuLinear, weightRow, type Linear, type WeightProvider } from './linear.ts';
 
 /** Keys and values of every layer for the positions evaluated so far. */
 export class KvCache {
@@ -116,11 +116,10 @@ export class DecoderModel {
   embed(tokens: readonly number[]): Float32Array {
     const c = this.config;
     const d = c.nEmbd;
-    const embd = this.weights(c.names.tokenEmbd);
     const x = new Float32Array(tokens.length * d);
     tokens.forEach((t, i) => {
       if (!Number.isInteger(t) || t < 0 || t >= c.nVocab) throw new RangeError(`token ${t} is outside the vocabulary of ${c.nVocab}`);
-      x.set(embd.subarray(t * d, (t + 1) * d), i * d);
+      x.set(weightRow(this.weights, c.names.tokenEmbd, t, d), i * d);
     });
     if (c.embedScale !== 1) for (let j = 0; j < x.length; j++) x[j] *= c.embedScale;
     return x;

@@ -6,6 +6,21 @@
 export type WeightProvider = (name: string) => Float32Array;
 
 /**
+ * A provider that can also give row r of a tensor on its own (a packed tensor's row decoded
+ * alone, the same floats as that row of the whole decode): the forward pass reads embedding
+ * rows through it, so a quantized token embedding is never decoded whole.
+ */
+export interface RowReader {
+  row(name: string, r: number, cols: number): Float32Array;
+}
+
+/** Row r of the tensor `name` ([rows, cols]): through the provider's row reader where it has one. */
+export function weightRow(weights: WeightProvider, name: string, r: number, cols: number): Float32Array {
+  const reader = (weights as WeightProvider & Partial<RowReader>).row;
+  return reader ? reader(name, r, cols) : weights(name).subarray(r * cols, (r + 1) * cols);
+}
+
+/**
  * y = W·x for `n` input vectors, W = the tensor `name` of shape [rows, cols] (PyTorch
  * order: `rows` outputs, rows of `cols` = GGUF ne0). x holds n vectors of `cols` one after
  * another; the result holds n vectors of `rows`. May return a Promise (a GPU readback).
