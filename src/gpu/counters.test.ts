@@ -16,7 +16,7 @@ afterAll(() => gpu?.destroy());
 describe('GPU counters', () => {
   it('count the submits and readbacks of a quantize and a dequantize, and the bytes read back', async () => {
     const compute = gpuCompute(gpu);
-    const q8 = quantType('q8_0');
+    const q8 = quantType('q8_0')!;
     const data = Float32Array.from({ length: 4 * 256 }, (_, i) => Math.sin(i));
     const before = gpuCounters(gpu.device);
     const bytes = await compute.quantize(q8, data, 256);

@@ -361,7 +361,7 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   check(options.signal);
   tick('read the weights');
 
-  const residentWhy = !options.residentGpu ? 'not on WebGPU' : (options.activations ?? 'f32') !== 'f32' ? `activations ${options.activations} run per product` : null;
+  const residentWhy = !options.residentGpu ? 'not on WebGPU' : windows ? 'perplexity chunking (--ctx, a logits base) runs per product' : (options.activations ?? 'f32') !== 'f32' ? `activations ${options.activations} run per product` : null;
   const resident = new ResidentEval(residentWhy ? null : options.residentGpu!, config, Math.max(tokens.length, prompt.length + greedyTokens), chunk, residentWhy ?? undefined);
   const check_ = () => check(options.signal);
   const makeModel = (provider: WeightProvider, quantized: QuantizedWeights | null, wrap: (l: Linear) => Linear = (l) => l) => {
