@@ -92,8 +92,8 @@ describe('quantlab train', () => {
 
   it('refuses bad arguments in one line', async () => {
     const out = join(dir, 'bad.gguf');
-    await expectRefused(['--steps', '3'], out, /give one of --qat TYPE or --preset P/);
-    await expectRefused(['--qat', 'q4_0', '--preset', 'Q4_0', '--steps', '3'], out, /give one of --qat TYPE or --preset P/);
+    await expectRefused(['--steps', '3'], out, /give one of --qat TYPE, --preset P or --lora RANK/);
+    await expectRefused(['--qat', 'q4_0', '--preset', 'Q4_0', '--steps', '3'], out, /give one of --qat TYPE, --preset P or --lora RANK/);
     await expectRefused(['--qat', 'q4_0'], out, /--steps N is required/);
     await expectRefused(['--qat', 'q4_0', '--steps', '0'], out, /--steps must be a positive whole number, not '0'/);
     await expectRefused(['--qat', 'q4_O', '--steps', '3'], out, /--qat: unknown type 'q4_O'.*q4_0/);

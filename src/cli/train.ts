@@ -2,10 +2,12 @@
 //  [--seq N] [--seed N] -o OUT.gguf [--json]`: quantization-aware training on the CPU
 // (src/train/qat.ts) of a GGUF Llama model, for the plan of a pure type or a file type, then
 // the GGUF of the trained model (src/train/export.ts: the last step's blocks, which llama.cpp
-// runs). Progress on stderr; the file is written to OUT.part and renamed when complete, so a
+// runs). `--lora RANK --base-type T`: QLoRA (src/train/qlora.ts), a frozen base held as T's
+// blocks with LoRA adapters trained on top, written as a GGUF LoRA adapter (and PEFT files
+// with --peft DIR). Progress on stderr; the file is written to OUT.part and renamed when complete, so a
 // failure, a diverging learning rate or Ctrl-C leaves nothing half-written.
-import { open, rename, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { CancelledError } from '../engine/cancelled.ts';
 import { writeStream } from '../export/write.ts';
 import { loadModel } from '../formats/model.ts';
@@ -13,18 +15,22 @@ import { didYouMean } from '../formats/suggest.ts';
 import { fileTypeForPureType, type PlanMode } from '../quant/presets.ts';
 import { QUANT_TYPES, quantType } from '../quant/types.ts';
 import { qatGguf } from '../train/export.ts';
+import { loraGgufChunks } from '../train/lora/gguf.ts';
+import { encodePeft, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, peftBase } from '../train/lora/peft.ts';
 import { trainQat, type QatLoss, type StepRecord } from '../train/qat.ts';
+import { trainQlora } from '../train/qlora.ts';
 import { type CliIO, type Command, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
 import { progressLine, stderrIsTTY } from './progress.ts';
 import { readTextFile } from './text.ts';
 
-const USAGE = 'quantlab train FILE... (--qat TYPE | --preset P) --steps N [--lr X] [--text FILE] [--loss kl|ce] [--seq N] [--seed N] -o OUT.gguf [--json]';
+const USAGE =
+  'quantlab train FILE... (--qat TYPE | --preset P | --lora RANK --base-type nf4|q4_K|TYPE [--alpha A] [--targets q_proj,v_proj,...] [--dropout P] [--peft DIR]) --steps N [--lr X] [--text FILE] [--loss kl|ce] [--seq N] [--seed N] -o OUT.gguf [--json]';
 
 export const trainCommand: Command = {
   name: 'train',
-  summary: 'quantization-aware training (QAT) on the CPU, exported as a GGUF llama.cpp runs',
+  summary: 'quantization-aware training (QAT) or QLoRA on the CPU, exported as a GGUF (model or LoRA adapter) llama.cpp runs',
   usage: USAGE,
   run: (args, io) => runTrain(args, io),
 };
@@ -33,6 +39,7 @@ interface TrainArgs {
   inputs: string[];
   output: string;
   mode: PlanMode;
+  lora?: LoraArgs;
   steps: number;
   lr?: number;
   text?: string;
@@ -40,6 +47,15 @@ interface TrainArgs {
   seqLen?: number;
   seed?: number;
   json: boolean;
+}
+
+interface LoraArgs {
+  rank: number;
+  alpha?: number;
+  targets?: string[];
+  baseType: string;
+  dropout?: number;
+  peft?: string;
 }
 
 function positiveInteger(value: string | undefined, what: string): number | undefined {
@@ -70,9 +86,22 @@ function parseTrainArgs(args: readonly string[]): TrainArgs {
     seq: { type: 'string' },
     seed: { type: 'string' },
     json: { type: 'boolean' },
+    lora: { type: 'string' },
+    alpha: { type: 'string' },
+    targets: { type: 'string' },
+    'base-type': { type: 'string' },
+    dropout: { type: 'string' },
+    peft: { type: 'string' },
   });
   if (!values.output) throw new UsageError('-o OUT.gguf is required');
-  if ((values.qat === undefined) === (values.preset === undefined)) throw new UsageError('give one of --qat TYPE or --preset P');
+  const lora = values.lora !== undefined ? parseLoraArgs(values) : undefined;
+  if (lora ? values.qat !== undefined || values.preset !== undefined : (values.qat === undefined) === (values.preset === undefined)) {
+    throw new UsageError('give one of --qat TYPE, --preset P or --lora RANK');
+  }
+  if (!lora) {
+    const stray = (['alpha', 'targets', 'base-type', 'dropout', 'peft'] as const).find((k) => values[k] !== undefined);
+    if (stray) throw new UsageError(`--${stray} goes with --lora RANK`);
+  }
   const steps = positiveInteger(values.steps, '--steps');
   if (steps === undefined) throw new UsageError('--steps N is required');
   const lr = values.lr === undefined ? undefined : Number(values.lr);
@@ -84,7 +113,8 @@ function parseTrainArgs(args: readonly string[]): TrainArgs {
   return {
     inputs: positionals,
     output: values.output,
-    mode: values.qat !== undefined ? { type: qatType(values.qat) } : { preset: values.preset! },
+    mode: lora ? { type: 'f32' } : values.qat !== undefined ? { type: qatType(values.qat) } : { preset: values.preset! },
+    lora,
     steps,
     lr,
     text: values.text,
@@ -95,11 +125,27 @@ function parseTrainArgs(args: readonly string[]): TrainArgs {
   };
 }
 
+function parseLoraArgs(values: { lora?: string; alpha?: string; targets?: string; 'base-type'?: string; dropout?: string; peft?: string }): LoraArgs {
+  const rank = Number(values.lora);
+  if (!Number.isInteger(rank) || rank < 1) throw new UsageError(`--lora: the rank must be a whole number >= 1, not '${values.lora}'`);
+  const alpha = values.alpha === undefined ? undefined : Number(values.alpha);
+  if (alpha !== undefined && !(alpha > 0 && Number.isFinite(alpha))) throw new UsageError(`--alpha must be a positive number, not '${values.alpha}'`);
+  const dropout = values.dropout === undefined ? undefined : Number(values.dropout);
+  if (dropout !== undefined && !(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be a number in [0, 1), not '${values.dropout}'`);
+  const baseType = values['base-type'];
+  if (baseType === undefined) throw new UsageError('--base-type nf4|q4_K is required with --lora');
+  const type = quantType(baseType);
+  if (!type) throw new UsageError(`--base-type: '${baseType}' is not a type with a codec in quantlab${didYouMean(baseType, QUANT_TYPES.map((t) => t.id))}`);
+  const targets = values.targets?.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  return { rank, alpha, targets, baseType: type.id, dropout, peft: values.peft };
+}
+
 async function runTrain(args: readonly string[], io: CliIO): Promise<number> {
   const a = parseTrainArgs(args);
   if (a.inputs.some((p) => resolve(p) === resolve(a.output))) throw new UsageError('the output file is one of the inputs');
   const model = await loadModel(await openFiles(a.inputs, io));
   const text = a.text === undefined ? undefined : await readTextFile(a.text);
+  if (a.lora) return runQlora(a, a.lora, model, text, io);
   const token = new AbortController();
   const stop = () => token.abort(new CancelledError());
   process.once('SIGINT', stop);
@@ -183,4 +229,106 @@ function humanSummary(s: {
     `QAT              ${h.qat.kl.toFixed(6).padEnd(10)}  ${h.qat.ppl.toFixed(4)}`,
     `${s.output}: ${s.bytes} bytes`,
   ].join('\n') + '\n';
+}
+
+/** Writes the chunks to PATH.part and renames it to PATH once complete; a failure leaves neither. */
+async function writePart(path: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<number> {
+  const part = `${path}.part`;
+  const handle = await open(part, 'w');
+  let bytes = 0;
+  try {
+    for await (const chunk of chunks) {
+      for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
+      bytes += chunk.length;
+    }
+    await handle.close();
+    await rename(part, path);
+    return bytes;
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await rm(part, { force: true });
+    throw error;
+  }
+}
+
+/** `--lora RANK`: QLoRA, then ADAPTER.gguf (and the PEFT files). */
+async function runQlora(a: TrainArgs, l: LoraArgs, model: Awaited<ReturnType<typeof loadModel>>, text: string | undefined, io: CliIO): Promise<number> {
+  if (model.format !== 'gguf') throw new Error('QLoRA writes a GGUF adapter for a GGUF base: convert a safetensors model to GGUF first (quantlab quantize --type f32)');
+  const token = new AbortController();
+  const stop = () => token.abort(new CancelledError());
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const progress = progressLine<StepRecord>(io, stderrIsTTY(io), (s) => `train: step ${s.step}/${s.steps}, loss ${s.loss.toFixed(5)}, lr ${s.lr.toExponential(2)}`);
+  const t0 = performance.now();
+  try {
+    const result = await trainQlora(model, {
+      rank: l.rank,
+      alpha: l.alpha,
+      targetModules: l.targets,
+      baseType: l.baseType,
+      dropout: l.dropout,
+      steps: a.steps,
+      lr: a.lr,
+      loss: a.loss,
+      text,
+      dataset: a.text,
+      seqLen: a.seqLen,
+      seed: a.seed,
+      signal: token.signal,
+      onStep: progress.update,
+    });
+    progress.clear();
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const name = typeof model.metadata['general.name'] === 'string' ? model.metadata['general.name'] : undefined;
+    const bytes = await writePart(a.output, loraGgufChunks(result.adapter));
+    if (l.peft) {
+      const { weights, config } = encodePeft(result.adapter, peftBase(result.config, result.adapter.architecture), name ?? null);
+      await mkdir(l.peft, { recursive: true });
+      await writePart(join(l.peft, PEFT_WEIGHTS_FILE), [weights]);
+      await writePart(join(l.peft, PEFT_CONFIG_FILE), [new TextEncoder().encode(config)]);
+    }
+    const o = result.options;
+    const summary = {
+      output: a.output,
+      bytes,
+      ...(l.peft ? { peft: l.peft } : {}),
+      lora: { rank: result.adapter.rank, alpha: result.adapter.alpha, targets: result.adapter.targetModules, dropout: o.dropout, tensors: result.adapter.weights.size },
+      baseType: result.baseType,
+      quantizedTensors: result.quantized.length,
+      loss: o.loss,
+      steps: o.steps,
+      lr: o.lr,
+      warmup: o.warmup,
+      seqLen: o.seqLen,
+      seed: o.seed,
+      dataset: o.dataset,
+      trainTokens: result.trainTokens,
+      evalTokens: result.evalTokens,
+      losses: result.losses,
+      heldOut: { f32: { ppl: result.f32Ppl }, base: result.before, adapted: result.after },
+      trainSeconds,
+      stepsPerSecond: o.steps / trainSeconds,
+    };
+    if (a.json) io.stdout(`${toJson(summary)}\n`);
+    else {
+      const h = summary.heldOut;
+      io.stdout(
+        [
+          `QLoRA: rank ${summary.lora.rank} on ${summary.lora.targets.join(',')} over a ${summary.baseType} base, ${o.steps} step${o.steps === 1 ? '' : 's'} (${o.loss} loss ${result.losses[0].toFixed(5)} -> ${result.losses[result.losses.length - 1].toFixed(5)}), ${trainSeconds.toFixed(1)} s`,
+          `held-out text            KL vs F32   PPL`,
+          `F32                      ${'-'.padEnd(10)}  ${h.f32.ppl.toFixed(4)}`,
+          `${`${summary.baseType} base`.padEnd(25)}${h.base.kl.toFixed(6).padEnd(10)}  ${h.base.ppl.toFixed(4)}`,
+          `${`${summary.baseType} base + adapter`.padEnd(25)}${h.adapted.kl.toFixed(6).padEnd(10)}  ${h.adapted.ppl.toFixed(4)}`,
+          `${a.output}: ${bytes} bytes${l.peft ? `; PEFT files in ${l.peft}` : ''}`,
+        ].join('\n') + '\n',
+      );
+    }
+    return 0;
+  } catch (e) {
+    progress.clear();
+    throw e;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
 }

@@ -104,6 +104,12 @@ export class TrainableLlama {
   readonly params: Map<string, Param>;
   /** Adapters by the name of the linear weight they sit on (addAdapter). */
   readonly adapters = new Map<string, LinearAdapter>();
+  /**
+   * LoRA dropout while training (PEFT's lora_dropout): each forward pass zeroes each input
+   * of an adapter's A with probability `rate` (from `random`, seeded by the caller) and
+   * scales the rest by 1/(1-rate); the base product sees x unchanged. null: no dropout.
+   */
+  adapterDropout: { rate: number; random: () => number } | null = null;
   private readonly ropeTable: RopeTable;
   private readonly geometry: AttentionGeometry;
 
@@ -206,7 +212,9 @@ export class TrainableLlama {
   private adapted(tape: Tape, { a, b, scale }: LinearAdapter, x: Node, y: Node, n: number): Node {
     const [rank, cols] = a.shape;
     const rows = b.shape[0];
-    const u = linearForward(a.value, rank, cols, x.value, n);
+    const mask = this.dropoutMask(x.value.length);
+    const xa = mask ? x.value.map((v, j) => v * mask[j]) : x.value;
+    const u = linearForward(a.value, rank, cols, xa, n);
     const out = new Node(linearForward(b.value, rows, rank, u, n));
     for (let j = 0; j < out.value.length; j++) out.value[j] = y.value[j] + scale * out.value[j];
     tape.record(() => {
@@ -219,9 +227,21 @@ export class TrainableLlama {
       }
       const du = new Float64Array(n * rank);
       linearBackward(b.value, rows, rank, u, n, scaled, du, b.grad);
-      linearBackward(a.value, rank, cols, x.value, n, du, x.g(), a.grad);
+      if (!mask) return linearBackward(a.value, rank, cols, x.value, n, du, x.g(), a.grad);
+      const dxa = new Float64Array(xa.length);
+      linearBackward(a.value, rank, cols, xa, n, du, dxa, a.grad);
+      const gx = x.g();
+      for (let j = 0; j < dxa.length; j++) gx[j] += dxa[j] * mask[j];
     });
     return out;
+  }
+
+  /** The dropout multipliers (0 or 1/(1-rate)) of one adapter's input, or null without dropout. */
+  private dropoutMask(length: number): Float64Array | null {
+    const d = this.adapterDropout;
+    if (!d || d.rate === 0) return null;
+    const keep = 1 / (1 - d.rate);
+    return Float64Array.from({ length }, () => (d.random() < d.rate ? 0 : keep));
   }
 
   private norm(tape: Tape, name: string, x: Node, n: number): Node {

@@ -134,7 +134,7 @@ export interface QatResult {
   evalTokens: number;
 }
 
-function check(signal: AbortSignal | undefined): void {
+export function check(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('cancelled');
 }
 
@@ -200,58 +200,17 @@ export async function trainQat(model: ModelIndex, options: QatOptions): Promise<
   if (evalTokens.length < 2) throw new Error('the held-out text has fewer than two tokens');
 
   // The F32 model (the weights as loaded, which the trainer copied): the teacher and the held-out reference.
-  const f32: EffectiveWeights = (p) => cm.weights.get(p.name)!;
-  net.effective = f32;
-  const f32Eval = logSoftmaxRows(net.forward(evalTokens).logits, evalTokens.length, V);
-  const f32Ppl = Math.exp(crossEntropy(f32Eval.subarray(0, (evalTokens.length - 1) * V), evalTokens.length - 1, V, evalTokens.slice(1)).loss);
+  const f32 = f32Reference(net, cm.weights, sequences);
+  const f32Eval = f32.logProbs(evalTokens);
+  const f32Ppl = perplexityOf(f32Eval, evalTokens, V);
   net.effective = fq.effective;
-  // The teacher's log-probabilities of a sequence, computed when the sequence is first used (f32 to halve the memory).
-  const teacher = new Map<number, Float32Array>();
-  const teacherFor = (i: number): Float64Array => {
-    let t = teacher.get(i);
-    if (!t) {
-      net.effective = f32;
-      t = Float32Array.from(logSoftmaxRows(net.forward(sequences[i]).logits, sequences[i].length, V));
-      net.effective = fq.effective;
-      teacher.set(i, t);
-    }
-    return Float64Array.from(t);
-  };
 
   const score = () => heldOutScore(net.forward(evalTokens).logits, evalTokens, V, f32Eval);
   fq.refresh(net.params);
   const before = score();
 
   const params = [...net.params.values()];
-  const opt = new AdamW(params, { weightDecay: o.weightDecay });
-  const records: StepRecord[] = [];
-  let order: number[] = [];
-  for (let step = 1; step <= o.steps; step++) {
-    check(options.signal);
-    const epoch = Math.floor((step - 1) / sequences.length);
-    if ((step - 1) % sequences.length === 0) order = seededPermutation(sequences.length, o.seed + epoch);
-    const i = order[(step - 1) % sequences.length];
-    const s = sequences[i];
-    fq.refresh(net.params);
-    net.zeroGrad();
-    const f = net.forward(s);
-    const n = s.length;
-    const { loss, dLogits } =
-      o.loss === 'kl'
-        ? klToTeacher(f.logits, n, V, teacherFor(i))
-        : padRows(crossEntropy(f.logits.subarray(0, (n - 1) * V), n - 1, V, s.slice(1)), n * V);
-    if (!Number.isFinite(loss)) throw new TrainingDiverged(step, 'loss');
-    f.backward(dLogits);
-    const gradNorm = clipGradNorm(params, o.clip);
-    if (!Number.isFinite(gradNorm)) throw new TrainingDiverged(step, 'gradient');
-    const rate = cosineLr(o, step);
-    opt.step(rate);
-    const record = { step, steps: o.steps, loss, lr: rate, gradNorm };
-    records.push(record);
-    options.onStep?.(record);
-    // Yield between steps so that a cancel (Ctrl-C) is seen.
-    await new Promise((resolve) => setTimeout(resolve, 0));
-  }
+  const records = await trainSteps(net, params, sequences, o, f32.teacher, { beforeStep: () => fq.refresh(net.params), signal: options.signal, onStep: options.onStep });
   fq.refresh(net.params);
   const after = score();
   if (!Number.isFinite(after.kl)) throw new TrainingDiverged(o.steps, 'held-out KL after the last step');
@@ -271,6 +230,99 @@ export async function trainQat(model: ModelIndex, options: QatOptions): Promise<
     trainTokens: sequences.length * seqLen,
     evalTokens: evalTokens.length,
   };
+}
+
+/** What the step loop needs to know (QAT's and QLoRA's options once defaults are filled). */
+export interface StepLoopOptions {
+  steps: number;
+  lr: number;
+  warmup: number;
+  loss: QatLoss;
+  seed: number;
+  clip: number;
+  weightDecay: number;
+}
+
+export interface StepLoopHooks {
+  /** Before each step's forward pass (QAT: encode the master weights again). */
+  beforeStep?: () => void;
+  signal?: AbortSignal;
+  onStep?: (s: StepRecord) => void;
+}
+
+/**
+ * The training steps shared by QAT and QLoRA: one sequence a step in a seeded order (a new
+ * permutation each epoch), the loss (KL to the teacher or CE on the text), backward, global
+ * clipping, AdamW over `params` only (the rest of the model stays as it is) at the cosine
+ * schedule's rate. A loss or gradient that is not a number stops it (TrainingDiverged).
+ */
+export async function trainSteps(net: TrainableLlama, params: readonly Param[], sequences: readonly number[][], o: StepLoopOptions, teacherFor: (i: number) => Float64Array, hooks: StepLoopHooks = {}): Promise<StepRecord[]> {
+  const V = net.config.nVocab;
+  const opt = new AdamW(params, { weightDecay: o.weightDecay });
+  const records: StepRecord[] = [];
+  let order: number[] = [];
+  for (let step = 1; step <= o.steps; step++) {
+    check(hooks.signal);
+    const epoch = Math.floor((step - 1) / sequences.length);
+    if ((step - 1) % sequences.length === 0) order = seededPermutation(sequences.length, o.seed + epoch);
+    const i = order[(step - 1) % sequences.length];
+    const s = sequences[i];
+    hooks.beforeStep?.();
+    net.zeroGrad();
+    const f = net.forward(s);
+    const n = s.length;
+    const { loss, dLogits } =
+      o.loss === 'kl'
+        ? klToTeacher(f.logits, n, V, teacherFor(i))
+        : padRows(crossEntropy(f.logits.subarray(0, (n - 1) * V), n - 1, V, s.slice(1)), n * V);
+    if (!Number.isFinite(loss)) throw new TrainingDiverged(step, 'loss');
+    f.backward(dLogits);
+    const gradNorm = clipGradNorm(params, o.clip);
+    if (!Number.isFinite(gradNorm)) throw new TrainingDiverged(step, 'gradient');
+    const rate = cosineLr(o, step);
+    opt.step(rate);
+    const record = { step, steps: o.steps, loss, lr: rate, gradNorm };
+    records.push(record);
+    hooks.onStep?.(record);
+    // Yield between steps so that a cancel (Ctrl-C) is seen.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  return records;
+}
+
+/**
+ * The F32 model inside a trainer: the weights as loaded, without adapters. Its
+ * log-probabilities of a text (the held-out reference) and, per training sequence, the
+ * teacher's (computed when the sequence is first used, kept as f32 to halve the memory).
+ */
+export function f32Reference(net: TrainableLlama, weights: ReadonlyMap<string, Float32Array>, sequences?: readonly number[][]) {
+  const V = net.config.nVocab;
+  const f32: EffectiveWeights = (p) => weights.get(p.name) ?? p.value;
+  const logProbs = (tokens: readonly number[]): Float64Array => {
+    const effective = net.effective;
+    const adapters = [...net.adapters];
+    net.effective = f32;
+    net.adapters.clear();
+    try {
+      return logSoftmaxRows(net.forward(tokens).logits, tokens.length, V);
+    } finally {
+      net.effective = effective;
+      for (const [name, a] of adapters) net.adapters.set(name, a);
+    }
+  };
+  const cache = new Map<number, Float32Array>();
+  const teacher = (i: number): Float64Array => {
+    if (!sequences) throw new Error('f32Reference: no training sequences given');
+    let t = cache.get(i);
+    if (!t) cache.set(i, (t = Float32Array.from(logProbs(sequences[i]))));
+    return Float64Array.from(t);
+  };
+  return { logProbs, teacher };
+}
+
+/** The perplexity of a text's next tokens under log-probabilities (n x vocab). */
+export function perplexityOf(logProbs: Float64Array, tokens: readonly number[], V: number): number {
+  return Math.exp(crossEntropy(logProbs.subarray(0, (tokens.length - 1) * V), tokens.length - 1, V, tokens.slice(1)).loss);
 }
 
 /** A loss over the first rows, its gradient padded with zero rows to `length`. */
