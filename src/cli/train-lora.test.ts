@@ -18,6 +18,7 @@ import { loraLinear } from '../train/lora/apply.ts';
 import { readLoraGguf } from '../train/lora/gguf.ts';
 import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, peftBase, readPeft } from '../train/lora/peft.ts';
 import { logitsOf, maxDifference, openStories } from '../train/lora/testing.ts';
+import { main } from './main.ts';
 import { runInProcess } from './testing.ts';
 
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
@@ -108,6 +109,30 @@ describe('quantlab train --lora (QLoRA)', () => {
     const [a, b, c] = [await run('7', 'a.gguf'), await run('7', 'b.gguf'), await run('8', 'c.gguf')];
     expect(Buffer.compare(a, b)).toBe(0);
     expect(Buffer.compare(a, c)).not.toBe(0);
+  });
+
+  it('a diverging learning rate: one line naming the step, no adapter; Ctrl-C leaves neither ADAPTER.gguf nor its .part', async () => {
+    // RMSNorm keeps absurd but finite adapters' outputs finite: only a rate that overflows f32 (B = ±3e38 after one step, ±Infinity after two) makes the loss NaN.
+    const all = 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj';
+    await expectRefused(['--lora', '4', '--base-type', 'nf4', '--targets', all, '--steps', '4', '--seq', '16', '--lr', '3e38'], /^quantlab train: training diverged at step \d: the (loss|gradient|held-out KL after the last step) is not a number/);
+    const out = join(dir, 'cancelled.gguf');
+    let stderr = '';
+    let signalled = false;
+    const code = await main(['train', STORIES, '--lora', '2', '--base-type', 'nf4', '--steps', '50', '--seq', '16', '-o', out], {
+      stdout: () => {},
+      stderr: (t) => {
+        stderr += t;
+        if (!signalled && t.includes('train: step')) {
+          signalled = true;
+          process.emit('SIGINT');
+        }
+      },
+      stderrIsTTY: true,
+    });
+    expect(signalled).toBe(true);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/quantlab train: cancelled\n$/);
+    expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
   });
 
   it('refuses a rank of 0, an unknown target, a base type without a codec or whose blocks do not fit, in one line', async () => {
