@@ -110,6 +110,8 @@ export class TrainableLlama {
    * scales the rest by 1/(1-rate); the base product sees x unchanged. null: no dropout.
    */
   adapterDropout: { rate: number; random: () => number } | null = null;
+  /** When set, the backward computes no gradient for the model's own parameters (QLoRA's frozen base): only adapters' and activations'. */
+  frozenBase = false;
   private readonly ropeTable: RopeTable;
   private readonly geometry: AttentionGeometry;
 
@@ -176,7 +178,7 @@ export class TrainableLlama {
     const embdW = this.effective(embd);
     let x = new Node(embedForward(embdW, d, tokens, c.nVocab));
     const x0 = x;
-    tape.record(() => x0.grad && embedBackward(d, tokens, x0.grad, embd.grad));
+    tape.record(() => x0.grad && !this.frozenBase && embedBackward(d, tokens, x0.grad, embd.grad));
     for (let il = 0; il < c.nLayer; il++) {
       const L = c.names.layers[il];
       x = this.add(tape, x, this.attention(tape, this.norm(tape, L.attnNorm, x, n), n, il));
@@ -203,7 +205,7 @@ export class TrainableLlama {
     const [rows, cols] = p.shape;
     const w = this.effective(p);
     const y = new Node(linearForward(w, rows, cols, x.value, n));
-    tape.record(() => y.grad && linearBackward(w, rows, cols, x.value, n, y.grad, x.g(), p.grad));
+    tape.record(() => y.grad && linearBackward(w, rows, cols, x.value, n, y.grad, x.g(), this.frozenBase ? null : p.grad));
     const adapter = this.adapters.get(name);
     return adapter ? this.adapted(tape, adapter, x, y, n) : y;
   }
@@ -250,7 +252,7 @@ export class TrainableLlama {
     const d = this.config.nEmbd;
     const { y, inv } = rmsNormForward(x.value, n, d, w, this.config.rmsEps);
     const out = new Node(y);
-    tape.record(() => out.grad && rmsNormBackward(x.value, n, d, w, inv, out.grad, x.g(), p.grad));
+    tape.record(() => out.grad && rmsNormBackward(x.value, n, d, w, inv, out.grad, x.g(), this.frozenBase ? null : p.grad));
     return out;
   }
 

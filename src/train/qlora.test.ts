@@ -50,7 +50,7 @@ describe('trainQlora', () => {
 });
 
 describe('LoRA dropout', () => {
-  it("A's and B's gradients and the input's through the dropped-out adapter equal finite differences (the same mask each pass)", async () => {
+  it("A's and B's gradients and the input's through the dropped-out adapter equal finite differences (the same mask each pass); a frozen base changes none of them", async () => {
     const synthetic = model;
     const config = modelConfig(synthetic);
     const net = new TrainableLlama(config, await readModelWeights(synthetic, config));
@@ -82,6 +82,14 @@ describe('LoRA dropout', () => {
       const fd = (up - down) / (2 * h);
       expect(Math.abs(p.grad[i] - fd), `${p.name}[${i}]`).toBeLessThan(2e-3 * Math.max(1, Math.abs(fd)));
     }
+    // A frozen base: the same adapter gradients, none for the model's own parameters.
+    const adapterGrads = [Float64Array.from(ad.a.grad), Float64Array.from(ad.b.grad)];
+    net.frozenBase = true;
+    net.zeroGrad();
+    loss().f.backward(weights);
+    expect([ad.a.grad, ad.b.grad]).toEqual(adapterGrads);
+    expect([...net.params.values()].every((p) => p.grad.every((g) => g === 0))).toBe(true);
+    net.frozenBase = false;
     // The mask is not vacuous: without dropout the loss differs.
     net.adapterDropout = null;
     const plain = net.forward(tokens).logits.reduce((s, v, i) => s + v * weights[i], 0);

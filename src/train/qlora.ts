@@ -111,6 +111,8 @@ export async function trainQlora(model: ModelIndex, options: QloraOptions): Prom
 
   const adapters = [...init.weights.values()].map((w) => net.addAdapter(w.name, w.rank, init.alpha, w.a.slice(), w.b.slice()));
   const params = adapters.flatMap((a) => [a.a, a.b]);
+  // The base gets no gradients at all (the optimizer would not use them).
+  net.frozenBase = true;
   if (o.dropout > 0) net.adapterDropout = { rate: o.dropout, random: seededRandom(seed + 2) };
   const records = await trainSteps(net, params, sequences, o, f32.teacher, { signal: options.signal, onStep: options.onStep });
   net.adapterDropout = null;
