@@ -71,11 +71,10 @@ export class TrainingDiverged extends Error {
 
 export type QatLoss = 'kl' | 'ce';
 
-export interface QatOptions {
-  /** The file type (--preset P) or pure type (--type T) whose plan types the tensors. */
-  mode: PlanMode;
+/** What every training run takes (QAT here, QLoRA in qlora.ts). */
+export interface TrainingRunOptions {
   steps: number;
-  /** Peak learning rate (default 1e-4). */
+  /** Peak learning rate (default: the method's). */
   lr?: number;
   /** Warmup steps (default a tenth of the steps, at least 1). */
   warmup?: number;
@@ -94,6 +93,12 @@ export interface QatOptions {
   weightDecay?: number;
   signal?: AbortSignal;
   onStep?: (s: StepRecord) => void;
+}
+
+/** QAT's run: the learning rate defaults to 1e-4. */
+export interface QatOptions extends TrainingRunOptions {
+  /** The file type (--preset P) or pure type (--type T) whose plan types the tensors. */
+  mode: PlanMode;
 }
 
 export interface StepRecord {

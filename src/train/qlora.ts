@@ -19,11 +19,12 @@ import { EVAL_TEXT } from '../model/eval-text.ts';
 import type { ModelConfig } from '../model/families/config.ts';
 import { TrainableLlama, type EffectiveWeights } from './model.ts';
 import { seededRandom } from './optim.ts';
-import { f32Reference, heldOutScore, perplexityOf, trainingSequences, trainSteps, TrainingDiverged, type HeldOutScore, type QatLoss, type StepRecord } from './qat.ts';
+import { f32Reference, heldOutScore, perplexityOf, trainingSequences, trainSteps, TrainingDiverged, type HeldOutScore, type StepRecord, type TrainingRunOptions } from './qat.ts';
 import { createLoraAdapter, loraBase, type LoraAdapter, type LoraWeight } from './lora/adapter.ts';
 import { quantizedBase } from './lora/apply.ts';
 
-export interface QloraOptions {
+/** QLoRA's run: the learning rate defaults to 1e-3; the seed also seeds A's init (seed + 1) and the dropout masks. */
+export interface QloraOptions extends TrainingRunOptions {
   rank: number;
   /** Default: the rank (scale 1). Must be > 0 (llama.cpp reads alpha 0 as "no scale"). */
   alpha?: number;
@@ -33,21 +34,6 @@ export interface QloraOptions {
   baseType: string;
   /** LoRA dropout on A's input while training (default 0). */
   dropout?: number;
-  steps: number;
-  /** Peak learning rate (default 1e-3). */
-  lr?: number;
-  warmup?: number;
-  loss?: QatLoss;
-  seqLen?: number;
-  text?: string;
-  dataset?: string;
-  evalText?: string;
-  /** Seeds A's init (seed + 1), the data order and the dropout masks (default 0). */
-  seed?: number;
-  clip?: number;
-  weightDecay?: number;
-  signal?: AbortSignal;
-  onStep?: (s: StepRecord) => void;
 }
 
 export interface QloraResult {
