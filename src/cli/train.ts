@@ -17,7 +17,7 @@ import { QUANT_TYPES, quantType } from '../quant/types.ts';
 import { qatGguf } from '../train/export.ts';
 import { loraGgufChunks } from '../train/lora/gguf.ts';
 import { encodePeft, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, peftBase } from '../train/lora/peft.ts';
-import { trainQat, type QatLoss, type StepRecord } from '../train/qat.ts';
+import { trainQat, type QatLoss, type StepRecord, type TrainingRunOptions } from '../train/qat.ts';
 import { trainQlora } from '../train/qlora.ts';
 import { type CliIO, type Command, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
@@ -140,32 +140,38 @@ function parseLoraArgs(values: { lora?: string; alpha?: string; targets?: string
   return { rank, alpha, targets, baseType: type.id, dropout, peft: values.peft };
 }
 
+/** A run's cancel token (Ctrl-C, SIGTERM; `release` stops listening) and its progress line, one step at a time. */
+function trainingRun(io: CliIO) {
+  const token = new AbortController();
+  const stop = () => token.abort(new CancelledError());
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const progress = progressLine<StepRecord>(io, stderrIsTTY(io), (s) => `train: step ${s.step}/${s.steps}, loss ${s.loss.toFixed(5)}, lr ${s.lr.toExponential(2)}`);
+  const release = () => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  };
+  return { token, progress, release };
+}
+
+/** What every training run takes from the command line. */
+function runOptions(a: TrainArgs, text: string | undefined, signal: AbortSignal, onStep: (s: StepRecord) => void): TrainingRunOptions {
+  return { steps: a.steps, lr: a.lr, loss: a.loss, text, dataset: a.text, seqLen: a.seqLen, seed: a.seed, signal, onStep };
+}
+
 async function runTrain(args: readonly string[], io: CliIO): Promise<number> {
   const a = parseTrainArgs(args);
   if (a.inputs.some((p) => resolve(p) === resolve(a.output))) throw new UsageError('the output file is one of the inputs');
   const model = await loadModel(await openFiles(a.inputs, io));
   const text = a.text === undefined ? undefined : await readTextFile(a.text);
   if (a.lora) return runQlora(a, a.lora, model, text, io);
-  const token = new AbortController();
-  const stop = () => token.abort(new CancelledError());
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  const tty = stderrIsTTY(io);
-  const progress = progressLine<StepRecord>(io, tty, (s) => `train: step ${s.step}/${s.steps}, loss ${s.loss.toFixed(5)}, lr ${s.lr.toExponential(2)}`);
+  const { token, progress, release } = trainingRun(io);
   const part = `${a.output}.part`;
   const t0 = performance.now();
   try {
     const result = await trainQat(model, {
       mode: a.mode,
-      steps: a.steps,
-      lr: a.lr,
-      loss: a.loss,
-      text,
-      dataset: a.text,
-      seqLen: a.seqLen,
-      seed: a.seed,
-      signal: token.signal,
-      onStep: progress.update,
+      ...runOptions(a, text, token.signal, progress.update),
     });
     progress.clear();
     const trainSeconds = (performance.now() - t0) / 1000;
@@ -205,8 +211,7 @@ async function runTrain(args: readonly string[], io: CliIO): Promise<number> {
     await rm(part, { force: true });
     throw e;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    release();
   }
 }
 
@@ -254,11 +259,7 @@ async function writePart(path: string, chunks: Iterable<Uint8Array> | AsyncItera
 /** `--lora RANK`: QLoRA, then ADAPTER.gguf (and the PEFT files). */
 async function runQlora(a: TrainArgs, l: LoraArgs, model: Awaited<ReturnType<typeof loadModel>>, text: string | undefined, io: CliIO): Promise<number> {
   if (model.format !== 'gguf') throw new Error('QLoRA writes a GGUF adapter for a GGUF base: convert a safetensors model to GGUF first (quantlab quantize --type f32)');
-  const token = new AbortController();
-  const stop = () => token.abort(new CancelledError());
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  const progress = progressLine<StepRecord>(io, stderrIsTTY(io), (s) => `train: step ${s.step}/${s.steps}, loss ${s.loss.toFixed(5)}, lr ${s.lr.toExponential(2)}`);
+  const { token, progress, release } = trainingRun(io);
   const t0 = performance.now();
   try {
     const result = await trainQlora(model, {
@@ -267,15 +268,7 @@ async function runQlora(a: TrainArgs, l: LoraArgs, model: Awaited<ReturnType<typ
       targetModules: l.targets,
       baseType: l.baseType,
       dropout: l.dropout,
-      steps: a.steps,
-      lr: a.lr,
-      loss: a.loss,
-      text,
-      dataset: a.text,
-      seqLen: a.seqLen,
-      seed: a.seed,
-      signal: token.signal,
-      onStep: progress.update,
+      ...runOptions(a, text, token.signal, progress.update),
     });
     progress.clear();
     const trainSeconds = (performance.now() - t0) / 1000;
@@ -328,7 +321,6 @@ async function runQlora(a: TrainArgs, l: LoraArgs, model: Awaited<ReturnType<typ
     progress.clear();
     throw e;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    release();
   }
 }
