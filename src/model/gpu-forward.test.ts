@@ -14,6 +14,7 @@ import { createTestGpu } from '../gpu/gpu-test-setup.ts';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { FAMILY_CASES, prepareCase } from '../testing/family-cases.ts';
 import { writeFamilyGguf } from '../testing/family-gguf.ts';
+import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { mulberry32Uint } from '../testing/random.ts';
 import { logSoftmax, klDivergence, resolveEvalPreset } from './eval.ts';
 import { createModel, modelConfig, type ModelConfig } from './families/index.ts';
@@ -206,6 +207,30 @@ describe('the resident forward pass against the CPU reference', () => {
       } finally {
         store.destroy();
       }
+    } finally {
+      await import('node:fs/promises').then((fs) => fs.rm(dir, { recursive: true, force: true }));
+    }
+  }, 120_000);
+
+  it("a vocabulary of Qwen's size (151,936 output rows): the output head's dispatch stays within the workgroup limit", async () => {
+    // The chunk program's products (8 tokens) use another kernel, with fewer rows per
+    // workgroup, than a one-token product: the weight chunks must fit the dispatch limit for
+    // both (a real Qwen3 checkpoint in the page hit 75,968 workgroups against 65,535).
+    const dir = await import('node:fs/promises').then((fs) => fs.mkdtemp(join(tmpdir(), 'quantlab-gpu-forward-')));
+    const path = join(dir, 'wide-vocab.gguf');
+    try {
+      writeSyntheticLlama(path, { nLayer: 1, nEmbd: 32, nFf: 64, nHead: 2, nHeadKv: 2, nVocab: 151_936, seed: 43 });
+      const model = await loadModel([await fileSource(path)]);
+      const config = modelConfig(model);
+      expect(config.nVocab).toBe(151_936);
+      const tokens = seededTokens(6, config.nVocab, 11);
+      // Q8_0: a type with a cooperative matvec (16 rows a workgroup on SwiftShader) whose
+      // chunk products run the generic kernel (2 rows a workgroup).
+      const v = (await variants(model, config, ['Q8_0'])).get('Q8_0')!;
+      expect(v.quantized!.types.get('output.weight')).toBe('q8_0');
+      const g = await gpuPass(config, v, tokens, 8);
+      expect(gpu.uncapturedErrors).toEqual([]);
+      expectMatches('vocabulary 151,936, Q8_0', g, await cpuLogits(config, v, tokens), tokens, config.nVocab);
     } finally {
       await import('node:fs/promises').then((fs) => fs.rm(dir, { recursive: true, force: true }));
     }

@@ -245,7 +245,10 @@ export class GpuForward {
     if (cols % type.blockSize !== 0) throw new ResidentUnsupportedError(`${name}: rows of ${cols} are not whole ${type.id} blocks`);
     const rowBytes = (cols / type.blockSize) * type.typeSize;
     const maxWg = this.gpu.limits.maxComputeWorkgroupsPerDimension;
-    const minRowsPerWg = Math.min(...[1, 2].map((n) => matmulConfig(this.gpu, type, cols, n).rowsPerWg));
+    // Rows per workgroup of every configuration a program may pick (programMm's n: 1 to decode,
+    // max(2, maxTokens) for a chunk): a chunk's dispatch must stay within the limit for each.
+    const programNs = [1, Math.max(2, this.options.maxTokens)];
+    const minRowsPerWg = Math.min(...programNs.map((n) => matmulConfig(this.gpu, type, cols, n).rowsPerWg));
     let per = Math.min(rows, Math.floor((matmulBindingBytes(this.gpu) - 8) / rowBytes), maxWg * minRowsPerWg);
     // Later chunks write Y at a binding offset of r0 floats: keep r0 a multiple of 64 (256 bytes).
     if (per < rows) per = Math.floor(per / 64) * 64;
