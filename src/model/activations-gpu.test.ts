@@ -17,6 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestGpu } from '../gpu/gpu-test-setup.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { loadModel, type ModelIndex } from '../formats/model.ts';
+import { fileSource } from '../formats/node-source.ts';
+import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { FIXTURE_MODELS, fixture } from '../formats/testing.ts';
 import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
@@ -113,7 +115,49 @@ describe('activation modes on WebGPU compute what the CPU computes', () => {
   }
 });
 
-describe("--activations ggml on WebGPU: Q8_0's mean KL within 5% of llama.cpp's", () => {
+/** llama.cpp's mean KL to `base`, its perplexity and its top-1 agreement with `base`, over the positions of `theirs`. */
+function llamaCppFigures(theirs: number[][], base: (i: number) => ArrayLike<number>, tokens: number[], V: number) {
+  const positions = tokens.length - 1;
+  const lp = new Float64Array(V);
+  const lq = new Float64Array(V);
+  const argmaxOf = (row: ArrayLike<number>) => {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
+    return best;
+  };
+  let kl = 0;
+  let nll = 0;
+  let top1 = 0;
+  for (let i = 0; i < positions; i++) {
+    logSoftmax(theirs[i], 0, V, lq);
+    kl += klDivergence(logSoftmax(base(i), 0, V, lp), lq);
+    nll -= lq[tokens[i + 1]];
+    if (argmaxOf(theirs[i]) === argmaxOf(base(i))) top1++;
+  }
+  return { kl: kl / positions, ppl: Math.exp(nll / positions), top1: top1 / positions };
+}
+
+/** A ggml-mode eval of `presets` with every product on the GPU; the count of products the CPU ran. */
+async function gpuEval(m: ModelIndex, presets: string[], text: string) {
+  const linears: GpuLinear[] = [];
+  const result = await evaluateModel(m, {
+    ...OPTIONS,
+    text,
+    presets,
+    activations: 'ggml',
+    linear: (_c, w, q) => {
+      const onGpu = gpuLinear(gpu, w, q);
+      linears.push(onGpu);
+      return onGpu;
+    },
+  });
+  return { result, cpuProducts: sumGpuLinearStats(linears.map((l) => l.stats())).cpu };
+}
+
+/** Q4_K_M and Q2_K in ggml mode with every product on the GPU (one eval for both). */
+const gpuPresetsRun = () => once('gpu ggml Q4_K_M Q2_K', () => gpuEval(model, ['Q4_K_M', 'Q2_K'], EVAL_TEXT));
+
+describe("--activations ggml on WebGPU: mean KL, perplexity and top-1 within 5% of llama.cpp's", () => {
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'quantlab-activations-gpu-'));
@@ -122,44 +166,71 @@ describe("--activations ggml on WebGPU: Q8_0's mean KL within 5% of llama.cpp's"
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("stories260K Q8_0: the GPU's ggml KL, perplexity and top-1 against llama.cpp running llama-quantize's file (KL against our F32 logits)", async () => {
-    const tokens = (await modelTokenizer(model)).encode(EVAL_TEXT);
-    const file = join(dir, 'stories260K-Q8_0.gguf');
-    llamaQuantize(join(FIXTURE_MODELS, 'stories260K.gguf'), file, 'Q8_0');
-    // One child process: llama.cpp's Q8_0 logits; the F32 logits are ours (the CPU reference).
+  /** Our F32 logits (the CPU reference) over the eval text, once. */
+  const ourF32 = () =>
+    once('f32 logits', async () => {
+      const tokens = (await modelTokenizer(model)).encode(EVAL_TEXT);
+      const config = llamaConfig(model);
+      const f32Model = new LlamaModel(config, mapProvider(await readLlamaWeights(model, config)));
+      return { tokens, V: config.nVocab, logits: await f32Model.forward(tokens.slice(0, -1), f32Model.newCache(tokens.length), { logits: 'all' }) };
+    });
+
+  it.each(['Q8_0', 'Q4_K_M', 'Q2_K'])("stories260K %s: the GPU's ggml figures against llama.cpp running llama-quantize's file (KL against our F32 logits)", async (preset) => {
+    const { tokens, V, logits: f32 } = await ourF32();
+    const file = join(dir, `stories260K-${preset}.gguf`);
+    llamaQuantize(join(FIXTURE_MODELS, 'stories260K.gguf'), file, preset);
+    // One child process per preset: llama.cpp's logits of its own file.
     const theirsPromise = runLlamaCpp({ model: file, logits: [tokens] });
     theirsPromise.catch(() => {}); // awaited below; no unhandled rejection meanwhile
-    const config = llamaConfig(model);
-    const f32Model = new LlamaModel(config, mapProvider(await readLlamaWeights(model, config)));
-    const ourF32 = await f32Model.forward(tokens.slice(0, -1), f32Model.newCache(tokens.length), { logits: 'all' });
-    const onGpu = await gpuRun('ggml');
+    const onGpu = preset === 'Q8_0' ? await gpuRun('ggml') : await gpuPresetsRun();
     const theirs = (await theirsPromise).logits[0];
-    const V = config.nVocab;
-    const positions = tokens.length - 1;
-    const lp = new Float64Array(V);
-    const lq = new Float64Array(V);
-    let kl = 0;
-    let nll = 0;
-    let top1 = 0;
-    const argmaxOf = (row: ArrayLike<number>, offset: number) => {
-      let best = offset;
-      for (let i = offset; i < offset + V; i++) if (row[i] > row[best]) best = i;
-      return best - offset;
-    };
-    for (let i = 0; i < positions; i++) {
-      logSoftmax(theirs[i], 0, V, lq);
-      kl += klDivergence(logSoftmax(ourF32, i * V, V, lp), lq);
-      nll -= lq[tokens[i + 1]];
-      if (argmaxOf(theirs[i], 0) === argmaxOf(ourF32, i * V)) top1++;
-    }
-    kl /= positions;
-    const ppl = Math.exp(nll / positions);
-    top1 /= positions;
-    const g = onGpu.result.results[0];
+    const { kl, ppl, top1 } = llamaCppFigures(theirs, (i) => f32.subarray(i * V, (i + 1) * V), tokens, V);
+    const g = onGpu.result.results.find((r) => r.preset === preset)!;
     console.log(
-      `stories260K Q8_0 --activations ggml, ${positions} positions, on ${gpu.description}: KL ${g.klMean.toExponential(4)}, llama.cpp ${kl.toExponential(4)} (ratio ${(g.klMean / kl).toFixed(4)}); ` +
+      `stories260K ${preset} --activations ggml, ${tokens.length - 1} positions, on ${gpu.description}: KL ${g.klMean.toExponential(4)}, llama.cpp ${kl.toExponential(4)} (ratio ${(g.klMean / kl).toFixed(4)}); ` +
         `ppl ${g.ppl.toFixed(4)} / ${ppl.toFixed(4)}; top-1 ${g.top1Agree.toFixed(4)} / ${top1.toFixed(4)}`,
     );
+    expect(onGpu.result.activations).toBe('ggml');
+    expect(onGpu.cpuProducts).toBe(0);
+    expect(Math.abs(g.klMean / kl - 1)).toBeLessThan(0.05);
+    expect(Math.abs(g.ppl / ppl - 1)).toBeLessThan(0.05);
+    expect(Math.abs(g.top1Agree / top1 - 1)).toBeLessThan(0.05);
+  }, 300_000);
+});
+
+describe('--activations ggml on WebGPU, a synthetic Llama with rows of 256: within 5% of llama.cpp', () => {
+  // The k-quants' q8_K activation blocks span whole rows here (stories260K's rows are 64).
+  const o = { nLayer: 2, nEmbd: 256, nFf: 768, nHead: 8, nHeadKv: 8, nVocab: 288, seed: 23 };
+  const TEXT = EVAL_TEXT.slice(0, 150);
+  let dir: string;
+  let file: string;
+  let synthetic: ModelIndex;
+  let tokens: number[];
+  let f32: Float32Array;
+  let onGpu: Awaited<ReturnType<typeof gpuEval>>;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'quantlab-activations-gpu-256-'));
+    file = join(dir, 'synthetic-f32.gguf');
+    writeSyntheticLlama(file, o);
+    synthetic = await loadModel([await fileSource(file)]);
+    tokens = (await modelTokenizer(synthetic)).encode(TEXT);
+    const config = llamaConfig(synthetic);
+    const f32Model = new LlamaModel(config, mapProvider(await readLlamaWeights(synthetic, config)));
+    f32 = await f32Model.forward(tokens.slice(0, -1), f32Model.newCache(tokens.length), { logits: 'all' });
+    onGpu = await gpuEval(synthetic, ['Q8_0', 'Q4_K_M', 'Q2_K'], TEXT);
+  }, 300_000);
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each(['Q8_0', 'Q4_K_M', 'Q2_K'])('%s: the GPU\'s mean KL, perplexity and top-1 against llama.cpp running llama-quantize\'s file', async (preset) => {
+    const q = join(dir, `synthetic-${preset}.gguf`);
+    llamaQuantize(file, q, preset);
+    const theirs = (await runLlamaCpp({ model: q, logits: [tokens] })).logits[0];
+    const V = o.nVocab;
+    const { kl, ppl, top1 } = llamaCppFigures(theirs, (i) => f32.subarray(i * V, (i + 1) * V), tokens, V);
+    const g = onGpu.result.results.find((r) => r.preset === preset)!;
+    console.log(`synthetic rows-of-256 ${preset} --activations ggml on ${gpu.description}: KL ${g.klMean.toExponential(4)}, llama.cpp ${kl.toExponential(4)} (ratio ${(g.klMean / kl).toFixed(4)}); ppl ${g.ppl.toFixed(4)} / ${ppl.toFixed(4)}; top-1 ${g.top1Agree.toFixed(4)} / ${top1.toFixed(4)}`);
     expect(onGpu.cpuProducts).toBe(0);
     expect(Math.abs(g.klMean / kl - 1)).toBeLessThan(0.05);
     expect(Math.abs(g.ppl / ppl - 1)).toBeLessThan(0.05);
