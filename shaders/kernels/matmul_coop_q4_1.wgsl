@@ -1,17 +1,8 @@
 // Q4_1 lanes of kernels/matmul_coop.wgsl: 4 lanes per 20-byte block (blocks and rows are
 // word-aligned), lane l reads qs bytes 4l..4l+3: low nibbles values 4l + i, high nibbles
 // 16 + 4l + i. Values as codecs/q4_1.wgsl: q * d + m (q * d exact, so fused or not alike).
-const BLOCK_SIZE: u32 = 32u;
+// BLOCK_SIZE, the lanes and their x values: matmul_coop_nibbles.wgsl.
 const BLOCK_BYTES: u32 = 20u;
-const MC_LANES: u32 = 4u;
-const MC_VALS: u32 = 8u;
-
-fn mc_load_x(xo: u32, lane: u32) {
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    mc_x[i] = mm_x[xo + 4u * lane + i];
-    mc_x[i + 4u] = mm_x[xo + 16u + 4u * lane + i];
-  }
-}
 
 fn mc_lane_dot(off: u32, lane: u32) -> f32 {
   let dm = mm_w[off >> 2u];

@@ -1,17 +1,8 @@
 // Q5_1 lanes of kernels/matmul_coop.wgsl: 4 lanes per 24-byte block (word-aligned), lane l
 // reads qs bytes 4l..4l+3 and the block's qh word: values 4l + i and 16 + 4l + i, as in
 // matmul_coop_q5_0.wgsl. Values as codecs/q5_1.wgsl: q * d + m (q * d exact).
-const BLOCK_SIZE: u32 = 32u;
+// BLOCK_SIZE, the lanes and their x values: matmul_coop_nibbles.wgsl.
 const BLOCK_BYTES: u32 = 24u;
-const MC_LANES: u32 = 4u;
-const MC_VALS: u32 = 8u;
-
-fn mc_load_x(xo: u32, lane: u32) {
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    mc_x[i] = mm_x[xo + 4u * lane + i];
-    mc_x[i + 4u] = mm_x[xo + 16u + 4u * lane + i];
-  }
-}
 
 fn mc_lane_dot(off: u32, lane: u32) -> f32 {
   let w0 = off >> 2u;

@@ -84,6 +84,8 @@ export interface MatmulConfig {
 
 /** Codecs with lanes for the cooperative matvec (shaders/kernels/matmul_coop_<codec>.wgsl). */
 export const COOP_CODECS: ReadonlySet<string> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'iq4_nl', 'q2_k', 'q4_k', 'q5_k', 'q6_k']);
+/** Lanes of 32-value blocks with two values a byte: their x side is kernels/matmul_coop_nibbles.wgsl. */
+const COOP_NIBBLE_LANES: ReadonlySet<string> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl']);
 /** Lanes that use a codec library beyond lib/rounding.wgsl and lib/f16.wgsl: composed with all of them. */
 const COOP_WITH_CODEC_LIBS: ReadonlySet<string> = new Set(['iq4_nl']);
 /** From this many tokens on, products take the tiled kernel; below, the matvec kernels. */
@@ -216,6 +218,7 @@ export function matmulKernelSource(wgsl: string, subgroups: boolean, kernel: Mat
     return composeShader([
       ...(subgroups ? ['kernels/matmul_enable_subgroups.wgsl'] : []),
       ...(COOP_WITH_CODEC_LIBS.has(wgsl) ? codecLibs(wgsl) : ['lib/rounding.wgsl', 'lib/f16.wgsl']),
+      ...(COOP_NIBBLE_LANES.has(wgsl) ? ['kernels/matmul_coop_nibbles.wgsl'] : []),
       `kernels/matmul_coop_${wgsl}.wgsl`,
       'kernels/matmul_coop.wgsl',
       reduce,
