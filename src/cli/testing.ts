@@ -12,6 +12,27 @@ export async function runInProcess(args: readonly string[], { stderrIsTTY = fals
 }
 
 /**
+ * `quantlab ARGS...` in this process, as on a terminal, with Ctrl-C (SIGINT) pressed at its
+ * first `train: step` progress line (a terminal redraws every 100 ms).
+ */
+export async function runTrainInterrupted(args: readonly string[]): Promise<{ code: number; stderr: string; signalled: boolean }> {
+  let stderr = '';
+  let signalled = false;
+  const code = await main(args, {
+    stdout: () => {},
+    stderr: (t) => {
+      stderr += t;
+      if (!signalled && t.includes('train: step')) {
+        signalled = true;
+        process.emit('SIGINT');
+      }
+    },
+    stderrIsTTY: true,
+  });
+  return { code, stderr, signalled };
+}
+
+/**
  * `quantlab quantize INPUT -o OUT ARGS...` must be refused: exit 1, one stderr line matching
  * `message`, and neither OUT nor OUT.part left behind.
  */

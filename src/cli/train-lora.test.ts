@@ -18,8 +18,7 @@ import { loraLinear } from '../train/lora/apply.ts';
 import { readLoraGguf } from '../train/lora/gguf.ts';
 import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, peftBase, readPeft } from '../train/lora/peft.ts';
 import { logitsOf, maxDifference, openStories } from '../train/lora/testing.ts';
-import { main } from './main.ts';
-import { runInProcess } from './testing.ts';
+import { runInProcess, runTrainInterrupted } from './testing.ts';
 
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
 /** The run the tests read: rank 4 on q_proj and v_proj over NF4, KL to F32, 30 steps of 32 tokens. */
@@ -116,19 +115,7 @@ describe('quantlab train --lora (QLoRA)', () => {
     const all = 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj';
     await expectRefused(['--lora', '4', '--base-type', 'nf4', '--targets', all, '--steps', '4', '--seq', '16', '--lr', '3e38'], /^quantlab train: training diverged at step \d: the (loss|gradient|held-out KL after the last step) is not a number/);
     const out = join(dir, 'cancelled.gguf');
-    let stderr = '';
-    let signalled = false;
-    const code = await main(['train', STORIES, '--lora', '2', '--base-type', 'nf4', '--steps', '50', '--seq', '16', '-o', out], {
-      stdout: () => {},
-      stderr: (t) => {
-        stderr += t;
-        if (!signalled && t.includes('train: step')) {
-          signalled = true;
-          process.emit('SIGINT');
-        }
-      },
-      stderrIsTTY: true,
-    });
+    const { code, stderr, signalled } = await runTrainInterrupted(['train', STORIES, '--lora', '2', '--base-type', 'nf4', '--steps', '50', '--seq', '16', '-o', out]);
     expect(signalled).toBe(true);
     expect(code).toBe(1);
     expect(stderr).toMatch(/quantlab train: cancelled\n$/);

@@ -10,8 +10,7 @@ import { loadModel } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { QAT_KEYS } from '../train/export.ts';
-import { main } from './main.ts';
-import { runInProcess } from './testing.ts';
+import { runInProcess, runTrainInterrupted } from './testing.ts';
 
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
 let dir: string;
@@ -70,20 +69,7 @@ describe('quantlab train', () => {
 
   it('Ctrl-C during training leaves neither the file nor OUT.part', async () => {
     const out = join(dir, 'cancelled.gguf');
-    let stderr = '';
-    let signalled = false;
-    const code = await main(['train', STORIES, '--qat', 'q4_0', '--steps', '50', '--seq', '16', '-o', out], {
-      stdout: () => {},
-      stderr: (t) => {
-        stderr += t;
-        // The first progress line (a terminal redraws every 100 ms): press Ctrl-C.
-        if (!signalled && t.includes('train: step')) {
-          signalled = true;
-          process.emit('SIGINT');
-        }
-      },
-      stderrIsTTY: true,
-    });
+    const { code, stderr, signalled } = await runTrainInterrupted(['train', STORIES, '--qat', 'q4_0', '--steps', '50', '--seq', '16', '-o', out]);
     expect(signalled).toBe(true);
     expect(code).toBe(1);
     expect(stderr).toMatch(/quantlab train: cancelled\n$/);
