@@ -139,7 +139,7 @@ const SCORE_WG = 256;
 const SOFTWARE_ATTENTION_WG = 1;
 
 /** A recorded step: a pipeline, its bind group, its dispatch and its parameters for a chunk. */
-interface Step {
+export interface Step {
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   dispatch: (n: number) => [number, number];
@@ -170,7 +170,16 @@ export interface GpuForwardOptions {
   maxTokens: number;
   /** Positions the KV cache holds (the sequence length). */
   capacity: number;
+  /** Steps recorded right after each weight's product, reading its input (calibration statistics: gpu-stats.ts). */
+  tap?: ProductTap;
 }
+
+/**
+ * A tap on the weight products: for weight `weight` (its name in the files) whose product
+ * reads `input` (n rows of `cols` f32), the steps to record after it (their own uniforms:
+ * params() may return nothing). Called once per program.
+ */
+export type ProductTap = (weight: string, input: GPUBuffer, cols: number) => Promise<Step[]>;
 
 /**
  * A model resident on the GPU. `weights` gives every tensor's f32 values (norms, biases,
@@ -454,6 +463,7 @@ export class GpuForward {
           },
         });
       }
+      for (const s of (await this.options.tap?.(name, x, w.cols)) ?? []) push(s);
     };
     const ropeStep = (label: string, src: Src, dst: GPUBuffer, heads: number, il: number, dstOffAtStart: boolean, pairs: number) => {
       const table = this.layerRope[il];
@@ -556,7 +566,9 @@ export class GpuForward {
       const c = this.config;
       // Upper bound on steps: per layer ~40 (matmul row chunks counted generously), plus the ends.
       const mmChunks = [...this.weights.values()].reduce((s, w) => s + w.chunks.length, 0);
-      this.paramsCapacity = c.nLayer * 24 + mmChunks + 16;
+      // A tap's steps take slots too (unused: they bind their own uniforms); a few per product.
+      const tapSlots = this.options.tap ? 4 * this.weights.size : 0;
+      this.paramsCapacity = c.nLayer * 24 + mmChunks + tapSlots + 16;
       this.paramsBuf = this.buffer('params', this.paramsCapacity * SLOT, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     }
     return this.paramsBuf;
