@@ -20,6 +20,8 @@
 //
 // Numerics: f32 everywhere (the CPU reference sums in f64): logits within ~1e-6 relative
 // of the CPU pass; every reduction is a fixed tree, so results are identical run to run.
+// GeGLU's gate product alone is summed near-exactly and rounded once, as the CPU's
+// (forward/matmul_dot2.wgsl): its f16 rounding turns an f32 ulp into an f16 step.
 import { countForwardPass, mapRead, submit } from '../gpu/counters.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { withErrorScopes } from '../gpu/dispatch.ts';
@@ -129,6 +131,8 @@ interface ResidentWeight {
 const SLOT = 256;
 const WG = 64;
 const SCORE_WG = 256;
+/** Tokens per workgroup of forward/matmul_dot2.wgsl (its D2_TOKENS). */
+const DOT2_TOKENS = 8;
 /**
  * Workgroup size of attention (n_head x n workgroups, ~15 barriers each) on a software
  * adapter: SwiftShader runs a workgroup's invocations as coroutines and every barrier
@@ -376,6 +380,15 @@ export class GpuForward {
     return getPipeline(this.gpu.device, { name: `forward.${name}`, code: () => composeShader(files), constants: { WG_SIZE: wg } });
   }
 
+  /** forward/matmul_dot2.wgsl for `type`: each output the exact sum rounded once to f32. */
+  private dot2Pipeline(type: QuantType): Promise<GPUComputePipeline> {
+    return getPipeline(this.gpu.device, {
+      name: `forward.matmul_dot2.${type.wgsl}`,
+      code: () => composeShader([...codecLibs(type.wgsl), `codecs/${type.wgsl}.wgsl`, 'forward/matmul_dot2.wgsl']),
+      constants: { WG_SIZE: WG },
+    });
+  }
+
   private bind(pipeline: GPUComputePipeline, label: string, resources: GPUBindingResource[]): GPUBindGroup {
     return this.gpu.device.createBindGroup({ label: `forward.${label}`, layout: pipeline.getBindGroupLayout(0), entries: resources.map((resource, binding) => ({ binding, resource })) });
   }
@@ -438,12 +451,13 @@ export class GpuForward {
         },
       });
     const mmConfigs = new Map<string, MatmulConfig>();
-    const mmStep = async (name: string, x: GPUBuffer, y: GPUBuffer) => {
+    const mmStep = async (name: string, x: GPUBuffer, y: GPUBuffer, rounding: 'f32' | 'exact' = 'f32') => {
       const w = this.weights.get(name)!;
       const key = `${w.type.id}|${w.cols}`;
       let config = mmConfigs.get(key);
       if (!config) mmConfigs.set(key, (config = matmulConfig(this.gpu, w.type, w.cols, nMm)));
-      const pipeline = await matmulPipeline(this.gpu.device, w.type, config);
+      const exact = rounding === 'exact';
+      const pipeline = exact ? await this.dot2Pipeline(w.type) : await matmulPipeline(this.gpu.device, w.type, config);
       for (const ch of w.chunks) {
         const cfg = config;
         const bindGroup = this.bind(pipeline, `mm.${name}.${ch.r0}`, [
@@ -455,7 +469,7 @@ export class GpuForward {
         push({
           pipeline,
           bindGroup,
-          dispatch: (n) => matmulDispatch(cfg, ch.rows, n),
+          dispatch: (n) => (exact ? grid(ch.rows * Math.ceil(n / DOT2_TOKENS)) : matmulDispatch(cfg, ch.rows, n)),
           params: (n) => {
             const p = matmulParams(w.type, ch.rows, w.cols, n);
             p[5] = w.rows; // y_stride: the whole output row (chunks write at r0)
@@ -476,6 +490,7 @@ export class GpuForward {
       });
     };
 
+    const geglu = c.family === 'gemma2' || c.family === 'gemma3';
     for (let il = 0; il < c.nLayer; il++) {
       const L = c.names.layers[il];
       normStep(`attn.${il}`, a.x, L.attnNorm, a.h, 1, d);
@@ -523,7 +538,9 @@ export class GpuForward {
       normStep(`ffn.${il}`, a.x, L.ffnNorm, a.h, 1, d);
       let g: Src, up: Src;
       if (L.gate) {
-        await mmStep(L.gate, a.h, a.gate);
+        // GeGLU rounds the gate to f16 (ggml's GELU table): an f32 sum's ulp of difference at
+        // an f16 rounding boundary becomes an f16 step, so its gate is rounded as the CPU's.
+        await mmStep(L.gate, a.h, a.gate, geglu ? 'exact' : 'f32');
         await mmStep(L.up, a.h, a.up);
         g = { buf: a.gate, stride: c.nFf, off: 0 };
         up = { buf: a.up, stride: c.nFf, off: 0 };
@@ -532,7 +549,7 @@ export class GpuForward {
         g = { buf: a.gate, stride: 2 * c.nFf, off: 0 };
         up = { buf: a.gate, stride: 2 * c.nFf, off: c.nFf };
       }
-      const kind = c.family === 'gemma2' || c.family === 'gemma3' ? 1 : 0;
+      const kind = geglu ? 1 : 0;
       push({
         pipeline: act,
         bindGroup: this.bind(act, `act.${il}`, [whole(g.buf), whole(up.buf), whole(this.gelu), whole(a.ffn), slot()]),
