@@ -4,6 +4,9 @@
 // X is row-major with a row stride `stride` (cols rounded up to 4, zero padded), H's band
 // likewise; the caller scales by 2/N. Accumulates, so token chunks are dispatched one
 // after another into the same band. Each invocation: 4 x 4 outputs in registers.
+// H is symmetric: only tiles that touch the upper triangle (j >= i) are summed; the caller
+// mirrors the lower one from it (h[i, j] and h[j, i] are the same products in the same
+// order, so the mirrored values are those a full sum gives). Lower tiles are left as they are.
 
 struct HessianParams {
   tokens: u32,    // tokens in this chunk
@@ -14,6 +17,8 @@ struct HessianParams {
 
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
+/** false: every tile (the former kernel, kept for bench/gptq.ts's comparison). */
+override UPPER_ONLY: bool = true;
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> h: array<vec4<f32>>;
@@ -26,6 +31,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let il = 4u * gid.y;  // band rows il .. il + 3
   if (jt >= s4 || il >= p.band_rows) {
     return;
+  }
+  if (UPPER_ONLY && 4u * jt + 3u < p.row0 + il) {
+    return; // wholly below the diagonal
   }
   let it = (p.row0 + il) / 4u;
   var a0 = vec4<f32>(0.0);

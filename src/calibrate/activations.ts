@@ -264,7 +264,7 @@ export async function collectInputs(
 }
 
 /** Input columns of a weight (its row length). */
-function colsOf(cm: CalibrationModel, ggufName: string): number {
+export function colsOf(cm: CalibrationModel, ggufName: string): number {
   const w = cm.weights.get(cm.fileName(ggufName));
   if (!w) throw new Error(`no weights for '${ggufName}'`);
   const c = cm.config;

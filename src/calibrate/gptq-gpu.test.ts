@@ -174,7 +174,7 @@ describe('GPTQ on WebGPU', () => {
     expect(gpuMse).toBeLessThan(rtnMse);
   });
 
-  it('the Hessian 2/N XᵀX on the GPU equals hessian() to f32 accuracy, in one chunk and in token chunks and row bands (blk.2.ffn_down: 172 columns)', async () => {
+  it('the Hessian 2/N XᵀX on the GPU (upper triangle, mirrored) equals hessian() to f32 accuracy and the full sum bit for bit, in one chunk and in token chunks and row bands (blk.2.ffn_down: 172 columns)', async () => {
     const { c, cols } = layer('blk.2.ffn_down.weight');
     const want = hessian(c.x, c.n, cols);
     let scale = 0;
@@ -185,6 +185,8 @@ describe('GPTQ on WebGPU', () => {
       for (let k = 0; k < want.length; k++) worst = Math.max(worst, Math.abs(got[k] - want[k]));
       expect(worst / scale).toBeLessThan(1e-5);
       expect(got.some((v, k) => v !== want[k])).toBe(true); // summed in f32 on the GPU
+      // Only the upper triangle is summed, then mirrored: bit for bit every tile's sums.
+      expect(got).toEqual(await gptqHessianGpu(g, c.x, c.n, cols, { upperOnly: false }));
     }
     expect(gpu.uncapturedErrors).toEqual([]);
   });

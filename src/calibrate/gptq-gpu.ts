@@ -11,7 +11,9 @@
 //   params are ggml's Q4_K search, codecs/q4_k.wgsl), then the lazy update W[:, i2:] -= Err · U[i1:i2, i2:] as a register-tiled
 //   product (gptq_update.wgsl). Rows are independent given U, so large tensors are done in
 //   chunks of rows whose buffers fit the storage binding limit: chunking changes no result.
-// - XᵀX, the Hessian sum over many tokens, as a product too (gptq_hessian.wgsl): gptqHessianGpu.
+// - XᵀX, the Hessian sum over many tokens, as a product too (gptq_hessian.wgsl, its upper
+//   triangle, mirrored: model/gpu-stats.ts): gptqHessianGpu; on the resident forward pass the
+//   same kernel sums it chunk by chunk (gpu-stats.ts residentStatistics).
 // f32 vs f64: a few values near a rounding tie land on the neighbouring grid point, and the
 // error feedback carries that along its row; the tests bound how many (gptq-gpu.test.ts).
 import type { GpuContext, GpuLimits } from '../gpu/device.ts';
@@ -23,6 +25,7 @@ import { quantType } from '../quant/types.ts';
 import { GPTQ_BLOCK, prepareHessian, type GptqOptions } from './gptq.ts';
 import { gridGroup, Q4_0_GROUP, q4KCodeAt, Q4_K_GROUP, Q4_K_HEADER_BYTES, q4KValue, type Grid } from './grid.ts';
 import { mapRead, submit } from '../gpu/counters.ts';
+import { mirrorUpper, xtxDispatch, xtxPipeline } from '../model/gpu-stats.ts';
 
 /** Cap on one buffer of a chunk (W, Q, X, a band of H): bounds the GPU memory one call holds. */
 export const GPTQ_MAX_CHUNK_BYTES = 128 * 1024 * 1024;
@@ -367,7 +370,8 @@ export function sameGridPoints(a: ArrayLike<number>, b: ArrayLike<number>, resul
  * contract), summed in f32 in register tiles, in bands of H's rows and chunks of tokens
  * that fit the storage binding limit; returned as f64 for prepareHessian.
  */
-export async function gptqHessianGpu(gpu: GpuContext, x: Float32Array, n: number, cols: number): Promise<Float64Array> {
+export async function gptqHessianGpu(gpu: GpuContext, x: Float32Array, n: number, cols: number, options: { upperOnly?: boolean } = {}): Promise<Float64Array> {
+  const upperOnly = options.upperOnly !== false;
   if (x.length !== n * cols || n < 1) throw new RangeError(`GPTQ Hessian: ${x.length} values are not ${n} rows of ${cols}`);
   const { device, limits } = gpu;
   const bytes = chunkBytes(limits);
@@ -377,7 +381,7 @@ export async function gptqHessianGpu(gpu: GpuContext, x: Float32Array, n: number
   const bandRows = Math.min(floor4(Math.floor(bytes / (stride * 4))), stride, maxWg * TILE * TILE_WG);
   if (tokensPerChunk < 1 || bandRows < 4) throw new RangeError(`GPTQ Hessian: rows of ${cols} f32 do not fit a ${bytes}-byte storage binding`);
   if (Math.ceil(stride / TILE / TILE_WG) > maxWg) throw new RangeError(`GPTQ Hessian: ${cols} columns exceed one dispatch`);
-  const pipe = await getPipeline(device, { name: 'gptq.hessian', code: () => composeShader(['kernels/gptq_hessian.wgsl']), constants: { WG_X: TILE_WG, WG_Y: TILE_WG } });
+  const pipe = await xtxPipeline(device, upperOnly);
   const h = new Float64Array(cols * cols);
   await withErrorScopes(gpu, 'GPTQ Hessian', async () => {
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
@@ -412,15 +416,16 @@ export async function gptqHessianGpu(gpu: GpuContext, x: Float32Array, n: number
               { binding: 2, resource: { buffer: uniforms, offset: at, size: 16 } },
             ],
           }));
-          pass.dispatchWorkgroups(Math.ceil(stride / TILE / TILE_WG), Math.ceil(band / TILE / TILE_WG));
+          pass.dispatchWorkgroups(...xtxDispatch(stride, band));
         }
         pass.end();
         submit(device, [enc.finish()]);
         const sums = await readBuffer(device, hBuf, band * stride * 4, `gptq.hessian.h${row0}.read`);
         hBuf.destroy();
         const f = 2 / n;
-        for (let i = 0; i < band; i++) for (let j = 0; j < cols; j++) h[(row0 + i) * cols + j] = sums[i * stride + j] * f;
+        for (let i = 0; i < band; i++) for (let j = upperOnly ? row0 + i : 0; j < cols; j++) h[(row0 + i) * cols + j] = sums[i * stride + j] * f;
       }
+      if (upperOnly) mirrorUpper(h, cols);
     } finally {
       for (const { buf } of xBufs) buf.destroy();
       uniforms.destroy();

@@ -14,7 +14,11 @@ import { collectBytes } from '../formats/bytes.ts';
 import { GGML_TYPE, GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufArray, ggufEntry } from '../formats/gguf/metadata.ts';
 import { planGguf, writeGguf, type GgufLayout } from '../formats/gguf/write.ts';
-import { chunkTokens, defaultChunk, runCalibration, type CalibrationModel, type CalibrationProgress } from './activations.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { ResidentUnsupportedError } from '../model/gpu-forward.ts';
+import { residentStatistics } from '../model/gpu-stats.ts';
+import { mapProvider } from '../model/weights.ts';
+import { chunkTokens, colsOf, defaultChunk, linearWeightNames, runCalibration, type CalibrationModel, type CalibrationProgress } from './activations.ts';
 
 export interface ImatrixStats {
   /** Sums of squared inputs per column (f32, as llama-imatrix), by weight GGUF name. */
@@ -25,6 +29,12 @@ export interface ImatrixStats {
   chunkSize: number;
   datasets: string[];
   textTokens: number;
+  /**
+   * Where the forward pass and the sums ran: 'webgpu' (the resident pass, gpu-stats.ts) or
+   * 'cpu' (model/llama.ts); `cpuReason` says why not on the GPU when one was given.
+   */
+  backend: 'webgpu' | 'cpu';
+  cpuReason?: string;
 }
 
 /** collect_imatrix's inner loop: acc[j] += x[j]*x[j] for each of the n rows, in f32. */
@@ -47,11 +57,27 @@ export interface ComputeImatrixOptions {
   dataset: string;
   signal?: AbortSignal;
   onProgress?: (p: CalibrationProgress) => void;
+  /**
+   * Run the forward pass resident on this GPU with the sums accumulated there (one readback
+   * at the end); a model the resident pass cannot hold runs on the CPU (cpuReason says why).
+   */
+  gpu?: GpuContext;
 }
 
 /** Runs the calibration text through the model and accumulates llama-imatrix's statistics. */
 export async function computeImatrix(cm: CalibrationModel, options: ComputeImatrixOptions): Promise<ImatrixStats> {
   const { chunks, chunk, textTokens } = chunkTokens(cm.tokenize(options.text), options.chunk, cm.bosId, cm.addBos);
+  const onChunk = (done: number, total: number) => options.onProgress?.({ done, total, label: `chunk ${done} of ${total}` });
+  const common = { chunkSize: chunk, datasets: [options.dataset], textTokens };
+  let cpuReason: string | undefined;
+  if (options.gpu) {
+    try {
+      return { ...(await imatrixOnGpu(options.gpu, cm, chunks, options.signal, onChunk)), ...common, backend: 'webgpu' };
+    } catch (e) {
+      if (!(e instanceof ResidentUnsupportedError)) throw e;
+      cpuReason = e.message;
+    }
+  }
   const sums = new Map<string, Float32Array>();
   const counts = new Map<string, number>();
   await runCalibration(
@@ -63,11 +89,39 @@ export async function computeImatrix(cm: CalibrationModel, options: ComputeImatr
       accumulateSquares(acc, x, n);
       counts.set(name, (counts.get(name) ?? 0) + n);
     },
-    { signal: options.signal, onChunk: (done, total) => options.onProgress?.({ done, total, label: `chunk ${done} of ${total}` }) },
+    { signal: options.signal, onChunk },
   );
+  return { sums, counts, chunkCount: chunkCountOf(counts, chunk), ...common, backend: 'cpu', ...(cpuReason ? { cpuReason } : {}) };
+}
+
+/** m_last_chunk after the last product: the most rows any weight counted, in chunks. */
+function chunkCountOf(counts: ReadonlyMap<string, number>, chunk: number): number {
   let chunkCount = 0;
   for (const c of counts.values()) chunkCount = Math.max(chunkCount, Math.floor(c / chunk));
-  return { sums, counts, chunkCount, chunkSize: chunk, datasets: [options.dataset], textTokens };
+  return chunkCount;
+}
+
+/**
+ * The same statistics from the resident forward pass: every blk.* product's Σx² summed on
+ * the GPU in collect_imatrix's order (kernels/imatrix_sums.wgsl); every chunk has at least
+ * IMATRIX_MIN_ROWS rows (chunkTokens), so every product counts every row.
+ */
+async function imatrixOnGpu(
+  gpu: GpuContext,
+  cm: CalibrationModel,
+  chunks: readonly number[][],
+  signal: AbortSignal | undefined,
+  onChunk: (done: number, total: number) => void,
+): Promise<Pick<ImatrixStats, 'sums' | 'counts' | 'chunkCount'>> {
+  const names = linearWeightNames(cm.config);
+  const request = { sums: new Map(names.map((g) => [cm.fileName(g), colsOf(cm, g)])) };
+  const check = () => {
+    if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('cancelled');
+  };
+  const r = await residentStatistics(gpu, cm.config, mapProvider(cm.weights), chunks, request, { check, onChunk });
+  const sums = new Map(names.map((g) => [g, r.sums.get(cm.fileName(g))!]));
+  const counts = new Map(names.map((g) => [g, r.rows]));
+  return { sums, counts, chunkCount: chunkCountOf(counts, chunks[0].length) };
 }
 
 /**

@@ -3,6 +3,8 @@
 // every blk.* weight accumulated as llama.cpp's llama-imatrix does, written as its GGUF
 // imatrix (src/calibrate/imatrix.ts), which `quantlab quantize --imatrix` and
 // llama-quantize read.
+// `--backend webgpu` with -o: the forward pass resident on the GPU, the sums summed there
+// (calibrate/imatrix.ts, model/gpu-stats.ts), read back once.
 // `--compare [--held-out FILE] [--group N] [--act-order] [--backend cpu|webgpu]` (with or
 // without -o): per-layer output MSE on held-out text of RTN, Q4_K, Q4_K + imatrix, AWQ and
 // GPTQ at ~4 bits (src/calibrate/compare.ts); with --backend webgpu GPTQ runs on the GPU, as
@@ -21,6 +23,7 @@ import { calibrationModel, compareCalibrationJob, imatrixJob } from '../engine/j
 import { activationStatsJob, smoothQuantSweepJob } from '../engine/jobs/activations.ts';
 import type { ActivationStats, SmoothQuantSweep } from '../calibrate/smoothquant.ts';
 import { uncancelled } from '../engine/jobs/job.ts';
+import { withGpuUsage } from '../engine/gpu-usage.ts';
 import { type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
@@ -42,7 +45,7 @@ export function parseChunk(value: string | undefined): number | undefined {
 export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: "run a calibration text through the model and write llama-imatrix's importance matrix (GGUF)",
-  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] (-o IMATRIX.gguf | --compare [--held-out FILE] [--group 32|64|128] [--act-order] [--backend cpu|webgpu] | --activation-stats | --smoothquant-sweep) [--json]',
+  usage: 'quantlab calibrate FILE... [--text FILE] [--chunk N] [--backend cpu|webgpu] (-o IMATRIX.gguf | --compare [--held-out FILE] [--group 32|64|128] [--act-order] | --activation-stats | --smoothquant-sweep) [--json]',
   async run(args, io) {
     const { positionals, values } = parseCommandLine(args, {
       text: { type: 'string' },
@@ -60,7 +63,6 @@ export const calibrateCommand: Command = {
     if (values['activation-stats'] || values['smoothquant-sweep']) return activationsRun(positionals, values, io);
     if (values.output === undefined && !values.compare) throw new UsageError('-o IMATRIX.gguf is required (or --compare)');
     if (!values.compare && (values['held-out'] !== undefined || values.group !== undefined || values['act-order'])) throw new UsageError('--held-out, --group and --act-order go with --compare');
-    if (!values.compare && values.backend !== undefined) throw new UsageError('--backend goes with --compare (the importance matrix is computed on the CPU)');
     const backend = parseBackend(values.backend);
     if (values.output !== undefined && positionals.some((p) => resolve(p) === resolve(values.output!))) throw new UsageError('the output file is one of the inputs');
     const group = values.group === undefined ? undefined : Number(values.group);
@@ -86,7 +88,9 @@ export const calibrateCommand: Command = {
     if (output === undefined) return 0;
     const t0 = performance.now();
     const onProgress = (p: CalibrationProgress) => progress.update({ ...p, label: `imatrix, ${p.label}` });
-    const { stats, bytes } = await imatrixJob(session, { text, chunk, dataset: values.text ?? BUILTIN_DATASET, calibrationModel: cm }, uncancelled(onProgress));
+    const request = { text, chunk, dataset: values.text ?? BUILTIN_DATASET, calibrationModel: cm, onGpu: backend === 'webgpu' };
+    const { value: imatrix, gpu } = await withGpuUsage(session, () => imatrixJob(session, request, uncancelled(onProgress)));
+    const { stats, bytes } = imatrix;
     progress.clear();
     const part = `${output}.part`;
     await writeFile(part, bytes);
@@ -101,11 +105,14 @@ export const calibrateCommand: Command = {
         chunk_size: stats.chunkSize,
         chunk_count: stats.chunkCount,
         entries: [...stats.sums.keys()].sort().map((name) => ({ name, columns: stats.sums.get(name)!.length, count: stats.counts.get(name)! })),
+        ...(values.backend === undefined ? {} : { backend: stats.backend, ...(stats.cpuReason ? { cpu_reason: stats.cpuReason } : {}) }),
+        ...gpuField(gpu),
       })}\n`);
     } else if (!values.json) {
       io.stdout(
         `${stats.datasets[0]}: ${stats.textTokens} tokens, ${stats.chunkCount} chunks of ${stats.chunkSize} (${seconds.toFixed(1)} s)\n` +
-          `${values.output}: ${bytes.length} bytes, ${stats.sums.size} entries\n`,
+          `${values.output}: ${bytes.length} bytes, ${stats.sums.size} entries\n` +
+          (values.backend === undefined ? '' : `forward pass and sums on ${stats.backend === 'webgpu' ? `WebGPU (${gpu?.adapter})` : `the CPU${stats.cpuReason ? ` (${stats.cpuReason})` : ''}`}\n`),
       );
     }
     return 0;

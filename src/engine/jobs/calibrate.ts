@@ -34,6 +34,12 @@ export interface ImatrixRequest extends CalibrationRequest {
   text?: string;
   /** imatrix.datasets: the text's file name as given (default: the built-in text's name). */
   dataset?: string;
+  /**
+   * Run the forward pass resident on the session's GPU, the sums accumulated there
+   * (`calibrate -o --backend webgpu`); the page keeps the CPU pass, whose file e2e/imatrix
+   * holds byte for byte to the CLI's default (CPU) one.
+   */
+  onGpu?: boolean;
 }
 
 /** The loaded model opened for calibration (f32 weights, tokenizer). */
@@ -78,13 +84,20 @@ async function gptqRunner(session: Session): Promise<GptqRunner> {
 /** llama-imatrix's statistics of the loaded model over the text, and its GGUF imatrix file. */
 export async function imatrixJob(session: Session, request: ImatrixRequest, ctx: JobContext<CalibrationProgress>): Promise<{ stats: ImatrixStats; bytes: Uint8Array }> {
   const cm = request.calibrationModel ?? (await calibrationModel(session));
-  return imatrixFileForText(cm, {
+  const options = {
     text: request.text ?? CALIBRATION_STORY_TEXT,
     dataset: request.dataset ?? BUILTIN_CALIBRATION_DATASET,
     chunk: request.chunk,
     signal: ctx.signal,
     onProgress: ctx.onProgress,
-  });
+  };
+  if (!request.onGpu) return imatrixFileForText(cm, options);
+  // On the GPU while the device lives; a device lost mid-way runs the whole text again on the CPU.
+  const { value } = await session.withFallback(
+    (gpu) => imatrixFileForText(cm, { ...options, gpu }),
+    () => imatrixFileForText(cm, options),
+  );
+  return value;
 }
 
 /**

@@ -1,0 +1,122 @@
+// Calibration statistics on the resident forward pass (model/gpu-stats.ts) against the CPU
+// path (activations.ts + imatrix.ts / gptq.ts), on Dawn + SwiftShader (fails, not skips,
+// without WebGPU): the sums kernel adds in collect_imatrix's order (bit for bit on equal
+// inputs); on stories260K the imatrix sums within 1e-5 relative of the CPU's (the inputs
+// themselves differ by f32 ulps: the GPU pass sums in f32, the CPU in f64), the same counts
+// and chunk count, GPTQ's XᵀX within f32 accuracy of hessian(); one readback per chunk plus
+// one for all the statistics, and exactly the statistics' bytes beyond the chunks' scores.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../formats/model.ts';
+import { fileSource } from '../formats/node-source.ts';
+import { FIXTURE_MODELS } from '../formats/testing.ts';
+import { gpuCounters, gpuCountersSince, submit } from '../gpu/counters.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { createTestGpu } from '../gpu/gpu-test-setup.ts';
+import { ResidentStats, residentStatistics } from '../model/gpu-stats.ts';
+import { mapProvider } from '../model/weights.ts';
+import { gaussians } from '../testing/random.ts';
+import { chunkTokens, colsOf, collectInputs, layerStages, openCalibrationModel, stageWeightNames, type CalibrationModel } from './activations.ts';
+import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
+import { hessian } from './gptq.ts';
+import { accumulateSquares, computeImatrix } from './imatrix.ts';
+
+let gpu: GpuContext;
+let cm: CalibrationModel;
+beforeAll(async () => {
+  gpu = await createTestGpu();
+  cm = await openCalibrationModel(await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]));
+});
+afterAll(() => gpu?.destroy());
+
+/** A short calibration text: 4 chunks of 32 tokens keep the SwiftShader pass to seconds. */
+const TEXT = CALIBRATION_STORY_TEXT.slice(0, 320);
+const CHUNK = 32;
+
+describe('calibration statistics on the resident forward pass', () => {
+  it('the sums kernel adds x² per column in collect_imatrix\'s order: bit for bit accumulateSquares on the same rows, across chunks', async () => {
+    const cols = 100; // not a multiple of the workgroup
+    const chunks = [gaussians(37 * cols, 1, 3), gaussians(21 * cols, 2, 0.01)];
+    const stats = new ResidentStats(gpu, { sums: new Map([['w', cols]]) });
+    const { device } = gpu;
+    const x = device.createBuffer({ size: 37 * cols * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    const steps = await stats.tap('w', x, cols);
+    expect(steps).toHaveLength(1);
+    const want = new Float32Array(cols);
+    for (const c of chunks) {
+      device.queue.writeBuffer(x, 0, new Float32Array(c));
+      stats.setRows(c.length / cols);
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(steps[0].pipeline);
+      pass.setBindGroup(0, steps[0].bindGroup);
+      pass.dispatchWorkgroups(...steps[0].dispatch(c.length / cols));
+      pass.end();
+      submit(device, [enc.finish()]);
+      accumulateSquares(want, c, c.length / cols);
+    }
+    const r = await stats.read();
+    expect(r.rows).toBe(58);
+    expect(Array.from(r.sums.get('w')!)).toEqual(Array.from(want));
+    stats.dispose();
+    x.destroy();
+    expect(gpu.uncapturedErrors).toEqual([]);
+  });
+
+  it('stories260K: the imatrix of the resident pass equals the CPU\'s within 1e-5, same counts; one readback per chunk and one for the sums', async () => {
+    const cpu = await computeImatrix(cm, { text: TEXT, chunk: CHUNK, dataset: 'd' });
+    const before = gpuCounters(gpu.device);
+    const onGpu = await computeImatrix(cm, { text: TEXT, chunk: CHUNK, dataset: 'd', gpu });
+    const spent = gpuCountersSince(gpu.device, before);
+    expect(cpu.backend).toBe('cpu');
+    expect(onGpu.backend).toBe('webgpu');
+    expect(onGpu.chunkCount).toBe(cpu.chunkCount);
+    expect([...onGpu.sums.keys()].sort()).toEqual([...cpu.sums.keys()].sort());
+    let worst = 0;
+    let statsBytes = 0;
+    for (const [name, want] of cpu.sums) {
+      const got = onGpu.sums.get(name)!;
+      expect(onGpu.counts.get(name), name).toBe(cpu.counts.get(name));
+      for (let j = 0; j < want.length; j++) worst = Math.max(worst, Math.abs(got[j] - want[j]) / Math.abs(want[j]));
+      statsBytes += want.length * 4;
+    }
+    console.log(`stories260K imatrix on ${gpu.description}: ${cpu.chunkCount} chunks of ${CHUNK}, worst relative difference to the CPU ${worst.toExponential(2)}; ${JSON.stringify(spent)}`);
+    expect(worst).toBeLessThan(1e-5);
+    const chunks = cpu.chunkCount;
+    expect(spent.forwardPasses).toBe(chunks);
+    expect(spent.submits).toBe(chunks + 1);
+    expect(spent.readbacks).toBe(chunks + 1);
+    // Each chunk's 4 score words per position, then the sums: nothing per product, nothing per chunk beyond the scores.
+    expect(spent.bytesReadBack).toBe(chunks * CHUNK * 16 + statsBytes);
+    expect(gpu.uncapturedErrors).toEqual([]);
+  }, 120_000);
+
+  it('stories260K: GPTQ\'s XᵀX per stage (q/k/v, attn_output, gate/up, ffn_down) summed on the resident pass equals hessian() of the CPU\'s inputs to f32 accuracy', async () => {
+    const { chunks } = chunkTokens(cm.tokenize(TEXT), CHUNK, cm.bosId, cm.addBos);
+    const layer = 1;
+    const groups = layerStages(cm.config).map((stage) => {
+      const names = stageWeightNames(layer, stage);
+      return { names, weights: names.map((g) => cm.fileName(g)), cols: colsOf(cm, names[0]) };
+    });
+    const before = gpuCounters(gpu.device);
+    const r = await residentStatistics(gpu, cm.config, mapProvider(cm.weights), chunks, { sums: new Map(), xtx: groups });
+    const spent = gpuCountersSince(gpu.device, before);
+    expect(spent.readbacks).toBe(chunks.length + 1);
+    const inputs = await collectInputs(cm, TEXT, CHUNK, { only: new Set(groups.flatMap((g) => g.names)) });
+    for (const g of groups) {
+      g.names.forEach((name, i) => {
+        const c = inputs.get(name)!;
+        const want = hessian(c.x, c.n, g.cols);
+        const got = r.xtx.get(g.weights[i])!;
+        expect(c.n).toBe(r.rows);
+        let scale = 0;
+        let worst = 0;
+        for (const v of want) scale = Math.max(scale, Math.abs(v));
+        for (let k = 0; k < want.length; k++) worst = Math.max(worst, Math.abs((got[k] * 2) / r.rows - want[k]));
+        expect(worst / scale, name).toBeLessThan(1e-5);
+        for (let a = 0; a < g.cols; a += 7) for (let b = 0; b < g.cols; b += 5) expect(got[a * g.cols + b]).toBe(got[b * g.cols + a]);
+      });
+    }
+    expect(gpu.uncapturedErrors).toEqual([]);
+  }, 120_000);
+});
