@@ -21,10 +21,63 @@
 /**
  * y[t·yStride + r] = Σ_c w[r·cols + c]·x[t·cols + c] for rows r < rows, tokens t < n:
  * w f32 (rows × cols), x f64 (n × cols, the inputs widened once by the caller), y f32.
- * cols is a multiple of 4. Two rows meet two tokens at a time (each weight read serves two
- * tokens, each input read two rows).
+ * cols is a multiple of 4. Two rows meet four tokens at a time (each weight read and widened
+ * serves four tokens, each input read two rows); every output is the same sum, term by term,
+ * whichever tile computes it.
  */
 export function matmulSlab(w: usize, rows: i32, cols: i32, x: usize, n: i32, y: usize, yStride: i32): void {
+  const rowBytes = <usize>cols << 2;
+  const xBytes = <usize>cols << 3;
+  const ys = <usize>yStride << 2;
+  let t0 = 0;
+  // Tokens outside, four at a time, rows inside: each weight read and widened serves four tokens.
+  for (; t0 + 4 <= n; t0 += 4) {
+    const x0 = x + <usize>t0 * xBytes;
+    const x1 = x0 + xBytes, x2 = x1 + xBytes, x3 = x2 + xBytes;
+    let r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      const wa = w + <usize>r * rowBytes;
+      const wb = wa + rowBytes;
+      let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+      let b0 = f64x2.splat(0), b1 = f64x2.splat(0), b2 = f64x2.splat(0), b3 = f64x2.splat(0);
+      for (let c = 0; c < cols; c += 4) {
+        const va = v128.load(wa + (<usize>c << 2));
+        const vb = v128.load(wb + (<usize>c << 2));
+        const al = low(va), ah = high(va), bl = low(vb), bh = high(vb);
+        const o = <usize>c << 3;
+        let p = v128.load(x0 + o), q = v128.load(x0 + o, 16);
+        a0 = f64x2.add(a0, f64x2.add(f64x2.mul(al, p), f64x2.mul(ah, q)));
+        b0 = f64x2.add(b0, f64x2.add(f64x2.mul(bl, p), f64x2.mul(bh, q)));
+        p = v128.load(x1 + o); q = v128.load(x1 + o, 16);
+        a1 = f64x2.add(a1, f64x2.add(f64x2.mul(al, p), f64x2.mul(ah, q)));
+        b1 = f64x2.add(b1, f64x2.add(f64x2.mul(bl, p), f64x2.mul(bh, q)));
+        p = v128.load(x2 + o); q = v128.load(x2 + o, 16);
+        a2 = f64x2.add(a2, f64x2.add(f64x2.mul(al, p), f64x2.mul(ah, q)));
+        b2 = f64x2.add(b2, f64x2.add(f64x2.mul(bl, p), f64x2.mul(bh, q)));
+        p = v128.load(x3 + o); q = v128.load(x3 + o, 16);
+        a3 = f64x2.add(a3, f64x2.add(f64x2.mul(al, p), f64x2.mul(ah, q)));
+        b3 = f64x2.add(b3, f64x2.add(f64x2.mul(bl, p), f64x2.mul(bh, q)));
+      }
+      const yo = y + ((<usize>t0 * <usize>yStride + <usize>r) << 2);
+      store<f32>(yo, <f32>lanes(a0));
+      store<f32>(yo + 4, <f32>lanes(b0));
+      store<f32>(yo + ys, <f32>lanes(a1));
+      store<f32>(yo + ys + 4, <f32>lanes(b1));
+      store<f32>(yo + 2 * ys, <f32>lanes(a2));
+      store<f32>(yo + 2 * ys + 4, <f32>lanes(b2));
+      store<f32>(yo + 3 * ys, <f32>lanes(a3));
+      store<f32>(yo + 3 * ys + 4, <f32>lanes(b3));
+    }
+    if (r < rows) {
+      const wa = w + <usize>r * rowBytes;
+      for (let k = 0; k < 4; k++) dotRow(wa, cols, x + <usize>(t0 + k) * xBytes, y + ((<usize>(t0 + k) * <usize>yStride + <usize>r) << 2));
+    }
+  }
+  if (t0 < n) matmulSlabPairs(w, rows, cols, x + <usize>t0 * xBytes, n - t0, y + ((<usize>t0 * <usize>yStride) << 2), yStride);
+}
+
+/** matmulSlab's tile for the last n < 4 tokens: two rows meet two tokens at a time (the same sums, term by term). */
+function matmulSlabPairs(w: usize, rows: i32, cols: i32, x: usize, n: i32, y: usize, yStride: i32): void {
   const rowBytes = <usize>cols << 2;
   const xBytes = <usize>cols << 3;
   let r = 0;

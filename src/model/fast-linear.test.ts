@@ -56,6 +56,17 @@ describe('fast CPU matrix products (WebAssembly SIMD)', () => {
     });
   }
 
+  it('gives each output the same bits whichever tile computes it (4-token tiles, the 2-token tail, one row, one token)', () => {
+    const [rows, cols, n] = [45, 512, 7];
+    const w = gaussians(rows * cols, 23);
+    const x = gaussians(n * cols, 24);
+    const all = matmulRows(f32Rows(w, cols), 0, rows, cols, x, n);
+    for (let t = 0; t < n; t++) {
+      expect(matmulRows(f32Rows(w, cols), 0, rows, cols, x.subarray(t * cols, (t + 1) * cols), 1)).toEqual(all.subarray(t * rows, (t + 1) * rows));
+      expect(matmulRows(f32Rows(w, cols), 44, 45, cols, x, n)[t]).toBe(all[t * rows + 44]);
+    }
+  });
+
   it('takes a row range: rows [r0, r1) of the whole product', () => {
     const [rows, cols, n] = [50, 128, 3];
     const w = gaussians(rows * cols, 3);
