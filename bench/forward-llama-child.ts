@@ -2,7 +2,7 @@
 // docs/contracts.md), in a process of its own: loads the model, evaluates a prompt of
 // token ids once to warm up and then `repeat` times, each in a fresh sequence, with the
 // given threads and the whole prompt in one batch (F32 KV cache, as quantlab's). Prints one
-// JSON line: seconds per evaluation. Bench support only.
+// JSON line: seconds per evaluation and the process's peak RSS (KiB). Bench support only.
 //   node --import tsx bench/forward-llama-child.ts MODEL.gguf THREADS REPEAT TOKEN,TOKEN,...
 import { getLlama } from 'node-llama-cpp';
 
@@ -30,4 +30,4 @@ for (let i = 0; i <= Number(repeatArg); i++) {
 await context.dispose();
 await m.dispose();
 await llama.dispose();
-process.stdout.write(`${JSON.stringify({ seconds })}\n`);
+process.stdout.write(`${JSON.stringify({ seconds, maxRssKiB: process.resourceUsage().maxRSS })}\n`);

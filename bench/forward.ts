@@ -1,13 +1,22 @@
 // npx tsx bench/forward.ts [--tokens N] [--threads N] [--repeat N] [--small] [--no-cli] [--keep DIR]
-// (npm run bench:forward). --threads N: quantlab's products on the CLI's forward pool, llama.cpp
-// with N threads, eval and quantize with --threads N. Not a test: the CPU forward pass at scale, against llama.cpp.
+// (npm run bench:forward; `npm run bench` runs it with --small --no-cli). --threads N: quantlab's
+// products on the CLI's forward pool, llama.cpp with N threads, eval and quantize with --threads N.
+// Not a test: the CPU forward pass at scale, against llama.cpp.
 //
 // Writes a seeded random model of Qwen2.5-0.5B's shape (bench/forward-model.ts: qwen2, 24
 // layers, n_embd 896, vocabulary 151,936, F32, ~2 GB) to a temporary directory (deleted
 // after), then in the same run: quantlab's CPU forward pass (WebAssembly SIMD products,
 // model/fast-linear.ts) and llama.cpp's (node-llama-cpp, bench/forward-llama-child.ts) on a
-// prompt of N tokens, teacher forcing, the same file, the same threads; prints tokens/s of
-// each and the ratio. Then `quantlab eval --presets Q4_K_M` (a short text) and `quantlab
+// prompt of N tokens (logits of the last only, both), the same file, the same threads, one
+// warm-up evaluation excluded for both, then --repeat timed ones; prints each time, the median's
+// tokens/s and the ratio of medians, for quantlab's two ways of summing:
+//   default (f64 sums)  what eval and the CLI run: the reference's figures to an f32 ulp
+//   f32 sums            llama.cpp's own arithmetic for F32 weights (f32 products and sums);
+//                       opt-in (fastCpuLinear accumulate 'f32'), not used by eval: its logits move
+//                       eval's KL figures ~1e-5 relative, past the 1e-6 fast-linear.test.ts holds
+// (F32 weights: llama.cpp quantizes no activations, so --activations ggml would compute the same).
+// Peak RSS: this process's after quantlab's passes (the file write streams one tensor at a time;
+// the f32 weights are the bulk), llama.cpp's child's. Then `quantlab eval --presets Q4_K_M` (a short text) and `quantlab
 // quantize --preset Q4_K_M` on it under /usr/bin/time -v: wall time and peak RSS. The load
 // average is printed with every figure (a shared machine: compare ratios within one run).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -28,7 +37,7 @@ const { values: args } = parseArgs({
   options: {
     tokens: { type: 'string', default: '64' },
     threads: { type: 'string', default: '1' },
-    repeat: { type: 'string', default: '2' },
+    repeat: { type: 'string', default: '3' },
     small: { type: 'boolean', default: false },
     'no-cli': { type: 'boolean', default: false },
     keep: { type: 'string' },
@@ -53,7 +62,7 @@ function prompt(n: number): number[] {
   })];
 }
 
-/** Seconds per forward of each way of summing (1 thread: f64, the reference's figures, and f32, llama.cpp's; the pool: f64). */
+/** Seconds per forward of each way of summing (1 thread: f64, the default, and f32, llama.cpp's; the pool: f64). */
 async function ours(file: string, tokens: number[]): Promise<Map<Accumulate, number[]>> {
   const model = await loadModel([await fileSource(file)]);
   const config = llamaConfig(model);
@@ -82,13 +91,13 @@ async function ours(file: string, tokens: number[]): Promise<Map<Accumulate, num
   return out;
 }
 
-function llamaCpp(file: string, tokens: number[]): number[] {
+function llamaCpp(file: string, tokens: number[]): { seconds: number[]; maxRssKiB: number } {
   const out = execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/forward-llama-child.ts'), file, String(THREADS), String(REPEAT), tokens.join(',')], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 1 << 24,
   });
-  return (JSON.parse(out.trim().split('\n').pop()!) as { seconds: number[] }).seconds;
+  return JSON.parse(out.trim().split('\n').pop()!) as { seconds: number[]; maxRssKiB: number };
 }
 
 /** A command under /usr/bin/time -v: wall seconds and peak RSS (MiB). */
@@ -101,7 +110,10 @@ function timed(label: string, argv: string[]): void {
   if (r.stdout) console.log(r.stdout.trim().split('\n').slice(0, 6).map((l) => `  | ${l}`).join('\n'));
 }
 
-const best = (s: number[]) => Math.min(...s);
+/** The median of the timed runs (the lower middle one of an even count). */
+const median = (s: number[]) => [...s].sort((a, b) => a - b)[Math.floor((s.length - 1) / 2)];
+const MODE: Record<Accumulate, string> = { f64: 'default (f64 sums)', f32: 'f32 sums (opt-in)' };
+const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 
 async function main(): Promise<void> {
   if (!(await loadFastCodecs((m) => console.log(m))) || !fastMatmulAvailable()) throw new Error('the WebAssembly module did not load: no fast products to measure');
@@ -114,10 +126,11 @@ async function main(): Promise<void> {
     const tokens = prompt(N);
     const threads = `${THREADS} thread${THREADS === 1 ? '' : 's'}`;
     const ourTimes = await ours(file, tokens);
-    for (const [accumulate, q] of ourTimes) log(`quantlab CPU forward, ${accumulate} sums: ${N} tokens in ${q.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(q)).toFixed(2)} tokens/s (${threads})`);
-    const l = llamaCpp(file, tokens);
-    log(`llama.cpp CPU forward: ${N} tokens in ${l.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / best(l)).toFixed(2)} tokens/s (${threads})`);
-    for (const [accumulate, q] of ourTimes) log(`ratio quantlab (${accumulate} sums) / llama.cpp: ${(best(l) / best(q)).toFixed(3)} (goal >= 0.5)`);
+    for (const [accumulate, q] of ourTimes) log(`quantlab CPU forward, ${MODE[accumulate]}: ${N} tokens in ${q.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / median(q)).toFixed(2)} tokens/s (median; ${threads})`);
+    log(`quantlab peak RSS (this process): ${mib(process.resourceUsage().maxRSS)}`);
+    const { seconds: l, maxRssKiB } = llamaCpp(file, tokens);
+    log(`llama.cpp CPU forward (f32 arithmetic on F32 weights): ${N} tokens in ${l.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / median(l)).toFixed(2)} tokens/s (median; ${threads}); peak RSS ${mib(maxRssKiB)}`);
+    for (const [accumulate, q] of ourTimes) log(`ratio quantlab ${MODE[accumulate]} / llama.cpp: ${(median(l) / median(q)).toFixed(3)} (tokens/s, medians; goal >= 0.5)`);
     if (!args['no-cli']) {
       t = performance.now();
       const text = join(dir, 'text.txt');

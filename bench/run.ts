@@ -1,5 +1,5 @@
 // npm run bench [-- --size 4096x1024] [--types q4_0,q8_0,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml]
-//                 [--tokens N] [--prefill-rows N] [--no-kernels]
+//                 [--tokens N] [--prefill-rows N] [--no-kernels] [--forward small|full|off]
 //
 // Per type: CPU reference codec encode / decode MB/s (single thread) next to a plain
 // Float32Array copy; GPU quantize, dequantize and matvec throughput next to a
@@ -10,7 +10,10 @@
 // never counted. Then, for the types with a cooperative matvec (src/gpu/matmul.ts
 // COOP_CODECS) among --types, the kernels side by side (bench/gpu-kernels.ts): matvec GB/s
 // and % of the copy rate, prefill GFLOP/s (--tokens tokens, at most --prefill-rows rows),
-// new kernels over the current generic one as ratios, same device and run.
+// new kernels over the current generic one as ratios, same device and run. Last, the CPU
+// forward pass against llama.cpp's (bench/forward.ts, 32 tokens, one thread, both in this run):
+// --forward small (default, a 4-layer Qwen2.5-0.5B-wide model, ~20 s), full (the 0.5B shape:
+// a 1.84 GiB GGUF written and deleted, a few minutes) or off.
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -44,16 +47,18 @@ interface Args {
   tokens: number;
   prefillRows: number;
   noKernels: boolean;
+  /** The forward-pass comparison with llama.cpp: the reduced shape, the 0.5B shape, or none. */
+  forward: 'small' | 'full' | 'off';
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
-  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml] [--tokens N] [--prefill-rows N] [--no-kernels]');
+  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml] [--tokens N] [--prefill-rows N] [--no-kernels] [--forward small|full|off]');
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true, timeout: 60, noGpu: false, ggml: false, tokens: 64, prefillRows: 1024, noKernels: false };
+  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true, timeout: 60, noGpu: false, ggml: false, tokens: 64, prefillRows: 1024, noKernels: false, forward: 'small' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
@@ -77,6 +82,10 @@ function parseArgs(argv: string[]): Args {
       a.tokens = Number(value());
     } else if (arg === '--prefill-rows') {
       a.prefillRows = Number(value());
+    } else if (arg === '--forward') {
+      const v = value();
+      if (v !== 'small' && v !== 'full' && v !== 'off') usage(`--forward is small, full or off, not '${v}'`);
+      a.forward = v;
     } else if (arg === '--no-kernels') {
       a.noKernels = true;
     } else if (arg === '--no-subgroups') {
@@ -153,6 +162,14 @@ async function kernelsTable(gpu: GpuContext, timer: ReturnType<typeof createGpuT
     notes.push(...r.notes);
   }
   if (notes.length) console.log(`\n${notes.join('\n')}`);
+}
+
+/** bench/forward.ts in a process of its own: quantlab's CPU forward pass and llama.cpp's, 32 tokens, one thread. */
+function forwardComparison(shape: 'small' | 'full'): void {
+  console.log(`\nCPU forward pass against llama.cpp (bench/forward.ts${shape === 'small' ? ' --small: 4 layers, vocabulary 32,000' : ': the Qwen2.5-0.5B shape'}):`);
+  const script = fileURLToPath(new URL('./forward.ts', import.meta.url));
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script, '--tokens', '32', '--no-cli', ...(shape === 'small' ? ['--small'] : [])], { stdio: 'inherit' });
+  if (r.status !== 0) console.log(`bench/forward.ts exited with ${r.status ?? r.signal}`);
 }
 
 async function main() {
@@ -234,6 +251,7 @@ async function main() {
   if (notes.length) console.log(`\n${notes.join('\n')}`);
   if (gpu && timer && !gpuStuck && !args.noKernels) await kernelsTable(gpu, timer, args, values, copyGBs);
   console.log(`\n${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (args.forward !== 'off') forwardComparison(args.forward);
   if (!gpuStuck) {
     timer?.destroy();
     gpu?.destroy();
