@@ -12,11 +12,9 @@ import { CancelledError } from '../engine/cancelled.ts';
 import { writeStream } from '../export/write.ts';
 import { loadModel } from '../formats/model.ts';
 import { didYouMean } from '../formats/suggest.ts';
-import { fileTypeForPureType, type PlanMode } from '../quant/presets.ts';
+import { pureFileTypes, type PlanMode } from '../quant/presets.ts';
 import { QUANT_TYPES, quantType } from '../quant/types.ts';
-import { qatGguf } from '../train/export.ts';
-import { loraGgufChunks } from '../train/lora/gguf.ts';
-import { encodePeft, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, peftBase } from '../train/lora/peft.ts';
+import { qatFileChunks, qloraFiles } from '../train/files.ts';
 import { trainQat, type QatLoss, type StepRecord, type TrainingRunOptions } from '../train/qat.ts';
 import { trainQlora } from '../train/qlora.ts';
 import { type CliIO, type Command, parseCommandLine, UsageError } from './command.ts';
@@ -67,7 +65,7 @@ function positiveInteger(value: string | undefined, what: string): number | unde
 
 /** A type `--qat` can name: one with a llama.cpp file type, so that the result is a GGUF. */
 function qatType(id: string): string {
-  const storable = QUANT_TYPES.filter((t) => t.ggml && fileTypeForPureType(t.id)).map((t) => t.id);
+  const storable = pureFileTypes();
   const t = quantType(id);
   if (!t) throw new UsageError(`--qat: unknown type '${id}'${didYouMean(id, storable)}`);
   if (!storable.includes(t.id)) throw new UsageError(`--qat: ${t.id} has no llama.cpp file type; one of: ${storable.join(' ')}`);
@@ -178,7 +176,7 @@ async function runTrain(args: readonly string[], io: CliIO): Promise<number> {
     const handle = await open(part, 'w');
     let bytes: number;
     try {
-      bytes = await writeStream(qatGguf(result, a.mode, { signal: token.signal, measure: false }), async (chunk) => {
+      bytes = await writeStream(qatFileChunks(result, a.mode, token.signal), async (chunk) => {
         for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
       });
     } finally {
@@ -272,13 +270,11 @@ async function runQlora(a: TrainArgs, l: LoraArgs, model: Awaited<ReturnType<typ
     });
     progress.clear();
     const trainSeconds = (performance.now() - t0) / 1000;
-    const name = typeof model.metadata['general.name'] === 'string' ? model.metadata['general.name'] : undefined;
-    const bytes = await writePart(a.output, loraGgufChunks(result.adapter));
+    const files = qloraFiles(result, model);
+    const bytes = await writePart(a.output, files.adapterChunks());
     if (l.peft) {
-      const { weights, config } = encodePeft(result.adapter, peftBase(result.config, result.adapter.architecture), name ?? null);
       await mkdir(l.peft, { recursive: true });
-      await writePart(join(l.peft, PEFT_WEIGHTS_FILE), [weights]);
-      await writePart(join(l.peft, PEFT_CONFIG_FILE), [new TextEncoder().encode(config)]);
+      for (const [name, contents] of Object.entries(files.peft())) await writePart(join(l.peft, name), [contents]);
     }
     const o = result.options;
     const summary = {

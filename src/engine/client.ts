@@ -14,6 +14,7 @@ import type { BudgetTarget } from '../budget/budget.ts';
 import type { OverrideSpec } from '../quant/plan.ts';
 import type { MatmulRequest } from './matmul-job.ts';
 import type { EvalRequest } from './jobs/eval.ts';
+import type { TrainProgress, TrainRequest } from './jobs/train.ts';
 import type { CalibrationCompareOptions, CompareRequest, ExportJobOptions, Progress } from './types.ts';
 
 /** The engine worker stopped while a call was in flight. */
@@ -29,7 +30,7 @@ export type EngineEvent =
   | { kind: 'restarted'; reason: string };
 
 /** Calls that must not be repeated on a new worker. */
-const NO_RERUN: ReadonlySet<string> = new Set(['exportGguf', 'cancel', 'alive', 'watchGpu', 'cancelHubLoad']);
+const NO_RERUN: ReadonlySet<string> = new Set(['exportGguf', 'trainingFile', 'cancel', 'alive', 'watchGpu', 'cancelHubLoad']);
 
 interface Live {
   readonly api: Remote<WorkerApi>;
@@ -161,5 +162,7 @@ export const engine = {
   checkImatrix: (file: File) => worker.checkImatrix(file),
   computeImatrix: (options: { text?: string; dataset?: string }, onProgress?: (p: Progress) => void) =>
     worker.computeImatrix(options, onProgress ? proxy(onProgress) : undefined),
+  train: (request: TrainRequest, onProgress?: (p: TrainProgress) => void) => worker.train(request, onProgress ? proxy(onProgress) : undefined),
+  trainingFile: (name: string, sink: (chunk: Uint8Array) => Promise<void>) => worker.trainingFile(name, proxy(sink)),
   cancel: () => worker.cancel(),
 };

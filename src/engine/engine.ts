@@ -24,6 +24,7 @@ import { compareCalibrationJob, computedImatrixSummary, imatrixJob, imatrixSumma
 import type { Imatrix } from '../formats/imatrix.ts';
 import { budgetPlanJob, budgetScanJob, scanSummary } from './jobs/budget.ts';
 import { exportJob, gptqBlocksJob, type ExportJobRequest } from './jobs/export.ts';
+import { trainJob, writeTrainingFile, type TrainingRun, type TrainingSummary, type TrainProgress, type TrainRequest } from './jobs/train.ts';
 import { activationStatsJob, smoothQuantSweepJob, type ActivationStatsRequest, type SmoothQuantSweepRequest } from './jobs/activations.ts';
 import type { MatmulRequest, MatmulResult } from './matmul-job.ts';
 import type { CalibrationCompareOptions, CompareRequest, CompareResult, GpuStatus, ImatrixSummary, ModelSummary, Progress } from './types.ts';
@@ -41,6 +42,8 @@ export class Engine {
   private measuring: AbortController | null = null;
   /** The loaded model's budget scan (costs and sensitivity), kept for re-planning. */
   private budget: { model: ModelIndex; scan: BudgetSession } | null = null;
+  /** The last finished training run, for its downloads (a failed or cancelled run keeps the one before). */
+  private training: TrainingRun | null = null;
 
   /** `openGpu` opens WebGPU (navigator.gpu in the browser, Dawn in Node); null for CPU only. */
   constructor(openGpu: (() => Promise<GpuContext>) | null) {
@@ -57,8 +60,10 @@ export class Engine {
   }
 
   /** Reads the files' headers; the previous model stays loaded if they are bad. */
-  load(sources: readonly ByteSource[]): Promise<ModelSummary> {
-    return this.session.load(sources);
+  async load(sources: readonly ByteSource[]): Promise<ModelSummary> {
+    const summary = await this.session.load(sources);
+    this.training = null; // the old model's
+    return summary;
   }
 
   loadedModel(): ModelIndex {
@@ -194,6 +199,24 @@ export class Engine {
       overrides: planOverrides(plan).map((o) => ({ pattern: String(o.pattern), type: o.type })),
       command: llamaQuantizeCommand(plan, name, name.replace(/\.gguf$/i, '') + '-budget.gguf'),
     };
+  }
+
+  /**
+   * The Training tab: QAT or QLoRA of the loaded model (engine/jobs/train.ts), on the GPU the
+   * session has when the trainer runs there; progress per step with its loss. The run is kept
+   * for trainingFile; a failed or cancelled one leaves the previous run as it was.
+   */
+  async train(request: TrainRequest, onProgress?: (p: TrainProgress) => void): Promise<TrainingSummary> {
+    const { run, summary } = await this.job((ctx) => trainJob(this.session, request, ctx), onProgress);
+    this.training = run;
+    return summary;
+  }
+
+  /** One of the last training run's files (TrainingSummary.files), streamed to `sink`: the bytes `quantlab train -o` writes. */
+  trainingFile(name: string, sink: (chunk: Uint8Array) => void | Promise<void>): Promise<number> {
+    const run = this.training;
+    if (!run) return Promise.reject(new Error('no training run to download: train first'));
+    return this.job((ctx) => writeTrainingFile(run, name, sink, ctx.signal));
   }
 
   /** Quantize one tensor into each type and measure the error (two passes: stats, then histograms on a shared range). */

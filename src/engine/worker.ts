@@ -14,6 +14,7 @@ import type { HubProgress } from '../hub/client.ts';
 import type { CalibrationCompareOptions, CompareRequest, ExportJobOptions, GpuStatus, Progress } from './types.ts';
 import { fastCodecsInstalled, installFastCodecs } from '../quant/fast/wasm-codecs.ts';
 import type { EvalRequest } from './jobs/eval.ts';
+import type { TrainProgress, TrainRequest } from './jobs/train.ts';
 // Built from wasm/ by the Vite plugin (vite.config.ts) before Vite resolves this import.
 import fastCodecsUrl from '../../wasm/build/quant.wasm?url';
 
@@ -114,6 +115,13 @@ const api = {
     const { stats: _stats, ...sweep } = await engine.smoothQuantSweep(onProgress, options);
     return sweep;
   },
+  train: (request: TrainRequest, onProgress?: ((p: TrainProgress) => void) & ProxyMarked) => engine.train(request, onProgress),
+  /** Streams one of the last training run's files to `sink` on the page: copies transferred (a chunk may be a view of the run's own weights, kept for the next download). */
+  trainingFile: (name: string, sink: ((chunk: Uint8Array) => Promise<void>) & ProxyMarked) =>
+    engine.trainingFile(name, (chunk) => {
+      const copy = chunk.slice();
+      return sink(transfer(copy, [copy.buffer]));
+    }),
   cancel: () => engine.cancel(),
 };
 

@@ -105,6 +105,11 @@ export function findPreset(name: string): Preset | undefined {
   return PRESETS.find((p) => p.name === canonical);
 }
 
+/** The types a whole GGUF can be written in (`--type T`, `train --qat T`): those of the type table with a llama.cpp file type. */
+export function pureFileTypes(): string[] {
+  return TYPE_INFOS.filter((t) => t.ggml && fileTypeForPureType(t.id)).map((t) => t.id);
+}
+
 /**
  * `--type T` is llama-quantize's `--pure` with the file type whose default type is T:
  * the file type it names (and writes as general.file_type). K types use llama-quantize's

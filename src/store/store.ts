@@ -16,6 +16,7 @@ import { matmulSlice, type MatmulSlice } from './slices/matmul.ts';
 import { modelSlice, type ModelSlice } from './slices/model.ts';
 import { modelOutputSlice, type ModelOutputSlice } from './slices/modelOutput.ts';
 import { selectionSlice, type SelectionSlice } from './slices/selection.ts';
+import { trainingSlice, type TrainingSlice } from './slices/training.ts';
 import { wholeModelSlice, type WholeModelSlice } from './slices/wholeModel.ts';
 import { engine } from '../engine/client.ts';
 
@@ -40,6 +41,7 @@ export type AppState = ModelSlice &
   BudgetSlice &
   WholeModelSlice &
   ExportSlice &
+  TrainingSlice &
   EngineControl;
 
 export const useApp = create<AppState>()((...a) => ({
@@ -55,5 +57,6 @@ export const useApp = create<AppState>()((...a) => ({
   ...budgetSlice(...a),
   ...wholeModelSlice(...a),
   ...exportSlice(...a),
+  ...trainingSlice(...a),
   cancelJob: () => void engine.cancel(),
 }));

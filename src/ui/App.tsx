@@ -12,9 +12,10 @@ import { ModelOutputTab } from './ModelOutputTab.tsx';
 import { ModelOverview } from './ModelOverview.tsx';
 import { moveFocus } from './roving.ts';
 import { TensorTable } from './TensorTable.tsx';
+import { TrainingTab } from './TrainingTab.tsx';
 import { WholeModelTab } from './WholeModelTab.tsx';
 
-const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output', 'Budget', 'Calibration', 'Activations'] as const;
+const TABS = ['Compare types', 'Quantized matmul', 'Whole model', 'Model output', 'Budget', 'Calibration', 'Activations', 'Training'] as const;
 type Tab = (typeof TABS)[number];
 
 export function App() {
@@ -93,6 +94,7 @@ export function App() {
               {tab === 'Calibration' && <CalibrationTab refusal={model.forwardPassRefusal} />}
               {tab === 'Budget' && <BudgetTab />}
               {tab === 'Activations' && <ActivationsTab refusal={model.forwardPassRefusal} />}
+              {tab === 'Training' && <TrainingTab refusal={model.forwardPassRefusal} />}
             </>
           ) : (
             <div className="panel empty">Load a model to see its tensors, then compare quantization types on any of them.</div>

@@ -12,6 +12,7 @@ import { imatrixReset, IMATRIX_SLOTS } from './imatrix.ts';
 import { matmulReset, MATMUL_SLOTS } from './matmul.ts';
 import { modelOutputReset, MODEL_OUTPUT_SLOTS } from './modelOutput.ts';
 import { tickets, type Slice } from './shared.ts';
+import { trainingReset, TRAINING_SLOTS } from './training.ts';
 import { wholeModelReset, WHOLE_MODEL_SLOTS } from './wholeModel.ts';
 
 export const SAMPLE_URL = './samples/stories260K.gguf';
@@ -57,10 +58,10 @@ function firstMatrix(model: ModelSummary): string | null {
 }
 
 /** Jobs whose state belongs to one model (exports are not here: a running one finishes its file). */
-const MODEL_SLOTS = [...COMPARE_SLOTS, ...MATMUL_SLOTS, ...MODEL_OUTPUT_SLOTS, ...CALIBRATION_SLOTS, ...ACTIVATIONS_SLOTS, ...BUDGET_SLOTS, ...WHOLE_MODEL_SLOTS, ...IMATRIX_SLOTS];
+const MODEL_SLOTS = [...COMPARE_SLOTS, ...MATMUL_SLOTS, ...MODEL_OUTPUT_SLOTS, ...CALIBRATION_SLOTS, ...ACTIVATIONS_SLOTS, ...BUDGET_SLOTS, ...WHOLE_MODEL_SLOTS, ...IMATRIX_SLOTS, ...TRAINING_SLOTS];
 
 function jobsReset(s: AppState): Partial<AppState> {
-  return { ...compareReset(s), ...matmulReset(), ...modelOutputReset(s), ...calibrationReset(s), ...activationsReset(s), ...budgetReset(), ...wholeModelReset(), ...imatrixReset() };
+  return { ...compareReset(s), ...matmulReset(), ...modelOutputReset(s), ...calibrationReset(s), ...activationsReset(s), ...budgetReset(), ...wholeModelReset(), ...imatrixReset(), ...trainingReset(s) };
 }
 
 export const modelSlice: Slice<ModelSlice> = (set, get) => ({

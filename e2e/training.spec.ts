@@ -1,0 +1,130 @@
+// The Training tab (issue 21): a QAT and a QLoRA run on the sample in the page's worker, the
+// loss curve drawn step by step, the held-out comparison, and downloads byte for byte the
+// files `quantlab train` writes for the same options; cancel and a diverging run keep the
+// result the user had.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Download, Locator, Page } from '@playwright/test';
+import { test, expect } from './fixtures.ts';
+
+const ROOT = process.cwd();
+const SAMPLE = join(ROOT, 'public/samples/stories260K.gguf');
+const STEPS = 20;
+
+/** `quantlab train SAMPLE ARGS` in `cwd` (the CLI on the CPU). */
+const quantlabTrain = (args: string[], cwd: string) => execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'train', SAMPLE, ...args], { cwd, stdio: 'pipe' });
+
+/** Clicks the download button and saves what the page hands over. */
+async function download(page: Page, button: Locator, to: string): Promise<Buffer> {
+  const saved: Promise<Download> = page.waitForEvent('download', { timeout: 60_000 });
+  await button.click();
+  await (await saved).saveAs(to);
+  return readFileSync(to);
+}
+
+/** The loss curve's points: the line's SVG path has one M/L command per step. */
+async function curvePoints(panel: Locator): Promise<number> {
+  const d = await panel.getByRole('figure', { name: 'Training loss' }).locator('path.recharts-line-curve').getAttribute('d');
+  return (d?.match(/[ML]/g) ?? []).length;
+}
+
+async function heldOut(panel: Locator, row: 'f32' | 'before' | 'after', metric: 'kl' | 'ppl'): Promise<number> {
+  return Number(await panel.getByRole('table', { name: 'Training comparison' }).locator(`tr[data-row="${row}"] td[data-metric="${metric}"]`).getAttribute('data-value'));
+}
+
+async function train(panel: Locator) {
+  await panel.getByRole('button', { name: 'Train', exact: true }).click();
+  await expect(panel.getByRole('button', { name: 'Train', exact: true })).toBeEnabled({ timeout: 120_000 });
+}
+
+test('QAT in the page: live loss curve, PTQ vs QAT on held-out text, the GGUF quantlab train --qat writes; cancel and a diverging rate keep the result', async ({ app, page }, info) => {
+  const dir = info.outputPath();
+  mkdirSync(dir, { recursive: true });
+  await app.open();
+  await app.loadSample();
+  const panel = await app.openTab('Training');
+  await panel.getByLabel('QAT type or preset').selectOption('type:q4_0');
+  await panel.getByLabel('Steps').fill(String(STEPS));
+  await expect(panel.getByTestId('training-command')).toHaveText(`quantlab train stories260K.gguf --qat q4_0 --steps ${STEPS} -o OUT.gguf`);
+  await train(panel);
+  await expect(panel.getByRole('alert')).toHaveCount(0);
+
+  const backend = panel.getByTestId('training-backend');
+  // The trainer runs on the CPU until the GPU trainer lands (the job already hands it the session's GPU).
+  await expect(backend).toHaveAttribute('data-backend', 'cpu');
+  expect(Number(await backend.getAttribute('data-steps-per-second'))).toBeGreaterThan(0);
+  expect(await curvePoints(panel)).toBe(STEPS);
+  // QAT lowers the held-out KL below rounding's (measured 0.0926 -> 0.071 at 10 steps).
+  const before = await heldOut(panel, 'before', 'kl');
+  const after = await heldOut(panel, 'after', 'kl');
+  expect(before).toBeGreaterThan(0);
+  expect(after).toBeLessThan(before);
+  expect(await heldOut(panel, 'f32', 'ppl')).toBeGreaterThan(1);
+  await app.screenshot('training-qat');
+
+  // A long run cancelled after a few live steps: the curve grew as it ran; then the old result is back, nothing changed.
+  await panel.getByLabel('Steps').fill('2000');
+  await panel.getByRole('button', { name: 'Train', exact: true }).click();
+  await expect(page.getByRole('status', { name: 'Training progress' })).toContainText(/Step [3-9]\/2000/, { timeout: 60_000 });
+  expect(await curvePoints(panel)).toBeGreaterThanOrEqual(3);
+  await page.getByRole('status', { name: 'Training progress' }).getByRole('button', { name: 'Cancel' }).click();
+  await expect(panel.getByTestId('training-cancelled')).toContainText('nothing was written; the previous result is kept');
+  expect(await heldOut(panel, 'after', 'kl')).toBe(after);
+  expect(await curvePoints(panel)).toBe(STEPS);
+
+  // A rate that makes the loss NaN: one line, the previous result kept.
+  await panel.getByLabel('Steps').fill('3');
+  await panel.getByLabel('Learning rate').fill('1e30');
+  await train(panel);
+  await expect(panel.getByRole('alert')).toHaveText(/^training diverged at step \d: the (loss|gradient) is not a number \(try a smaller learning rate\); nothing was written$/);
+  expect(await heldOut(panel, 'after', 'kl')).toBe(after);
+
+  // The download is the kept run's: the CLI's file for the same options, byte for byte.
+  const got = await download(page, panel.getByRole('button', { name: 'Download QAT model GGUF' }), join(dir, 'page-qat.gguf'));
+  quantlabTrain(['--qat', 'q4_0', '--steps', String(STEPS), '-o', 'cli-qat.gguf'], dir);
+  const want = readFileSync(join(dir, 'cli-qat.gguf'));
+  expect(got.length).toBe(want.length);
+  expect(got.equals(want)).toBe(true);
+});
+
+test('QLoRA in the page: the nf4 base alone vs with the adapter, the adapter GGUF and PEFT files quantlab train --lora --peft writes; a rank of 0 is one line', async ({ app, page }, info) => {
+  const dir = info.outputPath();
+  mkdirSync(join(dir, 'peft'), { recursive: true });
+  await app.open();
+  await app.loadSample();
+  const panel = await app.openTab('Training');
+  await panel.getByRole('radio', { name: /QLoRA/ }).check();
+  await panel.getByLabel('Rank').fill('0');
+  await train(panel);
+  await expect(panel.getByRole('alert')).toHaveText(/rank 0 must be a whole number >= 1/);
+
+  await panel.getByLabel('Rank').fill('4');
+  await expect(panel.getByLabel('QLoRA base type')).toHaveValue('nf4');
+  await panel.getByLabel('Steps').fill(String(STEPS));
+  await expect(panel.getByTestId('training-command')).toHaveText(
+    `quantlab train stories260K.gguf --lora 4 --base-type nf4 --targets q_proj,v_proj --steps ${STEPS} -o ADAPTER.gguf --peft PEFT_DIR`,
+  );
+  await train(panel);
+  await expect(panel.getByRole('alert')).toHaveCount(0);
+  await expect(panel.getByTestId('training-backend')).toHaveAttribute('data-backend', 'cpu');
+  expect(await curvePoints(panel)).toBe(STEPS);
+  const base = await heldOut(panel, 'before', 'kl');
+  const adapted = await heldOut(panel, 'after', 'kl');
+  expect(base).toBeGreaterThan(0);
+  expect(adapted).toBeLessThan(base);
+  await app.screenshot('training-qlora');
+
+  quantlabTrain(['--lora', '4', '--base-type', 'nf4', '--targets', 'q_proj,v_proj', '--steps', String(STEPS), '-o', 'cli-adapter.gguf', '--peft', 'peft'], dir);
+  const files = [
+    ['Download LoRA adapter GGUF', 'cli-adapter.gguf'],
+    ['Download PEFT adapter_model.safetensors', 'peft/adapter_model.safetensors'],
+    ['Download PEFT adapter_config.json', 'peft/adapter_config.json'],
+  ] as const;
+  for (const [button, cli] of files) {
+    const got = await download(page, panel.getByRole('button', { name: button }), join(dir, `page-${cli.replace('/', '-')}`));
+    const want = readFileSync(join(dir, cli));
+    expect(got.length, cli).toBe(want.length);
+    expect(got.equals(want), cli).toBe(true);
+  }
+});
