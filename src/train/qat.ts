@@ -20,6 +20,7 @@
 // The model after training is the master weights of the last step, encoded once more: those
 // blocks are the ones the "after" scores use and the ones the export writes (export.ts).
 import type { ModelIndex } from '../formats/model.ts';
+import type { GpuContext } from '../gpu/device.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from '../calibrate/calibration-text.ts';
 import { openCalibrationModel } from '../calibrate/activations.ts';
 import { planExport, type ExportPlan } from '../export/plan.ts';
@@ -31,6 +32,7 @@ import { quantType, type QuantType } from '../quant/types.ts';
 import { TrainableLlama, type Param, type EffectiveWeights } from './model.ts';
 import { crossEntropy, klToTeacher, logSoftmaxRows } from './ops.ts';
 import { AdamW, clipGradNorm, cosineLr, seededPermutation } from './optim.ts';
+import { qatOnGpu } from './gpu/run.ts';
 
 /** Encodes and decodes the quantized parameters from their master weights (one refresh per step). */
 export class FakeQuantizer {
@@ -93,6 +95,8 @@ export interface TrainingRunOptions {
   weightDecay?: number;
   signal?: AbortSignal;
   onStep?: (s: StepRecord) => void;
+  /** Run the steps and the held-out scoring on this WebGPU device (train/gpu/); without it, on the CPU. */
+  gpu?: GpuContext;
 }
 
 /** QAT's run: the learning rate defaults to 1e-4. */
@@ -137,6 +141,8 @@ export interface QatResult {
   options: Required<Pick<QatOptions, 'steps' | 'lr' | 'warmup' | 'loss' | 'seqLen' | 'seed' | 'clip' | 'weightDecay' | 'dataset'>>;
   trainTokens: number;
   evalTokens: number;
+  /** Where the steps and held-out scores ran. */
+  backend: 'cpu' | 'webgpu';
 }
 
 export function check(signal: AbortSignal | undefined): void {
@@ -210,22 +216,28 @@ export async function trainQat(model: ModelIndex, options: QatOptions): Promise<
   const f32Ppl = perplexityOf(f32Eval, evalTokens, V);
   net.effective = fq.effective;
 
-  const score = () => heldOutScore(net.forward(evalTokens).logits, evalTokens, V, f32Eval);
-  fq.refresh(net.params);
-  const before = score();
-
-  const params = [...net.params.values()];
-  const records = await trainSteps(net, params, sequences, o, f32.teacher, { beforeStep: () => fq.refresh(net.params), signal: options.signal, onStep: options.onStep });
-  fq.refresh(net.params);
-  const after = score();
+  const hooks = { signal: options.signal, onStep: options.onStep };
+  let ran: QatRun;
+  if (options.gpu) {
+    ran = await qatOnGpu(options.gpu, { net, types: fq.types, weights: cm.weights, sequences, o, teacherFor: f32.teacher, evalTokens, f32Eval, hooks });
+  } else {
+    const score = () => heldOutScore(net.forward(evalTokens).logits, evalTokens, V, f32Eval);
+    fq.refresh(net.params);
+    const before = score();
+    const params = [...net.params.values()];
+    const records = await trainSteps(net, params, sequences, o, f32.teacher, { ...hooks, beforeStep: () => fq.refresh(net.params) });
+    fq.refresh(net.params);
+    ran = { before, records, after: score(), blocks: new Map(fq.blocks), master: new Map(params.map((p) => [p.name, p.value])) };
+  }
+  const { before, after, records } = ran;
   if (!Number.isFinite(after.kl)) throw new TrainingDiverged(o.steps, 'held-out KL after the last step');
   return {
     config: c,
     plan,
     source,
     types: new Map([...fq.types].map(([name, t]) => [name, t.id])),
-    blocks: new Map(fq.blocks),
-    master: new Map(params.map((p) => [p.name, p.value])),
+    blocks: ran.blocks,
+    master: ran.master,
     losses: records.map((r) => r.loss),
     records,
     before,
@@ -234,7 +246,17 @@ export async function trainQat(model: ModelIndex, options: QatOptions): Promise<
     options: o,
     trainTokens: sequences.length * seqLen,
     evalTokens: evalTokens.length,
+    backend: options.gpu ? 'webgpu' : 'cpu',
   };
+}
+
+/** What a QAT run's backend gives back: scores before and after, the steps, the last blocks and master values. */
+export interface QatRun {
+  before: HeldOutScore;
+  after: HeldOutScore;
+  records: StepRecord[];
+  blocks: Map<string, Uint8Array>;
+  master: Map<string, Float32Array>;
 }
 
 /** What the step loop needs to know (QAT's and QLoRA's options once defaults are filled). */
@@ -255,24 +277,42 @@ export interface StepLoopHooks {
   onStep?: (s: StepRecord) => void;
 }
 
+/** One step's work: loss and gradient, clip, update at `lr`; its loss and the gradient norm before clipping (throws TrainingDiverged). */
+export type StepFn = (sequence: number, tokens: readonly number[], lr: number, step: number) => Promise<{ loss: number; gradNorm: number }> | { loss: number; gradNorm: number };
+
 /**
- * The training steps shared by QAT and QLoRA: one sequence a step in a seeded order (a new
- * permutation each epoch), the loss (KL to the teacher or CE on the text), backward, global
- * clipping, AdamW over `params` only (the rest of the model stays as it is) at the cosine
- * schedule's rate. A loss or gradient that is not a number stops it (TrainingDiverged).
+ * The loop every backend shares: one sequence a step in a seeded order (a new permutation
+ * each epoch), the cosine schedule's rate, the records, cancellation between steps.
+ */
+export async function loopSteps(sequences: readonly number[][], o: StepLoopOptions, hooks: StepLoopHooks, step: StepFn): Promise<StepRecord[]> {
+  const records: StepRecord[] = [];
+  let order: number[] = [];
+  for (let k = 1; k <= o.steps; k++) {
+    check(hooks.signal);
+    const epoch = Math.floor((k - 1) / sequences.length);
+    if ((k - 1) % sequences.length === 0) order = seededPermutation(sequences.length, o.seed + epoch);
+    const i = order[(k - 1) % sequences.length];
+    hooks.beforeStep?.();
+    const rate = cosineLr(o, k);
+    const { loss, gradNorm } = await step(i, sequences[i], rate, k);
+    const record = { step: k, steps: o.steps, loss, lr: rate, gradNorm };
+    records.push(record);
+    hooks.onStep?.(record);
+    // Yield between steps so that a cancel (Ctrl-C) is seen.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  return records;
+}
+
+/**
+ * The training steps shared by QAT and QLoRA on the CPU (loopSteps): the loss (KL to the
+ * teacher or CE on the text), backward, global clipping, AdamW over `params` only (the rest
+ * of the model stays as it is). A loss or gradient that is not a number stops it (TrainingDiverged).
  */
 export async function trainSteps(net: TrainableLlama, params: readonly Param[], sequences: readonly number[][], o: StepLoopOptions, teacherFor: (i: number) => Float64Array, hooks: StepLoopHooks = {}): Promise<StepRecord[]> {
   const V = net.config.nVocab;
   const opt = new AdamW(params, { weightDecay: o.weightDecay });
-  const records: StepRecord[] = [];
-  let order: number[] = [];
-  for (let step = 1; step <= o.steps; step++) {
-    check(hooks.signal);
-    const epoch = Math.floor((step - 1) / sequences.length);
-    if ((step - 1) % sequences.length === 0) order = seededPermutation(sequences.length, o.seed + epoch);
-    const i = order[(step - 1) % sequences.length];
-    const s = sequences[i];
-    hooks.beforeStep?.();
+  return loopSteps(sequences, o, hooks, (i, s, rate, step) => {
     net.zeroGrad();
     const f = net.forward(s);
     const n = s.length;
@@ -284,15 +324,9 @@ export async function trainSteps(net: TrainableLlama, params: readonly Param[], 
     f.backward(dLogits);
     const gradNorm = clipGradNorm(params, o.clip);
     if (!Number.isFinite(gradNorm)) throw new TrainingDiverged(step, 'gradient');
-    const rate = cosineLr(o, step);
     opt.step(rate);
-    const record = { step, steps: o.steps, loss, lr: rate, gradNorm };
-    records.push(record);
-    hooks.onStep?.(record);
-    // Yield between steps so that a cancel (Ctrl-C) is seen.
-    await new Promise((resolve) => setTimeout(resolve, 0));
-  }
-  return records;
+    return { loss, gradNorm };
+  });
 }
 
 /**

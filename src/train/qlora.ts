@@ -22,6 +22,7 @@ import { seededRandom } from './optim.ts';
 import { f32Reference, heldOutScore, perplexityOf, trainingSequences, trainSteps, TrainingDiverged, type HeldOutScore, type StepRecord, type TrainingRunOptions } from './qat.ts';
 import { createLoraAdapter, loraBase, type LoraAdapter, type LoraWeight } from './lora/adapter.ts';
 import { quantizedBase } from './lora/apply.ts';
+import { qloraOnGpu } from './gpu/run.ts';
 
 /** QLoRA's run: the learning rate defaults to 1e-3; the seed also seeds A's init (seed + 1) and the dropout masks. */
 export interface QloraOptions extends TrainingRunOptions {
@@ -52,6 +53,8 @@ export interface QloraResult {
   options: Required<Pick<QloraOptions, 'steps' | 'lr' | 'warmup' | 'loss' | 'seqLen' | 'seed' | 'clip' | 'weightDecay' | 'dataset' | 'dropout'>>;
   trainTokens: number;
   evalTokens: number;
+  /** Where the steps and held-out scores ran. */
+  backend: 'cpu' | 'webgpu';
 }
 
 /** QLoRA of a GGUF Llama model (see the file's comment). */
@@ -66,6 +69,7 @@ export async function trainQlora(model: ModelIndex, options: QloraOptions): Prom
   const base = loraBase(model, c);
   // Checks rank, targets, alpha and dropout before anything slow.
   const init = createLoraAdapter(base, { rank: options.rank, alpha: options.alpha, targetModules: options.targetModules, dropout: options.dropout, seed: seed + 1 });
+  if (options.gpu && init.dropout > 0) throw new Error('LoRA dropout runs on the CPU only: leave out --dropout or use --backend cpu');
   const quantized = [...base.shapes.keys()];
   const qb = quantizedBase(cm.weights, quantized, options.baseType, base.shapes);
   const o = {
@@ -89,27 +93,38 @@ export async function trainQlora(model: ModelIndex, options: QloraOptions): Prom
   const f32 = f32Reference(net, cm.weights, sequences);
   const f32Eval = f32.logProbs(evalTokens);
   const f32Ppl = perplexityOf(f32Eval, evalTokens, V);
-  // The frozen base: the quantized tensors' blocks decoded, the rest as loaded.
-  const frozen: EffectiveWeights = (p) => (qb.packed.has(p.name) ? qb.weights(p.name) : p.value);
-  net.effective = frozen;
-  const score = () => heldOutScore(net.forward(evalTokens).logits, evalTokens, V, f32Eval);
-  const before = score();
+  const weights = new Map<string, LoraWeight>();
+  let before: HeldOutScore;
+  let after: HeldOutScore;
+  let records: StepRecord[];
+  if (options.gpu) {
+    const adapters = [...init.weights.values()].map((w) => ({ target: w.name, rank: w.rank, scale: init.alpha / w.rank, a: w.a.slice(), b: w.b.slice() }));
+    const hooks = { signal: options.signal, onStep: options.onStep };
+    const ran = await qloraOnGpu(options.gpu, { net, weights: cm.weights, sequences, o, teacherFor: f32.teacher, evalTokens, f32Eval, hooks, packed: qb.packed, adapters });
+    ({ before, after, records } = ran);
+    for (const w of init.weights.values()) weights.set(w.name, { ...w, ...ran.trained.get(w.name)! });
+  } else {
+    // The frozen base: the quantized tensors' blocks decoded, the rest as loaded.
+    const frozen: EffectiveWeights = (p) => (qb.packed.has(p.name) ? qb.weights(p.name) : p.value);
+    net.effective = frozen;
+    const score = () => heldOutScore(net.forward(evalTokens).logits, evalTokens, V, f32Eval);
+    before = score();
 
-  const adapters = [...init.weights.values()].map((w) => net.addAdapter(w.name, w.rank, init.alpha, w.a.slice(), w.b.slice()));
-  const params = adapters.flatMap((a) => [a.a, a.b]);
-  // The base gets no gradients at all (the optimizer would not use them).
-  net.frozenBase = true;
-  if (o.dropout > 0) net.adapterDropout = { rate: o.dropout, random: seededRandom(seed + 2) };
-  const records = await trainSteps(net, params, sequences, o, f32.teacher, { signal: options.signal, onStep: options.onStep });
-  net.adapterDropout = null;
-  const after = score();
+    const adapters = [...init.weights.values()].map((w) => net.addAdapter(w.name, w.rank, init.alpha, w.a.slice(), w.b.slice()));
+    const params = adapters.flatMap((a) => [a.a, a.b]);
+    // The base gets no gradients at all (the optimizer would not use them).
+    net.frozenBase = true;
+    if (o.dropout > 0) net.adapterDropout = { rate: o.dropout, random: seededRandom(seed + 2) };
+    records = await trainSteps(net, params, sequences, o, f32.teacher, { signal: options.signal, onStep: options.onStep });
+    net.adapterDropout = null;
+    after = score();
+    for (const w of init.weights.values()) {
+      const trained = net.adapters.get(w.name)!;
+      weights.set(w.name, { ...w, a: trained.a.value.slice(), b: trained.b.value.slice() });
+    }
+  }
   if (!Number.isFinite(after.kl)) throw new TrainingDiverged(o.steps, 'held-out KL after the last step');
 
-  const weights = new Map<string, LoraWeight>();
-  for (const w of init.weights.values()) {
-    const trained = net.adapters.get(w.name)!;
-    weights.set(w.name, { ...w, a: trained.a.value.slice(), b: trained.b.value.slice() });
-  }
   return {
     config: c,
     adapter: { ...init, weights },
@@ -123,5 +138,6 @@ export async function trainQlora(model: ModelIndex, options: QloraOptions): Prom
     options: o,
     trainTokens: sequences.length * o.seqLen,
     evalTokens: evalTokens.length,
+    backend: options.gpu ? 'webgpu' : 'cpu',
   };
 }

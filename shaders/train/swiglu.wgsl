@@ -1,0 +1,14 @@
+// out = silu(gate)·up, value by value.
+struct Params { len: u32, _u0: u32, _u1: u32, _u2: u32 }
+
+@group(0) @binding(0) var<storage, read> gate: array<f32>;
+@group(0) @binding(1) var<storage, read> up: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(WG_SIZE)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(wid, nwg, lid);
+  if (i >= p.len) { return; }
+  out[i] = gate[i] * sigmoid(gate[i]) * up[i];
+}
