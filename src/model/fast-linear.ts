@@ -71,28 +71,26 @@ export function matmulRows(rowsOf: RowSource, r0: number, r1: number, cols: numb
     return matmulF32(w, rows, cols, x, n);
   }
   const slab = Math.min(slabRows(cols), rows);
-  // Module memory from heapBase: x (f32, then widened to f64 for f64 sums), one slab of rows, its outputs.
+  // Module memory from heapBase: x (f32, then widened to f64 for f64 sums), one slab of rows,
+  // the whole output (each slab's kernel writes its columns of it in place: one copy out).
   const wide = accumulate === 'f64';
   const xAt = align(e.heapBase());
   const wideAt = align(xAt + n * cols * 4);
   const wAt = align(wideAt + (wide ? n * cols * 8 : 0));
   const yAt = align(wAt + slab * cols * 4);
-  const end = yAt + n * slab * 4;
+  const end = yAt + n * rows * 4;
   if (end > e.memory.buffer.byteLength) e.memory.grow(Math.ceil((end - e.memory.buffer.byteLength) / WASM_PAGE));
   const buffer = e.memory.buffer;
   new Float32Array(buffer, xAt, n * cols).set(x.subarray(0, n * cols));
   if (wide) e.widenF32(xAt, n * cols, wideAt);
   const wView = new Float32Array(buffer, wAt, slab * cols);
-  const yView = new Float32Array(buffer, yAt, n * slab);
-  const y = new Float32Array(n * rows);
   for (let s = 0; s < rows; s += slab) {
     const m = Math.min(slab, rows - s);
     rowsOf(r0 + s, r0 + s + m, m === slab ? wView : wView.subarray(0, m * cols));
-    if (wide) e.matmulSlab(wAt, m, cols, wideAt, n, yAt, m);
-    else e.matmulSlabF32(wAt, m, cols, xAt, n, yAt, m);
-    for (let t = 0; t < n; t++) y.set(yView.subarray(t * m, (t + 1) * m), t * rows + s);
+    if (wide) e.matmulSlab(wAt, m, cols, wideAt, n, yAt + s * 4, rows);
+    else e.matmulSlabF32(wAt, m, cols, xAt, n, yAt + s * 4, rows);
   }
-  return y;
+  return new Float32Array(buffer, yAt, n * rows).slice();
 }
 
 function align(at: number): number {
