@@ -72,8 +72,42 @@ describe('eval on the resident forward pass', () => {
     expect(spent.bytesReadBack).toBeLessThan(16 * 16 * spent.forwardPasses); // 4 words per position: never the logits
     expect(old.readbacks).toBeGreaterThan(10 * spent.readbacks);
     expectSameEval(resident, cpuEval);
-
   }, 180_000);
+
+  it('--activations ggml runs resident: its figures against the per-product GPU path\'s and the CPU\'s, one readback per forward pass', async () => {
+    const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
+    // 50+ scored positions, so that activations-gpu.test.ts's top-1 bar of 0.02 allows one position.
+    const text = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sun. One day, she saw a big red ball in the park. She ran to it and laughed.';
+    const options: EvalOptions = { presets: ['Q8_0'], greedyTokens: 3, chunk: 16, text, prompt: 'Once upon a time', activations: 'ggml' };
+    const before = gpuCounters(gpu.device);
+    const resident = await evaluateModel(model, { ...options, residentGpu: gpu });
+    const spent = gpuCountersSince(gpu.device, before);
+    const perProduct = await evaluateModel(model, { ...options, linear: (_c, w, q) => gpuLinear(gpu, w, q) });
+    const cpuEval = await evaluateModel(model, options);
+    const f32Mode = await evaluateModel(model, { ...options, activations: 'f32', residentGpu: gpu });
+    expect(resident.forward).toEqual({ mode: 'resident', resident: ['F32', 'Q8_0'], perProduct: {} });
+    expect(resident.activations).toBe('ggml');
+    expect(resident.positions).toBeGreaterThanOrEqual(50);
+    const chunks = Math.ceil(resident.positions / 16);
+    expect(spent.forwardPasses).toBe(2 * (chunks + 1 + 2));
+    expect(spent.readbacks).toBeLessThanOrEqual(spent.forwardPasses + 2);
+    resident.results.forEach((r, i) => {
+      const [p, c, f] = [perProduct.results[i], cpuEval.results[i], f32Mode.results[i]];
+      console.log(
+        `stories260K ${r.preset} --activations ggml, ${resident.positions} positions: KL resident ${r.klMean.toExponential(4)}, per product ${p.klMean.toExponential(4)}, CPU ${c.klMean.toExponential(4)} (f32 mode ${f.klMean.toExponential(4)}); ` +
+          `ppl ${r.ppl.toFixed(5)} / ${p.ppl.toFixed(5)} / ${c.ppl.toFixed(5)}; top-1 ${r.top1Agree.toFixed(4)} / ${p.top1Agree.toFixed(4)} / ${c.top1Agree.toFixed(4)}`,
+      );
+      // activations-gpu.test.ts's bar for the per-product GPU path against the CPU (the ulp-to-q8-step
+      // cascade), here against the per-product GPU path; the CPU's figures are printed (on this short
+      // text the per-product path's own KL is 14% from the CPU's, the resident pass's 12%).
+      expect(Math.abs(r.klMean / p.klMean - 1), r.preset).toBeLessThan(0.1);
+      expect(Math.abs(r.ppl / p.ppl - 1), r.preset).toBeLessThan(0.01);
+      expect(Math.abs(r.top1Agree - p.top1Agree), r.preset).toBeLessThanOrEqual(0.02);
+      // The rounding happened: ggml's KL is not the f32 mode's.
+      expect(r.klMean, r.preset).not.toBe(f.klMean);
+    });
+    expect(rel(resident.f32.ppl, cpuEval.f32.ppl)).toBeLessThan(1e-5); // the F32 pass stays f32
+  }, 240_000);
 
   it('other activation modes keep the per-product path, and say so', async () => {
     const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);

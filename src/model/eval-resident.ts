@@ -8,7 +8,7 @@
 import type { GpuContext } from '../gpu/device.ts';
 import type { ModelConfig } from './families/config.ts';
 import type { WeightProvider } from './families/linear.ts';
-import { BaseLogits, GpuForward, ResidentUnsupportedError } from './gpu-forward.ts';
+import { BaseLogits, GpuForward, ResidentUnsupportedError, type ResidentActivations } from './gpu-forward.ts';
 import type { QuantizedWeights } from './weights.ts';
 
 /** What eval reports of the forward pass it ran: which models ran resident, which not and why. */
@@ -45,16 +45,18 @@ export class ResidentEval {
     private readonly capacity: number,
     private readonly chunk: number,
     why = 'not on WebGPU',
+    /** The presets' activation mode (the F32 pass always runs f32, as eval's CPU pass does). */
+    private readonly activations: ResidentActivations = 'f32',
   ) {
     this.note = { mode: gpu ? 'resident' : 'products', resident: [], perProduct: gpu ? {} : { all: why } };
   }
 
   /** Uploads model `label`; false (and noted) when it cannot run resident. */
-  private async begin(label: string, weights: WeightProvider, quantized: QuantizedWeights | null): Promise<boolean> {
+  private async begin(label: string, weights: WeightProvider, quantized: QuantizedWeights | null, activations: ResidentActivations): Promise<boolean> {
     this.release();
     if (!this.gpu) return false;
     try {
-      this.current = await GpuForward.create(this.gpu, this.config, weights, quantized, { maxTokens: this.chunk, capacity: this.capacity });
+      this.current = await GpuForward.create(this.gpu, this.config, weights, quantized, { maxTokens: this.chunk, capacity: this.capacity, activations });
       this.note.resident.push(label);
       return true;
     } catch (e) {
@@ -84,7 +86,7 @@ export class ResidentEval {
       if (this.gpu) this.note.perProduct[label] = 'the F32 pass did not run resident';
       return null;
     }
-    if (!(await this.begin(label, weights, quantized))) {
+    if (!(await this.begin(label, weights, quantized, base ? this.activations : 'f32'))) {
       if (base && !base.logits && this.store) base.logits = await this.store.read();
       return null;
     }

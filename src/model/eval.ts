@@ -20,6 +20,7 @@ import { absMaxRecorder, activationLinear, type ActivationMode } from './activat
 import { mapProvider, planForModel, quantizedProvider, quantizeWeights, readLlamaWeights, type QuantizedWeights } from './weights.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { ResidentEval, type ForwardNote } from './eval-resident.ts';
+import { RESIDENT_ACTIVATIONS } from './gpu-forward.ts';
 import { compressLogProbs, KlAccumulator, klReport, logProbRowLength, type KlReport } from './kl-report.ts';
 import { checkLogitsBase, scoredPerChunk, type LogitsFile } from './logits-file.ts';
 
@@ -65,8 +66,8 @@ export interface EvalOptions {
   sharedWeights?: boolean;
   /**
    * Run each model's whole forward pass on this GPU (eval-resident.ts, gpu-forward.ts: one
-   * readback per chunk) where it can: activation mode f32 over the whole text only; other
-   * modes, and models the resident pass cannot run, go through `linear`.
+   * readback per chunk) where it can: activation modes f32 and ggml (RESIDENT_ACTIVATIONS)
+   * over the whole text; other modes, and models the resident pass cannot run, go through `linear`.
    */
   residentGpu?: GpuContext;
   /**
@@ -361,8 +362,9 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   check(options.signal);
   tick('read the weights');
 
-  const residentWhy = !options.residentGpu ? 'not on WebGPU' : windows ? 'perplexity chunking (--ctx, a logits base) runs per product' : (options.activations ?? 'f32') !== 'f32' ? `activations ${options.activations} run per product` : null;
-  const resident = new ResidentEval(residentWhy ? null : options.residentGpu!, config, Math.max(tokens.length, prompt.length + greedyTokens), chunk, residentWhy ?? undefined);
+  const residentMode = RESIDENT_ACTIVATIONS.find((m) => m === (options.activations ?? 'f32'));
+  const residentWhy = !options.residentGpu ? 'not on WebGPU' : windows ? 'perplexity chunking (--ctx, a logits base) runs per product' : !residentMode ? `activations ${options.activations} run per product` : null;
+  const resident = new ResidentEval(residentWhy ? null : options.residentGpu!, config, Math.max(tokens.length, prompt.length + greedyTokens), chunk, residentWhy ?? undefined, residentMode);
   const check_ = () => check(options.signal);
   const makeModel = (provider: WeightProvider, quantized: QuantizedWeights | null, wrap: (l: Linear) => Linear = (l) => l) => {
     // Default: the fast CPU products (WebAssembly SIMD, one ulp of the reference at most), a

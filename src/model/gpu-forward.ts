@@ -38,7 +38,7 @@ import {
 } from '../gpu/matmul.ts';
 import { getPipeline } from '../gpu/pipelines.ts';
 import { codecLibs, composeShader } from '../gpu/shaders.ts';
-import { quantType, type QuantType } from '../quant/types.ts';
+import { quantType, type QuantType, type VecDotType } from '../quant/types.ts';
 import { geluF16Table, RopeTable } from './families/blocks.ts';
 import type { ModelConfig } from './families/config.ts';
 import type { WeightProvider } from './families/linear.ts';
@@ -176,6 +176,22 @@ export interface GpuForwardOptions {
   capacity: number;
   /** Steps recorded right after each weight's product, reading its input (calibration statistics: gpu-stats.ts). */
   tap?: ProductTap;
+  /**
+   * How the products see their inputs (activations.ts): 'f32' as they are (default); 'ggml'
+   * rounded first to each weight type's vec_dot_type as llama.cpp's CPU backend does
+   * (forward/act_round.wgsl, bit for bit as roundActivations).
+   */
+  activations?: ResidentActivations;
+}
+
+/** The activation modes the resident pass runs (activations.ts's ActivationMode). */
+export const RESIDENT_ACTIVATIONS = ['f32', 'ggml'] as const;
+export type ResidentActivations = (typeof RESIDENT_ACTIVATIONS)[number];
+
+/** forward/act_round.wgsl's kind for a vec_dot_type; 0: no rounding (f32). */
+function roundKind(vecDot: VecDotType): number {
+  const kinds: Record<VecDotType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q8_K: 4 };
+  return kinds[vecDot];
 }
 
 /**
@@ -351,6 +367,8 @@ export class GpuForward {
       ffn: f('ffn', T * c.nFf),
       logits: f('logits', T * c.nVocab),
       scores: f('scores', T * c.nHead * capacity),
+      // A product's input rounded to its vec_dot_type (activations 'ggml' only).
+      rounded: f('rounded', this.options.activations === 'ggml' ? T * Math.max(d, qDim, c.nFf) : 4),
       tokens: f('tokens', T),
       targets: f('targets', T),
       rope: f('rope', this.ropes.length * T * c.nRot),
@@ -405,13 +423,14 @@ export class GpuForward {
     const kvDim = c.nHeadKv * c.headDim;
     // The kernel configuration for the chunk size: one program serves every chunk of 2..maxTokens.
     const nMm = decode ? 1 : Math.max(2, this.options.maxTokens);
-    const [norm, rope, attn, act, add, scores] = await Promise.all([
+    const [norm, rope, attn, act, add, scores, round] = await Promise.all([
       this.simple('rmsnorm', ['forward/rmsnorm.wgsl']),
       this.simple('rope', ['forward/rope.wgsl']),
       this.simple('attention', ['forward/tanh.wgsl', 'forward/attention.wgsl'], this.reduceWg(WG)),
       this.simple('ffn_act', ['lib/f16.wgsl', 'forward/ffn_act.wgsl']),
       this.simple('add', ['forward/tanh.wgsl', 'forward/add.wgsl']),
       this.simple('scores', ['forward/scores.wgsl'], SCORE_WG),
+      this.simple('act_round', ['lib/rounding.wgsl', 'lib/f16.wgsl', 'lib/bf16.wgsl', 'forward/act_round.wgsl']),
     ]);
     const embType = this.embed.type;
     const embed = await getPipeline(this.gpu.device, {
@@ -450,9 +469,25 @@ export class GpuForward {
           return [count, period === null ? count : period, f32Bits(cap), 0];
         },
       });
+    /** The product's input rounded to the weight's vec_dot_type (into `rounded`), or the input itself for f32. */
+    const roundStep = (name: string, x: GPUBuffer, type: QuantType, cols: number): GPUBuffer => {
+      if (!type.vecDot) throw new Error(`tensor '${name}': no llama.cpp activation rounding known for type ${type.id}`);
+      const kind = roundKind(type.vecDot);
+      if (kind === 0) return x;
+      const per = kind === 3 ? 32 : kind === 4 ? 256 : 1;
+      if (cols % per !== 0) throw new ResidentUnsupportedError(`${name}: rows of ${cols} are not whole ${type.vecDot} blocks`);
+      push({
+        pipeline: round,
+        bindGroup: this.bind(round, `round.${name}`, [whole(x), whole(a.rounded), slot()]),
+        dispatch: (n) => grid(Math.ceil((n * cols) / per / WG)),
+        params: (n) => [(n * cols) / per, kind, 0, 0],
+      });
+      return a.rounded;
+    };
     const mmConfigs = new Map<string, MatmulConfig>();
-    const mmStep = async (name: string, x: GPUBuffer, y: GPUBuffer, rounding: 'f32' | 'exact' = 'f32') => {
+    const mmStep = async (name: string, input: GPUBuffer, y: GPUBuffer, rounding: 'f32' | 'exact' = 'f32') => {
       const w = this.weights.get(name)!;
+      const x = this.options.activations === 'ggml' ? roundStep(name, input, w.type, w.cols) : input;
       const key = `${w.type.id}|${w.cols}`;
       let config = mmConfigs.get(key);
       if (!config) mmConfigs.set(key, (config = matmulConfig(this.gpu, w.type, w.cols, nMm)));
@@ -477,7 +512,7 @@ export class GpuForward {
           },
         });
       }
-      for (const s of (await this.options.tap?.(name, x, w.cols)) ?? []) push(s);
+      for (const s of (await this.options.tap?.(name, input, w.cols)) ?? []) push(s);
     };
     const ropeStep = (label: string, src: Src, dst: GPUBuffer, heads: number, il: number, dstOffAtStart: boolean, pairs: number) => {
       const table = this.layerRope[il];
@@ -585,7 +620,8 @@ export class GpuForward {
       const mmChunks = [...this.weights.values()].reduce((s, w) => s + w.chunks.length, 0);
       // A tap's steps take slots too (unused: they bind their own uniforms); a few per product.
       const tapSlots = this.options.tap ? 4 * this.weights.size : 0;
-      this.paramsCapacity = c.nLayer * 24 + mmChunks + tapSlots + 16;
+      const roundSlots = this.options.activations === 'ggml' ? this.weights.size : 0;
+      this.paramsCapacity = c.nLayer * 24 + mmChunks + tapSlots + roundSlots + 16;
       this.paramsBuf = this.buffer('params', this.paramsCapacity * SLOT, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     }
     return this.paramsBuf;
