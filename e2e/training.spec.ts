@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import AxeBuilder from '@axe-core/playwright';
 import type { Download, Locator, Page } from '@playwright/test';
 import { test, expect } from './fixtures.ts';
 
@@ -31,6 +32,18 @@ async function curvePoints(panel: Locator): Promise<number> {
 
 async function heldOut(panel: Locator, row: 'f32' | 'before' | 'after', metric: 'kl' | 'ppl'): Promise<number> {
   return Number(await panel.getByRole('table', { name: 'Training comparison' }).locator(`tr[data-row="${row}"] td[data-metric="${metric}"]`).getAttribute('data-value'));
+}
+
+/** axe-core's serious or critical violations on the page as it is, light and dark. */
+async function axeViolations(page: Page): Promise<string[]> {
+  const bad: string[] = [];
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const { violations } = await new AxeBuilder({ page }).analyze();
+    bad.push(...violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${scheme}: ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join('; ')})`));
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  return bad;
 }
 
 async function train(panel: Locator) {
@@ -105,7 +118,12 @@ test('QLoRA in the page: the nf4 base alone vs with the adapter, the adapter GGU
   await expect(panel.getByTestId('training-command')).toHaveText(
     `quantlab train stories260K.gguf --lora 4 --base-type nf4 --targets q_proj,v_proj --steps ${STEPS} -o ADAPTER.gguf --peft PEFT_DIR`,
   );
-  await train(panel);
+  // From the keyboard: Tab from the loss to the Train button, Enter runs it.
+  await panel.getByLabel('Loss').focus();
+  await page.keyboard.press('Tab');
+  await expect(panel.getByRole('button', { name: 'Train', exact: true })).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(panel.getByRole('button', { name: 'Train', exact: true })).toBeEnabled({ timeout: 120_000 });
   await expect(panel.getByRole('alert')).toHaveCount(0);
   await expect(panel.getByTestId('training-backend')).toHaveAttribute('data-backend', 'cpu');
   expect(await curvePoints(panel)).toBe(STEPS);
@@ -114,6 +132,7 @@ test('QLoRA in the page: the nf4 base alone vs with the adapter, the adapter GGU
   expect(base).toBeGreaterThan(0);
   expect(adapted).toBeLessThan(base);
   await app.screenshot('training-qlora');
+  expect(await axeViolations(page), 'the tab with a result, its chart, table and downloads').toEqual([]);
 
   quantlabTrain(['--lora', '4', '--base-type', 'nf4', '--targets', 'q_proj,v_proj', '--steps', String(STEPS), '-o', 'cli-adapter.gguf', '--peft', 'peft'], dir);
   const files = [

@@ -136,7 +136,7 @@ function TrainingResult({ result }: { result: TrainingSummary }) {
           <tbody>
             {data.rows.map((row, i) => (
               <tr key={String(row[0])} data-row={['f32', 'before', 'after'][i]}>
-                <td>{row[0]}</td>
+                <td style={{ whiteSpace: 'normal' }}>{row[0]}</td>
                 <td className="num" data-metric="kl" data-value={row[1]}>
                   {i === 0 ? '–' : formatMetric(Number(row[1]))}
                 </td>

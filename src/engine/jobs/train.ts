@@ -54,7 +54,7 @@ export interface TrainingSummary {
   stepsPerSecond: number;
   /** Where the steps ran (the trainer's own word; 'cpu' from a trainer that does not say). */
   backend: Backend;
-  /** What the run cost the GPU; null on the CPU backend. */
+  /** What the run cost the GPU; null when the steps ran on the CPU (the device's counters would be other jobs'). */
   gpu: GpuUsage | null;
   files: TrainingFile[];
 }
@@ -160,7 +160,7 @@ export async function trainJob(session: Session, request: TrainRequest, ctx: Job
     trainSeconds,
     stepsPerSecond: lastRate,
     backend: backend ?? 'cpu',
-    gpu,
+    gpu: backend === 'webgpu' ? gpu : null,
     files: trainingFiles(run),
   };
   return { run, summary };
