@@ -1,6 +1,6 @@
 // `quantlab train FILE... (--qat TYPE | --preset P) --steps N [--lr X] [--text F] [--loss kl|ce]
-//  [--seq N] [--seed N] -o OUT.gguf [--json]`: quantization-aware training on the CPU
-// (src/train/qat.ts) of a GGUF Llama model, for the plan of a pure type or a file type, then
+//  [--seq N] [--seed N] [--backend cpu|webgpu] -o OUT.gguf [--json]`: quantization-aware training
+// on the CPU or (--backend webgpu) on WebGPU (src/train/qat.ts, src/train/gpu/) of a GGUF Llama model, for the plan of a pure type or a file type, then
 // the GGUF of the trained model (src/train/export.ts: the last step's blocks, which llama.cpp
 // runs). `--lora RANK --base-type T`: QLoRA (src/train/qlora.ts), a frozen base held as T's
 // blocks with LoRA adapters trained on top, written as a GGUF LoRA adapter (and PEFT files
@@ -10,25 +10,29 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CancelledError } from '../engine/cancelled.ts';
 import { writeStream } from '../export/write.ts';
+import type { GpuUsage } from '../engine/types.ts';
 import { loadModel } from '../formats/model.ts';
+import { gpuCounters, gpuCountersSince } from '../gpu/counters.ts';
+import type { GpuContext } from '../gpu/device.ts';
 import { didYouMean } from '../formats/suggest.ts';
 import { pureFileTypes, type PlanMode } from '../quant/presets.ts';
 import { QUANT_TYPES, quantType } from '../quant/types.ts';
 import { qatFileChunks, qloraFiles } from '../train/files.ts';
 import { trainQat, type QatLoss, type StepRecord, type TrainingRunOptions } from '../train/qat.ts';
 import { trainQlora } from '../train/qlora.ts';
-import { type CliIO, type Command, parseCommandLine, UsageError } from './command.ts';
+import { type BackendChoice, type CliIO, type Command, parseBackend, parseCommandLine, UsageError } from './command.ts';
+import { gpuField } from './gpu-json.ts';
 import { openFiles } from './inspect.ts';
 import { toJson } from './json.ts';
 import { progressLine, stderrIsTTY } from './progress.ts';
 import { readTextFile } from './text.ts';
 
 const USAGE =
-  'quantlab train FILE... (--qat TYPE | --preset P | --lora RANK --base-type nf4|q4_K|TYPE [--alpha A] [--targets q_proj,v_proj,...] [--dropout P] [--peft DIR]) --steps N [--lr X] [--text FILE] [--loss kl|ce] [--seq N] [--seed N] -o OUT.gguf [--json]';
+  'quantlab train FILE... (--qat TYPE | --preset P | --lora RANK --base-type nf4|q4_K|TYPE [--alpha A] [--targets q_proj,v_proj,...] [--dropout P] [--peft DIR]) --steps N [--lr X] [--text FILE] [--loss kl|ce] [--seq N] [--seed N] [--backend cpu|webgpu] -o OUT.gguf [--json]';
 
 export const trainCommand: Command = {
   name: 'train',
-  summary: 'quantization-aware training (QAT) or QLoRA on the CPU, exported as a GGUF (model or LoRA adapter) llama.cpp runs',
+  summary: 'quantization-aware training (QAT) or QLoRA on the CPU or WebGPU, exported as a GGUF (model or LoRA adapter) llama.cpp runs',
   usage: USAGE,
   run: (args, io) => runTrain(args, io),
 };
@@ -44,6 +48,7 @@ interface TrainArgs {
   loss: QatLoss;
   seqLen?: number;
   seed?: number;
+  backend: BackendChoice;
   json: boolean;
 }
 
@@ -84,6 +89,7 @@ function parseTrainArgs(args: readonly string[]): TrainArgs {
     seq: { type: 'string' },
     seed: { type: 'string' },
     json: { type: 'boolean' },
+    backend: { type: 'string' },
     lora: { type: 'string' },
     alpha: { type: 'string' },
     targets: { type: 'string' },
@@ -119,6 +125,7 @@ function parseTrainArgs(args: readonly string[]): TrainArgs {
     loss,
     seqLen: positiveInteger(values.seq, '--seq'),
     seed,
+    backend: parseBackend(values.backend),
     json: values.json ?? false,
   };
 }
@@ -153,8 +160,16 @@ function trainingRun(io: CliIO) {
 }
 
 /** What every training run takes from the command line. */
-function runOptions(a: TrainArgs, text: string | undefined, signal: AbortSignal, onStep: (s: StepRecord) => void): TrainingRunOptions {
-  return { steps: a.steps, lr: a.lr, loss: a.loss, text, dataset: a.text, seqLen: a.seqLen, seed: a.seed, signal, onStep };
+function runOptions(a: TrainArgs, text: string | undefined, signal: AbortSignal, onStep: (s: StepRecord) => void, gpu: GpuContext | undefined): TrainingRunOptions {
+  return { steps: a.steps, lr: a.lr, loss: a.loss, text, dataset: a.text, seqLen: a.seqLen, seed: a.seed, signal, onStep, gpu };
+}
+
+/** --backend webgpu: Dawn's device (loaded only then; no adapter is an error, not a CPU run) and what the run cost it, for --json's "gpu". */
+async function trainingGpu(backend: BackendChoice) {
+  if (backend !== 'webgpu') return { gpu: undefined, usage: () => null };
+  const gpu = await (await import('../gpu/node-gpu.ts')).createNodeGpu();
+  const before = gpuCounters(gpu.device);
+  return { gpu, usage: (): GpuUsage => ({ adapter: gpu.description, ...gpuCountersSince(gpu.device, before) }) };
 }
 
 async function runTrain(args: readonly string[], io: CliIO): Promise<number> {
@@ -162,14 +177,24 @@ async function runTrain(args: readonly string[], io: CliIO): Promise<number> {
   if (a.inputs.some((p) => resolve(p) === resolve(a.output))) throw new UsageError('the output file is one of the inputs');
   const model = await loadModel(await openFiles(a.inputs, io));
   const text = a.text === undefined ? undefined : await readTextFile(a.text);
-  if (a.lora) return runQlora(a, a.lora, model, text, io);
+  const device = await trainingGpu(a.backend);
+  try {
+    return a.lora ? await runQlora(a, a.lora, model, text, io, device) : await runQat(a, model, text, io, device);
+  } finally {
+    device.gpu?.destroy();
+  }
+}
+
+type TrainingGpu = Awaited<ReturnType<typeof trainingGpu>>;
+
+async function runQat(a: TrainArgs, model: Awaited<ReturnType<typeof loadModel>>, text: string | undefined, io: CliIO, device: TrainingGpu): Promise<number> {
   const { token, progress, release } = trainingRun(io);
   const part = `${a.output}.part`;
   const t0 = performance.now();
   try {
     const result = await trainQat(model, {
       mode: a.mode,
-      ...runOptions(a, text, token.signal, progress.update),
+      ...runOptions(a, text, token.signal, progress.update, device.gpu),
     });
     progress.clear();
     const trainSeconds = (performance.now() - t0) / 1000;
@@ -200,6 +225,8 @@ async function runTrain(args: readonly string[], io: CliIO): Promise<number> {
       heldOut: { f32: { ppl: result.f32Ppl }, ptq: result.before, qat: result.after },
       trainSeconds,
       stepsPerSecond: result.options.steps / trainSeconds,
+      backend: result.backend,
+      ...gpuField(device.usage()),
     };
     if (a.json) io.stdout(`${toJson(summary)}\n`);
     else io.stdout(humanSummary(summary));
@@ -222,10 +249,11 @@ function humanSummary(s: {
   heldOut: { f32: { ppl: number }; ptq: { kl: number; ppl: number }; qat: { kl: number; ppl: number } };
   trainSeconds: number;
   stepsPerSecond: number;
+  backend: string;
 }): string {
   const h = s.heldOut;
   return [
-    `QAT: ${s.steps} step${s.steps === 1 ? '' : 's'} (${s.loss} loss ${s.losses[0].toFixed(5)} -> ${s.losses[s.losses.length - 1].toFixed(5)}), ${s.trainSeconds.toFixed(1)} s (${s.stepsPerSecond.toFixed(2)} steps/s)`,
+    `QAT: ${s.steps} step${s.steps === 1 ? '' : 's'} (${s.loss} loss ${s.losses[0].toFixed(5)} -> ${s.losses[s.losses.length - 1].toFixed(5)}), ${s.trainSeconds.toFixed(1)} s (${s.stepsPerSecond.toFixed(2)} steps/s on ${s.backend})`,
     `held-out text    KL vs F32   PPL`,
     `F32              ${'-'.padEnd(10)}  ${h.f32.ppl.toFixed(4)}`,
     `PTQ (rounding)   ${h.ptq.kl.toFixed(6).padEnd(10)}  ${h.ptq.ppl.toFixed(4)}`,
@@ -255,7 +283,7 @@ async function writePart(path: string, chunks: Iterable<Uint8Array> | AsyncItera
 }
 
 /** `--lora RANK`: QLoRA, then ADAPTER.gguf (and the PEFT files). */
-async function runQlora(a: TrainArgs, l: LoraArgs, model: Awaited<ReturnType<typeof loadModel>>, text: string | undefined, io: CliIO): Promise<number> {
+async function runQlora(a: TrainArgs, l: LoraArgs, model: Awaited<ReturnType<typeof loadModel>>, text: string | undefined, io: CliIO, device: TrainingGpu): Promise<number> {
   if (model.format !== 'gguf') throw new Error('QLoRA writes a GGUF adapter for a GGUF base: convert a safetensors model to GGUF first (quantlab quantize --type f32)');
   const { token, progress, release } = trainingRun(io);
   const t0 = performance.now();
@@ -266,7 +294,7 @@ async function runQlora(a: TrainArgs, l: LoraArgs, model: Awaited<ReturnType<typ
       targetModules: l.targets,
       baseType: l.baseType,
       dropout: l.dropout,
-      ...runOptions(a, text, token.signal, progress.update),
+      ...runOptions(a, text, token.signal, progress.update, device.gpu),
     });
     progress.clear();
     const trainSeconds = (performance.now() - t0) / 1000;
@@ -297,13 +325,15 @@ async function runQlora(a: TrainArgs, l: LoraArgs, model: Awaited<ReturnType<typ
       heldOut: { f32: { ppl: result.f32Ppl }, base: result.before, adapted: result.after },
       trainSeconds,
       stepsPerSecond: o.steps / trainSeconds,
+      backend: result.backend,
+      ...gpuField(device.usage()),
     };
     if (a.json) io.stdout(`${toJson(summary)}\n`);
     else {
       const h = summary.heldOut;
       io.stdout(
         [
-          `QLoRA: rank ${summary.lora.rank} on ${summary.lora.targets.join(',')} over a ${summary.baseType} base, ${o.steps} step${o.steps === 1 ? '' : 's'} (${o.loss} loss ${result.losses[0].toFixed(5)} -> ${result.losses[result.losses.length - 1].toFixed(5)}), ${trainSeconds.toFixed(1)} s`,
+          `QLoRA: rank ${summary.lora.rank} on ${summary.lora.targets.join(',')} over a ${summary.baseType} base, ${o.steps} step${o.steps === 1 ? '' : 's'} (${o.loss} loss ${result.losses[0].toFixed(5)} -> ${result.losses[result.losses.length - 1].toFixed(5)}), ${trainSeconds.toFixed(1)} s on ${result.backend}`,
           `held-out text            KL vs F32   PPL`,
           `F32                      ${'-'.padEnd(10)}  ${h.f32.ppl.toFixed(4)}`,
           `${`${summary.baseType} base`.padEnd(25)}${h.base.kl.toFixed(6).padEnd(10)}  ${h.base.ppl.toFixed(4)}`,
