@@ -3,9 +3,12 @@
 // GPTQ on the CPU (calibrate/gptq.ts, f64, single thread) against GPTQ on WebGPU
 // (calibrate/gptq-gpu.ts, f32) on one synthetic layer: W ~ N(0, 0.02²), inputs X with a
 // low-rank correlated part (so the Hessian is not diagonal and error feedback matters).
-// Times: the Hessian sum 2/N XᵀX (CPU hessian vs GPU gptqHessianGpu), the Hessian prep
+// Times: the Hessian sum 2/N XᵀX (CPU hessian vs GPU gptqHessianGpu; on the GPU also its
+// upper triangle, as it runs, against every tile, the former kernel), the Hessian prep
 // both share (damping, Cholesky, inverse: f64 on the CPU), and GPTQ's column walk (CPU:
-// gptqQuantize less that prep; GPU: gptqColumnsGpu, uploads and read-back included), as
+// gptqQuantize less that prep; GPU: gptqColumnsGpu, uploads and read-back included; on the
+// GPU also the subgroup-per-row walk, where the device has subgroups, against the
+// invocation-per-row one), as
 // GPU / CPU ratios, each the best of --repeat runs;
 // then how often the two chose the same grid point and each one's layer output MSE on X
 // next to round-to-nearest's. Pipelines are compiled in a warm-up run that is not timed.
@@ -74,9 +77,16 @@ await gptqQuantizeGpu(gpu, w.subarray(0, 4 * cols), 4, cols, hessian(x.subarray(
 
 const [hCpu, hessCpuS] = await timed(() => hessian(x, n, cols));
 const [hGpu, hessGpuS] = await timed(() => gptqHessianGpu(gpu, x, n, cols));
+// The former kernel, every tile of XᵀX (the current one sums the upper triangle and mirrors it).
+await gptqHessianGpu(gpu, x.subarray(0, 8 * cols), 8, cols, { upperOnly: false });
+const [hFull, hessFullS] = await timed(() => gptqHessianGpu(gpu, x, n, cols, { upperOnly: false }));
 const [prepared, prepS] = await timed(() => prepareHessian(hCpu, cols));
 const [cpu, cpuS] = await timed(() => cpuGptq(hCpu));
 const [got, columnsGpuS] = await timed(() => gptqColumnsGpu(gpu, w, rows, cols, prepared, { grid }));
+// Both column walks (gptqWalk picks one by the adapter): a subgroup per row where the device has subgroups, an invocation per row.
+await gptqQuantizeGpu(gpu, w.subarray(0, 4 * cols), 4, cols, hessian(x.subarray(0, 64 * cols), 64, cols), { grid, subgroups: true });
+const [gotSg, columnsSgS] = await timed(() => gptqColumnsGpu(gpu, w, rows, cols, prepared, { grid, subgroups: true }));
+const [gotRow, columnsRowS] = await timed(() => gptqColumnsGpu(gpu, w, rows, cols, prepared, { grid, subgroups: false }));
 const gpuS = prepS + columnsGpuS;
 const fromGpuH = await gptqQuantizeGpu(gpu, w, rows, cols, hGpu, { grid });
 
@@ -84,8 +94,10 @@ const g = gram(x, n, cols);
 const mse = (q: ArrayLike<number>) => outputMse(w, q, rows, cols, g, n);
 const f = (s: number) => `${s.toFixed(3)} s`;
 console.log(`Hessian 2/N XᵀX:   cpu ${f(hessCpuS)}  gpu ${f(hessGpuS)}  gpu/cpu ${(hessGpuS / hessCpuS).toFixed(2)}`);
+console.log(`Hessian on the GPU: upper triangle ${f(hessGpuS)}  every tile (former kernel) ${f(hessFullS)}  upper/full ${(hessGpuS / hessFullS).toFixed(2)}  (${hGpu.every((v, i) => v === hFull[i]) ? 'the same values' : 'VALUES DIFFER'})`);
 console.log(`Hessian prep (CPU f64, in both): ${f(prepS)}`);
 console.log(`GPTQ columns:      cpu ${f(cpuS - prepS)}  gpu ${f(columnsGpuS)}  gpu/cpu ${(columnsGpuS / (cpuS - prepS)).toFixed(2)}  (${got.stats.dispatches} dispatches, ${got.stats.chunks} chunk(s))`);
+console.log(`GPU column walk:   ${gotSg.stats.walk} ${f(columnsSgS)}  row ${f(columnsRowS)}  ${gotSg.stats.walk}/row ${(columnsSgS / columnsRowS).toFixed(2)}  (${gotSg.values.every((v, i) => v === gotRow.values[i]) ? 'the same values' : 'VALUES DIFFER'}; this adapter's default: ${got.stats.walk})`);
 console.log(`GPTQ with prep:    cpu ${f(cpuS)}  gpu ${f(gpuS)}  gpu/cpu ${(gpuS / cpuS).toFixed(2)}`);
 console.log(`same grid point as the CPU: ${(sameGridPoints(got.values, cpu, got, grid, cols) * 100).toFixed(3)}% (GPU Hessian too: ${(sameGridPoints(fromGpuH.values, cpu, fromGpuH, grid, cols) * 100).toFixed(3)}%)`);
 console.log(`layer output MSE on X: cpu ${mse(cpu).toPrecision(5)}  gpu ${mse(got.values).toPrecision(5)}  gpu with GPU Hessian ${mse(fromGpuH.values).toPrecision(5)}  rtn ${mse(rtn()).toPrecision(5)}`);

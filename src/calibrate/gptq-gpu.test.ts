@@ -18,7 +18,7 @@ import { rng } from '../testing/random.ts';
 import { collectInputs, openCalibrationModel, type CalibrationModel, type LayerInputs } from './activations.ts';
 import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import { gptqQ4_0, gptqQ4_K, gptqQuantize, hessian } from './gptq.ts';
-import { gptqHessianGpu, gptqQuantizeGpu, q4_0BlocksFromGpu, q4KBlocksFromGpu, sameGridPoints, type GptqGpuResult } from './gptq-gpu.ts';
+import { gptqHessianGpu, gptqQuantizeGpu, gptqWalk, q4_0BlocksFromGpu, q4KBlocksFromGpu, sameGridPoints, type GptqGpuResult } from './gptq-gpu.ts';
 import { gram, outputMse, quantizeRtn, type Grid } from './grid.ts';
 
 /**
@@ -28,6 +28,7 @@ import { gram, outputMse, quantizeRtn, type Grid } from './grid.ts';
  */
 function expectGpuWork(gpu: GpuContext, got: GptqGpuResult, cpu: Float64Array, grid: Grid): void {
   expect(got.stats.dispatches).toBeGreaterThan(0);
+  expect(got.stats.walk).toBe(gptqWalk(gpu, grid));
   expect(gpu.uncapturedErrors).toEqual([]);
   if (grid.kind === 'int') expect(Array.from(got.values).some((v, k) => v !== cpu[k])).toBe(true);
 }
@@ -59,6 +60,27 @@ describe('GPTQ on WebGPU', () => {
     const c = calib.get(name)!;
     return { w, c, t: held.get(name)!, rows: w.length / c.cols, cols: c.cols };
   };
+
+  it('the subgroup-per-row walk (gptq_block_sg.wgsl, forced: SwiftShader has subgroups of 4, and runs the row walk by default) gives the invocation-per-row walk\'s values bit for bit: INT and Q4_0 grids, groups inside and across 32-column blocks', async () => {
+    const rows = 37;
+    const cols = 200;
+    const n = 400;
+    const rand = rng(11);
+    const w = Float64Array.from({ length: rows * cols }, () => (rand() * 2 - 1) * 0.05);
+    const x = Float64Array.from({ length: n * cols }, () => rand() * 2 - 1);
+    const h = hessian(x, n, cols);
+    const grids: Grid[] = [{ kind: 'q4_0' }, { kind: 'int', bits: 4, group: 32 }, { kind: 'int', bits: 3, group: 128 }, { kind: 'int', bits: 4, group: 64 }];
+    for (const grid of grids) {
+      for (const blockSize of [128, 32]) {
+        const sg = await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid, blockSize, subgroups: true });
+        const row = await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid, blockSize, subgroups: false });
+        expect(sg.stats.walk, JSON.stringify(grid)).toBe('subgroup');
+        expect(row.stats.walk).toBe('row');
+        expect(Array.from(sg.values), `${JSON.stringify(grid)} blocks of ${blockSize}`).toEqual(Array.from(row.values));
+      }
+    }
+    expect(gpu.uncapturedErrors).toEqual([]);
+  });
 
   it.each([
     ['blk.1.ffn_up.weight', { kind: 'int', bits: 4, group: 32 }],

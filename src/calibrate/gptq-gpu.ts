@@ -7,7 +7,9 @@
 //   fast GPU, the next thing to move.
 // - Per block of 128 columns, one dispatch of shaders/kernels/gptq_block.wgsl (an
 //   invocation per row walks the block's columns: group params, quantize, error, in-block
-//   update; the grid from gptq_grid_int_q4_0.wgsl, or gptq_grid_q4_k.wgsl whose super-block
+//   update; on hardware adapters with subgroups, for INT and Q4_0 grids,
+//   gptq_block_sg.wgsl: a subgroup per row, the block's columns in its lanes' registers,
+//   the same values bit for bit; the grid from gptq_grid_int_q4_0.wgsl, or gptq_grid_q4_k.wgsl whose super-block
 //   params are ggml's Q4_K search, codecs/q4_k.wgsl), then the lazy update W[:, i2:] -= Err · U[i1:i2, i2:] as a register-tiled
 //   product (gptq_update.wgsl). Rows are independent given U, so large tensors are done in
 //   chunks of rows whose buffers fit the storage binding limit: chunking changes no result.
@@ -25,6 +27,7 @@ import { quantType } from '../quant/types.ts';
 import { GPTQ_BLOCK, prepareHessian, type GptqOptions } from './gptq.ts';
 import { gridGroup, Q4_0_GROUP, q4KCodeAt, Q4_K_GROUP, Q4_K_HEADER_BYTES, q4KValue, type Grid } from './grid.ts';
 import { mapRead, submit } from '../gpu/counters.ts';
+import { canUseSubgroups } from '../gpu/matmul.ts';
 import { mirrorUpper, xtxDispatch, xtxPipeline } from '../model/gpu-stats.ts';
 
 /** Cap on one buffer of a chunk (W, Q, X, a band of H): bounds the GPU memory one call holds. */
@@ -49,6 +52,8 @@ export interface GpuGptqOptions {
   grid: GpuGrid;
   /** Columns per dispatch (default GPTQ_BLOCK). */
   blockSize?: number;
+  /** The column walk (gptqWalk): true a subgroup per row where the device has subgroups, false an invocation per row; default by the adapter. */
+  subgroups?: boolean;
 }
 
 /** Columns per group (whose params open together) and per stored entry of them. */
@@ -70,7 +75,7 @@ export interface GptqGpuResult {
   /** Q4_K: rows x super-blocks of block_q4_K's 16-byte header (d, dmin, scales); else null. */
   headers: Uint8Array | null;
   /** What the GPU did: chunks of rows and dispatches, for tests and logs. */
-  stats: { chunks: number; rowsPerChunk: number; dispatches: number };
+  stats: { chunks: number; rowsPerChunk: number; dispatches: number; walk: GptqWalk };
 }
 
 const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
@@ -130,13 +135,41 @@ function toColumnMajor(w: ArrayLike<number>, cols: number, r0: number, n: number
 /** gptq_block.wgsl with its grid file (and Q4_K's: ggml's search, codecs/q4_k.wgsl, and what it needs). */
 const BLOCK_SHADERS = {
   scalar: ['lib/rounding.wgsl', 'lib/f16.wgsl', 'kernels/gptq_grid_int_q4_0.wgsl', 'kernels/gptq_block.wgsl'],
+  subgroup: ['kernels/gptq_block_sg_directives.wgsl', 'lib/rounding.wgsl', 'lib/f16.wgsl', 'kernels/gptq_grid_int_q4_0.wgsl', 'kernels/gptq_block_sg.wgsl'],
   q4_K: ['lib/rounding.wgsl', 'lib/f16.wgsl', 'lib/bytes.wgsl', 'lib/kquant.wgsl', 'codecs/q4_k.wgsl', 'kernels/gptq_grid_q4_k.wgsl', 'kernels/gptq_block.wgsl'],
 };
 
-function gptqPipelines(gpu: GpuContext, grid: GpuGrid) {
-  const variant = grid.kind === 'q4_K' ? 'q4_K' : 'scalar';
+/** Which column walk runs: a subgroup per row (gptq_block_sg.wgsl) or an invocation per row (gptq_block.wgsl). */
+export type GptqWalk = 'subgroup' | 'row';
+
+/**
+ * The subgroup walk for INT and Q4_0 grids where the device has subgroups (Q4_K's params
+ * search keeps the row walk), and by default not on a software adapter: SwiftShader runs a
+ * subgroup's lanes as one CPU thread's SIMD, which the row walk already fills with rows, so
+ * there the subgroup walk is ~3x slower (bench/gptq.ts). `subgroups`: true forces it where
+ * the device can run it, false never.
+ */
+export function gptqWalk(gpu: GpuContext, grid: GpuGrid, subgroups?: boolean): GptqWalk {
+  if (subgroups === false || grid.kind === 'q4_K' || !canUseSubgroups(gpu) || SG_WG_SIZE > gpu.limits.maxComputeInvocationsPerWorkgroup) return 'row';
+  return subgroups === true || !gpu.isFallbackAdapter ? 'subgroup' : 'row';
+}
+
+/** gptq_block_sg.wgsl's workgroup: a multiple of every subgroup size up to 32. */
+const SG_WG_SIZE = 32;
+/** WebGPU's smallest subgroup: at most SG_WG_SIZE / 4 rows per workgroup at once. */
+const SG_MIN_LANES = 4;
+
+/** Workgroups of the column walk for `rows` rows (the subgroup walk strides over rows, so fewer are fine). */
+function walkDispatch(limits: GpuLimits, walk: GptqWalk, rows: number): number {
+  if (walk === 'row') return Math.ceil(rows / blockWgSize(limits));
+  return Math.min(Math.ceil(rows / (SG_WG_SIZE / SG_MIN_LANES)), limits.maxComputeWorkgroupsPerDimension);
+}
+
+function gptqPipelines(gpu: GpuContext, grid: GpuGrid, walk: GptqWalk) {
+  const variant = grid.kind === 'q4_K' ? 'q4_K' : walk === 'subgroup' ? 'subgroup' : 'scalar';
+  const wgSize = variant === 'subgroup' ? SG_WG_SIZE : blockWgSize(gpu.limits);
   return Promise.all([
-    getPipeline(gpu.device, { name: `gptq.block.${variant}`, code: () => composeShader(BLOCK_SHADERS[variant]), constants: { WG_SIZE: blockWgSize(gpu.limits) } }),
+    getPipeline(gpu.device, { name: `gptq.block.${variant}`, code: () => composeShader(BLOCK_SHADERS[variant]), constants: { WG_SIZE: wgSize } }),
     getPipeline(gpu.device, { name: 'gptq.update', code: () => composeShader(['kernels/gptq_update.wgsl']), constants: { WG_X: TILE_WG, WG_Y: TILE_WG } }),
   ] as const);
 }
@@ -188,14 +221,16 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
   const slabBytes = Math.min(block, cols) * slabStride(cols, 0) * 4;
   if (slabBytes > bytes) throw new RangeError(`GPTQ on the GPU: ${Math.min(block, cols)} rows of U (${slabBytes} bytes) do not fit a ${bytes}-byte storage binding`);
   const rowsPerChunk = gptqRowsPerChunk(limits, rows, cols, block, groups);
-  const [blockPipe, updatePipe] = await gptqPipelines(gpu, grid);
+  if (block > 128) throw new RangeError(`GPTQ on the GPU: blocks of at most 128 columns (gptq_block_sg.wgsl keeps 32 per lane), not ${block}`);
+  const walk = gptqWalk(gpu, grid, options.subgroups);
+  const [blockPipe, updatePipe] = await gptqPipelines(gpu, grid, walk);
 
   const values = new Float32Array(rows * cols);
   const codes = new Uint8Array(rows * cols);
   const scales = new Float32Array(rows * groups);
   const zeros = new Float32Array(rows * groups);
   const headers = grid.kind === 'q4_K' ? new Uint8Array(rows * superBlocks * Q4_K_HEADER_BYTES) : null;
-  const stats = { chunks: 0, rowsPerChunk, dispatches: 0 };
+  const stats = { chunks: 0, rowsPerChunk, dispatches: 0, walk };
   await withErrorScopes(gpu, 'GPTQ', async () => {
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
     // U's slabs, one per block, uploaded once and shared by every chunk.
@@ -247,7 +282,7 @@ export async function gptqColumnsGpu(gpu: GpuContext, w: ArrayLike<number>, rows
             ...(headerBuf ? [{ binding: 6, resource: { buffer: headerBuf } }] : []),
           ],
         }));
-        pass.dispatchWorkgroups(Math.ceil(padded / blockWgSize(limits)));
+        pass.dispatchWorkgroups(walkDispatch(limits, walk, padded));
         stats.dispatches++;
         if (col1 >= cols) return;
         const updateAt = blockAt + UNIFORM_SLOT;
