@@ -11,6 +11,7 @@ import { gpuCounters, gpuCountersSince } from '../gpu/counters.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { createTestGpu } from '../gpu/gpu-test-setup.ts';
 import { evaluateModel, type EvalOptions, type ModelEval } from './eval.ts';
+import { CALIBRATION_STORY_TEXT } from '../calibrate/calibration-text.ts';
 import { gpuLinear } from './gpu-linear.ts';
 
 let gpu: GpuContext;
@@ -108,6 +109,31 @@ describe('eval on the resident forward pass', () => {
     });
     expect(rel(resident.f32.ppl, cpuEval.f32.ppl)).toBeLessThan(1e-5); // the F32 pass stays f32
   }, 240_000);
+
+  it('--ctx 32 (perplexity.cpp\'s windows, KL against the compressed F32 log-probs) runs resident: the CPU\'s report, one readback per forward pass', async () => {
+    const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
+    const text = CALIBRATION_STORY_TEXT.slice(0, 400); // 3 windows of 32
+    const options: EvalOptions = { presets: ['Q4_0'], greedyTokens: 2, chunk: 8, text, prompt: 'Once upon a time', ctx: 32 };
+    const cpuEval = await evaluateModel(model, options);
+    const before = gpuCounters(gpu.device);
+    const resident = await evaluateModel(model, { ...options, residentGpu: gpu });
+    const spent = gpuCountersSince(gpu.device, before);
+    expect(resident.forward).toEqual({ mode: 'resident', resident: ['F32', 'Q4_0'], perProduct: {} });
+    const nChunk = resident.chunking!.nChunk;
+    expect(nChunk).toBeGreaterThanOrEqual(3);
+    // 2 models x (4 passes a window + the prompt + 1 greedy step), one readback each.
+    expect(spent.forwardPasses).toBe(2 * (nChunk * 4 + 1 + 1));
+    expect(spent.readbacks).toBeLessThanOrEqual(spent.forwardPasses + 2);
+    // The logits come back only for the passes holding scored positions (the windows' second halves).
+    expect(spent.bytesReadBack).toBeLessThan(2 * nChunk * 16 * 4 * 512 + 16 * 8 * spent.forwardPasses);
+    const [g, c] = [resident.results[0], cpuEval.results[0]];
+    console.log(`stories260K Q4_0 --ctx 32, ${nChunk} windows, ${resident.positions} scored: KL ${g.klMean.toExponential(6)} / CPU ${c.klMean.toExponential(6)}; ppl ${g.ppl.toFixed(6)} / ${c.ppl.toFixed(6)}; ${spent.forwardPasses} passes, ${spent.readbacks} readbacks, ${spent.bytesReadBack} bytes`);
+    expect(rel(g.klMean, c.klMean)).toBeLessThan(1e-5);
+    expect(rel(g.ppl, c.ppl)).toBeLessThan(1e-5);
+    expect(rel(g.report!.pplBase.value, c.report!.pplBase.value)).toBeLessThan(1e-5);
+    expect(g.top1Agree).toBe(c.top1Agree);
+    expect(g.greedy.tokens).toEqual(c.greedy.tokens);
+  }, 120_000);
 
   it('other activation modes keep the per-product path, and say so', async () => {
     const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);

@@ -131,6 +131,52 @@ export class ResidentEval {
     return out;
   }
 
+  /**
+   * llama-perplexity's chunked scoring (eval.ts windowPass) of model `label` on the GPU: each
+   * window from an empty KV cache, `chunk` positions per pass, one readback per pass, which
+   * carries the logits only for passes holding scored positions (the second half of a
+   * window); `visit` gets them as the CPU pass gives them. `f32`: the F32 pass (its products
+   * see f32 inputs whatever the activation mode). false: run it per product.
+   */
+  async windowPass(
+    label: string,
+    weights: WeightProvider,
+    quantized: QuantizedWeights | null,
+    f32: boolean,
+    windows: readonly number[][],
+    visit: (logits: Float32Array, offset: number, index: number, target: number) => void,
+    endChunk: () => void,
+    tick: (label: string) => void,
+    check: () => void,
+  ): Promise<boolean> {
+    if (!(await this.begin(label, weights, quantized, f32 ? 'f32' : this.activations))) return false;
+    const f = this.current!;
+    const V = this.config.nVocab;
+    try {
+      let index = 0;
+      for (const [c, w] of windows.entries()) {
+        const first = Math.floor(w.length / 2);
+        f.reset();
+        for (let start = 0; start < w.length; start += this.chunk) {
+          check();
+          const n = Math.min(this.chunk, w.length - start);
+          const scored = start + n > first;
+          const r = await f.forward(w.slice(start, start + n), { readLogits: scored });
+          for (let i = 0; scored && i < n; i++) {
+            const pos = start + i;
+            if (pos >= first && pos < w.length - 1) visit(r.logits!, i * V, index++, w[pos + 1]);
+          }
+          tick(`chunk ${c + 1} of ${windows.length}, position ${start + n} of ${w.length}`);
+        }
+        endChunk();
+      }
+      return true;
+    } catch (e) {
+      this.dispose(); // cancelled or failed: nothing stays on the GPU
+      throw e;
+    }
+  }
+
   /** Greedy continuation on the model the last pass() made resident; null when it ran per product. */
   async greedy(prompt: readonly number[], count: number, eosId: number | null | undefined, check: () => void): Promise<number[] | null> {
     const f = this.current;

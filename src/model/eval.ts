@@ -66,8 +66,9 @@ export interface EvalOptions {
   sharedWeights?: boolean;
   /**
    * Run each model's whole forward pass on this GPU (eval-resident.ts, gpu-forward.ts: one
-   * readback per chunk) where it can: activation modes f32 and ggml (RESIDENT_ACTIVATIONS)
-   * over the whole text; other modes, and models the resident pass cannot run, go through `linear`.
+   * readback per chunk) where it can: activation modes f32 and ggml (RESIDENT_ACTIVATIONS),
+   * over the whole text or in `ctx` windows; other modes, and models the resident pass cannot
+   * run, go through `linear`.
    */
   residentGpu?: GpuContext;
   /**
@@ -363,8 +364,9 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   tick('read the weights');
 
   const residentMode = RESIDENT_ACTIVATIONS.find((m) => m === (options.activations ?? 'f32'));
-  const residentWhy = !options.residentGpu ? 'not on WebGPU' : windows ? 'perplexity chunking (--ctx, a logits base) runs per product' : !residentMode ? `activations ${options.activations} run per product` : null;
-  const resident = new ResidentEval(residentWhy ? null : options.residentGpu!, config, Math.max(tokens.length, prompt.length + greedyTokens), chunk, residentWhy ?? undefined, residentMode);
+  const residentWhy = !options.residentGpu ? 'not on WebGPU' : !residentMode ? `activations ${options.activations} run per product` : null;
+  const sequence = windows ? windows[0].length : tokens.length; // the KV cache holds one window
+  const resident = new ResidentEval(residentWhy ? null : options.residentGpu!, config, Math.max(sequence, prompt.length + greedyTokens), chunk, residentWhy ?? undefined, residentMode);
   const check_ = () => check(options.signal);
   const makeModel = (provider: WeightProvider, quantized: QuantizedWeights | null, wrap: (l: Linear) => Linear = (l) => l) => {
     // Default: the fast CPU products (WebAssembly SIMD, one ulp of the reference at most), a
@@ -402,7 +404,8 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
       const visit = (logits: Float32Array, offset: number, k: number, target: number) => {
         nll[k] = compressLogProbs(logits, offset, config.nVocab, target, f32Rows, k * nv);
       };
-      await windowPass(f32Model.model, windows, chunk, visit, () => {}, (l) => tick(`F32: ${l}`), options.signal);
+      const onGpu = await resident.windowPass('F32', mapProvider(base), null, true, windows, visit, () => {}, (l) => tick(`F32: ${l}`), check_);
+      if (!onGpu) await windowPass(f32Model.model, windows, chunk, visit, () => {}, (l) => tick(`F32: ${l}`), options.signal);
       f32Pass = { logits: null, argmax: new Int32Array(0), nll, kl: null };
     } else {
       f32Pass =
@@ -433,7 +436,8 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
         const acc = new KlAccumulator();
         const baseRows = options.klBase?.file.logProbs ?? f32Rows;
         const visit = (logits: Float32Array, offset: number, k: number, target: number) => acc.add(logits, offset, config.nVocab, baseRows, k * nv, target);
-        await windowPass(m.model, windows, chunk, visit, () => acc.endChunk(), (l) => tick(`${preset}: ${l}`), options.signal);
+        const onGpu = await resident.windowPass(preset, quantizedProvider(quantized), quantized, false, windows, visit, () => acc.endChunk(), (l) => tick(`${preset}: ${l}`), check_);
+        if (!onGpu) await windowPass(m.model, windows, chunk, visit, () => acc.endChunk(), (l) => tick(`${preset}: ${l}`), options.signal);
         report = klReport(acc);
       } else {
         pass =
