@@ -18,6 +18,7 @@ import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { loadFastCodecs } from '../quant/fast/node.ts';
 import { runInProcess } from '../cli/testing.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
+import { childScript } from '../testing/child-script.ts';
 import { syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { buildGgufImatrix, toolImatrixOptions } from '../testing/imatrix-file.ts';
 import { readImatrix } from '../formats/imatrix.ts';
@@ -189,7 +190,7 @@ describe('quantlab plan / quantize --plan', () => {
     const q = await runInProcess(['quantize', STORIES, '-o', out, '--plan', planPath]);
     expect(q.code).toBe(0);
     expect(readFileSync(out).length).toBe(json.bytes);
-    const { stdout: gen } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/testing/generate-child.ts'), out, 'Once upon a time', '24'], { cwd: ROOT });
+    const { stdout: gen } = await run(process.execPath, [childScript(join(ROOT, 'src/testing/generate-child.ts')), out, 'Once upon a time', '24'], { cwd: ROOT });
     const text = (JSON.parse(gen.trim().split('\n').pop()!) as { text: string }).text;
     console.log(`stories260K plan (${json.bytes} bytes) in llama.cpp: "Once upon a time${text}"`);
     expect(text).toMatch(/^[ ,.]*[A-Za-z]+( [A-Za-z,.']+){4,}/); // words, not noise

@@ -28,6 +28,7 @@ import { llamaConfig, LlamaModel } from '../model/llama.ts';
 import { mapProvider, readLlamaWeights } from '../model/weights.ts';
 import type { PlanMode } from '../quant/presets.ts';
 import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
+import { childScript } from '../testing/child-script.ts';
 import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { BUILTIN_DATASET } from './calibrate.ts';
 import { expectQuantizeRefused, runInProcess } from './testing.ts';
@@ -209,7 +210,7 @@ describe('quantlab quantize --awq', () => {
   }, 120_000);
 
   it('the stories260K AWQ Q4_0 file writes a story in llama.cpp (node-llama-cpp)', async () => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/testing/generate-child.ts'), path('awq.gguf'), 'Once upon a time', '24'], { cwd: ROOT });
+    const { stdout } = await run(process.execPath, [childScript(join(ROOT, 'src/testing/generate-child.ts')), path('awq.gguf'), 'Once upon a time', '24'], { cwd: ROOT });
     const text = (JSON.parse(stdout.trim().split('\n').pop()!) as { text: string }).text;
     expect(text).toMatch(/^[ ,.]*[A-Za-z]+( [A-Za-z,.']+){4,}/);
   });

@@ -30,6 +30,7 @@ import { llamaConfig, LlamaModel } from '../model/llama.ts';
 import { mapProvider, readLlamaWeights } from '../model/weights.ts';
 import { quantType } from '../quant/types.ts';
 import { runLlamaCpp } from '../testing/llama-cpp-peer.ts';
+import { childScript } from '../testing/child-script.ts';
 import { writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 import { differingBlocks } from '../gpu/testing.ts';
 import { BUILTIN_DATASET } from './calibrate.ts';
@@ -166,7 +167,7 @@ describe('quantlab quantize --gptq', () => {
   });
 
   it('loads and writes a story in llama.cpp (node-llama-cpp)', async () => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/testing/generate-child.ts'), path('gptq.gguf'), 'Once upon a time', '24'], { cwd: ROOT });
+    const { stdout } = await run(process.execPath, [childScript(join(ROOT, 'src/testing/generate-child.ts')), path('gptq.gguf'), 'Once upon a time', '24'], { cwd: ROOT });
     const text = (JSON.parse(stdout.trim().split('\n').pop()!) as { text: string }).text;
     expect(text).toMatch(/^[ ,.]*[A-Za-z]+( [A-Za-z,.']+){4,}/); // words, not noise
   });

@@ -13,6 +13,7 @@ import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { expectQuantizeRefused, runInProcess } from './testing.ts';
 import { SWIFTSHADER_ICD } from '../gpu/gpu-test-setup.ts';
 import { llamaQuantize } from '../testing/llama-peer.ts';
+import { childScript } from '../testing/child-script.ts';
 import { buildGgufImatrix, toolImatrixOptions } from '../testing/imatrix-file.ts';
 import { syntheticLlamaTensors, writeSyntheticLlama } from '../testing/synthetic-llama.ts';
 
@@ -128,7 +129,7 @@ describe('quantlab quantize', () => {
 
 describe('exports of stories260K run in llama.cpp (node-llama-cpp)', () => {
   const generate = async (model: string) => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/testing/generate-child.ts'), model, 'Once upon a time', '24'], { cwd: ROOT });
+    const { stdout } = await run(process.execPath, [childScript(join(ROOT, 'src/testing/generate-child.ts')), model, 'Once upon a time', '24'], { cwd: ROOT });
     return (JSON.parse(stdout.trim().split('\n').pop()!) as { text: string }).text;
   };
 

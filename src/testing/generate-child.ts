@@ -1,6 +1,7 @@
 // Greedy text from a GGUF with real llama.cpp (node-llama-cpp), in a child process of its
 // own (one model per process: a second load in one process was seen to fail):
-//   node --import tsx src/testing/generate-child.ts MODEL.gguf PROMPT MAX_TOKENS
+//   node build/test-children/generate-child-HASH.mjs MODEL.gguf PROMPT MAX_TOKENS
+// (compiled by child-script.ts)
 // prints {"text": ...} as one JSON line. Test support only (export tests).
 import { getLlama, LlamaCompletion } from 'node-llama-cpp';
 

@@ -1,7 +1,7 @@
 // A child process around node-llama-cpp (the llama.cpp peer of docs/contracts.md): loads ONE
 // model (a second load in the same process was seen to fail), runs the requests it is
-// given and prints one JSON line. Run by llama-cpp-peer.ts as
-//   node --import tsx src/testing/llama-cpp-child.ts REQUEST.json
+// given and prints one JSON line. Run by llama-cpp-peer.ts, compiled (child-script.ts), as
+//   node build/test-children/llama-cpp-child-HASH.mjs REQUEST.json
 // Test support only: nothing under src/ outside tests imports this.
 import { readFileSync } from 'node:fs';
 import { getLlama } from 'node-llama-cpp';

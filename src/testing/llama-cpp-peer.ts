@@ -1,12 +1,13 @@
 // Runs real llama.cpp (node-llama-cpp, docs/contracts.md) on a GGUF in a child process:
 // tokenize, detokenize, greedy continuation, teacher-forced logits. One model per
-// process is the safe pattern, so every call is one `node --import tsx` child running
-// llama-cpp-child.ts. Test support only: nothing under src/ outside tests imports this.
+// process is the safe pattern, so every call is one `node` child running llama-cpp-child.ts
+// (compiled by child-script.ts). Test support only: nothing under src/ outside tests imports this.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { childScript } from './child-script.ts';
 
 export interface LlamaCppRequest {
   /** Path of the GGUF. */
@@ -45,7 +46,7 @@ export async function runLlamaCpp(request: LlamaCppRequest): Promise<LlamaCppRes
   try {
     const file = join(dir, 'request.json');
     await writeFile(file, JSON.stringify(request));
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', CHILD, file], { cwd: ROOT, maxBuffer: 256 << 20 });
+    const { stdout } = await run(process.execPath, [childScript(CHILD), file], { cwd: ROOT, maxBuffer: 256 << 20 });
     const line = stdout.trim().split('\n').pop() ?? '';
     return JSON.parse(line) as LlamaCppResponse;
   } finally {

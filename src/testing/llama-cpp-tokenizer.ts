@@ -3,14 +3,15 @@
 // with unparse_special off and on. node-llama-cpp's model.tokenize(text, special) is
 // llama_tokenize(add_special = false, parse_special = special); model.detokenize(ids,
 // special) is llama_detokenize(remove_special = false, unparse_special = special).
-// Run as a module (runLlamaCppTokenizer) or, by that function, as
-//   node --import tsx src/testing/llama-cpp-tokenizer.ts REQUEST.json
+// Run as a module (runLlamaCppTokenizer) or, by that function, compiled (child-script.ts) as
+//   node build/test-children/llama-cpp-tokenizer-HASH.mjs REQUEST.json
 // Test support only.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { childScript } from './child-script.ts';
 
 export interface LlamaCppTokenizerRequest {
   model: string;
@@ -43,7 +44,7 @@ export async function runLlamaCppTokenizer(request: LlamaCppTokenizerRequest): P
   try {
     const file = join(dir, 'request.json');
     await writeFile(file, JSON.stringify(request));
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', import.meta.filename, file], { cwd: ROOT, maxBuffer: 256 << 20 });
+    const { stdout } = await promisify(execFile)(process.execPath, [childScript(import.meta.filename), file], { cwd: ROOT, maxBuffer: 256 << 20 });
     return JSON.parse(stdout.trim().split('\n').pop() ?? '') as LlamaCppTokenizerResponse;
   } finally {
     await rm(dir, { recursive: true, force: true });
