@@ -27,9 +27,12 @@ results=$(mktemp -d)
 npm run build:wasm --silent
 # The CLI bundle (build/cli) that bin/quantlab.js runs: the tests spawn the CLI as users do.
 npm run build:cli --silent
-npx tsc --noEmit -p .
-# ESLint, with the layer rule (scripts/eslint-layers.js): a lower layer importing a higher one fails here.
+# The type check and ESLint (with the layer rule, scripts/eslint-layers.js: a lower layer
+# importing a higher one fails here) side by side: each is one single-threaded process.
+npx tsc --noEmit -p . &
+typecheck=$!
 npx eslint .
+wait "$typecheck"
 npx vitest run --reporter=default --reporter=json --outputFile="$results/unit.json"
 npm run build --silent
 PLAYWRIGHT_JSON_OUTPUT_NAME="$results/e2e.json" npx playwright test --reporter=list,json
