@@ -7,14 +7,25 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
 import type { Download, Locator, Page } from '@playwright/test';
+import { SWIFTSHADER_ICD } from '../src/gpu/swiftshader.ts';
 import { test, expect } from './fixtures.ts';
 
 const ROOT = process.cwd();
 const SAMPLE = join(ROOT, 'public/samples/stories260K.gguf');
-const STEPS = 20;
+const STEPS = 10;
 
-/** `quantlab train SAMPLE ARGS` in `cwd` (the CLI on the CPU). */
-const quantlabTrain = (args: string[], cwd: string) => execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'train', SAMPLE, ...args], { cwd, stdio: 'pipe' });
+/** `quantlab train SAMPLE ARGS --backend webgpu` in `cwd`: Dawn on SwiftShader, the page's GPU here. */
+const quantlabTrain = (args: string[], cwd: string) =>
+  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'train', SAMPLE, ...args, '--backend', 'webgpu'], { cwd, stdio: 'pipe', env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD } });
+
+/** The run was WebGPU's: the result says so, and the device counted its submits and readbacks. */
+async function expectOnWebGpu(panel: Locator) {
+  await expect(panel.getByTestId('training-backend')).toHaveAttribute('data-backend', 'webgpu');
+  await expect(panel.getByTestId('training-backend')).toContainText('on WebGPU');
+  const usage = panel.getByTestId('gpu-usage');
+  expect(Number(await usage.getAttribute('data-submits'))).toBeGreaterThan(0);
+  expect(Number(await usage.getAttribute('data-readbacks'))).toBeGreaterThan(0);
+}
 
 /** Clicks the download button and saves what the page hands over. */
 async function download(page: Page, button: Locator, to: string): Promise<Buffer> {
@@ -63,10 +74,8 @@ test('QAT in the page: live loss curve, PTQ vs QAT on held-out text, the GGUF qu
   await train(panel);
   await expect(panel.getByRole('alert')).toHaveCount(0);
 
-  const backend = panel.getByTestId('training-backend');
-  // The trainer runs on the CPU until the GPU trainer lands (the job already hands it the session's GPU).
-  await expect(backend).toHaveAttribute('data-backend', 'cpu');
-  expect(Number(await backend.getAttribute('data-steps-per-second'))).toBeGreaterThan(0);
+  await expectOnWebGpu(panel);
+  expect(Number(await panel.getByTestId('training-backend').getAttribute('data-steps-per-second'))).toBeGreaterThan(0);
   expect(await curvePoints(panel)).toBe(STEPS);
   // QAT lowers the held-out KL below rounding's (measured 0.0926 -> 0.071 at 10 steps).
   const before = await heldOut(panel, 'before', 'kl');
@@ -125,7 +134,7 @@ test('QLoRA in the page: the nf4 base alone vs with the adapter, the adapter GGU
   await page.keyboard.press('Enter');
   await expect(panel.getByRole('button', { name: 'Train', exact: true })).toBeEnabled({ timeout: 120_000 });
   await expect(panel.getByRole('alert')).toHaveCount(0);
-  await expect(panel.getByTestId('training-backend')).toHaveAttribute('data-backend', 'cpu');
+  await expectOnWebGpu(panel);
   expect(await curvePoints(panel)).toBe(STEPS);
   const base = await heldOut(panel, 'before', 'kl');
   const adapted = await heldOut(panel, 'after', 'kl');

@@ -2,7 +2,9 @@
 // model, step by step with its loss (the page's live curve), then the held-out comparison
 // (F32, rounding to nearest / the quantized base alone, after training) and the run's files,
 // produced by train/files.ts exactly as `quantlab train -o` writes them. The run is given the
-// session's GPU while the device lives (TrainingRunOptions.gpu); the result says where it ran.
+// session's GPU while the device lives (TrainingRunOptions.gpu: the steps and the held-out
+// scoring on WebGPU, src/train/gpu/); a device lost mid-run reruns it on the CPU. The result
+// says where it ran.
 import type { GpuContext } from '../../gpu/device.ts';
 import type { Backend } from '../../gpu/compute.ts';
 import type { ModelIndex } from '../../formats/model.ts';
@@ -52,7 +54,7 @@ export interface TrainingSummary {
   evalTokens: number;
   trainSeconds: number;
   stepsPerSecond: number;
-  /** Where the steps ran (the trainer's own word; 'cpu' from a trainer that does not say). */
+  /** Where the steps ran (the trainer's own word). */
   backend: Backend;
   /** What the run cost the GPU; null when the steps ran on the CPU (the device's counters would be other jobs'). */
   gpu: GpuUsage | null;
@@ -63,9 +65,6 @@ export interface TrainingSummary {
 export type TrainingRun =
   | { method: 'qat'; model: ModelIndex; mode: PlanMode; result: QatResult }
   | { method: 'qlora'; model: ModelIndex; result: QloraResult };
-
-/** The result of a trainer that reports its backend (the GPU trainer), or does not (then the CPU ran it). */
-type MaybeOnGpu<R> = R & { backend?: Backend };
 
 /** Steps per second between the first step's end and the last's (the setup before step 1 is not a step). */
 export function stepRate() {
@@ -130,20 +129,16 @@ export async function trainJob(session: Session, request: TrainRequest, ctx: Job
   };
   const common: TrainingRunOptions = { steps: request.steps, lr: request.lr, loss: request.loss, seqLen: request.seqLen, seed: request.seed, signal: ctx.signal, onStep };
   // Each attempt starts afresh (a GPU lost mid-run reruns it on the CPU), its rate too.
-  const attempt = async (gpu: GpuContext | null): Promise<{ run: TrainingRun; backend: Backend | undefined }> => {
+  const attempt = async (gpu: GpuContext | null): Promise<TrainingRun> => {
     rate.restart();
-    // The GPU trainer's option; a trainer without it ignores it.
-    const options: TrainingRunOptions & { gpu?: GpuContext } = gpu ? { ...common, gpu } : common;
-    if (request.method === 'qat') {
-      const result: MaybeOnGpu<QatResult> = await trainQat(model, { ...options, mode: request.mode });
-      return { run: { method: 'qat', model, mode: request.mode, result }, backend: result.backend };
-    }
+    const options: TrainingRunOptions = { ...common, gpu: gpu ?? undefined };
+    if (request.method === 'qat') return { method: 'qat', model, mode: request.mode, result: await trainQat(model, { ...options, mode: request.mode }) };
     const { rank, alpha, baseType, targetModules, dropout } = request;
-    const result: MaybeOnGpu<QloraResult> = await trainQlora(model, { ...options, rank, alpha, baseType, targetModules, dropout });
-    return { run: { method: 'qlora', model, result }, backend: result.backend };
+    return { method: 'qlora', model, result: await trainQlora(model, { ...options, rank, alpha, baseType, targetModules, dropout }) };
   };
   const { value, gpu } = await withGpuUsage(session, () => session.withFallback((g) => attempt(g), () => attempt(null)));
-  const { run, backend } = value.value;
+  const run = value.value;
+  const backend = run.result.backend;
   const trainSeconds = (performance.now() - t0) / 1000;
   const r = run.result;
   const summary: TrainingSummary = {
@@ -159,7 +154,7 @@ export async function trainJob(session: Session, request: TrainRequest, ctx: Job
     evalTokens: r.evalTokens,
     trainSeconds,
     stepsPerSecond: lastRate,
-    backend: backend ?? 'cpu',
+    backend,
     gpu: backend === 'webgpu' ? gpu : null,
     files: trainingFiles(run),
   };
