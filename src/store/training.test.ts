@@ -35,7 +35,8 @@ describe('runTraining', () => {
   it('grows the live curve one loss a step, then holds the result', async () => {
     const seen: number[][] = [];
     engine.train.mockImplementation(async (_request, onProgress: (p: TrainProgress) => void) => {
-      for (const [n, loss] of [[1, 0.3], [2, 0.2], [3, 0.1]]) {
+      // A run that starts over at step 1 (rerun on the CPU after a lost GPU) starts the curve over.
+      for (const [n, loss] of [[1, 0.9], [2, 0.8], [1, 0.3], [2, 0.2], [3, 0.1]]) {
         onProgress(step(n, loss));
         seen.push(useApp.getState().training.progress!.losses);
       }
@@ -43,7 +44,7 @@ describe('runTraining', () => {
     });
     await useApp.getState().runTraining();
     expect(engine.train.mock.calls[0][0]).toEqual(trainRequest(DEFAULT_TRAINING_SETTINGS));
-    expect(seen).toEqual([[0.3], [0.3, 0.2], [0.3, 0.2, 0.1]]);
+    expect(seen).toEqual([[0.9], [0.9, 0.8], [0.3], [0.3, 0.2], [0.3, 0.2, 0.1]]);
     expect(useApp.getState().training).toMatchObject({ status: 'done', progress: null, error: null, result: summary(0.05) });
   });
 

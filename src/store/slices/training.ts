@@ -99,6 +99,8 @@ export const trainingSlice: Slice<TrainingSlice> = (set, get) => ({
       keepResult: true,
       work: (onProgress) =>
         engine.train(trainRequest(settings), (p) => {
+          // Step 1 again: the run started over (a lost GPU or a crashed worker reruns it on the CPU).
+          if (p.record?.step === 1) losses.length = 0;
           if (p.record) losses.push(p.record.loss);
           onProgress({ ...p, losses: losses.slice() } as TrainingProgress);
         }),
