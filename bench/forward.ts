@@ -62,7 +62,7 @@ function prompt(n: number): number[] {
   })];
 }
 
-/** Seconds per forward of each way of summing (1 thread: f64, the default, and f32, llama.cpp's; the pool: f64). */
+/** Seconds per forward of each way of summing: f64, the default, and f32, llama.cpp's (on the pool with --threads N). */
 async function ours(file: string, tokens: number[]): Promise<Map<Accumulate, number[]>> {
   const model = await loadModel([await fileSource(file)]);
   const config = llamaConfig(model);
@@ -75,8 +75,8 @@ async function ours(file: string, tokens: number[]): Promise<Map<Accumulate, num
   const provider = mapProvider(weights);
   const out = new Map<Accumulate, number[]>();
   try {
-    for (const accumulate of pool ? (['f64'] as const) : (['f64', 'f32'] as const)) {
-      const m = new LlamaModel(config, provider, pool ? pool.linear(provider, null) : fastCpuLinear(provider, null, undefined, accumulate));
+    for (const accumulate of ['f64', 'f32'] as const) {
+      const m = new LlamaModel(config, provider, pool ? pool.linear(provider, null, accumulate) : fastCpuLinear(provider, null, undefined, accumulate));
       const seconds: number[] = [];
       for (let i = 0; i <= REPEAT; i++) {
         const t = performance.now();

@@ -32,6 +32,14 @@ describe('the forward pool (worker threads over row ranges, weights in shared me
       expect(await pooled(name, x, n, rows, cols), name).toEqual(expected);
       expect(await pooled(name, x, n, rows, cols), `${name}, again`).toEqual(expected);
     }
+    // f32 sums (bench/forward.ts --threads N times them): the workers sum as one thread does.
+    const oneF32 = fastCpuLinear(provider, packed, undefined, 'f32');
+    const pooledF32 = pool.linear(provider, packed, 'f32');
+    for (const name of ['f', 'q']) {
+      const expected = await oneF32(name, x, n, rows, cols);
+      expect(expected, name).not.toEqual(await one(name, x, n, rows, cols));
+      expect(await pooledF32(name, x, n, rows, cols), `${name}, f32 sums`).toEqual(expected);
+    }
   });
 
   it('eval on the pool (sharedWeights) gives the figures of one thread, to the bit', async () => {

@@ -6,7 +6,7 @@
 // too small to repay the posting, run in this thread.
 import { Worker } from 'node:worker_threads';
 import type { Linear, WeightProvider } from '../model/families/linear.ts';
-import { fastCpuLinear } from '../model/fast-linear.ts';
+import { fastCpuLinear, type Accumulate } from '../model/fast-linear.ts';
 import type { PackedTensor } from '../model/weights.ts';
 import { loadFastCodecs } from '../quant/fast/node.ts';
 import type { ForwardReply, ForwardRequest } from './forward-worker.ts';
@@ -85,21 +85,21 @@ export class ForwardPool {
     return id;
   }
 
-  private product(id: number, x: Float32Array, n: number, r0: number, r1: number, cols: number, worker: Worker): Promise<Float32Array> {
+  private product(id: number, x: Float32Array, n: number, r0: number, r1: number, cols: number, accumulate: Accumulate, worker: Worker): Promise<Float32Array> {
     if (this.failure) return Promise.reject(this.failure);
     const job = this.nextJob++;
     return new Promise((resolve, reject) => {
       this.pending.set(job, { resolve, reject });
-      worker.postMessage({ kind: 'product', job, id, x: x.slice(0, n * cols), n, r0, r1, cols } satisfies ForwardRequest);
+      worker.postMessage({ kind: 'product', job, id, x: x.slice(0, n * cols), n, r0, r1, cols, accumulate } satisfies ForwardRequest);
     });
   }
 
   /** y = W·x with W's rows split evenly (pairs kept together) over the workers. */
-  private async split(id: number, x: Float32Array, n: number, rows: number, cols: number): Promise<Float32Array> {
+  private async split(id: number, x: Float32Array, n: number, rows: number, cols: number, accumulate: Accumulate): Promise<Float32Array> {
     const per = Math.ceil(rows / this.threads / 2) * 2;
     const ranges: [number, number][] = [];
     for (let r = 0; r < rows; r += per) ranges.push([r, Math.min(rows, r + per)]);
-    const parts = await Promise.all(ranges.map(([r0, r1], i) => this.product(id, x, n, r0, r1, cols, this.workers[i])));
+    const parts = await Promise.all(ranges.map(([r0, r1], i) => this.product(id, x, n, r0, r1, cols, accumulate, this.workers[i])));
     const y = new Float32Array(n * rows);
     parts.forEach((part, i) => {
       const [r0, r1] = ranges[i];
@@ -109,14 +109,14 @@ export class ForwardPool {
     return y;
   }
 
-  /** fastCpuLinear's products on the workers, for tensors held in shared memory. */
-  linear(weights: WeightProvider, packed: ReadonlyMap<string, PackedTensor> | null): Linear {
-    const local = fastCpuLinear(weights, packed, 0);
+  /** fastCpuLinear's products on the workers, for tensors held in shared memory (`accumulate`: as fastCpuLinear's). */
+  linear(weights: WeightProvider, packed: ReadonlyMap<string, PackedTensor> | null, accumulate: Accumulate = 'f64'): Linear {
+    const local = fastCpuLinear(weights, packed, 0, accumulate);
     return (name, x, n, rows, cols) => {
       if (this.threads < 2 || rows * cols * n < this.minPooledWork || cols % 4 !== 0) return local(name, x, n, rows, cols);
       const p = packed?.get(name);
       const id = p ? this.tensorId(p.bytes, p.type.id, p.rows, p.cols) : this.tensorId(weights(name), 'f32', rows, cols);
-      return id === null ? local(name, x, n, rows, cols) : this.split(id, x, n, rows, cols);
+      return id === null ? local(name, x, n, rows, cols) : this.split(id, x, n, rows, cols, accumulate);
     };
   }
 

@@ -3,13 +3,13 @@
 // rows [r0, r1) of a product with the WebAssembly SIMD kernel (model/fast-linear.ts), the
 // same numbers the parent's own thread would give.
 import { parentPort } from 'node:worker_threads';
-import { f32Rows, matmulRows, packedRows, type RowSource } from '../model/fast-linear.ts';
+import { f32Rows, matmulRows, packedRows, type Accumulate, type RowSource } from '../model/fast-linear.ts';
 import { loadBuiltFastCodecs } from '../quant/fast/node.ts';
 import { quantType } from '../quant/types.ts';
 
 export type ForwardRequest =
   | { kind: 'tensor'; id: number; type: string; buffer: SharedArrayBuffer; byteOffset: number; length: number; rows: number; cols: number }
-  | { kind: 'product'; job: number; id: number; x: Float32Array; n: number; r0: number; r1: number; cols: number };
+  | { kind: 'product'; job: number; id: number; x: Float32Array; n: number; r0: number; r1: number; cols: number; accumulate: Accumulate };
 
 export type ForwardReply = { job: number; y: Float32Array } | { job: number; error: string };
 
@@ -32,7 +32,7 @@ port.on('message', (m: ForwardRequest) => {
   try {
     const rows = tensors.get(m.id);
     if (!rows) throw new Error(`forward worker: tensor ${m.id} was never shared`);
-    const y = matmulRows(rows, m.r0, m.r1, m.cols, m.x, m.n);
+    const y = matmulRows(rows, m.r0, m.r1, m.cols, m.x, m.n, m.accumulate);
     port.postMessage({ job: m.job, y } satisfies ForwardReply, [y.buffer as ArrayBuffer]);
   } catch (e) {
     port.postMessage({ job: m.job, error: e instanceof Error ? e.message : String(e) } satisfies ForwardReply);
