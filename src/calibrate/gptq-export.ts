@@ -10,7 +10,9 @@
 // sequential inputs gave the worse model (bench/gptq-inputs.ts: mean KL on the eval text
 // x0.640 of round-to-nearest's, against x0.573 from F32 inputs).
 // With a GPU (options.gpu), GPTQ runs there (gptq-gpu.ts: the Hessian and the column walk,
-// f32) while the device lives, then on the CPU (gptq.ts, f64). Act-order (options.actOrder,
+// f32) while the device lives, then on the CPU (gptq.ts, f64); on a hardware GPU (or with
+// options.residentHessians) the Hessians are summed on the resident forward pass
+// (model/gpu-stats.ts, read back once) instead of from inputs collected on the CPU. Act-order (options.actOrder,
 // static groups) runs on the CPU: the GPU walk keeps GPTQ's column order.
 // The weights are read through the export source (the GGUF's own rows: a converted
 // safetensors model's Q/K rows are permuted as convert_hf_to_gguf.py does); GPTQ treats
@@ -21,7 +23,10 @@ import { GGUF_VALUE_TYPE } from '../formats/gguf/constants.ts';
 import { ggufEntry, type GgufMetadataEntry } from '../formats/gguf/metadata.ts';
 import { type ExportPlan, type PrecomputedTensors } from '../export/plan.ts';
 import { type ExportSource, rowCount } from '../export/source.ts';
-import { chunkTokens, collectInputs, defaultChunk, linearWeightNames, openCalibrationModel, type CalibrationProgress } from './activations.ts';
+import { chunkTokens, collectInputs, colsOf, defaultChunk, layerStages, linearWeightNames, openCalibrationModel, stageWeightNames, type CalibrationModel, type CalibrationProgress } from './activations.ts';
+import { ResidentUnsupportedError } from '../model/gpu-forward.ts';
+import { residentStatistics } from '../model/gpu-stats.ts';
+import { mapProvider } from '../model/weights.ts';
 import { assertMethodSupported } from '../model/families/support.ts';
 import { BUILTIN_CALIBRATION_DATASET, CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import type { GpuContext } from '../gpu/device.ts';
@@ -61,6 +66,12 @@ export interface GptqExportOptions {
   gpu?: GpuFallback;
   /** GPTQ in act-order with static groups (gptq.ts), on the CPU. */
   actOrder?: boolean;
+  /**
+   * With a GPU: sum the Hessians on the resident forward pass (model/gpu-stats.ts) instead
+   * of collecting the inputs on the CPU. Default: on hardware adapters only (on SwiftShader
+   * the resident pass over 512-token chunks costs tens of times the CPU collection).
+   */
+  residentHessians?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: CalibrationProgress) => void;
 }
@@ -102,31 +113,35 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
   const total = chunks + names.length;
   let done = 0;
   const tick = (label: string) => options.onProgress?.({ done: ++done, total, label });
-  const inputs = await collectInputs(cm, text, chunk, {
-    only: new Set(names),
-    signal: options.signal,
-    onChunk: (d, n) => tick(`calibration text: chunk ${d} of ${n}`),
-  });
+  const onChunk = (d: number, n: number) => tick(`calibration text: chunk ${d} of ${n}`);
+  // The Hessians summed on the resident forward pass where asked (by default on a hardware
+  // GPU); otherwise, or where it cannot run the model, the inputs are collected on the CPU.
+  const live = actOrder ? undefined : options.gpu?.liveGpu();
+  const useResident = live !== undefined && (options.residentHessians ?? !live.isFallbackAdapter);
+  const resident = useResident ? await residentHessians(options.gpu!, cm, text, chunk, names, options.signal, onChunk) : null;
+  const inputs = resident ? null : await collectInputs(cm, text, chunk, { only: new Set(names), signal: options.signal, onChunk });
   const tensors = new Map<string, Uint8Array>();
   const types: GptqExport['types'] = {};
   let gpuTensors = 0;
   let device: string | undefined;
   for (const name of names) {
     if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('cancelled');
-    const x = inputs.get(name);
-    if (!x) {
+    const x = inputs?.get(name);
+    const summed = resident?.get(name);
+    if (!x && !summed) {
       tick(name);
       continue;
     }
     const { source: src, type } = byName.get(name)!;
     const cols = src.ne[0];
     const rows = rowCount(src.ne);
-    if (x.cols !== cols) throw new Error(`GPTQ: ${name} has rows of ${cols} values but inputs of ${x.cols}`);
+    const inputCols = x ? x.cols : Math.sqrt(summed!.length);
+    if (inputCols !== cols) throw new Error(`GPTQ: ${name} has rows of ${cols} values but inputs of ${inputCols}`);
     const w = await source.readF32(src, { first: 0, count: rows });
-    const onCpu = async () => GPTQ_BY_TYPE[type as GptqType](w, rows, cols, hessian(x.x, x.n, cols), { actOrder }).bytes;
+    const onCpu = async () => GPTQ_BY_TYPE[type as GptqType](w, rows, cols, summed ?? hessian(x!.x, x!.n, cols), { actOrder }).bytes;
     const onGpu = async (gpu: GpuContext) => {
       device = gpu.description;
-      return gptqOnGpu(gpu, type as GptqType, w, rows, cols, x.x, x.n);
+      return gptqOnGpu(gpu, type as GptqType, w, rows, cols, summed ?? (await gptqHessianGpu(gpu, x!.x, x!.n, cols)));
     };
     const { value, backend } = options.gpu && !actOrder ? await options.gpu.withFallback(onGpu, onCpu) : { value: await onCpu(), backend: 'cpu' };
     if (backend === 'webgpu') gpuTensors++;
@@ -146,9 +161,53 @@ export async function gptqExport(model: ModelIndex, source: ExportSource, plan: 
   return { tensors, keys, method: 'gptq', types, dataset, textTokens: tokens.length, chunk, chunks, gpu, actOrder };
 }
 
-/** GPTQ's blocks computed on the GPU (the Hessian too). */
-async function gptqOnGpu(gpu: GpuContext, type: GptqType, w: Float32Array, rows: number, cols: number, x: Float32Array, n: number): Promise<Uint8Array> {
-  const h = await gptqHessianGpu(gpu, x, n, cols);
+/** GPTQ's blocks computed on the GPU. */
+async function gptqOnGpu(gpu: GpuContext, type: GptqType, w: Float32Array, rows: number, cols: number, h: Float64Array): Promise<Uint8Array> {
   const result = await gptqQuantizeGpu(gpu, w, rows, cols, h, { grid: { kind: type } });
   return (type === 'q4_0' ? q4_0BlocksFromGpu : q4KBlocksFromGpu)(result, rows, cols);
+}
+
+/**
+ * H = 2/N·XᵀX of every weight in `names` (GGUF names), summed on the resident forward pass
+ * (model/gpu-stats.ts: one XᵀX per stage of weights reading one input, upper triangle, read
+ * back once); null where it cannot run the model or the device is lost (the caller then
+ * collects the inputs on the CPU).
+ */
+async function residentHessians(
+  gpu: GpuFallback,
+  cm: CalibrationModel,
+  text: string,
+  chunk: number,
+  names: readonly string[],
+  signal: AbortSignal | undefined,
+  onChunk: (done: number, total: number) => void,
+): Promise<Map<string, Float64Array> | null> {
+  const wanted = new Set(names);
+  const groups: { names: string[]; weights: string[]; cols: number }[] = [];
+  for (let il = 0; il < cm.config.nLayer; il++) {
+    for (const stage of layerStages(cm.config)) {
+      const stageNames = stageWeightNames(il, stage).filter((n) => wanted.has(n));
+      if (stageNames.length) groups.push({ names: stageNames, weights: stageNames.map((n) => cm.fileName(n)), cols: colsOf(cm, stageNames[0]) });
+    }
+  }
+  const { chunks } = chunkTokens(cm.tokenize(text), chunk, cm.bosId, cm.addBos);
+  const check = () => {
+    if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('cancelled');
+  };
+  const onGpu = async (g: GpuContext) => {
+    try {
+      return await residentStatistics(g, cm.config, mapProvider(cm.weights), chunks, { sums: new Map(), xtx: groups }, { check, onChunk });
+    } catch (e) {
+      if (e instanceof ResidentUnsupportedError) return null;
+      throw e;
+    }
+  };
+  const { value: r } = await gpu.withFallback(onGpu, async () => null);
+  if (!r) return null;
+  const out = new Map<string, Float64Array>();
+  for (const g of groups) {
+    const h = r.xtx.get(g.weights[0])!.map((v) => (v * 2) / r.rows);
+    for (const n of g.names) out.set(n, h);
+  }
+  return out;
 }

@@ -19,6 +19,11 @@ import { ResidentStats, residentStatistics } from '../model/gpu-stats.ts';
 import { mapProvider } from '../model/weights.ts';
 import { gaussians } from '../testing/random.ts';
 import { FAMILY_CASES, prepareCase } from '../testing/family-cases.ts';
+import { gpuCompute } from '../gpu/compute.ts';
+import { planExport } from '../export/plan.ts';
+import { exportSourceFor } from '../export/source.ts';
+import type { GpuFallback } from '../export/write.ts';
+import { gptqExport } from './gptq-export.ts';
 import { chunkTokens, colsOf, collectInputs, layerStages, linearWeightNames, openCalibrationModel, runCalibration, stageWeightNames, type CalibrationModel } from './activations.ts';
 import { CALIBRATION_STORY_TEXT } from './calibration-text.ts';
 import { hessian } from './gptq.ts';
@@ -149,6 +154,39 @@ describe('calibration statistics on the resident forward pass', () => {
         for (let a = 0; a < g.cols; a += 7) for (let b = 0; b < g.cols; b += 5) expect(got[a * g.cols + b]).toBe(got[b * g.cols + a]);
       });
     }
+    expect(gpu.uncapturedErrors).toEqual([]);
+  }, 120_000);
+
+  it('stories260K quantize --gptq on WebGPU with the Hessians of the resident pass (residentHessians, the default on hardware GPUs): Q4_0 blocks within one code or f16 scale step of those from CPU-collected inputs, one readback per chunk plus one', async () => {
+    const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
+    const source = await exportSourceFor(model);
+    const plan = planExport(source, { mode: { type: 'q4_0' } });
+    const onGpu: GpuFallback = { liveGpu: () => gpu, withFallback: async (step) => ({ value: await step(gpu, gpuCompute(gpu)!), backend: 'webgpu' }) };
+    const options = { text: TEXT, chunk: CHUNK, gpu: onGpu };
+    expect(gpu.isFallbackAdapter).toBe(true); // so the default below is the CPU-collected inputs
+    const collected = await gptqExport(model, source, plan, options);
+    const before = gpuCounters(gpu.device);
+    const resident = await gptqExport(model, source, plan, { ...options, residentHessians: true });
+    const spent = gpuCountersSince(gpu.device, before);
+    expect(resident.gpu.tensors).toBe(30);
+    expect(spent.forwardPasses).toBe(resident.chunks);
+    // The pass: a readback per chunk and one for the Hessians; then GPTQ's own per tensor (codes and grid).
+    expect(spent.readbacks).toBe(resident.chunks + 1 + 2 * 30);
+    let blocks = 0;
+    let moved = 0;
+    for (const [name, a] of resident.tensors) {
+      const b = collected.tensors.get(name)!;
+      for (let at = 0; at < a.length; at += 18) {
+        blocks++;
+        const ulps = Math.abs((a[at] | (a[at + 1] << 8)) - (b[at] | (b[at + 1] << 8)));
+        let codes = 0;
+        for (let j = at + 2; j < at + 18; j++) for (const shift of [0, 4]) codes += Math.abs(((a[j] >> shift) & 15) - ((b[j] >> shift) & 15));
+        expect(ulps, `${name} block ${at / 18}`).toBeLessThanOrEqual(1);
+        if (ulps || codes) moved++;
+      }
+    }
+    console.log(`stories260K GPTQ Q4_0, resident-pass Hessians against CPU-collected inputs: ${moved} of ${blocks} blocks differ`);
+    expect(moved / blocks).toBeLessThan(0.01);
     expect(gpu.uncapturedErrors).toEqual([]);
   }, 120_000);
 });
