@@ -43,7 +43,7 @@ function program(inputs: (Float64Array | Uint32Array | number)[]): { prog: Progr
   const bufs = inputs.map((x) => {
     const n = typeof x === 'number' ? x : x.length;
     const b = prog.buffer(n, 'in');
-    if (x instanceof Uint32Array) gpu.device.queue.writeBuffer(b, 0, x);
+    if (x instanceof Uint32Array) gpu.device.queue.writeBuffer(b, 0, x as Uint32Array<ArrayBuffer>);
     else if (x instanceof Float64Array) gpu.device.queue.writeBuffer(b, 0, Float32Array.from(x));
     return b;
   });
