@@ -13,10 +13,9 @@
 // accumulate 'f32' (opt-in): llama.cpp's numerics instead, products and sums in f32 over four
 // SIMD lanes (wasm/matmul.ts matmulSlabF32), about 3x the f64 kernel's speed; each output is
 // within a few f32 ulps of Σ|w·x| of the reference (fast-linear.test.ts states the bound),
-// the same on every machine (no fused multiply-add). Not the default, nor --activations
-// ggml's: tried 2026-12-07, f32 sums moved eval's KL figures up to 1.0e-5 relative from the
-// reference path's (stories260K Q4_K_M median KL; the test below holds 1e-6), and under ggml
-// stories260K Q8_0's KL to 1.051x llama.cpp's (activations.test.ts holds 5%; 0.985x with f64).
+// the same on every machine (no fused multiply-add). Not the default: tried 2026-12-07, f32
+// sums moved eval's KL figures up to 1.0e-5 relative from the reference path's (stories260K
+// Q4_K_M median KL; the test below holds 1e-6).
 //
 // Without the module installed (QUANTLAB_FAST_CODECS=0, or before installFastCodecs), or for
 // a column count that is not a multiple of 4, the reference matmulF32 runs.
