@@ -143,8 +143,9 @@ export const OPTION_HELP: Readonly<Record<string, { options: Readonly<Record<str
       targets: { value: 'M,...', text: 'the PEFT modules the adapters sit on with --lora: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj', default: 'q_proj,v_proj' },
       dropout: { value: 'P', text: "LoRA dropout on the adapters' input while training with --lora (seeded by --seed)", default: '0' },
       peft: { value: 'DIR', text: 'with --lora, also write the PEFT files (adapter_model.safetensors, adapter_config.json) into DIR' },
+      backend: { ...BACKEND, text: "where the steps and held-out scores run: cpu (f64) or webgpu (f32 kernels, the CPU's losses within 1e-3; --json adds the GPU's counters; --dropout needs cpu)" },
     },
-    examples: ['quantlab train model.gguf --qat q4_0 --steps 100 -o model-qat-q4_0.gguf', 'quantlab train model.gguf --lora 8 --base-type nf4 --targets q_proj,v_proj --steps 200 --lr 1e-3 --peft adapter-peft -o adapter.gguf', 'quantlab train model.gguf --preset Q2_K --steps 200 --lr 2e-4 --text stories.txt --json -o model-qat-Q2_K.gguf'],
+    examples: ['quantlab train model.gguf --qat q4_0 --steps 100 -o model-qat-q4_0.gguf', 'quantlab train model.gguf --qat q4_0 --steps 100 --backend webgpu --json -o model-qat-q4_0.gguf', 'quantlab train model.gguf --lora 8 --base-type nf4 --targets q_proj,v_proj --steps 200 --lr 1e-3 --peft adapter-peft -o adapter.gguf', 'quantlab train model.gguf --preset Q2_K --steps 200 --lr 2e-4 --text stories.txt --json -o model-qat-Q2_K.gguf'],
   },
 };
 
