@@ -10,8 +10,12 @@ export default defineConfig({
   testDir: 'e2e',
   timeout: 180_000,
   expect: { timeout: 60_000 },
-  fullyParallel: false,
-  workers: 1,
+  // Two browsers on CI's 2 cores: with one, the browser tests' ~950 CPU s were about half of
+  // CI's 1814 s, mostly on one core (docs/measurements.md, "Test suite time"). Every test has
+  // its own page and files, so tests of one file may run in either worker. E2E_WORKERS=1 on
+  // a machine shared with other runs.
+  fullyParallel: true,
+  workers: Number(process.env.E2E_WORKERS ?? 2),
   retries: 0,
   outputDir: 'test-results',
   use: {
