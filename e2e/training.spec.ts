@@ -2,7 +2,8 @@
 // loss curve drawn step by step, the held-out comparison, and downloads byte for byte the
 // files `quantlab train` writes for the same options; cancel and a diverging run keep the
 // result the user had.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
@@ -14,9 +15,15 @@ const ROOT = process.cwd();
 const SAMPLE = join(ROOT, 'public/samples/stories260K.gguf');
 const STEPS = 10;
 
-/** `quantlab train SAMPLE ARGS --backend webgpu` in `cwd`: Dawn on SwiftShader, the page's GPU here. */
-const quantlabTrain = (args: string[], cwd: string) =>
-  execFileSync('node', [join(ROOT, 'bin/quantlab.js'), 'train', SAMPLE, ...args, '--backend', 'webgpu'], { cwd, stdio: 'pipe', env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD } });
+/**
+ * `quantlab train SAMPLE ARGS --backend webgpu` in `cwd`: Dawn on SwiftShader, the page's GPU
+ * here. Started with the test and awaited at its end, so the CLI's run overlaps the page's.
+ */
+function quantlabTrain(args: string[], cwd: string) {
+  const run = promisify(execFile)('node', [join(ROOT, 'bin/quantlab.js'), 'train', SAMPLE, ...args, '--backend', 'webgpu'], { cwd, env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD } });
+  run.catch(() => {}); // awaited at the test's end; a test that fails before then leaves no unhandled rejection
+  return run;
+}
 
 /** The run was WebGPU's: the result says so, and the device counted its submits and readbacks. */
 async function expectOnWebGpu(panel: Locator) {
@@ -65,6 +72,7 @@ async function train(panel: Locator) {
 test('QAT in the page: live loss curve, PTQ vs QAT on held-out text, the GGUF quantlab train --qat writes; cancel and a diverging rate keep the result', async ({ app, page }, info) => {
   const dir = info.outputPath();
   mkdirSync(dir, { recursive: true });
+  const cli = quantlabTrain(['--qat', 'q4_0', '--steps', String(STEPS), '-o', 'cli-qat.gguf'], dir);
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Training');
@@ -104,7 +112,7 @@ test('QAT in the page: live loss curve, PTQ vs QAT on held-out text, the GGUF qu
 
   // The download is the kept run's: the CLI's file for the same options, byte for byte.
   const got = await download(page, panel.getByRole('button', { name: 'Download QAT model GGUF' }), join(dir, 'page-qat.gguf'));
-  quantlabTrain(['--qat', 'q4_0', '--steps', String(STEPS), '-o', 'cli-qat.gguf'], dir);
+  await cli;
   const want = readFileSync(join(dir, 'cli-qat.gguf'));
   expect(got.length).toBe(want.length);
   expect(got.equals(want)).toBe(true);
@@ -113,6 +121,7 @@ test('QAT in the page: live loss curve, PTQ vs QAT on held-out text, the GGUF qu
 test('QLoRA in the page: the nf4 base alone vs with the adapter, the adapter GGUF and PEFT files quantlab train --lora --peft writes; a rank of 0 is one line', async ({ app, page }, info) => {
   const dir = info.outputPath();
   mkdirSync(join(dir, 'peft'), { recursive: true });
+  const cli = quantlabTrain(['--lora', '4', '--base-type', 'nf4', '--targets', 'q_proj,v_proj', '--steps', String(STEPS), '-o', 'cli-adapter.gguf', '--peft', 'peft'], dir);
   await app.open();
   await app.loadSample();
   const panel = await app.openTab('Training');
@@ -143,7 +152,7 @@ test('QLoRA in the page: the nf4 base alone vs with the adapter, the adapter GGU
   await app.screenshot('training-qlora');
   expect(await axeViolations(page), 'the tab with a result, its chart, table and downloads').toEqual([]);
 
-  quantlabTrain(['--lora', '4', '--base-type', 'nf4', '--targets', 'q_proj,v_proj', '--steps', String(STEPS), '-o', 'cli-adapter.gguf', '--peft', 'peft'], dir);
+  await cli;
   const files = [
     ['Download LoRA adapter GGUF', 'cli-adapter.gguf'],
     ['Download PEFT adapter_model.safetensors', 'peft/adapter_model.safetensors'],
