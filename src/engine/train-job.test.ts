@@ -37,6 +37,9 @@ describe('Engine.train (the Training tab)', () => {
     const cancelled = engine.train({ method: 'qat', mode: { type: 'q4_0' }, steps: 50, seqLen: 16 }, () => engine.cancel());
     await expect(cancelled).rejects.toBeInstanceOf(CancelledError);
     await expect(engine.train({ method: 'qlora', rank: 0, baseType: 'nf4', steps: 2 })).rejects.toThrow(/rank 0 must be a whole number >= 1/);
+    // A base type whose blocks do not fit the rows (q4_K's 256 on rows of 64): one line naming the tensor.
+    const misfit = await engine.train({ method: 'qlora', rank: 2, baseType: 'q4_K', steps: 2 }).catch((e: Error) => e.message);
+    expect(misfit).toBe("QLoRA base type q4_K: 'blk.0.attn_q.weight' has rows of 64, not a multiple of its blocks of 256");
     expect((await fileOf(engine, 'stories260K-qat-q4_0.gguf')).equals(gguf)).toBe(true);
     await expect(engine.trainingFile('adapter_config.json', () => {})).rejects.toThrow("the training run has no file 'adapter_config.json'");
   });
