@@ -43,3 +43,12 @@ export async function expectQuantizeRefused(input: string, out: string, args: re
   expect(stderr.trim().split('\n')).toHaveLength(1);
   expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
 }
+
+/**
+ * A successful run off a terminal prints nothing on stderr but its progress lines (one every
+ * 10 s, so a slow machine may print some): no warning, no error.
+ */
+export function expectOnlyProgress(stderr: string): void {
+  const lines = stderr.split('\n').filter((l) => l !== '');
+  expect(lines.filter((l) => !/^train: step \d+\/\d+, loss /.test(l))).toEqual([]);
+}
