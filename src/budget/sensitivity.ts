@@ -6,7 +6,11 @@
 //   that tensor ALONE (every other weight f32) on a short calibration text, one forward
 //   per (tensor, type). Cheap: one pass over the text at once, and the matrix products
 //   that come before the tensor's first use are taken from the f32 pass (their inputs are
-//   the same bits). Results are cached by model, text, tensor and type.
+//   the same bits). Results are cached by model, text, tensor and type. Given a GPU, the
+//   probe runs on the resident forward pass instead (model/gpu-forward.ts): the F32 model
+//   uploaded once, the F32 logits kept on the GPU, each variant one tensor rewritten in place
+//   (GpuForward.setWeight) and one forward pass whose single readback is the per-position
+//   KL and argmax.
 import { cpuLinear, llamaConfig, LlamaModel, type Linear, type LlamaConfig } from '../model/llama.ts';
 import { klDivergence, logSoftmax, modelTokenizer } from '../model/eval.ts';
 import { mapProvider, readLlamaWeights } from '../model/weights.ts';
@@ -14,6 +18,8 @@ import type { ModelIndex } from '../formats/model.ts';
 import type { ExportSource } from '../export/source.ts';
 import type { Imatrix } from '../formats/imatrix.ts';
 import { quantType } from '../quant/types.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { BaseLogits, GpuForward, ResidentUnsupportedError } from '../model/gpu-forward.ts';
 import type { BudgetModel, DamageTable } from './budget.ts';
 
 export interface ScanProgress {
@@ -103,11 +109,39 @@ export interface KlMeasure {
   positions: number;
 }
 
+/** The probe's F32 model resident on a GPU: its logits kept there, its argmax per position. */
+interface ResidentProbe {
+  forward: GpuForward;
+  store: BaseLogits;
+  argmax: Int32Array;
+}
+
+/** The F32 model resident on `gpu` and its pass over `tokens`; null where it cannot run resident. */
+async function residentProbe(gpu: GpuContext, config: LlamaConfig, base: Map<string, Float32Array>, tokens: number[]): Promise<ResidentProbe | null> {
+  const positions = tokens.length - 1;
+  let forward: GpuForward | null = null;
+  let store: BaseLogits | null = null;
+  try {
+    forward = await GpuForward.create(gpu, config, mapProvider(base), null, { maxTokens: positions, capacity: tokens.length });
+    store = new BaseLogits(gpu, positions, config.nVocab);
+    const r = await forward.forward(tokens.slice(0, -1), { keep: store });
+    return { forward, store, argmax: r.argmax };
+  } catch (e) {
+    forward?.dispose();
+    store?.destroy();
+    if (e instanceof ResidentUnsupportedError) return null;
+    throw e;
+  }
+}
+
 /**
  * The F32 model on a text, and the same model with some tensors quantized: mean KL over
  * every next-token position (nats, KL(p_f32 || p_q), as model/eval.ts), top-1 agreement.
  */
 export class KlProbe {
+  /** Set by open() with a GPU the model runs on; dispose() frees it. */
+  private resident: ResidentProbe | null = null;
+
   private constructor(
     private readonly key: string,
     readonly config: LlamaConfig,
@@ -123,13 +157,24 @@ export class KlProbe {
     private readonly cols: Map<string, number>,
   ) {}
 
-  /** Reads the weights and runs the F32 model on `text` (BOS first). */
-  static async open(model: ModelIndex, text: string, imatrix?: Imatrix, maxTokens = DEFAULT_MAX_TOKENS): Promise<KlProbe> {
+  /**
+   * Reads the weights and runs the F32 model on `text` (BOS first): on `gpu`'s resident
+   * forward pass where given and the model runs there (dispose() frees it), else on the CPU.
+   */
+  static async open(model: ModelIndex, text: string, imatrix?: Imatrix, maxTokens = DEFAULT_MAX_TOKENS, gpu?: GpuContext): Promise<KlProbe> {
     const config = llamaConfig(model);
     const tokenizer = await modelTokenizer(model);
     const tokens = tokenizer.encode(text).slice(0, maxTokens);
     if (tokens.length < 2) throw new Error('the calibration text is too short (it needs a token after BOS)');
     const base = await readLlamaWeights(model, config);
+    const cols = new Map(model.tensors.map((t) => [t.name, t.shape[t.shape.length - 1] ?? 1]));
+    const resident = gpu ? await residentProbe(gpu, config, base, tokens) : null;
+    if (resident) {
+      const key = `${modelKey(model)}|${hashText(text)}:${tokens.length}|${imatrix ? `imatrix:${imatrix.entries.size}:${imatrix.chunkCount}` : 'plain'}|gpu`;
+      const probe = new KlProbe(key, config, base, tokens, [], [], [], new Map(), imatrix, cols);
+      probe.resident = resident;
+      return probe;
+    }
     const products: Float32Array[] = [];
     const firstUse = new Map<string, number>();
     const inner = cpuLinear(mapProvider(base));
@@ -150,7 +195,6 @@ export class KlProbe {
       argmaxes.push(argmaxOf(lp));
     }
     const key = `${modelKey(model)}|${hashText(text)}:${tokens.length}|${imatrix ? `imatrix:${imatrix.entries.size}:${imatrix.chunkCount}` : 'plain'}`;
-    const cols = new Map(model.tensors.map((t) => [t.name, t.shape[t.shape.length - 1] ?? 1]));
     return new KlProbe(key, config, base, tokens, logProbs, argmaxes, products, firstUse, imatrix, cols);
   }
 
@@ -178,7 +222,42 @@ export class KlProbe {
       const use = file === this.config.names.tokenEmbd ? -1 : (this.firstUse.get(file) ?? Infinity);
       firstChanged = Math.min(firstChanged, use);
     }
+    if (this.resident) return this.runResident(this.resident, values);
     return this.run(values, firstChanged);
+  }
+
+  /** measure() on the GPU: the changed tensors written in place, one pass, put back. */
+  private async runResident(r: ResidentProbe, values: Map<string, Float32Array>): Promise<KlMeasure> {
+    const changed = [...values].filter(([file, v]) => v !== this.base.get(file));
+    try {
+      for (const [file, v] of changed) r.forward.setWeight(file, v);
+      r.forward.reset();
+      const out = await r.forward.forward(this.tokens.slice(0, -1), { base: r.store });
+      const positions = this.tokens.length - 1;
+      let sum = 0;
+      let max = 0;
+      let agree = 0;
+      for (let p = 0; p < positions; p++) {
+        sum += out.kl![p];
+        max = Math.max(max, out.kl![p]);
+        if (out.argmax[p] === r.argmax[p]) agree++;
+      }
+      return { klMean: sum / positions, klMax: max, top1Agree: agree / positions, positions };
+    } finally {
+      for (const [file] of changed) r.forward.setWeight(file, this.base.get(file)!);
+    }
+  }
+
+  /** Whether measure() runs on the GPU's resident forward pass. */
+  get onGpu(): boolean {
+    return this.resident !== null;
+  }
+
+  /** Frees the GPU's copy of the model (a CPU probe has none). */
+  dispose(): void {
+    this.resident?.forward.dispose();
+    this.resident?.store.destroy();
+    this.resident = null;
   }
 
   private async run(values: Map<string, Float32Array>, firstChanged: number): Promise<KlMeasure> {

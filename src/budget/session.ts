@@ -2,6 +2,7 @@
 // sensitivity scan (sensitivity.ts: KL for a Llama the forward pass runs, the tensor
 // error otherwise), plans for targets, and the presets beside them (size, predicted and
 // measured KL). Shared by the CLI (`quantlab plan`) and the engine (the Budget tab).
+import type { GpuContext } from '../gpu/device.ts';
 import type { ModelIndex } from '../formats/model.ts';
 import { type ExportSource, exportSourceFor } from '../export/source.ts';
 import { planExport } from '../export/plan.ts';
@@ -43,6 +44,8 @@ export interface SessionOptions extends ScanOptions {
   readonly calibrationText?: string;
   /** The text plans are measured on (default EVAL_TEXT). */
   readonly evalText?: string;
+  /** Runs the KL scan's forward passes on this GPU (the resident pass, sensitivity.ts) where the model runs there. */
+  readonly gpu?: GpuContext;
 }
 
 /**
@@ -84,8 +87,14 @@ export async function openBudgetSession(model: ModelIndex, options: SessionOptio
     const damage = await errorDamage(source, budget, imatrix, options);
     return { model, source, budget, kind: 'error', damage, errors: damage, heldOut: null, imatrix: options.imatrix };
   }
-  const probe = await KlProbe.open(model, options.calibrationText ?? SCAN_TEXT, imatrix, SCAN_MAX_TOKENS);
-  const { kl, error } = await probe.scan(budget, options);
+  const probe = await KlProbe.open(model, options.calibrationText ?? SCAN_TEXT, imatrix, SCAN_MAX_TOKENS, options.gpu);
+  let scanned;
+  try {
+    scanned = await probe.scan(budget, options);
+  } finally {
+    probe.dispose();
+  }
+  const { kl, error } = scanned;
   const heldOut = await KlProbe.open(model, options.evalText ?? EVAL_TEXT, imatrix);
   return { model, source, budget, kind: 'kl', damage: kl, errors: error, heldOut, imatrix: options.imatrix };
 }

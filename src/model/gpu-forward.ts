@@ -249,7 +249,8 @@ export class GpuForward {
   }
 
   private uploadBytes(label: string, bytes: Uint8Array, size = bytes.length): GPUBuffer {
-    const b = this.gpu.device.createBuffer({ label: `forward.${label}`, size: Math.max(16, Math.ceil(size / 4) * 4), usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+    // COPY_DST: setWeight rewrites an f32 tensor in place (the budget scan's one-tensor variants).
+    const b = this.gpu.device.createBuffer({ label: `forward.${label}`, size: Math.max(16, Math.ceil(size / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
     new Uint8Array(b.getMappedRange()).set(bytes);
     b.unmap();
     this.buffers.push(b);
@@ -625,6 +626,24 @@ export class GpuForward {
       this.paramsBuf = this.buffer('params', this.paramsCapacity * SLOT, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     }
     return this.paramsBuf;
+  }
+
+  /**
+   * Replaces the values of matrix `name`, uploaded as f32 (the model was created without its
+   * packed blocks), in place: the budget scan measures one tensor's quantization at a time on
+   * one resident F32 model. The token embedding's gather copy follows where it is that tensor.
+   */
+  setWeight(name: string, values: Float32Array): void {
+    if (this.disposed) throw new Error('GpuForward: used after dispose()');
+    const w = this.weights.get(name);
+    const embed = name === this.config.names.tokenEmbd;
+    if (!w && !embed) throw new Error(`setWeight: '${name}' is not a matrix of this model`);
+    const [type, rows, cols] = w ? [w.type, w.rows, w.cols] : [this.embed.type, this.config.nVocab, this.config.nEmbd];
+    if (type.id !== 'f32') throw new Error(`setWeight: '${name}' is held as ${type.id}, not f32`);
+    if (values.length !== rows * cols) throw new RangeError(`setWeight: '${name}' takes ${rows} x ${cols} values, not ${values.length}`);
+    const { queue } = this.gpu.device;
+    for (const ch of w?.chunks ?? []) queue.writeBuffer(ch.buffer, 0, values.buffer, values.byteOffset + ch.r0 * cols * 4, ch.rows * cols * 4);
+    if (embed) queue.writeBuffer(this.embed.buffer, 0, values.buffer, values.byteOffset, values.byteLength);
   }
 
   /** Empties the KV cache (a new sequence). */
