@@ -11,10 +11,10 @@
 // warm-up evaluation excluded for both, then --repeat timed ones; prints each time, the median's
 // tokens/s and the ratio of medians, for quantlab's two ways of summing:
 //   default (f64 sums)  what eval and the CLI run: the reference's figures to an f32 ulp
-//   f32 sums            llama.cpp's own arithmetic for F32 weights (f32 products and sums);
-//                       opt-in (fastCpuLinear accumulate 'f32'), not used by eval: its logits move
-//                       eval's KL figures ~1e-5 relative, past the 1e-6 fast-linear.test.ts holds
-// (F32 weights: llama.cpp quantizes no activations, so --activations ggml would compute the same).
+//   f32 sums            llama.cpp's own arithmetic for F32 weights (f32 products and sums): what
+//                       `eval --activations ggml` runs on F32 weights (fast-linear.ts Sums; llama.cpp
+//                       quantizes no activations for them). Not the default: its logits move eval's
+//                       KL figures ~1e-5 relative, past the 1e-6 fast-linear.test.ts holds.
 // Peak RSS: this process's after quantlab's passes (the file write streams one tensor at a time;
 // the f32 weights are the bulk), llama.cpp's child's. Then `quantlab eval --presets Q4_K_M` (a short text) and `quantlab
 // quantize --preset Q4_K_M` on it under /usr/bin/time -v: wall time and peak RSS. The load
@@ -112,7 +112,7 @@ function timed(label: string, argv: string[]): void {
 
 /** The median of the timed runs (the lower middle one of an even count). */
 const median = (s: number[]) => [...s].sort((a, b) => a - b)[Math.floor((s.length - 1) / 2)];
-const MODE: Record<Accumulate, string> = { f64: 'default (f64 sums)', f32: 'f32 sums (opt-in)' };
+const MODE: Record<Accumulate, string> = { f64: 'default (f64 sums)', f32: 'f32 sums (--activations ggml)' };
 const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 
 async function main(): Promise<void> {

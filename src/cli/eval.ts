@@ -18,6 +18,7 @@ import { ForwardPool } from './forward-pool.ts';
 import { KL_OPTIONS, klEvalOptions, klJson, klText, saveKlBase } from './eval-kl.ts';
 import type { WeightProvider } from '../model/families/linear.ts';
 import type { QuantizedWeights } from '../model/weights.ts';
+import type { Sums } from '../model/fast-linear.ts';
 
 const DEFAULT_GREEDY_TOKENS = 32;
 
@@ -81,7 +82,7 @@ export const evalCommand: Command = {
     await session.load(await openFiles(positionals));
     // --threads N: the CPU products on N worker threads, the weights in shared memory (forward-pool.ts).
     const pool = threads > 1 ? await ForwardPool.start(threads) : null;
-    const cpu = pool ? { linear: (_c: unknown, weights: WeightProvider, q: QuantizedWeights | null) => pool.linear(weights, q?.packed ?? null), sharedWeights: true } : {};
+    const cpu = pool ? { linear: (_c: unknown, weights: WeightProvider, q: QuantizedWeights | null, sums: Sums) => pool.linear(weights, q?.packed ?? null, sums), sharedWeights: true } : {};
     // --lora: the adapter around every model's products, the baseline's included (docs/lora.md).
     if (values.lora !== undefined) {
       if (backend === 'webgpu') throw new UsageError('--lora runs on the CPU only (leave out --backend webgpu)');
@@ -91,7 +92,10 @@ export const evalCommand: Command = {
       const adapter = await loadAdapterForProducts(values.lora, session.loadedModel());
       const scale = parseLoraScale(values['lora-scale']);
       const inner = cpu.linear;
-      Object.assign(cpu, { linear: (_c: unknown, weights: WeightProvider, q: QuantizedWeights | null) => loraLinear(inner ? inner(_c, weights, q) : fastCpuLinear(weights, q?.packed ?? null), adapter, scale) });
+      Object.assign(cpu, {
+        linear: (_c: unknown, weights: WeightProvider, q: QuantizedWeights | null, sums: Sums) =>
+          loraLinear(inner ? inner(_c, weights, q, sums) : fastCpuLinear(weights, q?.packed ?? null, undefined, sums), adapter, scale),
+      });
     } else if (values['lora-scale'] !== undefined) throw new UsageError('--lora-scale needs --lora');
     let job;
     try {

@@ -6,7 +6,7 @@
 // too small to repay the posting, run in this thread.
 import { Worker } from 'node:worker_threads';
 import type { Linear, WeightProvider } from '../model/families/linear.ts';
-import { fastCpuLinear, type Accumulate } from '../model/fast-linear.ts';
+import { accumulateOf, fastCpuLinear, type Accumulate, type Sums } from '../model/fast-linear.ts';
 import type { PackedTensor } from '../model/weights.ts';
 import { loadFastCodecs } from '../quant/fast/node.ts';
 import type { ForwardReply, ForwardRequest } from './forward-worker.ts';
@@ -109,14 +109,14 @@ export class ForwardPool {
     return y;
   }
 
-  /** fastCpuLinear's products on the workers, for tensors held in shared memory (`accumulate`: as fastCpuLinear's). */
-  linear(weights: WeightProvider, packed: ReadonlyMap<string, PackedTensor> | null, accumulate: Accumulate = 'f64'): Linear {
-    const local = fastCpuLinear(weights, packed, 0, accumulate);
+  /** fastCpuLinear's products on the workers, for tensors held in shared memory (`sums`: as fastCpuLinear's). */
+  linear(weights: WeightProvider, packed: ReadonlyMap<string, PackedTensor> | null, sums: Sums = 'f64'): Linear {
+    const local = fastCpuLinear(weights, packed, 0, sums);
     return (name, x, n, rows, cols) => {
       if (this.threads < 2 || rows * cols * n < this.minPooledWork || cols % 4 !== 0) return local(name, x, n, rows, cols);
       const p = packed?.get(name);
       const id = p ? this.tensorId(p.bytes, p.type.id, p.rows, p.cols) : this.tensorId(weights(name), 'f32', rows, cols);
-      return id === null ? local(name, x, n, rows, cols) : this.split(id, x, n, rows, cols, accumulate);
+      return id === null ? local(name, x, n, rows, cols) : this.split(id, x, n, rows, cols, accumulateOf(sums, p !== undefined));
     };
   }
 

@@ -15,7 +15,7 @@ import { EVAL_PROMPT, EVAL_TEXT } from './eval-text.ts';
 import { SpmTokenizer, spmVocabFromModelProto, type Tokenizer } from './tokenizer.ts';
 import { tokenizerFromGguf } from './tokenizer-gguf.ts';
 import { tokenizerFromHf } from './tokenizer-hf.ts';
-import { fastCpuLinear } from './fast-linear.ts';
+import { fastCpuLinear, sumsFor, type Sums } from './fast-linear.ts';
 import { absMaxRecorder, activationLinear, type ActivationMode } from './activations.ts';
 import { mapProvider, planForModel, quantizedProvider, quantizeWeights, readLlamaWeights, type QuantizedWeights } from './weights.ts';
 import type { GpuContext } from '../gpu/device.ts';
@@ -51,7 +51,7 @@ export interface EvalOptions {
    * seam where a GPU path plugs in (llama.ts `Linear`; gpu-linear.ts). A Linear with a
    * `dispose()` method (a GPU linear's weight buffers) is disposed once its model is done.
    */
-  linear?: (config: LlamaConfig, weights: WeightProvider, quantized: QuantizedWeights | null) => Linear;
+  linear?: (config: LlamaConfig, weights: WeightProvider, quantized: QuantizedWeights | null, sums: Sums) => Linear;
   /**
    * How each preset's products see their inputs (activations.ts; default 'f32'). The F32
    * baseline always runs in f32, so a preset's KL holds the weights' and the activations' effect.
@@ -371,7 +371,9 @@ export async function evaluateModel(checkpoint: ModelIndex, options: EvalOptions
   const makeModel = (provider: WeightProvider, quantized: QuantizedWeights | null, wrap: (l: Linear) => Linear = (l) => l) => {
     // Default: the fast CPU products (WebAssembly SIMD, one ulp of the reference at most), a
     // preset's converted tensors multiplied from their packed blocks (fast-linear.ts).
-    const linear = options.linear?.(config, provider, quantized) ?? fastCpuLinear(provider, quantized?.packed ?? null);
+    // --activations ggml: llama.cpp's sums too, the F32 pass's included (fast-linear.ts Sums; a CPU `linear` is handed them).
+    const sums = sumsFor(options.activations);
+    const linear = options.linear?.(config, provider, quantized, sums) ?? fastCpuLinear(provider, quantized?.packed ?? null, undefined, sums);
     const release = () => {
       resident.release();
       (linear as { dispose?: () => void } | undefined)?.dispose?.();

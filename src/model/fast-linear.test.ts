@@ -11,7 +11,7 @@ import { writeFamilyGguf } from '../testing/family-gguf.ts';
 import { fixture } from '../formats/testing.ts';
 import { evaluateModel } from './eval.ts';
 import { cpuLinear, matmulF32 } from './families/linear.ts';
-import { f32Rows, fastCpuLinear, fastMatmulAvailable, matmulRows, packedRows, slabRows } from './fast-linear.ts';
+import { f32Rows, fastCpuLinear, fastMatmulAvailable, matmulRows, packedRows, slabRows, type Sums } from './fast-linear.ts';
 
 /** Distance in f32 ulps between two finite f32 values of the same sign. */
 function ulps(a: number, b: number): number {
@@ -203,5 +203,33 @@ describe("fast CPU matrix products with f32 sums (accumulate 'f32', llama.cpp's 
     for (const budget of [0, undefined]) expect(fastCpuLinear(weights, packed, budget, 'f32')('w', x, n, rows, cols)).toEqual(f32Sums);
     expect(fastCpuLinear(weights, null, undefined, 'f32')('f', x, n, rows, cols)).toEqual(matmulRows(f32Rows(w, cols), 0, rows, cols, x, n, 'f32'));
     expect(fastCpuLinear(weights, packed)('w', x, n, rows, cols)).toEqual(matmulRows(f32Rows(deq, cols), 0, rows, cols, x, n));
+    // 'ggml': llama.cpp's sums by weight type: f32 for F32 weights, f64 for packed ones.
+    const ggml = fastCpuLinear(weights, packed, undefined, 'ggml');
+    expect(ggml('f', x, n, rows, cols)).toEqual(matmulRows(f32Rows(w, cols), 0, rows, cols, x, n, 'f32'));
+    expect(ggml('w', x, n, rows, cols)).toEqual(matmulRows(f32Rows(deq, cols), 0, rows, cols, x, n));
+  });
+
+  it("eval hands a CPU linear 'ggml' sums under --activations ggml (the F32 pass's included), the f64 sums otherwise", async () => {
+    const model = await loadModel([await fixture('stories260K.gguf')]);
+    const run = async (activations: 'ggml' | 'f32') => {
+      const seen = new Set<Sums>();
+      const r = await evaluateModel(model, {
+        presets: ['F32'],
+        activations,
+        greedyTokens: 0,
+        chunk: 64,
+        linear: (_c, w, q, sums) => {
+          seen.add(sums);
+          return fastCpuLinear(w, q?.packed ?? null, undefined, sums);
+        },
+      });
+      return { seen: [...seen], ppl: r.f32.ppl, kl: r.results[0].klMean };
+    };
+    const [ggml, f32] = [await run('ggml'), await run('f32')];
+    expect(ggml.seen).toEqual(['ggml']);
+    expect(f32.seen).toEqual(['f64']);
+    expect(ggml.kl).toBe(0); // F32 weights: both passes sum alike
+    expect(ggml.ppl).not.toBe(f32.ppl);
+    expect(Math.abs(ggml.ppl / f32.ppl - 1)).toBeLessThan(1e-5);
   });
 });

@@ -10,7 +10,7 @@
 // ~1e-16 relative, so only a value next to an f32 rounding boundary can round the other
 // way). Eval's KL figures stay within 1e-6 relative of the reference path (fast-linear.test.ts).
 //
-// accumulate 'f32' (opt-in): llama.cpp's numerics instead, products and sums in f32 over four
+// accumulate 'f32' (F32 weights under --activations ggml: see Sums): llama.cpp's numerics instead, products and sums in f32 over four
 // SIMD lanes (wasm/matmul.ts matmulSlabF32), about 3x the f64 kernel's speed; each output is
 // within a few f32 ulps of Σ|w·x| of the reference (fast-linear.test.ts states the bound),
 // the same on every machine (no fused multiply-add). Not the default: tried 2026-12-07, f32
@@ -21,6 +21,7 @@
 // a column count that is not a multiple of 4, the reference matmulF32 runs.
 import { wasmMatmulExports } from '../quant/fast/wasm-codecs.ts';
 import type { QuantType } from '../quant/types.ts';
+import type { ActivationMode } from './activations.ts';
 import { matmulF32, type Linear, type WeightProvider } from './families/linear.ts';
 import type { PackedTensor } from './weights.ts';
 
@@ -30,6 +31,24 @@ const WASM_PAGE = 65536;
 
 /** How a product sums: in f64 (the reference's figures, to an ulp) or in f32 (llama.cpp's, faster). */
 export type Accumulate = 'f64' | 'f32';
+
+/**
+ * How a Linear sums each product: one Accumulate for every tensor, or 'ggml', llama.cpp's
+ * choice by weight type: f32 sums for F32 weights (llama.cpp's vec_dot_f32: it quantizes no
+ * activations for them), f64 for packed ones (llama.cpp sums their integer block products
+ * exactly; the f64 sum of the decoded products is the nearer figure).
+ */
+export type Sums = Accumulate | 'ggml';
+
+/** The Accumulate of one product under `sums`, for packed or F32 weights. */
+export function accumulateOf(sums: Sums, packed: boolean): Accumulate {
+  return sums === 'ggml' ? (packed ? 'f64' : 'f32') : sums;
+}
+
+/** The sums of an activation mode's products: llama.cpp's ('ggml') under --activations ggml, the reference's (f64) under every other. */
+export function sumsFor(activations: ActivationMode | undefined): Sums {
+  return activations === 'ggml' ? 'ggml' : 'f64';
+}
 
 /** Rows [r0, r1) of a weight matrix as f32, written into `out` (length (r1 - r0) × cols). */
 export type RowSource = (r0: number, r1: number, out: Float32Array) => void;
@@ -107,13 +126,13 @@ export const DECODED_BUDGET_BYTES = 256 * 1024 * 1024;
  * decoded from them, every other tensor from `weights` as f32. Decoded tensors are kept
  * while they fit `decodedBudgetBytes` (a small model decodes each tensor once); past it, a
  * tensor is decoded slab by slab in every product and never held as f32 whole.
- * `accumulate`: see Accumulate (the reference's f64 sums unless asked).
+ * `sums`: see Sums (the reference's f64 sums unless asked).
  */
 export function fastCpuLinear(
   weights: WeightProvider,
   packed: ReadonlyMap<string, PackedTensor> | null = null,
   decodedBudgetBytes = DECODED_BUDGET_BYTES,
-  accumulate: Accumulate = 'f64',
+  sums: Sums = 'f64',
 ): Linear {
   const decoded = new Map<string, Float32Array>();
   let decodedBytes = 0;
@@ -127,11 +146,12 @@ export function fastCpuLinear(
         decoded.set(name, w);
         decodedBytes += w.byteLength;
       }
+      const accumulate = accumulateOf(sums, true);
       return w ? product(w, rows, cols, x, n, accumulate) : matmulRows(packedRows(p), 0, rows, cols, x, n, accumulate);
     }
     const w = weights(name);
     if (w.length !== rows * cols) throw new Error(`tensor '${name}' has ${w.length} values, expected ${rows} x ${cols}`);
-    return product(w, rows, cols, x, n, accumulate);
+    return product(w, rows, cols, x, n, accumulateOf(sums, false));
   };
 }
 
