@@ -3,10 +3,12 @@
 //   node build/test-children/generate-child-HASH.mjs MODEL.gguf PROMPT MAX_TOKENS
 // (compiled by child-script.ts)
 // prints {"text": ...} as one JSON line. Test support only (export tests).
-import { getLlama, LlamaCompletion } from 'node-llama-cpp';
+import { pinLlamaCpuKernels } from './llama-cpu-pin.ts';
 
 async function main(): Promise<void> {
   const [modelPath, prompt, maxTokens] = process.argv.slice(2);
+  pinLlamaCpuKernels();
+  const { getLlama, LlamaCompletion } = await import('node-llama-cpp');
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
   const model = await llama.loadModel({ modelPath });
   const context = await model.createContext({ contextSize: 256, threads: 1 });

@@ -4,11 +4,13 @@
 //   node build/test-children/llama-cpp-child-HASH.mjs REQUEST.json
 // Test support only: nothing under src/ outside tests imports this.
 import { readFileSync } from 'node:fs';
-import { getLlama } from 'node-llama-cpp';
+import { pinLlamaCpuKernels } from './llama-cpu-pin.ts';
 import type { LlamaCppRequest, LlamaCppResponse } from './llama-cpp-peer.ts';
 
 async function main(): Promise<void> {
   const request = JSON.parse(readFileSync(process.argv[2], 'utf8')) as LlamaCppRequest;
+  pinLlamaCpuKernels();
+  const { getLlama } = await import('node-llama-cpp');
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
   const model = await llama.loadModel({ modelPath: request.model });
   const out: LlamaCppResponse = { tokenize: [], detokenize: [], greedy: [], logits: [] };
