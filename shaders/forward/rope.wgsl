@@ -21,6 +21,8 @@ struct RopeParams {
 }
 
 override WG_SIZE: u32 = 64u;
+// gemma: rotate in double-f32 (forward/df.wgsl composed before this file); else plain f32.
+override ROPE_DF: bool = false;
 
 @group(0) @binding(0) var<storage, read> rp_src: array<f32>;
 @group(0) @binding(1) var<storage, read> rp_cs: array<f32>;
@@ -29,6 +31,7 @@ override WG_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WG_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  fp_barrier = rp_p._a;
   let idx = gid.x + gid.y * (65535u * WG_SIZE);
   let hd = rp_p.head_dim;
   if (idx >= rp_p.n * rp_p.heads * hd) {
@@ -58,7 +61,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let s = rp_cs[cs + 2u * i + 1u];
     let x0 = rp_src[so + i0];
     let x1 = rp_src[so + i1];
-    v = select(x0 * s + x1 * c, x0 * c - x1 * s, j == i0);
+    if (ROPE_DF) {
+      // x0 c - x1 s (or x0 s + x1 c) from exact products, rounded once (the CPU's f64).
+      v = df_round(select(df_add(df_two_prod(x0, s), df_two_prod(x1, c)), df_add(df_two_prod(x0, c), -df_two_prod(x1, s)), j == i0));
+    } else {
+      v = select(x0 * s + x1 * c, x0 * c - x1 * s, j == i0);
+    }
   }
   rp_dst[rp_p.dst_off + t * rp_p.dst_stride + h * hd + j] = v;
 }

@@ -2,7 +2,8 @@
 // sums over the same dequantized weights), on Dawn + SwiftShader: logits, NLL, KL and
 // argmax of every position within 1e-5 relative, for stories260K under F32, Q8_0 and Q4_0,
 // a llama with rows of 256 under Q4_K_M (K-quants in the kernel and the gather), and one
-// tiny model of each family (gemma's GeGLU gate rounded as the CPU's: matmul_dot2.wgsl);
+// tiny model of each family, and gemma2/gemma3 under Q8_0, Q4_0 and Q4_K_M (gemma's layers
+// rounded as the CPU's f64: forward/df.wgsl, matmul_dot2.wgsl);
 // identical run to run; one submit and one readback per chunk.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -239,5 +240,26 @@ describe('the resident forward pass against the CPU reference', () => {
       const g = await gpuPass(p.config, v, p.tokens, 8);
       expectMatches(c.label, g, cpu, p.tokens, p.config.nVocab);
     }
+  }, 120_000);
+
+  it("gemma2 and gemma3 quantized (Q8_0, Q4_0, Q4_K_M): logits within 1e-5 of the CPU pass (GeGLU's f16 input rounded as the CPU's)", async () => {
+    const failures: string[] = [];
+    for (const c of FAMILY_CASES.filter((f) => f.gguf.family.startsWith('gemma'))) {
+      const p = await prepareCase(c);
+      const model = await loadModel([await fileSource(p.path)]);
+      const vs = await variants(model, p.config, ['Q8_0', 'Q4_0', 'Q4_K_M']);
+      for (const [preset, v] of vs) {
+        if (preset === 'F32') continue;
+        const cpu = await cpuLogits(p.config, v, p.tokens);
+        const g = await gpuPass(p.config, v, p.tokens, 8);
+        try {
+          expectMatches(`${c.gguf.family} ${preset}`, g, cpu, p.tokens, p.config.nVocab);
+          if (c.gguf.family === 'gemma2' && preset === 'Q4_0') expect((await gpuPass(p.config, v, p.tokens, 8)).logits).toEqual(g.logits); // run to run
+        } catch (e) {
+          failures.push((e as Error).message); // every case measured before failing
+        }
+      }
+    }
+    expect(failures).toEqual([]);
   }, 120_000);
 });

@@ -20,8 +20,9 @@
 //
 // Numerics: f32 everywhere (the CPU reference sums in f64): logits within ~1e-6 relative
 // of the CPU pass; every reduction is a fixed tree, so results are identical run to run.
-// GeGLU's gate product alone is summed near-exactly and rounded once, as the CPU's
-// (forward/matmul_dot2.wgsl): its f16 rounding turns an f32 ulp into an f16 step.
+// Gemma (GeGLU, whose f16 rounding turns an f32 ulp into an f16 step) rounds its layers as
+// the CPU's f64 does: RMSNorm, RoPE and attention in double-f32 (forward/df.wgsl), the layer
+// products summed near-exactly and rounded once (forward/matmul_dot2.wgsl).
 import { countForwardPass, mapRead, submit } from '../gpu/counters.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { withErrorScopes } from '../gpu/dispatch.ts';
@@ -187,6 +188,11 @@ export interface GpuForwardOptions {
 /** The activation modes the resident pass runs (activations.ts's ActivationMode). */
 export const RESIDENT_ACTIVATIONS = ['f32', 'ggml'] as const;
 export type ResidentActivations = (typeof RESIDENT_ACTIVATIONS)[number];
+
+/** Gemma's FFN: GeGLU, whose f16 GELU table makes the layers round as the CPU's (program()). */
+function hasGeglu(c: ModelConfig): boolean {
+  return c.family === 'gemma2' || c.family === 'gemma3';
+}
 
 /** forward/act_round.wgsl's kind for a vec_dot_type; 0: no rounding (f32). */
 function roundKind(vecDot: VecDotType): number {
@@ -367,7 +373,8 @@ export class GpuForward {
       up: f('up', T * c.nFf),
       ffn: f('ffn', T * c.nFf),
       logits: f('logits', T * c.nVocab),
-      scores: f('scores', T * c.nHead * capacity),
+      // gemma's attention_df.wgsl keeps each score as (hi, lo).
+      scores: f('scores', T * c.nHead * capacity * (hasGeglu(c) ? 2 : 1)),
       // A product's input rounded to its vec_dot_type (activations 'ggml' only).
       rounded: f('rounded', this.options.activations === 'ggml' ? T * Math.max(d, qDim, c.nFf) : 4),
       tokens: f('tokens', T),
@@ -383,8 +390,7 @@ export class GpuForward {
       this.vCache.push(f(`v${il}`, capacity * kvDim));
     }
     this.baseDummy = f('base-dummy', 4);
-    const geglu = c.family === 'gemma2' || c.family === 'gemma3';
-    const table = geglu ? geluF16Table() : new Float32Array(4);
+    const table = hasGeglu(c) ? geluF16Table() : new Float32Array(4);
     this.gelu = this.uploadBytes('gelu', new Uint8Array(table.buffer, table.byteOffset, table.byteLength));
     this.readback = this.buffer('readback', T * 16 + T * c.nVocab * 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
   }
@@ -424,10 +430,16 @@ export class GpuForward {
     const kvDim = c.nHeadKv * c.headDim;
     // The kernel configuration for the chunk size: one program serves every chunk of 2..maxTokens.
     const nMm = decode ? 1 : Math.max(2, this.options.maxTokens);
+    // GeGLU rounds the gate to f16 (ggml's GELU table): an f32 ulp of difference anywhere
+    // upstream that lands at an f16 rounding boundary becomes an f16 step. So gemma's
+    // layers (norms, RoPE, attention, products) round once from double-f32 or near-exact
+    // sums, as the CPU reference's f64 does (forward/df.wgsl, matmul_dot2.wgsl).
+    const geglu = hasGeglu(c);
+    const df = ['lib/rounding.wgsl', 'forward/df.wgsl'];
     const [norm, rope, attn, act, add, scores, round] = await Promise.all([
-      this.simple('rmsnorm', ['forward/rmsnorm.wgsl']),
-      this.simple('rope', ['forward/rope.wgsl']),
-      this.simple('attention', ['forward/tanh.wgsl', 'forward/attention.wgsl'], this.reduceWg(WG)),
+      geglu ? this.simple('rmsnorm_df', [...df, 'forward/rmsnorm_df.wgsl']) : this.simple('rmsnorm', ['forward/rmsnorm.wgsl']),
+      getPipeline(this.gpu.device, { name: `forward.rope${geglu ? '_df' : ''}`, code: () => composeShader([...df, 'forward/rope.wgsl']), constants: { WG_SIZE: WG, ROPE_DF: geglu ? 1 : 0 } }),
+      geglu ? this.simple('attention_df', [...df, 'forward/attention_df.wgsl'], this.reduceWg(WG)) : this.simple('attention', ['forward/tanh.wgsl', 'forward/attention.wgsl'], this.reduceWg(WG)),
       this.simple('ffn_act', ['lib/f16.wgsl', 'forward/ffn_act.wgsl']),
       this.simple('add', ['forward/tanh.wgsl', 'forward/add.wgsl']),
       this.simple('scores', ['forward/scores.wgsl'], SCORE_WG),
@@ -486,7 +498,8 @@ export class GpuForward {
       return a.rounded;
     };
     const mmConfigs = new Map<string, MatmulConfig>();
-    const mmStep = async (name: string, input: GPUBuffer, y: GPUBuffer, rounding: 'f32' | 'exact' = 'f32') => {
+    const layerRounding = geglu ? 'exact' : 'f32';
+    const mmStep = async (name: string, input: GPUBuffer, y: GPUBuffer, rounding: 'f32' | 'exact' = layerRounding) => {
       const w = this.weights.get(name)!;
       const x = this.options.activations === 'ggml' ? roundStep(name, input, w.type, w.cols) : input;
       const key = `${w.type.id}|${w.cols}`;
@@ -526,7 +539,6 @@ export class GpuForward {
       });
     };
 
-    const geglu = c.family === 'gemma2' || c.family === 'gemma3';
     for (let il = 0; il < c.nLayer; il++) {
       const L = c.names.layers[il];
       normStep(`attn.${il}`, a.x, L.attnNorm, a.h, 1, d);
@@ -574,9 +586,7 @@ export class GpuForward {
       normStep(`ffn.${il}`, a.x, L.ffnNorm, a.h, 1, d);
       let g: Src, up: Src;
       if (L.gate) {
-        // GeGLU rounds the gate to f16 (ggml's GELU table): an f32 sum's ulp of difference at
-        // an f16 rounding boundary becomes an f16 step, so its gate is rounded as the CPU's.
-        await mmStep(L.gate, a.h, a.gate, geglu ? 'exact' : 'f32');
+        await mmStep(L.gate, a.h, a.gate);
         await mmStep(L.up, a.h, a.up);
         g = { buf: a.gate, stride: c.nFf, off: 0 };
         up = { buf: a.up, stride: c.nFf, off: 0 };
@@ -599,7 +609,7 @@ export class GpuForward {
       } else addStep(`res-ffn.${il}`, a.x, a.tmp, null);
     }
     normStep('output', a.x, c.names.outputNorm, a.h, 1, d);
-    await mmStep(c.names.output, a.h, a.logits);
+    await mmStep(c.names.output, a.h, a.logits, 'f32'); // past the last GeGLU
     if (c.finalSoftcap > 0) addStep('softcap', a.logits, a.tmp, c.nVocab, c.finalSoftcap); // y unused
     const baseBuf = base?.buffer ?? this.baseDummy;
     push({
