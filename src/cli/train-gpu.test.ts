@@ -1,6 +1,7 @@
 // `quantlab train --backend webgpu --json`: QAT and QLoRA on stories260K run their steps on
 // WebGPU (Dawn; SwiftShader here) and report where ("backend") and what it cost the GPU
-// ("gpu": a submit and a readback per step at least), with the CPU run's losses within 1e-3;
+// ("gpu": a submit and a readback per step at least, a forward pass per step and per held-out
+// score), with the CPU run's losses within 1e-3;
 // the QAT file written is the one the CPU-side export makes of the GPU's blocks.
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -26,7 +27,7 @@ async function trainJson(args: readonly string[], out: string) {
   const r = await runInProcess(['train', STORIES, ...args, '--steps', String(STEPS), '--seq', '16', '--json', '-o', out]);
   expect(r.code, r.stderr).toBe(0);
   expect(existsSync(out)).toBe(true);
-  return JSON.parse(r.stdout) as { backend: string; losses: number[]; gpu?: { adapter: string; submits: number; readbacks: number; bytes_read_back: number } };
+  return JSON.parse(r.stdout) as { backend: string; losses: number[]; gpu?: { adapter: string; forward_passes: number; submits: number; readbacks: number; bytes_read_back: number } };
 }
 
 describe('quantlab train --backend webgpu', () => {
@@ -43,6 +44,8 @@ describe('quantlab train --backend webgpu', () => {
       expect(web.gpu!.adapter).toMatch(/\S/);
       expect(web.gpu!.submits).toBeGreaterThanOrEqual(STEPS);
       expect(web.gpu!.readbacks).toBeGreaterThanOrEqual(STEPS);
+      // Each step's forward pass and the held-out scores before and after.
+      expect(web.gpu!.forward_passes).toBe(STEPS + 2);
       web.losses.forEach((l, i) => expect(Math.abs(l - cpu.losses[i]) / cpu.losses[i]).toBeLessThan(1e-3));
     }, 240_000);
   }

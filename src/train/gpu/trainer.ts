@@ -2,13 +2,14 @@
 // buffers across steps; a step is one command buffer (QAT's encode/decode of the typed
 // weights, forward, loss, backward, gradient norm and clip, AdamW: net.ts, program.ts) and
 // one readback of 16 bytes (loss, gradient norm, and whether a QAT block needed the CPU
-// encoder). Held-out scoring runs the same forward pass and reads the logits back.
+// encoder). Held-out scoring runs the same forward pass and reads the logits back. Each
+// step and each scoring pass counts as one forward pass (gpu/counters.ts).
 //
 // QAT: each typed parameter is encoded from its master values by its type's WGSL codec
 // (kernels/quantize.wgsl, bit-exact with the CPU codecs) and decoded into the buffer the
 // forward reads. QLoRA: the frozen base's blocks stay on the GPU and each product decodes
 // its weight into one scratch buffer shared by all of them (no f32 copy of the base).
-import { mapRead, submit } from '../../gpu/counters.ts';
+import { countForwardPass, mapRead, submit } from '../../gpu/counters.ts';
 import { assertNotLost, GpuDeviceLostError, type GpuContext } from '../../gpu/device.ts';
 import { groupBlocks } from '../../gpu/block-codecs.ts';
 import { kernelPipeline, kernelWgSize, withErrorScopes } from '../../gpu/dispatch.ts';
@@ -218,6 +219,8 @@ export class GpuTrainer {
           at += sizes[i];
         });
         submit(device, [enc.finish()]);
+        // Every program is one forward pass: a step's (before its backward) or a held-out score's.
+        if (prog) countForwardPass(device);
         try {
           await mapRead(device, rb, 0, size);
           const out = new Uint8Array(rb.getMappedRange(0, size).slice(0));
