@@ -26,7 +26,7 @@ struct Dot2Params {
   _pad: u32,
 }
 
-override WG_SIZE: u32 = 64u; // a power of two (the tree halves it)
+override WG_SIZE: u32 = 64u; // a power of two (the tree halves it); 1 on software adapters
 const D2_TOKENS: u32 = 8u;
 const D2_BLOCK_WORDS: u32 = (BLOCK_BYTES + 3u) / 4u;
 
@@ -120,7 +120,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   workgroupBarrier();
-  if (lid < nt) {
-    d2_y[(tok0 + lid) * d2_p.y_stride + row] = d2_red_s[lid * WG_SIZE] + d2_red_c[lid * WG_SIZE];
+  for (var t = lid; t < nt; t = t + WG_SIZE) { // WG_SIZE may be below D2_TOKENS (software adapters: 1)
+    d2_y[(tok0 + t) * d2_p.y_stride + row] = d2_red_s[t * WG_SIZE] + d2_red_c[t * WG_SIZE];
   }
 }

@@ -410,7 +410,8 @@ export class GpuForward {
     return getPipeline(this.gpu.device, {
       name: `forward.matmul_dot2.${type.wgsl}`,
       code: () => composeShader([...codecLibs(type.wgsl), `codecs/${type.wgsl}.wgsl`, 'forward/matmul_dot2.wgsl']),
-      constants: { WG_SIZE: WG },
+      // Software adapters: one lane per row and 8 tokens (barriers are costly there, SOFTWARE_ATTENTION_WG).
+      constants: { WG_SIZE: this.reduceWg(WG) },
     });
   }
 
@@ -437,7 +438,7 @@ export class GpuForward {
     const geglu = hasGeglu(c);
     const df = ['lib/rounding.wgsl', 'forward/df.wgsl'];
     const [norm, rope, attn, act, add, scores, round] = await Promise.all([
-      geglu ? this.simple('rmsnorm_df', [...df, 'forward/rmsnorm_df.wgsl']) : this.simple('rmsnorm', ['forward/rmsnorm.wgsl']),
+      geglu ? this.simple('rmsnorm_df', [...df, 'forward/rmsnorm_df.wgsl'], this.reduceWg(WG)) : this.simple('rmsnorm', ['forward/rmsnorm.wgsl']),
       getPipeline(this.gpu.device, { name: `forward.rope${geglu ? '_df' : ''}`, code: () => composeShader([...df, 'forward/rope.wgsl']), constants: { WG_SIZE: WG, ROPE_DF: geglu ? 1 : 0 } }),
       geglu ? this.simple('attention_df', [...df, 'forward/attention_df.wgsl'], this.reduceWg(WG)) : this.simple('attention', ['forward/tanh.wgsl', 'forward/attention.wgsl'], this.reduceWg(WG)),
       this.simple('ffn_act', ['lib/f16.wgsl', 'forward/ffn_act.wgsl']),

@@ -25,13 +25,13 @@ function seeded(n: number, seed: number): Float32Array<ArrayBuffer> {
   return Float32Array.from({ length: n }, () => ((next() / 2 ** 32 - 0.5) * 2) ** 3 * 4);
 }
 
-async function dot2(typeId: string, packed: Uint8Array, rows: number, cols: number, x: Float32Array<ArrayBuffer>, n: number): Promise<Float32Array> {
+async function dot2(typeId: string, packed: Uint8Array, rows: number, cols: number, x: Float32Array<ArrayBuffer>, n: number, wg: number): Promise<Float32Array> {
   const type = quantType(typeId)!;
   const { device } = gpu;
   const pipeline = await getPipeline(device, {
     name: `forward.matmul_dot2.${type.wgsl}`,
     code: () => composeShader([...codecLibs(type.wgsl), `codecs/${type.wgsl}.wgsl`, 'forward/matmul_dot2.wgsl']),
-    constants: { WG_SIZE: 64 },
+    constants: { WG_SIZE: wg },
   });
   const make = (size: number, usage: number) => device.createBuffer({ size: Math.max(16, Math.ceil(size / 4) * 4), usage });
   const w = make(matmulWeightBufferBytes(packed.length / rows, rows), GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
@@ -74,10 +74,13 @@ describe('forward/matmul_dot2.wgsl', () => {
       for (const n of [1, 11]) {
         const x = seeded(n * cols, seed + 100 * n);
         const want = matmulF32(decoded, rows, cols, x, n);
-        const got = await dot2(typeId, packed, rows, cols, x, n);
-        let differ = 0;
-        for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) differ++;
-        expect(differ, `${typeId}, ${n} tokens`).toBe(0);
+        // 64 lanes (hardware adapters), 1 lane (software: gpu-forward.ts's reduceWg).
+        for (const wg of [64, 1]) {
+          const got = await dot2(typeId, packed, rows, cols, x, n, wg);
+          let differ = 0;
+          for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) differ++;
+          expect(differ, `${typeId}, ${n} tokens, ${wg} lanes`).toBe(0);
+        }
         // The data can tell sums apart: a plain f32 sum of the same products misses some outputs.
         let f32Misses = 0;
         for (let t = 0; t < n; t++) {
