@@ -139,7 +139,7 @@ const DOT2_TOKENS = 8;
  * adapter: SwiftShader runs a workgroup's invocations as coroutines and every barrier
  * switches all of them, so there one invocation per (head, query) is the fastest
  * (stories260K eval, 81 positions: 50 s with 64, 26 s with 1 on the loaded 2-core machine).
- * So do gemma's matmul_dot2 and rmsnorm_df (double-f32 sums: the tree does not matter).
+ * So do gemma's matmul_dot2 and rmsnorm_df (near-exact sums: the tree hardly matters).
  * The f32 RMSNorm and the scores keep their trees: their sums decide KL's last digits.
  */
 const SOFTWARE_ATTENTION_WG = 1;
