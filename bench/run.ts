@@ -1,5 +1,6 @@
 // npm run bench [-- --size 4096x1024] [--types q4_0,q8_0,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml]
 //                 [--tokens N] [--prefill-rows N] [--no-kernels] [--forward small|full|off]
+//                 [--gpu-eval on|off] [--gpu-eval-model FILE|synthetic] [--gpu-eval-preset NAME]
 //
 // Per type: CPU reference codec encode / decode MB/s (single thread) next to a plain
 // Float32Array copy; GPU quantize, dequantize and matvec throughput next to a
@@ -10,7 +11,11 @@
 // never counted. Then, for the types with a cooperative matvec (src/gpu/matmul.ts
 // COOP_CODECS) among --types, the kernels side by side (bench/gpu-kernels.ts): matvec GB/s
 // and % of the copy rate, prefill GFLOP/s (--tokens tokens, at most --prefill-rows rows),
-// new kernels over the current generic one as ratios, same device and run. Last, the CPU
+// new kernels over the current generic one as ratios, same device and run. Then eval on the
+// GPU (bench/gpu-eval.ts): tokens/s of the resident forward pass against the per-product
+// path (its fallback), scoring 64 positions in chunks of 64 and decoding 16 one at a time,
+// with submits/readbacks per pass; default model stories260K under Q4_0 (--gpu-eval-model
+// synthetic: a seeded 2-layer Llama with rows of 256, for Q4_K_M). Last, the CPU
 // forward pass against llama.cpp's (bench/forward.ts, 32 tokens, one thread, both in this run):
 // --forward small (default, a 4-layer Qwen2.5-0.5B-wide model, ~20 s), full (the 0.5B shape:
 // a 1.84 GiB GGUF written and deleted, a few minutes) or off.
@@ -25,6 +30,7 @@ import { loadFastCodecs } from '../src/quant/fast/node.ts';
 import { benchCpu, type CpuResult, type GgmlQuantize } from './cpu.ts';
 import { benchGpu, GpuStuckError, packedWeights, type GpuResult } from './gpu.ts';
 import { benchKernels, type KernelsResult } from './gpu-kernels.ts';
+import { benchGpuEval, DEFAULT_EVAL_MODEL } from './gpu-eval.ts';
 import { coopSupportsType } from '../src/gpu/matmul.ts';
 import { createGpuTimer } from './timing.ts';
 import { gaussians } from '../src/testing/random.ts';
@@ -49,16 +55,20 @@ interface Args {
   noKernels: boolean;
   /** The forward-pass comparison with llama.cpp: the reduced shape, the 0.5B shape, or none. */
   forward: 'small' | 'full' | 'off';
+  /** Eval on the GPU, resident against per product (bench/gpu-eval.ts): on/off, model file, preset. */
+  gpuEval: boolean;
+  gpuEvalModel: string;
+  gpuEvalPreset: string;
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
-  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml] [--tokens N] [--prefill-rows N] [--no-kernels] [--forward small|full|off]');
+  console.error('usage: npm run bench -- [--size ROWSxCOLS] [--types id,id,...] [--cpu-values N] [--wall] [--no-subgroups] [--timeout S] [--no-gpu] [--ggml] [--tokens N] [--prefill-rows N] [--no-kernels] [--forward small|full|off] [--gpu-eval on|off] [--gpu-eval-model FILE|synthetic] [--gpu-eval-preset NAME]');
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true, timeout: 60, noGpu: false, ggml: false, tokens: 64, prefillRows: 1024, noKernels: false, forward: 'small' };
+  const a: Args = { rows: 4096, cols: 1024, types: [...QUANT_TYPES], cpuValues: 1 << 18, wall: false, subgroups: true, timeout: 60, noGpu: false, ggml: false, tokens: 64, prefillRows: 1024, noKernels: false, forward: 'small', gpuEval: true, gpuEvalModel: DEFAULT_EVAL_MODEL, gpuEvalPreset: 'Q4_0' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
@@ -86,6 +96,14 @@ function parseArgs(argv: string[]): Args {
       const v = value();
       if (v !== 'small' && v !== 'full' && v !== 'off') usage(`--forward is small, full or off, not '${v}'`);
       a.forward = v;
+    } else if (arg === '--gpu-eval') {
+      const v = value();
+      if (v !== 'on' && v !== 'off') usage(`--gpu-eval is on or off, not '${v}'`);
+      a.gpuEval = v === 'on';
+    } else if (arg === '--gpu-eval-model') {
+      a.gpuEvalModel = value();
+    } else if (arg === '--gpu-eval-preset') {
+      a.gpuEvalPreset = value();
     } else if (arg === '--no-kernels') {
       a.noKernels = true;
     } else if (arg === '--no-subgroups') {
@@ -162,6 +180,28 @@ async function kernelsTable(gpu: GpuContext, timer: ReturnType<typeof createGpuT
     notes.push(...r.notes);
   }
   if (notes.length) console.log(`\n${notes.join('\n')}`);
+}
+
+/** Eval tokens/s on the GPU: the resident forward pass against the per-product path (bench/gpu-eval.ts). */
+async function gpuEvalTable(gpu: GpuContext, args: Args) {
+  const t0 = performance.now();
+  let r: Awaited<ReturnType<typeof benchGpuEval>>;
+  try {
+    r = await benchGpuEval(gpu, { model: args.gpuEvalModel, preset: args.gpuEvalPreset, tokens: 64, chunk: 64, decodeTokens: 16, reps: 3 });
+  } catch (err) {
+    console.log(`\neval on the GPU: ${(err as Error).message.split('\n')[0]}`);
+    return;
+  }
+  console.log(`\neval on the GPU, resident forward over per product (its fallback), same device and run: ${r.model} (${r.shape}) under ${r.preset}`);
+  console.log(`GPU: ${gpu.description}; tokens/s = positions / wall s (median of 3, warm-up not counted); per pass: submits / readbacks / KiB read back`);
+  const widths = [8, 10, 6, 11, 14, 11, 14, 9, 0];
+  console.log(row(['', 'positions', 'chunk', 'resident', 'resident', 'per-product', 'per-product', 'resident/', ''], widths));
+  console.log(row(['', '', '', 'tokens/s', 'per pass', 'tokens/s', 'per pass', 'per-prod.', ''], widths));
+  const counts = (c: { submits: number; readbacks: number; bytesReadBack: number }) => `${fmt(c.submits)}/${fmt(c.readbacks)}/${fmt(c.bytesReadBack / 1024)}`;
+  for (const e of r.rows) {
+    console.log(row([e.mode, String(e.positions), String(e.chunk), fmt(e.resident.tokensPerSecond), counts(e.resident.perPass), fmt(e.perProduct.tokensPerSecond), counts(e.perProduct.perPass), `${(e.resident.tokensPerSecond / e.perProduct.tokensPerSecond).toFixed(2)}x`, ''], widths));
+  }
+  console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
 /** bench/forward.ts in a process of its own: quantlab's CPU forward pass and llama.cpp's, 32 tokens, one thread. */
@@ -250,6 +290,7 @@ async function main() {
   }
   if (notes.length) console.log(`\n${notes.join('\n')}`);
   if (gpu && timer && !gpuStuck && !args.noKernels) await kernelsTable(gpu, timer, args, values, copyGBs);
+  if (gpu && !gpuStuck && args.gpuEval) await gpuEvalTable(gpu, args);
   console.log(`\n${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (args.forward !== 'off') forwardComparison(args.forward);
   if (!gpuStuck) {
