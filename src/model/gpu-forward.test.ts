@@ -66,8 +66,8 @@ async function cpuLogits(config: ModelConfig, v: Variant, tokens: number[]): Pro
 }
 
 /** The GPU pass in chunks of `chunk`: logits (read back for the test), scores. */
-async function gpuPass(config: ModelConfig, v: Variant, tokens: number[], chunk: number, opts: { keep?: BaseLogits; base?: BaseLogits } = {}) {
-  const f = await GpuForward.create(gpu, config, v.provider, v.quantized, { maxTokens: chunk, capacity: tokens.length });
+async function gpuPass(config: ModelConfig, v: Variant, tokens: number[], chunk: number, opts: { keep?: BaseLogits; base?: BaseLogits } = {}, ctx: GpuContext = gpu) {
+  const f = await GpuForward.create(ctx, config, v.provider, v.quantized, { maxTokens: chunk, capacity: tokens.length });
   try {
     const n = tokens.length - 1;
     const V = config.nVocab;
@@ -278,7 +278,11 @@ describe('the resident forward pass against the CPU reference', () => {
             if (c.gguf.family === 'gemma2' && preset === 'Q4_0') {
               expect((await gpuPass(p.config, v, p.tokens, 8, { base: store })).logits).toEqual(g.logits); // run to run
               const few = p.tokens.slice(0, 6); // one position per chunk: the decode configuration
-              expectMatches('gemma2 Q4_0 one position per chunk', await gpuPass(p.config, v, few, 1), await cpuLogits(p.config, v, few), few, V);
+              const fewCpu = await cpuLogits(p.config, v, few);
+              expectMatches('gemma2 Q4_0 one position per chunk', await gpuPass(p.config, v, few, 1), fewCpu, few, V);
+              // A hardware adapter's configuration (64 lanes in the double-f32 kernels' trees; software runs 1).
+              const hw: GpuContext = { ...gpu, isFallbackAdapter: false };
+              expectMatches('gemma2 Q4_0 hardware configuration', await gpuPass(p.config, v, few, 8, {}, hw), fewCpu, few, V);
             }
           } catch (e) {
             failures.push((e as Error).message); // every case measured before failing
