@@ -15,6 +15,10 @@
 //                       `eval --activations ggml` runs on F32 weights (fast-linear.ts Sums; llama.cpp
 //                       quantizes no activations for them). Not the default: its logits move eval's
 //                       KL figures ~1e-5 relative, past the 1e-6 fast-linear.test.ts holds.
+//                       With relaxed SIMD (wasm/build/matmul-relaxed.wasm, where the engine
+//                       validates it) each step is one fused multiply-add, as llama.cpp's
+//   f32 sums, mul + add the same without relaxed SIMD (quant.wasm's kernel), for comparison
+//                       (1 thread only: the pool's workers load what node.ts loads)
 // Peak RSS: this process's after quantlab's passes (the file write streams one tensor at a time;
 // the f32 weights are the bulk), llama.cpp's child's. Then `quantlab eval --presets Q4_K_M` (a short text) and `quantlab
 // quantize --preset Q4_K_M` on it under /usr/bin/time -v: wall time and peak RSS. The load
@@ -26,7 +30,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../src/formats/model.ts';
 import { fileSource } from '../src/formats/node-source.ts';
+import { readFileSync } from 'node:fs';
+import { WASM_OUTPUT, WASM_RELAXED_OUTPUT } from '../scripts/build-wasm.mjs';
 import { loadFastCodecs } from '../src/quant/fast/node.ts';
+import { installFastCodecs, relaxedMatmulInstalled } from '../src/quant/fast/wasm-codecs.ts';
 import { fastCpuLinear, fastMatmulAvailable, type Accumulate } from '../src/model/fast-linear.ts';
 import { llamaConfig, LlamaModel } from '../src/model/llama.ts';
 import { mapProvider, readModelWeights } from '../src/model/weights.ts';
@@ -62,8 +69,31 @@ function prompt(n: number): number[] {
   })];
 }
 
-/** Seconds per forward of each way of summing: f64, the default, and f32, llama.cpp's (on the pool with --threads N). */
-async function ours(file: string, tokens: number[]): Promise<Map<Accumulate, number[]>> {
+/** A way of summing to time: its label, its Accumulate, and whether the relaxed-SIMD products run it. */
+interface Mode {
+  label: string;
+  accumulate: Accumulate;
+  relaxed: boolean;
+}
+
+/** The modes this run times: the f32 sums twice (relaxed SIMD, then mul + add) where relaxed SIMD loaded and one thread runs. */
+function modes(): Mode[] {
+  const relaxed = relaxedMatmulInstalled();
+  const list: Mode[] = [
+    { label: 'default (f64 sums)', accumulate: 'f64', relaxed },
+    { label: `f32 sums (--activations ggml${relaxed ? ', relaxed SIMD fused multiply-add' : ''})`, accumulate: 'f32', relaxed },
+  ];
+  if (relaxed && THREADS === 1) list.push({ label: 'f32 sums, mul + add (without relaxed SIMD)', accumulate: 'f32', relaxed: false });
+  return list;
+}
+
+/** Install the products with or without the relaxed-SIMD module. */
+function useRelaxed(relaxed: boolean): void {
+  installFastCodecs(readFileSync(WASM_OUTPUT), relaxed ? readFileSync(WASM_RELAXED_OUTPUT) : null);
+}
+
+/** Seconds per forward of each mode (on the pool with --threads N). */
+async function ours(file: string, tokens: number[]): Promise<Map<string, number[]>> {
   const model = await loadModel([await fileSource(file)]);
   const config = llamaConfig(model);
   const t0 = performance.now();
@@ -73,9 +103,10 @@ async function ours(file: string, tokens: number[]): Promise<Map<Accumulate, num
   const pool = THREADS > 1 ? await ForwardPool.start(THREADS) : null;
   if (pool) for (const [name, w] of weights) weights.set(name, sharedCopy(w));
   const provider = mapProvider(weights);
-  const out = new Map<Accumulate, number[]>();
+  const out = new Map<string, number[]>();
   try {
-    for (const accumulate of ['f64', 'f32'] as const) {
+    for (const { label, accumulate, relaxed } of modes()) {
+      useRelaxed(relaxed);
       const m = new LlamaModel(config, provider, pool ? pool.linear(provider, null, accumulate) : fastCpuLinear(provider, null, undefined, accumulate));
       const seconds: number[] = [];
       for (let i = 0; i <= REPEAT; i++) {
@@ -83,7 +114,7 @@ async function ours(file: string, tokens: number[]): Promise<Map<Accumulate, num
         await m.forward(tokens, m.newCache(tokens.length));
         if (i > 0) seconds.push((performance.now() - t) / 1000);
       }
-      out.set(accumulate, seconds);
+      out.set(label, seconds);
     }
   } finally {
     await pool?.close();
@@ -112,7 +143,6 @@ function timed(label: string, argv: string[]): void {
 
 /** The median of the timed runs (the lower middle one of an even count). */
 const median = (s: number[]) => [...s].sort((a, b) => a - b)[Math.floor((s.length - 1) / 2)];
-const MODE: Record<Accumulate, string> = { f64: 'default (f64 sums)', f32: 'f32 sums (--activations ggml)' };
 const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 
 async function main(): Promise<void> {
@@ -126,11 +156,11 @@ async function main(): Promise<void> {
     const tokens = prompt(N);
     const threads = `${THREADS} thread${THREADS === 1 ? '' : 's'}`;
     const ourTimes = await ours(file, tokens);
-    for (const [accumulate, q] of ourTimes) log(`quantlab CPU forward, ${MODE[accumulate]}: ${N} tokens in ${q.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / median(q)).toFixed(2)} tokens/s (median; ${threads})`);
+    for (const [mode, q] of ourTimes) log(`quantlab CPU forward, ${mode}: ${N} tokens in ${q.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / median(q)).toFixed(2)} tokens/s (median; ${threads})`);
     log(`quantlab peak RSS (this process): ${mib(process.resourceUsage().maxRSS)}`);
     const { seconds: l, maxRssKiB } = llamaCpp(file, tokens);
     log(`llama.cpp CPU forward (f32 arithmetic on F32 weights): ${N} tokens in ${l.map((s) => s.toFixed(2)).join(', ')} s -> ${(N / median(l)).toFixed(2)} tokens/s (median; ${threads}); peak RSS ${mib(maxRssKiB)}`);
-    for (const [accumulate, q] of ourTimes) log(`ratio quantlab ${MODE[accumulate]} / llama.cpp: ${(median(l) / median(q)).toFixed(3)} (tokens/s, medians; goal >= 0.5)`);
+    for (const [mode, q] of ourTimes) log(`ratio quantlab ${mode} / llama.cpp: ${(median(l) / median(q)).toFixed(3)} (tokens/s, medians; goal >= 0.5)`);
     if (!args['no-cli']) {
       t = performance.now();
       const text = join(dir, 'text.txt');

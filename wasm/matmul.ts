@@ -138,8 +138,18 @@ export function widenF32(x: usize, n: i32, out: usize): void {
 // ---- f32 accumulation (fast-linear.ts `accumulate: 'f32'`) ----------------------------------
 // llama.cpp's own numerics for f32 weights: products and sums in f32, four lanes at a time
 // (each lane sums columns c ≡ lane mod 4 in order; the lanes are added (0+1)+(2+3) at the
-// end). Plain mul then add, no fused multiply-add, so the result is the same on every
-// machine. Error against the f64 reference: a few f32 ulps of the sum of |w·x| terms.
+// end). Error against the f64 reference: a few f32 ulps of the sum of |w·x| terms.
+// Built twice (scripts/build-wasm.mjs): in quant.wasm each step is a mul then an add (the
+// same bits on every machine); in matmul-relaxed.wasm (entry wasm/matmul-relaxed.ts, relaxed
+// SIMD enabled) one f32x4.relaxed_madd, which the engine fuses where the CPU has FMA (x86
+// with FMA, ARM: llama.cpp's ggml_vec_dot_f32 fuses too) and leaves as mul + add elsewhere:
+// the same bits run to run on one machine, not across machines.
+
+/** c + a·b per lane: fused (rounded once) in the relaxed build where the engine fuses, else a mul then an add. */
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
 
 /** The four lanes of an f32x4 summed as (l0 + l1) + (l2 + l3). */
 @inline function lanes4(v: v128): f32 {
@@ -169,14 +179,14 @@ export function matmulSlabF32(w: usize, rows: i32, cols: i32, x: usize, n: i32, 
       for (let o: usize = 0; o < rowBytes; o += 16) {
         const va = v128.load(wa + o), vb = v128.load(wb + o);
         const p0 = v128.load(x0 + o), p1 = v128.load(x1 + o), p2 = v128.load(x2 + o), p3 = v128.load(x3 + o);
-        a0 = f32x4.add(a0, f32x4.mul(va, p0));
-        b0 = f32x4.add(b0, f32x4.mul(vb, p0));
-        a1 = f32x4.add(a1, f32x4.mul(va, p1));
-        b1 = f32x4.add(b1, f32x4.mul(vb, p1));
-        a2 = f32x4.add(a2, f32x4.mul(va, p2));
-        b2 = f32x4.add(b2, f32x4.mul(vb, p2));
-        a3 = f32x4.add(a3, f32x4.mul(va, p3));
-        b3 = f32x4.add(b3, f32x4.mul(vb, p3));
+        a0 = madd(va, p0, a0);
+        b0 = madd(vb, p0, b0);
+        a1 = madd(va, p1, a1);
+        b1 = madd(vb, p1, b1);
+        a2 = madd(va, p2, a2);
+        b2 = madd(vb, p2, b2);
+        a3 = madd(va, p3, a3);
+        b3 = madd(vb, p3, b3);
       }
       const yo = y + ((<usize>t * <usize>yStride + <usize>r) << 2);
       store<f32>(yo, lanes4(a0));
@@ -202,6 +212,6 @@ export function matmulSlabF32(w: usize, rows: i32, cols: i32, x: usize, n: i32, 
 /** One row against one input, f32 lanes as matmulSlabF32 sums them. */
 function dotRowF32(wa: usize, rowBytes: usize, x0: usize): f32 {
   let a = f32x4.splat(0);
-  for (let o: usize = 0; o < rowBytes; o += 16) a = f32x4.add(a, f32x4.mul(v128.load(wa + o), v128.load(x0 + o)));
+  for (let o: usize = 0; o < rowBytes; o += 16) a = madd(v128.load(wa + o), v128.load(x0 + o), a);
   return lanes4(a);
 }

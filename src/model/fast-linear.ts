@@ -12,8 +12,11 @@
 //
 // accumulate 'f32' (F32 weights under --activations ggml: see Sums): llama.cpp's numerics instead, products and sums in f32 over four
 // SIMD lanes (wasm/matmul.ts matmulSlabF32), about 3x the f64 kernel's speed; each output is
-// within a few f32 ulps of Σ|w·x| of the reference (fast-linear.test.ts states the bound),
-// the same on every machine (no fused multiply-add). Not the default: tried 2026-12-07, f32
+// within a few f32 ulps of Σ|w·x| of the reference (fast-linear.test.ts states the bound).
+// Where the engine validates relaxed SIMD (Node via node.ts's flag) each step is one
+// f32x4.relaxed_madd (matmul-relaxed.wasm): fused where the CPU has FMA, as llama.cpp's, ~1.2x
+// the mul + add kernel; the same bits run to run on one machine, not across machines
+// (fast-linear-relaxed.test.ts: a scalar fused reference, and the fallback's bits). Not the default: tried 2026-12-07, f32
 // sums moved eval's KL figures up to 1.0e-5 relative from the reference path's (stories260K
 // Q4_K_M median KL; the test below holds 1e-6).
 //

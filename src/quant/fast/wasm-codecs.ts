@@ -100,13 +100,19 @@ export const FAST_FLOAT_TYPE_IDS: readonly string[] = Object.keys(FLOAT_ENCODERS
  */
 export const WASM_IMPORTS = { env: { abort: wasmAbort, log2: Math.log2 } };
 
-/** Instantiate the module (synchronously: Node, or a worker) and switch the fast codecs on. */
-export function installFastCodecs(module: WebAssembly.Module | BufferSource): void {
+/**
+ * Instantiate the module (synchronously: Node, or a worker) and switch the fast codecs on.
+ * `relaxedMatmul`: wasm/build/matmul-relaxed.wasm, the products with relaxed SIMD's fused
+ * multiply-add in their f32 sums; used only where the engine validates it (else, or without
+ * it, the products are quant.wasm's own).
+ */
+export function installFastCodecs(module: WebAssembly.Module | BufferSource, relaxedMatmul: BufferSource | null = null): void {
   const compiled = module instanceof WebAssembly.Module ? module : new WebAssembly.Module(module);
   const instance = new WebAssembly.Instance(compiled, WASM_IMPORTS);
   exportsOf = instance.exports as unknown as Exports;
   scratchBase = exportsOf.heapBase();
-  moduleOf = compiled;
+  moduleOf = relaxedMatmul && WebAssembly.validate(relaxedMatmul) ? new WebAssembly.Module(relaxedMatmul) : compiled;
+  relaxedInstalled = moduleOf !== compiled;
   matmulExportsOf = null;
 }
 
@@ -114,19 +120,27 @@ export function installFastCodecs(module: WebAssembly.Module | BufferSource): vo
 export function uninstallFastCodecs(): void {
   exportsOf = null;
   matmulExportsOf = null;
+  relaxedInstalled = false;
+}
+
+/** True when the products run matmul-relaxed.wasm (f32 sums by relaxed_madd). */
+export function relaxedMatmulInstalled(): boolean {
+  return exportsOf !== null && relaxedInstalled;
 }
 
 export function fastCodecsInstalled(): boolean {
   return exportsOf !== null;
 }
 
+/** The module the products instantiate: matmul-relaxed.wasm where it was given and validates, else quant.wasm. */
 let moduleOf: WebAssembly.Module | null = null;
+let relaxedInstalled = false;
 let matmulExportsOf: Exports | null = null;
 
 /**
- * The installed module's matrix-product entry (wasm/matmul.ts), for src/model/fast-linear.ts;
- * null before installFastCodecs. An instance of its own: a product decodes packed rows
- * through the codecs between its calls, and the codecs' scratch starts at heapBase too.
+ * The matrix-product entry (wasm/matmul.ts), for src/model/fast-linear.ts; null before
+ * installFastCodecs. An instance of its own: a product decodes packed rows through the
+ * codecs between its calls, and the codecs' scratch starts at heapBase too.
  */
 export function wasmMatmulExports(): Pick<Exports, 'memory' | 'heapBase' | 'matmulSlab' | 'matmulSlabF32' | 'widenF32'> | null {
   if (!exportsOf || !moduleOf) return null;
