@@ -17,6 +17,7 @@ import type { EvalRequest } from './jobs/eval.ts';
 import type { TrainProgress, TrainRequest } from './jobs/train.ts';
 // Built from wasm/ by the Vite plugin (vite.config.ts) before Vite resolves this import.
 import fastCodecsUrl from '../../wasm/build/quant.wasm?url';
+import relaxedMatmulUrl from '../../wasm/build/matmul-relaxed.wasm?url&no-inline';
 
 // The page names each engine worker 'quantlab-engine <id>[ cpu]' (client.ts): the id names
 // the Web Lock it holds while it lives; ' cpu' marks one started again after a crash, which
@@ -26,9 +27,11 @@ const engine = new Engine(restartedOnCpu ? null : () => createGpu());
 
 // The WebAssembly fast codecs (same bytes as the reference, faster); the reference codecs
 // run if they cannot be installed. A model's load waits for them, so every job runs them.
-const fastCodecs = fetch(fastCodecsUrl)
-  .then((response) => response.arrayBuffer())
-  .then((bytes) => installFastCodecs(bytes))
+// The f32-sum products take the relaxed-SIMD module (fused multiply-add, as llama.cpp) where
+// the browser validates it; without it (or if it fails to load) quant.wasm's own products run.
+const bytesOf = (url: string) => fetch(url).then((response) => response.arrayBuffer());
+const fastCodecs = Promise.all([bytesOf(fastCodecsUrl), bytesOf(relaxedMatmulUrl).catch(() => null)])
+  .then(([bytes, relaxed]) => installFastCodecs(bytes, relaxed))
   .catch((error) => console.warn('quantlab: fast codecs unavailable, using the reference codecs', error));
 
 const api = {
