@@ -149,3 +149,79 @@ describe('TrainableLlama on a tied Llama 3-style model (rope_freqs, GQA)', () =>
     expect(net.params.has('rope_freqs.weight')).toBe(false);
   });
 });
+
+// qwen2 (q/k/v biases, NEOX RoPE) and qwen3 (per-head q/k RMSNorm before NEOX RoPE): tiny
+// seeded models from the families' test builder, GQA, untied and tied.
+describe.each([
+  { family: 'qwen2' as const, tied: false, extras: (l: number) => [`blk.${l}.attn_q.bias`, `blk.${l}.attn_k.bias`, `blk.${l}.attn_v.bias`] },
+  { family: 'qwen3' as const, tied: true, extras: (l: number) => [`blk.${l}.attn_q_norm.weight`, `blk.${l}.attn_k_norm.weight`] },
+])('TrainableLlama on a tiny $family', ({ family, tied, extras }) => {
+  let c: LlamaConfig;
+  let w: Map<string, Float32Array>;
+  const tokens = [1, 40, 300, 40, 7, 511, 99, 12];
+  beforeAll(async () => {
+    const bytes = await buildFamilyGguf({ family, nLayer: 2, nEmbd: 32, nFf: 48, nHead: 4, nHeadKv: 2, headDim: 8, tied, embeddingStd: 0.5, seed: 11 });
+    const model = await loadModel([memorySource(bytes, `${family}.gguf`)]);
+    c = llamaConfig(model);
+    w = await readModelWeights(model, c);
+  });
+
+  it("gives the inference pass's logits (within 1e-5 relative); its extras are parameters", async () => {
+    expect(c.family).toBe(family);
+    expect(c.ropeStyle).toBe('neox');
+    const inference = new LlamaModel(c, mapProvider(w));
+    const expected = await inference.forward(tokens, inference.newCache(tokens.length), { logits: 'all' });
+    const net = new TrainableLlama(c, w);
+    const ours = net.forward(tokens).logits;
+    const scale = Math.max(...expected.map(Math.abs));
+    expect(Math.max(...ours.map((v, i) => Math.abs(v - expected[i])))).toBeLessThan(1e-5 * scale);
+    for (const name of [...extras(0), ...extras(1)]) expect(net.params.has(name), name).toBe(true);
+    // The extras change the logits: a model without them would not be this family's.
+    const flat = new Map(w);
+    for (const name of extras(0)) flat.set(name, name.endsWith('bias') ? new Float32Array(w.get(name)!.length) : new Float32Array(w.get(name)!.length).fill(1));
+    const without = new TrainableLlama(c, flat).forward(tokens).logits;
+    expect(Math.max(...without.map((v, i) => Math.abs(v - ours[i])))).toBeGreaterThan(1e-3 * scale);
+  });
+
+  it('whole-model gradients (CE) equal finite differences, its extras included', () => {
+    const model = new TrainableLlama(c, w);
+    const V = c.nVocab;
+    const input = tokens.slice(0, -1);
+    const n = input.length;
+    const lossOf = (logits: Float64Array) => crossEntropy(logits, n, V, tokens.slice(1));
+    const f = model.forward(input);
+    f.backward(lossOf(f.logits).dLogits);
+    const value = () => lossOf(model.forward(input).logits).loss;
+    const L = c.names.layers;
+    const names = [...extras(0), ...extras(1), 'token_embd.weight', 'output_norm.weight', L[0].attnNorm, L[0].q!, L[1].k!, L[0].v!, L[1].o, L[1].ffnNorm, L[0].gate!, L[1].up, L[0].down];
+    if (!c.tiedOutput) names.push(c.names.output);
+    for (const name of names) {
+      const p = model.param(name);
+      expect(p.grad.some((g) => g !== 0), name).toBe(true);
+      const order = Array.from(p.grad.keys()).sort((a, b) => Math.abs(p.grad[b]) - Math.abs(p.grad[a])).slice(0, 3);
+      for (const i of order) {
+        const keep = p.value[i];
+        const h = 1e-3 * Math.max(0.05, Math.abs(keep));
+        p.value[i] = keep + h;
+        const wUp = p.value[i];
+        const up = value();
+        p.value[i] = keep - h;
+        const wDown = p.value[i];
+        const down = value();
+        p.value[i] = keep;
+        const numeric = (up - down) / (wUp - wDown);
+        expect(Math.abs(p.grad[i] - numeric), `${name}[${i}]: analytic ${p.grad[i]}, numeric ${numeric}`).toBeLessThan(2e-4 * Math.abs(numeric) + 1e-9);
+      }
+    }
+  });
+});
+
+describe('checkTrainable', () => {
+  it('refuses the families the trainer does not compute, naming the ones it does', async () => {
+    const bytes = await buildFamilyGguf({ family: 'phi3', nLayer: 1, nEmbd: 32, nFf: 48, nHead: 4, nHeadKv: 4, headDim: 8, seed: 3 });
+    const model = await loadModel([memorySource(bytes, 'phi3.gguf')]);
+    const c = llamaConfig(model);
+    const w = await readModelWeights(model, c);
+    expect(() => new TrainableLlama(c, w)).toThrow('training runs the llama, qwen2, qwen3 families; this model is phi3');
+  });
+});

@@ -1,6 +1,8 @@
-// A trainable Llama: the inference pass of model/families/llama.ts (embedding -> layers of
-// RMSNorm, q/k/v, RoPE, causal GQA attention, o + residual, RMSNorm, SwiGLU FFN + residual
-// -> final RMSNorm -> output matrix or the tied embedding), rewritten over f64 activations
+// A trainable Llama-layout decoder: the inference pass of model/families/llama.ts
+// (embedding -> layers of RMSNorm, q/k/v, RoPE, causal GQA attention, o + residual,
+// RMSNorm, SwiGLU FFN + residual -> final RMSNorm -> output matrix or the tied embedding),
+// with qwen2's q/k/v biases (families/qwen2.ts: added after their products) and qwen3's
+// per-head q/k RMSNorm before RoPE (families/qwen3.ts), both trained; rewritten over f64 activations
 // with a tape: each operation of the forward pass records a closure that, run in reverse
 // order, adds its inputs' gradients from its output's (ops.ts). One sequence from
 // position 0 per call, no KV cache (training sees whole chunks).
@@ -18,6 +20,8 @@ import { weightNames, type ModelConfig } from '../model/families/config.ts';
 import {
   attentionBackward,
   attentionForward,
+  biasBackward,
+  biasForwardInPlace,
   embedBackward,
   embedForward,
   linearBackward,
@@ -88,14 +92,17 @@ export interface ForwardResult {
   backward(dLogits: Float64Array): void;
 }
 
-/** Families this trainer runs: Llama's graph without the other families' extras. */
+/** The families this trainer runs: Llama's graph, qwen2's biases, qwen3's q/k norms. */
+export const TRAINABLE_FAMILIES: readonly ModelConfig['family'][] = ['llama', 'qwen2', 'qwen3'];
+
+/** Refuses a config whose graph the trainer does not compute (other families, their extras). */
 export function checkTrainable(c: ModelConfig): void {
-  if (c.family !== 'llama') throw new Error(`training runs the llama family; this model is ${c.family}`);
+  if (!TRAINABLE_FAMILIES.includes(c.family)) throw new Error(`training runs the ${TRAINABLE_FAMILIES.join(', ')} families; this model is ${c.family}`);
   if (c.attnSoftcap !== 0 || c.finalSoftcap !== 0 || c.embedScale !== 1) throw new Error('training: soft-capping and embedding scales are not supported');
   if (c.layerAttention.some((l) => l.window !== 0)) throw new Error('training: sliding-window attention is not supported');
   for (const l of c.names.layers) {
-    if (!l.q || !l.k || !l.v || !l.gate || l.qkv || l.qBias || l.kBias || l.vBias || l.qNorm || l.kNorm || l.postAttnNorm || l.postFfnNorm) {
-      throw new Error(`training: layer tensors of ${l.o.replace(/\.[^.]*\.weight$/, '')} are not Llama's (separate q/k/v and gate, no biases or extra norms)`);
+    if (!l.q || !l.k || !l.v || !l.gate || l.qkv || l.postAttnNorm || l.postFfnNorm || !l.qNorm !== !l.kNorm) {
+      throw new Error(`training: layer tensors of ${l.o.replace(/\.[^.]*\.weight$/, '')} are not a Llama-layout layer's (separate q/k/v and gate, q/k/v biases and q/k norms optional, no post-norms)`);
     }
   }
 }
@@ -256,6 +263,32 @@ export class TrainableLlama {
     return out;
   }
 
+  /** y + bias on each row (qwen2's q/k/v); y itself where the layer has no bias. */
+  private biased(tape: Tape, name: string | undefined, y: Node): Node {
+    if (!name) return y;
+    const p = this.param(name);
+    const out = new Node(biasForwardInPlace(y.value.slice(), this.effective(p)));
+    tape.record(() => {
+      if (!out.grad) return;
+      const gy = y.g();
+      for (let j = 0; j < gy.length; j++) gy[j] += out.grad[j];
+      if (!this.frozenBase) biasBackward(out.grad, p.grad);
+    });
+    return out;
+  }
+
+  /** RMSNorm of each head of n rows (qwen3's q/k norms, weights of head_dim); x itself where the layer has none. */
+  private headNorm(tape: Tape, name: string | undefined, x: Node, n: number, heads: number): Node {
+    if (!name) return x;
+    const p = this.param(name);
+    const w = this.effective(p);
+    const hd = this.config.headDim;
+    const { y, inv } = rmsNormForward(x.value, n * heads, hd, w, this.config.rmsEps);
+    const out = new Node(y);
+    tape.record(() => out.grad && rmsNormBackward(x.value, n * heads, hd, w, inv, out.grad, x.g(), this.frozenBase ? null : p.grad));
+    return out;
+  }
+
   private add(tape: Tape, a: Node, b: Node): Node {
     const v = a.value.slice();
     for (let j = 0; j < v.length; j++) v[j] += b.value[j];
@@ -290,9 +323,9 @@ export class TrainableLlama {
   private attention(tape: Tape, h: Node, n: number, il: number): Node {
     const c = this.config;
     const L = c.names.layers[il];
-    const q = this.rotate(tape, this.linear(tape, L.q!, h, n), n, c.nHead);
-    const k = this.rotate(tape, this.linear(tape, L.k!, h, n), n, c.nHeadKv);
-    const v = this.linear(tape, L.v!, h, n);
+    const q = this.rotate(tape, this.headNorm(tape, L.qNorm, this.biased(tape, L.qBias, this.linear(tape, L.q!, h, n)), n, c.nHead), n, c.nHead);
+    const k = this.rotate(tape, this.headNorm(tape, L.kNorm, this.biased(tape, L.kBias, this.linear(tape, L.k!, h, n)), n, c.nHeadKv), n, c.nHeadKv);
+    const v = this.biased(tape, L.vBias, this.linear(tape, L.v!, h, n));
     const { out, probs } = attentionForward(q.value, k.value, v.value, n, this.geometry);
     const a = new Node(out);
     tape.record(() => a.grad && attentionBackward(q.value, k.value, v.value, probs, n, this.geometry, a.grad, q.g(), k.g(), v.g()));
@@ -328,6 +361,11 @@ export function paramShapes(c: ModelConfig): Map<string, number[]> {
     shapes.set(L.gate!, [c.nFf, c.nEmbd]);
     shapes.set(L.up, [c.nFf, c.nEmbd]);
     shapes.set(L.down, [c.nEmbd, c.nFf]);
+    if (L.qBias) shapes.set(L.qBias, [qDim]);
+    if (L.kBias) shapes.set(L.kBias, [kvDim]);
+    if (L.vBias) shapes.set(L.vBias, [kvDim]);
+    if (L.qNorm) shapes.set(L.qNorm, [c.headDim]);
+    if (L.kNorm) shapes.set(L.kNorm, [c.headDim]);
   }
   const all = new Set(weightNames(c.names));
   for (const name of shapes.keys()) if (!all.has(name)) throw new Error(`training: '${name}' is not a tensor of the model`);

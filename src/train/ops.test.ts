@@ -6,6 +6,8 @@ import { rng } from '../testing/random.ts';
 import {
   attentionBackward,
   attentionForward,
+  biasBackward,
+  biasForwardInPlace,
   crossEntropy,
   embedBackward,
   embedForward,
@@ -86,6 +88,37 @@ describe('training operations: backward = finite differences (f64)', () => {
     const loss = () => dotWith(rmsNormForward(x, n, d, w, 1e-5).y, r);
     expect(worstError(x, dx, loss)).toBeLessThan(1e-6);
     expect(worstError(w, dw, loss)).toBeLessThan(1e-7);
+  });
+
+  it("per-head RMSNorm (qwen3's q/k norms): each head its own rms, one weight of head_dim shared by every head", () => {
+    const [n, heads, hd] = [3, 4, 8];
+    const x = randoms(n * heads * hd, 16);
+    const w = randoms(hd, 17);
+    const r = randoms(x.length, 18);
+    const { y, inv } = rmsNormForward(x, n * heads, hd, w, 1e-6);
+    // Head 2 of row 1 on its own: the same values as the whole pass gives it.
+    const o = (1 * heads + 2) * hd;
+    expect(Array.from(rmsNormForward(x.slice(o, o + hd), 1, hd, w, 1e-6).y)).toEqual(Array.from(y.subarray(o, o + hd)));
+    const dx = new Float64Array(x.length);
+    const dw = new Float64Array(hd);
+    rmsNormBackward(x, n * heads, hd, w, inv, r, dx, dw);
+    const loss = () => dotWith(rmsNormForward(x, n * heads, hd, w, 1e-6).y, r);
+    expect(worstError(x, dx, loss)).toBeLessThan(1e-6);
+    expect(worstError(w, dw, loss, 1e-5, hd)).toBeLessThan(1e-7);
+  });
+
+  it("bias (qwen2's q/k/v): y + b on every row; db is the rows' gradients summed, dy passes on", () => {
+    const [n, d] = [5, 6];
+    const y = randoms(n * d, 19);
+    const b = randoms(d, 20);
+    const r = randoms(n * d, 21);
+    const out = biasForwardInPlace(y.slice(), b);
+    expect(out[3 * d + 4]).toBe(y[3 * d + 4] + b[4]);
+    const db = new Float64Array(d);
+    biasBackward(r, db);
+    const loss = () => dotWith(biasForwardInPlace(y.slice(), b), r);
+    expect(worstError(b, db, loss, 1e-5, d)).toBeLessThan(1e-7);
+    expect(db[2]).toBeCloseTo(r.filter((_, j) => j % d === 2).reduce((a, v) => a + v, 0), 12);
   });
 
   for (const style of ['norm', 'neox'] as const) {

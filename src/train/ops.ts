@@ -1,4 +1,4 @@
-// The operations of a trainable Llama forward pass, each with its backward: pure
+// The operations of a trainable decoder's forward pass (Llama, Qwen2, Qwen3), each with its backward: pure
 // functions over f64 activations (Float64Array) and f32 or f64 weights. Backward
 // functions ADD into the gradients they are given (a weight or an activation may feed
 // several operations), so callers zero them once per step.
@@ -98,6 +98,21 @@ export function linearBackward(w: Weights, rows: number, cols: number, x: Float6
   }
 }
 
+// ---- bias ------------------------------------------------------------------------------
+
+/** y[t] += bias for each of the rows of y, in place (qwen2's q/k/v biases, added after the product). */
+export function biasForwardInPlace(y: Float64Array, bias: Weights): Float64Array {
+  const d = bias.length;
+  for (let j = 0; j < y.length; j++) y[j] += bias[j % d];
+  return y;
+}
+
+/** dBias += Σ_t dy[t] (the rows' gradients; dy itself passes to the product unchanged). */
+export function biasBackward(dy: Float64Array, dBias: Float64Array): void {
+  const d = dBias.length;
+  for (let j = 0; j < dy.length; j++) dBias[j % d] += dy[j];
+}
+
 // ---- embedding -------------------------------------------------------------------------
 
 /** Rows of the embedding matrix for each token (get_rows). */
@@ -119,7 +134,11 @@ export function embedBackward(d: number, tokens: readonly number[], dx: Float64A
 
 // ---- RMSNorm ---------------------------------------------------------------------------
 
-/** y = x / sqrt(mean(x²) + eps) · w per row; returns y and each row's 1/rms for the backward. */
+/**
+ * y = x / sqrt(mean(x²) + eps) · w per row; returns y and each row's 1/rms for the backward.
+ * A row may be one head (qwen3's q/k norms: n·heads rows of head_dim sharing one weight,
+ * whose gradient the backward sums over them).
+ */
 export function rmsNormForward(x: Float64Array, n: number, d: number, w: Weights, eps: number): { y: Float64Array; inv: Float64Array } {
   const y = new Float64Array(n * d);
   const inv = new Float64Array(n);

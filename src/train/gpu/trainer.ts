@@ -144,6 +144,8 @@ export class GpuTrainer {
   }
 
   static async create(gpu: GpuContext, spec: GpuTrainerSpec): Promise<GpuTrainer> {
+    // The WGSL graph (net.ts) is Llama's: it has no q/k/v biases (qwen2) or q/k norms (qwen3).
+    if (spec.config.family !== 'llama') throw new Error(`training on WebGPU runs the llama family only; this model is ${spec.config.family}: use --backend cpu`);
     assertNotLost(gpu);
     for (const [name, type] of [...(spec.fakeQuant ?? []), ...[...(spec.packed ?? [])].map(([n, p]) => [n, p.type] as const)]) {
       if (!gpuTrainsType(type, spec.fakeQuant?.has(name) ?? false)) {
