@@ -1,6 +1,6 @@
 // `quantlab train FILE... (--qat TYPE | --preset P) --steps N [--lr X] [--text F] [--loss kl|ce]
 //  [--seq N] [--seed N] [--backend cpu|webgpu] -o OUT.gguf [--json]`: quantization-aware training
-// on the CPU or (--backend webgpu) on WebGPU (src/train/qat.ts, src/train/gpu/) of a GGUF Llama model, for the plan of a pure type or a file type, then
+// on the CPU or (--backend webgpu) on WebGPU (src/train/qat.ts, src/train/gpu/) of a GGUF model (llama, qwen2, qwen3; WebGPU: llama), for the plan of a pure type or a file type, then
 // the GGUF of the trained model (src/train/export.ts: the last step's blocks, which llama.cpp
 // runs). `--lora RANK --base-type T`: QLoRA (src/train/qlora.ts), a frozen base held as T's
 // blocks with LoRA adapters trained on top, written as a GGUF LoRA adapter (and PEFT files

@@ -3,8 +3,11 @@
 // and a cancelled or failed run leaves the previous run's files as they were.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { memorySource } from '../formats/bytes.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
+import { createTestGpu } from '../gpu/gpu-test-setup.ts';
+import { buildFamilyGguf } from '../testing/family-gguf.ts';
 import { CancelledError, Engine } from './engine.ts';
 import type { TrainProgress } from './jobs/train.ts';
 
@@ -42,6 +45,15 @@ describe('Engine.train (the Training tab)', () => {
     expect(misfit).toBe("QLoRA base type q4_K: 'blk.0.attn_q.weight' has rows of 64, not a multiple of its blocks of 256");
     expect((await fileOf(engine, 'stories260K-qat-q4_0.gguf')).equals(gguf)).toBe(true);
     await expect(engine.trainingFile('adapter_config.json', () => {})).rejects.toThrow("the training run has no file 'adapter_config.json'");
+  });
+
+  it('a family the WebGPU trainer does not run (qwen2) trains on the CPU of a GPU session instead of being refused', async () => {
+    const engine = new Engine(() => createTestGpu());
+    const bytes = await buildFamilyGguf({ family: 'qwen2', nLayer: 1, nEmbd: 64, nFf: 64, nHead: 4, nHeadKv: 2, headDim: 16, embeddingStd: 0.5, seed: 31 });
+    await engine.load([memorySource(bytes, 'qwen2.gguf')]);
+    const summary = await engine.train({ method: 'qat', mode: { type: 'q4_0' }, steps: 2, seqLen: 16 });
+    expect(summary).toMatchObject({ backend: 'cpu', gpu: null });
+    expect(summary.records).toHaveLength(2);
   });
 
   it('QLoRA: the adapter GGUF and the PEFT files; a new model drops the run', async () => {

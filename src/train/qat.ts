@@ -180,7 +180,7 @@ export function heldOutScore(logits: Float64Array, tokens: readonly number[], v:
   return { kl, ppl: Math.exp(ce) };
 }
 
-/** QAT of a GGUF Llama model for the plan of options.mode (see the file's comment). */
+/** QAT of a GGUF model of a trainable family (checkTrainable) for the plan of options.mode (see the file's comment). */
 export async function trainQat(model: ModelIndex, options: QatOptions): Promise<QatResult> {
   if (model.format !== 'gguf') throw new Error('QAT exports GGUF blocks: convert a safetensors model to GGUF first (quantlab quantize --type f32)');
   if (!Number.isInteger(options.steps) || options.steps < 1) throw new Error(`steps must be a positive whole number, not ${options.steps}`);

@@ -57,7 +57,7 @@ export interface QloraResult {
   backend: 'cpu' | 'webgpu';
 }
 
-/** QLoRA of a GGUF Llama model (see the file's comment). */
+/** QLoRA of a GGUF model of a trainable family (checkTrainable) (see the file's comment). */
 export async function trainQlora(model: ModelIndex, options: QloraOptions): Promise<QloraResult> {
   if (!Number.isInteger(options.steps) || options.steps < 1) throw new Error(`steps must be a positive whole number, not ${options.steps}`);
   const lr = options.lr ?? 1e-3;

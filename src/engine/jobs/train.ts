@@ -2,9 +2,9 @@
 // model, step by step with its loss (the page's live curve), then the held-out comparison
 // (F32, rounding to nearest / the quantized base alone, after training) and the run's files,
 // produced by train/files.ts exactly as `quantlab train -o` writes them. The run is given the
-// session's GPU while the device lives (TrainingRunOptions.gpu: the steps and the held-out
-// scoring on WebGPU, src/train/gpu/); a device lost mid-run reruns it on the CPU. The result
-// says where it ran.
+// session's GPU while the device lives and the family has WGSL steps (TrainingRunOptions.gpu:
+// the steps and the held-out scoring on WebGPU, src/train/gpu/; other families train on the
+// CPU); a device lost mid-run reruns it on the CPU. The result says where it ran.
 import type { GpuContext } from '../../gpu/device.ts';
 import type { Backend } from '../../gpu/compute.ts';
 import type { ModelIndex } from '../../formats/model.ts';
@@ -13,6 +13,7 @@ import { qatFileChunks, qloraFiles } from '../../train/files.ts';
 import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../../train/lora/peft.ts';
 import { trainQat, type HeldOutScore, type QatResult, type StepRecord, type TrainingRunOptions } from '../../train/qat.ts';
 import { trainQlora, type QloraResult } from '../../train/qlora.ts';
+import { GPU_TRAINED_FAMILIES } from '../../train/gpu/trainer.ts';
 import { withGpuUsage } from '../gpu-usage.ts';
 import type { Session } from '../session.ts';
 import type { GpuUsage, Progress } from '../types.ts';
@@ -128,10 +129,12 @@ export async function trainJob(session: Session, request: TrainRequest, ctx: Job
     ctx.onProgress?.({ done: record.step, total: record.steps, label, record, stepsPerSecond });
   };
   const common: TrainingRunOptions = { steps: request.steps, lr: request.lr, loss: request.loss, seqLen: request.seqLen, seed: request.seed, signal: ctx.signal, onStep };
+  // The session's GPU for the families whose steps have WGSL (train/gpu/), the CPU for the rest.
+  const onGpu = GPU_TRAINED_FAMILIES.includes(String(model.metadata['general.architecture']));
   // Each attempt starts afresh (a GPU lost mid-run reruns it on the CPU), its rate too.
   const attempt = async (gpu: GpuContext | null): Promise<TrainingRun> => {
     rate.restart();
-    const options: TrainingRunOptions = { ...common, gpu: gpu ?? undefined };
+    const options: TrainingRunOptions = { ...common, gpu: (onGpu && gpu) || undefined };
     if (request.method === 'qat') return { method: 'qat', model, mode: request.mode, result: await trainQat(model, { ...options, mode: request.mode }) };
     const { rank, alpha, baseType, targetModules, dropout } = request;
     return { method: 'qlora', model, result: await trainQlora(model, { ...options, rank, alpha, baseType, targetModules, dropout }) };

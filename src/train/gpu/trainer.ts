@@ -45,6 +45,9 @@ export interface GpuTrainerSpec {
   clip: number;
 }
 
+/** The model families whose steps run on WebGPU (the others train on the CPU). */
+export const GPU_TRAINED_FAMILIES: readonly string[] = ['llama'];
+
 /** Whether the trainer can hold `type` as GPU blocks: a plain block sequence with a WGSL codec (and, to encode, its encoder). */
 export function gpuTrainsType(type: QuantType, encode: boolean): boolean {
   return type.layout === 'blocks' && type.gpuLayout === undefined && hasCodecShader(type.wgsl) && (!encode || hasCodecEncoder(type.wgsl));
@@ -145,7 +148,7 @@ export class GpuTrainer {
 
   static async create(gpu: GpuContext, spec: GpuTrainerSpec): Promise<GpuTrainer> {
     // The WGSL graph (net.ts) is Llama's: it has no q/k/v biases (qwen2) or q/k norms (qwen3).
-    if (spec.config.family !== 'llama') throw new Error(`training on WebGPU runs the llama family only; this model is ${spec.config.family}: use --backend cpu`);
+    if (!GPU_TRAINED_FAMILIES.includes(spec.config.family)) throw new Error(`training on WebGPU runs the llama family only; this model is ${spec.config.family}: use --backend cpu`);
     assertNotLost(gpu);
     for (const [name, type] of [...(spec.fakeQuant ?? []), ...[...(spec.packed ?? [])].map(([n, p]) => [n, p.type] as const)]) {
       if (!gpuTrainsType(type, spec.fakeQuant?.has(name) ?? false)) {
