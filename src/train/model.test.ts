@@ -10,7 +10,7 @@ import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { llamaConfig, LlamaModel, type LlamaConfig } from '../model/llama.ts';
 import { mapProvider, readModelWeights } from '../model/weights.ts';
 import { crossEntropy, klToTeacher, logSoftmaxRows } from './ops.ts';
-import { TrainableLlama } from './model.ts';
+import { TrainableLlama, type Param } from './model.ts';
 import { gaussians } from '../testing/random.ts';
 import { buildFamilyGguf } from '../testing/family-gguf.ts';
 import { memorySource } from '../formats/bytes.ts';
@@ -18,6 +18,27 @@ import { memorySource } from '../formats/bytes.ts';
 let config: LlamaConfig;
 let weights: Map<string, Float32Array>;
 const TOKENS = [1, 403, 407, 261, 378, 434, 288, 317, 271, 401, 308, 266];
+
+/**
+ * The central difference of `loss` in entry i of `p` (over the f32 steps the value really
+ * took) against p's analytic gradient there, within 2e-4 relative; returns the difference.
+ */
+function expectFiniteDifference(p: Param, i: number, h: number, loss: () => number): number {
+  const keep = p.value[i];
+  p.value[i] = keep + h;
+  const wUp = p.value[i];
+  const up = loss();
+  p.value[i] = keep - h;
+  const wDown = p.value[i];
+  const down = loss();
+  p.value[i] = keep;
+  const numeric = (up - down) / (wUp - wDown);
+  expect(Math.abs(p.grad[i] - numeric), `${p.name}[${i}]: analytic ${p.grad[i]}, numeric ${numeric}`).toBeLessThan(2e-4 * Math.abs(numeric) + 1e-9);
+  return numeric;
+}
+
+/** The k entries of p with the largest gradients. */
+const largestGradients = (p: Param, k = 3) => Array.from(p.grad.keys()).sort((a, b) => Math.abs(p.grad[b]) - Math.abs(p.grad[a])).slice(0, k);
 
 beforeAll(async () => {
   const model = await loadModel([await fileSource(join(FIXTURE_MODELS, 'stories260K.gguf'))]);
@@ -55,19 +76,7 @@ describe('TrainableLlama on stories260K', () => {
     f.backward(crossEntropy(f.logits, n, config.nVocab, TOKENS.slice(1)).dLogits);
     for (const p of [adapter.a, adapter.b]) {
       expect(p.grad.some((g) => g !== 0)).toBe(true);
-      const order = Array.from(p.grad.keys()).sort((x, y) => Math.abs(p.grad[y]) - Math.abs(p.grad[x])).slice(0, 3);
-      for (const i of order) {
-        const keep = p.value[i];
-        p.value[i] = keep + 1e-3;
-        const wUp = p.value[i];
-        const up = lossOf().loss;
-        p.value[i] = keep - 1e-3;
-        const wDown = p.value[i];
-        const down = lossOf().loss;
-        p.value[i] = keep;
-        const numeric = (up - down) / (wUp - wDown);
-        expect(Math.abs(p.grad[i] - numeric), `${p.name}[${i}]`).toBeLessThan(2e-4 * Math.abs(numeric) + 1e-9);
-      }
+      for (const i of largestGradients(p)) expectFiniteDifference(p, i, 1e-3, () => lossOf().loss);
     }
     expect(() => model.addAdapter(config.names.tokenEmbd, 4, 8, new Float32Array(0), new Float32Array(0))).toThrow(/not a linear weight/);
     expect(() => model.addAdapter(target, 0, 8, new Float32Array(0), new Float32Array(0))).toThrow(/rank must be a positive whole number, not 0/);
@@ -91,20 +100,7 @@ describe('TrainableLlama on stories260K', () => {
       for (const name of names) {
         const p = model.param(name);
         // The entries with the largest gradients (a token's embedding row the input uses).
-        const order = Array.from(p.grad.keys()).sort((a, b) => Math.abs(p.grad[b]) - Math.abs(p.grad[a])).slice(0, 3);
-        for (const i of order) {
-          const keep = p.value[i];
-          const h = 1e-3 * Math.max(0.05, Math.abs(keep));
-          p.value[i] = keep + h;
-          const wUp = p.value[i];
-          const up = value();
-          p.value[i] = keep - h;
-          const wDown = p.value[i];
-          const down = value();
-          p.value[i] = keep;
-          const numeric = (up - down) / (wUp - wDown);
-          expect(Math.abs(p.grad[i] - numeric), `${name}[${i}]: analytic ${p.grad[i]}, numeric ${numeric}`).toBeLessThan(2e-4 * Math.abs(numeric) + 1e-9);
-        }
+        for (const i of largestGradients(p)) expectFiniteDifference(p, i, 1e-3 * Math.max(0.05, Math.abs(p.value[i])), value);
       }
     });
   }
@@ -134,17 +130,7 @@ describe('TrainableLlama on a tied Llama 3-style model (rope_freqs, GQA)', () =>
     // Row 40 is an input token (embedding gradient) and an output row (head gradient); row 100 is only an output row.
     const largestIn = (row: number) => row * 64 + Array.from(p.grad.subarray(row * 64, (row + 1) * 64).map(Math.abs)).reduce((best, v, j, a) => (v > a[best] ? j : best), 0);
     for (const i of [largestIn(40), largestIn(100), largestIn(300)]) {
-      const keep = p.value[i];
-      p.value[i] = keep + 1e-3;
-      const wUp = p.value[i];
-      const up = lossOf(net.forward(tokens).logits).loss;
-      p.value[i] = keep - 1e-3;
-      const wDown = p.value[i];
-      const down = lossOf(net.forward(tokens).logits).loss;
-      p.value[i] = keep;
-      const numeric = (up - down) / (wUp - wDown);
-      expect(Math.abs(numeric)).toBeGreaterThan(1e-5);
-      expect(Math.abs(p.grad[i] - numeric), `token_embd[${i}]`).toBeLessThan(2e-4 * Math.abs(numeric) + 1e-9);
+      expect(Math.abs(expectFiniteDifference(p, i, 1e-3, () => lossOf(net.forward(tokens).logits).loss))).toBeGreaterThan(1e-5);
     }
     expect(net.params.has('rope_freqs.weight')).toBe(false);
   });
@@ -198,20 +184,7 @@ describe.each([
     for (const name of names) {
       const p = model.param(name);
       expect(p.grad.some((g) => g !== 0), name).toBe(true);
-      const order = Array.from(p.grad.keys()).sort((a, b) => Math.abs(p.grad[b]) - Math.abs(p.grad[a])).slice(0, 3);
-      for (const i of order) {
-        const keep = p.value[i];
-        const h = 1e-3 * Math.max(0.05, Math.abs(keep));
-        p.value[i] = keep + h;
-        const wUp = p.value[i];
-        const up = value();
-        p.value[i] = keep - h;
-        const wDown = p.value[i];
-        const down = value();
-        p.value[i] = keep;
-        const numeric = (up - down) / (wUp - wDown);
-        expect(Math.abs(p.grad[i] - numeric), `${name}[${i}]: analytic ${p.grad[i]}, numeric ${numeric}`).toBeLessThan(2e-4 * Math.abs(numeric) + 1e-9);
-      }
+      for (const i of largestGradients(p)) expectFiniteDifference(p, i, 1e-3 * Math.max(0.05, Math.abs(p.value[i])), value);
     }
   });
 });
