@@ -45,6 +45,19 @@ export async function expectQuantizeRefused(input: string, out: string, args: re
 }
 
 /**
+ * `quantlab train MODEL -o OUT ARGS...` must be refused: exit 1, nothing on stdout, one stderr
+ * line matching `message`, and neither OUT nor OUT.part left behind.
+ */
+export async function expectTrainRefused(model: string, out: string, args: readonly string[], message: RegExp): Promise<void> {
+  const { code, stdout, stderr } = await runInProcess(['train', model, '-o', out, ...args]);
+  expect(code).toBe(1);
+  expect(stdout).toBe('');
+  expect(stderr).toMatch(message);
+  expect(stderr.trim().split('\n')).toHaveLength(1);
+  expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
+}
+
+/**
  * A successful run off a terminal prints nothing on stderr but its progress lines (one every
  * 10 s, so a slow machine may print some): no warning, no error.
  */

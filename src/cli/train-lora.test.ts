@@ -18,7 +18,7 @@ import { loraLinear } from '../train/lora/apply.ts';
 import { readLoraGguf } from '../train/lora/gguf.ts';
 import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, peftBase, readPeft } from '../train/lora/peft.ts';
 import { logitsOf, maxDifference, openStories } from '../train/lora/testing.ts';
-import { expectOnlyProgress, runInProcess, runTrainInterrupted } from './testing.ts';
+import { expectOnlyProgress, expectTrainRefused, runInProcess, runTrainInterrupted } from './testing.ts';
 
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
 /** The run the tests read: rank 4 on q_proj and v_proj over NF4, KL to F32, 30 steps of 32 tokens. */
@@ -44,15 +44,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function expectRefused(args: readonly string[], message: RegExp): Promise<void> {
-  const out = join(dir, 'bad.gguf');
-  const { code, stdout, stderr } = await runInProcess(['train', STORIES, '-o', out, ...args]);
-  expect(code).toBe(1);
-  expect(stdout).toBe('');
-  expect(stderr).toMatch(message);
-  expect(stderr.trim().split('\n')).toHaveLength(1);
-  expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
-}
+const expectRefused = (args: readonly string[], message: RegExp) => expectTrainRefused(STORIES, join(dir, 'bad.gguf'), args, message);
 
 describe('quantlab train --lora (QLoRA)', () => {
   it('--json: the loss per step; the held-out KL of NF4 base + adapter is below the NF4 base alone', async () => {

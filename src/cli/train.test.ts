@@ -10,7 +10,7 @@ import { loadModel } from '../formats/model.ts';
 import { fileSource } from '../formats/node-source.ts';
 import { FIXTURE_MODELS } from '../formats/testing.ts';
 import { QAT_KEYS } from '../train/export.ts';
-import { expectOnlyProgress, runInProcess, runTrainInterrupted } from './testing.ts';
+import { expectOnlyProgress, expectTrainRefused, runInProcess, runTrainInterrupted } from './testing.ts';
 
 const STORIES = join(FIXTURE_MODELS, 'stories260K.gguf');
 let dir: string;
@@ -21,14 +21,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function expectRefused(args: readonly string[], out: string, message: RegExp): Promise<void> {
-  const { code, stdout, stderr } = await runInProcess(['train', STORIES, '-o', out, ...args]);
-  expect(code).toBe(1);
-  expect(stdout).toBe('');
-  expect(stderr).toMatch(message);
-  expect(stderr.trim().split('\n')).toHaveLength(1);
-  expect(existsSync(out) || existsSync(`${out}.part`)).toBe(false);
-}
+const expectRefused = (args: readonly string[], out: string, message: RegExp) => expectTrainRefused(STORIES, out, args, message);
 
 describe('quantlab train', () => {
   it('--qat q4_0 --json: the loss per step, held-out KL/PPL before and after, the file', async () => {
