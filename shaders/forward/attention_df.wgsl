@@ -3,30 +3,7 @@
 // in double-f32 (forward/df.wgsl), each output rounded to f32 once, as the CPU's f64.
 // One workgroup per (head, query); the scores (hi, lo) go through the scratch buffer
 // (2 * ctx floats per query and head); every reduction is a fixed tree (deterministic).
-
-struct AttnParams {
-  n: u32,
-  start: u32,
-  n_head: u32,
-  group: u32,      // n_head / n_head_kv
-  head_dim: u32,
-  kv_dim: u32,
-  q_dim: u32,
-  window: u32,     // 0: none
-  scale: f32,
-  softcap: f32,    // 0: none
-  ctx: u32,        // score pairs per (query, head) in the scratch buffer
-  zero: u32,
-}
-
-override WG_SIZE: u32 = 64u;
-
-@group(0) @binding(0) var<storage, read> at_q: array<f32>;
-@group(0) @binding(1) var<storage, read> at_k: array<f32>;
-@group(0) @binding(2) var<storage, read> at_v: array<f32>;
-@group(0) @binding(3) var<storage, read_write> at_s: array<f32>;
-@group(0) @binding(4) var<storage, read_write> at_out: array<f32>;
-@group(0) @binding(5) var<uniform> at_p: AttnParams;
+// Bindings and AttnParams: forward/attention_io.wgsl (composed before this file).
 
 var<workgroup> at_red: array<vec2<f32>, WG_SIZE>;
 

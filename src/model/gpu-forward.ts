@@ -441,7 +441,9 @@ export class GpuForward {
     const [norm, rope, attn, act, add, scores, round] = await Promise.all([
       geglu ? this.simple('rmsnorm_df', [...df, 'forward/rmsnorm_df.wgsl'], this.reduceWg(WG)) : this.simple('rmsnorm', ['forward/rmsnorm.wgsl']),
       getPipeline(this.gpu.device, { name: `forward.rope${geglu ? '_df' : ''}`, code: () => composeShader([...df, 'forward/rope.wgsl']), constants: { WG_SIZE: WG, ROPE_DF: geglu ? 1 : 0 } }),
-      geglu ? this.simple('attention_df', [...df, 'forward/attention_df.wgsl'], this.reduceWg(WG)) : this.simple('attention', ['forward/tanh.wgsl', 'forward/attention.wgsl'], this.reduceWg(WG)),
+      geglu
+        ? this.simple('attention_df', [...df, 'forward/attention_io.wgsl', 'forward/attention_df.wgsl'], this.reduceWg(WG))
+        : this.simple('attention', ['forward/tanh.wgsl', 'forward/attention_io.wgsl', 'forward/attention.wgsl'], this.reduceWg(WG)),
       this.simple('ffn_act', ['lib/f16.wgsl', 'forward/ffn_act.wgsl']),
       this.simple('add', ['forward/tanh.wgsl', 'forward/add.wgsl']),
       this.simple('scores', ['forward/scores.wgsl'], SCORE_WG),
