@@ -3,6 +3,7 @@ import { PRESETS } from '../quant/presets.ts';
 import { useApp } from '../store/store.ts';
 import { EVAL_ACTIVATION_MODES } from '../store/slices/modelOutput.ts';
 import { formatBytes, formatMetric } from './format.ts';
+import { whereItRan } from './eval-summary.ts';
 import { JobProgress } from './JobProgress.tsx';
 import { ErrorAlert } from './Status.tsx';
 import { ChartFigure, TableTakeaway } from './Takeaway.tsx';
@@ -37,7 +38,7 @@ export function ModelOutputTab({ refusal }: { refusal: string | null }) {
   return (
     <section className="panel" aria-label="Model output">
       <p className="muted">
-        Runs the model (a Llama forward pass in this page) over a short built-in text, F32 and each preset's quantized weights,
+        Runs the model (its family's forward pass, in this page) over a short built-in text, F32 and each preset's quantized weights,
         and compares their next-token predictions: KL divergence to F32, perplexity, top-1 agreement, and a greedy continuation.
         {refusal && ` This model cannot run here: ${refusal}`}
       </p>
@@ -68,15 +69,13 @@ export function ModelOutputTab({ refusal }: { refusal: string | null }) {
       {result && (
         <>
           <p className="muted">
-            {result.textTokens} tokens of text ({result.positions} scored positions). F32 perplexity {result.f32.ppl.toFixed(4)}.{' '}
+            {result.textTokens} tokens of text ({result.positions} scored positions). F32 perplexity {formatMetric(result.f32.ppl)}.{' '}
             <span data-testid="eval-activations" data-activations={result.activations}>
               Activations: {result.activations}
               {result.activations === 'f32' ? '' : ' (the presets’ products; F32 runs in f32)'}.
             </span>{' '}
             <span data-testid="eval-backend" data-backend={result.backend}>
-              {result.products
-                ? `${result.products.gpu} matrix products on WebGPU${result.products.cpu ? `, ${result.products.cpu} on the CPU (no GPU matmul for their type)` : ''}.`
-                : 'Computed on the CPU.'}
+              {whereItRan(result)}
             </span>
           </p>
           <div className="toolbar">
@@ -100,7 +99,7 @@ export function ModelOutputTab({ refusal }: { refusal: string | null }) {
                 <td>F32</td>
                 <td className="num">{formatBytes(result.f32.bytes)}</td>
                 <td className="num">{result.f32.bpw.toFixed(2)}</td>
-                <td className="num">{result.f32.ppl.toFixed(4)}</td>
+                <td className="num">{formatMetric(result.f32.ppl)}</td>
                 <td className="num">0</td>
                 <td className="num">0</td>
                 <td className="num">0</td>
@@ -112,7 +111,7 @@ export function ModelOutputTab({ refusal }: { refusal: string | null }) {
                   <td className="num">{formatBytes(r.bytes)}</td>
                   <td className="num">{r.bpw.toFixed(2)}</td>
                   <td className="num" data-metric="ppl" data-value={r.ppl}>
-                    {r.ppl.toFixed(4)}
+                    {formatMetric(r.ppl)}
                   </td>
                   <td className="num" data-metric="kl" data-value={r.klMean}>
                     {formatMetric(r.klMean)}
